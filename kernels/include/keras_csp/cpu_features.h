@@ -1,0 +1,24 @@
+// Run-time CPU feature detection used to pick a kernel variant.
+#pragma once
+
+#include <string>
+
+namespace keras_csp {
+
+struct CpuFeatures {
+  bool avx2 = false;
+  bool fma = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vnni = false;
+  bool neon = false;
+  bool neon_dotprod = false;
+};
+
+// Detected once, cached.
+const CpuFeatures& cpu_features();
+
+// Human-readable name of the architecture this library was compiled for.
+std::string compiled_arch();
+
+}  // namespace keras_csp

@@ -1,0 +1,62 @@
+#include "keras_csp/cpu_features.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
+namespace keras_csp {
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(_M_X64)
+  unsigned eax, ebx, ecx, edx;
+  bool os_avx = false, os_avx512 = false;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+    const bool osxsave = ecx & (1u << 27);
+    f.fma = ecx & (1u << 12);
+    if (osxsave) {
+      // XGETBV: the OS must save YMM (bits 1,2) and ZMM/opmask state (bits 5,6,7).
+      unsigned lo, hi;
+      __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+      os_avx = (lo & 0x6) == 0x6;
+      os_avx512 = (lo & 0xE6) == 0xE6;
+    }
+  }
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
+    f.avx2 = os_avx && (ebx & (1u << 5));
+    f.avx512f = os_avx512 && (ebx & (1u << 16));
+    f.avx512bw = os_avx512 && (ebx & (1u << 30));
+    f.avx512vnni = os_avx512 && (ecx & (1u << 11));
+  }
+  f.fma = f.fma && os_avx;
+#elif defined(__aarch64__)
+  f.neon = true;
+#if defined(__linux__) && defined(HWCAP_ASIMDDP)
+  f.neon_dotprod = getauxval(AT_HWCAP) & HWCAP_ASIMDDP;
+#endif
+#endif
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+std::string compiled_arch() {
+#if defined(__x86_64__) || defined(_M_X64)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#else
+  return "generic";
+#endif
+}
+
+}  // namespace keras_csp

@@ -1,0 +1,48 @@
+"""Build script: the Python package plus the pybind11 extensions compiled from kernels/.
+
+Every kernel variant lives in its own file; x86/ARM variants guard themselves with
+`#if` on the target architecture and enable their ISA per file with `#pragma GCC target`,
+so one set of compiler flags builds all of them and run-time dispatch picks one.
+"""
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import find_packages, setup
+
+KERNEL_SOURCES = sorted(glob("kernels/src/**/*.cc", recursive=True))
+
+ext_modules = [
+    Pybind11Extension(
+        "keras_csp._kernels",
+        KERNEL_SOURCES + ["kernels/python/kernels_module.cc"],
+        include_dirs=["kernels/include"],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+    ),
+]
+
+setup(
+    name="keras-csp",
+    version="0.1.0",
+    description="Cross Stage Partial networks (CSPNet) for Keras, int8 TFLite and fused mobile kernels",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_csp", "keras_csp.*"]),
+    ext_modules=ext_modules,
+    cmdclass={"build_ext": build_ext},
+    install_requires=[
+        "numpy",
+        "tensorflow>=2.16,<2.22",
+        "tf_keras>=2.16,<2.22",
+        "tensorflow-model-optimization==0.8.1",
+        "ai-edge-litert==2.3.0",
+        "flatbuffers>=24",
+        "click>=8",
+        "matplotlib",
+        "tqdm",
+        "scikit-learn",
+    ],
+    extras_require={"test": ["pytest", "hypothesis", "pytest-benchmark"]},
+    entry_points={"console_scripts": ["keras-csp=keras_csp.cli:main"]},
+)
