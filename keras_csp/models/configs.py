@@ -1,0 +1,136 @@
+"""Small dataclass configs for every classifier in the zoo (the pattern of timm's cspnet.py).
+
+A CSP model and its plain twin share the stem, the block functions and the stage layout; the
+config says which stage builder (plain or CSP) to use. Widths and depths follow the published
+architectures; where they differ per variant it is noted next to the config.
+"""
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class StemCfg:
+    kind: str = "conv_pool"   # "conv_pool": conv + 3x3/2 max pool; "conv": one conv; "pelee": PeleeNet stem block
+    filters: int = 64
+    kernel_size: int = 7
+    strides: int = 2
+
+
+@dataclass(frozen=True)
+class StageCfg:
+    block: str                        # "dense" | "pelee" | "bottleneck" | "dark"
+    depth: int
+    # dense / pelee stages: blocks then (transition) then (pool)
+    growth_rate: int = 32
+    bottleneck_width: float = 4.0     # dense: 1x1 width = 4*growth; pelee: the two-way layer's width multiplier
+    transition: bool = True           # a transition conv ends the stage (DenseNet's last stage has none)
+    compression: float = 0.5          # transition width = compression * channels
+    pool: bool = False                # 2x2 average pooling ends the stage
+    # bottleneck / dark stages: (downsample) then blocks
+    out_filters: int = 0
+    stride: int = 1
+    bottle_ratio: float = 1.0         # bottleneck width = block width * bottle_ratio
+    groups: int = 1
+    expand_ratio: float = 1.0         # CSP: 1x1 expansion to out_filters * expand_ratio before the split
+    down_growth: bool = False         # CSP: the strided 3x3 downsample conv widens to out_filters
+    cross_linear: bool = False        # CSP: no activation after the expansion conv
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    stem: StemCfg
+    stages: Tuple[StageCfg, ...]
+    csp: bool = False
+    act: str = "relu"
+    fusion: str = "both"
+    partial_ratio: float = 0.5
+    default_size: int = 224
+    min_size: int = 32
+    notes: str = field(default="", compare=False)
+
+
+def dense_stages(blocks, growth_rate=32, block="dense", bottleneck_widths=None, compression=0.5,
+                 last_transition=False):
+    """Stages of a DenseNet-style network: transition + 2x2 pool after every stage but the last."""
+    n = len(blocks)
+    widths = bottleneck_widths or (4.0,) * n
+    return tuple(
+        StageCfg(block=block, depth=d, growth_rate=growth_rate, bottleneck_width=w,
+                 transition=(i < n - 1) or last_transition, compression=compression, pool=i < n - 1)
+        for i, (d, w) in enumerate(zip(blocks, widths)))
+
+
+def residual_stages(block, depths, out_filters, strides, bottle_ratio, groups=1, expand_ratio=1.0,
+                    down_growth=False, cross_linear=False):
+    def per_stage(v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v,) * len(depths)
+
+    return tuple(
+        StageCfg(block=block, depth=d, out_filters=o, stride=s, bottle_ratio=b, groups=groups,
+                 expand_ratio=e, down_growth=down_growth, cross_linear=cross_linear)
+        for d, o, s, b, e in zip(depths, out_filters, per_stage(strides), per_stage(bottle_ratio),
+                                 per_stage(expand_ratio)))
+
+
+IMAGENET_STEM = StemCfg("conv_pool", 64, 7, 2)
+TINY_STEM = StemCfg("conv", 32, 3, 2)
+
+# DenseNet (Huang et al.): growth 32, bottleneck 4*growth, compression 0.5. CSP variants: the paper's
+# partial dense block; default fusion "last" (the CSPNet paper's PeleeNet ablation: fusion last cuts
+# the most computation for ~0.1% top-1), partial transition compression 0.5.
+DENSENET_BLOCKS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 32)}
+
+
+def densenet_cfg(blocks, growth_rate=32, csp=False, **kw):
+    return ModelCfg(IMAGENET_STEM, dense_stages(blocks, growth_rate), csp=csp, fusion="last", **kw)
+
+
+# ResNet-50 (v1.5: stride on the 3x3) and ResNeXt-50 32x4d; their CSP twins follow timm's
+# cspresnet50 / cspresnext50 (CSPNet darknet cfgs): depths (3, 3, 5, 2), CSPResNet-50 stage widths
+# 128..1024 with 2x expansion, CSPResNeXt-50 widths 256..2048, block path = half the channels.
+RESNET50 = ModelCfg(IMAGENET_STEM, residual_stages("bottleneck", (3, 4, 6, 3), (256, 512, 1024, 2048),
+                                                    (1, 2, 2, 2), 0.25))
+CSPRESNET50 = ModelCfg(IMAGENET_STEM, residual_stages("bottleneck", (3, 3, 5, 2), (128, 256, 512, 1024),
+                                                       (1, 2, 2, 2), 0.5, expand_ratio=2.0, cross_linear=True),
+                       csp=True)
+RESNEXT50 = ModelCfg(IMAGENET_STEM, residual_stages("bottleneck", (3, 4, 6, 3), (256, 512, 1024, 2048),
+                                                     (1, 2, 2, 2), 0.5, groups=32))
+CSPRESNEXT50 = ModelCfg(IMAGENET_STEM, residual_stages("bottleneck", (3, 3, 5, 2), (256, 512, 1024, 2048),
+                                                        (1, 2, 2, 2), 1.0, groups=32, cross_linear=True),
+                        csp=True)
+
+# Darknet-53 (YOLOv3) and CSPDarknet-53 (timm cspdarknet53 / the CSPNet darknet cfg): stem 3x3 32,
+# five stride-2 stages; the first CSP stage expands 2x with half-width bottlenecks. LeakyReLU(0.1).
+DARKNET_STEM = StemCfg("conv", 32, 3, 1)
+DARKNET53 = ModelCfg(DARKNET_STEM, residual_stages("dark", (1, 2, 8, 8, 4), (64, 128, 256, 512, 1024), 2, 0.5),
+                     act="leaky")
+CSPDARKNET53 = ModelCfg(DARKNET_STEM, residual_stages("dark", (1, 2, 8, 8, 4), (64, 128, 256, 512, 1024), 2,
+                                                      (0.5, 1, 1, 1, 1), expand_ratio=(2.0, 1, 1, 1, 1),
+                                                      down_growth=True),
+                        csp=True, act="leaky")
+
+# PeleeNet (Wang et al. 2018): stem block 32, two-way dense layers, growth 32, blocks (3, 4, 8, 6),
+# bottleneck width multipliers (1, 2, 4, 4), transitions without compression (128, 256, 512, 704).
+# CSPPeleeNet: the CSPNet paper's fusion-last variant.
+PELEE_STAGES = dense_stages((3, 4, 8, 6), 32, block="pelee", bottleneck_widths=(1, 2, 4, 4),
+                            compression=1.0, last_transition=True)
+PELEENET = ModelCfg(StemCfg("pelee", 32), PELEE_STAGES)
+CSPPELEENET = ModelCfg(StemCfg("pelee", 32), PELEE_STAGES, csp=True, fusion="last")
+
+# Tiny variants for tests and demos at 32x32 (e.g. scikit-learn's digits, upsampled).
+TINY = dict(default_size=32, min_size=16)
+DENSENET_TINY = ModelCfg(TINY_STEM, dense_stages((2, 2, 2), 16), fusion="last", **TINY)
+# As CSPResNet-50 vs ResNet-50 (13 vs 16 blocks, half-width stages with 2x expansion), the CSP tiny
+# ResNet has one block fewer per stage than its plain twin.
+RESNET_TINY = ModelCfg(TINY_STEM, residual_stages("bottleneck", (3, 3), (64, 128), (1, 2), 0.25), **TINY)
+CSPRESNET_TINY = ModelCfg(TINY_STEM, residual_stages("bottleneck", (2, 2), (32, 64), (1, 2), 0.5,
+                                                     expand_ratio=2.0, cross_linear=True), csp=True, **TINY)
+DARKNET_TINY = ModelCfg(StemCfg("conv", 16, 3, 1), residual_stages("dark", (2, 2, 2), (32, 64, 128), 2, 0.5),
+                        act="leaky", **TINY)
+CSPDARKNET_TINY = ModelCfg(StemCfg("conv", 16, 3, 1),
+                           residual_stages("dark", (2, 2, 2), (32, 64, 128), 2, (0.5, 1, 1),
+                                           expand_ratio=(2.0, 1, 1), down_growth=True),
+                           csp=True, act="leaky", **TINY)
+PELEENET_TINY = ModelCfg(StemCfg("pelee", 16), dense_stages((2, 2, 2), 16, block="pelee",
+                                                             bottleneck_widths=(1, 2, 2), compression=1.0,
+                                                             last_transition=True), fusion="last", **TINY)

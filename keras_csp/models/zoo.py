@@ -1,0 +1,125 @@
+"""Named models and the registry: `list_models()`, `create_model(name, **kwargs)`.
+
+Every function has the Keras Applications signature (include_top, weights, input_tensor, input_shape,
+pooling, classes, classifier_activation) plus `partial_ratio` and `fusion` (CSP models only).
+`weights` is None or the path of a weights file: no pretrained weights are downloadable.
+"""
+import difflib
+from dataclasses import replace
+
+from . import configs as C
+from .builder import build_model
+
+_REGISTRY = {}
+
+
+def register_model(name, plain_twin=None):
+    """Register a model function under `name` (lower case); `plain_twin` names its non-CSP twin."""
+    def wrap(fn):
+        fn.model_name = name
+        fn.plain_twin = plain_twin
+        _REGISTRY[name] = fn
+        return fn
+    return wrap
+
+
+def list_models(csp_only=False):
+    names = sorted(_REGISTRY)
+    return [n for n in names if _REGISTRY[n].plain_twin] if csp_only else names
+
+
+def get_model_fn(name):
+    key = str(name).lower().replace("-", "_")
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_REGISTRY))}"
+        raise ValueError(f"unknown model name {name!r}{hint}")
+    return _REGISTRY[key]
+
+
+def create_model(name, **kwargs):
+    return get_model_fn(name)(**kwargs)
+
+
+def plain_twin_of(name):
+    return get_model_fn(name).plain_twin
+
+
+def _plain(cfg, name, kwargs):
+    for key in ("partial_ratio", "fusion"):
+        if kwargs.pop(key, None) is not None:
+            raise ValueError(f"{key} applies to CSP models only, not to {name}")
+    return build_model(cfg, name, **kwargs)
+
+
+# --- DenseNet family ---------------------------------------------------------------------------
+
+def CSPDenseNet(blocks=C.DENSENET_BLOCKS[121], growth_rate=32, name="cspdensenet", **kwargs):
+    """CSPDenseNet with any block counts (default: 121 layers' (6, 12, 24, 16))."""
+    _check_blocks(blocks, growth_rate)
+    return build_model(C.densenet_cfg(tuple(blocks), growth_rate, csp=True), name, **kwargs)
+
+
+def DenseNet(blocks=C.DENSENET_BLOCKS[121], growth_rate=32, name="densenet", **kwargs):
+    _check_blocks(blocks, growth_rate)
+    return _plain(C.densenet_cfg(tuple(blocks), growth_rate), name, kwargs)
+
+
+def _check_blocks(blocks, growth_rate):
+    if not blocks or any(int(b) < 1 for b in blocks):
+        raise ValueError(f"blocks must be a non-empty sequence of positive layer counts, got {blocks!r}")
+    if int(growth_rate) < 1:
+        raise ValueError(f"growth_rate must be positive, got {growth_rate!r}")
+
+
+def _dense_pair(depth):
+    blocks = C.DENSENET_BLOCKS[depth]
+
+    @register_model(f"cspdensenet{depth}", plain_twin=f"densenet{depth}")
+    def csp(**kwargs):
+        return CSPDenseNet(blocks, name=f"cspdensenet{depth}", **kwargs)
+
+    @register_model(f"densenet{depth}")
+    def plain(**kwargs):
+        return DenseNet(blocks, name=f"densenet{depth}", **kwargs)
+
+    csp.__doc__ = f"CSPDenseNet-{depth}: DenseNet-{depth} blocks {blocks} as partial dense blocks."
+    plain.__doc__ = f"DenseNet-{depth} (conv-BN-ReLU ordering), the plain twin of CSPDenseNet-{depth}."
+    return csp, plain
+
+
+CSPDenseNet121, DenseNet121 = _dense_pair(121)
+CSPDenseNet169, DenseNet169 = _dense_pair(169)
+CSPDenseNet201, DenseNet201 = _dense_pair(201)
+
+
+# --- Residual families and PeleeNet -----------------------------------------------------------
+
+def _pair(csp_name, plain_name, csp_cfg, plain_cfg):
+    @register_model(csp_name, plain_twin=plain_name)
+    def csp(**kwargs):
+        return build_model(csp_cfg, csp_name, **kwargs)
+
+    @register_model(plain_name)
+    def plain(**kwargs):
+        return _plain(plain_cfg, plain_name, kwargs)
+
+    csp.__doc__ = f"{csp_name}: CSP twin of {plain_name}. {csp_cfg.notes}"
+    plain.__doc__ = f"{plain_name}: plain twin of {csp_name}."
+    return csp, plain
+
+
+CSPResNet50, ResNet50 = _pair("cspresnet50", "resnet50", C.CSPRESNET50, C.RESNET50)
+CSPResNeXt50, ResNeXt50 = _pair("cspresnext50", "resnext50", C.CSPRESNEXT50, C.RESNEXT50)
+CSPDarknet53, Darknet53 = _pair("cspdarknet53", "darknet53", C.CSPDARKNET53, C.DARKNET53)
+CSPPeleeNet, PeleeNet = _pair("csppeleenet", "peleenet", C.CSPPELEENET, C.PELEENET)
+
+# Tiny variants: 32x32 inputs, for tests, CI and the demo.
+cspdensenet_tiny, densenet_tiny = _pair(
+    "cspdensenet_tiny", "densenet_tiny", replace(C.DENSENET_TINY, csp=True),
+    C.DENSENET_TINY)
+cspresnet_tiny, resnet_tiny = _pair("cspresnet_tiny", "resnet_tiny", C.CSPRESNET_TINY, C.RESNET_TINY)
+cspdarknet_tiny, darknet_tiny = _pair("cspdarknet_tiny", "darknet_tiny", C.CSPDARKNET_TINY, C.DARKNET_TINY)
+csppeleenet_tiny, peleenet_tiny = _pair(
+    "csppeleenet_tiny", "peleenet_tiny", replace(C.PELEENET_TINY, csp=True),
+    C.PELEENET_TINY)
