@@ -71,7 +71,7 @@ def compare_command(names, input_size, all_pairs, json_path):
         size = input_size or (32 if all("tiny" in n for n in group) else 224)
         rows, _ = compare(group, size)
         for r in rows:
-            click.echo(f"{r['model']:20s} {r['params']:>12,d} {r["gflops"]:>9.4f} {r['max_layer_gflops']:>17.4f} "
+            click.echo(f"{r['model']:20s} {r['params']:>12,d} {r['gflops']:>9.4f} {r['max_layer_gflops']:>17.4f} "
                        f"{r['flops_ratio']:>12.3f}")
         rows_out.append(rows)
     if json_path:
