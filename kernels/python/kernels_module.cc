@@ -1,10 +1,226 @@
 // pybind11 bindings for the keras_csp native kernels: `keras_csp._kernels`.
+// Thin layer: numpy arrays in/out, every error reported by the C++ layer becomes a Python
+// exception (ValueError for bad arguments, RuntimeError for unsupported variants).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
+#include "keras_csp/quantization.h"
 
 namespace py = pybind11;
+using namespace keras_csp;
+
+namespace {
+
+void Throw(const Status& s) {
+  if (s.ok()) return;
+  const std::string msg = std::string(StatusCodeName(s.code())) + ": " + s.message();
+  if (s.code() == StatusCode::kUnsupported || s.code() == StatusCode::kOutOfMemory)
+    throw std::runtime_error(msg);
+  throw py::value_error(msg);
+}
+
+Variant ToVariant(const std::string& name) {
+  Variant v;
+  Throw(ParseVariant(name, &v));
+  return v;
+}
+
+Padding ToPadding(const std::string& p) {
+  if (p == "same" || p == "SAME") return Padding::kSame;
+  if (p == "valid" || p == "VALID") return Padding::kValid;
+  throw py::value_error("padding must be 'same' or 'valid', got '" + p + "'");
+}
+
+template <typename T>
+const char* DtypeName();
+template <>
+const char* DtypeName<int8_t>() { return "int8"; }
+template <>
+const char* DtypeName<float>() { return "float32"; }
+template <>
+const char* DtypeName<int32_t>() { return "int32"; }
+
+// Checks dtype / ndim / C-contiguity; alignment and sizes are validated by the C++ layer.
+template <typename T>
+void CheckArray(const py::array& a, const char* name, int ndim, bool writable) {
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " + DtypeName<T>() + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (ndim >= 0 && a.ndim() != ndim)
+    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
+                          std::to_string(a.ndim()) + "-D");
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
+}
+
+template <typename T>
+const T* CPtr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <typename T>
+T* MPtr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+struct Dims {
+  int n, h, w, c;
+};
+Dims DimsOf(const py::array& a) {
+  for (int i = 0; i < 4; ++i)
+    if (a.shape(i) > (1 << 24)) throw py::value_error("dimension too large");
+  return {static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(2)),
+          static_cast<int>(a.shape(3))};
+}
+
+ConvGeometry MakeGeometry(const py::array& weights, int stride_h, int stride_w,
+                          const std::string& padding) {
+  // weights OHWI
+  ConvGeometry g;
+  g.out_channels = static_cast<int>(weights.shape(0));
+  g.kernel_h = static_cast<int>(weights.shape(1));
+  g.kernel_w = static_cast<int>(weights.shape(2));
+  g.in_channels = static_cast<int>(weights.shape(3));
+  g.stride_h = stride_h;
+  g.stride_w = stride_w;
+  g.padding = ToPadding(padding);
+  return g;
+}
+
+// Shared driver for both element types.
+template <typename T, typename Packed>
+struct Ops {
+  static py::array Conv(const Packed& p, const py::array& x, py::object out_obj) {
+    CheckArray<T>(x, "x", 4, false);
+    const Dims d = DimsOf(x);
+    ConvOutputShape s;
+    Throw(ComputeOutputShape(p.geometry(), d.h, d.w, &s));
+    py::array out;
+    if (out_obj.is_none()) {
+      out = py::array_t<T>(std::vector<py::ssize_t>{d.n, s.out_h, s.out_w, p.geometry().out_channels});
+    } else {
+      out = out_obj.cast<py::array>();
+      CheckArray<T>(out, "out", 4, true);
+      const Dims o = DimsOf(out);
+      if (o.n != d.n || o.h != s.out_h || o.w != s.out_w || o.c != p.geometry().out_channels)
+        throw py::value_error("out has the wrong shape");
+    }
+    const Dims o = DimsOf(out);
+    const TensorLayout li = NhwcSlice(d.n, d.h, d.w, d.c, 0, d.c);
+    const TensorLayout lo = NhwcSlice(o.n, o.h, o.w, o.c, 0, o.c);
+    Status st;
+    {
+      const T* xi = CPtr<T>(x);
+      T* oo = MPtr<T>(out);
+      py::gil_scoped_release nogil;
+      st = Run(p, xi, li, oo, lo);
+    }
+    Throw(st);
+    return out;
+  }
+
+  static Status Run(const Packed& p, const T* in, const TensorLayout& li, T* out,
+                    const TensorLayout& lo);
+
+  // Conv reading channels [in_offset, in_offset + in_channels) of x and writing channels
+  // [out_offset, out_offset + out_channels) of out (both dense NHWC; may be the same array).
+  static void Slices(const Packed& p, const py::array& x, int in_offset, py::array out,
+                     int out_offset) {
+    CheckArray<T>(x, "x", 4, false);
+    CheckArray<T>(out, "out", 4, true);
+    const Dims d = DimsOf(x), o = DimsOf(out);
+    const TensorLayout li = NhwcSlice(d.n, d.h, d.w, d.c, in_offset, p.geometry().in_channels);
+    const TensorLayout lo = NhwcSlice(o.n, o.h, o.w, o.c, out_offset, p.geometry().out_channels);
+    Status st;
+    {
+      const T* xi = CPtr<T>(x);
+      T* oo = MPtr<T>(out);
+      py::gil_scoped_release nogil;
+      st = Run(p, xi, li, oo, lo);
+    }
+    Throw(st);
+  }
+};
+
+template <>
+Status Ops<int8_t, PackedConvInt8>::Run(const PackedConvInt8& p, const int8_t* in,
+                                        const TensorLayout& li, int8_t* out,
+                                        const TensorLayout& lo) {
+  return Conv2DInt8(p, in, li, out, lo);
+}
+template <>
+Status Ops<float, PackedConvF32>::Run(const PackedConvF32& p, const float* in,
+                                      const TensorLayout& li, float* out, const TensorLayout& lo) {
+  return Conv2DF32(p, in, li, out, lo);
+}
+
+ConcatOrder ToOrder(const std::string& s) {
+  if (s == "skip_first") return ConcatOrder::kSkipFirst;
+  if (s == "skip_last") return ConcatOrder::kSkipLast;
+  throw py::value_error("order must be 'skip_first' or 'skip_last', got '" + s + "'");
+}
+
+template <typename T, typename Packed, typename Fn>
+py::array Csp(const Packed& p, const py::array& x, int c_skip, py::object out_obj,
+              const std::string& order, Fn fn) {
+  CheckArray<T>(x, "x", 4, false);
+  const Dims d = DimsOf(x);
+  if (c_skip < 0 || c_skip >= d.c)
+    throw py::value_error("c_skip must be in [0, " + std::to_string(d.c) + "), got " +
+                          std::to_string(c_skip));
+  const ConcatOrder ord = ToOrder(order);
+  const int out_c = c_skip + p.geometry().out_channels;
+  py::array out;
+  if (out_obj.is_none()) {
+    out = py::array_t<T>(std::vector<py::ssize_t>{d.n, d.h, d.w, out_c});
+  } else {
+    out = out_obj.cast<py::array>();
+    CheckArray<T>(out, "out", 4, true);
+    const Dims o = DimsOf(out);
+    if (o.n != d.n || o.h != d.h || o.w != d.w || o.c != out_c)
+      throw py::value_error("out has the wrong shape");
+  }
+  Status st;
+  {
+    const T* xi = CPtr<T>(x);
+    T* oo = MPtr<T>(out);
+    const int64_t n = static_cast<int64_t>(out.size());
+    py::gil_scoped_release nogil;
+    st = fn(p, xi, d.n, d.h, d.w, d.c, c_skip, oo, n, ord);
+  }
+  Throw(st);
+  return out;
+}
+
+template <typename T, typename Packed, typename Fn>
+void Dense(const Packed& p, py::array block, int in_offset, int out_offset, Fn fn) {
+  CheckArray<T>(block, "block", 4, true);
+  const Dims d = DimsOf(block);
+  Status st;
+  {
+    T* b = MPtr<T>(block);
+    py::gil_scoped_release nogil;
+    st = fn(p, b, d.n, d.h, d.w, d.c, in_offset, out_offset);
+  }
+  Throw(st);
+}
+
+py::dict GeometryDict(const ConvGeometry& g) {
+  py::dict d;
+  d["kernel_h"] = g.kernel_h;
+  d["kernel_w"] = g.kernel_w;
+  d["stride_h"] = g.stride_h;
+  d["stride_w"] = g.stride_w;
+  d["padding"] = g.padding == Padding::kSame ? "same" : "valid";
+  d["in_channels"] = g.in_channels;
+  d["out_channels"] = g.out_channels;
+  return d;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
   m.doc() = "keras-csp native kernels";
@@ -22,4 +238,121 @@ PYBIND11_MODULE(_kernels, m) {
     d["neon_dotprod"] = f.neon_dotprod;
     return d;
   }, "CPU features detected at run time.");
+
+  m.def("variant_available", [](const std::string& name, bool float32) {
+    return VariantAvailable(ToVariant(name), float32);
+  }, py::arg("variant"), py::arg("float32") = false);
+  m.def("best_variant", [](bool float32) { return std::string(VariantName(BestVariant(float32))); },
+        py::arg("float32") = false);
+  m.def("quantize_multiplier", [](double real) {
+    int32_t q;
+    int shift;
+    QuantizeMultiplier(real, &q, &shift);
+    return py::make_tuple(q, shift);
+  }, py::arg("real_multiplier"));
+  m.def("multiply_by_quantized_multiplier", [](int32_t x, int32_t mult, int shift) {
+    return MultiplyByQuantizedMultiplier(x, mult, shift);
+  });
+  m.def("make_quant_params", [](float input_scale, int input_zp, py::array_t<float, py::array::forcecast> filter_scales,
+                                float output_scale, int output_zp) {
+    if (filter_scales.ndim() != 1) throw py::value_error("filter_scales must be 1-D");
+    Int8QuantParams q;
+    Throw(MakeInt8QuantParams(input_scale, input_zp, filter_scales.data(),
+                              static_cast<int>(filter_scales.size()), output_scale, output_zp,
+                              -128, 127, &q));
+    return py::make_tuple(py::array_t<int32_t>(q.output_multiplier.size(), q.output_multiplier.data()),
+                          py::array_t<int32_t>(q.output_shift.size(), q.output_shift.data()));
+  }, py::arg("input_scale"), py::arg("input_zero_point"), py::arg("filter_scales"),
+     py::arg("output_scale"), py::arg("output_zero_point"));
+  m.def("int8_activation_range", [](const std::string& act, float scale, int zp) {
+    Activation a;
+    if (act == "none" || act == "linear") a = Activation::kNone;
+    else if (act == "relu") a = Activation::kRelu;
+    else if (act == "relu6") a = Activation::kRelu6;
+    else throw py::value_error("activation must be none, relu or relu6");
+    int32_t lo, hi;
+    Int8ActivationRange(a, scale, zp, &lo, &hi);
+    return py::make_tuple(lo, hi);
+  });
+
+  py::class_<PackedConvInt8>(m, "PackedConvInt8", "int8 conv with weights prepacked for one variant")
+      .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
+                       const std::string& padding, int input_zero_point, int output_zero_point,
+                       py::array multiplier, py::array shift, int act_min, int act_max,
+                       const std::string& variant) {
+             CheckArray<int8_t>(weights, "weights", 4, false);
+             CheckArray<int32_t>(multiplier, "multiplier", 1, false);
+             CheckArray<int32_t>(shift, "shift", 1, false);
+             ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
+             const int32_t* bptr = nullptr;
+             py::array barr;
+             if (!bias.is_none()) {
+               barr = bias.cast<py::array>();
+               CheckArray<int32_t>(barr, "bias", 1, false);
+               if (barr.shape(0) != g.out_channels)
+                 throw py::value_error("bias must have out_channels entries");
+               bptr = CPtr<int32_t>(barr);
+             }
+             Int8QuantParams q;
+             q.input_zero_point = input_zero_point;
+             q.output_zero_point = output_zero_point;
+             q.act_min = act_min;
+             q.act_max = act_max;
+             q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
+             q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
+             std::unique_ptr<PackedConvInt8> p;
+             Throw(PackedConvInt8::Create(g, CPtr<int8_t>(weights), bptr, q, ToVariant(variant), &p));
+             return p;
+           }),
+           py::arg("weights"), py::arg("bias"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
+           py::arg("padding") = "same", py::arg("input_zero_point") = 0,
+           py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
+           py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto")
+      .def_property_readonly("variant", [](const PackedConvInt8& p) { return std::string(VariantName(p.variant())); })
+      .def_property_readonly("geometry", [](const PackedConvInt8& p) { return GeometryDict(p.geometry()); })
+      .def("conv2d", &Ops<int8_t, PackedConvInt8>::Conv, py::arg("x"), py::arg("out") = py::none())
+      .def("conv2d_slices", &Ops<int8_t, PackedConvInt8>::Slices, py::arg("x"), py::arg("in_offset"),
+           py::arg("out"), py::arg("out_offset"))
+      .def("csp_partial", [](const PackedConvInt8& p, const py::array& x, int c_skip, py::object out,
+                             const std::string& order) {
+             return Csp<int8_t>(p, x, c_skip, out, order, CspPartialConvInt8);
+           }, py::arg("x"), py::arg("c_skip"), py::arg("out") = py::none(), py::arg("order") = "skip_first")
+      .def("dense_append", [](const PackedConvInt8& p, py::array block, int in_offset, int out_offset) {
+             Dense<int8_t>(p, block, in_offset, out_offset, DenseAppendInt8);
+           }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"));
+
+  py::class_<PackedConvF32>(m, "PackedConvF32", "float32 conv with weights prepacked for one variant")
+      .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
+                       const std::string& padding, float act_min, float act_max,
+                       const std::string& variant) {
+             CheckArray<float>(weights, "weights", 4, false);
+             ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
+             const float* bptr = nullptr;
+             py::array barr;
+             if (!bias.is_none()) {
+               barr = bias.cast<py::array>();
+               CheckArray<float>(barr, "bias", 1, false);
+               if (barr.shape(0) != g.out_channels)
+                 throw py::value_error("bias must have out_channels entries");
+               bptr = CPtr<float>(barr);
+             }
+             std::unique_ptr<PackedConvF32> p;
+             Throw(PackedConvF32::Create(g, CPtr<float>(weights), bptr, act_min, act_max, ToVariant(variant), &p));
+             return p;
+           }),
+           py::arg("weights"), py::arg("bias"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
+           py::arg("padding") = "same", py::arg("act_min") = -3.4e38f, py::arg("act_max") = 3.4e38f,
+           py::arg("variant") = "auto")
+      .def_property_readonly("variant", [](const PackedConvF32& p) { return std::string(VariantName(p.variant())); })
+      .def_property_readonly("geometry", [](const PackedConvF32& p) { return GeometryDict(p.geometry()); })
+      .def("conv2d", &Ops<float, PackedConvF32>::Conv, py::arg("x"), py::arg("out") = py::none())
+      .def("conv2d_slices", &Ops<float, PackedConvF32>::Slices, py::arg("x"), py::arg("in_offset"),
+           py::arg("out"), py::arg("out_offset"))
+      .def("csp_partial", [](const PackedConvF32& p, const py::array& x, int c_skip, py::object out,
+                             const std::string& order) {
+             return Csp<float>(p, x, c_skip, out, order, CspPartialConvF32);
+           }, py::arg("x"), py::arg("c_skip"), py::arg("out") = py::none(), py::arg("order") = "skip_first")
+      .def("dense_append", [](const PackedConvF32& p, py::array block, int in_offset, int out_offset) {
+             Dense<float>(p, block, in_offset, out_offset, DenseAppendF32);
+           }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"));
 }

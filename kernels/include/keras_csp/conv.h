@@ -1,0 +1,180 @@
+// keras-csp fused convolution kernels: public C++ API.
+//
+// Semantics follow TFLite's builtin CONV_2D (reference_integer_ops::ConvPerChannel for int8,
+// reference_ops::Conv for float32): NHWC activations, OHWI weights, SAME/VALID padding,
+// dilation 1, asymmetric int8 activations, symmetric per-output-channel int8 weights,
+// int32 bias, fixed-point requantization with per-channel multiplier + shift, fused clamp.
+//
+// Every activation tensor is described by a TensorLayout: a (possibly strided) view of
+// `channels` consecutive channels, starting at `channel_offset`, inside a buffer of
+// `buffer_elements` elements. This lets a conv read a channel slice in place and write its
+// output at a channel offset of a preallocated (concatenated) buffer, which removes the
+// split/concat copies of CSP stages and dense blocks.
+//
+// Usage (e.g. from a TFLite custom op):
+//   Prepare: PackedConvInt8::Create(geometry, weights, bias, quant, Variant::kAuto, &packed)
+//   Invoke:  Conv2DInt8(*packed, input, in_layout, output, out_layout)
+//            or CspPartialConvInt8 / DenseAppendInt8.
+// All functions validate their arguments and return a Status; they never abort.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "keras_csp/status.h"
+
+namespace keras_csp {
+
+enum class Padding { kValid = 0, kSame = 1 };
+
+enum class Variant {
+  kAuto = 0,        // best available on this CPU
+  kScalar,          // portable reference (TFLite reference semantics)
+  kAvx2,            // x86-64 AVX2 (+FMA for float)
+  kAvx512Vnni,      // x86-64 AVX-512 VNNI (int8 only)
+  kNeonDotprod,     // aarch64 NEON + dot product (int8); plain NEON for float32
+};
+
+const char* VariantName(Variant v);
+// Parses "auto", "scalar", "avx2", "avx512vnni", "neon_dotprod" (also "neon" for float).
+Status ParseVariant(const std::string& name, Variant* out);
+// Whether the variant is compiled in and supported by this CPU (kAuto/kScalar: always true).
+bool VariantAvailable(Variant v, bool float32 = false);
+// What kAuto resolves to.
+Variant BestVariant(bool float32 = false);
+
+struct ConvGeometry {
+  int kernel_h = 1, kernel_w = 1;   // 1x1 and 3x3 are the tuned cases; any size >= 1 works
+  int stride_h = 1, stride_w = 1;   // >= 1
+  Padding padding = Padding::kSame;
+  int in_channels = 0;              // channels the conv reads
+  int out_channels = 0;             // channels the conv writes
+};
+
+// Output spatial size + padding exactly as TFLite computes them.
+struct ConvOutputShape {
+  int out_h = 0, out_w = 0;
+  int pad_top = 0, pad_left = 0;
+};
+Status ComputeOutputShape(const ConvGeometry& g, int in_h, int in_w, ConvOutputShape* out);
+
+// Per-channel int8 quantization, as TFLite computes it in Prepare.
+struct Int8QuantParams {
+  int32_t input_zero_point = 0;            // in [-128, 127]
+  int32_t output_zero_point = 0;           // in [-128, 127]
+  std::vector<int32_t> output_multiplier;  // out_channels entries, in [0, 2^31)
+  std::vector<int32_t> output_shift;       // out_channels entries, in [-31, 30] (>0: left shift)
+  int32_t act_min = -128, act_max = 127;   // fused activation clamp (quantized)
+};
+
+// Fills output_multiplier/output_shift from scales (double arithmetic as TFLite):
+// effective_scale[c] = input_scale * filter_scale[c] / output_scale.
+Status MakeInt8QuantParams(float input_scale, int32_t input_zero_point, const float* filter_scales,
+                           int out_channels, float output_scale, int32_t output_zero_point,
+                           int32_t act_min, int32_t act_max, Int8QuantParams* out);
+
+enum class Activation { kNone = 0, kRelu = 1, kRelu6 = 2 };
+// TFLite CalculateActivationRangeQuantized for int8.
+void Int8ActivationRange(Activation act, float output_scale, int32_t output_zero_point,
+                         int32_t* act_min, int32_t* act_max);
+
+// A strided channel slice of an NHWC buffer. Strides are in elements.
+struct TensorLayout {
+  int batch = 1, height = 0, width = 0;
+  int channels = 0;              // channels of the slice (must match the conv)
+  int channel_offset = 0;        // first channel of the slice within a pixel
+  int64_t pixel_stride = 0;      // elements between horizontally adjacent pixels (>= offset+channels)
+  int64_t row_stride = 0;        // elements between rows
+  int64_t batch_stride = 0;      // elements between images
+  int64_t buffer_elements = 0;   // size of the buffer the base pointer points to (bounds check)
+};
+// Dense NHWC tensor [batch, height, width, total_channels]; slice [offset, offset+channels).
+TensorLayout NhwcSlice(int batch, int height, int width, int total_channels, int channel_offset,
+                       int channels);
+
+// Weights prepacked once for one variant. Immutable after Create; safe to share across threads.
+class PackedConvInt8 {
+ public:
+  // weights: OHWI [out_channels][kernel_h][kernel_w][in_channels] int8 (symmetric, zero point 0).
+  // bias: out_channels int32, may be null (= zeros).
+  static Status Create(const ConvGeometry& geometry, const int8_t* weights, const int32_t* bias,
+                       const Int8QuantParams& quant, Variant variant,
+                       std::unique_ptr<PackedConvInt8>* out);
+  const ConvGeometry& geometry() const { return geometry_; }
+  const Int8QuantParams& quant() const { return quant_; }
+  Variant variant() const { return variant_; }
+
+  // Implementation data (read by the variant kernels).
+  ConvGeometry geometry_;
+  Int8QuantParams quant_;
+  Variant variant_ = Variant::kScalar;
+  std::vector<int8_t> weights_;   // original OHWI weights (scalar reference)
+  std::vector<int32_t> bias_;     // original bias
+  std::vector<int32_t> left_shift_, right_shift_;  // derived from output_shift
+  std::vector<uint8_t> packed_storage_;  // variant-specific packing, 64-byte aligned at packed()
+  size_t packed_offset_ = 0;
+  int nr_ = 0;                    // output-channel block of the packing
+  int k_padded_ = 0;              // in_channels padded for the packing
+  const void* packed() const { return packed_storage_.data() + packed_offset_; }
+  void* packed() { return packed_storage_.data() + packed_offset_; }
+};
+
+class PackedConvF32 {
+ public:
+  // weights: OHWI float32; bias: out_channels float32 or null.
+  static Status Create(const ConvGeometry& geometry, const float* weights, const float* bias,
+                       float act_min, float act_max, Variant variant,
+                       std::unique_ptr<PackedConvF32>* out);
+  const ConvGeometry& geometry() const { return geometry_; }
+  Variant variant() const { return variant_; }
+
+  ConvGeometry geometry_;
+  float act_min_ = -3.4e38f, act_max_ = 3.4e38f;
+  Variant variant_ = Variant::kScalar;
+  std::vector<float> weights_, bias_;
+  std::vector<uint8_t> packed_storage_;
+  size_t packed_offset_ = 0;
+  int nr_ = 0;
+  const float* packed() const {
+    return reinterpret_cast<const float*>(packed_storage_.data() + packed_offset_);
+  }
+  float* packed() { return reinterpret_cast<float*>(packed_storage_.data() + packed_offset_); }
+};
+
+// ---- Generic strided conv: reads `input` through in_layout, writes `output` through out_layout.
+// in_layout.channels == in_channels, out_layout.channels == out_channels, out spatial dims must
+// equal ComputeOutputShape(). Only the out_layout channel slice is written. Input and output may
+// share a buffer if the channel slices are disjoint (same strides required).
+Status Conv2DInt8(const PackedConvInt8& packed, const int8_t* input, const TensorLayout& in_layout,
+                  int8_t* output, const TensorLayout& out_layout);
+Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLayout& in_layout,
+                 float* output, const TensorLayout& out_layout);
+
+// ---- (a) CSP partial conv.
+// x: dense NHWC [batch, h, w, channels]; the conv consumes x[..., c_skip:] (so
+// in_channels == channels - c_skip) and must preserve h, w (stride 1, SAME, or 1x1).
+// out: dense NHWC [batch, h, w, c_skip + out_channels]:
+//   kSkipFirst: out = concat(x[..., :c_skip], conv(x[..., c_skip:]))
+//   kSkipLast:  out = concat(conv(x[..., c_skip:]), x[..., :c_skip])   ("fusion last" layout)
+// The skip part is copied bytewise (TFLite int8 CONCATENATION requires equal scales).
+enum class ConcatOrder { kSkipFirst = 0, kSkipLast = 1 };
+Status CspPartialConvInt8(const PackedConvInt8& packed, const int8_t* x, int batch, int height,
+                          int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
+                          ConcatOrder order = ConcatOrder::kSkipFirst);
+Status CspPartialConvF32(const PackedConvF32& packed, const float* x, int batch, int height,
+                         int width, int channels, int c_skip, float* out, int64_t out_elements,
+                         ConcatOrder order = ConcatOrder::kSkipFirst);
+
+// ---- (b) Dense-block layer append, in place.
+// block: dense NHWC [batch, h, w, block_channels]. The conv reads channels
+// [in_offset, in_offset + in_channels) and writes channels [out_offset, out_offset + out_channels)
+// of the same buffer; the ranges must not overlap. Spatial size must be preserved.
+Status DenseAppendInt8(const PackedConvInt8& packed, int8_t* block, int batch, int height, int width,
+                       int block_channels, int in_offset, int out_offset);
+Status DenseAppendF32(const PackedConvF32& packed, float* block, int batch, int height, int width,
+                      int block_channels, int in_offset, int out_offset);
+
+}  // namespace keras_csp

@@ -1,0 +1,554 @@
+// Argument validation, variant selection and the fused CSP / dense-block entry points.
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <new>
+
+#include "conv_internal.h"
+#include "keras_csp/conv.h"
+#include "keras_csp/cpu_features.h"
+#include "keras_csp/quantization.h"
+
+namespace keras_csp {
+
+using internal::ConvProblem;
+
+const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::kNullPointer: return "NULL_POINTER";
+    case StatusCode::kMisaligned: return "MISALIGNED";
+    case StatusCode::kOutOfRange: return "OUT_OF_RANGE";
+    case StatusCode::kUnsupported: return "UNSUPPORTED";
+    case StatusCode::kOutOfMemory: return "OUT_OF_MEMORY";
+  }
+  return "UNKNOWN";
+}
+
+namespace {
+Status Invalid(const std::string& m) { return Status::Error(StatusCode::kInvalidArgument, m); }
+}  // namespace
+
+void QuantizeMultiplier(double real_multiplier, int32_t* quantized_multiplier, int* shift) {
+  if (real_multiplier == 0.0) {
+    *quantized_multiplier = 0;
+    *shift = 0;
+    return;
+  }
+  const double q = std::frexp(real_multiplier, shift);
+  auto q_fixed = static_cast<int64_t>(std::round(q * (1LL << 31)));
+  if (q_fixed == (1LL << 31)) {
+    q_fixed /= 2;
+    ++*shift;
+  }
+  if (*shift < -31) {
+    *shift = 0;
+    q_fixed = 0;
+  }
+  *quantized_multiplier = static_cast<int32_t>(q_fixed);
+}
+
+const char* VariantName(Variant v) {
+  switch (v) {
+    case Variant::kAuto: return "auto";
+    case Variant::kScalar: return "scalar";
+    case Variant::kAvx2: return "avx2";
+    case Variant::kAvx512Vnni: return "avx512vnni";
+    case Variant::kNeonDotprod: return "neon_dotprod";
+  }
+  return "unknown";
+}
+
+Status ParseVariant(const std::string& name, Variant* out) {
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (name == "auto") *out = Variant::kAuto;
+  else if (name == "scalar") *out = Variant::kScalar;
+  else if (name == "avx2") *out = Variant::kAvx2;
+  else if (name == "avx512vnni") *out = Variant::kAvx512Vnni;
+  else if (name == "neon_dotprod" || name == "neon") *out = Variant::kNeonDotprod;
+  else
+    return Invalid("unknown kernel variant '" + name +
+                   "' (expected auto, scalar, avx2, avx512vnni, neon_dotprod)");
+  return Status::Ok();
+}
+
+bool VariantAvailable(Variant v, bool float32) {
+  const CpuFeatures& f = cpu_features();
+  switch (v) {
+    case Variant::kAuto:
+    case Variant::kScalar: return true;
+#if defined(__x86_64__)
+    case Variant::kAvx2: return f.avx2 && (!float32 || f.fma);
+    case Variant::kAvx512Vnni: return !float32 && f.avx512f && f.avx512bw && f.avx512vnni;
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeonDotprod: return float32 ? f.neon : f.neon_dotprod;
+#endif
+    default: return false;
+  }
+  (void)f;
+}
+
+Variant BestVariant(bool float32) {
+  if (VariantAvailable(Variant::kAvx512Vnni, float32)) return Variant::kAvx512Vnni;
+  if (VariantAvailable(Variant::kAvx2, float32)) return Variant::kAvx2;
+  if (VariantAvailable(Variant::kNeonDotprod, float32)) return Variant::kNeonDotprod;
+  return Variant::kScalar;
+}
+
+Status ComputeOutputShape(const ConvGeometry& g, int in_h, int in_w, ConvOutputShape* out) {
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (g.kernel_h < 1 || g.kernel_w < 1 || g.kernel_h > 64 || g.kernel_w > 64)
+    return Invalid("kernel size must be in [1, 64]");
+  if (g.stride_h < 1 || g.stride_w < 1 || g.stride_h > 64 || g.stride_w > 64)
+    return Invalid("stride must be in [1, 64]");
+  if (in_h < 1 || in_w < 1) return Invalid("input height/width must be >= 1");
+  if (g.padding == Padding::kSame) {
+    out->out_h = (in_h + g.stride_h - 1) / g.stride_h;
+    out->out_w = (in_w + g.stride_w - 1) / g.stride_w;
+    const int th = std::max((out->out_h - 1) * g.stride_h + g.kernel_h - in_h, 0);
+    const int tw = std::max((out->out_w - 1) * g.stride_w + g.kernel_w - in_w, 0);
+    out->pad_top = th / 2;
+    out->pad_left = tw / 2;
+  } else if (g.padding == Padding::kValid) {
+    if (in_h < g.kernel_h || in_w < g.kernel_w)
+      return Invalid("VALID padding: input smaller than the kernel");
+    out->out_h = (in_h - g.kernel_h) / g.stride_h + 1;
+    out->out_w = (in_w - g.kernel_w) / g.stride_w + 1;
+    out->pad_top = out->pad_left = 0;
+  } else {
+    return Invalid("unknown padding");
+  }
+  return Status::Ok();
+}
+
+void Int8ActivationRange(Activation act, float output_scale, int32_t output_zero_point,
+                         int32_t* act_min, int32_t* act_max) {
+  const int32_t qmin = -128, qmax = 127;
+  auto quantize = [&](float f) {
+    return output_zero_point + static_cast<int32_t>(std::round(f / output_scale));
+  };
+  if (act == Activation::kRelu) {
+    *act_min = std::max(qmin, quantize(0.0f));
+    *act_max = qmax;
+  } else if (act == Activation::kRelu6) {
+    *act_min = std::max(qmin, quantize(0.0f));
+    *act_max = std::min(qmax, quantize(6.0f));
+  } else {
+    *act_min = qmin;
+    *act_max = qmax;
+  }
+}
+
+Status MakeInt8QuantParams(float input_scale, int32_t input_zero_point, const float* filter_scales,
+                           int out_channels, float output_scale, int32_t output_zero_point,
+                           int32_t act_min, int32_t act_max, Int8QuantParams* out) {
+  if (filter_scales == nullptr || out == nullptr)
+    return Status::Error(StatusCode::kNullPointer, "filter_scales/out is null");
+  if (out_channels < 1) return Invalid("out_channels must be >= 1");
+  if (!(input_scale > 0) || !(output_scale > 0) || !std::isfinite(input_scale) ||
+      !std::isfinite(output_scale))
+    return Invalid("scales must be finite and > 0");
+  out->input_zero_point = input_zero_point;
+  out->output_zero_point = output_zero_point;
+  out->act_min = act_min;
+  out->act_max = act_max;
+  out->output_multiplier.resize(out_channels);
+  out->output_shift.resize(out_channels);
+  for (int c = 0; c < out_channels; ++c) {
+    if (!(filter_scales[c] >= 0) || !std::isfinite(filter_scales[c]))
+      return Invalid("filter scales must be finite and >= 0");
+    const double eff = static_cast<double>(input_scale) * static_cast<double>(filter_scales[c]) /
+                       static_cast<double>(output_scale);
+    int shift = 0;
+    QuantizeMultiplier(eff, &out->output_multiplier[c], &shift);
+    out->output_shift[c] = shift;
+  }
+  return Status::Ok();
+}
+
+TensorLayout NhwcSlice(int batch, int height, int width, int total_channels, int channel_offset,
+                       int channels) {
+  TensorLayout l;
+  l.batch = batch;
+  l.height = height;
+  l.width = width;
+  l.channels = channels;
+  l.channel_offset = channel_offset;
+  l.pixel_stride = total_channels;
+  l.row_stride = static_cast<int64_t>(width) * total_channels;
+  l.batch_stride = static_cast<int64_t>(height) * width * total_channels;
+  l.buffer_elements = static_cast<int64_t>(batch) * l.batch_stride;
+  return l;
+}
+
+namespace internal {
+
+void* Scratch(size_t bytes) {
+  struct Buf {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (bytes > buf.n) {
+    std::free(buf.p);
+    buf.p = nullptr;
+    buf.n = 0;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    buf.p = std::aligned_alloc(64, rounded);
+    if (buf.p == nullptr) return nullptr;
+    buf.n = rounded;
+  }
+  return buf.p != nullptr ? buf.p : std::aligned_alloc(64, 64);
+}
+
+void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias) {
+  const ConvGeometry& g = p.geometry_;
+  const int64_t per_oc = static_cast<int64_t>(g.kernel_h) * g.kernel_w * g.in_channels;
+  for (int oc = 0; oc < g.out_channels; ++oc) {
+    int32_t sum = 0;
+    for (int64_t i = 0; i < per_oc; ++i) sum += p.weights_[oc * per_oc + i];
+    out_bias[oc] = p.bias_[oc] - fold_zero_point * sum;
+  }
+}
+
+}  // namespace internal
+
+namespace {
+
+Status CheckGeometry(const ConvGeometry& g) {
+  ConvOutputShape s;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, g.kernel_h, g.kernel_w, &s));
+  if (g.in_channels < 1 || g.out_channels < 1 || g.in_channels > (1 << 20) ||
+      g.out_channels > (1 << 20))
+    return Invalid("in_channels/out_channels must be in [1, 2^20]");
+  if (static_cast<int64_t>(g.kernel_h) * g.kernel_w * g.in_channels > (1 << 22))
+    return Invalid("kernel_h * kernel_w * in_channels too large");
+  return Status::Ok();
+}
+
+Status ResolveVariant(Variant requested, bool float32, Variant* out) {
+  if (requested == Variant::kAuto) {
+    *out = BestVariant(float32);
+    return Status::Ok();
+  }
+  switch (requested) {
+    case Variant::kScalar:
+    case Variant::kAvx2:
+    case Variant::kAvx512Vnni:
+    case Variant::kNeonDotprod:
+      break;
+    default:
+      return Invalid("unknown variant");
+  }
+  if (!VariantAvailable(requested, float32))
+    return Status::Error(StatusCode::kUnsupported,
+                         std::string("kernel variant '") + VariantName(requested) +
+                             "' is not available on this CPU/build" +
+                             (float32 && requested == Variant::kAvx512Vnni
+                                  ? " (no float32 AVX-512 variant)"
+                                  : ""));
+  *out = requested;
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name) {
+  const std::string n(name);
+  if (ptr == nullptr) return Status::Error(StatusCode::kNullPointer, n + " pointer is null");
+  if (reinterpret_cast<uintptr_t>(ptr) % alignof(T) != 0)
+    return Status::Error(StatusCode::kMisaligned, n + " pointer is not aligned to its element size");
+  if (l.batch < 1 || l.height < 1 || l.width < 1 || l.channels < 1)
+    return Invalid(n + ": batch/height/width/channels must be >= 1");
+  if (l.channel_offset < 0) return Invalid(n + ": negative channel offset");
+  const int64_t kMax = int64_t{1} << 40;
+  if (l.pixel_stride > kMax || l.row_stride > kMax || l.batch_stride > kMax ||
+      l.buffer_elements > kMax || l.height > (1 << 20) || l.width > (1 << 20) || l.batch > (1 << 20))
+    return Invalid(n + ": sizes/strides too large");
+  if (l.pixel_stride < static_cast<int64_t>(l.channel_offset) + l.channels)
+    return Invalid(n + ": pixel_stride must be >= channel_offset + channels");
+  if (l.row_stride < l.pixel_stride * l.width) return Invalid(n + ": row_stride too small");
+  if (l.batch_stride < l.row_stride * l.height) return Invalid(n + ": batch_stride too small");
+  const int64_t last = (l.batch - 1) * l.batch_stride + (l.height - 1) * l.row_stride +
+                       (l.width - 1) * l.pixel_stride + l.channel_offset + l.channels;
+  if (last > l.buffer_elements)
+    return Status::Error(StatusCode::kOutOfRange,
+                         n + ": channel slice extends past the end of the buffer (" +
+                             std::to_string(last) + " > " + std::to_string(l.buffer_elements) +
+                             " elements)");
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckAliasing(const T* in, const TensorLayout& li, const T* out, const TensorLayout& lo) {
+  const T* in_end = in + li.buffer_elements;
+  const T* out_end = out + lo.buffer_elements;
+  const bool overlap = in < out_end && out < in_end;
+  if (!overlap) return Status::Ok();
+  if (in != out || li.pixel_stride != lo.pixel_stride || li.row_stride != lo.row_stride ||
+      li.batch_stride != lo.batch_stride || li.buffer_elements != lo.buffer_elements)
+    return Invalid("input and output buffers overlap (only disjoint channel slices of the same "
+                   "buffer with the same strides are allowed)");
+  const int a0 = li.channel_offset, a1 = li.channel_offset + li.channels;
+  const int b0 = lo.channel_offset, b1 = lo.channel_offset + lo.channels;
+  if (a0 < b1 && b0 < a1) return Invalid("input and output channel slices overlap");
+  return Status::Ok();
+}
+
+template <typename T, typename P>
+Status MakeProblem(const P& w, const T* in, const TensorLayout& li, const T* out,
+                   const TensorLayout& lo, ConvProblem* p) {
+  KCSP_RETURN_IF_ERROR(CheckLayout(in, li, "input"));
+  KCSP_RETURN_IF_ERROR(CheckLayout(out, lo, "output"));
+  const ConvGeometry& g = w.geometry_;
+  if (li.channels != g.in_channels)
+    return Invalid("input slice has " + std::to_string(li.channels) + " channels, conv expects " +
+                   std::to_string(g.in_channels));
+  if (lo.channels != g.out_channels)
+    return Invalid("output slice has " + std::to_string(lo.channels) + " channels, conv writes " +
+                   std::to_string(g.out_channels));
+  if (li.batch != lo.batch) return Invalid("input/output batch mismatch");
+  ConvOutputShape s;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, li.height, li.width, &s));
+  if (lo.height != s.out_h || lo.width != s.out_w)
+    return Invalid("output spatial size " + std::to_string(lo.height) + "x" +
+                   std::to_string(lo.width) + " does not match the conv output " +
+                   std::to_string(s.out_h) + "x" + std::to_string(s.out_w));
+  KCSP_RETURN_IF_ERROR(CheckAliasing(in, li, out, lo));
+  p->batch = li.batch;
+  p->in_h = li.height;
+  p->in_w = li.width;
+  p->out_h = s.out_h;
+  p->out_w = s.out_w;
+  p->pad_top = s.pad_top;
+  p->pad_left = s.pad_left;
+  p->in = li;
+  p->out = lo;
+  p->padded_h = std::max(li.height + s.pad_top, (s.out_h - 1) * g.stride_h + g.kernel_h);
+  p->padded_w = std::max(li.width + s.pad_left, (s.out_w - 1) * g.stride_w + g.kernel_w);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status PackedConvInt8::Create(const ConvGeometry& geometry, const int8_t* weights,
+                              const int32_t* bias, const Int8QuantParams& quant, Variant variant,
+                              std::unique_ptr<PackedConvInt8>* out) {
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
+  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
+    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
+  const int oc = geometry.out_channels;
+  if (static_cast<int>(quant.output_multiplier.size()) != oc ||
+      static_cast<int>(quant.output_shift.size()) != oc)
+    return Invalid("output_multiplier/output_shift must have out_channels (" + std::to_string(oc) +
+                   ") entries");
+  if (quant.input_zero_point < -128 || quant.input_zero_point > 127 ||
+      quant.output_zero_point < -128 || quant.output_zero_point > 127)
+    return Invalid("zero points must be in [-128, 127]");
+  if (quant.act_min < -128 || quant.act_max > 127 || quant.act_min > quant.act_max)
+    return Invalid("activation range must satisfy -128 <= act_min <= act_max <= 127");
+  for (int c = 0; c < oc; ++c) {
+    if (quant.output_multiplier[c] < 0) return Invalid("output_multiplier must be >= 0");
+    if (quant.output_shift[c] < -31 || quant.output_shift[c] > 30)
+      return Invalid("output_shift must be in [-31, 30]");
+  }
+  Variant v;
+  KCSP_RETURN_IF_ERROR(ResolveVariant(variant, false, &v));
+  std::unique_ptr<PackedConvInt8> p(new (std::nothrow) PackedConvInt8());
+  if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
+  p->geometry_ = geometry;
+  p->quant_ = quant;
+  p->variant_ = v;
+  const size_t n = static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
+                   geometry.in_channels;
+  p->weights_.assign(weights, weights + n);
+  p->bias_.assign(oc, 0);
+  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
+  p->left_shift_.resize(oc);
+  p->right_shift_.resize(oc);
+  for (int c = 0; c < oc; ++c) {
+    p->left_shift_[c] = std::max(quant.output_shift[c], 0);
+    p->right_shift_[c] = std::max(-quant.output_shift[c], 0);
+  }
+  Status s = Status::Ok();
+  switch (v) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: s = internal::PackInt8Avx2(p.get()); break;
+    case Variant::kAvx512Vnni: s = internal::PackInt8Avx512Vnni(p.get()); break;
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
+#endif
+    default: break;
+  }
+  KCSP_RETURN_IF_ERROR(s);
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+Status PackedConvF32::Create(const ConvGeometry& geometry, const float* weights, const float* bias,
+                             float act_min, float act_max, Variant variant,
+                             std::unique_ptr<PackedConvF32>* out) {
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
+  if (reinterpret_cast<uintptr_t>(weights) % alignof(float) != 0 ||
+      (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(float) != 0))
+    return Status::Error(StatusCode::kMisaligned, "weights/bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
+  if (std::isnan(act_min) || std::isnan(act_max) || act_min > act_max)
+    return Invalid("activation range must satisfy act_min <= act_max");
+  Variant v;
+  KCSP_RETURN_IF_ERROR(ResolveVariant(variant, true, &v));
+  std::unique_ptr<PackedConvF32> p(new (std::nothrow) PackedConvF32());
+  if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
+  const int oc = geometry.out_channels;
+  p->geometry_ = geometry;
+  p->act_min_ = act_min;
+  p->act_max_ = act_max;
+  p->variant_ = v;
+  const size_t n = static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
+                   geometry.in_channels;
+  p->weights_.assign(weights, weights + n);
+  p->bias_.assign(oc, 0.0f);
+  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
+  Status s = Status::Ok();
+  switch (v) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: s = internal::PackF32Avx2(p.get()); break;
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeonDotprod: s = internal::PackF32Neon(p.get()); break;
+#endif
+    default: break;
+  }
+  KCSP_RETURN_IF_ERROR(s);
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout,
+                  int8_t* output, const TensorLayout& out_layout) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  switch (w.variant_) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
+    case Variant::kAvx512Vnni: return internal::ConvInt8Avx512Vnni(w, p, input, output);
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeonDotprod: return internal::ConvInt8NeonDotprod(w, p, input, output);
+#endif
+    default: internal::ConvInt8Scalar(w, p, input, output); return Status::Ok();
+  }
+}
+
+Status Conv2DF32(const PackedConvF32& w, const float* input, const TensorLayout& in_layout,
+                 float* output, const TensorLayout& out_layout) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  switch (w.variant_) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: return internal::ConvF32Avx2(w, p, input, output);
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeonDotprod: return internal::ConvF32Neon(w, p, input, output);
+#endif
+    default: internal::ConvF32Scalar(w, p, input, output); return Status::Ok();
+  }
+}
+
+namespace {
+
+template <typename T, typename P, typename ConvFn>
+Status CspPartial(const P& w, const T* x, int batch, int height, int width, int channels,
+                  int c_skip, T* out, int64_t out_elements, ConcatOrder order, ConvFn conv) {
+  if (x == nullptr || out == nullptr)
+    return Status::Error(StatusCode::kNullPointer, "x/out pointer is null");
+  if (batch < 1 || height < 1 || width < 1 || channels < 1)
+    return Invalid("batch/height/width/channels must be >= 1");
+  if (c_skip < 0 || c_skip >= channels)
+    return Invalid("c_skip must be in [0, channels), got " + std::to_string(c_skip));
+  if (order != ConcatOrder::kSkipFirst && order != ConcatOrder::kSkipLast)
+    return Invalid("unknown concat order");
+  const ConvGeometry& g = w.geometry_;
+  if (channels - c_skip != g.in_channels)
+    return Invalid("channels - c_skip = " + std::to_string(channels - c_skip) +
+                   " but the conv has " + std::to_string(g.in_channels) + " input channels");
+  ConvOutputShape s;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, height, width, &s));
+  if (s.out_h != height || s.out_w != width)
+    return Invalid("CSP partial conv must preserve the spatial size (use stride 1 with SAME)");
+  const int out_c = c_skip + g.out_channels;
+  TensorLayout li = NhwcSlice(batch, height, width, channels, c_skip, g.in_channels);
+  TensorLayout lo = NhwcSlice(batch, height, width, out_c,
+                              order == ConcatOrder::kSkipFirst ? c_skip : 0, g.out_channels);
+  if (out_elements < lo.buffer_elements)
+    return Status::Error(StatusCode::kOutOfRange, "output buffer too small: need " +
+                                                      std::to_string(lo.buffer_elements) +
+                                                      " elements");
+  lo.buffer_elements = out_elements;
+  // Run the conv first: it validates pointers, alignment and aliasing.
+  KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo));
+  if (c_skip > 0) {
+    const int skip_off = order == ConcatOrder::kSkipFirst ? 0 : g.out_channels;
+    const int64_t pixels = static_cast<int64_t>(batch) * height * width;
+    for (int64_t i = 0; i < pixels; ++i)
+      std::memcpy(out + i * out_c + skip_off, x + i * channels, sizeof(T) * c_skip);
+  }
+  return Status::Ok();
+}
+
+template <typename T, typename P, typename ConvFn>
+Status DenseAppend(const P& w, T* block, int batch, int height, int width, int block_channels,
+                   int in_offset, int out_offset, ConvFn conv) {
+  if (block == nullptr) return Status::Error(StatusCode::kNullPointer, "block pointer is null");
+  if (batch < 1 || height < 1 || width < 1 || block_channels < 1)
+    return Invalid("batch/height/width/block_channels must be >= 1");
+  const ConvGeometry& g = w.geometry_;
+  if (in_offset < 0 || static_cast<int64_t>(in_offset) + g.in_channels > block_channels)
+    return Invalid("input channel range [" + std::to_string(in_offset) + ", " +
+                   std::to_string(static_cast<int64_t>(in_offset) + g.in_channels) +
+                   ") is outside the block's " + std::to_string(block_channels) + " channels");
+  if (out_offset < 0 || static_cast<int64_t>(out_offset) + g.out_channels > block_channels)
+    return Invalid("output channel range [" + std::to_string(out_offset) + ", " +
+                   std::to_string(static_cast<int64_t>(out_offset) + g.out_channels) +
+                   ") is outside the block's " + std::to_string(block_channels) + " channels");
+  ConvOutputShape s;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, height, width, &s));
+  if (s.out_h != height || s.out_w != width)
+    return Invalid("dense-block append must preserve the spatial size (use stride 1 with SAME)");
+  TensorLayout li = NhwcSlice(batch, height, width, block_channels, in_offset, g.in_channels);
+  TensorLayout lo = NhwcSlice(batch, height, width, block_channels, out_offset, g.out_channels);
+  return conv(w, block, li, block, lo);
+}
+
+}  // namespace
+
+Status CspPartialConvInt8(const PackedConvInt8& w, const int8_t* x, int batch, int height,
+                          int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
+                          ConcatOrder order) {
+  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order,
+                    Conv2DInt8);
+}
+Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int height, int width,
+                         int channels, int c_skip, float* out, int64_t out_elements,
+                         ConcatOrder order) {
+  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order,
+                    Conv2DF32);
+}
+Status DenseAppendInt8(const PackedConvInt8& w, int8_t* block, int batch, int height, int width,
+                       int block_channels, int in_offset, int out_offset) {
+  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset,
+                     Conv2DInt8);
+}
+Status DenseAppendF32(const PackedConvF32& w, float* block, int batch, int height, int width,
+                      int block_channels, int in_offset, int out_offset) {
+  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset,
+                     Conv2DF32);
+}
+
+}  // namespace keras_csp

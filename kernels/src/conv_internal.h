@@ -1,0 +1,91 @@
+// Internal interface between the dispatching API (conv_api.cc) and the per-ISA variant files.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "keras_csp/conv.h"
+
+namespace keras_csp {
+namespace internal {
+
+// A validated conv problem: geometry resolved against the input/output layouts.
+struct ConvProblem {
+  int batch = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0, pad_top = 0, pad_left = 0;
+  TensorLayout in, out;
+  // Padded staging buffer geometry (rows/cols of the input padded so that every tap is in range).
+  int padded_h = 0, padded_w = 0;
+};
+
+// 64-byte aligned per-thread scratch memory, grown on demand. Returns nullptr on failure.
+void* Scratch(size_t bytes);
+
+// Copies the input channel slice into a dense padded buffer [batch][padded_h][padded_w][cp],
+// converting each element with `convert`; border pixels and channels >= in_channels are `fill`.
+template <typename Src, typename Dst, typename Convert>
+void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
+                 Convert convert) {
+  const int cin = p.in.channels;
+  const int64_t row_elems = static_cast<int64_t>(p.padded_w) * cp;
+  for (int b = 0; b < p.batch; ++b) {
+    for (int r = 0; r < p.padded_h; ++r) {
+      Dst* dst_row = buf + (static_cast<int64_t>(b) * p.padded_h + r) * row_elems;
+      const int iy = r - p.pad_top;
+      if (iy < 0 || iy >= p.in_h) {
+        std::fill(dst_row, dst_row + row_elems, fill);
+        continue;
+      }
+      const Src* src_row = in + b * p.in.batch_stride + iy * p.in.row_stride + p.in.channel_offset;
+      for (int c = 0; c < p.padded_w; ++c) {
+        Dst* d = dst_row + static_cast<int64_t>(c) * cp;
+        const int ix = c - p.pad_left;
+        if (ix < 0 || ix >= p.in_w) {
+          std::fill(d, d + cp, fill);
+          continue;
+        }
+        const Src* s = src_row + ix * p.in.pixel_stride;
+        for (int k = 0; k < cin; ++k) d[k] = convert(s[k]);
+        for (int k = cin; k < cp; ++k) d[k] = channel_fill;
+      }
+    }
+  }
+}
+
+inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
+
+// Allocates `bytes` of 64-byte aligned storage inside a PackedConv* object.
+template <typename P>
+void* AllocPacked(P* p, size_t bytes) {
+  p->packed_storage_.assign(bytes + 64, 0);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p->packed_storage_.data());
+  p->packed_offset_ = static_cast<size_t>(((base + 63) & ~uintptr_t{63}) - base);
+  return p->packed_storage_.data() + p->packed_offset_;
+}
+
+// Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).
+void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias);
+
+// ---- Variant entry points. Inputs are validated by the caller.
+void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+void ConvF32Scalar(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
+
+#if defined(__x86_64__)
+Status PackInt8Avx2(PackedConvInt8* w);
+Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+Status PackF32Avx2(PackedConvF32* w);
+Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
+Status PackInt8Avx512Vnni(PackedConvInt8* w);
+Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                          int8_t* out);
+#endif
+#if defined(__aarch64__)
+Status PackInt8NeonDotprod(PackedConvInt8* w);
+Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                           int8_t* out);
+Status PackF32Neon(PackedConvF32* w);
+Status ConvF32Neon(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
+#endif
+
+}  // namespace internal
+}  // namespace keras_csp

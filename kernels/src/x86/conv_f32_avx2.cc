@@ -1,0 +1,167 @@
+// float32 conv, x86-64 AVX2 + FMA: 6x16 micro-kernel over prepacked [tap][k][16] weights.
+// 1x1 convs read the (strided) input slice in place; other kernels stage a zero-padded copy.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "../conv_internal.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kMR = 6;
+constexpr int kNR = 16;
+
+inline size_t BlockFloats(const PackedConvF32& w) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
+  return kNR + static_cast<size_t>(taps) * w.geometry_.in_channels * kNR;
+}
+
+inline void StoreRow(__m256i /*unused*/, __m256 a0, __m256 a1, const float* bias, __m256 mn,
+                     __m256 mx, float* o, int n) {
+  a0 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a0, _mm256_load_ps(bias)), mn), mx);
+  a1 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a1, _mm256_load_ps(bias + 8)), mn), mx);
+  if (n == kNR) {
+    _mm256_storeu_ps(o, a0);
+    _mm256_storeu_ps(o + 8, a1);
+  } else {
+    alignas(32) float tmp[16];
+    _mm256_store_ps(tmp, a0);
+    _mm256_store_ps(tmp + 8, a1);
+    std::memcpy(o, tmp, n * sizeof(float));
+  }
+}
+
+void Kernel6x16(int m, const float* const* a, const int64_t* tap_off, int taps, int kc,
+                const float* w, const float* bias, __m256 mn, __m256 mx, float* const* o, int n) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int t = 0; t < taps; ++t) {
+    const int64_t off = tap_off[t];
+    const float* a0 = a[0] + off;
+    const float* a1 = a[1] + off;
+    const float* a2 = a[2] + off;
+    const float* a3 = a[3] + off;
+    const float* a4 = a[4] + off;
+    const float* a5 = a[5] + off;
+    for (int k = 0; k < kc; ++k) {
+      const __m256 w0 = _mm256_load_ps(w);
+      const __m256 w1 = _mm256_load_ps(w + 8);
+      w += 16;
+      __m256 b = _mm256_broadcast_ss(a0 + k);
+      c00 = _mm256_fmadd_ps(b, w0, c00);
+      c01 = _mm256_fmadd_ps(b, w1, c01);
+      b = _mm256_broadcast_ss(a1 + k);
+      c10 = _mm256_fmadd_ps(b, w0, c10);
+      c11 = _mm256_fmadd_ps(b, w1, c11);
+      b = _mm256_broadcast_ss(a2 + k);
+      c20 = _mm256_fmadd_ps(b, w0, c20);
+      c21 = _mm256_fmadd_ps(b, w1, c21);
+      b = _mm256_broadcast_ss(a3 + k);
+      c30 = _mm256_fmadd_ps(b, w0, c30);
+      c31 = _mm256_fmadd_ps(b, w1, c31);
+      b = _mm256_broadcast_ss(a4 + k);
+      c40 = _mm256_fmadd_ps(b, w0, c40);
+      c41 = _mm256_fmadd_ps(b, w1, c41);
+      b = _mm256_broadcast_ss(a5 + k);
+      c50 = _mm256_fmadd_ps(b, w0, c50);
+      c51 = _mm256_fmadd_ps(b, w1, c51);
+    }
+  }
+  const __m256i z = _mm256_setzero_si256();
+  StoreRow(z, c00, c01, bias, mn, mx, o[0], n);
+  if (m > 1) StoreRow(z, c10, c11, bias, mn, mx, o[1], n);
+  if (m > 2) StoreRow(z, c20, c21, bias, mn, mx, o[2], n);
+  if (m > 3) StoreRow(z, c30, c31, bias, mn, mx, o[3], n);
+  if (m > 4) StoreRow(z, c40, c41, bias, mn, mx, o[4], n);
+  if (m > 5) StoreRow(z, c50, c51, bias, mn, mx, o[5], n);
+}
+
+}  // namespace
+
+Status PackF32Avx2(PackedConvF32* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w;
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const size_t bf = BlockFloats(*w);
+  auto* base = static_cast<float*>(AllocPacked(w, bf * blocks * sizeof(float)));
+  for (int bi = 0; bi < blocks; ++bi) {
+    float* blk = base + bi * bf;
+    for (int j = 0; j < kNR; ++j) {
+      const int oc = bi * kNR + j;
+      if (oc >= g.out_channels) continue;
+      blk[j] = w->bias_[oc];
+      for (int t = 0; t < taps; ++t)
+        for (int k = 0; k < g.in_channels; ++k)
+          blk[kNR + (static_cast<size_t>(t) * g.in_channels + k) * kNR + j] =
+              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+    }
+  }
+  w->nr_ = kNR;
+  return Status::Ok();
+}
+
+Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out) {
+  const ConvGeometry& g = w.geometry_;
+  const int cin = g.in_channels;
+  const int taps = g.kernel_h * g.kernel_w;
+  const bool direct = g.kernel_h == 1 && g.kernel_w == 1;  // 1x1 never pads
+  const float* src = nullptr;
+  int64_t pix_stride, row_stride, img_stride;
+  if (direct) {
+    src = in + p.in.channel_offset;
+    pix_stride = p.in.pixel_stride;
+    row_stride = p.in.row_stride;
+    img_stride = p.in.batch_stride;
+  } else {
+    const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cin;
+    auto* buf = static_cast<float*>(Scratch(elems * sizeof(float)));
+    if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+    BuildPadded(p, in, buf, cin, 0.0f, 0.0f, [](float v) { return v; });
+    src = buf;
+    pix_stride = cin;
+    row_stride = static_cast<int64_t>(p.padded_w) * cin;
+    img_stride = row_stride * p.padded_h;
+  }
+  int64_t tap_off[64 * 64];
+  for (int ky = 0; ky < g.kernel_h; ++ky)
+    for (int kx = 0; kx < g.kernel_w; ++kx)
+      tap_off[ky * g.kernel_w + kx] = ky * row_stride + kx * pix_stride;
+  const __m256 mn = _mm256_set1_ps(w.act_min_), mx = _mm256_set1_ps(w.act_max_);
+  const size_t bf = BlockFloats(w);
+  const float* base = w.packed();
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const int pixels = p.out_h * p.out_w;
+  for (int b = 0; b < p.batch; ++b) {
+    for (int p0 = 0; p0 < pixels; p0 += kMR) {
+      const int m = std::min(kMR, pixels - p0);
+      const float* a[kMR];
+      float* o[kMR];
+      for (int i = 0; i < kMR; ++i) {
+        const int pix = p0 + std::min(i, m - 1);
+        const int oy = pix / p.out_w, ox = pix % p.out_w;
+        a[i] = src + b * img_stride + oy * g.stride_h * row_stride + ox * g.stride_w * pix_stride;
+        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+               p.out.channel_offset;
+      }
+      for (int bi = 0; bi < blocks; ++bi) {
+        const float* blk = base + bi * bf;
+        float* ob[kMR];
+        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
+        Kernel6x16(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, ob,
+                   std::min(kNR, g.out_channels - bi * kNR));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#pragma GCC pop_options
+#endif  // __x86_64__

@@ -1,0 +1,198 @@
+// int8 conv, x86-64 AVX-512 VNNI (vpdpbusd). Activations are staged as uint8 (x + 128) in a
+// padded buffer whose border holds (input_zero_point + 128), so that
+//   sum((x - zp) * w) = sum(u * w) - (zp + 128) * sum(w)
+// holds for every tap including padding; the correction is folded into the packed bias.
+// 8x16 micro-kernel, weights packed [tap][k/4][16][4], bit-exact TFLite requantization.
+//
+// NOTE: the development machine (AMD Zen 3) has no AVX-512 and QEMU's TCG cannot emulate it,
+// so this file is compiled everywhere but only executed (and tested) on AVX-512 VNNI CPUs.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "../conv_internal.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kMR = 8;
+constexpr int kNR = 16;
+constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
+
+inline size_t BlockBytes(const PackedConvInt8& w) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
+  return kParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kNR;
+}
+
+struct RequantConsts {
+  __m512i zp, mn, mx;
+};
+
+inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  const __m512i bias = _mm512_load_si512(prm);
+  const __m512i mult = _mm512_load_si512(prm + 16);
+  const __m512i lsh = _mm512_load_si512(prm + 32);
+  const __m512i rsh = _mm512_load_si512(prm + 48);
+  const __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(acc, bias), lsh);
+  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
+  __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), nudge);
+  __m512i odd = _mm512_add_epi64(
+      _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), nudge);
+  even = _mm512_srli_epi64(even, 31);
+  odd = _mm512_slli_epi64(odd, 1);
+  const __m512i h = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
+  const __m512i rem = _mm512_and_si512(h, mask);
+  const __m512i half = _mm512_srli_epi32(mask, 1);
+  const __m512i thr =
+      _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), half, one);
+  __m512i r = _mm512_srav_epi32(h, rsh);
+  r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
+  r = _mm512_add_epi32(r, c.zp);
+  r = _mm512_min_epi32(_mm512_max_epi32(r, c.mn), c.mx);
+  const __m128i v = _mm512_cvtsepi32_epi8(r);
+  if (n == kNR) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), v);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
+    std::memcpy(o, tmp, n);
+  }
+}
+
+inline __m512i Bcast(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi32(v);
+}
+
+void Kernel8x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
+                int n) {
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+          c7 = c0;
+  for (int t = 0; t < taps; ++t) {
+    const int64_t off = tap_off[t];
+    const uint8_t* a0 = a[0] + off;
+    const uint8_t* a1 = a[1] + off;
+    const uint8_t* a2 = a[2] + off;
+    const uint8_t* a3 = a[3] + off;
+    const uint8_t* a4 = a[4] + off;
+    const uint8_t* a5 = a[5] + off;
+    const uint8_t* a6 = a[6] + off;
+    const uint8_t* a7 = a[7] + off;
+    for (int k = 0; k < kp4; ++k) {
+      const __m512i w0 = _mm512_load_si512(w);
+      w += 64;
+      c0 = _mm512_dpbusd_epi32(c0, Bcast(a0 + 4 * k), w0);
+      c1 = _mm512_dpbusd_epi32(c1, Bcast(a1 + 4 * k), w0);
+      c2 = _mm512_dpbusd_epi32(c2, Bcast(a2 + 4 * k), w0);
+      c3 = _mm512_dpbusd_epi32(c3, Bcast(a3 + 4 * k), w0);
+      c4 = _mm512_dpbusd_epi32(c4, Bcast(a4 + 4 * k), w0);
+      c5 = _mm512_dpbusd_epi32(c5, Bcast(a5 + 4 * k), w0);
+      c6 = _mm512_dpbusd_epi32(c6, Bcast(a6 + 4 * k), w0);
+      c7 = _mm512_dpbusd_epi32(c7, Bcast(a7 + 4 * k), w0);
+    }
+  }
+  StoreRow(c0, prm, c, o[0], n);
+  if (m > 1) StoreRow(c1, prm, c, o[1], n);
+  if (m > 2) StoreRow(c2, prm, c, o[2], n);
+  if (m > 3) StoreRow(c3, prm, c, o[3], n);
+  if (m > 4) StoreRow(c4, prm, c, o[4], n);
+  if (m > 5) StoreRow(c5, prm, c, o[5], n);
+  if (m > 6) StoreRow(c6, prm, c, o[6], n);
+  if (m > 7) StoreRow(c7, prm, c, o[7], n);
+}
+
+}  // namespace
+
+Status PackInt8Avx512Vnni(PackedConvInt8* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w;
+  w->nr_ = kNR;
+  w->k_padded_ = RoundUp(g.in_channels, 4);
+  const int kp4 = w->k_padded_ / 4;
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const size_t bb = BlockBytes(*w);
+  std::vector<int32_t> folded(g.out_channels);
+  FoldedBias(*w, w->quant_.input_zero_point + 128, folded.data());
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
+  for (int bi = 0; bi < blocks; ++bi) {
+    auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
+    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kParamBytes);
+    for (int j = 0; j < kNR; ++j) {
+      const int oc = bi * kNR + j;
+      if (oc >= g.out_channels) continue;
+      prm[j] = folded[oc];
+      prm[16 + j] = w->quant_.output_multiplier[oc];
+      prm[32 + j] = w->left_shift_[oc];
+      prm[48 + j] = w->right_shift_[oc];
+      for (int t = 0; t < taps; ++t)
+        for (int k = 0; k < g.in_channels; ++k)
+          wp[((static_cast<size_t>(t) * kp4 + k / 4) * kNR + j) * 4 + (k % 4)] =
+              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+    }
+  }
+  return Status::Ok();
+}
+
+Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                          int8_t* out) {
+  const ConvGeometry& g = w.geometry_;
+  const int cp = w.k_padded_;
+  const int kp4 = cp / 4;
+  const int taps = g.kernel_h * g.kernel_w;
+  const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
+  auto* buf = static_cast<uint8_t*>(Scratch(elems));
+  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+  const auto fill = static_cast<uint8_t>(w.quant_.input_zero_point + 128);
+  BuildPadded(p, in, buf, cp, fill, uint8_t{0},
+              [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); });
+  int64_t tap_off[64 * 64];
+  for (int ky = 0; ky < g.kernel_h; ++ky)
+    for (int kx = 0; kx < g.kernel_w; ++kx)
+      tap_off[ky * g.kernel_w + kx] = (static_cast<int64_t>(ky) * p.padded_w + kx) * cp;
+  RequantConsts c;
+  c.zp = _mm512_set1_epi32(w.quant_.output_zero_point);
+  c.mn = _mm512_set1_epi32(w.quant_.act_min);
+  c.mx = _mm512_set1_epi32(w.quant_.act_max);
+  const size_t bb = BlockBytes(w);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const int pixels = p.out_h * p.out_w;
+  for (int b = 0; b < p.batch; ++b) {
+    const uint8_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    for (int p0 = 0; p0 < pixels; p0 += kMR) {
+      const int m = std::min(kMR, pixels - p0);
+      const uint8_t* a[kMR];
+      int8_t* o[kMR];
+      for (int i = 0; i < kMR; ++i) {
+        const int pix = p0 + std::min(i, m - 1);
+        const int oy = pix / p.out_w, ox = pix % p.out_w;
+        a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+               p.out.channel_offset;
+      }
+      for (int bi = 0; bi < blocks; ++bi) {
+        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+        const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+        int8_t* ob[kMR];
+        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
+        Kernel8x16(m, a, tap_off, taps, kp4, wp, prm, c, ob,
+                   std::min(kNR, g.out_channels - bi * kNR));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#pragma GCC pop_options
+#endif  // __x86_64__
