@@ -1,0 +1,422 @@
+"""Fused int8 / float32 CSP convolution kernels (thin wrapper over the C++ `keras_csp._kernels`).
+
+The kernels compute a TFLite-exact int8 CONV_2D (per-channel symmetric weights, int32 bias,
+fixed-point requantization, fused ReLU/ReLU6 clamp, 1x1/3x3, stride 1/2, SAME/VALID, NHWC) and
+write it straight into its place in a concatenated buffer:
+
+* :meth:`Int8Conv.csp_partial` -- ``concat(x[..., :c_skip], conv(x[..., c_skip:]))`` (or the
+  conv part first, ``order="skip_last"``), no split/concat tensors;
+* :meth:`Int8Conv.dense_append` -- a dense-block layer reading a channel slice of the block buffer
+  in place and writing its output at a channel offset of the same buffer (zero concat copies).
+
+Every op exists for each kernel ``variant``: ``"scalar"`` (reference), ``"avx2"``,
+``"avx512vnni"``, ``"neon_dotprod"`` and ``"auto"`` (best for this CPU, chosen at run time).
+
+The second half of this module builds the equivalent single-op TFLite graphs (SLICE + CONV_2D +
+CONCATENATION) used as the bit-exact reference in the tests and as the XNNPACK baseline in
+``bench/bench_kernels.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import _kernels
+
+VARIANTS = ("auto", "scalar", "avx2", "avx512vnni", "neon_dotprod")
+ACTIVATIONS = ("none", "relu", "relu6")
+ORDERS = ("skip_first", "skip_last")
+
+__all__ = [
+    "VARIANTS", "Int8Quant", "Int8Conv", "Float32Conv", "available_variants", "cpu_features",
+    "best_variant", "quantize_multiplier", "conv2d_int8", "csp_partial_conv_int8",
+    "dense_append_int8", "conv2d_f32", "csp_partial_conv_f32", "dense_append_f32",
+    "build_tflite_model", "run_tflite",
+]
+
+
+def cpu_features() -> dict:
+    """CPU features detected at run time by the native library."""
+    return dict(_kernels.cpu_features())
+
+
+def best_variant(float32: bool = False) -> str:
+    """Kernel variant that ``variant="auto"`` resolves to on this CPU."""
+    return _kernels.best_variant(float32)
+
+
+def available_variants(float32: bool = False) -> list[str]:
+    """Concrete variants that can run on this CPU (``"scalar"`` always)."""
+    return [v for v in VARIANTS[1:] if _kernels.variant_available(v, float32)]
+
+
+def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
+    """TFLite ``QuantizeMultiplier``: (int32 multiplier, shift)."""
+    return _kernels.quantize_multiplier(float(real_multiplier))
+
+
+def _check_variant(variant: str) -> str:
+    if not isinstance(variant, str) or variant not in VARIANTS + ("neon",):
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return variant
+
+
+def _check_strides(strides) -> tuple[int, int]:
+    if isinstance(strides, (int, np.integer)):
+        strides = (int(strides), int(strides))
+    if (not isinstance(strides, (tuple, list)) or len(strides) != 2
+            or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in strides)):
+        raise ValueError(f"strides must be a positive int or a pair of positive ints, got {strides!r}")
+    return int(strides[0]), int(strides[1])
+
+
+def _check_padding(padding: str) -> str:
+    if not isinstance(padding, str) or padding.lower() not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+    return padding.lower()
+
+
+def _check_array(a, name: str, dtype, ndim: Optional[int] = None) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {a.dtype.name}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    return order
+
+
+@dataclass(frozen=True)
+class Int8Quant:
+    """Quantization of one int8 conv, as stored in a TFLite model."""
+
+    input_scale: float
+    input_zero_point: int
+    filter_scales: Sequence[float]
+    output_scale: float
+    output_zero_point: int
+    activation: str = "none"
+    filter_scales_array: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        fs = np.asarray(self.filter_scales, dtype=np.float32).reshape(-1)
+        object.__setattr__(self, "filter_scales_array", fs)
+        for name in ("input_scale", "output_scale"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be finite and > 0, got {v}")
+        if not np.all(np.isfinite(fs)) or np.any(fs < 0):
+            raise ValueError("filter_scales must be finite and >= 0")
+        for name in ("input_zero_point", "output_zero_point"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or not -128 <= v <= 127:
+                raise ValueError(f"{name} must be an int in [-128, 127], got {v!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+    def multipliers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (multiplier, shift) exactly as TFLite computes them."""
+        return _kernels.make_quant_params(float(self.input_scale), int(self.input_zero_point),
+                                          self.filter_scales_array, float(self.output_scale),
+                                          int(self.output_zero_point))
+
+    def activation_range(self) -> tuple[int, int]:
+        return _kernels.int8_activation_range(self.activation, float(self.output_scale),
+                                              int(self.output_zero_point))
+
+
+class Int8Conv:
+    """An int8 conv with weights prepacked once (for one kernel variant).
+
+    weights: int8 OHWI ``[out_channels, kh, kw, in_channels]``; bias: int32 ``[out_channels]`` or None.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *,
+                 strides=1, padding: str = "same", variant: str = "auto"):
+        _check_array(weights, "weights", np.int8, 4)
+        if bias is not None:
+            _check_array(bias, "bias", np.int32, 1)
+            if bias.shape[0] != weights.shape[0]:
+                raise ValueError(f"bias has {bias.shape[0]} entries, weights have {weights.shape[0]} "
+                                 "output channels")
+            bias = np.ascontiguousarray(bias)
+        if not isinstance(quant, Int8Quant):
+            raise TypeError("quant must be an Int8Quant")
+        if quant.filter_scales_array.shape[0] != weights.shape[0]:
+            raise ValueError(f"quant has {quant.filter_scales_array.shape[0]} filter scales, weights "
+                             f"have {weights.shape[0]} output channels")
+        sh, sw = _check_strides(strides)
+        mult, shift = quant.multipliers()
+        act_min, act_max = quant.activation_range()
+        self.quant = quant
+        self._p = _kernels.PackedConvInt8(
+            np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
+            int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
+            _check_variant(variant))
+
+    @property
+    def variant(self) -> str:
+        return self._p.variant
+
+    @property
+    def geometry(self) -> dict:
+        return self._p.geometry
+
+    def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Plain conv of a dense NHWC int8 tensor."""
+        return self._p.conv2d(_check_array(x, "x", np.int8, 4), out)
+
+    def conv_slices(self, x: np.ndarray, in_offset: int, out: np.ndarray, out_offset: int) -> None:
+        """Conv reading channels ``[in_offset, +in_channels)`` of x, writing ``[out_offset, +out_channels)`` of out."""
+        self._p.conv2d_slices(_check_array(x, "x", np.int8, 4), int(in_offset),
+                              _check_array(out, "out", np.int8, 4), int(out_offset))
+
+    def csp_partial(self, x: np.ndarray, c_skip: int, order: str = "skip_first",
+                    out: Optional[np.ndarray] = None) -> np.ndarray:
+        """``concat(x[..., :c_skip], conv(x[..., c_skip:]))`` (``order="skip_last"``: conv part first)."""
+        return self._p.csp_partial(_check_array(x, "x", np.int8, 4), int(c_skip), out, _check_order(order))
+
+    def dense_append(self, block: np.ndarray, in_offset: int, out_offset: int) -> np.ndarray:
+        """In place: ``block[..., out_offset:+out_channels] = conv(block[..., in_offset:+in_channels])``."""
+        self._p.dense_append(_check_array(block, "block", np.int8, 4), int(in_offset), int(out_offset))
+        return block
+
+
+class Float32Conv:
+    """float32 twin of :class:`Int8Conv` (clamp range ``act_min``/``act_max`` or ``activation``)."""
+
+    def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], *, strides=1,
+                 padding: str = "same", activation: str = "none", variant: str = "auto"):
+        _check_array(weights, "weights", np.float32, 4)
+        if bias is not None:
+            _check_array(bias, "bias", np.float32, 1)
+            if bias.shape[0] != weights.shape[0]:
+                raise ValueError("bias must have out_channels entries")
+            bias = np.ascontiguousarray(bias)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        lo, hi = {"none": (-np.finfo(np.float32).max, np.finfo(np.float32).max),
+                  "relu": (0.0, np.finfo(np.float32).max), "relu6": (0.0, 6.0)}[activation]
+        sh, sw = _check_strides(strides)
+        self._p = _kernels.PackedConvF32(np.ascontiguousarray(weights), bias, sh, sw,
+                                         _check_padding(padding), float(lo), float(hi),
+                                         _check_variant(variant))
+
+    @property
+    def variant(self) -> str:
+        return self._p.variant
+
+    def __call__(self, x, out=None):
+        return self._p.conv2d(_check_array(x, "x", np.float32, 4), out)
+
+    def conv_slices(self, x, in_offset, out, out_offset):
+        self._p.conv2d_slices(_check_array(x, "x", np.float32, 4), int(in_offset),
+                              _check_array(out, "out", np.float32, 4), int(out_offset))
+
+    def csp_partial(self, x, c_skip, order="skip_first", out=None):
+        return self._p.csp_partial(_check_array(x, "x", np.float32, 4), int(c_skip), out, _check_order(order))
+
+    def dense_append(self, block, in_offset, out_offset):
+        self._p.dense_append(_check_array(block, "block", np.float32, 4), int(in_offset), int(out_offset))
+        return block
+
+
+# ---- functional shortcuts -------------------------------------------------------------------
+
+def conv2d_int8(x, weights, bias, quant: Int8Quant, *, strides=1, padding="same", variant="auto"):
+    return Int8Conv(weights, bias, quant, strides=strides, padding=padding, variant=variant)(x)
+
+
+def csp_partial_conv_int8(x, c_skip, weights, bias, quant: Int8Quant, *, order="skip_first",
+                          strides=1, padding="same", variant="auto"):
+    return Int8Conv(weights, bias, quant, strides=strides, padding=padding,
+                    variant=variant).csp_partial(x, c_skip, order)
+
+
+def dense_append_int8(block, in_offset, out_offset, weights, bias, quant: Int8Quant, *,
+                      padding="same", variant="auto"):
+    return Int8Conv(weights, bias, quant, padding=padding, variant=variant).dense_append(
+        block, in_offset, out_offset)
+
+
+def conv2d_f32(x, weights, bias, *, strides=1, padding="same", activation="none", variant="auto"):
+    return Float32Conv(weights, bias, strides=strides, padding=padding, activation=activation,
+                       variant=variant)(x)
+
+
+def csp_partial_conv_f32(x, c_skip, weights, bias, *, order="skip_first", strides=1, padding="same",
+                         activation="none", variant="auto"):
+    return Float32Conv(weights, bias, strides=strides, padding=padding, activation=activation,
+                       variant=variant).csp_partial(x, c_skip, order)
+
+
+def dense_append_f32(block, in_offset, out_offset, weights, bias, *, padding="same",
+                     activation="none", variant="auto"):
+    return Float32Conv(weights, bias, padding=padding, activation=activation,
+                       variant=variant).dense_append(block, in_offset, out_offset)
+
+
+# ---- single-op TFLite reference graphs ------------------------------------------------------
+
+def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, bias: np.ndarray,
+                       quant: Int8Quant, *, c_skip: int = 0, order: str = "skip_first", strides=1,
+                       padding: str = "same") -> bytes:
+    """Int8 .tflite flatbuffer built directly (full control of scales / zero points).
+
+    kind="conv":  x -> CONV_2D -> y  (output quantization from ``quant``)
+    kind="csp":   x -> SLICE[:c_skip], SLICE[c_skip:] -> CONV_2D -> CONCATENATION (order)
+    kind="dense": x -> CONV_2D -> CONCATENATION(x, y)
+    For "csp"/"dense" the conv output must use the input's scale/zero point (TFLite int8
+    CONCATENATION requires equal quantization), so ``quant.output_*`` must equal ``quant.input_*``.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as S
+
+    if kind not in ("conv", "csp", "dense"):
+        raise ValueError(f"kind must be conv, csp or dense, got {kind!r}")
+    n, h, w, c = (int(v) for v in x_shape)
+    oc, kh, kw, cin = weights.shape
+    sh, sw = _check_strides(strides)
+    padding = _check_padding(padding)
+    if kind != "conv" and (quant.output_scale != quant.input_scale
+                           or quant.output_zero_point != quant.input_zero_point):
+        raise ValueError("csp/dense graphs need conv output quantization == input quantization")
+    if kind == "csp" and cin != c - c_skip:
+        raise ValueError("csp: weights in_channels must be channels - c_skip")
+    if kind != "csp" and cin != c:
+        raise ValueError("weights in_channels must equal the input channels")
+    if padding == "same":
+        oh, ow = -(-h // sh), -(-w // sw)
+    else:
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+
+    buffers = [S.BufferT()]
+
+    def add_buffer(arr=None):
+        b = S.BufferT()
+        if arr is not None:
+            b.data = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
+        buffers.append(b)
+        return len(buffers) - 1
+
+    tensors = []
+
+    def add_tensor(name, shape, ttype, scale=None, zp=None, data=None, qdim=0):
+        t = S.TensorT()
+        t.name = name
+        t.shape = list(int(s) for s in shape)
+        t.type = ttype
+        t.buffer = add_buffer(data)
+        if scale is not None:
+            q = S.QuantizationParametersT()
+            q.scale = [float(s) for s in np.atleast_1d(scale)]
+            q.zeroPoint = [int(z) for z in np.atleast_1d(zp)]
+            q.quantizedDimension = qdim
+            t.quantization = q
+        tensors.append(t)
+        return len(tensors) - 1
+
+    codes, ops = [], []
+
+    def opcode(code):
+        for i, oc_ in enumerate(codes):
+            if oc_.builtinCode == code:
+                return i
+        c_ = S.OperatorCodeT()
+        c_.builtinCode = code
+        c_.deprecatedBuiltinCode = min(code, 127)
+        c_.version = 1
+        codes.append(c_)
+        return len(codes) - 1
+
+    def add_op(code, inputs, outputs, opt_type=0, opt=None):
+        o = S.OperatorT()
+        o.opcodeIndex = opcode(code)
+        o.inputs, o.outputs = list(inputs), list(outputs)
+        if opt is not None:
+            o.builtinOptionsType = opt_type
+            o.builtinOptions = opt
+        ops.append(o)
+
+    I8, I32 = S.TensorType.INT8, S.TensorType.INT32
+    xs, xz = quant.input_scale, quant.input_zero_point
+    fs = quant.filter_scales_array
+    x = add_tensor("x", (n, h, w, c), I8, xs, xz)
+
+    def slice_(begin_c, size_c, name):
+        b_ = add_tensor(name + "/begin", (4,), I32, data=np.array([0, 0, 0, begin_c], np.int32))
+        s_ = add_tensor(name + "/size", (4,), I32, data=np.array([-1, -1, -1, size_c], np.int32))
+        out = add_tensor(name, (n, h, w, size_c), I8, xs, xz)
+        add_op(S.BuiltinOperator.SLICE, [x, b_, s_], [out], S.BuiltinOptions.SliceOptions, S.SliceOptionsT())
+        return out
+
+    conv_in = x
+    if kind == "csp" and c_skip > 0:
+        skip = slice_(0, c_skip, "skip")
+        conv_in = slice_(c_skip, c - c_skip, "part")
+    wt = add_tensor("w", weights.shape, I8, fs, np.zeros(oc, np.int64), data=weights.astype(np.int8))
+    bias_scales = (np.float64(np.float32(xs)) * fs.astype(np.float64)).astype(np.float32)
+    bt = add_tensor("b", (oc,), I32, bias_scales, np.zeros(oc, np.int64),
+                    data=(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32)))
+    y = add_tensor("y", (n, oh, ow, oc), I8, quant.output_scale, quant.output_zero_point)
+    copt = S.Conv2DOptionsT()
+    copt.padding = S.Padding.SAME if padding == "same" else S.Padding.VALID
+    copt.strideH, copt.strideW = sh, sw
+    copt.dilationHFactor = copt.dilationWFactor = 1
+    copt.fusedActivationFunction = {"none": S.ActivationFunctionType.NONE,
+                                    "relu": S.ActivationFunctionType.RELU,
+                                    "relu6": S.ActivationFunctionType.RELU6}[quant.activation]
+    add_op(S.BuiltinOperator.CONV_2D, [conv_in, wt, bt], [y], S.BuiltinOptions.Conv2DOptions, copt)
+    out = y
+    parts = None
+    if kind == "csp" and c_skip > 0:
+        parts = [skip, y] if order == "skip_first" else [y, skip]
+        out_c = c_skip + oc
+    elif kind == "dense":
+        parts, out_c = [x, y], c + oc
+    if parts is not None:
+        out = add_tensor("out", (n, oh, ow, out_c), I8, xs, xz)
+        copt2 = S.ConcatenationOptionsT()
+        copt2.axis = 3
+        add_op(S.BuiltinOperator.CONCATENATION, parts, [out], S.BuiltinOptions.ConcatenationOptions, copt2)
+
+    sg = S.SubGraphT()
+    sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = tensors, ops, [x], [out], "main"
+    model = S.ModelT()
+    model.version = 3
+    model.operatorCodes, model.subgraphs, model.buffers = codes, [sg], buffers
+    model.description = f"keras-csp kernels reference: {kind}"
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def make_interpreter(model: bytes, resolver: str = "ref", num_threads: int = 1):
+    """LiteRT interpreter: resolver "ref" (reference kernels), "builtin" (optimized builtin kernels,
+    no delegate) or "xnnpack" (default XNNPACK delegate)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kinds = {"ref": OpResolverType.BUILTIN_REF,
+             "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+             "xnnpack": OpResolverType.AUTO}
+    if resolver not in kinds:
+        raise ValueError(f"resolver must be one of {sorted(kinds)}")
+    it = Interpreter(model_content=model, num_threads=num_threads,
+                     experimental_op_resolver_type=kinds[resolver])
+    it.allocate_tensors()
+    return it
+
+
+def run_tflite(model: bytes, x: np.ndarray, resolver: str = "ref") -> np.ndarray:
+    it = make_interpreter(model, resolver)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
