@@ -1,0 +1,138 @@
+// float32 conv, aarch64 NEON (fmla): 4x16 micro-kernel over prepacked [tap][k][16] weights.
+// 1x1 convs read the (strided) input slice in place; other kernels stage a zero-padded copy.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../conv_internal.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kMR = 4;
+constexpr int kNR = 16;
+
+inline size_t BlockFloats(const PackedConvF32& w) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
+  return kNR + static_cast<size_t>(taps) * w.geometry_.in_channels * kNR;
+}
+
+inline void StoreRow(float32x4_t a0, float32x4_t a1, float32x4_t a2, float32x4_t a3,
+                     const float* bias, float32x4_t mn, float32x4_t mx, float* o, int n) {
+  float tmp[16];
+  float32x4_t v[4] = {a0, a1, a2, a3};
+  for (int q = 0; q < 4; ++q)
+    vst1q_f32(tmp + 4 * q, vminq_f32(vmaxq_f32(vaddq_f32(v[q], vld1q_f32(bias + 4 * q)), mn), mx));
+  std::memcpy(o, tmp, n * sizeof(float));
+}
+
+void Kernel4x16(int m, const float* const* a, const int64_t* tap_off, int taps, int kc,
+                const float* w, const float* bias, float32x4_t mn, float32x4_t mx, float* const* o,
+                int n) {
+  float32x4_t c[4][4];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) c[i][j] = vdupq_n_f32(0.0f);
+  for (int t = 0; t < taps; ++t) {
+    const int64_t off = tap_off[t];
+    const float* ap[4] = {a[0] + off, a[1] + off, a[2] + off, a[3] + off};
+    for (int k = 0; k < kc; ++k) {
+      const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4), w2 = vld1q_f32(w + 8),
+                        w3 = vld1q_f32(w + 12);
+      w += 16;
+      for (int i = 0; i < 4; ++i) {
+        const float32x4_t b = vdupq_n_f32(ap[i][k]);
+        c[i][0] = vfmaq_f32(c[i][0], b, w0);
+        c[i][1] = vfmaq_f32(c[i][1], b, w1);
+        c[i][2] = vfmaq_f32(c[i][2], b, w2);
+        c[i][3] = vfmaq_f32(c[i][3], b, w3);
+      }
+    }
+  }
+  for (int i = 0; i < m; ++i) StoreRow(c[i][0], c[i][1], c[i][2], c[i][3], bias, mn, mx, o[i], n);
+}
+
+}  // namespace
+
+Status PackF32Neon(PackedConvF32* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w;
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const size_t bf = BlockFloats(*w);
+  auto* base = static_cast<float*>(AllocPacked(w, bf * blocks * sizeof(float)));
+  for (int bi = 0; bi < blocks; ++bi) {
+    float* blk = base + bi * bf;
+    for (int j = 0; j < kNR; ++j) {
+      const int oc = bi * kNR + j;
+      if (oc >= g.out_channels) continue;
+      blk[j] = w->bias_[oc];
+      for (int t = 0; t < taps; ++t)
+        for (int k = 0; k < g.in_channels; ++k)
+          blk[kNR + (static_cast<size_t>(t) * g.in_channels + k) * kNR + j] =
+              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+    }
+  }
+  w->nr_ = kNR;
+  return Status::Ok();
+}
+
+Status ConvF32Neon(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out) {
+  const ConvGeometry& g = w.geometry_;
+  const int cin = g.in_channels;
+  const int taps = g.kernel_h * g.kernel_w;
+  const bool direct = g.kernel_h == 1 && g.kernel_w == 1;
+  const float* src = nullptr;
+  int64_t pix_stride, row_stride, img_stride;
+  if (direct) {
+    src = in + p.in.channel_offset;
+    pix_stride = p.in.pixel_stride;
+    row_stride = p.in.row_stride;
+    img_stride = p.in.batch_stride;
+  } else {
+    const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cin;
+    auto* buf = static_cast<float*>(Scratch(elems * sizeof(float)));
+    if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+    BuildPadded(p, in, buf, cin, 0.0f, 0.0f, [](float v) { return v; });
+    src = buf;
+    pix_stride = cin;
+    row_stride = static_cast<int64_t>(p.padded_w) * cin;
+    img_stride = row_stride * p.padded_h;
+  }
+  int64_t tap_off[64 * 64];
+  for (int ky = 0; ky < g.kernel_h; ++ky)
+    for (int kx = 0; kx < g.kernel_w; ++kx)
+      tap_off[ky * g.kernel_w + kx] = ky * row_stride + kx * pix_stride;
+  const float32x4_t mn = vdupq_n_f32(w.act_min_), mx = vdupq_n_f32(w.act_max_);
+  const size_t bf = BlockFloats(w);
+  const float* base = w.packed();
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const int pixels = p.out_h * p.out_w;
+  for (int b = 0; b < p.batch; ++b) {
+    for (int p0 = 0; p0 < pixels; p0 += kMR) {
+      const int m = std::min(kMR, pixels - p0);
+      const float* a[kMR];
+      float* o[kMR];
+      for (int i = 0; i < kMR; ++i) {
+        const int pix = p0 + std::min(i, m - 1);
+        const int oy = pix / p.out_w, ox = pix % p.out_w;
+        a[i] = src + b * img_stride + oy * g.stride_h * row_stride + ox * g.stride_w * pix_stride;
+        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+               p.out.channel_offset;
+      }
+      for (int bi = 0; bi < blocks; ++bi) {
+        const float* blk = base + bi * bf;
+        float* ob[kMR];
+        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
+        Kernel4x16(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, ob,
+                   std::min(kNR, g.out_channels - bi * kNR));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#endif  // __aarch64__

@@ -1,0 +1,200 @@
+// int8 conv, aarch64 NEON with the ARMv8.2 dot-product extension (sdot).
+// Raw int8 activations are staged in a padded buffer whose border holds input_zero_point, so
+//   sum((x - zp) * w) = sum(x * w) - zp * sum(w)
+// for every tap including padding; the correction is folded into the packed bias.
+// 4x16 micro-kernel, weights packed [tap][k/4][16][4]; requantization with vqrdmulh +
+// rounding shift, bit-exact with TFLite's reference MultiplyByQuantizedMultiplier.
+#if defined(__aarch64__)
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../conv_internal.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kMR = 4;
+constexpr int kNR = 16;
+constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
+
+inline size_t BlockBytes(const PackedConvInt8& w) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
+  return kParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kNR;
+}
+
+struct RequantConsts {
+  int32x4_t zp, mn, mx;
+};
+
+inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
+  const int32x4_t bias = vld1q_s32(prm + 4 * q);
+  const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
+  const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
+  const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
+  int32x4_t x = vshlq_s32(vaddq_s32(acc, bias), lsh);
+  x = vqrdmulhq_s32(x, mult);
+  // RoundingDivideByPOT: round half away from zero.
+  const int32x4_t neg = vnegq_s32(rsh);
+  const int32x4_t fixup = vshrq_n_s32(vandq_s32(x, neg), 31);
+  x = vrshlq_s32(vqaddq_s32(x, fixup), neg);
+  x = vaddq_s32(x, c.zp);
+  return vminq_s32(vmaxq_s32(x, c.mn), c.mx);
+}
+
+inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
+                     const RequantConsts& c, int8_t* o, int n) {
+  const int16x8_t lo = vcombine_s16(vqmovn_s32(Requant(a0, prm, 0, c)), vqmovn_s32(Requant(a1, prm, 1, c)));
+  const int16x8_t hi = vcombine_s16(vqmovn_s32(Requant(a2, prm, 2, c)), vqmovn_s32(Requant(a3, prm, 3, c)));
+  const int8x16_t v = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+  if (n == kNR) {
+    vst1q_s8(o, v);
+  } else {
+    int8_t tmp[16];
+    vst1q_s8(tmp, v);
+    std::memcpy(o, tmp, n);
+  }
+}
+
+inline int8x16_t Dup4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
+                int n) {
+  int32x4_t c00 = vdupq_n_s32(0), c01 = c00, c02 = c00, c03 = c00;
+  int32x4_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  int32x4_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  int32x4_t c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  for (int t = 0; t < taps; ++t) {
+    const int64_t off = tap_off[t];
+    const int8_t* a0 = a[0] + off;
+    const int8_t* a1 = a[1] + off;
+    const int8_t* a2 = a[2] + off;
+    const int8_t* a3 = a[3] + off;
+    for (int k = 0; k < kp4; ++k) {
+      const int8x16_t w0 = vld1q_s8(w);
+      const int8x16_t w1 = vld1q_s8(w + 16);
+      const int8x16_t w2 = vld1q_s8(w + 32);
+      const int8x16_t w3 = vld1q_s8(w + 48);
+      w += 64;
+      int8x16_t b = Dup4(a0 + 4 * k);
+      c00 = vdotq_s32(c00, w0, b);
+      c01 = vdotq_s32(c01, w1, b);
+      c02 = vdotq_s32(c02, w2, b);
+      c03 = vdotq_s32(c03, w3, b);
+      b = Dup4(a1 + 4 * k);
+      c10 = vdotq_s32(c10, w0, b);
+      c11 = vdotq_s32(c11, w1, b);
+      c12 = vdotq_s32(c12, w2, b);
+      c13 = vdotq_s32(c13, w3, b);
+      b = Dup4(a2 + 4 * k);
+      c20 = vdotq_s32(c20, w0, b);
+      c21 = vdotq_s32(c21, w1, b);
+      c22 = vdotq_s32(c22, w2, b);
+      c23 = vdotq_s32(c23, w3, b);
+      b = Dup4(a3 + 4 * k);
+      c30 = vdotq_s32(c30, w0, b);
+      c31 = vdotq_s32(c31, w1, b);
+      c32 = vdotq_s32(c32, w2, b);
+      c33 = vdotq_s32(c33, w3, b);
+    }
+  }
+  StoreRow(c00, c01, c02, c03, prm, c, o[0], n);
+  if (m > 1) StoreRow(c10, c11, c12, c13, prm, c, o[1], n);
+  if (m > 2) StoreRow(c20, c21, c22, c23, prm, c, o[2], n);
+  if (m > 3) StoreRow(c30, c31, c32, c33, prm, c, o[3], n);
+}
+
+}  // namespace
+
+Status PackInt8NeonDotprod(PackedConvInt8* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w;
+  w->nr_ = kNR;
+  w->k_padded_ = RoundUp(g.in_channels, 4);
+  const int kp4 = w->k_padded_ / 4;
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const size_t bb = BlockBytes(*w);
+  std::vector<int32_t> folded(g.out_channels);
+  FoldedBias(*w, w->quant_.input_zero_point, folded.data());
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
+  for (int bi = 0; bi < blocks; ++bi) {
+    auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
+    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kParamBytes);
+    for (int j = 0; j < kNR; ++j) {
+      const int oc = bi * kNR + j;
+      if (oc >= g.out_channels) continue;
+      prm[j] = folded[oc];
+      prm[16 + j] = w->quant_.output_multiplier[oc];
+      prm[32 + j] = w->left_shift_[oc];
+      prm[48 + j] = w->right_shift_[oc];
+      for (int t = 0; t < taps; ++t)
+        for (int k = 0; k < g.in_channels; ++k)
+          wp[((static_cast<size_t>(t) * kp4 + k / 4) * kNR + j) * 4 + (k % 4)] =
+              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+    }
+  }
+  return Status::Ok();
+}
+
+Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                           int8_t* out) {
+  const ConvGeometry& g = w.geometry_;
+  const int cp = w.k_padded_;
+  const int kp4 = cp / 4;
+  const int taps = g.kernel_h * g.kernel_w;
+  const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
+  auto* buf = static_cast<int8_t*>(Scratch(elems));
+  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+  BuildPadded(p, in, buf, cp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
+              [](int8_t v) { return v; });
+  int64_t tap_off[64 * 64];
+  for (int ky = 0; ky < g.kernel_h; ++ky)
+    for (int kx = 0; kx < g.kernel_w; ++kx)
+      tap_off[ky * g.kernel_w + kx] = (static_cast<int64_t>(ky) * p.padded_w + kx) * cp;
+  RequantConsts c;
+  c.zp = vdupq_n_s32(w.quant_.output_zero_point);
+  c.mn = vdupq_n_s32(w.quant_.act_min);
+  c.mx = vdupq_n_s32(w.quant_.act_max);
+  const size_t bb = BlockBytes(w);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const int pixels = p.out_h * p.out_w;
+  for (int b = 0; b < p.batch; ++b) {
+    const int8_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    for (int p0 = 0; p0 < pixels; p0 += kMR) {
+      const int m = std::min(kMR, pixels - p0);
+      const int8_t* a[kMR];
+      int8_t* o[kMR];
+      for (int i = 0; i < kMR; ++i) {
+        const int pix = p0 + std::min(i, m - 1);
+        const int oy = pix / p.out_w, ox = pix % p.out_w;
+        a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+               p.out.channel_offset;
+      }
+      for (int bi = 0; bi < blocks; ++bi) {
+        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+        const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+        int8_t* ob[kMR];
+        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
+        Kernel4x16(m, a, tap_off, taps, kp4, wp, prm, c, ob,
+                   std::min(kNR, g.out_channels - bi * kNR));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#pragma GCC pop_options
+#endif  // __aarch64__

@@ -1,0 +1,378 @@
+// Self-contained C++ tests for the keras_csp kernels (no gtest): every available optimized
+// variant against the scalar reference over a randomized sweep, the fused ops against an
+// explicit split/conv/concat, requantization edge cases, and argument validation.
+//
+// Usage: test_kernels [--expect VARIANT]... [--expect-missing VARIANT]... [--trials N]
+// Exit status is non-zero on any failure.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "keras_csp/conv.h"
+#include "keras_csp/cpu_features.h"
+#include "keras_csp/quantization.h"
+
+using namespace keras_csp;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+
+#define CHECK(cond, ...)                                             \
+  do {                                                               \
+    ++g_checks;                                                      \
+    if (!(cond)) {                                                   \
+      ++g_failures;                                                  \
+      std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                             \
+      std::fprintf(stderr, "\n");                                    \
+    }                                                                \
+  } while (0)
+
+std::mt19937 rng(12345);
+int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
+float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
+
+const Variant kAllVariants[] = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512Vnni,
+                                Variant::kNeonDotprod};
+
+struct Case {
+  ConvGeometry g;
+  int n, h, w;
+  int in_total, in_off, out_total, out_off;
+};
+
+Case RandomCase() {
+  Case c;
+  const int k = RandInt(0, 3) == 0 ? 1 : (RandInt(0, 1) ? 3 : 1);
+  c.g.kernel_h = c.g.kernel_w = k;
+  c.g.stride_h = c.g.stride_w = RandInt(1, 2);
+  if (RandInt(0, 5) == 0) c.g.stride_w = 3 - c.g.stride_h;
+  c.g.padding = RandInt(0, 1) ? Padding::kSame : Padding::kValid;
+  c.g.in_channels = RandInt(0, 3) == 0 ? RandInt(60, 140) : RandInt(1, 37);
+  c.g.out_channels = RandInt(0, 3) == 0 ? RandInt(30, 80) : RandInt(1, 35);
+  c.n = RandInt(1, 2);
+  const int lo = c.g.padding == Padding::kValid ? k : 1;
+  c.h = RandInt(lo, 11);
+  c.w = RandInt(lo, 11);
+  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  return c;
+}
+
+Int8QuantParams RandomQuant(int out_channels) {
+  std::vector<float> fs(out_channels);
+  for (auto& f : fs) f = RandF(0.0005f, 0.05f);
+  Int8QuantParams q;
+  const int zp_in = RandInt(-128, 127), zp_out = RandInt(-128, 127);
+  int amin = -128, amax = 127;
+  if (RandInt(0, 2) == 0) {
+    amin = RandInt(-128, 0);
+    amax = RandInt(amin, 127);
+  }
+  // Mostly realistic scales; sometimes > 1 effective scale (positive shift).
+  const float out_scale = RandInt(0, 9) == 0 ? RandF(0.0001f, 0.001f) : RandF(0.01f, 0.5f);
+  Status s = MakeInt8QuantParams(RandF(0.005f, 0.1f), zp_in, fs.data(), out_channels, out_scale,
+                                 zp_out, amin, amax, &q);
+  CHECK(s.ok(), "%s", s.message().c_str());
+  return q;
+}
+
+void TestVariantsMatchScalarInt8(int trials) {
+  int compared = 0;
+  for (int t = 0; t < trials; ++t) {
+    const Case c = RandomCase();
+    ConvOutputShape os;
+    if (!ComputeOutputShape(c.g, c.h, c.w, &os).ok()) continue;
+    const int taps = c.g.kernel_h * c.g.kernel_w;
+    std::vector<int8_t> wts(static_cast<size_t>(c.g.out_channels) * taps * c.g.in_channels);
+    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> bias(c.g.out_channels);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    const Int8QuantParams q = RandomQuant(c.g.out_channels);
+    std::vector<int8_t> in(static_cast<size_t>(c.n) * c.h * c.w * c.in_total);
+    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(c.n, c.h, c.w, c.in_total, c.in_off, c.g.in_channels);
+    const TensorLayout lo = NhwcSlice(c.n, os.out_h, os.out_w, c.out_total, c.out_off, c.g.out_channels);
+    std::vector<int8_t> ref(lo.buffer_elements, 77);
+    std::unique_ptr<PackedConvInt8> pref;
+    Status s = PackedConvInt8::Create(c.g, wts.data(), bias.data(), q, Variant::kScalar, &pref);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    s = Conv2DInt8(*pref, in.data(), li, ref.data(), lo);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    for (Variant v : kAllVariants) {
+      if (v == Variant::kScalar || !VariantAvailable(v)) continue;
+      std::unique_ptr<PackedConvInt8> p;
+      s = PackedConvInt8::Create(c.g, wts.data(), bias.data(), q, v, &p);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      std::vector<int8_t> out(lo.buffer_elements, 77);
+      s = Conv2DInt8(*p, in.data(), li, out.data(), lo);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      size_t bad = 0;
+      for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+      CHECK(bad == 0, "int8 %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d)",
+            VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding,
+            c.g.in_channels, c.g.out_channels, c.h, c.w, c.n);
+      ++compared;
+    }
+  }
+  std::printf("int8 variant-vs-scalar comparisons: %d\n", compared);
+}
+
+void TestVariantsMatchScalarF32(int trials) {
+  int compared = 0;
+  for (int t = 0; t < trials; ++t) {
+    const Case c = RandomCase();
+    ConvOutputShape os;
+    if (!ComputeOutputShape(c.g, c.h, c.w, &os).ok()) continue;
+    const int taps = c.g.kernel_h * c.g.kernel_w;
+    std::vector<float> wts(static_cast<size_t>(c.g.out_channels) * taps * c.g.in_channels);
+    for (auto& v : wts) v = RandF(-1, 1);
+    std::vector<float> bias(c.g.out_channels);
+    for (auto& v : bias) v = RandF(-1, 1);
+    std::vector<float> in(static_cast<size_t>(c.n) * c.h * c.w * c.in_total);
+    for (auto& v : in) v = RandF(-1, 1);
+    const float amin = RandInt(0, 1) ? 0.0f : -1e30f, amax = RandInt(0, 1) ? 6.0f : 1e30f;
+    const TensorLayout li = NhwcSlice(c.n, c.h, c.w, c.in_total, c.in_off, c.g.in_channels);
+    const TensorLayout lo = NhwcSlice(c.n, os.out_h, os.out_w, c.out_total, c.out_off, c.g.out_channels);
+    std::vector<float> ref(lo.buffer_elements, 7.f);
+    std::unique_ptr<PackedConvF32> pref;
+    Status s = PackedConvF32::Create(c.g, wts.data(), bias.data(), amin, amax, Variant::kScalar, &pref);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    CHECK(Conv2DF32(*pref, in.data(), li, ref.data(), lo).ok(), "scalar f32");
+    for (Variant v : kAllVariants) {
+      if (v == Variant::kScalar || !VariantAvailable(v, true)) continue;
+      std::unique_ptr<PackedConvF32> p;
+      s = PackedConvF32::Create(c.g, wts.data(), bias.data(), amin, amax, v, &p);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      std::vector<float> out(lo.buffer_elements, 7.f);
+      s = Conv2DF32(*p, in.data(), li, out.data(), lo);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      size_t bad = 0;
+      for (size_t i = 0; i < out.size(); ++i)
+        bad += std::fabs(out[i] - ref[i]) > 1e-4f * (1.0f + std::fabs(ref[i]));
+      CHECK(bad == 0, "f32 %s: %zu mismatches", VariantName(v), bad);
+      ++compared;
+    }
+  }
+  std::printf("f32 variant-vs-scalar comparisons: %d\n", compared);
+}
+
+// Fused ops vs explicit split + conv + concat with the scalar reference.
+void TestFusedOps() {
+  for (Variant v : kAllVariants) {
+    if (!VariantAvailable(v)) continue;
+    for (int t = 0; t < 20; ++t) {
+      const int n = RandInt(1, 2), h = RandInt(1, 9), w = RandInt(1, 9), c = RandInt(2, 70);
+      const int c_skip = RandInt(0, c - 1);
+      ConvGeometry g;
+      g.kernel_h = g.kernel_w = RandInt(0, 1) ? 3 : 1;
+      g.padding = Padding::kSame;
+      g.in_channels = c - c_skip;
+      g.out_channels = RandInt(1, 40);
+      std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
+      for (auto& x : wts) x = static_cast<int8_t>(RandInt(-127, 127));
+      std::vector<int32_t> bias(g.out_channels);
+      for (auto& x : bias) x = RandInt(-3000, 3000);
+      const Int8QuantParams q = RandomQuant(g.out_channels);
+      std::unique_ptr<PackedConvInt8> p, pref;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pref).ok(), "create");
+      std::vector<int8_t> x(static_cast<size_t>(n) * h * w * c);
+      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
+      const int pixels = n * h * w;
+      // reference: split, conv, concat
+      std::vector<int8_t> part(static_cast<size_t>(pixels) * g.in_channels), y(static_cast<size_t>(pixels) * g.out_channels);
+      for (int i = 0; i < pixels; ++i)
+        std::memcpy(&part[i * g.in_channels], &x[i * c + c_skip], g.in_channels);
+      CHECK(Conv2DInt8(*pref, part.data(), NhwcSlice(n, h, w, g.in_channels, 0, g.in_channels), y.data(),
+                       NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels)).ok(), "ref conv");
+      const int oc = c_skip + g.out_channels;
+      for (ConcatOrder order : {ConcatOrder::kSkipFirst, ConcatOrder::kSkipLast}) {
+        std::vector<int8_t> expect(static_cast<size_t>(pixels) * oc), got(expect.size() + 5, 99);
+        for (int i = 0; i < pixels; ++i) {
+          const bool sf = order == ConcatOrder::kSkipFirst;
+          std::memcpy(&expect[i * oc + (sf ? 0 : g.out_channels)], &x[i * c], c_skip);
+          std::memcpy(&expect[i * oc + (sf ? c_skip : 0)], &y[i * g.out_channels], g.out_channels);
+        }
+        Status s = CspPartialConvInt8(*p, x.data(), n, h, w, c, c_skip, got.data(),
+                                      static_cast<int64_t>(expect.size()), order);
+        CHECK(s.ok(), "%s", s.message().c_str());
+        CHECK(std::memcmp(expect.data(), got.data(), expect.size()) == 0, "csp %s order %d",
+              VariantName(v), (int)order);
+        CHECK(got[expect.size()] == 99, "csp wrote past the end");
+      }
+      // dense append: block = [x | y | spare], conv reads [c_skip, c), writes at c.
+      const int bc = c + g.out_channels + 3;
+      std::vector<int8_t> block(static_cast<size_t>(pixels) * bc, 55);
+      for (int i = 0; i < pixels; ++i) std::memcpy(&block[i * bc], &x[i * c], c);
+      Status s = DenseAppendInt8(*p, block.data(), n, h, w, bc, c_skip, c);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      bool okd = true;
+      for (int i = 0; i < pixels && okd; ++i) {
+        okd = std::memcmp(&block[i * bc], &x[i * c], c) == 0 &&
+              std::memcmp(&block[i * bc + c], &y[i * g.out_channels], g.out_channels) == 0 &&
+              block[i * bc + bc - 1] == 55 && block[i * bc + bc - 3] == 55;
+      }
+      CHECK(okd, "dense append %s", VariantName(v));
+    }
+  }
+}
+
+void TestRequantEdgeCases() {
+  // Hand-checked values of TFLite's MultiplyByQuantizedMultiplier (double rounding).
+  CHECK(MultiplyByQuantizedMultiplier(100, 1 << 30, 0) == 50, "0.5*100");
+  CHECK(MultiplyByQuantizedMultiplier(3, 1 << 30, -1) == 1, "0.25*3=0.75 -> 1");
+  CHECK(MultiplyByQuantizedMultiplier(-3, 1 << 30, -1) == -1, "-0.75 -> -1");
+  CHECK(MultiplyByQuantizedMultiplier(2, 1 << 30, -2) == 0, "0.125*2 = 0.25 -> 0");
+  CHECK(MultiplyByQuantizedMultiplier(-4, 1 << 30, -2) == -1, "-0.5 -> -1 (away from zero)");
+  CHECK(MultiplyByQuantizedMultiplier(4, 1 << 30, -2) == 1, "0.5 -> 1");
+  CHECK(MultiplyByQuantizedMultiplier(5, 1 << 30, 1) == 5, "1.0*5");
+  int32_t m;
+  int sh;
+  QuantizeMultiplier(0.75, &m, &sh);
+  CHECK(m == 1610612736 && sh == 0, "QuantizeMultiplier(0.75) = %d, %d", m, sh);
+  QuantizeMultiplier(1.0 - 1e-12, &m, &sh);
+  CHECK(m == 1073741824 && sh == 1, "QuantizeMultiplier(~1) = %d, %d", m, sh);
+  // Extreme accumulators through every variant: 1x1 conv, 1 channel, large weights & bias.
+  for (Variant v : kAllVariants) {
+    if (!VariantAvailable(v)) continue;
+    for (int trial = 0; trial < 200; ++trial) {
+      ConvGeometry g;
+      g.in_channels = 1;
+      g.out_channels = 16;
+      std::vector<int8_t> wts(16);
+      std::vector<int32_t> bias(16);
+      Int8QuantParams q;
+      q.input_zero_point = RandInt(-128, 127);
+      q.output_zero_point = RandInt(-128, 127);
+      for (int c = 0; c < 16; ++c) {
+        wts[c] = static_cast<int8_t>(RandInt(-127, 127));
+        bias[c] = RandInt(-(1 << 24), 1 << 24);
+        q.output_multiplier.push_back(RandInt(1 << 30, 0x7fffffff));
+        q.output_shift.push_back(RandInt(-31, 4));
+      }
+      std::unique_ptr<PackedConvInt8> p, pr;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
+      std::vector<int8_t> x(7 * 3), a(7 * 3 * 16), b(7 * 3 * 16);
+      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
+      const TensorLayout li = NhwcSlice(1, 7, 3, 1, 0, 1), lo = NhwcSlice(1, 7, 3, 16, 0, 16);
+      CHECK(Conv2DInt8(*p, x.data(), li, a.data(), lo).ok(), "run");
+      CHECK(Conv2DInt8(*pr, x.data(), li, b.data(), lo).ok(), "run");
+      CHECK(a == b, "extreme requant mismatch for %s", VariantName(v));
+    }
+  }
+}
+
+void TestValidation() {
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = 3;
+  g.in_channels = 4;
+  g.out_channels = 8;
+  std::vector<int8_t> wts(8 * 9 * 4, 1);
+  Int8QuantParams q;
+  q.output_multiplier.assign(8, 1 << 30);
+  q.output_shift.assign(8, -8);
+  std::unique_ptr<PackedConvInt8> p;
+  CHECK(PackedConvInt8::Create(g, nullptr, nullptr, q, Variant::kScalar, &p).code() == StatusCode::kNullPointer, "null weights");
+  Int8QuantParams bad = q;
+  bad.output_shift.pop_back();
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "short shift");
+  bad = q;
+  bad.input_zero_point = 300;
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "zp range");
+  bad = q;
+  bad.output_multiplier[0] = -5;
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "negative multiplier");
+  ConvGeometry gb = g;
+  gb.stride_h = 0;
+  CHECK(!PackedConvInt8::Create(gb, wts.data(), nullptr, q, Variant::kScalar, &p).ok(), "stride 0");
+  for (Variant v : kAllVariants)
+    if (!VariantAvailable(v))
+      CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, q, v, &p).code() == StatusCode::kUnsupported,
+            "unavailable variant %s must be refused", VariantName(v));
+  CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, q, Variant::kAuto, &p).ok(), "create auto");
+  std::vector<int8_t> in(2 * 5 * 5 * 4), out(2 * 5 * 5 * 8);
+  TensorLayout li = NhwcSlice(2, 5, 5, 4, 0, 4), lo = NhwcSlice(2, 5, 5, 8, 0, 8);
+  CHECK(Conv2DInt8(*p, in.data(), li, out.data(), lo).ok(), "valid call");
+  CHECK(Conv2DInt8(*p, nullptr, li, out.data(), lo).code() == StatusCode::kNullPointer, "null input");
+  CHECK(Conv2DInt8(*p, in.data(), li, nullptr, lo).code() == StatusCode::kNullPointer, "null output");
+  TensorLayout l2 = li;
+  l2.buffer_elements -= 1;
+  CHECK(Conv2DInt8(*p, in.data(), l2, out.data(), lo).code() == StatusCode::kOutOfRange, "input too small");
+  l2 = lo;
+  l2.channel_offset = 1;
+  CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), l2).ok(), "offset past pixel");
+  l2 = NhwcSlice(2, 4, 5, 8, 0, 8);
+  CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), l2).ok(), "wrong output size");
+  l2 = NhwcSlice(2, 5, 5, 3, 0, 3);
+  CHECK(!Conv2DInt8(*p, in.data(), l2, out.data(), lo).ok(), "channel mismatch");
+  // overlapping slices of one buffer
+  std::vector<int8_t> block(2 * 5 * 5 * 10);
+  CHECK(!DenseAppendInt8(*p, block.data(), 2, 5, 5, 10, 0, 2).ok(), "overlapping channel ranges");
+  std::vector<int8_t> block12(2 * 5 * 5 * 12);
+  CHECK(DenseAppendInt8(*p, block12.data(), 2, 5, 5, 12, 0, 4).ok(), "dense append ok");
+  CHECK(!DenseAppendInt8(*p, block12.data(), 2, 5, 5, 12, 0, 5).ok(), "out range past block");
+  CHECK(!DenseAppendInt8(*p, block12.data(), 2, 5, 5, 12, 9, 0).ok(), "in range past block");
+  CHECK(!CspPartialConvInt8(*p, in.data(), 2, 5, 5, 4, 4, out.data(), out.size()).ok(), "c_skip == channels");
+  CHECK(!CspPartialConvInt8(*p, in.data(), 2, 5, 5, 4, -1, out.data(), out.size()).ok(), "c_skip < 0");
+  std::vector<int8_t> x6(2 * 5 * 5 * 6), o10(2 * 5 * 5 * 10);
+  CHECK(CspPartialConvInt8(*p, x6.data(), 2, 5, 5, 6, 2, o10.data(), o10.size()).ok(), "csp ok");
+  CHECK(CspPartialConvInt8(*p, x6.data(), 2, 5, 5, 6, 2, o10.data(), o10.size() - 1).code() == StatusCode::kOutOfRange, "csp out too small");
+  // misaligned float buffers
+  ConvGeometry gf = g;
+  std::vector<float> wf(8 * 9 * 4, 0.5f);
+  std::unique_ptr<PackedConvF32> pf;
+  CHECK(PackedConvF32::Create(gf, wf.data(), nullptr, -1e30f, 1e30f, Variant::kAuto, &pf).ok(), "f32 create");
+  std::vector<float> fin(2 * 5 * 5 * 4 + 1), fout(2 * 5 * 5 * 8 + 1);
+  const float* mis = reinterpret_cast<const float*>(reinterpret_cast<const char*>(fin.data()) + 1);
+  CHECK(Conv2DF32(*pf, mis, li, fout.data(), lo).code() == StatusCode::kMisaligned, "misaligned input");
+  CHECK(Conv2DF32(*pf, fin.data(), li, fout.data(), lo).ok(), "aligned f32 ok");
+  CHECK(PackedConvF32::Create(gf, reinterpret_cast<const float*>(reinterpret_cast<const char*>(wf.data()) + 2),
+                              nullptr, 0, 1, Variant::kScalar, &pf).code() == StatusCode::kMisaligned, "misaligned weights");
+  Variant pv;
+  CHECK(!ParseVariant("sse9", &pv).ok(), "parse bad variant");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int trials = 300;
+  std::vector<std::string> expect, expect_missing;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--trials" && i + 1 < argc) trials = std::atoi(argv[++i]);
+    else if (a == "--expect" && i + 1 < argc) expect.push_back(argv[++i]);
+    else if (a == "--expect-missing" && i + 1 < argc) expect_missing.push_back(argv[++i]);
+  }
+  std::printf("arch=%s best_int8=%s best_f32=%s\n", compiled_arch().c_str(), VariantName(BestVariant(false)),
+              VariantName(BestVariant(true)));
+  for (Variant v : kAllVariants)
+    std::printf("  %-13s int8:%s f32:%s\n", VariantName(v), VariantAvailable(v) ? "yes" : "no",
+                VariantAvailable(v, true) ? "yes" : "no");
+  for (const auto& e : expect) {
+    Variant v;
+    CHECK(ParseVariant(e, &v).ok() && VariantAvailable(v), "expected variant %s to be available", e.c_str());
+  }
+  for (const auto& e : expect_missing) {
+    Variant v;
+    CHECK(ParseVariant(e, &v).ok() && !VariantAvailable(v), "expected variant %s to be missing", e.c_str());
+  }
+  TestRequantEdgeCases();
+  TestValidation();
+  TestFusedOps();
+  TestVariantsMatchScalarInt8(trials);
+  TestVariantsMatchScalarF32(trials / 2);
+  std::printf("%d checks, %d failures\n", g_checks, g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
