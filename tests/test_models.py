@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+
+import keras_csp
+from keras_csp.backend import keras
+from keras_csp.models import create_model, list_models, plain_twin_of
+
+FULL = [n for n in list_models() if "tiny" not in n and "_efm" not in n and "_yolo" not in n and "_prn" not in n]
+TINY = [n for n in list_models() if n.endswith("_tiny") and n.split("_")[0] in (
+    "cspdensenet", "densenet", "cspresnet", "resnet", "cspdarknet", "darknet", "csppeleenet", "peleenet")]
+
+
+def test_registry_has_the_zoo():
+    names = set(list_models())
+    for n in ["cspdensenet121", "cspdensenet169", "cspdensenet201", "cspresnet50", "cspresnext50",
+              "cspdarknet53", "csppeleenet", "densenet121", "densenet169", "densenet201", "resnet50",
+              "resnext50", "darknet53", "peleenet", "cspdensenet_tiny", "densenet_tiny"]:
+        assert n in names
+    assert plain_twin_of("cspdensenet121") == "densenet121"
+    assert plain_twin_of("densenet121") is None
+
+
+@pytest.mark.parametrize("name", FULL)
+def test_full_models_build_at_224(name):
+    model = create_model(name)
+    assert model.input_shape == (None, 224, 224, 3)
+    assert model.output_shape == (None, 1000)
+    assert model.name == name
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_models_build_at_32_and_roundtrip(name, tmp_path):
+    model = create_model(name, input_shape=(32, 32, 3), classes=10)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    assert before.shape == (2, 10)
+    path = str(tmp_path / "x.keras")
+    model.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), before)
+
+
+def test_top_level_api_and_signature():
+    model = keras_csp.CSPDenseNet121(include_top=False, pooling="avg", input_shape=(64, 64, 3))
+    assert model.output_shape == (None, model.layers[-2].output.shape[-1])
+    model = keras_csp.CSPDenseNet(blocks=(2, 3), growth_rate=8, input_shape=(64, 64, 3), classes=5,
+                                  classifier_activation=None)
+    assert model.output_shape == (None, 5)
+    assert model.layers[-1].get_config()["activation"] == "linear"
+    headless = keras_csp.CSPResNet50(include_top=False, input_shape=(64, 64, 3))
+    assert len(headless.output_shape) == 4
+
+
+def test_stable_layer_names():
+    names = {layer.name for layer in create_model("cspdensenet121").layers}
+    for n in ["conv1_conv", "conv1_bn", "conv1_relu", "pool1", "conv2_split_skip", "conv2_split_part",
+              "conv2_block1_1_conv", "conv2_block1_2_bn", "conv2_block6_concat", "conv2_partial_transition_conv",
+              "conv2_csp_concat", "pool2_pool", "avg_pool", "predictions"]:
+        assert n in names, n
+    plain = {layer.name for layer in create_model("densenet121").layers}
+    assert {"conv2_block1_1_conv", "pool2_conv", "pool2_pool", "conv5_block16_concat"} <= plain
+
+
+def test_input_tensor_and_weights_file(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    model = create_model("cspdensenet_tiny", input_tensor=inputs, classes=3)
+    assert model.inputs[0] is inputs or model.inputs[0].shape == inputs.shape
+    path = str(tmp_path / "w.weights.h5")
+    model.save_weights(path)
+    again = create_model("cspdensenet_tiny", input_shape=(32, 32, 3), classes=3, weights=path)
+    x = np.ones((1, 32, 32, 3), "float32")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(partial_ratio=0.0), "partial_ratio"),
+    (dict(partial_ratio=1.2), "partial_ratio"),
+    (dict(fusion="middle"), "fusion"),
+    (dict(weights="imagenet"), "weights"),
+    (dict(pooling="sum", include_top=False), "pooling"),
+    (dict(classes=0), "classes"),
+    (dict(input_shape=(8, 8, 3)), "input_shape"),
+])
+def test_bad_arguments(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        create_model("cspdensenet_tiny", **{"input_shape": (32, 32, 3), **kwargs})
+
+
+def test_channels_that_do_not_split_name_partial_ratio():
+    # the tiny DenseNet's 32-channel stem cannot give the block 0.01 of its channels
+    with pytest.raises(ValueError, match="partial_ratio"):
+        create_model("cspdensenet_tiny", input_shape=(32, 32, 3), partial_ratio=0.01)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model name 'cspdensenet12'.*cspdensenet121"):
+        create_model("cspdensenet12")
+
+
+def test_csp_only_arguments_rejected_by_plain_twin():
+    with pytest.raises(ValueError, match="partial_ratio"):
+        create_model("densenet_tiny", input_shape=(32, 32, 3), partial_ratio=0.5)
+
+
+@pytest.mark.parametrize("fusion", ["first", "last", "both"])
+@pytest.mark.parametrize("ratio", [0.25, 0.5, 0.75])
+def test_fusion_and_ratio_variants_build(fusion, ratio):
+    model = create_model("cspdensenet_tiny", input_shape=(32, 32, 3), classes=10, fusion=fusion,
+                         partial_ratio=ratio)
+    assert model.output_shape == (None, 10)
+    names = {layer.name for layer in model.layers}
+    assert ("conv2_transition_conv" in names) == (fusion != "last")
+    assert model.get_layer("conv2_split_part").output.shape[-1] == round(32 * ratio)

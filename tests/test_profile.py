@@ -1,0 +1,103 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from keras_csp.backend import keras
+from keras_csp.cli import cli
+from keras_csp.layers import CSPStage, blocks
+from keras_csp.profile import plot_bottleneck, profile, profile_model
+
+layers = keras.layers
+
+
+def _hand_model():
+    x = inp = keras.Input((8, 8, 3))
+    x = blocks.conv_bn_act(x, 16, 3, "stem")  # 8*8*16 * 3*3*3 = 27648
+    # 16 ch -> 8 skip / 8 part; dense layer: 1x1 8->16 (8192), 3x3 16->4 (36864); partial transition
+    # 12->8 (6144); concat 16; transition 16->16 (16384)
+    x = blocks.csp_stage(x, lambda p: blocks.dense_block(p, 1, 4, "d"), "s", 0.5, "both", out_filters=16,
+                         partial_transition_filters=8)
+    x = layers.Conv2D(32, 3, groups=4, padding="same", strides=2, name="grouped")(x)  # 4*4*32 * 9*16/4 = 18432
+    x = layers.DepthwiseConv2D(3, padding="same", name="dw")(x)  # 4*4*32*9 = 4608
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(10, name="fc")(x)  # 320
+    return keras.Model(inp, x, name="hand")
+
+
+def test_macs_match_hand_computation():
+    p = profile_model(_hand_model())
+    by_name = {layer.name: layer for layer in p.layers}
+    assert by_name["stem_conv"].macs == 27648
+    assert by_name["d_block1_1_conv"].macs == 8192
+    assert by_name["d_block1_2_conv"].macs == 36864
+    assert by_name["s_partial_transition_conv"].macs == 6144
+    assert by_name["s_transition_conv"].macs == 16384
+    assert by_name["grouped"].macs == 18432
+    assert by_name["dw"].macs == 4608
+    assert by_name["fc"].macs == 320
+    assert p.macs == 27648 + 8192 + 36864 + 6144 + 16384 + 18432 + 4608 + 320
+    assert p.flops == 2 * p.macs
+    assert p.max_layer_flops == 2 * 36864
+    # params: convs without bias, BN 4 per channel, dense with bias
+    assert by_name["stem_conv"].params == 3 * 3 * 3 * 16
+    assert by_name["stem_bn"].params == 4 * 16
+    assert by_name["fc"].params == 32 * 10 + 10
+    assert p.params == sum(layer.params for layer in p.layers)
+    # activation memory: float32 output elements
+    assert by_name["stem_conv"].activation_bytes == 8 * 8 * 16 * 4
+    assert by_name["s_csp_concat"].activation_bytes == 8 * 8 * 16 * 4
+    assert by_name["s_split_skip"].output_shape == [None, 8, 8, 8]
+
+
+def test_wrapped_layers_are_counted_inside():
+    inp = keras.Input((8, 8, 16))
+    model = keras.Model(inp, CSPStage("dense", depth=1, growth_rate=4, fusion="first", out_filters=16)(inp))
+    p = profile_model(model)
+    # split 8/8; 1x1 8->16 (8192); 3x3 16->4 (36864); concat 8+12=20 -> transition 20->16 (20480)
+    assert p.macs == 8192 + 36864 + 20480
+
+
+def test_densenet121_macs_known_value():
+    # DenseNet-121 at 224x224: 2.83 GMACs with conv/dense only (the usual "2.87 GFLOPs" counts MACs)
+    p = profile("densenet121")
+    assert 2.80e9 < p.macs < 2.90e9
+    assert p.max_layer_flops == 2 * 112 * 112 * 64 * 7 * 7 * 3  # the 7x7 stem conv
+
+
+@pytest.mark.parametrize("csp, plain", [("cspdensenet121", "densenet121"), ("cspresnet50", "resnet50"),
+                                        ("cspresnext50", "resnext50"), ("cspdarknet53", "darknet53"),
+                                        ("csppeleenet", "peleenet"), ("cspdensenet_tiny", "densenet_tiny")])
+def test_csp_has_fewer_flops_than_plain_twin(csp, plain):
+    size = 32 if "tiny" in csp else 224
+    assert profile(csp, size).flops < profile(plain, size).flops
+
+
+def test_profile_cli_json_and_plot(tmp_path):
+    out_json, out_png = tmp_path / "p.json", tmp_path / "p.png"
+    result = CliRunner().invoke(cli, ["profile", "cspdensenet_tiny", "--input-size", "32", "--json", str(out_json),
+                                      "--plot", str(out_png)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out_json.read_text())
+    assert set(data) >= {"model", "input_size", "params", "macs", "flops", "max_layer_flops", "layers"}
+    assert set(data["layers"][0]) >= {"name", "type", "output_shape", "params", "macs", "activation_bytes"}
+    assert data["flops"] == 2 * data["macs"] == 2 * sum(layer["macs"] for layer in data["layers"])
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_cli_pairs():
+    result = CliRunner().invoke(cli, ["compare", "cspdensenet_tiny"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line.split() for line in result.output.splitlines()[2:]}
+    assert float(lines["cspdensenet_tiny"][-1]) < 1.0 == float(lines["densenet_tiny"][-1])
+
+
+def test_unknown_model_cli():
+    result = CliRunner().invoke(cli, ["profile", "nosuchnet"])
+    assert result.exit_code != 0
+    assert "unknown model name" in str(result.exception)
+
+
+def test_plot_several(tmp_path):
+    profiles = [profile("cspdensenet_tiny", 32), profile("densenet_tiny", 32)]
+    assert plot_bottleneck(profiles, tmp_path / "b.png")
