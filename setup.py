@@ -19,6 +19,14 @@ ext_modules = [
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),
+    Pybind11Extension(
+        "keras_csp._runtime",
+        sorted(glob("kernels/runtime/*.cc")) + KERNEL_SOURCES + ["kernels/python/runtime_module.cc"],
+        include_dirs=["kernels/include", "kernels/runtime"],
+        cxx_std=17,
+        extra_compile_args=["-O3"],
+        libraries=["dl"],
+    ),
 ]
 
 setup(

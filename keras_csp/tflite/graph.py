@@ -1,0 +1,233 @@
+"""Read / modify / write .tflite models with the flatbuffers object API.
+
+`Graph` wraps a `ModelT` and its main subgraph with the small set of helpers the rewrite pass
+needs: producers/consumers of tensors, constant buffers as numpy arrays, adding tensors,
+buffers and operator codes, and serialization.
+"""
+from __future__ import annotations
+
+import os
+
+import flatbuffers
+import numpy as np
+
+from .schema import BuiltinOperator, TensorType, op_name, schema
+
+_NP = {
+    TensorType.FLOAT32: np.float32, TensorType.INT32: np.int32, TensorType.UINT8: np.uint8,
+    TensorType.INT8: np.int8, TensorType.INT64: np.int64, TensorType.INT16: np.int16,
+    TensorType.BOOL: np.bool_, TensorType.FLOAT16: np.float16,
+}
+_TT = {np.dtype(v): k for k, v in _NP.items()}
+
+
+def np_dtype(tensor_type: int):
+    return _NP[tensor_type]
+
+
+BUFFER_ALIGNMENT = 64
+
+
+class _AlignedBuffer:
+    """Packs a BufferT with its data vector aligned to BUFFER_ALIGNMENT bytes."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    def Pack(self, builder):
+        b = self.buf
+        data = None
+        if b.data is not None and len(b.data):
+            payload = np.asarray(b.data, np.uint8).tobytes()
+            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
+            builder.head = builder.head - len(payload)
+            builder.Bytes[builder.head: builder.head + len(payload)] = payload
+            builder.vectorNumElems = len(payload)
+            data = builder.EndVector()
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, b.offset or 0)
+        schema.BufferAddSize(builder, b.size or 0)
+        return schema.BufferEnd(builder)
+
+
+class Graph:
+    def __init__(self, model):
+        self.model = model
+        if not model.subgraphs:
+            raise ValueError("model has no subgraphs")
+        self.sg = model.subgraphs[0]
+        if model.buffers is None:
+            model.buffers = []
+        if model.operatorCodes is None:
+            model.operatorCodes = []
+
+    # ---- io ----
+    @classmethod
+    def load(cls, path_or_bytes) -> "Graph":
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            data = bytes(path_or_bytes)
+        else:
+            with open(os.fspath(path_or_bytes), "rb") as f:
+                data = f.read()
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ValueError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
+        m = schema.Model.GetRootAsModel(data, 0)
+        return cls(schema.ModelT.InitFromObj(m))
+
+    def to_bytes(self) -> bytes:
+        """Serializes the model. Every constant buffer is 64-byte aligned in the file: LiteRT
+        hands constant inputs of custom ops to the kernel as host tensor buffers, which it
+        requires to be 64-byte aligned (LITERT_HOST_MEMORY_BUFFER_ALIGNMENT)."""
+        saved = self.model.buffers
+        self.model.buffers = [_AlignedBuffer(b) for b in saved]
+        try:
+            b = flatbuffers.Builder(1024)
+            b.Finish(self.model.Pack(b), file_identifier=b"TFL3")
+            return bytes(b.Output())
+        finally:
+            self.model.buffers = saved
+
+    def save(self, path):
+        with open(os.fspath(path), "wb") as f:
+            f.write(self.to_bytes())
+
+    # ---- ops ----
+    def op_code(self, op) -> int:
+        oc = self.model.operatorCodes[op.opcodeIndex]
+        return max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0))
+
+    def op_type(self, op) -> str:
+        code = self.op_code(op)
+        if code == BuiltinOperator.CUSTOM:
+            cc = self.model.operatorCodes[op.opcodeIndex].customCode
+            return cc.decode() if isinstance(cc, bytes) else str(cc)
+        return op_name(code)
+
+    def custom_opcode_index(self, custom_code: str, version: int = 1) -> int:
+        for i, oc in enumerate(self.model.operatorCodes):
+            cc = oc.customCode
+            if isinstance(cc, bytes):
+                cc = cc.decode()
+            if self.code_of(oc) == BuiltinOperator.CUSTOM and cc == custom_code:
+                return i
+        oc = schema.OperatorCodeT()
+        oc.builtinCode = BuiltinOperator.CUSTOM
+        oc.deprecatedBuiltinCode = BuiltinOperator.CUSTOM
+        oc.customCode = custom_code
+        oc.version = version
+        self.model.operatorCodes.append(oc)
+        return len(self.model.operatorCodes) - 1
+
+    @staticmethod
+    def code_of(oc) -> int:
+        return max(int(oc.builtinCode or 0), int(oc.deprecatedBuiltinCode or 0))
+
+    def ops(self):
+        return list(self.sg.operators or [])
+
+    def producers(self) -> dict:
+        out = {}
+        for i, op in enumerate(self.sg.operators or []):
+            for t in op.outputs if op.outputs is not None else []:
+                out[int(t)] = i
+        return out
+
+    def consumers(self) -> dict:
+        out: dict[int, list[int]] = {}
+        for i, op in enumerate(self.sg.operators or []):
+            for t in op.inputs if op.inputs is not None else []:
+                if t >= 0:
+                    out.setdefault(int(t), []).append(i)
+        return out
+
+    def graph_outputs(self) -> set:
+        return set(int(t) for t in (self.sg.outputs if self.sg.outputs is not None else []))
+
+    # ---- tensors ----
+    def tensor(self, i):
+        return self.sg.tensors[i]
+
+    def tensor_name(self, i) -> str:
+        n = self.sg.tensors[i].name
+        return n.decode() if isinstance(n, bytes) else str(n)
+
+    def shape(self, i) -> list:
+        s = self.sg.tensors[i].shape
+        return [int(v) for v in (s if s is not None else [])]
+
+    def quant(self, i):
+        """(scales, zero_points, quantized_dimension) as numpy arrays, or None."""
+        q = self.sg.tensors[i].quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            return None
+        zp = q.zeroPoint if q.zeroPoint is not None else np.zeros(len(q.scale), np.int64)
+        return (np.asarray(q.scale, np.float32), np.asarray(zp, np.int64),
+                int(q.quantizedDimension or 0))
+
+    def constant(self, i):
+        """Constant data of tensor i as a numpy array (None if not constant)."""
+        t = self.sg.tensors[i]
+        buf = self.model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(self.model.buffers) else None
+        if buf is None or buf.data is None or len(buf.data) == 0:
+            return None
+        arr = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype=np_dtype(t.type))
+        return arr.reshape(self.shape(i))
+
+    def add_buffer(self, data: bytes | None) -> int:
+        b = schema.BufferT()
+        if data is not None:
+            b.data = np.frombuffer(data, np.uint8).copy()
+        self.model.buffers.append(b)
+        return len(self.model.buffers) - 1
+
+    def add_tensor(self, name: str, shape, dtype, data: np.ndarray | None = None,
+                   scales=None, zero_points=None, quantized_dimension=0) -> int:
+        t = schema.TensorT()
+        t.name = name
+        t.shape = np.asarray(shape, np.int32)
+        t.type = _TT[np.dtype(dtype)]
+        t.buffer = self.add_buffer(None if data is None else np.ascontiguousarray(data).astype(dtype).tobytes())
+        if scales is not None:
+            q = schema.QuantizationParametersT()
+            q.scale = np.asarray(scales, np.float32)
+            q.zeroPoint = np.asarray(zero_points if zero_points is not None else [0] * len(scales), np.int64)
+            q.quantizedDimension = quantized_dimension
+            t.quantization = q
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def remove_unused(self):
+        """Drops tensors no op or graph IO references (buffers are left; they are cheap)."""
+        used = set(int(t) for t in (self.sg.inputs if self.sg.inputs is not None else []))
+        used |= self.graph_outputs()
+        for op in self.sg.operators or []:
+            used |= set(int(t) for t in (op.inputs if op.inputs is not None else []) if t >= 0)
+            used |= set(int(t) for t in (op.outputs if op.outputs is not None else []))
+        # also keep tensors referenced by signatures
+        for sd in self.model.signatureDefs or []:
+            for tm in (sd.inputs or []) + (sd.outputs or []):
+                used.add(int(tm.tensorIndex))
+        keep = sorted(used)
+        remap = {old: new for new, old in enumerate(keep)}
+        self.sg.tensors = [self.sg.tensors[i] for i in keep]
+
+        def m(arr):
+            return np.asarray([remap[int(t)] if t >= 0 else -1 for t in arr], np.int32)
+
+        self.sg.inputs = m(self.sg.inputs if self.sg.inputs is not None else [])
+        self.sg.outputs = m(self.sg.outputs if self.sg.outputs is not None else [])
+        for op in self.sg.operators or []:
+            op.inputs = m(op.inputs if op.inputs is not None else [])
+            op.outputs = m(op.outputs if op.outputs is not None else [])
+        for sd in self.model.signatureDefs or []:
+            for tm in (sd.inputs or []) + (sd.outputs or []):
+                tm.tensorIndex = remap[int(tm.tensorIndex)]
+
+    def op_counts(self) -> dict:
+        out: dict[str, int] = {}
+        for op in self.sg.operators or []:
+            k = self.op_type(op)
+            out[k] = out.get(k, 0) + 1
+        return out

@@ -1,0 +1,587 @@
+#include "custom_ops.h"
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "flexbuffer_reader.h"
+#include "keras_csp/conv.h"
+
+namespace keras_csp::runtime {
+namespace {
+
+using flex::FlexError;
+using flex::Ref;
+
+constexpr int kOptionsVersion = 1;
+
+int64_t ReqInt(const Ref& m, const char* key) {
+  Ref r = m.Get(key);
+  if (r.IsNull()) throw FlexError(std::string("missing option '") + key + "'");
+  try {
+    return r.AsInt();
+  } catch (const FlexError& e) {
+    throw FlexError(std::string("option '") + key + "': " + e.what());
+  }
+}
+int64_t OptInt(const Ref& m, const char* key, int64_t dflt) {
+  Ref r = m.Get(key);
+  return r.IsNull() ? dflt : ReqInt(m, key);
+}
+std::vector<int64_t> ReqIntVec(const Ref& m, const char* key) {
+  Ref r = m.Get(key);
+  if (r.IsNull()) throw FlexError(std::string("missing option '") + key + "'");
+  try {
+    return r.AsIntVector();
+  } catch (const FlexError& e) {
+    throw FlexError(std::string("option '") + key + "': " + e.what());
+  }
+}
+void Require(bool cond, const std::string& msg) {
+  if (!cond) throw FlexError(msg);
+}
+
+std::string LayoutStr(const LiteRtLayout& l) {
+  std::ostringstream os;
+  os << "[";
+  for (unsigned i = 0; i < l.rank; ++i) os << (i ? "," : "") << l.dimensions[i];
+  os << "]";
+  return os.str();
+}
+
+void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
+  std::memset(l, 0, sizeof(*l));
+  l->rank = static_cast<unsigned>(dims.size());
+  int i = 0;
+  for (int d : dims) l->dimensions[i++] = d;
+}
+
+// ---- one int8 convolution described by custom options (shared by both CSP ops) ----
+struct ConvSpec {
+  ConvGeometry geometry;
+  Int8QuantParams quant;
+  std::unique_ptr<PackedConvInt8> packed;
+  const void* packed_from = nullptr;  // weights pointer the packing was built from
+
+  void Parse(const Ref& m, const std::string& where) {
+    try {
+      geometry.kernel_h = static_cast<int>(ReqInt(m, "kernel_h"));
+      geometry.kernel_w = static_cast<int>(ReqInt(m, "kernel_w"));
+      geometry.stride_h = static_cast<int>(ReqInt(m, "stride_h"));
+      geometry.stride_w = static_cast<int>(ReqInt(m, "stride_w"));
+      int64_t pad = ReqInt(m, "padding");
+      Require(pad == 0 || pad == 1, "padding must be 0 (VALID) or 1 (SAME)");
+      geometry.padding = pad == 1 ? Padding::kSame : Padding::kValid;
+      geometry.in_channels = static_cast<int>(ReqInt(m, "in_channels"));
+      geometry.out_channels = static_cast<int>(ReqInt(m, "out_channels"));
+      Require(geometry.kernel_h >= 1 && geometry.kernel_w >= 1 && geometry.kernel_h <= 64 &&
+                  geometry.kernel_w <= 64,
+              "kernel size out of range");
+      Require(geometry.stride_h >= 1 && geometry.stride_w >= 1 && geometry.stride_h <= 64 &&
+                  geometry.stride_w <= 64,
+              "stride out of range");
+      Require(geometry.in_channels >= 1 && geometry.out_channels >= 1 &&
+                  geometry.in_channels <= (1 << 16) && geometry.out_channels <= (1 << 16),
+              "channel counts out of range");
+      Require(OptInt(m, "dilation_h", 1) == 1 && OptInt(m, "dilation_w", 1) == 1,
+              "dilated convolutions are not supported");
+      quant.input_zero_point = static_cast<int32_t>(ReqInt(m, "input_zero_point"));
+      quant.output_zero_point = static_cast<int32_t>(ReqInt(m, "output_zero_point"));
+      Require(quant.input_zero_point >= -128 && quant.input_zero_point <= 127,
+              "input_zero_point out of int8 range");
+      Require(quant.output_zero_point >= -128 && quant.output_zero_point <= 127,
+              "output_zero_point out of int8 range");
+      auto mult = ReqIntVec(m, "multipliers");
+      auto shift = ReqIntVec(m, "shifts");
+      Require(mult.size() == static_cast<size_t>(geometry.out_channels),
+              "multipliers has " + std::to_string(mult.size()) + " entries, expected out_channels=" +
+                  std::to_string(geometry.out_channels));
+      Require(shift.size() == mult.size(), "shifts and multipliers differ in length");
+      quant.output_multiplier.resize(mult.size());
+      quant.output_shift.resize(shift.size());
+      for (size_t i = 0; i < mult.size(); ++i) {
+        Require(mult[i] >= 0 && mult[i] <= 0x7fffffffLL, "multiplier out of range");
+        Require(shift[i] >= -31 && shift[i] <= 30, "shift out of range [-31, 30]");
+        quant.output_multiplier[i] = static_cast<int32_t>(mult[i]);
+        quant.output_shift[i] = static_cast<int32_t>(shift[i]);
+      }
+      quant.act_min = static_cast<int32_t>(ReqInt(m, "act_min"));
+      quant.act_max = static_cast<int32_t>(ReqInt(m, "act_max"));
+      Require(quant.act_min >= -128 && quant.act_max <= 127 && quant.act_min <= quant.act_max,
+              "activation range [act_min, act_max] invalid");
+    } catch (const FlexError& e) {
+      throw FlexError(where + ": " + e.what());
+    }
+  }
+
+  // Checks the weights/bias layouts against the options.
+  std::string CheckLayouts(const LiteRtLayout& w, const LiteRtLayout& b) const {
+    const auto& g = geometry;
+    if (w.rank != 4 || w.dimensions[0] != g.out_channels || w.dimensions[1] != g.kernel_h ||
+        w.dimensions[2] != g.kernel_w || w.dimensions[3] != g.in_channels) {
+      std::ostringstream os;
+      os << "weights shape " << LayoutStr(w) << " inconsistent with options [" << g.out_channels
+         << "," << g.kernel_h << "," << g.kernel_w << "," << g.in_channels << "]";
+      return os.str();
+    }
+    if (b.rank != 1 || b.dimensions[0] != g.out_channels)
+      return "bias shape " + LayoutStr(b) + " inconsistent with out_channels=" +
+             std::to_string(g.out_channels);
+    return "";
+  }
+
+  std::string EnsurePacked(const void* weights, size_t w_bytes, const LiteRtRankedTensorType& wt,
+                           const void* bias, size_t b_bytes, const LiteRtRankedTensorType& bt) {
+    if (packed && packed_from == weights) return "";
+    const auto& g = geometry;
+    size_t need_w = size_t(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels;
+    if (wt.element_type != kLiteRtElementTypeInt8) return "weights must be int8";
+    if (bt.element_type != kLiteRtElementTypeInt32) return "bias must be int32";
+    if (w_bytes < need_w) return "weights buffer too small";
+    if (b_bytes < size_t(g.out_channels) * 4) return "bias buffer too small";
+    Status s = PackedConvInt8::Create(g, static_cast<const int8_t*>(weights),
+                                      static_cast<const int32_t*>(bias), quant, Variant::kAuto,
+                                      &packed);
+    if (!s.ok()) return std::string("packing weights failed: ") + s.message();
+    packed_from = weights;
+    return "";
+  }
+
+  std::string Describe() const {
+    std::ostringstream os;
+    os << geometry.kernel_h << "x" << geometry.kernel_w << "/s" << geometry.stride_h << " "
+       << geometry.in_channels << "->" << geometry.out_channels;
+    return os.str();
+  }
+};
+
+ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) {
+  ConvOutputShape s;
+  Status st = ComputeOutputShape(g, h, w, &s);
+  if (!st.ok()) *err = st.message();
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+class CspPartialConvKernel : public NodeKernel {
+ public:
+  void Parse(const Ref& m) {
+    c_skip_ = static_cast<int>(ReqInt(m, "c_skip"));
+    skip_offset_ = static_cast<int>(OptInt(m, "skip_offset", 0));
+    conv_offset_ = static_cast<int>(ReqInt(m, "conv_offset"));
+    order_ = static_cast<int>(OptInt(m, "order", 0));
+    Require(c_skip_ >= 1, "c_skip must be >= 1");
+    Require(skip_offset_ >= 0 && conv_offset_ >= 0, "channel offsets must be >= 0");
+    Require(order_ == 0 || order_ == 1, "order must be 0 (skip first) or 1 (conv first)");
+    conv_.Parse(m, "conv");
+  }
+
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
+                            LiteRtLayout* out) override {
+    if (ni != 5 || no != 1)
+      return "expects 5 inputs (skip_src, conv_src, weights, bias, key) and 1 output, got " +
+             std::to_string(ni) + "/" + std::to_string(no);
+    const LiteRtLayout& s = in[0];
+    const LiteRtLayout& c = in[1];
+    if (s.rank != 4 || c.rank != 4) return "skip_src and conv_src must be rank-4 NHWC";
+    if (skip_offset_ + c_skip_ > s.dimensions[3])
+      return "skip slice [" + std::to_string(skip_offset_) + ", " +
+             std::to_string(skip_offset_ + c_skip_) + ") exceeds skip_src channels " +
+             std::to_string(s.dimensions[3]);
+    if (conv_offset_ + conv_.geometry.in_channels > c.dimensions[3])
+      return "conv input slice exceeds conv_src channels " + std::to_string(c.dimensions[3]);
+    if (auto e = conv_.CheckLayouts(in[2], in[3]); !e.empty()) return e;
+    std::string err;
+    auto os = OutShape(conv_.geometry, c.dimensions[1], c.dimensions[2], &err);
+    if (!err.empty()) return err;
+    if (os.out_h != s.dimensions[1] || os.out_w != s.dimensions[2] ||
+        s.dimensions[0] != c.dimensions[0])
+      return "conv output " + std::to_string(os.out_h) + "x" + std::to_string(os.out_w) +
+             " does not match the skip part " + LayoutStr(s);
+    SetLayout(out, {s.dimensions[0], s.dimensions[1], s.dimensions[2],
+                    c_skip_ + conv_.geometry.out_channels});
+    return "";
+  }
+
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes) override {
+    if (in.size() != 5 || out.size() != 1) return "bad input/output count";
+    if (t[0].element_type != kLiteRtElementTypeInt8 || t[1].element_type != kLiteRtElementTypeInt8)
+      return "activations must be int8";
+    if (auto e = conv_.EnsurePacked(in[2], in_bytes[2], t[2], in[3], in_bytes[3], t[3]); !e.empty())
+      return e;
+    const auto& s = t[0].layout;
+    const auto& c = t[1].layout;
+    const int n = s.dimensions[0], h = s.dimensions[1], w = s.dimensions[2], cs = s.dimensions[3];
+    const int ch = c.dimensions[1], cw = c.dimensions[2], cc = c.dimensions[3];
+    const int cout = conv_.geometry.out_channels;
+    const int ctot = c_skip_ + cout;
+    const int64_t pixels = int64_t(n) * h * w;
+    if (in_bytes[0] < size_t(pixels) * cs || in_bytes[1] < size_t(n) * ch * cw * cc ||
+        out_bytes[0] < size_t(pixels) * ctot)
+      return "buffer sizes inconsistent with shapes";
+    auto* o = static_cast<int8_t*>(out[0]);
+    const auto* xs = static_cast<const int8_t*>(in[0]);
+    const auto* xc = static_cast<const int8_t*>(in[1]);
+    const int conv_out_off = order_ == 0 ? c_skip_ : 0;
+    const int skip_out_off = order_ == 0 ? 0 : cout;
+    Status st;
+    if (in[0] == in[1] && order_ == 0 && skip_offset_ == 0 && conv_offset_ == c_skip_ &&
+        conv_offset_ + conv_.geometry.in_channels == cc && ch == h && cw == w) {
+      st = CspPartialConvInt8(*conv_.packed, xc, n, h, w, cc, c_skip_, o,
+                              int64_t(out_bytes[0]), ConcatOrder::kSkipFirst);
+    } else {
+      TensorLayout il = NhwcSlice(n, ch, cw, cc, conv_offset_, conv_.geometry.in_channels);
+      TensorLayout ol = NhwcSlice(n, h, w, ctot, conv_out_off, cout);
+      st = Conv2DInt8(*conv_.packed, xc, il, o, ol);
+      if (st.ok()) {
+        for (int64_t p = 0; p < pixels; ++p)
+          std::memcpy(o + p * ctot + skip_out_off, xs + p * cs + skip_offset_, c_skip_);
+      }
+    }
+    if (!st.ok()) return std::string("kernel failed: ") + st.message();
+    return "";
+  }
+
+  std::string Describe() const override {
+    return "skip " + std::to_string(c_skip_) + " + conv " + conv_.Describe() +
+           (order_ == 0 ? "" : " (conv first)");
+  }
+
+ private:
+  int c_skip_ = 0, skip_offset_ = 0, conv_offset_ = 0, order_ = 0;
+  ConvSpec conv_;
+};
+
+// ---------------------------------------------------------------------------------------
+class CspDenseBlockKernel : public NodeKernel {
+ public:
+  void Parse(const Ref& m) {
+    in_channels_ = static_cast<int>(ReqInt(m, "in_channels"));
+    Require(in_channels_ >= 1, "in_channels must be >= 1");
+    Ref layers = m.Get("layers");
+    Require(!layers.IsNull() && layers.IsVectorLike(), "missing option 'layers' (a vector)");
+    Require(layers.Size() >= 1 && layers.Size() <= 4096, "layers must have 1..4096 entries");
+    int c = in_channels_;
+    for (size_t i = 0; i < layers.Size(); ++i) {
+      Ref layer = layers.At(i);
+      Require(layer.IsVectorLike() && layer.Size() >= 1 && layer.Size() <= 16,
+              "layer " + std::to_string(i) + " must be a vector of 1..16 convs");
+      std::vector<ConvSpec> chain(layer.Size());
+      int cin = c;
+      for (size_t j = 0; j < chain.size(); ++j) {
+        Ref cm = layer.At(j);
+        Require(cm.IsMap(), "layer " + std::to_string(i) + " conv " + std::to_string(j) +
+                                " must be a map");
+        chain[j].Parse(cm, "layer " + std::to_string(i) + " conv " + std::to_string(j));
+        auto& g = chain[j].geometry;
+        Require(g.stride_h == 1 && g.stride_w == 1 &&
+                    (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
+                "layer " + std::to_string(i) + " conv " + std::to_string(j) +
+                    ": dense-block convs must preserve the spatial size (stride 1, SAME or 1x1)");
+        Require(g.in_channels == cin, "layer " + std::to_string(i) + " conv " +
+                                          std::to_string(j) + ": in_channels " +
+                                          std::to_string(g.in_channels) + " != expected " +
+                                          std::to_string(cin));
+        cin = g.out_channels;
+      }
+      c += chain.back().geometry.out_channels;
+      layers_.push_back(std::move(chain));
+    }
+    out_channels_ = c;
+    int64_t declared = OptInt(m, "out_channels", out_channels_);
+    Require(declared == out_channels_, "out_channels " + std::to_string(declared) +
+                                           " != in_channels + growth = " +
+                                           std::to_string(out_channels_));
+    num_convs_ = 0;
+    for (auto& l : layers_) num_convs_ += static_cast<int>(l.size());
+  }
+
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
+                            LiteRtLayout* out) override {
+    if (ni != size_t(2 + 2 * num_convs_) || no != 1)
+      return "expects " + std::to_string(2 + 2 * num_convs_) + " inputs and 1 output, got " +
+             std::to_string(ni) + "/" + std::to_string(no);
+    const LiteRtLayout& x = in[0];
+    if (x.rank != 4 || x.dimensions[3] != in_channels_)
+      return "input " + LayoutStr(x) + " must be NHWC with " + std::to_string(in_channels_) +
+             " channels";
+    size_t k = 1;
+    for (auto& chain : layers_)
+      for (auto& cv : chain) {
+        if (auto e = cv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
+        k += 2;
+      }
+    SetLayout(out, {x.dimensions[0], x.dimensions[1], x.dimensions[2], out_channels_});
+    return "";
+  }
+
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes) override {
+    if (in.size() != size_t(2 + 2 * num_convs_) || out.size() != 1) return "bad input count";
+    if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
+    size_t k = 1;
+    for (auto& chain : layers_)
+      for (auto& cv : chain) {
+        if (auto e = cv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1],
+                                     t[k + 1]);
+            !e.empty())
+          return e;
+        k += 2;
+      }
+    const auto& x = t[0].layout;
+    const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2];
+    const int64_t pixels = int64_t(n) * h * w;
+    if (in_bytes[0] < size_t(pixels) * in_channels_ || out_bytes[0] < size_t(pixels) * out_channels_)
+      return "buffer sizes inconsistent with shapes";
+    auto* block = static_cast<int8_t*>(out[0]);
+    const auto* x0 = static_cast<const int8_t*>(in[0]);
+    for (int64_t p = 0; p < pixels; ++p)
+      std::memcpy(block + p * out_channels_, x0 + p * in_channels_, in_channels_);
+    int c = in_channels_;
+    for (auto& chain : layers_) {
+      const int8_t* src = block;
+      TensorLayout src_layout = NhwcSlice(n, h, w, out_channels_, 0, c);
+      for (size_t j = 0; j < chain.size(); ++j) {
+        auto& g = chain[j].geometry;
+        const bool last = j + 1 == chain.size();
+        Status st;
+        if (last) {
+          TensorLayout dst = NhwcSlice(n, h, w, out_channels_, c, g.out_channels);
+          st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst);
+        } else {
+          auto& buf = scratch_[(j & 1)];
+          buf.resize(size_t(pixels) * g.out_channels);
+          TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
+          st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst);
+          src = buf.data();
+          src_layout = dst;
+        }
+        if (!st.ok()) return std::string("kernel failed: ") + st.message();
+      }
+      c += chain.back().geometry.out_channels;
+    }
+    return "";
+  }
+
+  std::string Describe() const override {
+    std::ostringstream os;
+    os << layers_.size() << " layers, " << in_channels_ << "->" << out_channels_ << " channels";
+    return os.str();
+  }
+
+ private:
+  int in_channels_ = 0, out_channels_ = 0, num_convs_ = 0;
+  std::vector<std::vector<ConvSpec>> layers_;
+  std::vector<int8_t> scratch_[2];
+};
+
+// ---------------------------------------------------------------------------------------
+class TestAffineKernel : public NodeKernel {
+ public:
+  void Parse(const Ref& m) {
+    Ref s = m.Get("scale"), o = m.Get("offset");
+    Require(!s.IsNull() && s.IsNumeric(), "missing numeric option 'scale'");
+    Require(!o.IsNull() && o.IsNumeric(), "missing numeric option 'offset'");
+    scale_ = static_cast<float>(s.AsDouble());
+    offset_ = static_cast<float>(o.AsDouble());
+  }
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
+                            LiteRtLayout* out) override {
+    if (ni != 2 || no != 1) return "expects 2 inputs (x, key) and 1 output";
+    out[0] = in[0];
+    out[0].has_strides = 0;
+    return "";
+  }
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes) override {
+    if (t[0].element_type != kLiteRtElementTypeFloat32) return "x must be float32";
+    size_t n = std::min(in_bytes[0], out_bytes[0]) / sizeof(float);
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(out[0]);
+    for (size_t i = 0; i < n; ++i) y[i] = x[i] * scale_ + offset_;
+    return "";
+  }
+  std::string Describe() const override { return "affine"; }
+
+ private:
+  float scale_ = 1.f, offset_ = 0.f;
+};
+
+}  // namespace
+
+std::vector<std::string> CustomOpNames() {
+  return {"CspPartialConv", "CspDenseBlock", "KcspTestAffine"};
+}
+
+std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint8_t* options,
+                                             size_t size, int* node, std::string* error) {
+  try {
+    Ref root = flex::GetRoot(options, size);
+    Require(root.IsMap(), "custom options must be a flexbuffer map");
+    int64_t version = ReqInt(root, "version");
+    Require(version == kOptionsVersion, "options version " + std::to_string(version) +
+                                            " not supported (this runtime reads version " +
+                                            std::to_string(kOptionsVersion) + ")");
+    int64_t nd = ReqInt(root, "node");
+    Require(nd >= 0 && nd < (1 << 20), "node id out of range");
+    *node = static_cast<int>(nd);
+    if (name == "CspPartialConv") {
+      auto k = std::make_unique<CspPartialConvKernel>();
+      k->Parse(root);
+      return k;
+    }
+    if (name == "CspDenseBlock") {
+      auto k = std::make_unique<CspDenseBlockKernel>();
+      k->Parse(root);
+      return k;
+    }
+    if (name == "KcspTestAffine") {
+      auto k = std::make_unique<TestAffineKernel>();
+      k->Parse(root);
+      return k;
+    }
+    *error = "unknown custom op '" + name + "'";
+  } catch (const std::exception& e) {
+    *error = e.what();
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------
+CustomOpRegistration::CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib,
+                                           ErrorSink* errors)
+    : name_(std::move(name)), lib_(std::move(lib)), errors_(errors) {
+  kernel_.Init = &InitCb;
+  kernel_.GetOutputLayouts = &LayoutsCb;
+  kernel_.Run = &RunCb;
+  kernel_.Destroy = &DestroyCb;
+}
+
+LiteRtStatus CustomOpRegistration::Fail(const std::string& msg) {
+  errors_->Add(name_ + ": " + msg);
+  return kLiteRtStatusErrorInvalidArgument;
+}
+
+NodeKernel* CustomOpRegistration::FindNode(int node, std::string* err) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || !it->second.kernel) {
+    *err = "no initialized node with id " + std::to_string(node) +
+           " (its custom options were rejected or the key tensor is inconsistent)";
+    return nullptr;
+  }
+  return it->second.kernel.get();
+}
+
+LiteRtStatus CustomOpRegistration::InitCb(void* user_data, const void* data, size_t size) {
+  auto* self = static_cast<CustomOpRegistration*>(user_data);
+  try {
+    int node = -1;
+    std::string err;
+    auto k = CreateNodeKernel(self->name_, static_cast<const uint8_t*>(data), size, &node, &err);
+    if (!k) return self->Fail("invalid custom options: " + err);
+    std::lock_guard<std::mutex> l(self->mu_);
+    if (self->nodes_.count(node))
+      return self->Fail("invalid custom options: duplicate node id " + std::to_string(node));
+    auto& e = self->nodes_[node];
+    e.stat.op = self->name_;
+    e.stat.node = node;
+    e.stat.detail = k->Describe();
+    e.kernel = std::move(k);
+    return kLiteRtStatusOk;
+  } catch (const std::exception& e) {
+    return self->Fail(std::string("Init: ") + e.what());
+  }
+}
+
+LiteRtStatus CustomOpRegistration::LayoutsCb(void* user_data, size_t ni, const LiteRtLayout* in,
+                                             size_t no, LiteRtLayout* out) {
+  auto* self = static_cast<CustomOpRegistration*>(user_data);
+  for (size_t i = 0; i < no; ++i) SetLayout(&out[i], {1});  // safe default on failure
+  try {
+    if (ni < 1) return self->Fail("no inputs");
+    const LiteRtLayout& key = in[ni - 1];
+    if (key.rank != 1 || key.dimensions[0] < 1)
+      return self->Fail("last input must be the node key tensor of shape [node + 1], got " +
+                        LayoutStr(key));
+    std::string err;
+    NodeKernel* k = self->FindNode(key.dimensions[0] - 1, &err);
+    if (!k) return self->Fail(err);
+    std::string e = k->OutputLayouts(ni, in, no, out);
+    if (!e.empty()) {
+      for (size_t i = 0; i < no; ++i) SetLayout(&out[i], {1});
+      return self->Fail("node " + std::to_string(key.dimensions[0] - 1) + ": " + e);
+    }
+    return kLiteRtStatusOk;
+  } catch (const std::exception& e) {
+    return self->Fail(std::string("GetOutputLayouts: ") + e.what());
+  }
+}
+
+LiteRtStatus CustomOpRegistration::RunCb(void* user_data, size_t ni,
+                                         const LiteRtTensorBuffer* inputs, size_t no,
+                                         LiteRtTensorBuffer* outputs) {
+  auto* self = static_cast<CustomOpRegistration*>(user_data);
+  const LiteRtLib& lib = *self->lib_;
+  try {
+    if (ni < 1) return self->Fail("no inputs");
+    std::vector<void*> in(ni), out(no);
+    std::vector<size_t> in_bytes(ni), out_bytes(no);
+    std::vector<LiteRtRankedTensorType> types(ni);
+    for (size_t i = 0; i < ni; ++i) {
+      if (lib.GetTensorBufferTensorType(inputs[i], &types[i]) != kLiteRtStatusOk ||
+          lib.GetTensorBufferHostMemory(inputs[i], &in[i]) != kLiteRtStatusOk ||
+          lib.GetTensorBufferSize(inputs[i], &in_bytes[i]) != kLiteRtStatusOk)
+        return self->Fail("cannot access input buffer " + std::to_string(i));
+    }
+    for (size_t i = 0; i < no; ++i) {
+      if (lib.GetTensorBufferHostMemory(outputs[i], &out[i]) != kLiteRtStatusOk ||
+          lib.GetTensorBufferSize(outputs[i], &out_bytes[i]) != kLiteRtStatusOk)
+        return self->Fail("cannot access output buffer " + std::to_string(i));
+    }
+    const LiteRtLayout& key = types[ni - 1].layout;
+    if (key.rank != 1 || key.dimensions[0] < 1) return self->Fail("bad node key tensor");
+    const int node = key.dimensions[0] - 1;
+    std::string err;
+    NodeKernel* k = self->FindNode(node, &err);
+    if (!k) return self->Fail(err);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string e = k->Run(in, in_bytes, types, out, out_bytes);
+    auto t1 = std::chrono::steady_clock::now();
+    if (!e.empty()) return self->Fail("node " + std::to_string(node) + ": " + e);
+    std::lock_guard<std::mutex> l(self->mu_);
+    auto& st = self->nodes_[node].stat;
+    st.calls++;
+    st.total_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+    return kLiteRtStatusOk;
+  } catch (const std::exception& e) {
+    return self->Fail(std::string("Run: ") + e.what());
+  }
+}
+
+LiteRtStatus CustomOpRegistration::DestroyCb(void*) {
+  // Called once per node; node state lives until the registration (owned by the runner,
+  // destroyed after the compiled model) goes away.
+  return kLiteRtStatusOk;
+}
+
+std::vector<CustomOpStat> CustomOpRegistration::Stats() {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<CustomOpStat> out;
+  for (auto& [id, e] : nodes_) out.push_back(e.stat);
+  return out;
+}
+
+void CustomOpRegistration::ResetStats() {
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& [id, e] : nodes_) {
+    e.stat.calls = 0;
+    e.stat.total_ms = 0;
+  }
+}
+
+}  // namespace keras_csp::runtime

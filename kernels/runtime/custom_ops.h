@@ -1,0 +1,121 @@
+// keras-csp custom ops for LiteRT (registered with LiteRtAddCustomOpKernelOption):
+//
+//   CspPartialConv  out = concat(skip_src[..., s0:s0+c_skip], conv(conv_src[..., c0:c0+cin]))
+//                   (or the conv part first), computed by the keras_csp fused kernels: the conv
+//                   reads its channel slice in place and writes straight into its place in `out`.
+//                   inputs: skip_src, conv_src (may be the same tensor), weights OHWI int8,
+//                           bias int32, node key.   outputs: out.
+//   CspDenseBlock   a chain of dense layers x_{i+1} = concat(x_i, f_i(x_i)), f_i a chain of
+//                   convs, computed in one preallocated block buffer (no concat copies).
+//                   inputs: x0, (weights, bias) per conv in order, node key.  outputs: x_n.
+//   KcspTestAffine  float32 y = x * scale + offset (tests the registration path end to end).
+//                   inputs: x, node key.  outputs: y.
+//
+// Node identity. LiteRT 2.3 hands every node of one custom op the same user_data, and its
+// GetOutputLayouts/Run callbacks carry no node handle. Each fused op therefore gets a unique
+// `node` id in its custom options and, as its LAST input, a constant int8 "key" tensor of shape
+// [node + 1]: GetOutputLayouts sees the key's layout and Run sees the key buffer's tensor type,
+// so both find the node's state without reading any data.
+//
+// Errors. LiteRT 2.3 ignores the statuses returned by Init/GetOutputLayouts/Run, so every
+// failure is also recorded in an ErrorSink that the runner checks after compiling / running.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "litert_c_api.h"
+#include "litert_lib.h"
+
+namespace keras_csp::runtime {
+
+class ErrorSink {
+ public:
+  void Add(const std::string& msg) {
+    std::lock_guard<std::mutex> l(mu_);
+    errors_.push_back(msg);
+  }
+  std::vector<std::string> Take() {
+    std::lock_guard<std::mutex> l(mu_);
+    auto out = std::move(errors_);
+    errors_.clear();
+    return out;
+  }
+  bool empty() {
+    std::lock_guard<std::mutex> l(mu_);
+    return errors_.empty();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+};
+
+// One node's kernel state; implemented per op in custom_ops.cc.
+class NodeKernel {
+ public:
+  virtual ~NodeKernel() = default;
+  // Output layouts from input layouts; returns "" or an error message.
+  virtual std::string OutputLayouts(size_t num_inputs, const LiteRtLayout* in, size_t num_outputs,
+                                    LiteRtLayout* out) = 0;
+  // Runs on host memory; returns "" or an error message.
+  virtual std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                          const std::vector<LiteRtRankedTensorType>& in_types,
+                          const std::vector<void*>& out, const std::vector<size_t>& out_bytes) = 0;
+  virtual std::string Describe() const { return ""; }
+};
+
+struct CustomOpStat {
+  std::string op;
+  int node = -1;
+  std::string detail;
+  uint64_t calls = 0;
+  double total_ms = 0.0;
+};
+
+// All nodes of one custom op name within one compiled model (the user_data of its kernel).
+class CustomOpRegistration {
+ public:
+  CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib, ErrorSink* errors);
+  const std::string& name() const { return name_; }
+  const LiteRtCustomOpKernel* kernel() const { return &kernel_; }
+  std::vector<CustomOpStat> Stats();
+  void ResetStats();
+
+ private:
+  static LiteRtStatus InitCb(void* user_data, const void* data, size_t size);
+  static LiteRtStatus LayoutsCb(void* user_data, size_t num_inputs, const LiteRtLayout* in,
+                                size_t num_outputs, LiteRtLayout* out);
+  static LiteRtStatus RunCb(void* user_data, size_t num_inputs, const LiteRtTensorBuffer* inputs,
+                            size_t num_outputs, LiteRtTensorBuffer* outputs);
+  static LiteRtStatus DestroyCb(void* user_data);
+
+  LiteRtStatus Fail(const std::string& msg);
+  NodeKernel* FindNode(int node, std::string* err);
+
+  std::string name_;
+  std::shared_ptr<const LiteRtLib> lib_;
+  ErrorSink* errors_;
+  LiteRtCustomOpKernel kernel_{};
+  std::mutex mu_;
+  struct NodeEntry {
+    std::unique_ptr<NodeKernel> kernel;
+    CustomOpStat stat;
+  };
+  std::map<int, NodeEntry> nodes_;
+};
+
+// Names of the custom ops this runtime implements.
+std::vector<std::string> CustomOpNames();
+
+// Builds the NodeKernel for op `name` from its flexbuffer custom options. On error returns
+// nullptr and sets *error. Exposed for tests (option validation without a model).
+std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint8_t* options,
+                                             size_t size, int* node, std::string* error);
+
+}  // namespace keras_csp::runtime
