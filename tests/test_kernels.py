@@ -1,0 +1,368 @@
+"""Fused CSP kernels: bit-exact against TFLite's builtin int8 CONV_2D (+ SLICE / CONCATENATION).
+
+The reference graphs are built directly as flatbuffers (`keras_csp.kernels.build_tflite_model`)
+and run by the ai-edge-litert interpreter with its reference op resolver (BUILTIN_REF).
+Every concrete kernel variant available on this CPU is checked; the others are skipped with
+the reason.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keras_csp import _kernels
+from keras_csp import kernels as K
+
+FEATURES = K.cpu_features()
+INT8_VARIANTS = ["scalar", "avx2", "avx512vnni", "neon_dotprod"]
+MISSING_REASON = {
+    "avx2": "CPU has no AVX2",
+    "avx512vnni": "CPU has no AVX-512 VNNI (e.g. AMD Zen 3); this variant is compiled but cannot run here",
+    "neon_dotprod": "not an aarch64 CPU with the dot-product extension (tested under qemu by "
+                    "kernels/tools/test_aarch64.sh)",
+}
+AVAILABLE = K.available_variants()
+
+
+def variant_param(v):
+    marks = [] if v in AVAILABLE else [pytest.mark.skip(reason=MISSING_REASON.get(v, "unavailable"))]
+    return pytest.param(v, marks=marks, id=v)
+
+
+HYP = settings(max_examples=150, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@st.composite
+def conv_cases(draw, kind):
+    k = draw(st.sampled_from([1, 3]))
+    if kind == "conv":
+        stride = draw(st.sampled_from([1, 2]))
+        padding = draw(st.sampled_from(["same", "valid"]))
+    else:
+        stride, padding = 1, "same"
+    lo = k if padding == "valid" else 1
+    h = draw(st.integers(lo, 9))
+    w = draw(st.integers(lo, 9))
+    n = draw(st.integers(1, 2))
+    c = draw(st.one_of(st.integers(1, 20), st.sampled_from([3, 15, 17, 31, 33, 63, 65, 96, 130])))
+    c_skip = draw(st.integers(0, c - 1)) if kind == "csp" else 0
+    cout = draw(st.one_of(st.integers(1, 20), st.sampled_from([15, 17, 32, 33, 48, 65])))
+    in_scale = draw(st.floats(0.002, 0.2))
+    in_zp = draw(st.integers(-128, 127))
+    if kind == "conv":
+        out_scale = draw(st.one_of(st.floats(0.005, 1.0), st.floats(0.0002, 0.002)))
+        out_zp = draw(st.integers(-128, 127))
+    else:
+        out_scale, out_zp = in_scale, in_zp
+    act = draw(st.sampled_from(["none", "relu", "relu6"]))
+    order = draw(st.sampled_from(["skip_first", "skip_last"]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    return dict(kind=kind, k=k, stride=stride, padding=padding, n=n, h=h, w=w, c=c, c_skip=c_skip,
+                cout=cout, in_scale=in_scale, in_zp=in_zp, out_scale=out_scale, out_zp=out_zp,
+                act=act, order=order, seed=seed)
+
+
+def make_tensors(case):
+    rng = np.random.default_rng(case["seed"])
+    cin = case["c"] - case["c_skip"]
+    weights = rng.integers(-127, 128, (case["cout"], case["k"], case["k"], cin)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, case["cout"]).astype(np.int32)
+    fscales = rng.uniform(0.0005, 0.05, case["cout"]).astype(np.float32)
+    x = rng.integers(-128, 128, (case["n"], case["h"], case["w"], case["c"])).astype(np.int8)
+    quant = K.Int8Quant(case["in_scale"], case["in_zp"], fscales, case["out_scale"], case["out_zp"],
+                        case["act"])
+    return x, weights, bias, quant
+
+
+def run_ours(case, x, weights, bias, quant, variant):
+    conv = K.Int8Conv(weights, bias, quant, strides=case["stride"], padding=case["padding"],
+                      variant=variant)
+    assert conv.variant == variant
+    if case["kind"] == "conv":
+        return conv(x)
+    if case["kind"] == "csp":
+        return conv.csp_partial(x, case["c_skip"], order=case["order"])
+    # dense: the block buffer holds [x | conv(x) | spare]; the conv reads x in place.
+    c, cout = case["c"], case["cout"]
+    block = np.full(x.shape[:3] + (c + cout + 5,), 99, np.int8)
+    block[..., :c] = x
+    conv.dense_append(block, 0, c)
+    assert np.all(block[..., c + cout:] == 99), "dense_append wrote outside its channel slice"
+    return block[..., :c + cout]
+
+
+def check_against_tflite(case):
+    x, weights, bias, quant = make_tensors(case)
+    model = K.build_tflite_model(case["kind"], x.shape, weights, bias, quant, c_skip=case["c_skip"],
+                                 order=case["order"], strides=case["stride"], padding=case["padding"])
+    expected = K.run_tflite(model, x, "ref")
+    for variant in AVAILABLE:
+        got = run_ours(case, x, weights, bias, quant, variant)
+        assert got.shape == expected.shape
+        mismatches = int(np.count_nonzero(got != expected))
+        assert mismatches == 0, f"{variant}: {mismatches} mismatching elements for {case}"
+
+
+@HYP
+@given(conv_cases("conv"))
+def test_conv_bit_exact_vs_tflite(case):
+    check_against_tflite(case)
+
+
+@HYP
+@given(conv_cases("csp"))
+def test_csp_partial_bit_exact_vs_tflite(case):
+    check_against_tflite(case)
+
+
+@HYP
+@given(conv_cases("dense"))
+def test_dense_append_bit_exact_vs_tflite(case):
+    check_against_tflite(case)
+
+
+ODD_CASES = [
+    # 1x1 images, channel counts not multiple of 4/16/64, stride 2 on odd sizes, VALID == kernel
+    dict(kind="conv", k=3, stride=2, padding="same", n=1, h=1, w=1, c=3, c_skip=0, cout=5),
+    dict(kind="conv", k=3, stride=1, padding="valid", n=1, h=3, w=3, c=65, c_skip=0, cout=17),
+    dict(kind="conv", k=1, stride=2, padding="valid", n=2, h=7, w=5, c=130, c_skip=0, cout=63),
+    dict(kind="conv", k=3, stride=2, padding="same", n=1, h=8, w=7, c=1, c_skip=0, cout=1),
+    dict(kind="csp", k=3, stride=1, padding="same", n=1, h=1, w=1, c=66, c_skip=33, cout=33),
+    dict(kind="csp", k=1, stride=1, padding="same", n=1, h=5, w=1, c=129, c_skip=64, cout=65),
+    dict(kind="dense", k=3, stride=1, padding="same", n=1, h=2, w=3, c=97, c_skip=0, cout=32),
+]
+
+
+@pytest.mark.parametrize("base", ODD_CASES, ids=lambda d: "{kind}-k{k}s{stride}-{padding}-{h}x{w}x{c}".format(**d))
+@pytest.mark.parametrize("act", ["none", "relu", "relu6"])
+def test_odd_shapes_bit_exact(base, act):
+    case = dict(base, in_scale=0.05, in_zp=-7, out_scale=0.05 if base["kind"] != "conv" else 0.11,
+                out_zp=-7 if base["kind"] != "conv" else 13, act=act, order="skip_last", seed=3)
+    check_against_tflite(case)
+
+
+def test_dense_block_runs_without_concat_copies():
+    """A 3-layer dense block (1x1 bottleneck -> 3x3 growth) computed in one preallocated buffer
+    equals the TFLite chain of conv + CONCATENATION graphs."""
+    rng = np.random.default_rng(0)
+    n, h, w, c0, growth, bott, layers = 1, 6, 5, 24, 8, 16, 3
+    scale, zp = 0.04, -5
+    block = np.zeros((n, h, w, c0 + layers * growth), np.int8)
+    x = rng.integers(-128, 128, (n, h, w, c0)).astype(np.int8)
+    block[..., :c0] = x
+    ref = x
+    for i in range(layers):
+        c = c0 + i * growth
+        w1 = rng.integers(-127, 128, (bott, 1, 1, c)).astype(np.int8)
+        b1 = rng.integers(-3000, 3000, bott).astype(np.int32)
+        q1 = K.Int8Quant(scale, zp, rng.uniform(0.001, 0.02, bott), 0.08, 3, "relu")
+        w3 = rng.integers(-127, 128, (growth, 3, 3, bott)).astype(np.int8)
+        b3 = rng.integers(-3000, 3000, growth).astype(np.int32)
+        q3 = K.Int8Quant(0.08, 3, rng.uniform(0.001, 0.02, growth), scale, zp, "relu")
+        # ours: bottleneck reads block[..., :c] in place, growth conv writes block[..., c:c+growth]
+        tmp = np.empty((n, h, w, bott), np.int8)
+        K.Int8Conv(w1, b1, q1).conv_slices(block, 0, tmp, 0)
+        K.Int8Conv(w3, b3, q3).conv_slices(tmp, 0, block, c)
+        # TFLite: conv graph + dense graph (conv + concat)
+        t = K.run_tflite(K.build_tflite_model("conv", ref.shape, w1, b1, q1), ref)
+        y = K.run_tflite(K.build_tflite_model("conv", t.shape, w3, b3, q3), t)
+        ref = np.concatenate([ref, y], axis=-1)
+    np.testing.assert_array_equal(block, ref)
+
+
+# ---- every optimized variant against the scalar reference (random, larger shapes) ------------
+
+@pytest.mark.parametrize("variant", [variant_param(v) for v in INT8_VARIANTS[1:]])
+@pytest.mark.parametrize("shape", [(1, 14, 14, 128, 32, 3, 1), (1, 28, 28, 64, 64, 1, 1),
+                                   (2, 9, 11, 37, 45, 3, 2), (1, 7, 7, 1024, 128, 1, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_variant_matches_scalar_int8(variant, shape):
+    n, h, w, cin, cout, k, s = shape
+    rng = np.random.default_rng(sum(shape))
+    weights = rng.integers(-127, 128, (cout, k, k, cin)).astype(np.int8)
+    bias = rng.integers(-50000, 50000, cout).astype(np.int32)
+    quant = K.Int8Quant(0.03, 11, rng.uniform(0.0005, 0.01, cout), 0.2, -20, "relu6")
+    x = rng.integers(-128, 128, (n, h, w, cin)).astype(np.int8)
+    ref = K.Int8Conv(weights, bias, quant, strides=s, variant="scalar")(x)
+    got = K.Int8Conv(weights, bias, quant, strides=s, variant=variant)(x)
+    np.testing.assert_array_equal(got, ref)
+
+
+F32_VARIANTS = ["avx2", "neon_dotprod"]
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=[] if v in K.available_variants(True)
+                                                  else [pytest.mark.skip(reason=MISSING_REASON[v])])
+                                     for v in F32_VARIANTS])
+@pytest.mark.parametrize("k,stride,padding", [(1, 1, "same"), (3, 1, "same"), (3, 2, "valid"), (3, 2, "same")])
+@pytest.mark.parametrize("act", ["none", "relu", "relu6"])
+def test_float32_variants_vs_tf(variant, k, stride, padding, act):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(k * 10 + stride)
+    n, h, w, c, c_skip, cout = 2, 9, 8, 21, 5, 19
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    weights = rng.standard_normal((cout, k, k, c - c_skip)).astype(np.float32)
+    bias = rng.standard_normal(cout).astype(np.float32)
+    y = tf.nn.conv2d(x[..., c_skip:], np.transpose(weights, (1, 2, 3, 0)), stride, padding.upper()).numpy() + bias
+    y = {"none": y, "relu": np.maximum(y, 0), "relu6": np.clip(y, 0, 6)}[act]
+    for v in ("scalar", variant):
+        conv = K.Float32Conv(weights, bias, strides=stride, padding=padding, activation=act, variant=v)
+        np.testing.assert_allclose(conv(np.ascontiguousarray(x[..., c_skip:])), y, rtol=1e-4, atol=1e-4)
+        out = np.zeros((n, *y.shape[1:3], 40), np.float32)
+        conv.conv_slices(x, c_skip, out, 3)
+        np.testing.assert_allclose(out[..., 3:3 + cout], y, rtol=1e-4, atol=1e-4)
+        assert not out[..., :3].any() and not out[..., 3 + cout:].any()
+        if stride == 1 and padding == "same":
+            for order in ("skip_first", "skip_last"):
+                got = conv.csp_partial(x, c_skip, order=order)
+                parts = [x[..., :c_skip], y] if order == "skip_first" else [y, x[..., :c_skip]]
+                np.testing.assert_allclose(got, np.concatenate(parts, -1), rtol=1e-4, atol=1e-4)
+            block = np.zeros((n, h, w, c + cout), np.float32)
+            block[..., :c] = x
+            conv.dense_append(block, c_skip, c)
+            np.testing.assert_allclose(block[..., c:], y, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_variant_is_best_available():
+    assert K.best_variant() in AVAILABLE
+    conv = K.Int8Conv(np.ones((4, 1, 1, 4), np.int8), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
+    assert conv.variant == K.best_variant()
+    if FEATURES["avx512vnni"]:
+        assert conv.variant == "avx512vnni"
+    elif FEATURES["avx2"]:
+        assert conv.variant == "avx2"
+
+
+def test_quantize_multiplier_matches_tflite_examples():
+    assert K.quantize_multiplier(0.5) == (1 << 30, 0)
+    assert K.quantize_multiplier(0.75) == (1610612736, 0)
+    assert K.quantize_multiplier(0.0) == (0, 0)
+    m, s = K.quantize_multiplier(0.0003)
+    assert abs(m * 2.0 ** (s - 31) - 0.0003) < 1e-12
+    assert _kernels.multiply_by_quantized_multiplier(-4, 1 << 30, -2) == -1
+    assert _kernels.multiply_by_quantized_multiplier(4, 1 << 30, -2) == 1
+
+
+# ---- argument validation ----------------------------------------------------------------------
+
+def _conv(variant="auto", cin=8, cout=16, k=3):
+    w = np.ones((cout, k, k, cin), np.int8)
+    return K.Int8Conv(w, np.zeros(cout, np.int32), K.Int8Quant(0.1, 0, [0.01] * cout, 0.2, 0),
+                      variant=variant)
+
+
+def test_invalid_dtypes_raise_type_error():
+    conv = _conv()
+    with pytest.raises(TypeError):
+        conv(np.zeros((1, 4, 4, 8), np.float32))
+    with pytest.raises(TypeError):
+        conv(np.zeros((1, 4, 4, 8), np.uint8))
+    with pytest.raises(TypeError):
+        K.Int8Conv(np.ones((4, 1, 1, 4), np.float32), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
+    with pytest.raises(TypeError):
+        K.Int8Conv(np.ones((4, 1, 1, 4), np.int8), np.zeros(4, np.int64), K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
+    with pytest.raises(TypeError):
+        conv([[1, 2]])
+    with pytest.raises(TypeError):  # binding level, bypassing the Python wrapper
+        conv._p.conv2d(np.zeros((1, 4, 4, 8), np.int16))
+
+
+def test_invalid_shapes_raise_value_error():
+    conv = _conv()
+    with pytest.raises(ValueError, match="channels"):
+        conv(np.zeros((1, 4, 4, 7), np.int8))
+    with pytest.raises(ValueError):
+        conv(np.zeros((4, 4, 8), np.int8))
+    with pytest.raises(ValueError, match="c_skip"):
+        conv.csp_partial(np.zeros((1, 4, 4, 8), np.int8), 8)
+    with pytest.raises(ValueError, match="c_skip"):
+        conv.csp_partial(np.zeros((1, 4, 4, 8), np.int8), -1)
+    with pytest.raises(ValueError, match="channels - c_skip"):
+        conv.csp_partial(np.zeros((1, 4, 4, 12), np.int8), 3)
+    with pytest.raises(ValueError, match="order"):
+        conv.csp_partial(np.zeros((1, 4, 4, 12), np.int8), 4, order="middle")
+    with pytest.raises(ValueError, match="outside"):
+        conv.dense_append(np.zeros((1, 4, 4, 20), np.int8), 0, 8)
+    with pytest.raises(ValueError, match="overlap"):
+        conv.dense_append(np.zeros((1, 4, 4, 30), np.int8), 0, 4)
+    with pytest.raises(ValueError, match="outside"):
+        conv.dense_append(np.zeros((1, 4, 4, 30), np.int8), 25, 0)
+    with pytest.raises(ValueError, match="contiguous"):
+        conv(np.zeros((1, 4, 4, 16), np.int8)[..., ::2])
+    out = np.zeros((1, 4, 4, 16), np.int8)
+    with pytest.raises(ValueError):
+        conv.conv_slices(np.zeros((1, 4, 4, 8), np.int8), 0, out, 1)  # output slice past the end
+    with pytest.raises(ValueError, match="out has the wrong shape"):
+        conv(np.zeros((1, 4, 4, 8), np.int8), out=np.zeros((1, 4, 4, 15), np.int8))
+    ro = np.zeros((1, 4, 4, 16), np.int8)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        conv(np.zeros((1, 4, 4, 8), np.int8), out=ro)
+    with pytest.raises(ValueError, match="VALID"):
+        K.Int8Conv(np.ones((4, 3, 3, 4), np.int8), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0),
+                   padding="valid")(np.zeros((1, 2, 2, 4), np.int8))
+
+
+def test_invalid_parameters():
+    q = K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0)
+    w = np.ones((4, 1, 1, 4), np.int8)
+    with pytest.raises(ValueError, match="variant"):
+        K.Int8Conv(w, None, q, variant="sse9")
+    with pytest.raises(ValueError, match="padding"):
+        K.Int8Conv(w, None, q, padding="full")
+    with pytest.raises(ValueError, match="strides"):
+        K.Int8Conv(w, None, q, strides=0)
+    with pytest.raises(ValueError, match="zero_point"):
+        K.Int8Quant(0.1, 200, [0.1], 0.1, 0)
+    with pytest.raises(ValueError, match="scale"):
+        K.Int8Quant(0.0, 0, [0.1], 0.1, 0)
+    with pytest.raises(ValueError, match="activation"):
+        K.Int8Quant(0.1, 0, [0.1], 0.1, 0, "gelu")
+    with pytest.raises(ValueError, match="filter scales"):
+        K.Int8Conv(w, None, K.Int8Quant(0.1, 0, [0.1] * 3, 0.1, 0))
+    with pytest.raises(ValueError, match="bias"):
+        K.Int8Conv(w, np.zeros(3, np.int32), q)
+    # binding level: bad multiplier / shift / zero point reach the C++ validation
+    with pytest.raises(ValueError, match="output_shift"):
+        _kernels.PackedConvInt8(w, None, multiplier=np.full(4, 1 << 30, np.int32),
+                                shift=np.full(4, 40, np.int32))
+    with pytest.raises(ValueError, match="multiplier"):
+        _kernels.PackedConvInt8(w, None, multiplier=np.full(4, -1, np.int32),
+                                shift=np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="entries"):
+        _kernels.PackedConvInt8(w, None, multiplier=np.full(3, 1 << 30, np.int32),
+                                shift=np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="zero points"):
+        _kernels.PackedConvInt8(w, None, input_zero_point=-129, multiplier=np.full(4, 1 << 30, np.int32),
+                                shift=np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match="activation range"):
+        _kernels.PackedConvInt8(w, None, act_min=10, act_max=5, multiplier=np.full(4, 1 << 30, np.int32),
+                                shift=np.zeros(4, np.int32))
+
+
+@pytest.mark.parametrize("variant", ["avx512vnni", "neon_dotprod", "avx2"])
+def test_unavailable_variant_raises(variant):
+    if variant in AVAILABLE:
+        pytest.skip(f"{variant} is available on this CPU")
+    with pytest.raises(RuntimeError, match="not available"):
+        _conv(variant)
+
+
+def test_misaligned_float_buffers_raise():
+    conv = K.Float32Conv(np.ones((4, 1, 1, 4), np.float32), None)
+    raw = np.zeros(4 * 4 * 4 * 4 + 1, np.uint8)[1:]
+    mis = raw.view(np.float32).reshape(1, 4, 4, 4)
+    assert not mis.flags.aligned
+    with pytest.raises(ValueError, match="MISALIGNED"):
+        conv(mis)
+    assert conv(mis.copy()).shape == (1, 4, 4, 4)  # an aligned copy works
+
+
+def test_inplace_alias_rejected():
+    conv = _conv(cin=8, cout=8, k=1)
+    buf = np.zeros((1, 4, 4, 16), np.int8)
+    with pytest.raises(ValueError, match="overlap"):
+        conv.conv_slices(buf, 0, buf, 4)
+    conv.conv_slices(buf, 0, buf, 8)  # disjoint channel slices of one buffer are fine
