@@ -123,3 +123,7 @@ cspdarknet_tiny, darknet_tiny = _pair("cspdarknet_tiny", "darknet_tiny", C.CSPDA
 csppeleenet_tiny, peleenet_tiny = _pair(
     "csppeleenet_tiny", "peleenet_tiny", replace(C.PELEENET_TINY, csp=True),
     C.PELEENET_TINY)
+
+# The detectors (keras_csp.detection.models) register themselves here, so `create_model` and
+# `keras-csp profile` know them too.
+from ..detection import models as _detection_models  # noqa: E402,F401
