@@ -11,6 +11,7 @@
 
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
+#include "keras_csp/peak.h"
 #include "keras_csp/quantization.h"
 
 namespace py = pybind11;
@@ -239,6 +240,25 @@ PYBIND11_MODULE(_kernels, m) {
     return d;
   }, "CPU features detected at run time.");
 
+  m.def("measure_int8_peak", [](const std::string& variant, double seconds) {
+    std::vector<PeakResult> r;
+    Status st;
+    {
+      const Variant v = ToVariant(variant);
+      py::gil_scoped_release nogil;
+      st = MeasureInt8Peak(v, seconds, &r);
+    }
+    Throw(st);
+    py::list out;
+    for (const auto& p : r) {
+      py::dict d;
+      d["method"] = p.method;
+      d["gmacs"] = p.gmacs;
+      out.append(d);
+    }
+    return out;
+  }, py::arg("variant") = "auto", py::arg("seconds") = 0.3,
+     "Measured single-thread int8 MAC peak loops (GMAC/s) available on this CPU.");
   m.def("variant_available", [](const std::string& name, bool float32) {
     return VariantAvailable(ToVariant(name), float32);
   }, py::arg("variant"), py::arg("float32") = false);
