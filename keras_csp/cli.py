@@ -13,6 +13,10 @@ COMMANDS = {
     "profile": "keras_csp.profile_cli:profile_command",
     "compare": "keras_csp.profile_cli:compare_command",
     "list-models": "keras_csp.profile_cli:list_models_command",
+    "train": "keras_csp.train_cli:train_command",
+    "quantize": "keras_csp.train_cli:quantize_command",
+    "inspect": "keras_csp.train_cli:inspect_command",
+    "demo": "keras_csp.train_cli:demo_command",
 }
 
 
