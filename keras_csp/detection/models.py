@@ -42,10 +42,10 @@ YOLOV3_ANCHORS = (((10, 13), (16, 30), (33, 23)),
                   ((30, 61), (62, 45), (59, 119)),
                   ((116, 90), (156, 198), (373, 326)))
 YOLOV3_SIZE = 416
-# Anchors for the digit scenes of `keras_csp.detection.data` at 128 x 128 (digits 16..48 px tall).
-DIGIT_ANCHORS = (((9, 14), (12, 18), (15, 22)),
-                 ((17, 27), (21, 32), (26, 38)),
-                 ((30, 44), (36, 50), (44, 58)))
+# Anchors for the digit scenes of `keras_csp.detection.data` at 128 x 128 (ink boxes ~13..39 px wide, 17..46 px tall).
+DIGIT_ANCHORS = (((11, 14), (14, 18), (17, 22)),
+                 ((20, 26), (24, 31), (28, 36)),
+                 ((32, 40), (37, 46), (43, 53)))
 DIGIT_SIZE = 128
 
 # Tiny backbones: PELEENET_TINY's stem and blocks with a fourth stage so that strides 8/16/32 exist.
