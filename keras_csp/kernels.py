@@ -268,25 +268,27 @@ def dense_append_f32(block, in_offset, out_offset, weights, bias, *, padding="sa
 
 def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, bias: np.ndarray,
                        quant: Int8Quant, *, c_skip: int = 0, order: str = "skip_first", strides=1,
-                       padding: str = "same") -> bytes:
+                       padding: str = "same", block_channels: int = 0) -> bytes:
     """Int8 .tflite flatbuffer built directly (full control of scales / zero points).
 
     kind="conv":  x -> CONV_2D -> y  (output quantization from ``quant``)
     kind="csp":   x -> SLICE[:c_skip], SLICE[c_skip:] -> CONV_2D -> CONCATENATION (order)
     kind="dense": x -> CONV_2D -> CONCATENATION(x, y)
+    kind="append": inputs (block [n,h,w,block_channels], x) -> CONCATENATION(block, CONV_2D(x));
+                   ``block`` uses the conv's output quantization (a dense-block layer).
     For "csp"/"dense" the conv output must use the input's scale/zero point (TFLite int8
     CONCATENATION requires equal quantization), so ``quant.output_*`` must equal ``quant.input_*``.
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as S
 
-    if kind not in ("conv", "csp", "dense"):
-        raise ValueError(f"kind must be conv, csp or dense, got {kind!r}")
+    if kind not in ("conv", "csp", "dense", "append"):
+        raise ValueError(f"kind must be conv, csp, dense or append, got {kind!r}")
     n, h, w, c = (int(v) for v in x_shape)
     oc, kh, kw, cin = weights.shape
     sh, sw = _check_strides(strides)
     padding = _check_padding(padding)
-    if kind != "conv" and (quant.output_scale != quant.input_scale
+    if kind in ("csp", "dense") and (quant.output_scale != quant.input_scale
                            or quant.output_zero_point != quant.input_zero_point):
         raise ValueError("csp/dense graphs need conv output quantization == input quantization")
     if kind == "csp" and cin != c - c_skip:
@@ -349,7 +351,12 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
     I8, I32 = S.TensorType.INT8, S.TensorType.INT32
     xs, xz = quant.input_scale, quant.input_zero_point
     fs = quant.filter_scales_array
+    inputs = []
+    if kind == "append":
+        blk = add_tensor("block", (n, h, w, block_channels), I8, quant.output_scale, quant.output_zero_point)
+        inputs.append(blk)
     x = add_tensor("x", (n, h, w, c), I8, xs, xz)
+    inputs.append(x)
 
     def slice_(begin_c, size_c, name):
         b_ = add_tensor(name + "/begin", (4,), I32, data=np.array([0, 0, 0, begin_c], np.int32))
@@ -382,14 +389,16 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
         out_c = c_skip + oc
     elif kind == "dense":
         parts, out_c = [x, y], c + oc
+    elif kind == "append":
+        parts, out_c = [blk, y], block_channels + oc
     if parts is not None:
-        out = add_tensor("out", (n, oh, ow, out_c), I8, xs, xz)
+        out = add_tensor("out", (n, oh, ow, out_c), I8, quant.output_scale, quant.output_zero_point)
         copt2 = S.ConcatenationOptionsT()
         copt2.axis = 3
         add_op(S.BuiltinOperator.CONCATENATION, parts, [out], S.BuiltinOptions.ConcatenationOptions, copt2)
 
     sg = S.SubGraphT()
-    sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = tensors, ops, [x], [out], "main"
+    sg.tensors, sg.operators, sg.inputs, sg.outputs, sg.name = tensors, ops, inputs, [out], "main"
     model = S.ModelT()
     model.version = 3
     model.operatorCodes, model.subgraphs, model.buffers = codes, [sg], buffers
@@ -415,8 +424,13 @@ def make_interpreter(model: bytes, resolver: str = "ref", num_threads: int = 1):
     return it
 
 
-def run_tflite(model: bytes, x: np.ndarray, resolver: str = "ref") -> np.ndarray:
+def run_tflite(model: bytes, *inputs: np.ndarray, resolver: str = "ref") -> np.ndarray:
+    """Runs a single-subgraph model on `inputs` (in the model's input order)."""
     it = make_interpreter(model, resolver)
-    it.set_tensor(it.get_input_details()[0]["index"], x)
+    details = it.get_input_details()
+    if len(details) != len(inputs):
+        raise ValueError(f"model has {len(details)} inputs, got {len(inputs)}")
+    for d, x in zip(details, inputs):
+        it.set_tensor(d["index"], x)
     it.invoke()
     return it.get_tensor(it.get_output_details()[0]["index"])

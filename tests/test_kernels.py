@@ -96,7 +96,7 @@ def check_against_tflite(case):
     x, weights, bias, quant = make_tensors(case)
     model = K.build_tflite_model(case["kind"], x.shape, weights, bias, quant, c_skip=case["c_skip"],
                                  order=case["order"], strides=case["stride"], padding=case["padding"])
-    expected = K.run_tflite(model, x, "ref")
+    expected = K.run_tflite(model, x, resolver="ref")
     for variant in AVAILABLE:
         got = run_ours(case, x, weights, bias, quant, variant)
         assert got.shape == expected.shape
@@ -140,6 +140,24 @@ def test_odd_shapes_bit_exact(base, act):
     case = dict(base, in_scale=0.05, in_zp=-7, out_scale=0.05 if base["kind"] != "conv" else 0.11,
                 out_zp=-7 if base["kind"] != "conv" else 13, act=act, order="skip_last", seed=3)
     check_against_tflite(case)
+
+
+def test_append_graph_bit_exact():
+    """Dense-block layer with its own conv input: concat(block, conv(t)) written in place."""
+    rng = np.random.default_rng(7)
+    n, h, w, c_block, cin, cout = 1, 5, 6, 40, 16, 8
+    q = K.Int8Quant(0.07, 4, rng.uniform(0.001, 0.02, cout), 0.03, -9, "relu")
+    wts = rng.integers(-127, 128, (cout, 3, 3, cin)).astype(np.int8)
+    b = rng.integers(-3000, 3000, cout).astype(np.int32)
+    t = rng.integers(-128, 128, (n, h, w, cin)).astype(np.int8)
+    blk = rng.integers(-128, 128, (n, h, w, c_block)).astype(np.int8)
+    model = K.build_tflite_model("append", t.shape, wts, b, q, block_channels=c_block)
+    expected = K.run_tflite(model, blk, t, resolver="ref")
+    for variant in AVAILABLE:
+        buf = np.zeros((n, h, w, c_block + cout), np.int8)
+        buf[..., :c_block] = blk
+        K.Int8Conv(wts, b, q, variant=variant).conv_slices(t, 0, buf, c_block)
+        np.testing.assert_array_equal(buf, expected)
 
 
 def test_dense_block_runs_without_concat_copies():
