@@ -259,7 +259,9 @@ class CspDenseBlockKernel : public NodeKernel {
  public:
   void Parse(const Ref& m) {
     in_channels_ = static_cast<int>(ReqInt(m, "in_channels"));
+    in_offset_ = static_cast<int>(OptInt(m, "in_offset", 0));
     Require(in_channels_ >= 1, "in_channels must be >= 1");
+    Require(in_offset_ >= 0, "in_offset must be >= 0");
     Ref layers = m.Get("layers");
     Require(!layers.IsNull() && layers.IsVectorLike(), "missing option 'layers' (a vector)");
     Require(layers.Size() >= 1 && layers.Size() <= 4096, "layers must have 1..4096 entries");
@@ -304,9 +306,9 @@ class CspDenseBlockKernel : public NodeKernel {
       return "expects " + std::to_string(2 + 2 * num_convs_) + " inputs and 1 output, got " +
              std::to_string(ni) + "/" + std::to_string(no);
     const LiteRtLayout& x = in[0];
-    if (x.rank != 4 || x.dimensions[3] != in_channels_)
-      return "input " + LayoutStr(x) + " must be NHWC with " + std::to_string(in_channels_) +
-             " channels";
+    if (x.rank != 4 || x.dimensions[3] < in_offset_ + in_channels_)
+      return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
+             std::to_string(in_offset_ + in_channels_) + " channels";
     size_t k = 1;
     for (auto& chain : layers_)
       for (auto& cv : chain) {
@@ -332,14 +334,14 @@ class CspDenseBlockKernel : public NodeKernel {
         k += 2;
       }
     const auto& x = t[0].layout;
-    const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2];
+    const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2], cx = x.dimensions[3];
     const int64_t pixels = int64_t(n) * h * w;
-    if (in_bytes[0] < size_t(pixels) * in_channels_ || out_bytes[0] < size_t(pixels) * out_channels_)
+    if (in_bytes[0] < size_t(pixels) * cx || out_bytes[0] < size_t(pixels) * out_channels_)
       return "buffer sizes inconsistent with shapes";
     auto* block = static_cast<int8_t*>(out[0]);
     const auto* x0 = static_cast<const int8_t*>(in[0]);
     for (int64_t p = 0; p < pixels; ++p)
-      std::memcpy(block + p * out_channels_, x0 + p * in_channels_, in_channels_);
+      std::memcpy(block + p * out_channels_, x0 + p * cx + in_offset_, in_channels_);
     int c = in_channels_;
     for (auto& chain : layers_) {
       const int8_t* src = block;
@@ -373,7 +375,7 @@ class CspDenseBlockKernel : public NodeKernel {
   }
 
  private:
-  int in_channels_ = 0, out_channels_ = 0, num_convs_ = 0;
+  int in_channels_ = 0, in_offset_ = 0, out_channels_ = 0, num_convs_ = 0;
   std::vector<std::vector<ConvSpec>> layers_;
   std::vector<int8_t> scratch_[2];
 };

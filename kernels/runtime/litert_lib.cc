@@ -147,6 +147,7 @@ std::shared_ptr<const LiteRtLib> LoadLiteRt(const std::string& library_path,
   KCSP_RESOLVE(CreateCompiledModel, LiteRtCreateCompiledModel);
   KCSP_RESOLVE(DestroyCompiledModel, LiteRtDestroyCompiledModel);
   KCSP_RESOLVE(RunCompiledModel, LiteRtRunCompiledModel);
+  KCSP_RESOLVE(GetCompiledModelOutputTensorLayouts, LiteRtGetCompiledModelOutputTensorLayouts);
   KCSP_RESOLVE(CompiledModelGetErrorMessages, LiteRtCompiledModelGetErrorMessages);
   KCSP_RESOLVE(CompiledModelClearErrors, LiteRtCompiledModelClearErrors);
   KCSP_RESOLVE(CompiledModelGetProfiler, LiteRtCompiledModelGetProfiler);

@@ -49,6 +49,7 @@ struct LiteRtLib {
   capi::CreateCompiledModel CreateCompiledModel = nullptr;
   capi::DestroyCompiledModel DestroyCompiledModel = nullptr;
   capi::RunCompiledModel RunCompiledModel = nullptr;
+  capi::GetCompiledModelOutputTensorLayouts GetCompiledModelOutputTensorLayouts = nullptr;
   capi::CompiledModelGetErrorMessages CompiledModelGetErrorMessages = nullptr;
   capi::CompiledModelClearErrors CompiledModelClearErrors = nullptr;
   capi::CompiledModelGetProfiler CompiledModelGetProfiler = nullptr;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,7 +56,11 @@ class StderrCapture {
   int saved_ = -1;
 };
 
-std::string Trim(const std::string& s) {
+// Trims and keeps printable ASCII only (LiteRT may log raw model bytes; errors must be
+// valid UTF-8 for Python).
+std::string Trim(const std::string& in) {
+  std::string s;
+  for (unsigned char c : in) s += (c == '\n' || c == '\t' || (c >= 32 && c < 127)) ? char(c) : '?';
   size_t b = s.find_first_not_of(" \n\r\t"), e = s.find_last_not_of(" \n\r\t");
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
@@ -203,10 +208,9 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
     size_t n = 1;
     for (unsigned i = 0; i < rt.layout.rank; ++i) {
       int d = rt.layout.dimensions[i];
-      if (d < 0) {
-        *error = "tensor '" + info->name + "' has a dynamic dimension; only static shapes are supported";
-        return false;
-      }
+      // LiteRT reports the shape signature: a dynamic (batch) dimension runs with its
+      // default size 1, as the flatbuffer's static shape says.
+      if (d < 0) d = 1;
       info->shape.push_back(d);
       n *= static_cast<size_t>(d);
     }
@@ -299,9 +303,13 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
       return false;
     }
   }
-  if (opt.enable_profiling) {
+  {
+    // Buffer error reporter: TFLite's messages (e.g. "Encountered unresolved custom op") are
+    // kept for LiteRtCompiledModelGetErrorMessages and attached to our errors.
     LiteRtOpaqueOptions rt = nullptr;
-    char* payload = NewCString("enable_profiling = true\n");
+    std::string toml = "error_reporter_mode = 2\n";
+    if (opt.enable_profiling) toml += "enable_profiling = true\n";
+    char* payload = NewCString(toml);
     s = L.CreateOpaqueOptions("runtime_options_string", payload, &DeleteCString, &rt);
     if (s != kLiteRtStatusOk) {
       delete[] payload;
@@ -345,6 +353,35 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
       return false;
     }
   }
+  {
+    // LiteRT allocates (and runs every node's Prepare, e.g. resolves custom ops and calls
+    // GetOutputLayouts) lazily on the first run; do it now so load errors surface here.
+    StderrCapture cap(opt.capture_stderr);
+    std::vector<LiteRtLayout> layouts(outputs_.size());
+    s = L.GetCompiledModelOutputTensorLayouts(compiled_, 0, layouts.size(), layouts.data(), true);
+    std::string log = Trim(cap.Finish());
+    std::string custom;
+    bool custom_ok = CheckCustomOpErrors("tensor allocation", &custom);
+    if (s != kLiteRtStatusOk || !custom_ok) {
+      *error = "LiteRT failed to prepare model '" + model_path + "'";
+      if (s != kLiteRtStatusOk) *error += " (" + StatusString(s) + ")";
+      if (!custom_ok) *error += ". " + custom;
+      std::string msgs = CompiledModelErrors();
+      if (!msgs.empty()) *error += ". " + msgs;
+      if (!log.empty()) *error += ". LiteRT says: " + log;
+      return false;
+    }
+    for (size_t i = 0; i < layouts.size(); ++i) {
+      std::vector<int> shape(layouts[i].dimensions, layouts[i].dimensions + layouts[i].rank);
+      if (shape != outputs_[i].shape) {
+        std::string a, b;
+        for (int d : shape) a += std::to_string(d) + ",";
+        for (int d : outputs_[i].shape) b += std::to_string(d) + ",";
+        *error = "output '" + outputs_[i].name + "' is computed as [" + a + "] but the model declares [" + b + "]";
+        return false;
+      }
+    }
+  }
 
   auto make_buffer = [&](const TensorInfo& info, LiteRtTensorBuffer* out) -> bool {
     LiteRtRankedTensorType rt;
@@ -371,8 +408,11 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
     out_buffers_.push_back(b);
   }
   if (opt.enable_profiling) {
+    // Note: LiteRT 2.3.0 may return OK with a null profiler (no per-op events); ProfileEvents()
+    // then reports that profiling is unavailable.
     if (L.CompiledModelGetProfiler(compiled_, &profiler_) != kLiteRtStatusOk) profiler_ = nullptr;
     if (profiler_) L.StartProfiler(profiler_);
+    if (profiler_) L.ResetProfiler(profiler_);
   }
   return true;
 }
@@ -400,7 +440,15 @@ bool Runner::SetInput(size_t i, const void* data, size_t bytes, std::string* err
 }
 
 bool Runner::Invoke(std::string* error) {
-  if (profiler_) lib_->ResetProfiler(profiler_);
+  if (profiler_) {
+    int n = 0;
+    lib_->GetNumProfilerEvents(profiler_, &n);
+    if (n > 100000) {
+      lib_->ResetProfiler(profiler_);
+      n = 0;
+    }
+    profile_first_event_ = n;
+  }
   auto t0 = std::chrono::steady_clock::now();
   LiteRtStatus s = lib_->RunCompiledModel(compiled_, 0, in_buffers_.size(), in_buffers_.data(),
                                           out_buffers_.size(), out_buffers_.data());
@@ -461,7 +509,10 @@ bool Runner::Benchmark(int runs, int warmup, std::vector<double>* lat, std::stri
 std::vector<ProfileEvent> Runner::ProfileEvents(std::string* error) {
   std::vector<ProfileEvent> out;
   if (!profiler_) {
-    *error = "profiling is not enabled (create the model with enable_profiling=true)";
+    *error = options_.enable_profiling
+                 ? "LiteRT did not provide a profiler for this compiled model (LiteRT 2.3.0 "
+                   "returns none); use custom_op_stats() and per-invoke timings instead"
+                 : "profiling is not enabled (create the model with enable_profiling=true)";
     return out;
   }
   int n = 0;
@@ -471,7 +522,8 @@ std::vector<ProfileEvent> Runner::ProfileEvents(std::string* error) {
     *error = "LiteRtGetProfilerEvents failed";
     return out;
   }
-  for (auto& e : ev) {
+  for (size_t i = static_cast<size_t>(std::max(0, profile_first_event_)); i < ev.size(); ++i) {
+    const auto& e = ev[i];
     ProfileEvent p;
     p.tag = e.tag ? e.tag : "";
     p.event_type = e.event_type;

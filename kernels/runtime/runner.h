@@ -98,6 +98,7 @@ class Runner {
   std::vector<TensorInfo> inputs_, outputs_;
   std::string signature_key_;
   double last_run_ms_ = 0.0;
+  int profile_first_event_ = 0;
 };
 
 }  // namespace keras_csp::runtime

@@ -1,0 +1,324 @@
+"""`fuse(src, dst)`: rewrite CSP hot paths of an int8 .tflite into keras-csp custom ops.
+
+Each match (see patterns.py) becomes ONE `CUSTOM` op whose flexbuffer custom options carry the
+channel split, stride, padding, activation range, zero points and the per-channel fixed-point
+multipliers/shifts (TFLite's own requantization parameters). Weights and biases stay what they
+were: constant input tensors of the custom op (the original OHWI int8 weights and int32 biases,
+so the file does not grow and tools still see them), 64-byte aligned in the file because LiteRT
+hands constant custom-op inputs to the kernel as host buffers that must be aligned. The kernel
+prepacks them once, on its first run. The last input of every fused op is a tiny constant
+int8 "node key" tensor of shape [node + 1] that identifies the node to our kernel callbacks
+(LiteRT's custom-op API gives them no node handle).
+
+Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
+         CspDenseBlock:  x, (weights, bias) per conv, key
+
+Before writing, the rewritten model is verified: original and rewritten models run in our
+runtime (keras_csp.runtime) on representative inputs, with every fused op's output exposed:
+  1. with TFLite's builtin int8 kernels for the builtin ops (cpu_kernel_mode="builtin"): every
+     fused op's output must be bit-identical to the builtin SLICE/CONV_2D/CONCATENATION it
+     replaces (our kernels implement TFLite's int8 semantics: fixed-point requantization);
+  2. with the default XNNPACK CPU path: the MODEL outputs must be bit-identical. XNNPACK
+     requantizes in fp32 (not TFLite's fixed point), so single fused ops may differ from
+     XNNPACK's conv by 1 LSB in a few elements; the report lists them.
+Fused ops failing (1), or differing under XNNPACK when the model outputs differ (2), are
+reverted to the builtin ops (per-op fallback) and the check repeats; if the model outputs
+still differ, nothing is written (FuseVerificationError).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+
+import numpy as np
+from flatbuffers import flexbuffers
+
+from .graph import Graph
+from .patterns import DenseBlockMatch, PartialConvMatch, find_matches
+from .schema import schema
+
+OPTIONS_VERSION = 1
+
+
+class FuseError(RuntimeError):
+    pass
+
+
+class FuseVerificationError(FuseError):
+    pass
+
+
+def _conv_options(c):
+    return {k: v for k, v in c.params.items()}
+
+
+def _options(m, node: int) -> dict:
+    if isinstance(m, PartialConvMatch):
+        o = _conv_options(m.conv)
+        o.update({
+            "version": OPTIONS_VERSION, "node": node, "c_skip": m.c_skip,
+            "skip_offset": m.skip_offset, "conv_offset": m.conv_offset, "order": m.order,
+        })
+        return o
+    o = {
+        "version": OPTIONS_VERSION, "node": node, "in_channels": m.in_channels,
+        "in_offset": m.in_offset,
+        "layers": [[_conv_options(c) for c in chain] for chain in m.layers],
+    }
+    o["out_channels"] = m.in_channels + sum(ch[-1].params["out_channels"] for ch in m.layers)
+    return o
+
+
+def _bias_tensor(g: Graph, conv, name):
+    if conv.bias >= 0:
+        return conv.bias
+    cout = conv.params["out_channels"]
+    return g.add_tensor(name + "/kcsp_zero_bias", [cout], np.int32, data=np.zeros(cout, np.int32))
+
+
+def _describe(g: Graph, m) -> dict:
+    if isinstance(m, PartialConvMatch):
+        p = m.conv.params
+        return {
+            "op": "CspPartialConv", "output": g.tensor_name(m.output),
+            "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
+            "c_skip": m.c_skip, "order": "skip_first" if m.order == 0 else "conv_first",
+            "conv": f"{p['kernel_h']}x{p['kernel_w']}/s{p['stride_h']} {p['in_channels']}->{p['out_channels']}",
+            "conv_outputs": [g.tensor_name(m.conv.output)],
+        }
+    return {
+        "op": "CspDenseBlock", "output": g.tensor_name(m.output),
+        "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
+        "layers": len(m.layers), "convs_per_layer": [len(ch) for ch in m.layers],
+        "in_channels": m.in_channels,
+        "out_channels": m.in_channels + sum(ch[-1].params["out_channels"] for ch in m.layers),
+        "conv_outputs": [g.tensor_name(c.output) for ch in m.layers for c in ch],
+    }
+
+
+def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
+    """Returns a new Graph with each match replaced by one custom op (tensor indices of the
+    original graph are preserved unless keep_dead_tensors is False)."""
+    g = Graph(copy.deepcopy(g0.model))
+    ops = g.ops()
+    remove = set()
+    insert_at = {}
+    for node, m in enumerate(matches):
+        key = g.add_tensor(f"kcsp_node_key_{node}", [node + 1], np.int8, data=np.zeros(node + 1, np.int8))
+        op = schema.OperatorT()
+        if isinstance(m, PartialConvMatch):
+            op.opcodeIndex = g.custom_opcode_index("CspPartialConv")
+            b = _bias_tensor(g, m.conv, f"kcsp_{node}")
+            op.inputs = np.asarray([m.skip_src, m.conv_src, m.conv.weights, b, key], np.int32)
+            last = m.concat
+            hard = [m.conv.op_index, m.concat]
+        else:
+            op.opcodeIndex = g.custom_opcode_index("CspDenseBlock")
+            ins = [m.x_src]
+            for chain in m.layers:
+                for c in chain:
+                    ins += [c.weights, _bias_tensor(g, c, f"kcsp_{node}")]
+            op.inputs = np.asarray(ins + [key], np.int32)
+            last = m.concats[-1]
+            hard = list(m.removed_ops)
+        op.outputs = np.asarray([m.output], np.int32)
+        op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(_options(m, node))), np.uint8).copy()
+        op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS
+        op.builtinOptionsType = 0
+        op.builtinOptions = None
+        insert_at[last] = op
+        remove.update(hard)
+    new_ops = []
+    for i, op in enumerate(ops):
+        if i in insert_at:
+            new_ops.append(insert_at[i])
+        elif i not in remove:
+            new_ops.append(op)
+    g.sg.operators = new_ops
+    # dead-code elimination (e.g. slice ops whose outputs are now unused)
+    while True:
+        cons = g.consumers()
+        outs = g.graph_outputs()
+        dead = [i for i, op in enumerate(g.sg.operators)
+                if all(int(t) not in cons and int(t) not in outs for t in op.outputs)]
+        if not dead:
+            break
+        g.sg.operators = [op for i, op in enumerate(g.sg.operators) if i not in set(dead)]
+    if not keep_dead_tensors:
+        g.remove_unused()
+    return g
+
+
+def _with_outputs(g0: Graph, extra) -> Graph:
+    """Copy of g0 whose subgraph also outputs `extra` tensors (no signatures, so the runtime
+    returns subgraph outputs in order)."""
+    g = Graph(copy.deepcopy(g0.model))
+    outs = [int(t) for t in g.sg.outputs] + [int(t) for t in extra]
+    g.sg.outputs = np.asarray(outs, np.int32)
+    g.model.signatureDefs = []
+    return g
+
+
+def _diff_stats(r, o):
+    d = np.abs(r.astype(np.int64) - o.astype(np.int64))
+    return int(np.count_nonzero(d)), int(d.max()) if d.size else 0
+
+
+def _verify(g: Graph, matches, inputs, dst):
+    """Per-op fallback verification (see module docstring). Returns (kept matches, fallbacks,
+    verification summary)."""
+    fallbacks = []
+    active = list(range(len(matches)))
+    n_out = len(g.sg.outputs)
+    summary = {"enabled": True, "samples": len(inputs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = os.path.join(tmp, "ref.tflite")
+        _with_outputs(g, [m.output for m in matches]).save(ref_path)
+        ref = {mode: _run_all(ref_path, inputs, mode) for mode in ("builtin", "")}
+        for _attempt in range(len(matches) + 2):
+            cur = [matches[i] for i in active]
+            fz_path = os.path.join(tmp, "fused.tflite")
+            _with_outputs(rewrite(g, cur, keep_dead_tensors=True), [m.output for m in cur]).save(fz_path)
+            bad = {}
+            xnn_op_diffs = {}
+            model_equal = {}
+            for mode in ("builtin", ""):
+                got = _run_all(fz_path, inputs, mode)
+                model_ok = all(np.array_equal(r[k], o[k]) for r, o in zip(ref[mode], got) for k in range(n_out))
+                model_equal[mode] = model_ok
+                op_diff = {}
+                for r, o in zip(ref[mode], got):
+                    for j, i in enumerate(active):
+                        nd, mx = _diff_stats(r[n_out + i], o[n_out + j])
+                        if nd:
+                            a = op_diff.setdefault(i, [0, 0])
+                            a[0] += nd
+                            a[1] = max(a[1], mx)
+                if mode == "builtin":
+                    # Our kernels implement TFLite's int8 semantics: every fused op must match
+                    # TFLite's builtin kernels exactly.
+                    for i, (nd, mx) in op_diff.items():
+                        bad[i] = (f"differs from TFLite's builtin kernels in {nd} elements "
+                                  f"(max |diff| {mx})")
+                    if not model_ok and not op_diff:
+                        raise FuseVerificationError(
+                            "fused model outputs differ from the original (TFLite builtin kernels) "
+                            f"although every fused op matches; refusing to write {dst}")
+                else:
+                    xnn_op_diffs = op_diff
+                    # XNNPACK requantizes in fp32 (TFLite: fixed point), so a fused op may differ
+                    # by 1 LSB in a few elements; fall back only where the MODEL outputs differ.
+                    if not model_ok:
+                        for i, (nd, mx) in op_diff.items():
+                            bad.setdefault(i, f"model outputs differ under XNNPACK; this op differs from "
+                                              f"XNNPACK in {nd} elements (max |diff| {mx})")
+            if not bad:
+                summary.update({
+                    "builtin_kernels": "every fused op bit-exact vs TFLite builtin int8 kernels",
+                    "model_outputs_bit_exact": {"tflite_builtin": model_equal["builtin"],
+                                                "xnnpack": model_equal[""]},
+                    "fused_ops_differing_from_xnnpack": [
+                        {"output": g.tensor_name(matches[i].output), "elements": v[0], "max_abs": v[1]}
+                        for i, v in sorted(xnn_op_diffs.items())],
+                })
+                break
+            for i in sorted(bad):
+                d = _describe(g, matches[i])
+                d["reason"] = bad[i]
+                fallbacks.append(d)
+            active = [i for i in active if i not in bad]
+        else:
+            raise FuseVerificationError(f"verification did not converge; refusing to write {dst}")
+    if not all(summary.get("model_outputs_bit_exact", {"x": True}).values()):
+        raise FuseVerificationError(f"fused model outputs are not bit-exact; refusing to write {dst}")
+    return [matches[i] for i in active], fallbacks, summary
+
+
+def representative_inputs(model, samples: int = 8, seed: int = 0):
+    """Random inputs covering the full range of each input's dtype (+ one all-zero-point)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(samples):
+        xs = []
+        for d in model.input_details():
+            dt = np.dtype(d.dtype)
+            if dt.kind in "iu":
+                info = np.iinfo(dt)
+                if k == 0:
+                    a = np.full(d.shape, d.zero_point if d.quantization != "none" else 0, dt)
+                else:
+                    a = rng.integers(info.min, int(info.max) + 1, size=d.shape).astype(dt)
+            else:
+                a = rng.standard_normal(d.shape).astype(dt)
+            xs.append(a)
+        out.append(xs)
+    return out
+
+
+def _run_all(path, inputs, cpu_kernel_mode="", num_threads=1):
+    from keras_csp.runtime import Model
+
+    m = Model(path, num_threads=num_threads, cpu_kernel_mode=cpu_kernel_mode)
+    return [m.run(*xs) for xs in inputs]
+
+
+def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = True,
+         seed: int = 0) -> dict:
+    """Rewrites `src` (.tflite) into `dst` with CSP patterns fused into custom ops.
+
+    Args:
+      report: optional path of a JSON report to write.
+      inputs: representative inputs (list of lists of arrays, one list per sample); default:
+        `samples` random full-range inputs.
+      verify: run original and fused models and require bit-identical outputs (default).
+    Returns the report dict.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    try:
+        g = Graph.load(src)
+    except FileNotFoundError:
+        raise FuseError(f"model file not found: {src!r}") from None
+    except Exception as e:
+        raise FuseError(f"cannot read {src!r} as a .tflite model: {e}") from None
+    matches, rejections, mt = find_matches(g)
+    before = g.op_counts()
+    fallbacks = []
+    verified = {"enabled": verify}
+    if verify and matches:
+        from keras_csp.runtime import Model
+
+        if inputs is None:
+            inputs = representative_inputs(Model(src), samples=samples, seed=seed)
+        matches, fallbacks, verified = _verify(g, matches, inputs, dst)
+    out = rewrite(g, matches)
+    out.save(dst)
+    left = [{"op": r.op, "tensor": r.tensor, "reason": r.reason} for r in rejections]
+    fused_convs = set()
+    for m in matches:
+        if isinstance(m, PartialConvMatch):
+            fused_convs.add(m.conv.op_index)
+        else:
+            fused_convs.update(c.op_index for ch in m.layers for c in ch)
+    for i, op in enumerate(g.ops()):
+        if g.op_type(op) == "CONV_2D" and i not in fused_convs:
+            name = g.tensor_name(int(op.outputs[0]))
+            fb = [f for f in fallbacks if name in f.get("conv_outputs", [])]
+            left.append({"op": "CONV_2D", "tensor": name,
+                         "reason": ("fused op reverted: " + fb[0]["reason"]) if fb
+                         else "not part of a fusable CSP pattern"})
+    rep = {
+        "src": src, "dst": dst,
+        "fused_ops": len(matches),
+        "fused": [_describe(g, m) for m in matches],
+        "left": left,
+        "fallbacks": fallbacks,
+        "ops_before": before, "ops_after": out.op_counts(),
+        "verification": verified,
+        "weights": "constant int8 OHWI / int32 bias input tensors (64-byte aligned)",
+    }
+    if report:
+        with open(os.fspath(report), "w") as f:
+            json.dump(rep, f, indent=2)
+    return rep

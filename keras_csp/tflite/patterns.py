@@ -1,0 +1,457 @@
+"""Pattern matching of CSP hot paths in int8 TFLite graphs.
+
+Two patterns, both ending in an int8 CONCATENATION along channels whose inputs and output
+share one scale / zero point (so the concat is a pure copy and can be removed bit-exactly):
+
+* `PartialConvMatch` (-> CspPartialConv): concat of [skip, conv(src)] (either order) where
+  `skip` is a channel slice (STRIDED_SLICE / SLICE / SPLIT / SPLIT_V) of some tensor X or a
+  whole tensor, and the conv's input is a channel slice of some tensor Y (or Y itself). The
+  classic CSP partial conv has X == Y; the CSP "fusion last" transition has Y = dense-block
+  output.
+* `DenseBlockMatch` (-> CspDenseBlock): a chain x_{i+1} = concat(x_i, f_i(x_i)) where f_i is a
+  chain of 1..16 stride-1 convs (e.g. 1x1 bottleneck -> 3x3), x_0 optionally a channel slice.
+
+Matchers return candidates or a `Rejection` with a human-readable reason.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .graph import Graph
+from .schema import ActivationFunctionType, BuiltinOperator, Padding, TensorType
+
+SLICE_OPS = {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V"}
+
+
+@dataclass
+class Rejection:
+    op_index: int
+    op: str
+    tensor: str
+    reason: str
+
+
+@dataclass
+class ConvInfo:
+    op_index: int
+    input: int              # tensor the conv reads
+    weights: int
+    bias: int               # -1 if absent
+    output: int
+    params: dict            # custom-option fields of this conv
+
+
+@dataclass
+class PartialConvMatch:
+    concat: int             # op index
+    output: int             # tensor
+    skip_src: int
+    skip_offset: int
+    c_skip: int
+    conv_src: int
+    conv_offset: int
+    conv: ConvInfo
+    order: int              # 0: skip first, 1: conv first
+    removed_ops: list = field(default_factory=list)
+    kind: str = "CspPartialConv"
+
+
+@dataclass
+class DenseBlockMatch:
+    output: int
+    x_src: int
+    in_offset: int
+    in_channels: int
+    layers: list            # list of list[ConvInfo]
+    concats: list           # op indices
+    removed_ops: list = field(default_factory=list)
+    kind: str = "CspDenseBlock"
+
+
+# ---------------------------------------------------------------------------------------
+def _quantize_multiplier(d: float):
+    """tflite::QuantizeMultiplier (double -> Q31 significand + shift)."""
+    if d == 0.0:
+        return 0, 0
+    q, shift = math.frexp(d)
+    q_fixed = int(math.floor(q * (1 << 31) + 0.5)) if q >= 0 else -int(math.floor(-q * (1 << 31) + 0.5))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def _act_range(act: int, scale: float, zp: int):
+    """tflite::CalculateActivationRangeQuantized for int8."""
+    qmin, qmax = -128, 127
+
+    def q(f):
+        v = np.float32(f) / np.float32(scale)
+        r = math.floor(abs(float(v)) + 0.5) * (1 if v >= 0 else -1)  # TfLiteRound (half away)
+        return zp + int(r)
+
+    if act == ActivationFunctionType.NONE:
+        return qmin, qmax
+    if act == ActivationFunctionType.RELU:
+        return max(qmin, q(0.0)), qmax
+    if act == ActivationFunctionType.RELU6:
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if act == ActivationFunctionType.RELU_N1_TO_1:
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    return None
+
+
+class Matcher:
+    def __init__(self, g: Graph):
+        self.g = g
+        self.ops = g.ops()
+        self.prod = g.producers()
+        self.cons = g.consumers()
+        self.outputs = g.graph_outputs()
+
+    # ---- helpers ----
+    def type(self, i):
+        return self.g.op_type(self.ops[i])
+
+    def is_int8(self, t):
+        return self.g.tensor(t).type == TensorType.INT8
+
+    def qparams(self, t):
+        q = self.g.quant(t)
+        if q is None or len(q[0]) != 1:
+            return None
+        return float(q[0][0]), int(q[1][0])
+
+    def same_q(self, a, b):
+        qa, qb = self.qparams(a), self.qparams(b)
+        return qa is not None and qa == qb
+
+    def single_use(self, t):
+        return len(self.cons.get(t, [])) == 1 and t not in self.outputs
+
+    def const_ints(self, t):
+        c = self.g.constant(t)
+        return None if c is None else [int(v) for v in np.asarray(c).reshape(-1)]
+
+    def channel_slice(self, t):
+        """If tensor t is a channel slice of a rank-4 tensor: (src, offset, size, op_index)."""
+        pi = self.prod.get(t)
+        if pi is None:
+            return None
+        op = self.ops[pi]
+        kind = self.type(pi)
+        if kind not in SLICE_OPS:
+            return None
+        ins = [int(v) for v in op.inputs]
+        if kind == "STRIDED_SLICE":
+            x = ins[0]
+            shape = self.g.shape(x)
+            b, e, s = (self.const_ints(i) for i in ins[1:4])
+            o = op.builtinOptions
+            if None in (b, e, s) or len(shape) != 4 or len(b) != 4 or o is None:
+                return None
+            if (o.ellipsisMask or 0) or (o.newAxisMask or 0) or (o.shrinkAxisMask or 0) or any(v != 1 for v in s):
+                return None
+            lo, hi = [], []
+            for d in range(4):
+                bd = 0 if (o.beginMask or 0) >> d & 1 else b[d]
+                bd = bd + shape[d] if bd < 0 else bd
+                if getattr(o, "offset", False):
+                    ed = bd + e[d]
+                else:
+                    ed = shape[d] if (o.endMask or 0) >> d & 1 else e[d]
+                    ed = ed + shape[d] if ed < 0 else ed
+                lo.append(max(0, min(bd, shape[d])))
+                hi.append(max(0, min(ed, shape[d])))
+            if any(lo[d] != 0 or hi[d] != shape[d] for d in range(3)) or hi[3] <= lo[3]:
+                return None
+            return x, lo[3], hi[3] - lo[3], pi
+        if kind == "SLICE":
+            x = ins[0]
+            shape = self.g.shape(x)
+            b, sz = self.const_ints(ins[1]), self.const_ints(ins[2])
+            if b is None or sz is None or len(shape) != 4 or len(b) != 4:
+                return None
+            sz = [shape[d] - b[d] if sz[d] == -1 else sz[d] for d in range(4)]
+            if any(b[d] != 0 or sz[d] != shape[d] for d in range(3)) or sz[3] <= 0:
+                return None
+            return x, b[3], sz[3], pi
+        if kind in ("SPLIT", "SPLIT_V"):
+            if kind == "SPLIT":
+                axis_t, x = ins[0], ins[1]
+            else:
+                x, axis_t = ins[0], ins[2]
+            shape = self.g.shape(x)
+            ax = self.const_ints(axis_t)
+            if ax is None or len(shape) != 4 or ax[0] not in (3, -1):
+                return None
+            outs = [int(v) for v in op.outputs]
+            sizes = [self.g.shape(o)[3] for o in outs]
+            k = outs.index(t)
+            return x, int(sum(sizes[:k])), sizes[k], pi
+        return None
+
+    def conv_info(self, ci, why: list):
+        """ConvInfo for CONV_2D op ci if our int8 kernel supports it, else None (+reason)."""
+        op = self.ops[ci]
+        ins = [int(v) for v in op.inputs]
+        x, w = ins[0], ins[1]
+        b = ins[2] if len(ins) > 2 else -1
+        y = int(op.outputs[0])
+        o = op.builtinOptions
+        if not (self.is_int8(x) and self.is_int8(y) and self.is_int8(w)):
+            why.append("conv is not int8")
+            return None
+        wq = self.g.quant(w)
+        W = self.g.constant(w)
+        if W is None or wq is None:
+            why.append("conv weights are not constant/quantized")
+            return None
+        if np.any(wq[1] != 0):
+            why.append("conv weights have non-zero zero points")
+            return None
+        if b >= 0 and (self.g.constant(b) is None or self.g.tensor(b).type != TensorType.INT32):
+            why.append("conv bias is not a constant int32 tensor")
+            return None
+        if (o.dilationHFactor or 1) != 1 or (o.dilationWFactor or 1) != 1:
+            why.append("dilated conv")
+            return None
+        xs = self.g.shape(x)
+        if len(xs) != 4 or W.ndim != 4 or W.shape[3] != xs[3]:
+            why.append("grouped/depthwise conv or bad shapes")
+            return None
+        xq, yq = self.qparams(x), self.qparams(y)
+        if xq is None or yq is None:
+            why.append("conv activations are not per-tensor quantized")
+            return None
+        cout = W.shape[0]
+        wscales = np.asarray(wq[0], np.float32)
+        if len(wscales) == 1:
+            wscales = np.repeat(wscales, cout)
+        if len(wscales) != cout:
+            why.append("weight scales do not match output channels")
+            return None
+        act = int(o.fusedActivationFunction or 0)
+        rng = _act_range(act, yq[0], yq[1])
+        if rng is None:
+            why.append(f"unsupported fused activation {act}")
+            return None
+        mults, shifts = [], []
+        for c in range(cout):
+            eff = float(np.float32(xq[0])) * float(wscales[c]) / float(np.float32(yq[0]))
+            m, s = _quantize_multiplier(eff)
+            mults.append(int(m))
+            shifts.append(int(s))
+        params = {
+            "kernel_h": int(W.shape[1]), "kernel_w": int(W.shape[2]),
+            "stride_h": int(o.strideH or 1), "stride_w": int(o.strideW or 1),
+            "padding": 1 if o.padding == Padding.SAME else 0,
+            "in_channels": int(W.shape[3]), "out_channels": int(cout),
+            "input_zero_point": int(xq[1]), "output_zero_point": int(yq[1]),
+            "multipliers": mults, "shifts": shifts,
+            "act_min": int(rng[0]), "act_max": int(rng[1]), "activation": int(act),
+        }
+        return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
+
+    def concat_ok(self, ci, why: list):
+        op = self.ops[ci]
+        o = op.builtinOptions
+        out = int(op.outputs[0])
+        shape = self.g.shape(out)
+        if len(shape) != 4:
+            why.append("concat output is not rank 4")
+            return False
+        if (o.axis if o.axis is not None else 0) not in (3, -1):
+            why.append(f"concat axis {o.axis} is not the channel axis")
+            return False
+        if int(o.fusedActivationFunction or 0) != 0:
+            why.append("concat has a fused activation")
+            return False
+        ins = [int(v) for v in op.inputs]
+        if not all(self.is_int8(t) for t in ins + [out]):
+            why.append("concat is not int8")
+            return False
+        if not all(self.same_q(t, out) for t in ins):
+            why.append("concat inputs and output have different scales/zero points (it requantizes)")
+            return False
+        return True
+
+    # ---- dense blocks ----
+    def dense_layer(self, ci):
+        """concat ci = concat(a, chain(a)) -> (a, [ConvInfo...]) or None."""
+        op = self.ops[ci]
+        ins = [int(v) for v in op.inputs]
+        if len(ins) != 2:
+            return None
+        a, b = ins
+        chain = []
+        t = b
+        while len(chain) < 16:
+            pi = self.prod.get(t)
+            if pi is None or self.type(pi) != "CONV_2D" or not self.single_use(t):
+                return None
+            why = []
+            info = self.conv_info(pi, why)
+            if info is None:
+                return None
+            p = info.params
+            if p["stride_h"] != 1 or p["stride_w"] != 1 or (
+                    p["padding"] == 0 and (p["kernel_h"] != 1 or p["kernel_w"] != 1)):
+                return None
+            chain.insert(0, info)
+            if info.input == a:
+                return a, chain
+            t = info.input
+        return None
+
+    def find_dense_blocks(self, why: list):
+        layers = {}
+        for i in range(len(self.ops)):
+            if self.type(i) != "CONCATENATION":
+                continue
+            w = []
+            if not self.concat_ok(i, w):
+                continue
+            dl = self.dense_layer(i)
+            if dl is not None:
+                layers[i] = dl
+        # link layers: output of concat i is input `a` of layer j
+        by_input = {}
+        for ci, (a, chain) in layers.items():
+            by_input.setdefault(a, []).append(ci)
+        matches = []
+        used = set()
+        for ci in sorted(layers):
+            if ci in used:
+                continue
+            a, _ = layers[ci]
+            # start of a block: `a` is not itself the output of a linked dense layer
+            pa = self.prod.get(a)
+            if pa in layers and self._links(pa, ci):
+                continue
+            block = [ci]
+            while True:
+                out = int(self.ops[block[-1]].outputs[0])
+                nxt = [cj for cj in by_input.get(out, []) if self._links(block[-1], cj)]
+                if len(nxt) != 1:
+                    break
+                block.append(nxt[0])
+            used.update(block)
+            first_a = layers[block[0]][0]
+            sl = self.channel_slice(first_a)
+            if sl is not None:
+                x_src, off, c0, _ = sl
+            else:
+                x_src, off, c0 = first_a, 0, self.g.shape(first_a)[3]
+            out = int(self.ops[block[-1]].outputs[0])
+            removed = list(block)
+            for cj in block:
+                removed += [c.op_index for c in layers[cj][1]]
+            matches.append(DenseBlockMatch(
+                output=out, x_src=x_src, in_offset=off, in_channels=c0,
+                layers=[layers[cj][1] for cj in block], concats=block, removed_ops=removed))
+        return matches
+
+    def _links(self, ci, cj):
+        """Layer cj consumes layer ci's output only inside the block (its next concat and the
+        first conv of its chain)."""
+        out = int(self.ops[ci].outputs[0])
+        if out in self.outputs:
+            return False
+        a, chain = self.layers_cache(cj)
+        if a != out:
+            return False
+        users = set(self.cons.get(out, []))
+        return users == {cj, chain[0].op_index}
+
+    def layers_cache(self, cj):
+        if not hasattr(self, "_lc"):
+            self._lc = {}
+        if cj not in self._lc:
+            self._lc[cj] = self.dense_layer(cj)
+        return self._lc[cj]
+
+    # ---- partial convs ----
+    def find_partial_convs(self, exclude_ops: set, rejections: list):
+        matches = []
+        for i in range(len(self.ops)):
+            if i in exclude_ops or self.type(i) != "CONCATENATION":
+                continue
+            op = self.ops[i]
+            out = int(op.outputs[0])
+            why = []
+            rej = lambda r: rejections.append(Rejection(i, "CONCATENATION", self.g.tensor_name(out), r))
+            ins = [int(v) for v in op.inputs]
+            if len(ins) != 2:
+                rej(f"concat of {len(ins)} inputs (only 2-input CSP concats are fused)")
+                continue
+            if not self.concat_ok(i, why):
+                rej(why[-1])
+                continue
+            m = None
+            reasons = []
+            for order in (0, 1):
+                skip_t, conv_t = (ins[0], ins[1]) if order == 0 else (ins[1], ins[0])
+                ci = self.prod.get(conv_t)
+                if ci is None or self.type(ci) != "CONV_2D":
+                    reasons.append("no CONV_2D input")
+                    continue
+                if not self.single_use(conv_t):
+                    reasons.append("the conv output has other consumers")
+                    continue
+                w = []
+                info = self.conv_info(ci, w)
+                if info is None:
+                    reasons.append(w[-1])
+                    continue
+                sl = self.channel_slice(info.input)
+                if sl is not None:
+                    conv_src, conv_off, _, _ = sl
+                else:
+                    conv_src, conv_off = info.input, 0
+                sk = self.channel_slice(skip_t)
+                if sk is not None:
+                    skip_src, skip_off, c_skip, _ = sk
+                else:
+                    skip_src, skip_off, c_skip = skip_t, 0, self.g.shape(skip_t)[3]
+                if not self.same_q(skip_src, out) or not self.is_int8(skip_src) or not self.is_int8(conv_src):
+                    reasons.append("slice source has a different quantization")
+                    continue
+                if self.qparams(conv_src) != self.qparams(info.input):
+                    reasons.append("conv input slice changes quantization")
+                    continue
+                ys, ss = self.g.shape(conv_t), self.g.shape(skip_t)
+                if ys[:3] != ss[:3]:
+                    reasons.append("conv changes the spatial size")
+                    continue
+                removed = [ci, i]
+                for t in (skip_t, info.input):
+                    s2 = self.channel_slice(t)
+                    if s2 is not None:
+                        removed.append(s2[3])  # removed later only if dead
+                m = PartialConvMatch(concat=i, output=out, skip_src=skip_src, skip_offset=skip_off,
+                                     c_skip=c_skip, conv_src=conv_src, conv_offset=conv_off,
+                                     conv=info, order=order, removed_ops=removed)
+                break
+            if m is None:
+                rej("; ".join(sorted(set(reasons))) or "not a CSP pattern")
+            else:
+                matches.append(m)
+        return matches
+
+
+def find_matches(g: Graph):
+    """All fusable patterns (dense blocks first, then partial convs) + rejections."""
+    mt = Matcher(g)
+    rejections: list[Rejection] = []
+    dense = mt.find_dense_blocks(rejections)
+    taken = set()
+    for d in dense:
+        taken.update(d.concats)
+    partial = mt.find_partial_convs(taken, rejections)
+    return dense + partial, rejections, mt
