@@ -70,6 +70,7 @@ bool RunBenchmark(const BenchConfig& config, BenchResult* result, std::string* e
   options.register_custom_ops = config.custom_ops;
   options.allow_untested_version = config.allow_untested_version;
   options.cpu_kernel_mode = config.cpu_kernel_mode;
+  options.litert_version = config.litert_version;
   options.capture_stderr = config.capture_stderr;
   auto runner = runtime::Runner::Create(config.litert_library, config.model_path, options, error);
   if (!runner) return false;

@@ -14,6 +14,9 @@ namespace keras_csp::bench {
 struct BenchConfig {
   std::string litert_library;      // path (or soname on Android) of libLiteRt.so
   std::string model_path;
+  // LiteRT release of that library ("2.3.0"). Empty: read from the wheel's __init__.py next to it
+  // (desktop); the Android app passes the version of its LiteRT Maven dependency.
+  std::string litert_version;
   int num_threads = 1;
   int runs = 20;
   int warmup = 3;

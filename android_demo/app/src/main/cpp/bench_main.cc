@@ -1,6 +1,6 @@
 // kcsp_bench: native command-line benchmark of a .tflite model on LiteRT with keras-csp's fused ops.
 //
-//   kcsp_bench --litert /path/to/libLiteRt.so --model m.tflite [--runs 20] [--warmup 3]
+//   kcsp_bench --litert /path/to/libLiteRt.so [--litert-version 2.3.0] --model m.tflite [--runs 20] [--warmup 3]
 //              [--threads 1] [--no-custom-ops] [--seed 1] [--output out.bin] [--allow-untested-version]
 //              [--kernel-mode xnnpack|builtin|reference] [--verbose]
 //
@@ -16,7 +16,7 @@
 namespace {
 
 int Usage(const char* msg) {
-  std::fprintf(stderr, "kcsp_bench: %s\nusage: kcsp_bench --litert LIB --model MODEL [--runs N] [--warmup N] "
+  std::fprintf(stderr, "kcsp_bench: %s\nusage: kcsp_bench --litert LIB [--litert-version X.Y.Z] --model MODEL [--runs N] [--warmup N] "
                "[--threads N] [--no-custom-ops] [--seed N] [--output FILE] [--allow-untested-version] "
                "[--kernel-mode xnnpack|builtin|reference] [--verbose]\n", msg);
   return 2;
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
     int n = 0;
     if (a == "--litert" && (v = value())) config.litert_library = v;
     else if (a == "--model" && (v = value())) config.model_path = v;
+    else if (a == "--litert-version" && (v = value())) config.litert_version = v;
     else if (a == "--output" && (v = value())) output_path = v;
     else if (a == "--kernel-mode" && (v = value())) {
       std::string mode = v;

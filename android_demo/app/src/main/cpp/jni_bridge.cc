@@ -30,10 +30,11 @@ std::string ErrorJson(const std::string& message) {
 }  // namespace
 
 extern "C" JNIEXPORT jstring JNICALL Java_dev_kerascsp_demo_NativeBench_runBenchmark(
-    JNIEnv* env, jclass /*cls*/, jstring litert_library, jstring model_path, jint num_threads, jint runs,
-    jint warmup, jboolean custom_ops) {
+    JNIEnv* env, jclass /*cls*/, jstring litert_library, jstring litert_version, jstring model_path,
+    jint num_threads, jint runs, jint warmup, jboolean custom_ops) {
   keras_csp::bench::BenchConfig config;
   config.litert_library = FromJava(env, litert_library);
+  config.litert_version = FromJava(env, litert_version);
   config.model_path = FromJava(env, model_path);
   config.num_threads = num_threads;
   config.runs = runs;
