@@ -10,6 +10,8 @@ import click
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS = {
+    "fuse": "keras_csp.fuse_cli:fuse_command",
+    "run": "keras_csp.fuse_cli:run_command",
     "profile": "keras_csp.profile_cli:profile_command",
     "compare": "keras_csp.profile_cli:compare_command",
     "list-models": "keras_csp.profile_cli:list_models_command",

@@ -1,0 +1,64 @@
+"""`keras-csp fuse` (rewrite CSP patterns into custom ops) and `keras-csp run` (run / time a
+.tflite on keras-csp's LiteRT runtime, optionally against another model)."""
+import json
+
+import click
+
+
+@click.command("fuse")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+              help="Write the JSON fusion report here.")
+@click.option("--samples", default=8, show_default=True, help="Random representative inputs for verification.")
+@click.option("--against", type=click.Choice(["both", "tflite", "xnnpack"]), default="both", show_default=True,
+              help="tflite: fused ops bit-exact vs TFLite's builtin int8 kernels; xnnpack: model outputs "
+                   "bit-exact under XNNPACK too (both: the two).")
+@click.option("--no-verify", is_flag=True, help="Skip the bit-exactness check (not recommended).")
+def fuse_command(src, dst, report, samples, against, no_verify):
+    """Fuse CSP partial convs and dense blocks of int8 SRC into custom ops, write DST."""
+    from keras_csp.tflite import FuseError, fuse
+
+    ag = {"both": ("tflite", "xnnpack"), "tflite": ("tflite",), "xnnpack": ("tflite", "xnnpack")}[against]
+    try:
+        rep = fuse(src, dst, report=report, samples=samples, verify=not no_verify, against=ag)
+    except FuseError as e:
+        raise click.ClickException(str(e))
+    click.echo(f"fused {rep['fused_ops']} op(s): " + ", ".join(
+        f"{k}={v}" for k, v in sorted(rep["ops_after"].items()) if k.startswith("Csp")))
+    click.echo(f"ops before: {rep['ops_before']}")
+    click.echo(f"ops after:  {rep['ops_after']}")
+    if rep["fallbacks"]:
+        click.echo(f"{len(rep['fallbacks'])} fused op(s) reverted by verification:")
+        for f in rep["fallbacks"]:
+            click.echo(f"  {f['op']} -> {f['output']}: {f['reason']}")
+    left = [x for x in rep["left"] if x["op"] == "CONCATENATION"]
+    if left:
+        click.echo(f"{len(left)} concat(s) left as builtins:")
+        for x in left:
+            click.echo(f"  {x['tensor']}: {x['reason']}")
+    click.echo(f"wrote {dst}" + (f" and {report}" if report else ""))
+
+
+@click.command("run")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--compare", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Second model (e.g. the unfused one) timed in the same run.")
+@click.option("--runs", default=20, show_default=True)
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--threads", default=1, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+def run_command(model, compare, runs, warmup, threads, json_out):
+    """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops."""
+    from keras_csp.tflite.bench import compare_models
+
+    res = compare_models([model] + ([compare] if compare else []), runs=runs, warmup=warmup,
+                         num_threads=threads)
+    for r in res["models"]:
+        click.echo(f"{r['path']}: median {r['median_ms']:.3f} ms (min {r['min_ms']:.3f}) over {runs} runs; "
+                   f"fused ops {r['custom_op_ms']:.3f} ms")
+    if compare:
+        click.echo(f"speedup of {compare} -> {model}: {res['speedup']:.3f}x; outputs equal: {res['outputs_equal']}")
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(res, f, indent=2)
