@@ -74,7 +74,7 @@ def _convert_int8(model, input_shape, path, seed=0, n_rep=16):
 
 
 def make_partial_conv_model(path, hw=8, channels=16, c_skip=8, out_channels=12, kernel=3,
-                            activation="relu", skip_first=True, stages=1, seed=0):
+                            activation="relu", skip_first=True, stages=1, seed=0, split=False):
     """x -> [x[..., :c_skip], conv(x[..., c_skip:])] -> concat, repeated `stages` times,
     then a global-average-pool + dense head (so the graph also has non-fused ops)."""
     import tensorflow as tf
@@ -85,8 +85,11 @@ def make_partial_conv_model(path, hw=8, channels=16, c_skip=8, out_channels=12, 
     for s in range(stages):
         c = x.shape[-1]
         k = c_skip if s == 0 else c // 2
-        skip = x[..., :k]
-        y = tf.keras.layers.Conv2D(out_channels, kernel, padding="same", activation=activation)(x[..., k:])
+        if split:
+            skip, rest = tf.split(x, [k, c - k], axis=-1)
+        else:
+            skip, rest = x[..., :k], x[..., k:]
+        y = tf.keras.layers.Conv2D(out_channels, kernel, padding="same", activation=activation)(rest)
         x = tf.keras.layers.Concatenate()([skip, y] if skip_first else [y, skip])
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     out = tf.keras.layers.Dense(10)(x)
