@@ -1,0 +1,51 @@
+"""`keras-csp bench`: same-run latency of .tflite models (builtin vs fused) or of the CSP zoo vs plain twins."""
+import json
+
+import click
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--fused", is_flag=True, help="Also fuse each model (keras-csp fuse) and time the fused file.")
+@click.option("--zoo", is_flag=True, help="Build, PTQ-quantize and time the CSP zoo models against their plain twins.")
+@click.option("--pairs", help="With --zoo: comma-separated CSP model names (default: all five ImageNet pairs).")
+@click.option("--input-size", default=224, show_default=True, help="With --zoo: square input side.")
+@click.option("--threads", default=1, show_default=True)
+@click.option("--runs", default=30, show_default=True, help="Timed runs per variant (interleaved).")
+@click.option("--warmup", default=3, show_default=True)
+@click.option("--no-profile", is_flag=True, help="Skip the per-op profiling pass.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
+def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, no_profile, json_path, plot_path):
+    """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
+    from .benchmark import ZOO_PAIRS, bench_files, bench_zoo, format_table, plot_report
+    from .models import plain_twin_of
+    if threads < 1 or runs < 1 or warmup < 0:
+        raise click.BadParameter("--threads and --runs must be >= 1, --warmup >= 0")
+    if zoo:
+        chosen = ZOO_PAIRS
+        if pairs:
+            chosen = []
+            for name in pairs.split(","):
+                twin = plain_twin_of(name.strip())
+                if not twin:
+                    raise click.BadParameter(f"{name} is not a CSP model with a plain twin", param_hint="--pairs")
+                chosen.append((name.strip(), twin))
+        report = bench_zoo(chosen, input_size=input_size, threads=threads, runs=runs, warmup=warmup,
+                           profile_ops=not no_profile)
+    elif models:
+        report = bench_files(list(models), fused=fused, threads=threads, runs=runs, warmup=warmup,
+                             profile_ops=not no_profile)
+    else:
+        raise click.UsageError("give .tflite files or --zoo")
+    click.echo(format_table(report))
+    m = report["machine"]
+    click.echo(f"machine: {m['cpu']} ({m['machine']}), features {sorted(m['cpu_features'])}, "
+               f"LiteRT {m['ai_edge_litert']}, threads {threads}, runs {runs} interleaved")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report, f, indent=1, default=str)
+        click.echo(f"wrote {json_path}")
+    if plot_path:
+        plot_report(report, plot_path)
+        click.echo(f"wrote {plot_path}")

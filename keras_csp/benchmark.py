@@ -1,0 +1,284 @@
+"""Model-level latency benchmarks: builtin (LiteRT + XNNPACK) vs fused (our custom ops), CSP vs plain.
+
+Every variant runs in this process through the same runtime (`keras_csp.runtime.Model`), and the
+timed invocations are interleaved round-robin (run 1 of every variant, then run 2, ...), so a
+slowdown of the machine hits every variant alike and the ratios of one run are comparable.
+A separate, untimed profiling pass gives the per-op breakdown.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+
+
+@dataclass
+class Variant:
+    label: str            # e.g. "cspdensenet121 builtin"
+    path: str
+    model: str            # source model (file stem or zoo name)
+    fused: bool
+    latencies_ms: list = field(default_factory=list)
+    ops: list = field(default_factory=list)         # per-op breakdown (profiling pass)
+    fused_ops: list = field(default_factory=list)   # time inside our custom ops
+    error: str = ""
+
+    def stats(self):
+        if not self.latencies_ms:
+            return {}
+        a = np.asarray(self.latencies_ms)
+        return {"min_ms": float(a.min()), "median_ms": float(np.median(a)),
+                "p90_ms": float(np.percentile(a, 90)), "mean_ms": float(a.mean()), "runs": int(a.size)}
+
+
+def machine_info():
+    """Machine, CPU features and library versions, for the report."""
+    from . import _kernels
+    info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
+            "cpu": _cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
+            "cores": os.cpu_count(), "keras_csp": __version__}
+    for module in ("numpy", "tensorflow", "ai_edge_litert"):
+        try:
+            info[module] = __import__(module).__version__
+        except Exception:  # noqa: BLE001 - a missing library is reported, not fatal
+            info[module] = None
+    return info
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _random_inputs(model, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for d in model.input_details():
+        dtype = np.dtype(d.dtype)
+        if dtype.kind == "f":
+            inputs.append(rng.uniform(0, 1, size=d.shape).astype(dtype))
+        else:
+            info = np.iinfo(dtype)
+            inputs.append(rng.integers(info.min, info.max + 1, size=d.shape, dtype=dtype))
+    return inputs
+
+
+def _op_breakdown(path, threads, inputs, register_custom_ops):
+    """Per-op time of one profiled invocation, summed by op name (untimed pass)."""
+    from .runtime import Model
+    try:
+        m = Model(path, threads, enable_profiling=True, register_custom_ops=register_custom_ops)
+        m.run(*inputs)
+        m.run(*inputs)
+        events = m.profile()
+    except Exception as e:  # noqa: BLE001 - profiling is best effort; the timing does not depend on it
+        return [{"op": "unavailable", "error": str(e)}]
+    totals = {}
+    for e in events:
+        tag = str(e.get("tag", "?"))
+        totals.setdefault(tag, [0.0, 0])
+        totals[tag][0] += e.get("elapsed_us", 0) / 1000.0
+        totals[tag][1] += 1
+    return sorted(({"op": k, "ms": round(v[0], 4), "count": v[1]} for k, v in totals.items()),
+                  key=lambda r: -r["ms"])
+
+
+def fuse_to(path, out_dir):
+    """Fused copy of `path` in out_dir (keras_csp.tflite.fuse verifies it bit-exactly)."""
+    from .tflite import fuse
+    dst = os.path.join(out_dir, os.path.basename(path).replace(".tflite", "_fused.tflite"))
+    report = fuse(path, dst)
+    return dst, report
+
+
+def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=True, progress=None,
+                work_dir=None):
+    """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved. Returns a report dict."""
+    from .runtime import Model
+    work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
+    variants, fuse_reports = [], {}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        variants.append(Variant(f"{stem} builtin", path, stem, False))
+        if fused:
+            try:
+                fused_path, report = fuse_to(path, work_dir)
+                fuse_reports[stem] = _summary(report)
+                variants.append(Variant(f"{stem} fused", fused_path, stem, True))
+            except Exception as e:  # noqa: BLE001 - reported per model, the rest still runs
+                variants.append(Variant(f"{stem} fused", "", stem, True, error=f"fuse failed: {e}"))
+
+    models, inputs = {}, {}
+    for v in variants:
+        if v.error:
+            continue
+        try:
+            models[v.label] = Model(v.path, threads)
+        except Exception as e:  # noqa: BLE001
+            v.error = str(e)
+            continue
+        if v.model not in inputs:
+            inputs[v.model] = _random_inputs(models[v.label])
+        models[v.label].set_inputs(*inputs[v.model])
+    live = [v for v in variants if v.label in models]
+    for v in live:
+        models[v.label].benchmark(runs=1, warmup=warmup)
+        models[v.label].custom_op_stats(reset=True)
+    for _ in range(runs):
+        for v in live:
+            v.latencies_ms.extend(models[v.label].benchmark(runs=1, warmup=0))
+        if progress:
+            progress.update(1)
+    for v in live:
+        v.fused_ops = models[v.label].custom_op_stats()
+    del models
+    if profile_ops:
+        for v in live:
+            v.ops = _op_breakdown(v.path, threads, inputs[v.model], True)
+    return _report(variants, fuse_reports, threads, runs, warmup)
+
+
+def _summary(report):
+    if isinstance(report, dict):
+        return {k: report[k] for k in report if k in ("fused", "fused_ops", "left", "skipped", "summary", "ops")}
+    return getattr(report, "__dict__", str(report))
+
+
+def _report(variants, fuse_reports, threads, runs, warmup):
+    by_label = {v.label: v for v in variants}
+    rows = []
+    for v in variants:
+        row = {"label": v.label, "model": v.model, "path": v.path, "fused": v.fused, **v.stats()}
+        if v.error:
+            row["error"] = v.error
+        if v.fused and f"{v.model} builtin" in by_label:
+            base = by_label[f"{v.model} builtin"].stats()
+            if base and v.stats():
+                row["speedup_vs_builtin"] = base["median_ms"] / v.stats()["median_ms"]
+        row["ops"] = v.ops
+        row["fused_ops"] = v.fused_ops
+        rows.append(row)
+    return {"machine": machine_info(), "threads": threads, "runs": runs, "warmup": warmup,
+            "interleaved": True, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "results": rows, "fuse_reports": fuse_reports}
+
+
+def add_pair_ratios(report, pairs):
+    """speedup of each CSP model over its plain twin, per path (median latencies)."""
+    stats = {r["label"]: r for r in report["results"] if "median_ms" in r}
+    ratios = []
+    for csp, plain in pairs:
+        for path in ("builtin", "fused"):
+            a, b = stats.get(f"{csp} {path}"), stats.get(f"{plain} {path}")
+            if a and b:
+                ratios.append({"csp": csp, "plain": plain, "path": path,
+                               "speedup": b["median_ms"] / a["median_ms"]})
+    report["csp_vs_plain"] = ratios
+    return report
+
+
+# --- the zoo benchmark ----------------------------------------------------------------------------
+
+ZOO_PAIRS = [("cspdensenet121", "densenet121"), ("cspresnet50", "resnet50"), ("cspresnext50", "resnext50"),
+             ("cspdarknet53", "darknet53"), ("csppeleenet", "peleenet")]
+
+
+def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
+    """Zoo model `name` (untrained weights), batch 1, int8 PTQ on random uniform [0, 1) images.
+
+    Random calibration data is fine for speed measurements, not for accuracy.
+    """
+    import tensorflow as tf
+
+    from .backend import keras
+    from .models import create_model
+    model = create_model(name, input_tensor=keras.Input((input_size, input_size, 3), batch_size=1))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(seed)
+    converter.representative_dataset = lambda: (
+        [rng.uniform(size=(1, input_size, input_size, 3)).astype("float32")] for _ in range(samples))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    with open(path, "wb") as f:
+        f.write(converter.convert())
+    return path
+
+
+def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_dir=None, fused=True,
+              profile_ops=True):
+    """Build, quantize (PTQ) and benchmark CSP models against their plain twins."""
+    from tqdm import tqdm
+
+    from .profile import profile
+    pairs = pairs or ZOO_PAIRS
+    cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "keras_csp_zoo")
+    os.makedirs(cache_dir, exist_ok=True)
+    names = [n for pair in pairs for n in pair]
+    paths, flops = [], {}
+    for name in tqdm(names, desc="build + quantize", unit="model"):
+        path = os.path.join(cache_dir, f"{name}_{input_size}_int8.tflite")
+        if not os.path.exists(path):
+            export_ptq_int8(name, path, input_size)
+        paths.append(path)
+        p = profile(name, input_size)
+        flops[name] = {"params": p.params, "gflops": p.flops / 1e9, "max_layer_gflops": p.max_layer_flops / 1e9}
+    with tqdm(total=runs, desc="benchmark (interleaved)", unit="round") as bar:
+        report = bench_files(paths, fused=fused, threads=threads, runs=runs, warmup=warmup, progress=bar,
+                             profile_ops=profile_ops, work_dir=cache_dir)
+    stem = {f"{n}_{input_size}_int8": n for n in names}
+    for row in report["results"]:
+        row["model"] = stem.get(row["model"], row["model"])
+        row["label"] = f"{row['model']} {'fused' if row['fused'] else 'builtin'}"
+        row.update(flops.get(row["model"], {}))
+    report["input_size"] = input_size
+    return add_pair_ratios(report, pairs)
+
+
+def plot_report(report, path):
+    """Bar plot of median latency (p90 as error bar) per variant."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["results"] if "median_ms" in r]
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows)), 4))
+    med = [r["median_ms"] for r in rows]
+    err = [r["p90_ms"] - r["median_ms"] for r in rows]
+    colors = ["tab:orange" if r["fused"] else "tab:blue" for r in rows]
+    ax.bar(range(len(rows)), med, yerr=[np.zeros(len(rows)), err], color=colors, capsize=3)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r["label"] for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("latency (ms), median, bar to p90")
+    ax.set_title(f"int8 latency, {report['threads']} thread(s), {report['machine']['cpu']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_table(report):
+    lines = [f"{'variant':34s} {'median ms':>10s} {'p90 ms':>9s} {'min ms':>9s} {'vs builtin':>11s}"]
+    for r in report["results"]:
+        if "error" in r and "median_ms" not in r:
+            lines.append(f"{r['label']:34s} error: {r['error']}")
+            continue
+        sp = r.get("speedup_vs_builtin")
+        lines.append(f"{r['label']:34s} {r['median_ms']:>10.3f} {r['p90_ms']:>9.3f} {r['min_ms']:>9.3f} "
+                     f"{(f'{sp:.3f}x' if sp else '-'):>11s}")
+    for c in report.get("csp_vs_plain", []):
+        lines.append(f"{c['csp']} vs {c['plain']} ({c['path']}): {c['speedup']:.3f}x")
+    return "\n".join(lines)
