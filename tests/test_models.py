@@ -110,3 +110,12 @@ def test_fusion_and_ratio_variants_build(fusion, ratio):
     names = {layer.name for layer in model.layers}
     assert ("conv2_transition_conv" in names) == (fusion != "last")
     assert model.get_layer("conv2_split_part").output.shape[-1] == round(32 * ratio)
+
+
+def test_full_size_model_save_load_identical(tmp_path):
+    model = create_model("cspdensenet121")
+    x = np.random.default_rng(2).uniform(size=(1, 224, 224, 3)).astype("float32")
+    before = model.predict(x, verbose=0)
+    path = str(tmp_path / "cspdensenet121.keras")
+    model.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), before)
