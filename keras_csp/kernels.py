@@ -28,6 +28,7 @@ from . import _kernels
 VARIANTS = ("auto", "scalar", "avx2", "avx512vnni", "neon_dotprod")
 ACTIVATIONS = ("none", "relu", "relu6")
 ORDERS = ("skip_first", "skip_last")
+ROUNDINGS = ("away_from_zero", "half_up")
 
 __all__ = [
     "VARIANTS", "Int8Quant", "Int8Conv", "Float32Conv", "available_variants", "cpu_features",
@@ -104,6 +105,9 @@ class Int8Quant:
     output_scale: float
     output_zero_point: int
     activation: str = "none"
+    # "away_from_zero": TFLite reference kernels (default, BUILTIN_REF);
+    # "half_up": TFLite's optimized builtin kernels (ruy), i.e. the default interpreter without delegate.
+    rounding: str = "away_from_zero"
     filter_scales_array: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -121,6 +125,8 @@ class Int8Quant:
                 raise ValueError(f"{name} must be an int in [-128, 127], got {v!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
 
     def multipliers(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (multiplier, shift) exactly as TFLite computes them."""
@@ -160,7 +166,7 @@ class Int8Conv:
         self._p = _kernels.PackedConvInt8(
             np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
             int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
-            _check_variant(variant))
+            _check_variant(variant), quant.rounding)
 
     @property
     def variant(self) -> str:

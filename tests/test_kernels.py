@@ -5,6 +5,8 @@ and run by the ai-edge-litert interpreter with its reference op resolver (BUILTI
 Every concrete kernel variant available on this CPU is checked; the others are skipped with
 the reason.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -92,11 +94,15 @@ def run_ours(case, x, weights, bias, quant, variant):
     return block[..., :c + cout]
 
 
-def check_against_tflite(case):
+def check_against_tflite(case, resolver="ref"):
+    """resolver "ref": TFLite reference kernels, our default rounding (ties away from zero);
+    "builtin": TFLite's optimized builtin kernels, matched with rounding="half_up"."""
     x, weights, bias, quant = make_tensors(case)
+    if resolver == "builtin":
+        quant = dataclasses.replace(quant, rounding="half_up")
     model = K.build_tflite_model(case["kind"], x.shape, weights, bias, quant, c_skip=case["c_skip"],
                                  order=case["order"], strides=case["stride"], padding=case["padding"])
-    expected = K.run_tflite(model, x, resolver="ref")
+    expected = K.run_tflite(model, x, resolver=resolver)
     for variant in AVAILABLE:
         got = run_ours(case, x, weights, bias, quant, variant)
         assert got.shape == expected.shape
@@ -120,6 +126,14 @@ def test_csp_partial_bit_exact_vs_tflite(case):
 @given(conv_cases("dense"))
 def test_dense_append_bit_exact_vs_tflite(case):
     check_against_tflite(case)
+
+
+@HYP
+@given(st.sampled_from(["conv", "csp", "dense"]).flatmap(conv_cases))
+def test_half_up_rounding_bit_exact_vs_optimized_builtin(case):
+    """The interpreter's default (optimized, ruy) int8 CONV_2D rounds the final shift's ties up;
+    rounding="half_up" reproduces it bit for bit."""
+    check_against_tflite(case, resolver="builtin")
 
 
 ODD_CASES = [

@@ -299,7 +299,7 @@ PYBIND11_MODULE(_kernels, m) {
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, int input_zero_point, int output_zero_point,
                        py::array multiplier, py::array shift, int act_min, int act_max,
-                       const std::string& variant) {
+                       const std::string& variant, const std::string& rounding) {
              CheckArray<int8_t>(weights, "weights", 4, false);
              CheckArray<int32_t>(multiplier, "multiplier", 1, false);
              CheckArray<int32_t>(shift, "shift", 1, false);
@@ -318,6 +318,9 @@ PYBIND11_MODULE(_kernels, m) {
              q.output_zero_point = output_zero_point;
              q.act_min = act_min;
              q.act_max = act_max;
+             if (rounding == "away_from_zero") q.rounding = Rounding::kAwayFromZero;
+             else if (rounding == "half_up") q.rounding = Rounding::kHalfUp;
+             else throw py::value_error("rounding must be 'away_from_zero' or 'half_up', got '" + rounding + "'");
              q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
              q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
              std::unique_ptr<PackedConvInt8> p;
@@ -327,7 +330,8 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("weights"), py::arg("bias"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
            py::arg("padding") = "same", py::arg("input_zero_point") = 0,
            py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
-           py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto")
+           py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto",
+           py::arg("rounding") = "away_from_zero")
       .def_property_readonly("variant", [](const PackedConvInt8& p) { return std::string(VariantName(p.variant())); })
       .def_property_readonly("geometry", [](const PackedConvInt8& p) { return GeometryDict(p.geometry()); })
       .def("conv2d", &Ops<int8_t, PackedConvInt8>::Conv, py::arg("x"), py::arg("out") = py::none())

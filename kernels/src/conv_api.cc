@@ -349,6 +349,8 @@ Status PackedConvInt8::Create(const ConvGeometry& geometry, const int8_t* weight
   if (quant.input_zero_point < -128 || quant.input_zero_point > 127 ||
       quant.output_zero_point < -128 || quant.output_zero_point > 127)
     return Invalid("zero points must be in [-128, 127]");
+  if (quant.rounding != Rounding::kAwayFromZero && quant.rounding != Rounding::kHalfUp)
+    return Invalid("unknown rounding mode");
   if (quant.act_min < -128 || quant.act_max > 127 || quant.act_min > quant.act_max)
     return Invalid("activation range must satisfy -128 <= act_min <= act_max <= 127");
   for (int c = 0; c < oc; ++c) {

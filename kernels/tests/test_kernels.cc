@@ -84,6 +84,7 @@ Int8QuantParams RandomQuant(int out_channels) {
   Status s = MakeInt8QuantParams(RandF(0.005f, 0.1f), zp_in, fs.data(), out_channels, out_scale,
                                  zp_out, amin, amax, &q);
   CHECK(s.ok(), "%s", s.message().c_str());
+  q.rounding = RandInt(0, 1) ? Rounding::kHalfUp : Rounding::kAwayFromZero;
   return q;
 }
 
@@ -237,6 +238,9 @@ void TestRequantEdgeCases() {
   CHECK(MultiplyByQuantizedMultiplier(-4, 1 << 30, -2) == -1, "-0.5 -> -1 (away from zero)");
   CHECK(MultiplyByQuantizedMultiplier(4, 1 << 30, -2) == 1, "0.5 -> 1");
   CHECK(MultiplyByQuantizedMultiplier(5, 1 << 30, 1) == 5, "1.0*5");
+  CHECK(MultiplyByQuantizedMultiplierHalfUp(-4, 1 << 30, -2) == 0, "-0.5 -> 0 (ties up)");
+  CHECK(MultiplyByQuantizedMultiplierHalfUp(-6, 1 << 30, -2) == -1, "-0.75 -> -1");
+  CHECK(MultiplyByQuantizedMultiplierHalfUp(4, 1 << 30, -2) == 1, "0.5 -> 1");
   int32_t m;
   int sh;
   QuantizeMultiplier(0.75, &m, &sh);
@@ -255,6 +259,7 @@ void TestRequantEdgeCases() {
       Int8QuantParams q;
       q.input_zero_point = RandInt(-128, 127);
       q.output_zero_point = RandInt(-128, 127);
+      q.rounding = trial % 2 ? Rounding::kHalfUp : Rounding::kAwayFromZero;
       for (int c = 0; c < 16; ++c) {
         wts[c] = static_cast<int8_t>(RandInt(-127, 127));
         bias[c] = RandInt(-(1 << 24), 1 << 24);

@@ -61,6 +61,13 @@ struct ConvOutputShape {
 };
 Status ComputeOutputShape(const ConvGeometry& g, int in_h, int in_w, ConvOutputShape* out);
 
+// Rounding of the final right shift of the requantization.
+//  kAwayFromZero: TFLite reference kernels (MultiplyByQuantizedMultiplier / RoundingDivideByPOT),
+//                 the default; bit-exact with the interpreter's BUILTIN_REF op resolver.
+//  kHalfUp:       TFLite's optimized builtin kernels (ruy: rounding shift rounds ties up);
+//                 bit-exact with the interpreter's default builtin CONV_2D (no delegate).
+enum class Rounding { kAwayFromZero = 0, kHalfUp = 1 };
+
 // Per-channel int8 quantization, as TFLite computes it in Prepare.
 struct Int8QuantParams {
   int32_t input_zero_point = 0;            // in [-128, 127]
@@ -68,6 +75,7 @@ struct Int8QuantParams {
   std::vector<int32_t> output_multiplier;  // out_channels entries, in [0, 2^31)
   std::vector<int32_t> output_shift;       // out_channels entries, in [-31, 30] (>0: left shift)
   int32_t act_min = -128, act_max = 127;   // fused activation clamp (quantized)
+  Rounding rounding = Rounding::kAwayFromZero;
 };
 
 // Fills output_multiplier/output_shift from scales (double arithmetic as TFLite):

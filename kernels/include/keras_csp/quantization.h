@@ -25,6 +25,20 @@ inline int32_t RoundingDivideByPOT(int32_t x, int exponent) {
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+// Rounding right shift with ties rounded up (ruy / TFLite optimized kernels).
+inline int32_t RoundingDivideByPOTHalfUp(int32_t x, int exponent) {
+  if (exponent == 0) return x;
+  return static_cast<int32_t>((static_cast<int64_t>(x) + (int64_t{1} << (exponent - 1))) >> exponent);
+}
+
+// As MultiplyByQuantizedMultiplier, but the final shift rounds ties up (TFLite optimized kernels).
+inline int32_t MultiplyByQuantizedMultiplierHalfUp(int32_t x, int32_t multiplier, int shift) {
+  const int left_shift = shift > 0 ? shift : 0;
+  const int right_shift = shift > 0 ? 0 : -shift;
+  const int32_t shifted = static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);
+  return RoundingDivideByPOTHalfUp(SaturatingRoundingDoublingHighMul(shifted, multiplier), right_shift);
+}
+
 // tflite::MultiplyByQuantizedMultiplier (int32 version). The left shift wraps like TFLite's int32 multiply.
 inline int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t multiplier, int shift) {
   const int left_shift = shift > 0 ? shift : 0;

@@ -28,6 +28,7 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 
 struct RequantConsts {
   int32x4_t zp, mn, mx;
+  int32x4_t away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
 };
 
 inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
@@ -39,7 +40,7 @@ inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const Requant
   x = vqrdmulhq_s32(x, mult);
   // RoundingDivideByPOT: round half away from zero.
   const int32x4_t neg = vnegq_s32(rsh);
-  const int32x4_t fixup = vshrq_n_s32(vandq_s32(x, neg), 31);
+  const int32x4_t fixup = vandq_s32(vshrq_n_s32(vandq_s32(x, neg), 31), c.away);
   x = vrshlq_s32(vqaddq_s32(x, fixup), neg);
   x = vaddq_s32(x, c.zp);
   return vminq_s32(vmaxq_s32(x, c.mn), c.mx);
@@ -163,6 +164,7 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   c.zp = vdupq_n_s32(w.quant_.output_zero_point);
   c.mn = vdupq_n_s32(w.quant_.act_min);
   c.mx = vdupq_n_s32(w.quant_.act_max);
+  c.away = vdupq_n_s32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;

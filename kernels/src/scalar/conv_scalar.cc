@@ -39,7 +39,9 @@ void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
             }
           }
           acc += w.bias_[oc];
-          acc = MultiplyByQuantizedMultiplier(acc, q.output_multiplier[oc], q.output_shift[oc]);
+          acc = q.rounding == Rounding::kHalfUp
+                    ? MultiplyByQuantizedMultiplierHalfUp(acc, q.output_multiplier[oc], q.output_shift[oc])
+                    : MultiplyByQuantizedMultiplier(acc, q.output_multiplier[oc], q.output_shift[oc]);
           acc += q.output_zero_point;
           acc = std::max(acc, q.act_min);
           acc = std::min(acc, q.act_max);

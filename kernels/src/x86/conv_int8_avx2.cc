@@ -28,6 +28,7 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 
 struct RequantConsts {
   __m256i zp, mn, mx;
+  __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
 };
 
 inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
@@ -48,8 +49,9 @@ inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantC
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
   const __m256i rem = _mm256_and_si256(h, mask);
-  const __m256i thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1),
-                                       _mm256_cmpgt_epi32(_mm256_setzero_si256(), h));
+  const __m256i thr = _mm256_sub_epi32(
+      _mm256_srli_epi32(mask, 1),
+      _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), h), c.away));
   __m256i r = _mm256_sub_epi32(_mm256_srav_epi32(h, rsh), _mm256_cmpgt_epi32(rem, thr));
   r = _mm256_add_epi32(r, c.zp);
   r = _mm256_max_epi32(r, c.mn);
@@ -173,6 +175,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   c.zp = _mm256_set1_epi32(w.quant_.output_zero_point);
   c.mn = _mm256_set1_epi32(w.quant_.act_min);
   c.mx = _mm256_set1_epi32(w.quant_.act_max);
+  c.away = _mm256_set1_epi32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;

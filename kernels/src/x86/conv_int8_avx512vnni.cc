@@ -32,6 +32,7 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 
 struct RequantConsts {
   __m512i zp, mn, mx;
+  __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
 };
 
 inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
@@ -52,7 +53,7 @@ inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, in
   const __m512i rem = _mm512_and_si512(h, mask);
   const __m512i half = _mm512_srli_epi32(mask, 1);
   const __m512i thr =
-      _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()), half, one);
+      _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()) & c.away, half, one);
   __m512i r = _mm512_srav_epi32(h, rsh);
   r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
   r = _mm512_add_epi32(r, c.zp);
@@ -163,6 +164,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.zp = _mm512_set1_epi32(w.quant_.output_zero_point);
   c.mn = _mm512_set1_epi32(w.quant_.act_min);
   c.mx = _mm512_set1_epi32(w.quant_.act_max);
+  c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;
