@@ -10,7 +10,7 @@ import os
 import time
 
 
-def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=15, qat_epochs=2, echo=print):
+def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=8, qat_epochs=2, echo=print):
     t0 = time.time()
     float_dir = os.path.join(out, "float")
     echo(f"[1/3] training {model_name} on digits for {epochs} epochs -> {float_dir}")

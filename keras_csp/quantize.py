@@ -354,10 +354,6 @@ def tflite_accuracy(model, x, y, batch_size=1):
 
 # --- loading the float model -----------------------------------------------------------------------
 
-SPEC_FILE = "model.json"
-WEIGHTS_FILE = "model.weights.npz"
-
-
 def load_float_model(path):
     """The float model saved by `keras_csp.train` (DIR/model.keras, or DIR) in the current Keras flavour.
 
@@ -432,7 +428,10 @@ def quantize_pipeline(model_path, out, qat_epochs=2, report=None, dataset=None, 
             f.write(ptq_bytes)
         rep["ptq_accuracy"] = tflite_accuracy(ptq_bytes, ds.x_test, ds.y_test)
         rep["ptq_path"] = ptq_path
-        rep["ptq_ops"] = inspect_tflite(ptq_bytes).op_counts()
+        ptq_audit = inspect_tflite(ptq_bytes)
+        rep["ptq_ops"] = ptq_audit.op_counts()
+        rep["ptq_inner_quantize_ops"] = len(ptq_audit.inner_quantize_ops())
+        rep["ptq_concat_scale_mismatches"] = len(ptq_audit.concat_scale_mismatches())
     t1 = time.time()
     qat = quantize_model(model)
     qat_finetune(qat, ds, epochs=qat_epochs, batch_size=batch_size, lr=lr, verbose=verbose, seed=seed)

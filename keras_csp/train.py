@@ -162,7 +162,8 @@ def _accuracy(model, x, y):
 
 
 def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, batch_size=64, lr=3e-3,
-          augment=True, data_dir=None, strategy="auto", seed=0, limit_train=None, verbose=1, model_kwargs=None):
+          augment=True, data_dir=None, strategy="auto", seed=0, limit_train=None, verbose=1, model_kwargs=None,
+          bn_momentum=0.9):
     """Train zoo model `model_name`; returns (model, report dict). Writes `out` (a directory) when given.
 
     Bundled `dataset` ("digits") or an image folder `data_dir`. Adam with cosine decay, sparse
@@ -192,6 +193,10 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
     from .models import create_model
     with strat.scope():
         model = create_model(model_name, **kwargs)
+        if bn_momentum is not None:
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.momentum = float(bn_momentum)
         if steps:
             schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, epochs * steps))
         else:

@@ -23,12 +23,15 @@ import click
               help="tf.distribute strategy; auto: MultiWorkerMirrored with a multi-task TF_CONFIG, "
                    "Mirrored with >1 GPU, else default.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--limit-train", type=int, help="Use only the first N training images (quick runs).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
-def train_command(model_name, dataset, data_dir, epochs, batch_size, lr, no_augment, strategy, seed, out):
+def train_command(model_name, dataset, data_dir, epochs, batch_size, lr, no_augment, strategy, seed, limit_train,
+                  out):
     """Train a zoo model; writes OUT/model.keras and OUT/report.json (float test accuracy)."""
     from .train import train
     _, report = train(model_name, dataset=dataset, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
-                      augment=not no_augment, data_dir=data_dir, strategy=strategy, seed=seed)
+                      augment=not no_augment, data_dir=data_dir, strategy=strategy, seed=seed,
+                      limit_train=limit_train)
     click.echo(f"{model_name} on {report['dataset']}: float test accuracy {report['float_accuracy']:.4f} "
                f"({report['train_seconds']} s, {report['strategy']})")
     click.echo(f"wrote {os.path.join(out, 'model.keras')} and {os.path.join(out, 'report.json')}")
@@ -99,7 +102,7 @@ def inspect_command(tflite_path, verbose, json_path, strict):
 @click.command("demo")
 @click.option("--out", default="keras_csp_demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--model", "model_name", default="cspdensenet_tiny", show_default=True)
-@click.option("--epochs", default=15, show_default=True, type=int, help="Float training epochs.")
+@click.option("--epochs", default=8, show_default=True, type=int, help="Float training epochs.")
 @click.option("--qat-epochs", default=2, show_default=True, type=int)
 def demo_command(out, model_name, epochs, qat_epochs):
     """Train on digits, QAT + int8 export with metadata, inspect, print accuracies (a few CPU minutes)."""
