@@ -16,6 +16,7 @@ COMMANDS = {
     "compare": "keras_csp.profile_cli:compare_command",
     "list-models": "keras_csp.profile_cli:list_models_command",
     "bench": "keras_csp.bench_cli:bench_command",
+    "bench-kernels": "keras_csp.bench_kernels_cli:bench_kernels_command",
     "efm-memory": "keras_csp.detection.cli:efm_memory_command",
     "detect-demo": "keras_csp.detection.cli:detect_demo_command",
     "train": "keras_csp.train_cli:train_command",

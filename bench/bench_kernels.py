@@ -1,0 +1,284 @@
+"""Benchmark: fused int8 CSP kernels vs XNNPACK running the same split + conv + concat graphs.
+
+For every conv shape of the CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages (one
+representative layer per stage: the middle layer of each dense block), single thread, int8:
+
+* ours:     the fused op from `keras_csp.kernels` (weights prepacked once, "auto" variant):
+            - "conv_slice": conv reading a channel slice of the dense-block buffer in place
+                            (DenseNet bottleneck 1x1), XNNPACK runs CONV_2D on the concat tensor;
+            - "append":     dense-layer 3x3 growth conv written at its channel offset of the
+                            preallocated block buffer, XNNPACK runs CONV_2D + CONCATENATION(block, y);
+            - "csp":        CSP partial transition concat(x[..., :c_skip], conv(x[..., c_skip:])),
+                            XNNPACK runs SLICE + SLICE + CONV_2D + CONCATENATION;
+            - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed).
+* xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
+            default XNNPACK delegate, num_threads=1, same process, interleaved with ours.
+* peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
+            vpdpbusd, NEON sdot: whatever the CPU has); peak = the fastest loop.
+
+Times are the minimum over interleaved repetitions (the machine may be shared; the minimum is the
+least noisy estimate of what each implementation can do). Medians are reported as well.
+
+Run: `keras-csp bench-kernels --json out.json [--quick]` or `python bench/bench_kernels.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+
+import numpy as np
+
+GROWTH, BOTTLENECK = 32, 128
+
+
+def _densenet_shapes(model: str, csp: bool) -> list[dict]:
+    """One representative (middle) dense layer per stage + the CSP partial transition."""
+    blocks, sizes = (6, 12, 24, 16), (56, 28, 14, 7)
+    shapes, channels = [], 64  # stem output
+    for i, (depth, hw) in enumerate(zip(blocks, sizes)):
+        last = i == len(blocks) - 1
+        part = channels // 2 if csp else channels
+        skip = channels - part if csp else 0
+        c_mid = part + (depth // 2) * GROWTH          # channels entering the middle layer
+        c_block = part + depth * GROWTH               # dense block output
+        tag = f"{model}/s{i + 1}"
+        shapes.append(dict(shape=f"{tag} bottleneck 1x1 {c_mid}->{BOTTLENECK} @{hw}", model=model,
+                           kind="conv_slice", hw=hw, cin=c_mid, cout=BOTTLENECK, k=1, c_total=c_block))
+        shapes.append(dict(shape=f"{tag} growth 3x3 {BOTTLENECK}->{GROWTH} +concat({c_mid}) @{hw}",
+                           model=model, kind="append", hw=hw, cin=BOTTLENECK, cout=GROWTH, k=3,
+                           c_block=c_mid))
+        compression = 1.0 if last else 0.5
+        if csp:
+            trans = int(c_block * compression)
+            shapes.append(dict(shape=f"{tag} partial transition 1x1 {c_block}->{trans} +skip {skip} @{hw}",
+                               model=model, kind="csp", hw=hw, cin=c_block, cout=trans, k=1,
+                               c_skip=skip))
+            channels = int((channels + depth * GROWTH) * compression)
+        else:
+            channels = int(c_block * compression)
+    return shapes
+
+
+def _cspresnet50_shapes() -> list[dict]:
+    """CSPResNet-50 (timm cspresnet50): widths 128..1024, 2x expansion, block path = half."""
+    shapes = []
+    for i, (width, hw) in enumerate(zip((128, 256, 512, 1024), (56, 28, 14, 7))):
+        part = width  # expanded to 2*width, split in halves
+        tag = f"cspresnet50/s{i + 1}"
+        mid = part // 2
+        shapes.append(dict(shape=f"{tag} bottleneck 3x3 {mid}->{mid} @{hw}", model="cspresnet50",
+                           kind="conv", hw=hw, cin=mid, cout=mid, k=3))
+        shapes.append(dict(shape=f"{tag} partial transition 1x1 {part}->{part} +skip {part} @{hw}",
+                           model="cspresnet50", kind="csp", hw=hw, cin=part, cout=part, k=1, c_skip=part))
+    return shapes
+
+
+def shape_table(quick: bool = False) -> list[dict]:
+    shapes = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
+              + _cspresnet50_shapes())
+    if quick:
+        keep = ("cspdensenet121/s1 growth", "cspdensenet121/s2 partial", "densenet121/s1 bottleneck",
+                "densenet121/s3 growth", "cspresnet50/s2 partial", "cspresnet50/s3 bottleneck")
+        shapes = [s for s in shapes if s["shape"].startswith(keep)]
+    return shapes
+
+
+class _Case:
+    """Tensors, our prepacked op and the XNNPACK interpreter for one benchmark shape."""
+
+    def __init__(self, spec: dict, variant: str, rng: np.random.Generator):
+        from keras_csp import kernels as K
+
+        self.spec = spec
+        hw, cin, cout, k = spec["hw"], spec["cin"], spec["cout"], spec["k"]
+        kind = spec["kind"]
+        weights = rng.integers(-127, 128, (cout, k, k, cin)).astype(np.int8)
+        bias = rng.integers(-2000, 2000, cout).astype(np.int32)
+        fscales = rng.uniform(0.001, 0.01, cout).astype(np.float32)
+        same_q = kind in ("csp",)
+        quant = K.Int8Quant(0.05, -3, fscales, 0.05 if same_q else 0.08, -3 if same_q else 5, "relu")
+        self.conv = K.Int8Conv(weights, bias, quant, variant=variant)
+        self.macs = hw * hw * cin * cout * k * k
+        if kind == "conv_slice":
+            self.block = rng.integers(-128, 128, (1, hw, hw, spec["c_total"])).astype(np.int8)
+            self.x = np.ascontiguousarray(self.block[..., :cin])
+            self.out = np.empty((1, hw, hw, cout), np.int8)
+            self.run_ours = lambda: self.conv._p.conv2d_slices(self.block, 0, self.out, 0)
+            self.ours_result = lambda: self.out
+            model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant)
+            inputs = [self.x]
+        elif kind == "append":
+            c_block = spec["c_block"]
+            self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
+            blk = rng.integers(-128, 128, (1, hw, hw, c_block)).astype(np.int8)
+            self.block = np.zeros((1, hw, hw, c_block + cout + GROWTH), np.int8)  # room for later layers
+            self.block[..., :c_block] = blk
+            self.run_ours = lambda: self.conv._p.conv2d_slices(self.x, 0, self.block, c_block)
+            self.ours_result = lambda: self.block[..., :c_block + cout]
+            model = K.build_tflite_model("append", self.x.shape, weights, bias, quant, block_channels=c_block)
+            inputs = [blk, self.x]
+        elif kind == "csp":
+            c = spec["c_skip"] + cin
+            self.x = rng.integers(-128, 128, (1, hw, hw, c)).astype(np.int8)
+            self.out = np.empty((1, hw, hw, spec["c_skip"] + cout), np.int8)
+            self.run_ours = lambda: self.conv._p.csp_partial(self.x, spec["c_skip"], self.out, "skip_first")
+            self.ours_result = lambda: self.out
+            model = K.build_tflite_model("csp", self.x.shape, weights, bias, quant, c_skip=spec["c_skip"])
+            inputs = [self.x]
+        elif kind == "conv":
+            self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
+            self.out = np.empty((1, hw, hw, cout), np.int8)
+            self.run_ours = lambda: self.conv._p.conv2d(self.x, self.out)
+            self.ours_result = lambda: self.out
+            model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant)
+            inputs = [self.x]
+        else:
+            raise ValueError(kind)
+        self.it = K.make_interpreter(model, "xnnpack", num_threads=1)
+        for d, arr in zip(self.it.get_input_details(), inputs):
+            self.it.set_tensor(d["index"], arr)
+        self.out_index = self.it.get_output_details()[0]["index"]
+
+    def max_diff_vs_xnnpack(self) -> int:
+        self.run_ours()
+        self.it.invoke()
+        ref = self.it.get_tensor(self.out_index).astype(np.int32)
+        return int(np.abs(self.ours_result().astype(np.int32) - ref).max())
+
+
+def _time_pair(case: _Case, budget_s: float, min_reps: int = 5, max_reps: int = 400):
+    for _ in range(2):  # warm-up
+        case.run_ours()
+        case.it.invoke()
+    ours, xnn = [], []
+    start = time.perf_counter()
+    while len(ours) < max_reps and (len(ours) < min_reps or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        case.run_ours()
+        t1 = time.perf_counter()
+        case.it.invoke()
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        xnn.append(t2 - t1)
+    return np.array(ours) * 1e3, np.array(xnn) * 1e3
+
+
+def measure_peak(seconds: float = 0.2, trials: int = 3) -> dict:
+    from keras_csp import _kernels
+
+    best = {}
+    for _ in range(trials):
+        for r in _kernels.measure_int8_peak("auto", seconds):
+            best[r["method"]] = max(best.get(r["method"], 0.0), r["gmacs"])
+    if not best:
+        return {"gmacs": None, "method": None, "loops": {}}
+    method = max(best, key=best.get)
+    return {"gmacs": best[method], "method": method, "loops": best}
+
+
+def run(quick: bool = False, variant: str = "auto", budget_s: float | None = None, seed: int = 0,
+        progress=None) -> dict:
+    from keras_csp import kernels as K
+
+    budget_s = budget_s if budget_s is not None else (0.15 if quick else 0.4)
+    rng = np.random.default_rng(seed)
+    peak_before = measure_peak()
+    rows = []
+    for spec in shape_table(quick):
+        case = _Case(spec, variant, rng)
+        diff = case.max_diff_vs_xnnpack()
+        ours, xnn = _time_pair(case, budget_s)
+        o, x = float(ours.min()), float(xnn.min())
+        gmacs = case.macs / (o * 1e-3) / 1e9
+        rows.append(dict(shape=spec["shape"], model=spec["model"], kind=spec["kind"], ours_ms=round(o, 4),
+                         xnnpack_ms=round(x, 4), speedup=round(x / o, 4),
+                         ours_median_ms=round(float(np.median(ours)), 4),
+                         xnnpack_median_ms=round(float(np.median(xnn)), 4), reps=int(len(ours)),
+                         macs=int(case.macs), ours_gmacs=round(gmacs, 2),
+                         max_abs_diff_vs_xnnpack=diff))
+        if progress:
+            progress(rows[-1])
+    peak_after = measure_peak()
+    loops = {m: max(peak_before["loops"].get(m, 0.0), peak_after["loops"].get(m, 0.0))
+             for m in set(peak_before["loops"]) | set(peak_after["loops"])}
+    peak_method = max(loops, key=loops.get) if loops else None
+    peak = loops.get(peak_method) if peak_method else None
+    for r in rows:
+        r["peak_fraction"] = round(r["ours_gmacs"] / peak, 4) if peak else None
+    speedups = [r["speedup"] for r in rows]
+    total_macs = sum(r["macs"] for r in rows)
+    total_ms = sum(r["ours_ms"] for r in rows)
+
+    def geomean(v):
+        return float(math.exp(sum(math.log(s) for s in v) / len(v))) if v else None
+
+    by_kind = {k: round(geomean([r["speedup"] for r in rows if r["kind"] == k]), 4)
+               for k in sorted({r["kind"] for r in rows})}
+    by_model = {m: round(geomean([r["speedup"] for r in rows if r["model"] == m]), 4)
+                for m in sorted({r["model"] for r in rows})}
+    agg_gmacs = total_macs / (total_ms * 1e-3) / 1e9
+    return {
+        "benchmark": "keras-csp fused int8 kernels vs XNNPACK split+conv+concat (1 thread)",
+        "quick": quick,
+        "variant": K.Int8Conv(np.ones((1, 1, 1, 1), np.int8), None,
+                              K.Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant,
+        "cpu_features": K.cpu_features(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "timing": "min over interleaved repetitions (ms); medians also given",
+        "shapes": rows,
+        "geomean_speedup": round(geomean(speedups), 4),
+        "geomean_speedup_by_kind": by_kind,
+        "geomean_speedup_by_model": by_model,
+        "ours_aggregate_gmacs": round(agg_gmacs, 2),
+        "peak_gmacs": round(peak, 2) if peak else None,
+        "peak_method": peak_method,
+        "peak_loops_gmacs": {m: round(v, 2) for m, v in loops.items()},
+        "peak_fraction": round(agg_gmacs / peak, 4) if peak else None,
+        "peak_fraction_median_shape": (round(float(np.median([r["peak_fraction"] for r in rows])), 4)
+                                       if peak else None),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{'shape':70s} {'ours ms':>9s} {'xnnpack ms':>10s} {'speedup':>8s} {'GMAC/s':>7s} {'%peak':>6s}"]
+    for r in result["shapes"]:
+        pf = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") is not None else "-"
+        lines.append(f"{r['shape']:70s} {r['ours_ms']:9.3f} {r['xnnpack_ms']:10.3f} {r['speedup']:7.2f}x "
+                     f"{r['ours_gmacs']:7.1f} {pf:>6s}")
+    lines.append(f"geomean speedup {result['geomean_speedup']:.3f}x  by kind {result['geomean_speedup_by_kind']}")
+    if result["peak_gmacs"]:
+        lines.append(f"peak {result['peak_gmacs']:.1f} GMAC/s ({result['peak_method']}); ours aggregate "
+                     f"{result['ours_aggregate_gmacs']:.1f} GMAC/s = {100 * result['peak_fraction']:.1f}% of peak")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--variant", default="auto")
+    args = ap.parse_args(argv)
+    result = run(quick=args.quick, variant=args.variant)
+    print(format_table(result))
+    if args.json_path:
+        with open(args.json_path, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
