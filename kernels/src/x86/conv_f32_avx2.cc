@@ -9,6 +9,11 @@
 
 #include "../conv_internal.h"
 
+// clang ignores `#pragma GCC target`: give every function below the same target.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
+
 namespace keras_csp {
 namespace internal {
 namespace {
@@ -163,5 +168,8 @@ Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in
 }  // namespace internal
 }  // namespace keras_csp
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 #endif  // __x86_64__

@@ -12,11 +12,19 @@
 
 #include "../conv_internal.h"
 
+// clang ignores `#pragma GCC target`: give every function below the same target.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
+
 namespace keras_csp {
 namespace internal {
 namespace {
 
-constexpr int kMR = 6;
+#ifndef KCSP_AVX2_MR
+#define KCSP_AVX2_MR 4
+#endif
+constexpr int kMR = KCSP_AVX2_MR;
 constexpr int kNR = 16;
 // Per output-channel block: bias, multiplier, left shift, right shift (16 x int32 each).
 constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
@@ -80,50 +88,34 @@ inline __m256i Bcast(const int16_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// 6 output pixels x 16 output channels.
-void Kernel6x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp2,
+// MR output pixels x 16 output channels.
+template <int MR>
+void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp2,
                 const int16_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
                 int n) {
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  __m256i acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
   for (int t = 0; t < taps; ++t) {
     const int64_t off = tap_off[t];
-    const int16_t* a0 = a[0] + off;
-    const int16_t* a1 = a[1] + off;
-    const int16_t* a2 = a[2] + off;
-    const int16_t* a3 = a[3] + off;
-    const int16_t* a4 = a[4] + off;
-    const int16_t* a5 = a[5] + off;
+    const int16_t* ap[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + off;
     for (int k = 0; k < kp2; ++k) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16));
       w += 32;
-      __m256i b = Bcast(a0 + 2 * k);
-      c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(b, w0));
-      c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(b, w1));
-      b = Bcast(a1 + 2 * k);
-      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(b, w0));
-      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(b, w1));
-      b = Bcast(a2 + 2 * k);
-      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(b, w0));
-      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(b, w1));
-      b = Bcast(a3 + 2 * k);
-      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(b, w0));
-      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(b, w1));
-      b = Bcast(a4 + 2 * k);
-      c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(b, w0));
-      c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(b, w1));
-      b = Bcast(a5 + 2 * k);
-      c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(b, w0));
-      c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(b, w1));
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256i b = Bcast(ap[i] + 2 * k);
+        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(b, w0));
+        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b, w1));
+      }
     }
   }
-  StoreRow(c00, c01, prm, c, o[0], n);
-  if (m > 1) StoreRow(c10, c11, prm, c, o[1], n);
-  if (m > 2) StoreRow(c20, c21, prm, c, o[2], n);
-  if (m > 3) StoreRow(c30, c31, prm, c, o[3], n);
-  if (m > 4) StoreRow(c40, c41, prm, c, o[4], n);
-  if (m > 5) StoreRow(c50, c51, prm, c, o[5], n);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    if (i < m) StoreRow(acc[i][0], acc[i][1], prm, c, o[i], n);
 }
 
 }  // namespace
@@ -198,7 +190,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
         int8_t* ob[kMR];
         for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        Kernel6x16(m, a, tap_off, taps, kp2, wp, prm, c, ob,
+        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, ob,
                    std::min(kNR, g.out_channels - bi * kNR));
       }
     }
@@ -209,5 +201,8 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
 }  // namespace internal
 }  // namespace keras_csp
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 #endif  // __x86_64__

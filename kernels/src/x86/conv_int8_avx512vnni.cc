@@ -17,6 +17,11 @@
 
 #include "../conv_internal.h"
 
+// clang ignores `#pragma GCC target`: give every function below the same target.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#endif
+
 namespace keras_csp {
 namespace internal {
 namespace {
@@ -198,5 +203,8 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
 }  // namespace internal
 }  // namespace keras_csp
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 #endif  // __x86_64__
