@@ -64,7 +64,7 @@ def test_registry_and_classifier_kwargs():
         create_model("peleenet_tiny_prn", input_shape=(80, 80, 3))
 
 
-@pytest.mark.parametrize("num_classes", [0, -3, 2.5, True, "10", None])
+@pytest.mark.parametrize("num_classes", [0, -3, 2.5, True, "10"])
 def test_bad_num_classes(num_classes):
     with pytest.raises(ValueError, match="num_classes"):
         create_model("csppeleenet_tiny_efm", input_shape=(TINY, TINY, 3), num_classes=num_classes)
@@ -129,9 +129,12 @@ def test_encode_assigns_best_anchor_and_decode_inverts_it():
     np.testing.assert_allclose(found[0], gt[1], atol=1e-4)
     dets = postprocess(preds, INFO, score_threshold=0.5)
     assert len(dets) == 1 and sorted(dets[0]["classes"].tolist()) == [0, 2]
-    # the loss of perfect predictions is ~0, of flipped objectness large
+    # the loss of perfect predictions is the entropy of the soft center targets (BCE's minimum), of flipped
+    # objectness much larger
     perfect = sum(float(np.sum(yolo_loss(t, p))) for t, p in zip(targets, preds))
-    assert perfect < 0.05
+    offsets = np.array([0.5, 0.5, 0.625, 0.5])
+    entropy = float(-np.sum(offsets * np.log(offsets) + (1 - offsets) * np.log(1 - offsets)))
+    assert perfect == pytest.approx(entropy, abs=0.01)
     wrong = [p.copy() for p in preds]
     wrong[1][..., 4] *= -1
     assert sum(float(np.sum(yolo_loss(t, p))) for t, p in zip(targets, wrong)) > 10
@@ -212,7 +215,7 @@ def test_a_few_training_steps_lower_the_loss():
     targets = encode_targets(scenes.boxes, scenes.classes, detector_info(model))
     compile_detector(model, 3e-3)
     model.run_eagerly = True  # a few steps: eager is faster than tracing the training graph
-    losses = [float(np.ravel(model.train_on_batch(scenes.images, targets))[0]) for _ in range(12)]
+    losses = [float(np.ravel(model.train_on_batch(scenes.images, targets))[0]) for _ in range(8)]
     assert all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < 0.7 * losses[0], losses
 

@@ -277,14 +277,16 @@ def build_detector(cfg, neck, name, input_shape=None, input_tensor=None, num_cla
     return model
 
 
-def _detector_kwargs(name, kwargs):
+def _detector_kwargs(name, kwargs, default_classes):
     """Map the zoo's classifier keyword arguments: `classes` is an alias of `num_classes`; the others
     (include_top, pooling, classifier_activation) are accepted only at values a detector can honour."""
     if "classes" in kwargs:
         classes = kwargs.pop("classes")
-        if "num_classes" in kwargs and kwargs["num_classes"] != classes:
+        if kwargs.get("num_classes") is not None and kwargs["num_classes"] != classes:
             raise ValueError(f"{name}: give num_classes or classes, not both")
         kwargs["num_classes"] = classes
+    if kwargs.get("num_classes") is None:
+        kwargs["num_classes"] = default_classes
     for key in CLASSIFICATION_ONLY:
         if key in kwargs:
             value = kwargs.pop(key)
@@ -293,28 +295,28 @@ def _detector_kwargs(name, kwargs):
     return kwargs
 
 
-def CSPPeleeNetEFM(num_classes=80, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
+def CSPPeleeNetEFM(num_classes=None, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
                    cross_channel_pool=True, pool_size=2, name="csppeleenet_efm", **kwargs):
     """CSPPeleeNet backbone + exact fusion model neck with cross-channel pooling + YOLO head (416 x 416)."""
-    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes))
+    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes), 80)
     cfg = replace(C.CSPPELEENET, default_size=416, min_size=32)
     return build_detector(cfg, "efm", name, input_shape=input_shape, anchors=anchors, neck_widths=neck_widths,
                           cross_channel_pool=cross_channel_pool, pool_size=pool_size, **kwargs)
 
 
-def PeleeNetYOLO(num_classes=80, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
+def PeleeNetYOLO(num_classes=None, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
                  name="peleenet_yolo", **kwargs):
     """PeleeNet backbone + YOLOv3 FPN neck + YOLO head (416 x 416)."""
-    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes))
+    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes), 80)
     cfg = replace(C.PELEENET, default_size=416, min_size=32)
     return build_detector(cfg, "yolo", name, input_shape=input_shape, anchors=anchors, neck_widths=neck_widths,
                           **kwargs)
 
 
-def PeleeNetPRN(num_classes=80, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
+def PeleeNetPRN(num_classes=None, anchors=None, input_shape=None, neck_widths=(64, 128, 256),
                 name="peleenet_prn", **kwargs):
     """PeleeNet backbone + partial residual network neck + YOLO head (416 x 416)."""
-    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes))
+    kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes), 80)
     cfg = replace(C.PELEENET, default_size=416, min_size=32)
     return build_detector(cfg, "prn", name, input_shape=input_shape, anchors=anchors, neck_widths=neck_widths,
                           **kwargs)
@@ -324,8 +326,8 @@ TINY_WIDTHS = (32, 48, 64)
 
 
 def _tiny(neck, cfg, name):
-    def fn(num_classes=10, anchors=None, input_shape=None, neck_widths=TINY_WIDTHS, **kwargs):
-        kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes))
+    def fn(num_classes=None, anchors=None, input_shape=None, neck_widths=TINY_WIDTHS, **kwargs):
+        kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes), 10)
         return build_detector(cfg, neck, name, input_shape=input_shape, anchors=anchors, neck_widths=neck_widths,
                               default_anchors=(DIGIT_ANCHORS, DIGIT_SIZE), **kwargs)
     fn.__name__ = name
