@@ -1,5 +1,6 @@
 """`keras-csp efm-memory` (EFM pyramid memory + bottleneck figure) and `keras-csp detect-demo` (train + mAP)."""
 import json
+import os
 
 import click
 
@@ -24,6 +25,8 @@ def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
             click.echo(f"EFM {input_size}x{input_size} pool_size={pool_size} {label:30s}: "
                        f"{r['without_ccp_bytes'] / 2**20:7.2f} MiB -> {r['with_ccp_bytes'] / 2**20:7.2f} MiB "
                        f"(ratio {r['ratio']:.3f}, {100 * r['reduction']:.1f}% less)")
+    if os.path.dirname(plot_path):
+        os.makedirs(os.path.dirname(plot_path), exist_ok=True)
     profiles = bottleneck_figure(plot_path, input_size=input_size)
     for p in profiles:
         top = max(p.layers, key=lambda layer: layer.macs)
