@@ -14,7 +14,8 @@ representative layer per stage: the middle layer of each dense block), single th
 * xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
             default XNNPACK delegate, num_threads=1, same process, interleaved with ours.
 * peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
-            vpdpbusd, NEON sdot: whatever the CPU has); peak = the fastest loop.
+            vpdpbusd, NEON sdot: whatever the CPU has); peak = the fastest loop, best of many short
+            trials before and after the shapes.
 
 Times are the minimum over interleaved repetitions (the machine may be shared; the minimum is the
 least noisy estimate of what each implementation can do). Medians are reported as well.
@@ -166,7 +167,8 @@ def _time_pair(case: _Case, budget_s: float, min_reps: int = 5, max_reps: int = 
     return np.array(ours) * 1e3, np.array(xnn) * 1e3
 
 
-def measure_peak(seconds: float = 0.2, trials: int = 3) -> dict:
+def measure_peak(seconds: float = 0.05, trials: int = 12) -> dict:
+    """Best of many short trials: the core may be shared (SMT sibling busy), the max is the peak."""
     from keras_csp import _kernels
 
     best = {}

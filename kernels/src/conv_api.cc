@@ -105,12 +105,15 @@ Status ComputeOutputShape(const ConvGeometry& g, int in_h, int in_w, ConvOutputS
     return Invalid("stride must be in [1, 64]");
   if (in_h < 1 || in_w < 1) return Invalid("input height/width must be >= 1");
   if (g.padding == Padding::kSame) {
-    out->out_h = (in_h + g.stride_h - 1) / g.stride_h;
-    out->out_w = (in_w + g.stride_w - 1) / g.stride_w;
-    const int th = std::max((out->out_h - 1) * g.stride_h + g.kernel_h - in_h, 0);
-    const int tw = std::max((out->out_w - 1) * g.stride_w + g.kernel_w - in_w, 0);
-    out->pad_top = th / 2;
-    out->pad_left = tw / 2;
+    // int64: in_h/in_w may be up to INT_MAX (the sums below would overflow int).
+    const int64_t oh = (int64_t{in_h} + g.stride_h - 1) / g.stride_h;
+    const int64_t ow = (int64_t{in_w} + g.stride_w - 1) / g.stride_w;
+    out->out_h = static_cast<int>(oh);
+    out->out_w = static_cast<int>(ow);
+    const int64_t th = std::max<int64_t>((oh - 1) * g.stride_h + g.kernel_h - in_h, 0);
+    const int64_t tw = std::max<int64_t>((ow - 1) * g.stride_w + g.kernel_w - in_w, 0);
+    out->pad_top = static_cast<int>(th / 2);
+    out->pad_left = static_cast<int>(tw / 2);
   } else if (g.padding == Padding::kValid) {
     if (in_h < g.kernel_h || in_w < g.kernel_w)
       return Invalid("VALID padding: input smaller than the kernel");
@@ -127,7 +130,13 @@ void Int8ActivationRange(Activation act, float output_scale, int32_t output_zero
                          int32_t* act_min, int32_t* act_max) {
   const int32_t qmin = -128, qmax = 127;
   auto quantize = [&](float f) {
-    return output_zero_point + static_cast<int32_t>(std::round(f / output_scale));
+    // In double and clamped: a tiny / zero / NaN output_scale must not make the float->int
+    // conversion undefined.
+    double q = static_cast<double>(output_zero_point) +
+               std::round(static_cast<double>(f) / static_cast<double>(output_scale));
+    if (std::isnan(q)) q = output_zero_point;
+    q = std::min(std::max(q, -2147483648.0), 2147483647.0);
+    return static_cast<int32_t>(q);
   };
   if (act == Activation::kRelu) {
     *act_min = std::max(qmin, quantize(0.0f));
@@ -176,10 +185,15 @@ TensorLayout NhwcSlice(int batch, int height, int width, int total_channels, int
   l.width = width;
   l.channels = channels;
   l.channel_offset = channel_offset;
+  // Saturating products: absurd sizes give INT64_MAX strides, which the kernels reject.
+  auto mul = [](int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+  };
   l.pixel_stride = total_channels;
-  l.row_stride = static_cast<int64_t>(width) * total_channels;
-  l.batch_stride = static_cast<int64_t>(height) * width * total_channels;
-  l.buffer_elements = static_cast<int64_t>(batch) * l.batch_stride;
+  l.row_stride = mul(width, total_channels);
+  l.batch_stride = mul(height, l.row_stride);
+  l.buffer_elements = mul(batch, l.batch_stride);
   return l;
 }
 
@@ -484,6 +498,8 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
   KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, height, width, &s));
   if (s.out_h != height || s.out_w != width)
     return Invalid("CSP partial conv must preserve the spatial size (use stride 1 with SAME)");
+  if (static_cast<int64_t>(c_skip) + g.out_channels > (int64_t{1} << 30))
+    return Invalid("c_skip + out_channels too large");
   const int out_c = c_skip + g.out_channels;
   TensorLayout li = NhwcSlice(batch, height, width, channels, c_skip, g.in_channels);
   TensorLayout lo = NhwcSlice(batch, height, width, out_c,

@@ -1,6 +1,6 @@
 // int8 conv, x86-64 AVX2. Activations are staged once per call as int16 (x - input_zero_point)
 // in a spatially padded buffer (so padded taps contribute exactly 0, as in TFLite), weights are
-// prepacked as int16 pairs; the 6x16 micro-kernel uses vpmaddwd (exact, no int16 saturation).
+// prepacked as int16 pairs; the 5x16 micro-kernel (10 accumulators: 6x16 spills with GCC) uses vpmaddwd (exact, no int16 saturation).
 // Requantization is a vectorized, bit-exact transcription of TFLite's
 // MultiplyByQuantizedMultiplier.
 #if defined(__x86_64__)
@@ -22,7 +22,7 @@ namespace internal {
 namespace {
 
 #ifndef KCSP_AVX2_MR
-#define KCSP_AVX2_MR 4
+#define KCSP_AVX2_MR 5
 #endif
 constexpr int kMR = KCSP_AVX2_MR;
 constexpr int kNR = 16;
