@@ -86,7 +86,8 @@ def make_partial_conv_model(path, hw=8, channels=16, c_skip=8, out_channels=12, 
         c = x.shape[-1]
         k = c_skip if s == 0 else c // 2
         if split:
-            skip, rest = tf.split(x, [k, c - k], axis=-1)
+            skip, rest = tf.keras.layers.Lambda(
+                lambda t, k=k, c=c: tf.split(t, [k, c - k], axis=-1))(x)
         else:
             skip, rest = x[..., :k], x[..., k:]
         y = tf.keras.layers.Conv2D(out_channels, kernel, padding="same", activation=activation)(rest)

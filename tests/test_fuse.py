@@ -1,0 +1,171 @@
+"""keras_csp.tflite.fuse: CSP rewrite pass + custom ops (issue 5, phase 2)."""
+import json  # noqa: I001
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from flatbuffers import flexbuffers
+
+from keras_csp import runtime as rt
+from keras_csp.tflite import FuseVerificationError, fuse
+import importlib
+
+fuse_mod = importlib.import_module("keras_csp.tflite.fuse")
+from keras_csp.tflite.fuse import representative_inputs
+from keras_csp.tflite.graph import Graph
+from keras_csp.tflite.testing import make_dense_block_model, make_partial_conv_model
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuse")
+
+
+@pytest.fixture(scope="module")
+def partial(tmp):
+    return str(make_partial_conv_model(tmp / "partial.tflite", stages=2))
+
+
+@pytest.fixture(scope="module")
+def partial_variants(tmp):
+    return [
+        str(make_partial_conv_model(tmp / "split.tflite", split=True, kernel=1, activation="relu6", seed=1)),
+        str(make_partial_conv_model(tmp / "convfirst.tflite", skip_first=False, channels=12, c_skip=5,
+                                    out_channels=7, activation=None, seed=2)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def dense(tmp):
+    return str(make_dense_block_model(tmp / "dense.tflite"))
+
+
+def _equal_outputs(a, b, n=12, modes=("", "builtin")):
+    for mode in modes:
+        ma, mb = rt.Model(a, cpu_kernel_mode=mode), rt.Model(b, cpu_kernel_mode=mode)
+        for xs in representative_inputs(ma, samples=n, seed=7):
+            for u, v in zip(ma.run(*xs), mb.run(*xs)):
+                if not np.array_equal(u, v):
+                    return False
+    return True
+
+
+def test_fuse_partial_conv(partial, tmp):
+    out = tmp / "partial_fused.tflite"
+    rep = fuse(partial, out, report=tmp / "r.json")
+    assert rep["fused_ops"] == 2 and rep["fallbacks"] == []
+    assert rep["ops_after"] == {"CspPartialConv": 2, "MEAN": 1, "FULLY_CONNECTED": 1}
+    assert rep["verification"]["model_outputs_bit_exact"]["tflite_builtin"] is True
+    assert json.load(open(tmp / "r.json"))["fused_ops"] == 2
+    assert _equal_outputs(partial, str(out))
+    m = rt.Model(out)
+    m.run(*representative_inputs(m, 2)[1])
+    st = m.custom_op_stats()
+    assert [s["op"] for s in st] == ["CspPartialConv"] * 2 and all(s["calls"] == 1 for s in st)
+
+
+def test_fuse_variants_split_relu6_conv_first(partial_variants, tmp):
+    for p in partial_variants:
+        out = p.replace(".tflite", "_fused.tflite")
+        rep = fuse(p, out)
+        assert rep["fused_ops"] == 1, rep
+        assert "CONCATENATION" not in rep["ops_after"] and "CONV_2D" not in rep["ops_after"]
+        assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+    assert fuse(partial_variants[1], tmp / "cf.tflite")["fused"][0]["order"] == "conv_first"
+
+
+def test_fuse_dense_block_bit_exact_vs_tflite_kernels(dense, tmp):
+    out = tmp / "dense_fused.tflite"
+    rep = fuse(dense, out, against=("tflite",))
+    assert rep["fused_ops"] == 1
+    (f,) = rep["fused"]
+    assert f["op"] == "CspDenseBlock" and f["layers"] == 3 and f["convs_per_layer"] == [2, 2, 2]
+    assert rep["ops_after"].get("CONCATENATION", 0) == 0 and rep["ops_after"]["CONV_2D"] == 1
+    # the fused op equals TFLite's reference int8 kernels bit for bit (checked op by op) ...
+    assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+    # ... and here the whole model also equals the original on TFLite's builtin kernels
+    assert rep["verification"]["model_outputs_bit_exact"]["tflite_builtin"]
+
+
+def test_fuse_enforcing_xnnpack_is_consistent(dense, tmp):  # noqa: D103
+    """With against=xnnpack a fused op either stays (model outputs bit-exact under XNNPACK
+    too) or is reverted with its reason in the report."""
+    out = tmp / "dense_default.tflite"
+    rep = fuse(dense, out, against=("tflite", "xnnpack"))
+    assert rep["fused_ops"] + len(rep["fallbacks"]) == 1
+    for fb in rep["fallbacks"]:
+        assert "XNNPACK" in fb["reason"]
+    assert _equal_outputs(dense, str(out), modes=("",)) or rep["fused_ops"] == 0
+
+
+def test_wrong_kernel_parameters_fall_back_per_op(partial, tmp, monkeypatch):
+    orig = fuse_mod._options
+
+    def broken(m, node):
+        o = orig(m, node)
+        if o.get("c_skip") == 8:  # the first stage only
+            o["multipliers"] = [v // 2 for v in o["multipliers"]]
+        return o
+
+    monkeypatch.setattr(fuse_mod, "_options", broken)
+    out = tmp / "fb.tflite"
+    rep = fuse(partial, out)
+    assert rep["fused_ops"] == 1 and len(rep["fallbacks"]) == 1
+    assert "TFLite's reference int8 kernels" in rep["fallbacks"][0]["reason"]
+    assert rep["ops_after"]["CONCATENATION"] == 1
+    assert _equal_outputs(partial, str(out), modes=("builtin",))
+
+
+def test_unverifiable_model_is_refused(partial, tmp, monkeypatch):
+    monkeypatch.setattr(fuse_mod, "_verify", lambda *a, **k: (_ for _ in ()).throw(
+        FuseVerificationError("refusing to write")))
+    out = tmp / "refused.tflite"
+    with pytest.raises(FuseVerificationError):
+        fuse(partial, out)
+    assert not out.exists()
+
+
+def test_fused_model_without_our_runtime_fails_with_litert_message(partial, tmp):
+    out = tmp / "p2.tflite"
+    fuse(partial, out)
+    from ai_edge_litert.interpreter import Interpreter
+
+    with pytest.raises(RuntimeError, match="Encountered unresolved custom op: CspPartialConv"):
+        Interpreter(model_path=str(out)).allocate_tensors()
+    with pytest.raises(rt.ModelLoadError, match="Encountered unresolved custom op: CspPartialConv"):
+        rt.Model(out, register_custom_ops=False)
+
+
+@pytest.mark.parametrize("field, value, msg", [
+    ("c_skip", 100, "skip slice"),
+    ("out_channels", 3, "multipliers has"),
+    ("padding", 7, "padding must be"),
+    ("act_min", 200, "activation range"),
+    ("node", 5, "no initialized node with id 0"),
+])
+def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, msg):
+    out = tmp / "p3.tflite"
+    fuse(partial, out, verify=False)
+    g = Graph.load(out)
+    op = next(o for o in g.ops() if g.op_type(o) == "CspPartialConv")
+    opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
+    opts[field] = value
+    op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
+    bad = tmp / f"bad_{field}.tflite"
+    g.save(bad)
+    with pytest.raises(rt.ModelLoadError, match=msg):
+        rt.Model(bad)
+
+
+def test_cli(partial, tmp):
+    from keras_csp.cli import cli
+
+    out, rep = tmp / "cli.tflite", tmp / "cli.json"
+    r = CliRunner().invoke(cli, ["fuse", partial, str(out), "--report", str(rep), "--samples", "3"])
+    assert r.exit_code == 0, r.output
+    assert "fused 2 op(s)" in r.output and json.load(open(rep))["fused_ops"] == 2
+    r = CliRunner().invoke(cli, ["run", str(out), "--compare", partial, "--runs", "3", "--warmup", "1"])
+    assert r.exit_code == 0, r.output
+    assert "speedup" in r.output
+    r = CliRunner().invoke(cli, ["fuse", str(tmp / "missing.tflite"), str(out)])
+    assert r.exit_code != 0
