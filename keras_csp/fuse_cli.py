@@ -53,10 +53,25 @@ def fuse_command(src, dst, report, samples, against, no_verify):
 @click.option("--runs", default=20, show_default=True)
 @click.option("--warmup", default=3, show_default=True)
 @click.option("--threads", default=1, show_default=True)
+@click.option("--breakdown", is_flag=True,
+              help="MODEL is unfused: time each fusable pattern alone, builtin ops vs our fused op.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
-def run_command(model, compare, runs, warmup, threads, json_out):
+def run_command(model, compare, runs, warmup, threads, breakdown, json_out):
     """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops."""
-    from keras_csp.tflite.bench import compare_models
+    from keras_csp.tflite.bench import compare_models, pattern_breakdown
+
+    if breakdown:
+        rows = pattern_breakdown(model, runs=runs, warmup=warmup, num_threads=threads)
+        tb, tf = sum(r["builtin_ms"] for r in rows), sum(r["fused_ms"] for r in rows)
+        for r in rows:
+            click.echo(f"{r['op']:15s} {r['detail']:40s} builtin {r['builtin_ms']:9.3f} ms  fused "
+                       f"{r['fused_ms']:9.3f} ms  {r['speedup']:.2f}x")
+        if rows:
+            click.echo(f"{'total':56s} builtin {tb:9.3f} ms  fused {tf:9.3f} ms  {tb / tf:.2f}x")
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
 
     res = compare_models([model] + ([compare] if compare else []), runs=runs, warmup=warmup,
                          num_threads=threads)

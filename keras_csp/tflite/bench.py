@@ -38,3 +38,64 @@ def compare_models(paths, runs=20, warmup=3, num_threads=1, seed=0, rounds=3):
         res["speedup"] = res["models"][1]["median_ms"] / res["models"][0]["median_ms"]
         res["outputs_equal"] = all(np.array_equal(a, b) for a, b in zip(outs[0], outs[1]))
     return res
+
+
+def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
+    """Per fused op of `src` (an UNFUSED int8 model): time of its builtin ops alone
+    (slices + convs + concats, on LiteRT/XNNPACK) vs our fused op alone, same run. The
+    sub-models are the ones the rewrite pass verifies op by op."""
+    import os
+    import tempfile
+
+    from keras_csp.runtime import Model
+    from .fuse import _pattern_submodel, _describe, rewrite
+    from .graph import Graph
+    from .patterns import find_matches
+
+    g = Graph.load(src)
+    matches, _, _ = find_matches(g)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, m in enumerate(matches):
+            sub = _pattern_submodel(g, m)
+            a = os.path.join(tmp, f"b{i}.tflite")
+            b = os.path.join(tmp, f"f{i}.tflite")
+            sub.save(a)
+            sm, _, _ = find_matches(sub)
+            rewrite(sub, sm).save(b)
+            ma, mb = Model(a, num_threads=num_threads), Model(b, num_threads=num_threads)
+            rng = np.random.default_rng(seed)
+            xs = [rng.integers(-128, 128, size=d.shape).astype(np.int8) for d in ma.input_details()]
+            ta = statistics.median(ma.benchmark(runs, warmup, inputs=xs))
+            tb = statistics.median(mb.benchmark(runs, warmup, inputs=xs))
+            d = _describe(g, m)
+            rows.append({"op": d["op"], "output": d["output"], "replaces": d["replaces"],
+                         "detail": mb.custom_op_stats()[0]["detail"],
+                         "builtin_ms": ta, "fused_ms": tb, "speedup": ta / tb})
+    return rows
+
+
+def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1):
+    """Runs the builtin and fused models on float images x (quantized with the input params)
+    in our runtime -- XNNPACK and TFLite builtin kernels for the builtin ops -- and reports
+    accuracies and how many samples give bit-identical outputs."""
+    from keras_csp.runtime import Model
+
+    res = {"examples": int(len(x))}
+    for mode, name in (("", "xnnpack"), ("builtin", "tflite_builtin")):
+        mb = Model(builtin_path, num_threads=num_threads, cpu_kernel_mode=mode)
+        mf = Model(fused_path, num_threads=num_threads, cpu_kernel_mode=mode)
+        d = mb.input_details()[0]
+        same, acc_b, acc_f = 0, 0, 0
+        for xi, yi in zip(x, y):
+            a = np.asarray(xi, np.float32)[None]
+            if np.dtype(d.dtype).kind in "iu":
+                info = np.iinfo(d.dtype)
+                a = np.clip(np.round(a / d.scale + d.zero_point), info.min, info.max).astype(d.dtype)
+            ob, of = mb.run(a)[0], mf.run(a)[0]
+            same += int(np.array_equal(ob, of))
+            acc_b += int(np.argmax(ob) == yi)
+            acc_f += int(np.argmax(of) == yi)
+        res[name] = {"builtin_accuracy": acc_b / len(x), "fused_accuracy": acc_f / len(x),
+                     "bit_identical_outputs": same}
+    return res

@@ -247,7 +247,12 @@ class Matcher:
             m, s = _quantize_multiplier(eff)
             mults.append(int(m))
             shifts.append(int(s))
+        # XNNPACK's fp32 requantization scales (out = rint(f32(acc) * scale) + zp), carried for
+        # kernels that implement XNNPACK-compatible rounding; ours use multipliers/shifts.
+        fp32_scales = [float(np.float32(np.float32(xq[0]) * wscales[c]) / np.float32(yq[0]))
+                       for c in range(cout)]
         params = {
+            "requantization": "fixed_point", "requant_scales": fp32_scales,
             "kernel_h": int(W.shape[1]), "kernel_w": int(W.shape[2]),
             "stride_h": int(o.strideH or 1), "stride_w": int(o.strideW or 1),
             "padding": 1 if o.padding == Padding.SAME else 0,
