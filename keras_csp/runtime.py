@@ -15,6 +15,25 @@ builtin comparisons use the same runtime.
 
 The native core (kernels/runtime/, plain C++17) is shared with the Android app and native
 benchmarks; this module is a thin numpy layer over its pybind11 binding `keras_csp._runtime`.
+
+Notes (LiteRT 2.3.0, the tested release):
+* A fused model run WITHOUT our custom ops (stock ai-edge-litert interpreter, or
+  `Model(path, register_custom_ops=False)`) fails with LiteRT's own message
+  "Encountered unresolved custom op: CspPartialConv. See instructions:
+  https://www.tensorflow.org/lite/guide/ops_custom  Node number N (CspPartialConv) failed to
+  prepare." -- we force tensor allocation at load time, so `Model()` raises ModelLoadError with
+  that text instead of failing at the first run.
+* LiteRT ignores the statuses returned by custom-op callbacks; our callbacks record errors
+  (malformed / inconsistent custom options, shape mismatches) and the runner raises them after
+  loading or running, so bad options surface as ModelLoadError, never as a crash.
+* Constant inputs of custom ops must be 64-byte aligned in the file (LiteRT checks host buffer
+  alignment); `keras_csp.tflite.graph.Graph.save` aligns every buffer.
+* The LiteRT profiler (`enable_profiling=True`) is plumbed through, but LiteRT 2.3.0 returns no
+  profiler from LiteRtCompiledModelGetProfiler, so `profile()` raises; per-op timing comes from
+  `custom_op_stats()` (time inside each fused node) and `keras-csp run --breakdown` (each fused
+  pattern alone, builtin vs fused).
+* Tested with ai-edge-litert 2.3.x only: other versions raise LiteRtVersionError unless
+  `allow_untested_version=True`.
 """
 from __future__ import annotations
 

@@ -7,7 +7,14 @@
 //                           bias int32, node key.   outputs: out.
 //   CspDenseBlock   a chain of dense layers x_{i+1} = concat(x_i, f_i(x_i)), f_i a chain of
 //                   convs, computed in one preallocated block buffer (no concat copies).
-//                   inputs: x0, (weights, bias) per conv in order, node key.  outputs: x_n.
+//                   inputs: x (x0 = x[..., in_offset:in_offset+in_channels]), (weights, bias)
+//                           per conv in order, node key.  outputs: x_n.
+//
+// Options (flexbuffer map, "version": 1): per conv kernel_h/w, stride_h/w, padding (0 VALID,
+// 1 SAME), in/out_channels, input/output_zero_point, per-channel `multipliers` + `shifts`
+// (TFLite fixed point), act_min/act_max (quantized clamp). `requant_scales` (XNNPACK's fp32
+// requantization scales) are carried for kernels with XNNPACK-compatible rounding; the current
+// keras_csp kernels use the fixed-point multipliers (TFLite reference semantics).
 //   KcspTestAffine  float32 y = x * scale + offset (tests the registration path end to end).
 //                   inputs: x, node key.  outputs: y.
 //
