@@ -1,4 +1,4 @@
-// float32 conv, x86-64 AVX2 + FMA: 6x16 micro-kernel over prepacked [tap][k][16] weights.
+// float32 conv, x86-64 AVX2 + FMA: 5x16 micro-kernel over prepacked [tap][k][16] weights.
 // 1x1 convs read the (strided) input slice in place; other kernels stage a zero-padded copy.
 #if defined(__x86_64__)
 #pragma GCC push_options
@@ -18,7 +18,7 @@ namespace keras_csp {
 namespace internal {
 namespace {
 
-constexpr int kMR = 6;
+constexpr int kMR = 5;  // 10 accumulators: 6x16 makes GCC spill
 constexpr int kNR = 16;
 
 inline size_t BlockFloats(const PackedConvF32& w) {
@@ -41,49 +41,33 @@ inline void StoreRow(__m256i /*unused*/, __m256 a0, __m256 a1, const float* bias
   }
 }
 
-void Kernel6x16(int m, const float* const* a, const int64_t* tap_off, int taps, int kc,
+template <int MR>
+void KernelMx16(int m, const float* const* a, const int64_t* tap_off, int taps, int kc,
                 const float* w, const float* bias, __m256 mn, __m256 mx, float* const* o, int n) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  __m256 acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int t = 0; t < taps; ++t) {
     const int64_t off = tap_off[t];
-    const float* a0 = a[0] + off;
-    const float* a1 = a[1] + off;
-    const float* a2 = a[2] + off;
-    const float* a3 = a[3] + off;
-    const float* a4 = a[4] + off;
-    const float* a5 = a[5] + off;
+    const float* ap[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + off;
     for (int k = 0; k < kc; ++k) {
       const __m256 w0 = _mm256_load_ps(w);
       const __m256 w1 = _mm256_load_ps(w + 8);
       w += 16;
-      __m256 b = _mm256_broadcast_ss(a0 + k);
-      c00 = _mm256_fmadd_ps(b, w0, c00);
-      c01 = _mm256_fmadd_ps(b, w1, c01);
-      b = _mm256_broadcast_ss(a1 + k);
-      c10 = _mm256_fmadd_ps(b, w0, c10);
-      c11 = _mm256_fmadd_ps(b, w1, c11);
-      b = _mm256_broadcast_ss(a2 + k);
-      c20 = _mm256_fmadd_ps(b, w0, c20);
-      c21 = _mm256_fmadd_ps(b, w1, c21);
-      b = _mm256_broadcast_ss(a3 + k);
-      c30 = _mm256_fmadd_ps(b, w0, c30);
-      c31 = _mm256_fmadd_ps(b, w1, c31);
-      b = _mm256_broadcast_ss(a4 + k);
-      c40 = _mm256_fmadd_ps(b, w0, c40);
-      c41 = _mm256_fmadd_ps(b, w1, c41);
-      b = _mm256_broadcast_ss(a5 + k);
-      c50 = _mm256_fmadd_ps(b, w0, c50);
-      c51 = _mm256_fmadd_ps(b, w1, c51);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 b = _mm256_broadcast_ss(ap[i] + k);
+        acc[i][0] = _mm256_fmadd_ps(b, w0, acc[i][0]);
+        acc[i][1] = _mm256_fmadd_ps(b, w1, acc[i][1]);
+      }
     }
   }
   const __m256i z = _mm256_setzero_si256();
-  StoreRow(z, c00, c01, bias, mn, mx, o[0], n);
-  if (m > 1) StoreRow(z, c10, c11, bias, mn, mx, o[1], n);
-  if (m > 2) StoreRow(z, c20, c21, bias, mn, mx, o[2], n);
-  if (m > 3) StoreRow(z, c30, c31, bias, mn, mx, o[3], n);
-  if (m > 4) StoreRow(z, c40, c41, bias, mn, mx, o[4], n);
-  if (m > 5) StoreRow(z, c50, c51, bias, mn, mx, o[5], n);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    if (i < m) StoreRow(z, acc[i][0], acc[i][1], bias, mn, mx, o[i], n);
 }
 
 }  // namespace
@@ -157,7 +141,7 @@ Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in
         const float* blk = base + bi * bf;
         float* ob[kMR];
         for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        Kernel6x16(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, ob,
+        KernelMx16<kMR>(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, ob,
                    std::min(kNR, g.out_channels - bi * kNR));
       }
     }

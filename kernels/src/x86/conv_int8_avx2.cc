@@ -26,6 +26,10 @@ namespace {
 #endif
 constexpr int kMR = KCSP_AVX2_MR;
 constexpr int kNR = 16;
+#ifndef KCSP_CHUNK_BYTES
+#define KCSP_CHUNK_BYTES (96 * 1024)
+#endif
+constexpr int64_t kChunkBytes = KCSP_CHUNK_BYTES;
 // Per output-channel block: bias, multiplier, left shift, right shift (16 x int32 each).
 constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
 
@@ -172,26 +176,31 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;
   const int pixels = p.out_h * p.out_w;
+  // Pixel chunks whose staged input (~taps * cp int16 per pixel) stays in L2 while every
+  // output-channel block (weights in L1) sweeps over them.
+  const int64_t per_pixel = static_cast<int64_t>(taps) * cp * 2;
+  const int chunk = std::max<int>(kMR, static_cast<int>(std::min<int64_t>(pixels, (kChunkBytes / per_pixel) / kMR * kMR)));
   for (int b = 0; b < p.batch; ++b) {
     const int16_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int p0 = 0; p0 < pixels; p0 += kMR) {
-      const int m = std::min(kMR, pixels - p0);
-      const int16_t* a[kMR];
-      int8_t* o[kMR];
-      for (int i = 0; i < kMR; ++i) {
-        const int pix = p0 + std::min(i, m - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-               p.out.channel_offset;
-      }
+    for (int c0 = 0; c0 < pixels; c0 += chunk) {
+      const int c1 = std::min(pixels, c0 + chunk);
       for (int bi = 0; bi < blocks; ++bi) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        int8_t* ob[kMR];
-        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, ob,
-                   std::min(kNR, g.out_channels - bi * kNR));
+        const int n = std::min(kNR, g.out_channels - bi * kNR);
+        for (int p0 = c0; p0 < c1; p0 += kMR) {
+          const int m = std::min(kMR, c1 - p0);
+          const int16_t* a[kMR];
+          int8_t* o[kMR];
+          for (int i = 0; i < kMR; ++i) {
+            const int pix = p0 + std::min(i, m - 1);
+            const int oy = pix / p.out_w, ox = pix % p.out_w;
+            a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+            o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                   p.out.channel_offset + bi * kNR;
+          }
+          KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+        }
       }
     }
   }
