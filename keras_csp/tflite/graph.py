@@ -102,14 +102,14 @@ class Graph:
         code = self.op_code(op)
         if code == BuiltinOperator.CUSTOM:
             cc = self.model.operatorCodes[op.opcodeIndex].customCode
-            return cc.decode() if isinstance(cc, bytes) else str(cc)
+            return cc.decode("utf-8", "replace") if isinstance(cc, bytes) else str(cc)
         return op_name(code)
 
     def custom_opcode_index(self, custom_code: str, version: int = 1) -> int:
         for i, oc in enumerate(self.model.operatorCodes):
             cc = oc.customCode
             if isinstance(cc, bytes):
-                cc = cc.decode()
+                cc = cc.decode("utf-8", "replace")
             if self.code_of(oc) == BuiltinOperator.CUSTOM and cc == custom_code:
                 return i
         oc = schema.OperatorCodeT()
@@ -151,7 +151,7 @@ class Graph:
 
     def tensor_name(self, i) -> str:
         n = self.sg.tensors[i].name
-        return n.decode() if isinstance(n, bytes) else str(n)
+        return n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
 
     def shape(self, i) -> list:
         s = self.sg.tensors[i].shape
