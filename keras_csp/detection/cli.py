@@ -53,8 +53,13 @@ def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the result as JSON.")
 @click.option("--save", "save_path", type=click.Path(dir_okay=False), help="Save the trained model (.keras).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="PNG of detections on val scenes.")
+@click.option("--save-weights", "weights_path", type=click.Path(dir_okay=False),
+              help="Save the weights by layer name (.npz, loadable under Keras 3 and tf_keras).")
+@click.option("--export-int8", "int8_path", type=click.Path(dir_okay=False),
+              help="Then export int8 .tflite (PTQ + QAT via keras_csp.quantize, tf_keras subprocess) and audit it.")
+@click.option("--qat-steps", default=100, show_default=True, help="QAT fine-tuning steps for --export-int8.")
 def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, input_size, seed, json_path, save_path,
-                        plot_path):
+                        plot_path, weights_path, int8_path, qat_steps):
     """Train a tiny detector on digit scenes (scikit-learn digits) for SECONDS and report mAP@0.5."""
     from .train import save_result, train_detector
     result, model = train_detector(name, input_size=input_size, train_scenes=train_scenes, val_scenes=val_scenes,
@@ -69,6 +74,23 @@ def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, inp
     if save_path:
         model.save(save_path)
         click.echo(f"wrote {save_path}")
+    if weights_path or int8_path:
+        import tempfile
+        from .export import run_export, save_weights_npz
+        npz = weights_path or os.path.join(tempfile.mkdtemp(), "weights.npz")
+        save_weights_npz(model, npz)
+        if weights_path:
+            click.echo(f"wrote {weights_path}")
+        if int8_path:
+            rep = run_export(name=name, weights=npz, out=int8_path, input_size=input_size, qat_steps=qat_steps,
+                             seed=seed)
+            result["int8"] = rep
+            click.echo(f"int8 export: float mAP@0.5 {rep['float_map50']:.3f}, PTQ {rep['ptq_map50']:.3f} "
+                       f"({rep['ptq_inner_quantize_ops']} inner QUANTIZE ops), QAT {rep['map50']:.3f} "
+                       f"({rep['inner_quantize_ops']} inner QUANTIZE ops, {rep['concat_scale_mismatches']} concat "
+                       f"scale mismatches); wrote {int8_path}")
+            if json_path:
+                save_result(result, json_path)
     if plot_path:
         from .data import make_scenes
         from .nms import detect

@@ -1,0 +1,161 @@
+"""int8 export of a trained detector through `keras_csp.quantize` (tfmot QAT + full-integer TFLite) and its audit.
+
+The float detector is trained under Keras 3; tfmot needs tf_keras, so its weights travel by layer name
+(`save_weights_npz`) into the same zoo model rebuilt in a TF_USE_LEGACY_KERAS=1 process
+(`run_export` starts it). There: PTQ conversion (baseline), QAT wrapping with keras_csp's QuantizeConfigs,
+a short QAT fine-tune on digit scenes with the YOLO loss while same-scale groups (concats, slices,
+cross-channel pooling) share one range, full-int8 conversion, the graph audit (`inspect_tflite`:
+QUANTIZE/DEQUANTIZE ops inside the graph, concatenations whose inputs need requantizing) and mAP@0.5
+of every .tflite in LiteRT against the float model.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def save_weights_npz(model, path):
+    """All weights of `model` keyed `<layer name>::<index>` (portable between Keras 3 and tf_keras)."""
+    arrays = {}
+    for layer in model.layers:
+        for i, w in enumerate(layer.get_weights()):
+            arrays[f"{layer.name}::{i}"] = w
+    np.savez(path, **arrays)
+    return path
+
+
+def load_weights_npz(model, path):
+    data = np.load(path)
+    missing = []
+    for layer in model.layers:
+        n = len(layer.get_weights())
+        if not n:
+            continue
+        keys = [f"{layer.name}::{i}" for i in range(n)]
+        if all(k in data for k in keys):
+            layer.set_weights([data[k] for k in keys])
+        else:
+            missing.append(layer.name)
+    if missing:
+        raise ValueError(f"weights file {path} has no weights for layer(s) {missing[:5]}")
+    return model
+
+
+def tflite_detect_outputs(tflite_bytes, images, info):
+    """Run a (possibly int8) detector .tflite on float images; returns head outputs fine to coarse (float)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_content=bytes(tflite_bytes), num_threads=2)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    outs = interp.get_output_details()
+    grids = [info.input_size[0] // s for s in info.strides]
+    order = [next(o for o in outs if int(o["shape"][1]) == g) for g in grids]
+    results = [[] for _ in grids]
+    for img in np.asarray(images, "float32"):
+        x = img[None]
+        if inp["dtype"] != np.float32:
+            scale, zp = inp["quantization"]
+            x = np.clip(np.round(x / scale + zp), np.iinfo(inp["dtype"]).min, np.iinfo(inp["dtype"]).max)
+            x = x.astype(inp["dtype"])
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        for k, o in enumerate(order):
+            y = interp.get_tensor(o["index"])
+            if o["dtype"] != np.float32:
+                scale, zp = o["quantization"]
+                y = (y.astype("float32") - zp) * scale
+            results[k].append(y[0])
+    return [np.stack(r) for r in results]
+
+
+def _map_of(outputs, info, scenes):
+    from .metrics import evaluate_map
+    from .nms import postprocess
+    dets = postprocess(outputs, info, score_threshold=0.01, iou_threshold=0.45, max_per_class=20, max_total=50)
+    return evaluate_map(dets, scenes.ground_truth(), info.num_classes)["map"]
+
+
+def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scenes=200, qat_steps=100,
+                batch_size=16, lr=1e-4, seed=0):
+    """Run in a TF_USE_LEGACY_KERAS=1 process: PTQ and QAT int8 .tflite of detector `name` with `weights`.
+
+    Writes `out` (QAT) and `<stem>_ptq.tflite`; returns a report dict (ops, audit counts, mAP@0.5 of the
+    float model, the PTQ and the QAT int8 models on `eval_scenes` val scenes).
+    """
+    from .. import quantize as Q
+    from ..backend import keras
+    from ..inspect_tflite import inspect_tflite
+    from ..models import create_model
+    from .boxes import encode_targets, yolo_loss
+    from .data import make_scenes
+    from .models import detector_info
+    Q.require_legacy()
+    t0 = time.time()
+    model = create_model(name, input_shape=(input_size, input_size, 3))
+    load_weights_npz(model, weights)
+    info = detector_info(model)
+    calib = make_scenes(max(calib_scenes, batch_size), input_size, "train", seed=seed + 777)
+    val = make_scenes(eval_scenes, input_size, "val", seed=seed + 10_000)
+    rep = {"model": name, "input_size": input_size, "eval_scenes": eval_scenes}
+    rep["float_map50"] = _map_of(model.predict(val.images, verbose=0), info, val)
+    stem = os.path.splitext(out)[0]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+
+    def audit(tfl, prefix):
+        a = inspect_tflite(tfl)
+        rep[f"{prefix}ops"] = a.op_counts()
+        rep[f"{prefix}inner_quantize_ops"] = len(a.inner_quantize_ops())
+        rep[f"{prefix}concat_scale_mismatches"] = len(a.concat_scale_mismatches())
+        rep[f"{prefix}map50"] = _map_of(tflite_detect_outputs(tfl, val.images, info), info, val)
+        rep[f"{prefix}bytes"] = len(tfl)
+        return a
+
+    ptq = Q.convert_int8(model, calib.images, "int8", "int8")
+    with open(stem + "_ptq.tflite", "wb") as f:
+        f.write(ptq)
+    audit(ptq, "ptq_")
+    rep["ptq_path"] = stem + "_ptq.tflite"
+
+    t1 = time.time()
+    qat = Q.quantize_model(model)
+    targets = encode_targets(calib.boxes, calib.classes, info)
+    cb = Q.make_share_scales_callback(qat)
+    qat.compile(optimizer=keras.optimizers.Adam(lr if qat_steps else 0.0), loss=[yolo_loss] * len(targets))
+    steps = max(1, int(qat_steps))
+    epochs = max(1, -(-steps * batch_size // len(calib.images)))
+    qat.fit(calib.images, targets, batch_size=batch_size, epochs=epochs, callbacks=[cb], verbose=0)
+    Q.share_ranges(Q.same_scale_groups(qat))
+    rep["qat_seconds"] = round(time.time() - t1, 1)
+    rep["qat_steps"] = epochs * -(-len(calib.images) // batch_size)
+    qat_bytes = Q.convert_int8(qat, calib.images, "int8", "int8", qat=True)
+    with open(out, "wb") as f:
+        f.write(qat_bytes)
+    a = audit(qat_bytes, "")
+    rep["inner_quantize_op_list"] = [f"#{op.index} {op.op}" for op in a.inner_quantize_ops()][:20]
+    rep["path"] = out
+    rep["seconds"] = round(time.time() - t0, 1)
+    return rep
+
+
+def run_export(timeout=None, **kwargs):
+    """`export_int8(**kwargs)` in a fresh TF_USE_LEGACY_KERAS=1 process; returns its report."""
+    fd, result_path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    code = ("import json, sys\n"
+            "from keras_csp.detection.export import export_int8\n"
+            "res = export_int8(**json.loads(sys.argv[1]))\n"
+            "json.dump(res, open(sys.argv[2], 'w'))\n")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs), result_path], env=env, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"export_int8 failed in the tf_keras subprocess (exit code {proc.returncode})")
+        with open(result_path) as f:
+            return json.load(f)
+    finally:
+        os.unlink(result_path)
