@@ -96,5 +96,5 @@ def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, inp
         from .nms import detect
         from .plot import plot_detections
         scenes = make_scenes(8, input_size, "val", seed=seed + 10_000)
-        plot_detections(scenes, detect(model, scenes.images, score_threshold=0.3), plot_path)
+        plot_detections(scenes, detect(model, scenes.images, score_threshold=0.25), plot_path)
         click.echo(f"wrote {plot_path}")
