@@ -293,7 +293,7 @@ def representative_dataset(x, n=200, seed=0):
     return gen
 
 
-def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat=False, num_calib=200):
+def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat=False, num_calib=None):
     """Full-integer TFLite flatbuffer (bytes) of a tf_keras model.
 
     int8 weights (per-channel for conv) and activations, builtin int8 ops only. `x_calib` (training
@@ -304,7 +304,8 @@ def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if x_calib is not None:
-        conv.representative_dataset = representative_dataset(x_calib, num_calib)
+        # QAT ranges come from the fake-quant nodes; a few samples satisfy the converter's int8 checks.
+        conv.representative_dataset = representative_dataset(x_calib, num_calib or (32 if qat else 200))
     elif not qat:
         raise ValueError("post-training quantization needs calibration images (x_calib)")
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -377,8 +378,23 @@ def compile_for_qat(model, lr=1e-4):
                   metrics=["accuracy"])
 
 
+def calibrate(qat_model, x, batches=4, batch_size=32):
+    """Set the fake-quant ranges without training: eager forward passes in training mode.
+
+    (Batch-norm moving statistics are updated too, as in a training step with learning rate 0.)
+    """
+    x = np.asarray(x, np.float32)
+    for i in range(min(batches, int(np.ceil(len(x) / batch_size)))):
+        qat_model(x[i * batch_size:(i + 1) * batch_size], training=True)
+    share_ranges(same_scale_groups(qat_model))
+    return qat_model
+
+
 def qat_finetune(qat_model, ds, epochs=2, batch_size=64, lr=1e-4, augment=True, verbose=1, seed=0):
-    """Fine-tune a QAT model on a `keras_csp.data.Dataset`; same-scale groups share ranges throughout."""
+    """Fine-tune a QAT model on a `keras_csp.data.Dataset`; same-scale groups share ranges throughout.
+
+    `epochs=0` only calibrates the fake-quant ranges (`calibrate`).
+    """
     import tensorflow as tf
     from .data import make_tf_dataset
     tf.random.set_seed(seed)
@@ -387,11 +403,9 @@ def qat_finetune(qat_model, ds, epochs=2, batch_size=64, lr=1e-4, augment=True, 
     train = make_tf_dataset(ds.x_train, ds.y_train, batch_size, shuffle=True, augment=augment, seed=seed)
     val = make_tf_dataset(ds.x_val, ds.y_val, batch_size) if len(ds.x_val) else None
     if epochs > 0:
-        qat_model.fit(train, validation_data=val, epochs=epochs, callbacks=[cb], verbose=verbose)
+        qat_model.fit(train, validation_data=val, epochs=epochs, callbacks=[cb], verbose=verbose, shuffle=False)
     else:
-        # No fine-tuning: still calibrate the fake-quant ranges (one pass in training mode with lr=0).
-        compile_for_qat(qat_model, 0.0)
-        qat_model.fit(train, epochs=1, callbacks=[cb], verbose=verbose)
+        calibrate(qat_model, ds.x_train)
     share_ranges(same_scale_groups(qat_model))
     return qat_model
 

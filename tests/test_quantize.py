@@ -1,0 +1,192 @@
+"""QAT + full-int8 export (keras_csp.quantize, `keras-csp quantize`), metadata, LiteRT accuracy.
+
+tfmot needs tf_keras, so everything QAT runs in TF_USE_LEGACY_KERAS=1 subprocesses (one per fixture).
+"""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import run_python
+
+from keras_csp.cli import cli
+
+CSP_MODELS = ("cspdensenet_tiny", "cspresnet_tiny", "cspdarknet_tiny")
+
+
+@pytest.fixture(scope="module")
+def graph_audits(tmp_path_factory):
+    """QAT (calibration pass only) + int8 conversion of the three CSP families, and the error cases."""
+    d = tmp_path_factory.mktemp("qat_graphs")
+    out = run_python(f"""
+        import json
+        import numpy as np
+        from keras_csp.backend import keras
+        from keras_csp import create_model, quantize as Q
+        from keras_csp.data import load_digits
+        from keras_csp.inspect_tflite import inspect_tflite
+        ds = load_digits().subset(128, 64)
+        res = {{}}
+        for name in {list(CSP_MODELS)!r}:
+            model = create_model(name, input_shape=(32, 32, 3), classes=10)
+            qat = Q.quantize_model(model)
+            groups = Q.same_scale_groups(qat)
+            Q.qat_finetune(qat, ds, epochs=0, verbose=0)
+            ranges = [sorted({{(round(float(v[0].numpy()), 6), round(float(v[1].numpy()), 6)) for _, v in g["vars"]}})
+                      for g in groups]
+            data = Q.convert_int8(qat, ds.x_train, "int8", "int8", qat=True)
+            open(r"{d}/" + name + ".tflite", "wb").write(data)
+            keras_pred = qat.predict(ds.x_test, verbose=0)
+            lite_pred = Q.tflite_predict(data, ds.x_test)
+            res[name] = {{"groups": [g["layers"] for g in groups], "ranges": ranges,
+                          "agree": float(np.mean(keras_pred.argmax(-1) == lite_pred.argmax(-1)))}}
+        # I/O variants, on one small CSP stage
+        from keras_csp.layers import blocks
+        inp = keras.Input((32, 32, 3))
+        x = blocks.conv_bn_act(inp, 16, 3, "stem", strides=2)
+        x = blocks.csp_stage(x, lambda p: blocks.dense_layer(p, 8, "dense"), "stage")
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        small = Q.quantize_model(keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x)))
+        Q.calibrate(small, ds.x_train)
+        data = Q.convert_int8(small, ds.x_train, "uint8", "float32", qat=True)
+        open(r"{d}/uint8_float.tflite", "wb").write(data)
+        # unsupported layers
+        inp = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, name="ok_conv")(inp)
+        x = keras.layers.Lambda(lambda t: t * 2.0, name="my_lambda")(x)
+        x = keras.layers.LayerNormalization(name="my_layernorm")(x)
+        try:
+            Q.quantize_model(keras.Model(inp, x))
+            res["unsupported"] = "no error"
+        except ValueError as e:
+            res["unsupported"] = str(e)
+        from keras_csp.layers import CSPStage
+        inp = keras.Input((8, 8, 16))
+        try:
+            Q.quantize_model(keras.Model(inp, CSPStage("dense", depth=1, growth_rate=8, name="my_stage")(inp)))
+            res["nested"] = "no error"
+        except ValueError as e:
+            res["nested"] = str(e)
+        print("RESULT" + json.dumps(res))
+    """, legacy=True)
+    res = json.loads(out.split("RESULT", 1)[1])
+    return d, res
+
+
+@pytest.mark.parametrize("name", CSP_MODELS)
+def test_qat_int8_graph_has_no_requantize_ops(graph_audits, name):
+    from keras_csp.inspect_tflite import inspect_tflite
+    d, res = graph_audits
+    audit = inspect_tflite(str(d / f"{name}.tflite"))
+    assert audit.io_types() == (["int8"], ["int8"])
+    counts = audit.op_counts()
+    assert "QUANTIZE" not in counts and "DEQUANTIZE" not in counts, counts
+    assert audit.inner_quantize_ops() == [] and audit.concat_scale_mismatches() == []
+    assert counts["CONCATENATION"] >= 2 and counts["STRIDED_SLICE"] >= 4 and counts["CONV_2D"] >= 8
+    weights = [t for t in audit.tensors if t.dtype == "int8" and len(t.shape) == 4 and t.per_channel]
+    assert weights, "conv weights must be per-channel int8"
+    assert {t.dtype for t in audit.tensors} <= {"int8", "int32"}          # full integer
+    # every same-scale group (CSP split halves, dense concats, CSP concat) ended on one range
+    info = res[name]
+    assert info["groups"] and all(len(r) == 1 for r in info["ranges"]), info["ranges"]
+    assert any(any(n.endswith("_csp_concat") for n in g) for g in info["groups"])
+    # the int8 model computes what the QAT model simulates
+    assert info["agree"] >= 0.9
+
+
+def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):
+    from keras_csp.inspect_tflite import inspect_tflite
+    d, _ = graph_audits
+    audit = inspect_tflite(str(d / "uint8_float.tflite"))
+    assert audit.io_types() == (["uint8"], ["float32"])
+    assert audit.inner_quantize_ops() == []
+    assert sorted(op.op for op in audit.boundary_quantize_ops()) == ["DEQUANTIZE", "QUANTIZE"]
+
+
+def test_unsupported_layer_error_names_the_layer(graph_audits):
+    _, res = graph_audits
+    msg = res["unsupported"]
+    assert "my_lambda" in msg and "Lambda" in msg and "my_layernorm" in msg, msg
+    assert "ok_conv" not in msg
+    assert "my_stage" in res["nested"] and "nested" in res["nested"], res["nested"]
+
+
+def test_quantize_requires_tf_keras():
+    from keras_csp import quantize as Q
+    with pytest.raises(RuntimeError, match="TF_USE_LEGACY_KERAS"):
+        Q.quantize_model(None)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """`keras-csp train` (3 epochs on the real digits train split) then `keras-csp quantize` (1 QAT epoch)."""
+    d = tmp_path_factory.mktemp("pipeline")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "--model", "cspdensenet_tiny", "--epochs", "3", "--batch-size", "32",
+                              "--out", str(d / "float")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["quantize", str(d / "float" / "model.keras"), "--qat-epochs", "1",
+                              "--out", str(d / "model_int8.tflite"), "--report", str(d / "r.json")])
+    assert res.exit_code == 0, res.output
+    return d, json.loads((d / "r.json").read_text()), res.output
+
+
+def test_pipeline_report_and_accuracy_on_real_test_split(pipeline):
+    d, rep, output = pipeline
+    assert {"float_accuracy", "ptq_accuracy", "qat_accuracy", "ops"} <= set(rep)
+    assert rep["test_examples"] == 360 and rep["dataset"] == "digits"
+    # 10 classes: chance is 10%; CI-sized training already gives far more
+    assert rep["float_accuracy"] > 0.5 and rep["ptq_accuracy"] > 0.5 and rep["qat_accuracy"] > 0.5, rep
+    assert rep["qat_accuracy"] >= rep["float_accuracy"] - 0.05, rep
+    assert rep["ops"]["CONV_2D"] == 16 and "QUANTIZE" not in rep["ops"]
+    assert rep["inner_quantize_ops"] == 0 and rep["concat_scale_mismatches"] == 0
+    assert rep["ptq_inner_quantize_ops"] > 0          # the PTQ baseline requantizes around the CSP splits
+    assert (d / "model_int8_ptq.tflite").exists()
+    assert "int8 QAT" in output
+
+
+def test_exported_file_runs_in_litert_and_carries_metadata(pipeline):
+    from ai_edge_litert.interpreter import Interpreter
+    from keras_csp.data import load_digits
+    from keras_csp.quantize import tflite_accuracy
+    from keras_csp.tflite_metadata import read_labels, read_metadata
+    d, rep, _ = pipeline
+    path = str(d / "model_int8.tflite")
+    interp = Interpreter(model_path=path)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8 and list(inp["shape"]) == [1, 32, 32, 3]
+    scale, zp = inp["quantization"]
+    assert scale == pytest.approx(1 / 255, rel=1e-3) and zp == -128
+    ds = load_digits()
+    assert tflite_accuracy(path, ds.x_test, ds.y_test) == pytest.approx(rep["qat_accuracy"])
+    meta, files = read_metadata(path)
+    assert "cspdensenet_tiny" in meta["name"]
+    sg = meta["subgraph_metadata"][0]
+    proc = sg["input_tensor_metadata"][0]["process_units"][0]
+    assert proc["options"]["mean"] == [0.0] and proc["options"]["std"] == [255.0]
+    assert sg["input_tensor_metadata"][0]["content"]["content_properties"]["color_space"] == "RGB"
+    assert sg["output_tensor_metadata"][0]["associated_files"][0]["name"] == "labels.txt"
+    assert read_labels(path) == [str(i) for i in range(10)] and "labels.txt" in files
+
+
+def test_inspect_cli_on_qat_model(pipeline):
+    d, _, _ = pipeline
+    res = CliRunner().invoke(cli, ["inspect", str(d / "model_int8.tflite"), "--strict"])
+    assert res.exit_code == 0, res.output
+    assert "QUANTIZE/DEQUANTIZE inside the graph: 0" in res.output
+    assert "metadata: TFLITE_METADATA" in res.output or "TFLITE_METADATA" in res.output
+
+
+@pytest.mark.slow
+def test_qat_matches_float_after_real_training(tmp_path):
+    """Done-when numbers (as in docs/quantization.md): int8 QAT within 1 point of float and >= PTQ."""
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "--epochs", "8", "--out", str(tmp_path / "float")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["quantize", str(tmp_path / "float" / "model.keras"), "--qat-epochs", "2",
+                              "--out", str(tmp_path / "m.tflite"), "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["qat_accuracy"] >= rep["float_accuracy"] - 0.01 and rep["qat_accuracy"] >= rep["ptq_accuracy"], rep
+    assert rep["float_accuracy"] >= 0.97
