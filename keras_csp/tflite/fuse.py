@@ -368,7 +368,14 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         raise FuseError(f"model file not found: {src!r}") from None
     except Exception as e:
         raise FuseError(f"cannot read {src!r} as a .tflite model: {e}") from None
-    matches, rejections, mt = find_matches(g)
+    try:
+        matches, rejections, mt = find_matches(g)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError,
+            OverflowError) as e:
+        # A model that parses but is internally inconsistent (e.g. shapes that contradict the
+        # ops, found by hardening/fuzz/fuzz_tflite.py): refuse it cleanly.
+        raise FuseError(f"cannot analyze {src!r}: inconsistent model "
+                        f"({type(e).__name__}: {e})") from e
     before = g.op_counts()
     fallbacks = []
     verified = {"enabled": verify}

@@ -22,7 +22,10 @@ _TT = {np.dtype(v): k for k, v in _NP.items()}
 
 
 def np_dtype(tensor_type: int):
-    return _NP[tensor_type]
+    try:
+        return _NP[tensor_type]
+    except KeyError:
+        raise ValueError(f"unsupported tensor type {tensor_type}") from None
 
 
 BUFFER_ALIGNMENT = 64
@@ -74,7 +77,42 @@ class Graph:
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ValueError("not a TFLite flatbuffer (missing 'TFL3' identifier)")
         m = schema.Model.GetRootAsModel(data, 0)
-        return cls(schema.ModelT.InitFromObj(m))
+        g = cls(schema.ModelT.InitFromObj(m))
+        g.validate()
+        return g
+
+    def validate(self):
+        """Structural checks of the main subgraph (indices in range), so that a corrupt or
+        hand-edited file fails here with a ValueError instead of an IndexError deep inside the
+        rewrite pass."""
+        sg, m = self.sg, self.model
+        tensors = sg.tensors if sg.tensors is not None else []
+        nt, nb, nc = len(tensors), len(m.buffers), len(m.operatorCodes)
+
+        def check(idx, what, allow_optional=False):
+            for t in idx if idx is not None else []:
+                t = int(t)
+                if not (0 <= t < nt or (allow_optional and t == -1)):
+                    raise ValueError(f"{what} refers to tensor {t}, but the subgraph has {nt} tensors")
+
+        for i, t in enumerate(tensors):
+            if t.buffer is not None and not 0 <= int(t.buffer) < max(nb, 1):
+                raise ValueError(f"tensor {i} refers to buffer {t.buffer}, but the model has {nb} buffers")
+            if t.shape is not None and any(int(d) < 0 for d in t.shape):
+                raise ValueError(f"tensor {i} has a negative dimension in its shape {list(t.shape)}")
+        for i, op in enumerate(sg.operators or []):
+            if op.opcodeIndex is None or not 0 <= int(op.opcodeIndex) < nc:
+                raise ValueError(f"operator {i} has opcode index {op.opcodeIndex}, but the model has "
+                                 f"{nc} operator codes")
+            if op.outputs is None or len(op.outputs) == 0:
+                raise ValueError(f"operator {i} has no outputs")
+            check(op.inputs, f"operator {i} input", allow_optional=True)
+            check(op.outputs, f"operator {i} output")
+        check(sg.inputs, "subgraph input")
+        check(sg.outputs, "subgraph output")
+        for sd in m.signatureDefs or []:
+            for tm in (sd.inputs or []) + (sd.outputs or []):
+                check([tm.tensorIndex], "signature")
 
     def to_bytes(self) -> bytes:
         """Serializes the model. Every constant buffer is 64-byte aligned in the file: LiteRT

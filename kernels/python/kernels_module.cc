@@ -254,6 +254,7 @@ PYBIND11_MODULE(_kernels, m) {
       py::dict d;
       d["method"] = p.method;
       d["gmacs"] = p.gmacs;
+      d["exact"] = p.exact;
       out.append(d);
     }
     return out;

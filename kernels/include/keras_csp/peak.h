@@ -13,6 +13,7 @@ namespace keras_csp {
 struct PeakResult {
   std::string method;   // instruction sequence measured, e.g. "avx2 vpmaddwd+vpaddd"
   double gmacs = 0.0;   // int8 MACs per second / 1e9
+  bool exact = true;    // false if the sequence saturates for some int8 inputs (vpmaddubsw)
 };
 
 // Runs each int8 MAC loop available for `variant` (kAuto: all on this CPU) for about

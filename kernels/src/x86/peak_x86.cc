@@ -125,7 +125,7 @@ Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>*
     out->push_back({"avx2 vpmaddwd+vpaddd (int16-widened int8, exact)",
                     TimeLoop(internal::PeakLoopMaddwd, 320, seconds)});
     out->push_back({"avx2 vpmaddubsw+vpmaddwd+vpaddd (u8*s8, int16 saturating)",
-                    TimeLoop(internal::PeakLoopMaddubsw, 512, seconds)});
+                    TimeLoop(internal::PeakLoopMaddubsw, 512, seconds), false});
   }
   if ((any || variant == Variant::kAvx512Vnni) && VariantAvailable(Variant::kAvx512Vnni))
     out->push_back({"avx512vnni vpdpbusd", TimeLoop(internal::PeakLoopVnni, 768, seconds)});
