@@ -120,7 +120,7 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             b = _bias_tensor(g, m.conv, f"kcsp_{node}")
             op.inputs = np.asarray([m.skip_src, m.conv_src, m.conv.weights, b, key], np.int32)
             last = m.concat
-            hard = [m.conv.op_index, m.concat]
+            hard = [m.conv.op_index, m.concat] + ([m.conv.post_op] if m.conv.post_op >= 0 else [])
         else:
             op.opcodeIndex = g.custom_opcode_index("CspDenseBlock")
             ins = [m.x_src]
@@ -378,7 +378,8 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
                         f"({type(e).__name__}: {e})") from e
     before = g.op_counts()
     fallbacks = []
-    verified = {"enabled": verify}
+    verified = {"enabled": verify, "samples": 0,
+                "note": "nothing to fuse" if not matches else "verification disabled"}
     if verify and matches:
         from keras_csp.runtime import Model
 

@@ -40,8 +40,9 @@ class ConvInfo:
     input: int              # tensor the conv reads
     weights: int
     bias: int               # -1 if absent
-    output: int
+    output: int             # tensor of the conv (or of its fused post op)
     params: dict            # custom-option fields of this conv
+    post_op: int = -1       # op index of a fused element-wise op (LEAKY_RELU), if any
 
 
 @dataclass
@@ -263,6 +264,45 @@ class Matcher:
         }
         return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
 
+    def conv_producing(self, t, why: list):
+        """ConvInfo for tensor t = CONV_2D(...) or LEAKY_RELU(CONV_2D(...)) (conv output used
+        only by the leaky relu), else None."""
+        pi = self.prod.get(t)
+        if pi is None:
+            why.append("no CONV_2D input")
+            return None
+        if self.type(pi) == "LEAKY_RELU":
+            op = self.ops[pi]
+            ct = int(op.inputs[0])
+            ci = self.prod.get(ct)
+            if ci is None or self.type(ci) != "CONV_2D" or not self.single_use(ct):
+                why.append("no CONV_2D input")
+                return None
+            info = self.conv_info(ci, why)
+            if info is None:
+                return None
+            iq, oq = self.qparams(ct), self.qparams(t)
+            if iq is None or oq is None or not self.is_int8(t):
+                why.append("leaky relu is not per-tensor int8")
+                return None
+            alpha = np.float32(op.builtinOptions.alpha if op.builtinOptions is not None else 0.2)
+            # tflite leaky_relu Prepare: float32 products, then QuantizeMultiplier(double)
+            m_a, s_a = _quantize_multiplier(float(np.float32(np.float32(iq[0]) * alpha) / np.float32(oq[0])))
+            m_i, s_i = _quantize_multiplier(float(np.float32(iq[0]) / np.float32(oq[0])))
+            info.params.update({
+                "post": "leaky_relu", "post_alpha": float(alpha),
+                "post_input_zero_point": int(iq[1]), "post_output_zero_point": int(oq[1]),
+                "post_mult_identity": int(m_i), "post_shift_identity": int(s_i),
+                "post_mult_alpha": int(m_a), "post_shift_alpha": int(s_a),
+            })
+            info.output = t
+            info.post_op = pi
+            return info
+        if self.type(pi) != "CONV_2D":
+            why.append("no CONV_2D input")
+            return None
+        return self.conv_info(pi, why)
+
     def concat_ok(self, ci, why: list):
         op = self.ops[ci]
         o = op.builtinOptions
@@ -297,11 +337,10 @@ class Matcher:
         chain = []
         t = b
         while len(chain) < 16:
-            pi = self.prod.get(t)
-            if pi is None or self.type(pi) != "CONV_2D" or not self.single_use(t):
+            if not self.single_use(t):
                 return None
             why = []
-            info = self.conv_info(pi, why)
+            info = self.conv_producing(t, why)
             if info is None:
                 return None
             p = info.params
@@ -357,6 +396,7 @@ class Matcher:
             removed = list(block)
             for cj in block:
                 removed += [c.op_index for c in layers[cj][1]]
+                removed += [c.post_op for c in layers[cj][1] if c.post_op >= 0]
             matches.append(DenseBlockMatch(
                 output=out, x_src=x_src, in_offset=off, in_channels=c0,
                 layers=[layers[cj][1] for cj in block], concats=block, removed_ops=removed))
@@ -402,18 +442,15 @@ class Matcher:
             reasons = []
             for order in (0, 1):
                 skip_t, conv_t = (ins[0], ins[1]) if order == 0 else (ins[1], ins[0])
-                ci = self.prod.get(conv_t)
-                if ci is None or self.type(ci) != "CONV_2D":
-                    reasons.append("no CONV_2D input")
-                    continue
                 if not self.single_use(conv_t):
                     reasons.append("the conv output has other consumers")
                     continue
                 w = []
-                info = self.conv_info(ci, w)
+                info = self.conv_producing(conv_t, w)
                 if info is None:
                     reasons.append(w[-1])
                     continue
+                ci = info.op_index
                 sl = self.channel_slice(info.input)
                 if sl is not None:
                     conv_src, conv_off, _, _ = sl
@@ -434,7 +471,7 @@ class Matcher:
                 if ys[:3] != ss[:3]:
                     reasons.append("conv changes the spatial size")
                     continue
-                removed = [ci, i]
+                removed = [ci, i] + ([info.post_op] if info.post_op >= 0 else [])
                 for t in (skip_t, info.input):
                     s2 = self.channel_slice(t)
                     if s2 is not None:

@@ -1,11 +1,13 @@
 #include "custom_ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sstream>
 
 #include "flexbuffer_reader.h"
 #include "keras_csp/conv.h"
+#include "keras_csp/quantization.h"
 
 namespace keras_csp::runtime {
 namespace {
@@ -56,8 +58,53 @@ void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
   for (int d : dims) l->dimensions[i++] = d;
 }
 
+// ---- element-wise int8 op fused after a conv (TFLite reference semantics) ----
+struct Epilogue {
+  bool leaky = false;
+  int32_t in_zp = 0, out_zp = 0, m_id = 0, s_id = 0, m_alpha = 0, s_alpha = 0;
+
+  void Parse(const Ref& m) {
+    Ref post = m.Get("post");
+    if (post.IsNull()) return;
+    std::string kind = post.AsString();
+    Require(kind == "leaky_relu", "unsupported post op '" + kind + "'");
+    leaky = true;
+    in_zp = static_cast<int32_t>(ReqInt(m, "post_input_zero_point"));
+    out_zp = static_cast<int32_t>(ReqInt(m, "post_output_zero_point"));
+    auto chk = [](int64_t mult, int64_t shift) {
+      Require(mult >= 0 && mult <= 0x7fffffffLL && shift >= -31 && shift <= 30,
+              "post multiplier/shift out of range");
+    };
+    int64_t a = ReqInt(m, "post_mult_identity"), b = ReqInt(m, "post_shift_identity");
+    int64_t c = ReqInt(m, "post_mult_alpha"), d = ReqInt(m, "post_shift_alpha");
+    chk(a, b);
+    chk(c, d);
+    Require(in_zp >= -128 && in_zp <= 127 && out_zp >= -128 && out_zp <= 127,
+            "post zero points out of int8 range");
+    m_id = static_cast<int32_t>(a);
+    s_id = static_cast<int32_t>(b);
+    m_alpha = static_cast<int32_t>(c);
+    s_alpha = static_cast<int32_t>(d);
+  }
+
+  // In place over `channels` channels at `offset` of `pixels` pixels `stride` elements apart.
+  void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels) const {
+    if (!leaky) return;
+    for (int64_t p = 0; p < pixels; ++p) {
+      int8_t* v = base + p * stride + offset;
+      for (int c = 0; c < channels; ++c) {
+        const int32_t x = int32_t(v[c]) - in_zp;
+        int32_t y = out_zp + (x >= 0 ? MultiplyByQuantizedMultiplier(x, m_id, s_id)
+                                     : MultiplyByQuantizedMultiplier(x, m_alpha, s_alpha));
+        v[c] = static_cast<int8_t>(std::min(127, std::max(-128, y)));
+      }
+    }
+  }
+};
+
 // ---- one int8 convolution described by custom options (shared by both CSP ops) ----
 struct ConvSpec {
+  Epilogue post;
   ConvGeometry geometry;
   Int8QuantParams quant;
   std::unique_ptr<PackedConvInt8> packed;
@@ -109,6 +156,7 @@ struct ConvSpec {
       quant.act_max = static_cast<int32_t>(ReqInt(m, "act_max"));
       Require(quant.act_min >= -128 && quant.act_max <= 127 && quant.act_min <= quant.act_max,
               "activation range [act_min, act_max] invalid");
+      post.Parse(m);
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -150,7 +198,8 @@ struct ConvSpec {
   std::string Describe() const {
     std::ostringstream os;
     os << geometry.kernel_h << "x" << geometry.kernel_w << "/s" << geometry.stride_h << " "
-       << geometry.in_channels << "->" << geometry.out_channels;
+       << geometry.in_channels << "->" << geometry.out_channels
+       << (post.leaky ? " +leaky_relu" : "");
     return os.str();
   }
 };
@@ -241,6 +290,7 @@ class CspPartialConvKernel : public NodeKernel {
       }
     }
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
+    conv_.post.Apply(o, pixels, ctot, conv_out_off, cout);
     return "";
   }
 
@@ -353,11 +403,13 @@ class CspDenseBlockKernel : public NodeKernel {
         if (last) {
           TensorLayout dst = NhwcSlice(n, h, w, out_channels_, c, g.out_channels);
           st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst);
+          if (st.ok()) chain[j].post.Apply(block, pixels, out_channels_, c, g.out_channels);
         } else {
           auto& buf = scratch_[(j & 1)];
           buf.resize(size_t(pixels) * g.out_channels);
           TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
           st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst);
+          if (st.ok()) chain[j].post.Apply(buf.data(), pixels, g.out_channels, 0, g.out_channels);
           src = buf.data();
           src_layout = dst;
         }
