@@ -32,6 +32,7 @@ def partial_variants(tmp):
         str(make_partial_conv_model(tmp / "split.tflite", split=True, kernel=1, activation="relu6", seed=1)),
         str(make_partial_conv_model(tmp / "convfirst.tflite", skip_first=False, channels=12, c_skip=5,
                                     out_channels=7, activation=None, seed=2)),
+        str(make_partial_conv_model(tmp / "leaky.tflite", activation="leaky_relu", seed=3)),
     ]
 
 
@@ -71,6 +72,7 @@ def test_fuse_variants_split_relu6_conv_first(partial_variants, tmp):
         assert rep["fused_ops"] == 1, rep
         assert "CONCATENATION" not in rep["ops_after"] and "CONV_2D" not in rep["ops_after"]
         assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+    assert "LEAKY_RELU" in fuse(partial_variants[2], tmp / "lk.tflite")["fused"][0]["replaces"]
     assert fuse(partial_variants[1], tmp / "cf.tflite")["fused"][0]["order"] == "conv_first"
 
 
