@@ -12,6 +12,7 @@ import click
 COMMANDS = {
     "fuse": "keras_csp.fuse_cli:fuse_command",
     "run": "keras_csp.fuse_cli:run_command",
+    "inspect-runtime": "keras_csp.fuse_cli:inspect_runtime_command",
     "profile": "keras_csp.profile_cli:profile_command",
     "compare": "keras_csp.profile_cli:compare_command",
     "list-models": "keras_csp.profile_cli:list_models_command",

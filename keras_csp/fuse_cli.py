@@ -55,10 +55,29 @@ def fuse_command(src, dst, report, samples, against, no_verify):
 @click.option("--threads", default=1, show_default=True)
 @click.option("--breakdown", is_flag=True,
               help="MODEL is unfused: time each fusable pattern alone, builtin ops vs our fused op.")
+@click.option("--dataset", type=click.Choice(["digits"]), default=None,
+              help="With --compare: accuracy of both models on the dataset's test split and how many "
+                   "outputs are bit-identical (XNNPACK and TFLite builtin kernels for the builtin ops).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
-def run_command(model, compare, runs, warmup, threads, breakdown, json_out):
+def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_out):
     """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops."""
-    from keras_csp.tflite.bench import compare_models, pattern_breakdown
+    from keras_csp.tflite.bench import accuracy_compare, compare_models, pattern_breakdown
+
+    if dataset:
+        if not compare:
+            raise click.UsageError("--dataset needs --compare BUILTIN_MODEL")
+        from keras_csp.data import load_dataset
+
+        ds = load_dataset(dataset)
+        res = accuracy_compare(compare, model, ds.x_test, ds.y_test, num_threads=threads)
+        for k in ("xnnpack", "tflite_builtin"):
+            r = res[k]
+            click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "
+                       f"bit-identical outputs {r['bit_identical_outputs']}/{res['examples']}")
+        if json_out:
+            with open(json_out, "w") as f:
+                json.dump(res, f, indent=2)
+        return
 
     if breakdown:
         rows = pattern_breakdown(model, runs=runs, warmup=warmup, num_threads=threads)
@@ -83,3 +102,29 @@ def run_command(model, compare, runs, warmup, threads, breakdown, json_out):
     if json_out:
         with open(json_out, "w") as f:
             json.dump(res, f, indent=2)
+
+
+@click.command("inspect-runtime")
+def inspect_runtime_command():
+    """Show the LiteRT library, its version and the custom ops keras-csp's runtime registers."""
+    from keras_csp import runtime as rt
+
+    lib = rt.litert_library_path()
+    click.echo(f"libLiteRt.so: {lib}")
+    v = rt.litert_version()
+    from keras_csp import _runtime
+
+    ok = _runtime.is_tested_litert_version(v)
+    click.echo(f"ai-edge-litert: {v} ({'tested' if ok else 'UNTESTED: the runtime will refuse it'})")
+    try:
+        _runtime.load_litert(lib, v)
+        click.echo("C API symbols: all resolved")
+    except RuntimeError as e:
+        click.echo(f"C API: {e}")
+    click.echo("custom ops: " + ", ".join(rt.custom_op_names()))
+    try:
+        from keras_csp import kernels as K
+
+        click.echo(f"kernel variant: {K.best_variant()} (cpu: {K.cpu_features()})")
+    except Exception as e:  # pragma: no cover
+        click.echo(f"kernels: unavailable ({e})")
