@@ -121,6 +121,7 @@ class _Case:
             self.ours_result = lambda: self.block[..., :c_block + cout]
             model = K.build_tflite_model("append", self.x.shape, weights, bias, quant, block_channels=c_block)
             inputs = [blk, self.x]
+            self.conv_only = (K.build_tflite_model("conv", self.x.shape, weights, bias, quant), self.x)
         elif kind == "csp":
             c = spec["c_skip"] + cin
             self.x = rng.integers(-128, 128, (1, hw, hw, c)).astype(np.int8)
@@ -129,6 +130,8 @@ class _Case:
             self.ours_result = lambda: self.out
             model = K.build_tflite_model("csp", self.x.shape, weights, bias, quant, c_skip=spec["c_skip"])
             inputs = [self.x]
+            part = np.ascontiguousarray(self.x[..., spec["c_skip"]:])
+            self.conv_only = (K.build_tflite_model("conv", part.shape, weights, bias, quant), part)
         elif kind == "conv":
             self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
             self.out = np.empty((1, hw, hw, cout), np.int8)
@@ -138,6 +141,11 @@ class _Case:
             inputs = [self.x]
         else:
             raise ValueError(kind)
+        # XNNPACK running the conv alone (no split / concat): shows what the copies cost it.
+        self.it_conv = None
+        if getattr(self, "conv_only", None) is not None:
+            self.it_conv = K.make_interpreter(self.conv_only[0], "xnnpack", num_threads=1)
+            self.it_conv.set_tensor(self.it_conv.get_input_details()[0]["index"], self.conv_only[1])
         self.it = K.make_interpreter(model, "xnnpack", num_threads=1)
         for d, arr in zip(self.it.get_input_details(), inputs):
             self.it.set_tensor(d["index"], arr)
@@ -154,7 +162,7 @@ def _time_pair(case: _Case, budget_s: float, min_reps: int = 5, max_reps: int = 
     for _ in range(2):  # warm-up
         case.run_ours()
         case.it.invoke()
-    ours, xnn = [], []
+    ours, xnn, conv_only = [], [], []
     start = time.perf_counter()
     while len(ours) < max_reps and (len(ours) < min_reps or time.perf_counter() - start < budget_s):
         t0 = time.perf_counter()
@@ -164,7 +172,11 @@ def _time_pair(case: _Case, budget_s: float, min_reps: int = 5, max_reps: int = 
         t2 = time.perf_counter()
         ours.append(t1 - t0)
         xnn.append(t2 - t1)
-    return np.array(ours) * 1e3, np.array(xnn) * 1e3
+        if case.it_conv is not None:
+            t3 = time.perf_counter()
+            case.it_conv.invoke()
+            conv_only.append(time.perf_counter() - t3)
+    return np.array(ours) * 1e3, np.array(xnn) * 1e3, np.array(conv_only) * 1e3
 
 
 def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = None) -> dict:
@@ -198,7 +210,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     for spec in shape_table(quick):
         case = _Case(spec, variant, rng)
         diff = case.max_diff_vs_xnnpack()
-        ours, xnn = _time_pair(case, budget_s)
+        ours, xnn, conv_only = _time_pair(case, budget_s)
         peak = measure_peak(trials=10, best=peak["loops"])  # sampled throughout the run
         o, x = float(ours.min()), float(xnn.min())
         gmacs = case.macs / (o * 1e-3) / 1e9
@@ -208,6 +220,10 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
                          xnnpack_median_ms=round(float(np.median(xnn)), 4), reps=int(len(ours)),
                          macs=int(case.macs), ours_gmacs=round(gmacs, 2),
                          max_abs_diff_vs_xnnpack=diff))
+        if len(conv_only):
+            # XNNPACK's conv alone; its split/concat overhead = xnnpack_ms / this - 1
+            rows[-1]["xnnpack_conv_only_ms"] = round(float(conv_only.min()), 4)
+            rows[-1]["xnnpack_copy_overhead"] = round(x / float(conv_only.min()) - 1.0, 4)
         if progress:
             progress(rows[-1])
     peak = measure_peak(best=peak["loops"])
@@ -226,6 +242,8 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     by_model = {m: round(geomean([r["speedup"] for r in rows if r["model"] == m]), 4)
                 for m in sorted({r["model"] for r in rows})}
     agg_gmacs = total_macs / (total_ms * 1e-3) / 1e9
+    overheads = [r["xnnpack_copy_overhead"] for r in rows if "xnnpack_copy_overhead" in r]
+    conv_speedups = [r["xnnpack_conv_only_ms"] / r["ours_ms"] for r in rows if "xnnpack_conv_only_ms" in r]
     return {
         "benchmark": "keras-csp fused int8 kernels vs XNNPACK split+conv+concat (1 thread)",
         "quick": quick,
@@ -240,6 +258,10 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         "geomean_speedup_by_kind": by_kind,
         "geomean_speedup_by_model": by_model,
         "ours_aggregate_gmacs": round(agg_gmacs, 2),
+        # where the speedup comes from, on the fused shapes: XNNPACK's own split/concat overhead
+        # vs its conv alone, and our fused op vs XNNPACK's conv alone
+        "xnnpack_copy_overhead_mean": round(float(np.mean(overheads)), 4) if overheads else None,
+        "geomean_speedup_vs_xnnpack_conv_only": round(geomean(conv_speedups), 4) if conv_speedups else None,
         "peak_gmacs": round(peak, 2) if peak else None,
         "peak_method": peak_method,
         "peak_loops_gmacs": {m: round(v, 2) for m, v in loops.items()},
