@@ -57,6 +57,14 @@ class FuseVerificationError(FuseError):
     pass
 
 
+def _growth(m) -> int:
+    return sum(ch[-1].params["out_channels"] for layer in m.layers for ch in layer)
+
+
+def _dense_convs(m):
+    return [c for layer in m.layers for ch in layer for c in ch]
+
+
 def _conv_options(c):
     return {k: v for k, v in c.params.items()}
 
@@ -72,9 +80,10 @@ def _options(m, node: int) -> dict:
     o = {
         "version": OPTIONS_VERSION, "node": node, "in_channels": m.in_channels,
         "in_offset": m.in_offset,
-        "layers": [[_conv_options(c) for c in chain] for chain in m.layers],
+        # per layer: its branches, each a conv chain (the runtime also reads a bare chain)
+        "layers": [[[_conv_options(c) for c in chain] for chain in layer] for layer in m.layers],
     }
-    o["out_channels"] = m.in_channels + sum(ch[-1].params["out_channels"] for ch in m.layers)
+    o["out_channels"] = m.in_channels + _growth(m)
     return o
 
 
@@ -98,10 +107,11 @@ def _describe(g: Graph, m) -> dict:
     return {
         "op": "CspDenseBlock", "output": g.tensor_name(m.output),
         "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
-        "layers": len(m.layers), "convs_per_layer": [len(ch) for ch in m.layers],
+        "layers": len(m.layers), "convs_per_layer": [sum(len(ch) for ch in layer) for layer in m.layers],
+        "branches_per_layer": max(len(layer) for layer in m.layers),
         "in_channels": m.in_channels,
-        "out_channels": m.in_channels + sum(ch[-1].params["out_channels"] for ch in m.layers),
-        "conv_outputs": [g.tensor_name(c.output) for ch in m.layers for c in ch],
+        "out_channels": m.in_channels + _growth(m),
+        "conv_outputs": [g.tensor_name(c.output) for c in _dense_convs(m)],
     }
 
 
@@ -124,9 +134,8 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
         else:
             op.opcodeIndex = g.custom_opcode_index("CspDenseBlock")
             ins = [m.x_src]
-            for chain in m.layers:
-                for c in chain:
-                    ins += [c.weights, _bias_tensor(g, c, f"kcsp_{node}")]
+            for c in _dense_convs(m):
+                ins += [c.weights, _bias_tensor(g, c, f"kcsp_{node}")]
             op.inputs = np.asarray(ins + [key], np.int32)
             last = m.concats[-1]
             hard = list(m.removed_ops)
@@ -399,7 +408,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         if isinstance(m, PartialConvMatch):
             fused_convs.add(m.conv.op_index)
         else:
-            fused_convs.update(c.op_index for ch in m.layers for c in ch)
+            fused_convs.update(c.op_index for c in _dense_convs(m))
     for i, op in enumerate(g.ops()):
         if g.op_type(op) == "CONV_2D" and i not in fused_convs:
             name = g.tensor_name(int(op.outputs[0]))

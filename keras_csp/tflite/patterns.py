@@ -9,7 +9,8 @@ share one scale / zero point (so the concat is a pure copy and can be removed bi
   classic CSP partial conv has X == Y; the CSP "fusion last" transition has Y = dense-block
   output.
 * `DenseBlockMatch` (-> CspDenseBlock): a chain x_{i+1} = concat(x_i, f_i(x_i)) where f_i is a
-  chain of 1..16 stride-1 convs (e.g. 1x1 bottleneck -> 3x3), x_0 optionally a channel slice.
+  chain of 1..16 stride-1 convs (e.g. 1x1 bottleneck -> 3x3), or several such branches
+  (PeleeNet: concat(x_i, f_i(x_i), g_i(x_i))); x_0 optionally a channel slice.
 
 Matchers return candidates or a `Rejection` with a human-readable reason.
 """
@@ -66,7 +67,7 @@ class DenseBlockMatch:
     x_src: int
     in_offset: int
     in_channels: int
-    layers: list            # list of list[ConvInfo]
+    layers: list            # per layer: list of branches, each a list[ConvInfo] (conv chain)
     concats: list           # op indices
     removed_ops: list = field(default_factory=list)
     kind: str = "CspDenseBlock"
@@ -327,15 +328,9 @@ class Matcher:
         return True
 
     # ---- dense blocks ----
-    def dense_layer(self, ci):
-        """concat ci = concat(a, chain(a)) -> (a, [ConvInfo...]) or None."""
-        op = self.ops[ci]
-        ins = [int(v) for v in op.inputs]
-        if len(ins) != 2:
-            return None
-        a, b = ins
+    def _chain_to(self, t, a):
+        """Conv chain (1..16 stride-1 convs) from tensor a to tensor t, or None."""
         chain = []
-        t = b
         while len(chain) < 16:
             if not self.single_use(t):
                 return None
@@ -349,9 +344,25 @@ class Matcher:
                 return None
             chain.insert(0, info)
             if info.input == a:
-                return a, chain
+                return chain
             t = info.input
         return None
+
+    def dense_layer(self, ci):
+        """concat ci = concat(a, branch_1(a), ..., branch_k(a)) -> (a, [chain, ...]) or None
+        (k = 1: DenseNet layer; k = 2: PeleeNet two-way dense layer)."""
+        op = self.ops[ci]
+        ins = [int(v) for v in op.inputs]
+        if len(ins) < 2 or len(ins) > 9:
+            return None
+        a, bs = ins[0], ins[1:]
+        branches = []
+        for b in bs:
+            chain = self._chain_to(b, a)
+            if chain is None:
+                return None
+            branches.append(chain)
+        return a, branches
 
     def find_dense_blocks(self, why: list):
         layers = {}
@@ -366,7 +377,7 @@ class Matcher:
                 layers[i] = dl
         # link layers: output of concat i is input `a` of layer j
         by_input = {}
-        for ci, (a, chain) in layers.items():
+        for ci, (a, _branches) in layers.items():
             by_input.setdefault(a, []).append(ci)
         matches = []
         used = set()
@@ -395,8 +406,9 @@ class Matcher:
             out = int(self.ops[block[-1]].outputs[0])
             removed = list(block)
             for cj in block:
-                removed += [c.op_index for c in layers[cj][1]]
-                removed += [c.post_op for c in layers[cj][1] if c.post_op >= 0]
+                for chain in layers[cj][1]:
+                    removed += [c.op_index for c in chain]
+                    removed += [c.post_op for c in chain if c.post_op >= 0]
             matches.append(DenseBlockMatch(
                 output=out, x_src=x_src, in_offset=off, in_channels=c0,
                 layers=[layers[cj][1] for cj in block], concats=block, removed_ops=removed))
@@ -408,11 +420,11 @@ class Matcher:
         out = int(self.ops[ci].outputs[0])
         if out in self.outputs:
             return False
-        a, chain = self.layers_cache(cj)
+        a, branches = self.layers_cache(cj)
         if a != out:
             return False
         users = set(self.cons.get(out, []))
-        return users == {cj, chain[0].op_index}
+        return users == {cj} | {chain[0].op_index for chain in branches}
 
     def layers_cache(self, cj):
         if not hasattr(self, "_lc"):

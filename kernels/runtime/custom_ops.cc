@@ -307,6 +307,9 @@ class CspPartialConvKernel : public NodeKernel {
 // ---------------------------------------------------------------------------------------
 class CspDenseBlockKernel : public NodeKernel {
  public:
+  // "layers": [layer, ...]; a layer is either one chain [conv, conv, ...] (conv = map) or
+  // several parallel branches [[conv, ...], [conv, ...]] (PeleeNet's two-way dense layer):
+  // every branch reads the layer input x_i and appends its output, in order.
   void Parse(const Ref& m) {
     in_channels_ = static_cast<int>(ReqInt(m, "in_channels"));
     in_offset_ = static_cast<int>(OptInt(m, "in_offset", 0));
@@ -317,37 +320,50 @@ class CspDenseBlockKernel : public NodeKernel {
     Require(layers.Size() >= 1 && layers.Size() <= 4096, "layers must have 1..4096 entries");
     int c = in_channels_;
     for (size_t i = 0; i < layers.Size(); ++i) {
+      const std::string li = "layer " + std::to_string(i);
       Ref layer = layers.At(i);
       Require(layer.IsVectorLike() && layer.Size() >= 1 && layer.Size() <= 16,
-              "layer " + std::to_string(i) + " must be a vector of 1..16 convs");
-      std::vector<ConvSpec> chain(layer.Size());
-      int cin = c;
-      for (size_t j = 0; j < chain.size(); ++j) {
-        Ref cm = layer.At(j);
-        Require(cm.IsMap(), "layer " + std::to_string(i) + " conv " + std::to_string(j) +
-                                " must be a map");
-        chain[j].Parse(cm, "layer " + std::to_string(i) + " conv " + std::to_string(j));
-        auto& g = chain[j].geometry;
-        Require(g.stride_h == 1 && g.stride_w == 1 &&
-                    (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
-                "layer " + std::to_string(i) + " conv " + std::to_string(j) +
-                    ": dense-block convs must preserve the spatial size (stride 1, SAME or 1x1)");
-        Require(g.in_channels == cin, "layer " + std::to_string(i) + " conv " +
-                                          std::to_string(j) + ": in_channels " +
-                                          std::to_string(g.in_channels) + " != expected " +
-                                          std::to_string(cin));
-        cin = g.out_channels;
+              li + " must be a vector of 1..16 convs or branches");
+      std::vector<Ref> branch_refs;
+      if (layer.At(0).IsMap()) {
+        branch_refs.push_back(layer);
+      } else {
+        for (size_t k = 0; k < layer.Size(); ++k) branch_refs.push_back(layer.At(k));
       }
-      c += chain.back().geometry.out_channels;
-      layers_.push_back(std::move(chain));
+      std::vector<std::vector<ConvSpec>> branches;
+      int growth = 0;
+      for (size_t k = 0; k < branch_refs.size(); ++k) {
+        const std::string lb = li + " branch " + std::to_string(k);
+        Ref br = branch_refs[k];
+        Require(br.IsVectorLike() && br.Size() >= 1 && br.Size() <= 16,
+                lb + " must be a vector of 1..16 convs");
+        std::vector<ConvSpec> chain(br.Size());
+        int cin = c;
+        for (size_t j = 0; j < chain.size(); ++j) {
+          const std::string lc = lb + " conv " + std::to_string(j);
+          Ref cm = br.At(j);
+          Require(cm.IsMap(), lc + " must be a map");
+          chain[j].Parse(cm, lc);
+          auto& g = chain[j].geometry;
+          Require(g.stride_h == 1 && g.stride_w == 1 &&
+                      (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
+                  lc + ": dense-block convs must preserve the spatial size (stride 1, SAME or 1x1)");
+          Require(g.in_channels == cin, lc + ": in_channels " + std::to_string(g.in_channels) +
+                                            " != expected " + std::to_string(cin));
+          cin = g.out_channels;
+        }
+        growth += chain.back().geometry.out_channels;
+        num_convs_ += static_cast<int>(chain.size());
+        branches.push_back(std::move(chain));
+      }
+      c += growth;
+      layers_.push_back(std::move(branches));
     }
     out_channels_ = c;
     int64_t declared = OptInt(m, "out_channels", out_channels_);
     Require(declared == out_channels_, "out_channels " + std::to_string(declared) +
                                            " != in_channels + growth = " +
                                            std::to_string(out_channels_));
-    num_convs_ = 0;
-    for (auto& l : layers_) num_convs_ += static_cast<int>(l.size());
   }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
@@ -360,11 +376,12 @@ class CspDenseBlockKernel : public NodeKernel {
       return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
              std::to_string(in_offset_ + in_channels_) + " channels";
     size_t k = 1;
-    for (auto& chain : layers_)
-      for (auto& cv : chain) {
-        if (auto e = cv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
-        k += 2;
-      }
+    for (auto& layer : layers_)
+      for (auto& chain : layer)
+        for (auto& cv : chain) {
+          if (auto e = cv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
+          k += 2;
+        }
     SetLayout(out, {x.dimensions[0], x.dimensions[1], x.dimensions[2], out_channels_});
     return "";
   }
@@ -375,14 +392,15 @@ class CspDenseBlockKernel : public NodeKernel {
     if (in.size() != size_t(2 + 2 * num_convs_) || out.size() != 1) return "bad input count";
     if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
     size_t k = 1;
-    for (auto& chain : layers_)
-      for (auto& cv : chain) {
-        if (auto e = cv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1],
-                                     t[k + 1]);
-            !e.empty())
-          return e;
-        k += 2;
-      }
+    for (auto& layer : layers_)
+      for (auto& chain : layer)
+        for (auto& cv : chain) {
+          if (auto e = cv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1],
+                                       t[k + 1]);
+              !e.empty())
+            return e;
+          k += 2;
+        }
     const auto& x = t[0].layout;
     const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2], cx = x.dimensions[3];
     const int64_t pixels = int64_t(n) * h * w;
@@ -393,42 +411,48 @@ class CspDenseBlockKernel : public NodeKernel {
     for (int64_t p = 0; p < pixels; ++p)
       std::memcpy(block + p * out_channels_, x0 + p * cx + in_offset_, in_channels_);
     int c = in_channels_;
-    for (auto& chain : layers_) {
-      const int8_t* src = block;
-      TensorLayout src_layout = NhwcSlice(n, h, w, out_channels_, 0, c);
-      for (size_t j = 0; j < chain.size(); ++j) {
-        auto& g = chain[j].geometry;
-        const bool last = j + 1 == chain.size();
-        Status st;
-        if (last) {
-          TensorLayout dst = NhwcSlice(n, h, w, out_channels_, c, g.out_channels);
-          st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst);
-          if (st.ok()) chain[j].post.Apply(block, pixels, out_channels_, c, g.out_channels);
-        } else {
-          auto& buf = scratch_[(j & 1)];
-          buf.resize(size_t(pixels) * g.out_channels);
-          TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
-          st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst);
-          if (st.ok()) chain[j].post.Apply(buf.data(), pixels, g.out_channels, 0, g.out_channels);
-          src = buf.data();
-          src_layout = dst;
+    for (auto& layer : layers_) {
+      int write = c;  // branches append after the layer input, in order
+      for (auto& chain : layer) {
+        const int8_t* src = block;
+        TensorLayout src_layout = NhwcSlice(n, h, w, out_channels_, 0, c);
+        for (size_t j = 0; j < chain.size(); ++j) {
+          auto& g = chain[j].geometry;
+          const bool last = j + 1 == chain.size();
+          Status st;
+          if (last) {
+            TensorLayout dst = NhwcSlice(n, h, w, out_channels_, write, g.out_channels);
+            st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst);
+            if (st.ok()) chain[j].post.Apply(block, pixels, out_channels_, write, g.out_channels);
+          } else {
+            auto& buf = scratch_[(j & 1)];
+            buf.resize(size_t(pixels) * g.out_channels);
+            TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
+            st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst);
+            if (st.ok()) chain[j].post.Apply(buf.data(), pixels, g.out_channels, 0, g.out_channels);
+            src = buf.data();
+            src_layout = dst;
+          }
+          if (!st.ok()) return std::string("kernel failed: ") + st.message();
         }
-        if (!st.ok()) return std::string("kernel failed: ") + st.message();
+        write += chain.back().geometry.out_channels;
       }
-      c += chain.back().geometry.out_channels;
+      c = write;
     }
     return "";
   }
 
   std::string Describe() const override {
     std::ostringstream os;
-    os << layers_.size() << " layers, " << in_channels_ << "->" << out_channels_ << " channels";
+    os << layers_.size() << " layers";
+    if (!layers_.empty() && layers_[0].size() > 1) os << " x " << layers_[0].size() << " branches";
+    os << ", " << in_channels_ << "->" << out_channels_ << " channels";
     return os.str();
   }
 
  private:
   int in_channels_ = 0, in_offset_ = 0, out_channels_ = 0, num_convs_ = 0;
-  std::vector<std::vector<ConvSpec>> layers_;
+  std::vector<std::vector<std::vector<ConvSpec>>> layers_;  // layer -> branch -> chain
   std::vector<int8_t> scratch_[2];
 };
 
