@@ -89,6 +89,15 @@ def test_fuse_dense_block_bit_exact_vs_tflite_kernels(dense, tmp):
     assert rep["verification"]["model_outputs_bit_exact"]["tflite_builtin"]
 
 
+def test_fuse_two_way_dense_block(tmp):
+    p = str(make_dense_block_model(tmp / "twoway.tflite", two_way=True, layers=2, seed=4))
+    rep = fuse(p, tmp / "twoway_fused.tflite")
+    assert rep["fused_ops"] == 1
+    (f,) = rep["fused"]
+    assert f["op"] == "CspDenseBlock" and f["branches_per_layer"] == 2 and f["convs_per_layer"] == [5, 5]
+    assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+
+
 def test_fuse_enforcing_xnnpack_is_consistent(dense, tmp):  # noqa: D103
     """With against=xnnpack a fused op either stays (model outputs bit-exact under XNNPACK
     too) or is reverted with its reason in the report."""

@@ -99,7 +99,7 @@ def make_partial_conv_model(path, hw=8, channels=16, c_skip=8, out_channels=12, 
 
 
 def make_dense_block_model(path, hw=8, channels=8, growth=4, layers=3, bottleneck=True,
-                           transition=True, seed=0):
+                           transition=True, seed=0, two_way=False):
     """DenseNet-style block: x_{i+1} = concat(x_i, conv3x3(conv1x1(x_i))), then optionally a
     CSP-style transition (1x1 conv) and a small head."""
     import tensorflow as tf
@@ -112,7 +112,13 @@ def make_dense_block_model(path, hw=8, channels=8, growth=4, layers=3, bottlenec
         if bottleneck:
             y = tf.keras.layers.Conv2D(2 * growth, 1, activation="relu")(y)
         y = tf.keras.layers.Conv2D(growth, 3, padding="same", activation="relu")(y)
-        x = tf.keras.layers.Concatenate()([x, y])
+        if two_way:  # PeleeNet two-way dense layer: a second, deeper branch
+            z = tf.keras.layers.Conv2D(growth, 1, activation="relu")(x)
+            z = tf.keras.layers.Conv2D(growth, 3, padding="same", activation="relu")(z)
+            z = tf.keras.layers.Conv2D(growth, 3, padding="same", activation="relu")(z)
+            x = tf.keras.layers.Concatenate()([x, y, z])
+        else:
+            x = tf.keras.layers.Concatenate()([x, y])
     if transition:
         x = tf.keras.layers.Conv2D(x.shape[-1] // 2, 1, activation="relu")(x)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
