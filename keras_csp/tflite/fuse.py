@@ -400,8 +400,13 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
             raise ValueError(f"against must contain 'tflite' and/or 'xnnpack', got {sorted(bad)}")
         matches, fallbacks, verified = _verify(g, matches, inputs, dst, against)
         verified["against"] = list(against)
-    out = rewrite(g, matches)
-    out.save(dst)
+    try:
+        out = rewrite(g, matches)
+        data = out.to_bytes()
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, OverflowError) as e:
+        raise FuseError(f"cannot rewrite {src!r}: inconsistent model ({type(e).__name__}: {e})") from e
+    with open(dst, "wb") as f:
+        f.write(data)
     left = [{"op": r.op, "tensor": r.tensor, "reason": r.reason} for r in rejections]
     fused_convs = set()
     for m in matches:
