@@ -222,9 +222,11 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
   const ConvGeometry& g = p.geometry_;
   const int64_t per_oc = static_cast<int64_t>(g.kernel_h) * g.kernel_w * g.in_channels;
   for (int oc = 0; oc < g.out_channels; ++oc) {
-    int32_t sum = 0;
+    int64_t sum = 0;
     for (int64_t i = 0; i < per_oc; ++i) sum += p.weights_[oc * per_oc + i];
-    out_bias[oc] = p.bias_[oc] - fold_zero_point * sum;
+    // Wraps like the int32 accumulators of the kernels (no UB for extreme biases).
+    out_bias[oc] = static_cast<int32_t>(
+        static_cast<uint32_t>(static_cast<int64_t>(p.bias_[oc]) - fold_zero_point * sum));
   }
 }
 

@@ -9,6 +9,14 @@
 
 namespace keras_csp {
 namespace internal {
+namespace {
+// int32 addition that wraps on overflow (two's complement) instead of being undefined: what
+// TFLite's reference kernels do in practice and what the SIMD variants (vpaddd, add) do, so
+// absurd biases / quantization parameters give the same bytes in every variant and no UB.
+inline int32_t WrapAdd(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+}  // namespace
 
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   const ConvGeometry& g = w.geometry_;
@@ -35,14 +43,14 @@ void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
               const int8_t* f =
                   w.weights_.data() + ((static_cast<size_t>(oc) * g.kernel_h + ky) * g.kernel_w + kx) * cin;
               for (int ic = 0; ic < cin; ++ic)
-                acc += f[ic] * (static_cast<int32_t>(x[ic]) + input_offset);
+                acc = WrapAdd(acc, f[ic] * (static_cast<int32_t>(x[ic]) + input_offset));
             }
           }
-          acc += w.bias_[oc];
+          acc = WrapAdd(acc, w.bias_[oc]);
           acc = q.rounding == Rounding::kHalfUp
                     ? MultiplyByQuantizedMultiplierHalfUp(acc, q.output_multiplier[oc], q.output_shift[oc])
                     : MultiplyByQuantizedMultiplier(acc, q.output_multiplier[oc], q.output_shift[oc]);
-          acc += q.output_zero_point;
+          acc = WrapAdd(acc, q.output_zero_point);
           acc = std::max(acc, q.act_min);
           acc = std::min(acc, q.act_max);
           o[oc] = static_cast<int8_t>(acc);
