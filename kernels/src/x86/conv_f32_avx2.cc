@@ -28,8 +28,11 @@ inline size_t BlockFloats(const PackedConvF32& w) {
 
 inline void StoreRow(__m256i /*unused*/, __m256 a0, __m256 a1, const float* bias, __m256 mn,
                      __m256 mx, float* o, int n) {
-  a0 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a0, _mm256_load_ps(bias)), mn), mx);
-  a1 = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(a1, _mm256_load_ps(bias + 8)), mn), mx);
+  // Operand order matters for NaN: max_ps/min_ps return the SECOND operand when either is NaN,
+  // so the accumulator goes second to propagate NaN like the scalar reference / TFLite
+  // (std::min(std::max(x, lo), hi)); the other order silently turned NaN into act_min/act_max.
+  a0 = _mm256_min_ps(mx, _mm256_max_ps(mn, _mm256_add_ps(a0, _mm256_load_ps(bias))));
+  a1 = _mm256_min_ps(mx, _mm256_max_ps(mn, _mm256_add_ps(a1, _mm256_load_ps(bias + 8))));
   if (n == kNR) {
     _mm256_storeu_ps(o, a0);
     _mm256_storeu_ps(o + 8, a1);
