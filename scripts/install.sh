@@ -16,6 +16,7 @@ python3 -m pip install -q -e ".[test]"
 # tflite-support 0.4.4 pins protobuf<4, which TensorFlow 2.21 cannot use: install it without its
 # dependencies; keras-csp only imports its metadata writers.
 python3 -m pip install -q --no-deps tflite-support==0.4.4
+python3 -m pip install -q atheris  # fuzzing (hardening/fuzz); clang above brings libFuzzer + ASan/UBSan
 # The aarch64 LiteRT runtime, for the cross-compiled native benchmark under qemu.
 bash android_demo/tools/fetch_litert_aarch64.sh >/dev/null
 python3 -c "import keras_csp._kernels as k; print('keras-csp installed; CPU features:', k.cpu_features())"

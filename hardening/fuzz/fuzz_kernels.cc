@@ -1,0 +1,417 @@
+// libFuzzer target: the keras_csp kernel entry points (kernels/include/keras_csp/conv.h).
+//
+// The fuzz bytes choose an entry point, a variant, the conv geometry (kernel, stride, padding,
+// channels), the quantization (zero points, multipliers, shifts, activation range, rounding),
+// the tensor layouts (shape, channel slice, strides, declared buffer size), channel splits /
+// offsets / concat order, aliasing and pointer alignment -- inside and outside the valid ranges.
+// Every buffer is heap-allocated with exactly the size the call declares (so ASan sees any
+// access past it) and filled from the fuzz bytes. Contract checked:
+//   * every call returns a Status (never aborts / throws / touches memory it was not given);
+//   * int8: when the scalar reference and an ISA variant both accept a call, their outputs
+//     (the whole output buffer) are bit-identical (differential check);
+//   * a rejected call leaves its output buffer untouched.
+// Calls whose (valid) work would exceed kMaxMacs are skipped to keep executions fast.
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "keras_csp/conv.h"
+
+using namespace keras_csp;
+
+namespace {
+
+constexpr int64_t kMaxElems = 1 << 15;   // largest activation buffer (elements)
+constexpr int64_t kMaxWeights = 1 << 15; // largest weight tensor (elements)
+constexpr int64_t kMaxMacs = 1 << 18;    // largest conv (multiply-accumulates) actually run
+
+void Die(const char* what, const Status& s) {
+  std::fprintf(stderr, "fuzz_kernels: %s (%s: %s)\n", what, StatusCodeName(s.code()),
+               s.message().c_str());
+  std::abort();
+}
+
+// Small values mostly, with edge cases.
+int Dim(FuzzedDataProvider& f, int lo_valid = 1, int hi_common = 8) {
+  switch (f.ConsumeIntegralInRange<int>(0, 19)) {
+    case 0: return f.ConsumeIntegralInRange<int>(-3, lo_valid - 1);
+    case 1: return f.ConsumeIntegral<int>();
+    case 2: return f.ConsumeIntegralInRange<int>(hi_common, hi_common + 62);
+    case 3: return f.PickValueInArray({INT32_MAX, INT32_MIN, 1 << 20, (1 << 20) + 1, 65, 64});
+    default: return f.ConsumeIntegralInRange<int>(lo_valid, hi_common);
+  }
+}
+
+int64_t Elems(int64_t a, int64_t b, int64_t c, int64_t d) {
+  // product with saturation at 2^62 (all factors are int-sized here)
+  int64_t r = 1;
+  for (int64_t x : {a, b, c, d}) {
+    if (x <= 0) return 0;
+    if (r > (int64_t{1} << 62) / x) return int64_t{1} << 62;
+    r *= x;
+  }
+  return r;
+}
+
+template <typename T>
+struct Buffer {
+  std::vector<T> storage;
+  T* p = nullptr;
+  int64_t n = 0;
+  bool misaligned = false;
+  // Exactly n elements (n clamped to [0, kMaxElems]); optionally a misaligned pointer.
+  void Init(FuzzedDataProvider& f, int64_t want, bool misalign) {
+    n = want < 0 ? 0 : (want > kMaxElems ? kMaxElems : want);
+    storage.assign(static_cast<size_t>(n) + (misalign ? 1 : 0), T{});
+    const uint8_t seed = f.ConsumeIntegral<uint8_t>();
+    auto* bytes = reinterpret_cast<uint8_t*>(storage.data());
+    for (size_t i = 0; i < storage.size() * sizeof(T); ++i)
+      bytes[i] = static_cast<uint8_t>(seed * 31u + i * 131u + (i >> 7));
+    if constexpr (sizeof(T) == 4) {  // keep floats finite-ish most of the time
+      for (auto& v : storage) {
+        float x;
+        std::memcpy(&x, &v, 4);
+        if (!(x == x) || x > 1e6f || x < -1e6f) x = static_cast<float>(seed % 7) - 3.0f;
+        std::memcpy(&v, &x, 4);
+      }
+    }
+    misaligned = misalign && sizeof(T) > 1;
+    p = misaligned ? reinterpret_cast<T*>(reinterpret_cast<uint8_t*>(storage.data()) + 1)
+                   : storage.data();
+    if (n == 0 && !f.ConsumeBool()) p = nullptr;  // also exercise null pointers
+  }
+};
+
+ConvGeometry Geometry(FuzzedDataProvider& f) {
+  ConvGeometry g;
+  const bool common = f.ConsumeIntegralInRange<int>(0, 3) != 0;
+  if (common) {
+    g.kernel_h = g.kernel_w = f.PickValueInArray({1, 1, 3, 3, 5});
+    if (f.ConsumeIntegralInRange<int>(0, 3) == 0) g.kernel_w = f.ConsumeIntegralInRange<int>(1, 4);
+    g.stride_h = g.stride_w = f.ConsumeIntegralInRange<int>(1, 2);
+    if (f.ConsumeIntegralInRange<int>(0, 3) == 0) g.stride_w = f.ConsumeIntegralInRange<int>(1, 3);
+  } else {
+    g.kernel_h = Dim(f, 1, 7);
+    g.kernel_w = Dim(f, 1, 7);
+    g.stride_h = Dim(f, 1, 4);
+    g.stride_w = Dim(f, 1, 4);
+  }
+  g.padding = f.ConsumeIntegralInRange<int>(0, 15) == 0
+                  ? static_cast<Padding>(f.ConsumeIntegralInRange<int>(2, 5))
+                  : (f.ConsumeBool() ? Padding::kSame : Padding::kValid);
+  g.in_channels = Dim(f, 1, 24);
+  g.out_channels = Dim(f, 1, 24);
+  return g;
+}
+
+Int8QuantParams Quant(FuzzedDataProvider& f, int out_channels) {
+  Int8QuantParams q;
+  const bool bad = f.ConsumeIntegralInRange<int>(0, 7) == 0;
+  q.input_zero_point = bad ? f.ConsumeIntegralInRange<int32_t>(-300, 300)
+                           : f.ConsumeIntegralInRange<int32_t>(-128, 127);
+  q.output_zero_point = bad ? f.ConsumeIntegralInRange<int32_t>(-300, 300)
+                            : f.ConsumeIntegralInRange<int32_t>(-128, 127);
+  int n = out_channels >= 0 && out_channels <= 4096 ? out_channels : 4;
+  if (f.ConsumeIntegralInRange<int>(0, 15) == 0) n = f.ConsumeIntegralInRange<int>(0, 40);
+  const int mode = f.ConsumeIntegralInRange<int>(0, 3);
+  for (int c = 0; c < n; ++c) {
+    int32_t m, s;
+    if (mode == 0) {  // arbitrary
+      m = f.ConsumeIntegral<int32_t>();
+      s = f.ConsumeIntegralInRange<int32_t>(-40, 40);
+    } else {  // realistic: m in [2^30, 2^31), small negative shift, with extremes
+      m = f.ConsumeIntegralInRange<int32_t>(1 << 30, INT32_MAX);
+      s = f.ConsumeIntegralInRange<int32_t>(-31, mode == 3 ? 30 : 2);
+    }
+    q.output_multiplier.push_back(m);
+    q.output_shift.push_back(s);
+  }
+  if (f.ConsumeIntegralInRange<int>(0, 15) == 0 && !q.output_shift.empty())
+    q.output_shift.pop_back();
+  q.act_min = bad ? f.ConsumeIntegralInRange<int32_t>(-200, 200)
+                  : f.ConsumeIntegralInRange<int32_t>(-128, 0);
+  q.act_max = bad ? f.ConsumeIntegralInRange<int32_t>(-200, 200)
+                  : f.ConsumeIntegralInRange<int32_t>(0, 127);
+  q.rounding = f.ConsumeIntegralInRange<int>(0, 31) == 0
+                   ? static_cast<Rounding>(f.ConsumeIntegralInRange<int>(2, 3))
+                   : (f.ConsumeBool() ? Rounding::kHalfUp : Rounding::kAwayFromZero);
+  return q;
+}
+
+// A layout for a tensor [batch, h, w, total] sliced at [offset, offset + channels), possibly
+// perturbed; buffer_elements is what the harness really allocates.
+TensorLayout Layout(FuzzedDataProvider& f, int batch, int h, int w, int total, int offset,
+                    int channels) {
+  TensorLayout l = NhwcSlice(batch, h, w, total, offset, channels);
+  const bool huge = l.buffer_elements < 0 || l.buffer_elements > (int64_t{1} << 40);
+  switch (huge ? 9 : f.ConsumeIntegralInRange<int>(0, 9)) {
+    case 0: l.pixel_stride += f.ConsumeIntegralInRange<int>(-3, 5); break;
+    case 1: l.row_stride += f.ConsumeIntegralInRange<int>(-5, 9); break;
+    case 2: l.batch_stride += f.ConsumeIntegralInRange<int>(-9, 17); break;
+    case 3: l.buffer_elements += f.ConsumeIntegralInRange<int>(-8, 8); break;
+    case 4:  // padded strides (views into a larger buffer)
+      l.pixel_stride += f.ConsumeIntegralInRange<int>(0, 4);
+      l.row_stride = l.pixel_stride * w + f.ConsumeIntegralInRange<int>(0, 8);
+      l.batch_stride = l.row_stride * h + f.ConsumeIntegralInRange<int>(0, 16);
+      l.buffer_elements = l.batch_stride * batch;
+      break;
+    case 5: l.channel_offset = f.ConsumeIntegral<int>(); break;
+    case 6: l.channels = f.ConsumeIntegralInRange<int>(-2, 40); break;
+    case 7:
+      l.pixel_stride = f.ConsumeIntegral<int64_t>();
+      l.row_stride = f.ConsumeIntegral<int64_t>();
+      break;
+    default: break;
+  }
+  if (l.buffer_elements > kMaxElems) l.buffer_elements = kMaxElems;
+  return l;
+}
+
+int64_t Macs(const ConvGeometry& g, int batch, int h, int w) {
+  ConvOutputShape s;
+  if (!ComputeOutputShape(g, h, w, &s).ok()) return 0;
+  const int64_t a = Elems(batch, s.out_h, s.out_w, 1);
+  const int64_t b = Elems(g.kernel_h, g.kernel_w, g.in_channels, g.out_channels);
+  if (a == 0 || b == 0) return 0;
+  return a > (int64_t{1} << 62) / b ? int64_t{1} << 62 : a * b;
+}
+
+struct Int8Pack {
+  std::unique_ptr<PackedConvInt8> ref, var;  // scalar reference, variant under test
+};
+
+template <typename T>
+bool Same(const Buffer<T>& a, const Buffer<T>& b) {
+  if (a.storage.empty() || b.storage.empty()) return a.storage.size() == b.storage.size();
+  return a.storage.size() == b.storage.size() &&
+         std::memcmp(a.storage.data(), b.storage.data(), a.storage.size() * sizeof(T)) == 0;
+}
+
+void FuzzInt8(FuzzedDataProvider& f) {
+  const ConvGeometry g = Geometry(f);
+  const Int8QuantParams q = Quant(f, g.out_channels);
+  const int64_t nw = Elems(g.out_channels, g.kernel_h, g.kernel_w, g.in_channels);
+  Buffer<int8_t> weights;
+  weights.Init(f, nw, false);
+  if (nw > kMaxWeights) {
+    // Too large to allocate: Create may only be called if it rejects before reading, which
+    // it must do for out-of-range geometry. Pass a 0-byte buffer only then.
+    if (g.kernel_h >= 1 && g.kernel_w >= 1 && g.kernel_h <= 64 && g.kernel_w <= 64 &&
+        g.stride_h >= 1 && g.stride_w >= 1 && g.stride_h <= 64 && g.stride_w <= 64 &&
+        g.in_channels >= 1 && g.out_channels >= 1 && g.in_channels <= (1 << 20) &&
+        g.out_channels <= (1 << 20) && int64_t(g.kernel_h) * g.kernel_w * g.in_channels <= (1 << 22))
+      return;  // valid but too large for the harness
+    weights.storage.assign(1, 0);
+    weights.p = weights.storage.data();
+  }
+  Buffer<int32_t> bias;
+  const bool no_bias = f.ConsumeIntegralInRange<int>(0, 7) == 0;
+  bias.Init(f, g.out_channels > 0 && g.out_channels <= 4096 ? g.out_channels : 0,
+            f.ConsumeIntegralInRange<int>(0, 31) == 0);
+  const int32_t* bias_p = no_bias ? nullptr : bias.p;
+  if (!no_bias && bias.n < g.out_channels) {
+    if (g.out_channels <= (1 << 20) && g.out_channels >= 1 && nw <= kMaxWeights) return;
+  }
+  Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
+                                        Variant::kAvx512Vnni, Variant::kNeonDotprod});
+  if (f.ConsumeIntegralInRange<int>(0, 63) == 0) variant = static_cast<Variant>(17);
+  Int8Pack pk;
+  Status s_ref = PackedConvInt8::Create(g, weights.p, bias_p, q, Variant::kScalar, &pk.ref);
+  Status s_var = PackedConvInt8::Create(g, weights.p, bias_p, q, variant, &pk.var);
+  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported &&
+      s_var.code() != StatusCode::kInvalidArgument)
+    Die("scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
+  if (!s_ref.ok()) {
+    if (pk.ref) Die("Create failed but produced a packing", s_ref);
+    return;
+  }
+  if (!pk.var) pk.var = nullptr;
+
+  const int op = f.ConsumeIntegralInRange<int>(0, 2);
+  const int batch = f.ConsumeIntegralInRange<int>(0, 7) == 0 ? Dim(f, 1, 3)
+                                                             : f.ConsumeIntegralInRange<int>(1, 2);
+  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
+  if (Macs(g, batch, h, w) > kMaxMacs) return;
+  if (op == 0) {  // generic strided Conv2DInt8
+    const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
+    const int in_off = f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels);
+    TensorLayout li = Layout(f, batch, h, w, in_total, in_off, g.in_channels);
+    ConvOutputShape os;
+    if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
+    int oh = os.out_h, ow = os.out_w;
+    if (f.ConsumeIntegralInRange<int>(0, 7) == 0) oh += f.ConsumeIntegralInRange<int>(-1, 1);
+    const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
+    const int out_off = f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels);
+    TensorLayout lo = Layout(f, batch, oh, ow, out_total, out_off, g.out_channels);
+    const bool alias = f.ConsumeIntegralInRange<int>(0, 5) == 0;
+    Buffer<int8_t> in, out_ref, out_var;
+    in.Init(f, li.buffer_elements, false);
+    if (alias) {  // in place: the output is a channel slice of the input buffer
+      lo = li;
+      lo.channel_offset = f.ConsumeIntegralInRange<int>(-1, in_total + 2);
+      lo.channels = g.out_channels;
+      lo.height = oh;
+      lo.width = ow;
+      Buffer<int8_t> in2 = in;
+      in2.p = in2.p ? in2.storage.data() : nullptr;
+      Status a = Conv2DInt8(*pk.ref, in.p, li, in.p, lo);
+      if (pk.var) {
+        Status b = Conv2DInt8(*pk.var, in2.p, li, in2.p, lo);
+        if (a.ok() != b.ok()) Die("in-place: scalar/variant status differ", a.ok() ? b : a);
+        if (a.ok() && !Same(in, in2)) Die("in-place: variant output differs from scalar", a);
+      }
+      return;
+    }
+    out_ref.Init(f, lo.buffer_elements, false);
+    out_var = out_ref;
+    out_var.p = out_var.p ? out_var.storage.data() : nullptr;
+    const Buffer<int8_t> before = out_ref;
+    Status a = Conv2DInt8(*pk.ref, in.p, li, out_ref.p, lo);
+    if (!a.ok() && !Same(out_ref, before)) Die("rejected call wrote its output", a);
+    if (pk.var) {
+      Status b = Conv2DInt8(*pk.var, in.p, li, out_var.p, lo);
+      if (a.ok() != b.ok()) Die("scalar/variant status differ", a.ok() ? b : a);
+      if (a.ok() && !Same(out_ref, out_var)) Die("variant output differs from scalar", a);
+    }
+  } else if (op == 1) {  // CspPartialConvInt8
+    int c_skip = f.ConsumeIntegralInRange<int>(0, 3) == 0 ? Dim(f, 0, 12)
+                                                           : f.ConsumeIntegralInRange<int>(0, 12);
+    int channels = static_cast<int>(std::min<int64_t>(int64_t{c_skip} + g.in_channels, INT32_MAX));
+    if (f.ConsumeIntegralInRange<int>(0, 7) == 0) channels = Dim(f, 1, 30);
+    const int64_t nx = Elems(batch, h, w, channels);
+    if (nx > kMaxElems) return;  // the API has no x size: the harness must provide all of it
+    Buffer<int8_t> x, out_ref, out_var;
+    x.Init(f, nx, false);
+    int64_t need = Elems(batch, h, w, int64_t(c_skip) + g.out_channels);
+    int64_t out_elems = need + (f.ConsumeIntegralInRange<int>(0, 5) == 0
+                                    ? f.ConsumeIntegralInRange<int>(-4, 4) : 0);
+    out_ref.Init(f, out_elems, false);
+    out_var = out_ref;
+    out_var.p = out_var.p ? out_var.storage.data() : nullptr;
+    const Buffer<int8_t> before = out_ref;
+    const auto order = f.ConsumeIntegralInRange<int>(0, 31) == 0
+                           ? static_cast<ConcatOrder>(2)
+                           : (f.ConsumeBool() ? ConcatOrder::kSkipLast : ConcatOrder::kSkipFirst);
+    Status a = CspPartialConvInt8(*pk.ref, x.p, batch, h, w, channels, c_skip, out_ref.p,
+                                  out_ref.n, order);
+    if (!a.ok() && !Same(out_ref, before)) Die("rejected CSP call wrote its output", a);
+    if (pk.var) {
+      Status b = CspPartialConvInt8(*pk.var, x.p, batch, h, w, channels, c_skip, out_var.p,
+                                    out_var.n, order);
+      if (a.ok() != b.ok()) Die("CSP: scalar/variant status differ", a.ok() ? b : a);
+      if (a.ok() && !Same(out_ref, out_var)) Die("CSP: variant output differs from scalar", a);
+    }
+  } else {  // DenseAppendInt8
+    int block_channels = g.in_channels + g.out_channels + f.ConsumeIntegralInRange<int>(0, 6);
+    if (f.ConsumeIntegralInRange<int>(0, 7) == 0) block_channels = Dim(f, 1, 40);
+    int in_off = f.ConsumeIntegralInRange<int>(0, 3) == 0 ? Dim(f, 0, 20)
+                                                          : f.ConsumeIntegralInRange<int>(0, 8);
+    int out_off = f.ConsumeIntegralInRange<int>(0, 3) == 0 ? Dim(f, 0, 40)
+                      : static_cast<int>(std::min<int64_t>(int64_t{in_off} + g.in_channels, INT32_MAX));
+    const int64_t nb = Elems(batch, h, w, block_channels);
+    if (nb > kMaxElems) return;
+    Buffer<int8_t> blk;
+    blk.Init(f, nb, false);
+    Buffer<int8_t> blk2 = blk;
+    blk2.p = blk2.p ? blk2.storage.data() : nullptr;
+    const Buffer<int8_t> before = blk;
+    Status a = DenseAppendInt8(*pk.ref, blk.p, batch, h, w, block_channels, in_off, out_off);
+    if (!a.ok() && !Same(blk, before)) Die("rejected dense append wrote its block", a);
+    if (pk.var) {
+      Status b = DenseAppendInt8(*pk.var, blk2.p, batch, h, w, block_channels, in_off, out_off);
+      if (a.ok() != b.ok()) Die("dense: scalar/variant status differ", a.ok() ? b : a);
+      if (a.ok() && !Same(blk, blk2)) Die("dense: variant output differs from scalar", a);
+    }
+  }
+}
+
+void FuzzF32(FuzzedDataProvider& f) {
+  const ConvGeometry g = Geometry(f);
+  const int64_t nw = Elems(g.out_channels, g.kernel_h, g.kernel_w, g.in_channels);
+  if (nw > kMaxWeights) return;
+  Buffer<float> weights, bias;
+  weights.Init(f, nw, f.ConsumeIntegralInRange<int>(0, 31) == 0);
+  bias.Init(f, g.out_channels > 0 ? g.out_channels : 0, f.ConsumeIntegralInRange<int>(0, 31) == 0);
+  if (nw == 0 && weights.p) return;
+  float lo = f.ConsumeFloatingPoint<float>(), hi = f.ConsumeFloatingPoint<float>();
+  if (f.ConsumeBool()) { lo = -3.4e38f; hi = 3.4e38f; }
+  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
+                                              Variant::kAvx512Vnni, Variant::kNeonDotprod});
+  std::unique_ptr<PackedConvF32> p;
+  Status s = PackedConvF32::Create(g, weights.p, f.ConsumeBool() ? nullptr : bias.p, lo, hi,
+                                   variant, &p);
+  if (!s.ok()) return;
+  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
+  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
+  if (Macs(g, batch, h, w) > kMaxMacs) return;
+  const int op = f.ConsumeIntegralInRange<int>(0, 2);
+  if (op == 0) {
+    const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 3);
+    TensorLayout li = Layout(f, batch, h, w, in_total, in_total - g.in_channels, g.in_channels);
+    ConvOutputShape os;
+    if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
+    TensorLayout lo2 = Layout(f, batch, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
+    Buffer<float> in, out;
+    in.Init(f, li.buffer_elements, f.ConsumeIntegralInRange<int>(0, 31) == 0);
+    out.Init(f, lo2.buffer_elements, f.ConsumeIntegralInRange<int>(0, 31) == 0);
+    (void)Conv2DF32(*p, in.p, li, out.p, lo2);
+  } else if (op == 1) {
+    const int c_skip = f.ConsumeIntegralInRange<int>(-1, 8);
+    const int channels = c_skip + g.in_channels;
+    const int64_t nx = Elems(batch, h, w, channels);
+    if (nx > kMaxElems) return;
+    Buffer<float> x, out;
+    x.Init(f, nx, false);
+    out.Init(f, Elems(batch, h, w, int64_t(c_skip) + g.out_channels) +
+                    f.ConsumeIntegralInRange<int>(-2, 2), false);
+    (void)CspPartialConvF32(*p, x.p, batch, h, w, channels, c_skip, out.p, out.n,
+                            f.ConsumeBool() ? ConcatOrder::kSkipLast : ConcatOrder::kSkipFirst);
+  } else {
+    const int block_channels = g.in_channels + g.out_channels + f.ConsumeIntegralInRange<int>(-2, 4);
+    const int in_off = f.ConsumeIntegralInRange<int>(-1, 4);
+    const int out_off = f.ConsumeBool() ? in_off + g.in_channels : f.ConsumeIntegralInRange<int>(-1, 30);
+    const int64_t nb = Elems(batch, h, w, block_channels);
+    if (nb > kMaxElems) return;
+    Buffer<float> blk;
+    blk.Init(f, nb, false);
+    (void)DenseAppendF32(*p, blk.p, batch, h, w, block_channels, in_off, out_off);
+  }
+}
+
+void FuzzHelpers(FuzzedDataProvider& f) {
+  const ConvGeometry g = Geometry(f);
+  ConvOutputShape s;
+  (void)ComputeOutputShape(g, Dim(f, 1, 100), Dim(f, 1, 100), &s);
+  const int oc = f.ConsumeIntegralInRange<int>(-1, 40);
+  std::vector<float> fs(oc > 0 ? oc : 0);
+  for (auto& v : fs) v = f.ConsumeFloatingPoint<float>();
+  Int8QuantParams q;
+  (void)MakeInt8QuantParams(f.ConsumeFloatingPoint<float>(), f.ConsumeIntegral<int32_t>(),
+                            fs.empty() ? nullptr : fs.data(), oc, f.ConsumeFloatingPoint<float>(),
+                            f.ConsumeIntegral<int32_t>(), -128, 127, &q);
+  int32_t amin = 0, amax = 0;
+  const auto act = f.PickValueInArray({Activation::kNone, Activation::kRelu, Activation::kRelu6});
+  Int8ActivationRange(act, f.ConsumeFloatingPoint<float>(), f.ConsumeIntegralInRange<int32_t>(-128, 127),
+                      &amin, &amax);
+  Variant v;
+  (void)ParseVariant(f.ConsumeRandomLengthString(16), &v);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider f(data, size);
+  switch (f.ConsumeIntegralInRange<int>(0, 7)) {
+    case 0: FuzzHelpers(f); break;
+    case 1:
+    case 2: FuzzF32(f); break;
+    default: FuzzInt8(f); break;
+  }
+  return 0;
+}

@@ -1,0 +1,95 @@
+"""Regenerates the seed corpora in hardening/fuzz/corpus/ from models the package produces.
+
+  python3 hardening/fuzz/make_seeds.py
+
+corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
+                        conv / split / conv-first / dense-block patterns, and their fused
+                        versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock)
+corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
+                        KcspTestAffine test op), prefixed with the 3 header bytes
+                        fuzz_custom_options.cc reads: [op selector][shape][perturbation]
+"""
+import os
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2}
+
+
+def main():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from keras_csp.tflite import fuse
+    from keras_csp.tflite import testing as T
+    from keras_csp.tflite.graph import Graph
+
+    tdir = os.path.join(HERE, "corpus", "tflite")
+    odir = os.path.join(HERE, "corpus", "custom_options")
+    os.makedirs(tdir, exist_ok=True)
+    os.makedirs(odir, exist_ok=True)
+    import tensorflow as tf
+
+    L = tf.keras.layers
+
+    def keras_model(name, shape, body):
+        tf.keras.utils.set_random_seed(0)
+        inp = tf.keras.Input(shape)
+        return name, tf.keras.Model(inp, body(inp)), shape
+
+    def partial(x, c_skip=2, cout=4, k=3, act="relu", first=True, split=False):
+        c = x.shape[-1]
+        if split:
+            s, r = L.Lambda(lambda t: tf.split(t, [c_skip, c - c_skip], axis=-1))(x)
+        else:
+            s, r = x[..., :c_skip], x[..., c_skip:]
+        y = L.Conv2D(cout, k, padding="same", activation=act)(r)
+        return L.Concatenate()([s, y] if first else [y, s])
+
+    def dense(x, layers=2, growth=2, bottleneck=True):
+        for _ in range(layers):
+            y = L.Conv2D(2 * growth, 1, activation="relu")(x) if bottleneck else x
+            x = L.Concatenate()([x, L.Conv2D(growth, 3, padding="same", activation="relu")(y)])
+        return x
+
+    # Tiny graphs (no classifier head, metadata or signatures stripped): parsing cost per
+    # fuzz input is dominated by the flatbuffers object API, so small seeds = fast fuzzing.
+    models = [
+        keras_model("partial", (3, 3, 5), lambda x: partial(x)),
+        keras_model("partial_1x1_2stage", (3, 3, 4),
+                    lambda x: partial(partial(x, 2, 2, 1), 2, 3, 1)),
+        keras_model("split_convfirst_relu6", (3, 3, 5),
+                    lambda x: partial(x, 3, 2, act="relu6", first=False, split=True)),
+        keras_model("dense", (3, 3, 3), lambda x: dense(x)),
+        keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))
+        for name, model, shape in models:
+            src = os.path.join(tdir, name + ".tflite")
+            T._convert_int8(model, shape, src)
+            g = Graph.load(src)
+            g.model.metadata = []
+            g.model.signatureDefs = []
+            g.model.description = None
+            g.remove_unused()
+            g.save(src)
+            rep = fuse(src, os.path.join(tdir, name + "_fused.tflite"), verify=False)
+            assert rep["fused_ops"] >= 1, (name, rep)
+    n = 0
+    for f in sorted(os.listdir(tdir)):
+        g = Graph.load(os.path.join(tdir, f))
+        for i, op in enumerate(g.ops()):
+            code = g.model.operatorCodes[op.opcodeIndex]
+            cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+            if cc in OPS and op.customOptions is not None:
+                data = bytes(bytearray(op.customOptions))
+                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10)):
+                    with open(os.path.join(odir, f"{f[:-7]}_op{i}_{hdr[1]:02x}"), "wb") as fh:
+                        fh.write(bytes(hdr) + data)
+                    n += 1
+    total = sum(os.path.getsize(os.path.join(d, f)) for d in (tdir, odir) for f in os.listdir(d))
+    print(f"{len(os.listdir(tdir))} models, {n} option seeds, {total / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
