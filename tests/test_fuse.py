@@ -153,6 +153,7 @@ def test_fused_model_without_our_runtime_fails_with_litert_message(partial, tmp)
     ("padding", 7, "padding must be"),
     ("act_min", 200, "activation range"),
     ("node", 5, "no initialized node with id 0"),
+    ("requantization", "fp32", "requantization 'fp32' is not supported"),
 ])
 def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, msg):
     out = tmp / "p3.tflite"
@@ -180,3 +181,5 @@ def test_cli(partial, tmp):
     assert "speedup" in r.output
     r = CliRunner().invoke(cli, ["fuse", str(tmp / "missing.tflite"), str(out)])
     assert r.exit_code != 0
+    r = CliRunner().invoke(cli, ["inspect-runtime"])
+    assert r.exit_code == 0 and "CspPartialConv" in r.output and "(tested)" in r.output

@@ -132,6 +132,13 @@ struct ConvSpec {
               "channel counts out of range");
       Require(OptInt(m, "dilation_h", 1) == 1 && OptInt(m, "dilation_w", 1) == 1,
               "dilated convolutions are not supported");
+      if (Ref rq = m.Get("requantization"); !rq.IsNull()) {
+        std::string mode = rq.AsString();
+        Require(mode == "fixed_point",
+                "requantization '" + mode + "' is not supported by the keras_csp kernels (they "
+                "implement TFLite's fixed-point requantization; XNNPACK-compatible 'fp32' "
+                "rounding needs kernel support)");
+      }
       quant.input_zero_point = static_cast<int32_t>(ReqInt(m, "input_zero_point"));
       quant.output_zero_point = static_cast<int32_t>(ReqInt(m, "output_zero_point"));
       Require(quant.input_zero_point >= -128 && quant.input_zero_point <= 127,
