@@ -111,7 +111,7 @@ def quantize_scope():
 
 def unsupported_layers(model):
     """[(layer name, class name)] of layers neither tfmot's default 8-bit registry nor we can quantize."""
-    tfmot = _tfmot()
+    _tfmot()
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as reg)
     registry = reg.Default8BitQuantizeRegistry()
@@ -137,7 +137,6 @@ def unsupported_layers(model):
             ok = False
         if not ok:
             bad.append((layer.name, type(layer).__name__))
-    del tfmot
     return bad
 
 

@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from . import backend
 from .backend import keras
 
 SPEC_FILE = "model.json"
@@ -169,7 +168,6 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
     Bundled `dataset` ("digits") or an image folder `data_dir`. Adam with cosine decay, sparse
     categorical cross-entropy, random-shift augmentation, best checkpoint by validation accuracy.
     """
-    import tensorflow as tf
     from .data import load_dataset, load_image_folder, make_tf_dataset
     keras.utils.set_random_seed(seed)
     strat = select_strategy(strategy)
@@ -210,7 +208,8 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
         ckpt = os.path.join(out, "checkpoints", "ckpt.weights.h5")
         callbacks.append(keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True,
                                                          save_weights_only=True))
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                     shuffle=False)  # the tf.data pipeline shuffles
     if ckpt and os.path.exists(ckpt):
         model.load_weights(ckpt)
     train_seconds = time.time() - t0
@@ -229,5 +228,4 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
         save_model(model, out, spec)
         with open(os.path.join(out, "report.json"), "w") as f:
             json.dump(report, f, indent=1)
-    del tf
     return model, report

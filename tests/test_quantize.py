@@ -36,10 +36,7 @@ def graph_audits(tmp_path_factory):
                       for g in groups]
             data = Q.convert_int8(qat, ds.x_train, "int8", "int8", qat=True)
             open(r"{d}/" + name + ".tflite", "wb").write(data)
-            keras_pred = qat.predict(ds.x_test, verbose=0)
-            lite_pred = Q.tflite_predict(data, ds.x_test)
-            res[name] = {{"groups": [g["layers"] for g in groups], "ranges": ranges,
-                          "agree": float(np.mean(keras_pred.argmax(-1) == lite_pred.argmax(-1)))}}
+            res[name] = {{"groups": [g["layers"] for g in groups], "ranges": ranges}}
         # I/O variants, on one small CSP stage
         from keras_csp.layers import blocks
         inp = keras.Input((32, 32, 3))
@@ -90,8 +87,6 @@ def test_qat_int8_graph_has_no_requantize_ops(graph_audits, name):
     info = res[name]
     assert info["groups"] and all(len(r) == 1 for r in info["ranges"]), info["ranges"]
     assert any(any(n.endswith("_csp_concat") for n in g) for g in info["groups"])
-    # the int8 model computes what the QAT model simulates
-    assert info["agree"] >= 0.9
 
 
 def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):
@@ -138,6 +133,8 @@ def test_pipeline_report_and_accuracy_on_real_test_split(pipeline):
     # 10 classes: chance is 10%; CI-sized training already gives far more
     assert rep["float_accuracy"] > 0.5 and rep["ptq_accuracy"] > 0.5 and rep["qat_accuracy"] > 0.5, rep
     assert rep["qat_accuracy"] >= rep["float_accuracy"] - 0.05, rep
+    # the int8 model computes what the QAT model simulates
+    assert abs(rep["qat_accuracy"] - rep["qat_keras_accuracy"]) <= 0.02, rep
     assert rep["ops"]["CONV_2D"] == 16 and "QUANTIZE" not in rep["ops"]
     assert rep["inner_quantize_ops"] == 0 and rep["concat_scale_mismatches"] == 0
     assert rep["ptq_inner_quantize_ops"] > 0          # the PTQ baseline requantizes around the CSP splits
