@@ -30,8 +30,11 @@ constexpr int kNR = 16;
 #define KCSP_CHUNK_BYTES (96 * 1024)
 #endif
 constexpr int64_t kChunkBytes = KCSP_CHUNK_BYTES;
-// Per output-channel block: bias, multiplier, left shift, right shift (16 x int32 each).
-constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
+// Per output-channel block, 16 x int32 each: bias, multiplier, multiplier of the odd lanes moved
+// to the even positions (for vpmuldq), left shift, right shift, (1 << right shift) - 1, and that
+// mask >> 1 (the rounding threshold).
+enum ParamRow { kBias = 0, kMult, kMultOdd, kLeftShift, kRightShift, kMask, kHalf, kParamRows };
+constexpr size_t kParamBytes = kParamRows * kNR * sizeof(int32_t);
 
 inline size_t BlockBytes(const PackedConvInt8& w) {
   const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
@@ -40,29 +43,30 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 
 struct RequantConsts {
   __m256i zp, mn, mx;
+  bool left_shift;  // some channel has a positive shift (effective scale >= 1)
   __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
 };
 
+inline __m256i Row(const int32_t* prm, int row, int half) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + row * kNR + half * 8));
+}
+
 inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
-  const __m256i bias = _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + half * 8));
-  const __m256i mult = _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + 16 + half * 8));
-  const __m256i lsh = _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + 32 + half * 8));
-  const __m256i rsh = _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + 48 + half * 8));
-  __m256i x = _mm256_sllv_epi32(_mm256_add_epi32(acc, bias), lsh);
+  __m256i x = _mm256_add_epi32(acc, Row(prm, kBias, half));
+  if (c.left_shift) x = _mm256_sllv_epi32(x, Row(prm, kLeftShift, half));
   // SaturatingRoundingDoublingHighMul: floor((x * m + 2^30) / 2^31) (m >= 0, no saturation case).
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
-  __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, mult), nudge);
+  __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, Row(prm, kMult, half)), nudge);
   __m256i odd = _mm256_add_epi64(
-      _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32)), nudge);
+      _mm256_mul_epi32(_mm256_srli_epi64(x, 32), Row(prm, kMultOdd, half)), nudge);
   even = _mm256_srli_epi64(even, 31);
   odd = _mm256_slli_epi64(odd, 1);
   const __m256i h = _mm256_blend_epi32(even, odd, 0xAA);
-  // RoundingDivideByPOT: round half away from zero.
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
-  const __m256i rem = _mm256_and_si256(h, mask);
+  // RoundingDivideByPOT: ties away from zero (reference) or up (optimized TFLite).
+  const __m256i rsh = Row(prm, kRightShift, half);
+  const __m256i rem = _mm256_and_si256(h, Row(prm, kMask, half));
   const __m256i thr = _mm256_sub_epi32(
-      _mm256_srli_epi32(mask, 1),
+      Row(prm, kHalf, half),
       _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), h), c.away));
   __m256i r = _mm256_sub_epi32(_mm256_srav_epi32(h, rsh), _mm256_cmpgt_epi32(rem, thr));
   r = _mm256_add_epi32(r, c.zp);
@@ -139,10 +143,15 @@ Status PackInt8Avx2(PackedConvInt8* w) {
     for (int j = 0; j < kNR; ++j) {
       const int oc = bi * kNR + j;
       if (oc >= g.out_channels) continue;
-      prm[j] = w->bias_[oc];
-      prm[16 + j] = w->quant_.output_multiplier[oc];
-      prm[32 + j] = w->left_shift_[oc];
-      prm[48 + j] = w->right_shift_[oc];
+      const int32_t rs = w->right_shift_[oc];
+      const int32_t mask = static_cast<int32_t>((int64_t{1} << rs) - 1);
+      prm[kBias * kNR + j] = w->bias_[oc];
+      prm[kMult * kNR + j] = w->quant_.output_multiplier[oc];
+      if (j % 2 == 1) prm[kMultOdd * kNR + j - 1] = w->quant_.output_multiplier[oc];
+      prm[kLeftShift * kNR + j] = w->left_shift_[oc];
+      prm[kRightShift * kNR + j] = rs;
+      prm[kMask * kNR + j] = mask;
+      prm[kHalf * kNR + j] = mask >> 1;
       for (int t = 0; t < taps; ++t)
         for (int k = 0; k < g.in_channels; ++k)
           wp[((static_cast<size_t>(t) * kp2 + k / 2) * kNR + j) * 2 + (k % 2)] =
@@ -172,6 +181,8 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   c.mn = _mm256_set1_epi32(w.quant_.act_min);
   c.mx = _mm256_set1_epi32(w.quant_.act_max);
   c.away = _mm256_set1_epi32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
+  c.left_shift = false;
+  for (int s : w.left_shift_) c.left_shift = c.left_shift || s > 0;
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;
@@ -179,27 +190,34 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   // Pixel chunks whose staged input (~taps * cp int16 per pixel) stays in L2 while every
   // output-channel block (weights in L1) sweeps over them.
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * 2;
-  const int chunk = std::max<int>(kMR, static_cast<int>(std::min<int64_t>(pixels, (kChunkBytes / per_pixel) / kMR * kMR)));
+  constexpr int kMaxChunk = 1020;  // multiple of kMR; bounds the pointer tables below
+  const int chunk = std::min(kMaxChunk, std::max<int>(kMR, static_cast<int>(std::min<int64_t>(
+                                                               pixels, (kChunkBytes / per_pixel) / kMR * kMR))));
+  const int16_t* a_ptr[kMaxChunk + kMR];
+  int8_t* o_ptr[kMaxChunk + kMR];
   for (int b = 0; b < p.batch; ++b) {
     const int16_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
     for (int c0 = 0; c0 < pixels; c0 += chunk) {
       const int c1 = std::min(pixels, c0 + chunk);
+      // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep).
+      // Padded to a multiple of kMR by repeating the last pixel (its results are not stored).
+      const int cn = c1 - c0;
+      for (int i = 0; i < RoundUp(cn, kMR); ++i) {
+        const int pix = c0 + std::min(i, cn - 1);
+        const int oy = pix / p.out_w, ox = pix % p.out_w;
+        a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                   p.out.channel_offset;
+      }
       for (int bi = 0; bi < blocks; ++bi) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
         const int n = std::min(kNR, g.out_channels - bi * kNR);
-        for (int p0 = c0; p0 < c1; p0 += kMR) {
-          const int m = std::min(kMR, c1 - p0);
-          const int16_t* a[kMR];
+        for (int i0 = 0; i0 < cn; i0 += kMR) {
           int8_t* o[kMR];
-          for (int i = 0; i < kMR; ++i) {
-            const int pix = p0 + std::min(i, m - 1);
-            const int oy = pix / p.out_w, ox = pix % p.out_w;
-            a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-            o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                   p.out.channel_offset + bi * kNR;
-          }
-          KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+          for (int i = 0; i < kMR; ++i) o[i] = o_ptr[i0 + i] + bi * kNR;
+          KernelMx16<kMR>(std::min(kMR, cn - i0), a_ptr + i0, tap_off, taps, kp2, wp, prm,
+                          c, o, n);
         }
       }
     }
