@@ -300,7 +300,11 @@ def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat
     `input_type` / `output_type`: "int8" | "uint8" | "float32".
     """
     import tensorflow as tf
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    # A frozen concrete function, not `from_keras_model`: that exports a SavedModel first, which for a
+    # tfmot model retraces every layer and takes most of the conversion time.
+    spec = tf.TensorSpec([None] + list(model.input_shape[1:]), tf.float32, name="image")
+    func = tf.function(lambda image: model(image, training=False)).get_concrete_function(spec)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([func])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if x_calib is not None:
         # QAT ranges come from the fake-quant nodes; a few samples satisfy the converter's int8 checks.
