@@ -38,6 +38,7 @@ Notes (LiteRT 2.3.0, the tested release):
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,6 +176,7 @@ class Model:
             )
         except RuntimeError as e:
             raise _classify(str(e))(str(e)) from None
+        self._lock = threading.RLock()  # run() = set inputs + invoke + read outputs, atomically
         self._inputs = [self._details(d) for d in self._r.inputs()]
         self._outputs = [self._details(d) for d in self._r.outputs()]
 
@@ -245,9 +247,10 @@ class Model:
 
     def run(self, *inputs) -> list[np.ndarray]:
         """Runs one inference: positional numpy arrays (or one dict name -> array)."""
-        self.set_inputs(*inputs)
-        self.invoke()
-        return self.outputs()
+        with self._lock:
+            self.set_inputs(*inputs)
+            self.invoke()
+            return self.outputs()
 
     __call__ = run
 
@@ -255,12 +258,13 @@ class Model:
         """Latencies (ms) of `runs` invocations after `warmup` untimed ones.
 
         Uses `inputs` if given, else the current inputs (zeros if never set)."""
-        if inputs is not None:
-            self.set_inputs(*inputs)
-        try:
-            return list(self._r.benchmark(int(runs), int(warmup)))
-        except RuntimeError as e:
-            raise RuntimeError_(str(e)) from None
+        with self._lock:
+            if inputs is not None:
+                self.set_inputs(*inputs)
+            try:
+                return list(self._r.benchmark(int(runs), int(warmup)))
+            except RuntimeError as e:
+                raise RuntimeError_(str(e)) from None
 
     # ---- per-op timing ----
     def profile(self) -> list[dict]:

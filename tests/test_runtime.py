@@ -204,3 +204,22 @@ def test_benchmark_and_timing(int8_model):
     assert m.custom_op_stats() == []
     with pytest.raises(rt.RuntimeError_, match="profiling is not enabled"):
         m.profile()
+
+
+def test_concurrent_runs_from_threads(affine):
+    import threading
+
+    m = rt.Model(affine)
+    errors = []
+
+    def work(k):
+        x = np.full((1, 4), float(k), np.float32)
+        for _ in range(50):
+            (y,) = m.run(x)
+            if not np.array_equal(y, x * 2 + 0.5):
+                errors.append(k)
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert errors == []

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <mutex>
 #include <stdexcept>
 
 #include "custom_ops.h"
@@ -77,7 +78,13 @@ class PyRunner {
     }
     size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
     std::string err;
-    if (!runner_->SetInput(i, info.ptr, bytes, &err)) throw std::runtime_error(err);
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
+      ok = runner_->SetInput(i, info.ptr, bytes, &err);
+    }
+    if (!ok) throw std::runtime_error(err);
   }
 
   void Invoke() {
@@ -85,6 +92,7 @@ class PyRunner {
     bool ok;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
       ok = runner_->Invoke(&err);
     }
     if (!ok) throw std::runtime_error(err);
@@ -94,7 +102,13 @@ class PyRunner {
     py::buffer_info info = b.request(/*writable=*/true);
     size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
     std::string err;
-    if (!runner_->GetOutput(i, info.ptr, bytes, &err)) throw std::runtime_error(err);
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
+      ok = runner_->GetOutput(i, info.ptr, bytes, &err);
+    }
+    if (!ok) throw std::runtime_error(err);
   }
 
   std::vector<double> Benchmark(int runs, int warmup) {
@@ -103,6 +117,7 @@ class PyRunner {
     bool ok;
     {
       py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
       ok = runner_->Benchmark(runs, warmup, &lat, &err);
     }
     if (!ok) throw std::runtime_error(err);
@@ -149,6 +164,7 @@ class PyRunner {
 
  private:
   std::unique_ptr<Runner> runner_;
+  std::mutex mu_;  // one LiteRT compiled model: serialize calls from Python threads
 };
 
 }  // namespace
