@@ -206,6 +206,7 @@ void* Scratch(size_t bytes) {
     ~Buf() { std::free(p); }
   };
   thread_local Buf buf;
+  if (bytes == 0) bytes = 64;
   if (bytes > buf.n) {
     std::free(buf.p);
     buf.p = nullptr;
@@ -215,7 +216,7 @@ void* Scratch(size_t bytes) {
     if (buf.p == nullptr) return nullptr;
     buf.n = rounded;
   }
-  return buf.p != nullptr ? buf.p : std::aligned_alloc(64, 64);
+  return buf.p;
 }
 
 void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias) {
@@ -349,9 +350,34 @@ Status MakeProblem(const P& w, const T* in, const TensorLayout& li, const T* out
 
 }  // namespace
 
+namespace {
+template <typename F>
+Status NoThrow(F f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
+  } catch (...) {
+    return Status::Error(StatusCode::kInvalidArgument, "unexpected exception");
+  }
+}
+}  // namespace
+
 Status PackedConvInt8::Create(const ConvGeometry& geometry, const int8_t* weights,
                               const int32_t* bias, const Int8QuantParams& quant, Variant variant,
                               std::unique_ptr<PackedConvInt8>* out) {
+  return NoThrow([&] { return CreateImpl(geometry, weights, bias, quant, variant, out); });
+}
+
+Status PackedConvF32::Create(const ConvGeometry& geometry, const float* weights, const float* bias,
+                             float act_min, float act_max, Variant variant,
+                             std::unique_ptr<PackedConvF32>* out) {
+  return NoThrow([&] { return CreateImpl(geometry, weights, bias, act_min, act_max, variant, out); });
+}
+
+Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* weights,
+                                  const int32_t* bias, const Int8QuantParams& quant,
+                                  Variant variant, std::unique_ptr<PackedConvInt8>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
   if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
   if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
@@ -408,9 +434,9 @@ Status PackedConvInt8::Create(const ConvGeometry& geometry, const int8_t* weight
   return Status::Ok();
 }
 
-Status PackedConvF32::Create(const ConvGeometry& geometry, const float* weights, const float* bias,
-                             float act_min, float act_max, Variant variant,
-                             std::unique_ptr<PackedConvF32>* out) {
+Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weights,
+                                 const float* bias, float act_min, float act_max, Variant variant,
+                                 std::unique_ptr<PackedConvF32>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
   if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
   if (reinterpret_cast<uintptr_t>(weights) % alignof(float) != 0 ||

@@ -113,6 +113,9 @@ class PackedConvInt8 {
                        std::unique_ptr<PackedConvInt8>* out);
   const ConvGeometry& geometry() const { return geometry_; }
   const Int8QuantParams& quant() const { return quant_; }
+  // Create() without the bad_alloc guard.
+  static Status CreateImpl(const ConvGeometry&, const int8_t*, const int32_t*,
+                           const Int8QuantParams&, Variant, std::unique_ptr<PackedConvInt8>*);
   Variant variant() const { return variant_; }
 
   // Implementation data (read by the variant kernels).
@@ -138,6 +141,8 @@ class PackedConvF32 {
                        std::unique_ptr<PackedConvF32>* out);
   const ConvGeometry& geometry() const { return geometry_; }
   Variant variant() const { return variant_; }
+  static Status CreateImpl(const ConvGeometry&, const float*, const float*, float, float, Variant,
+                           std::unique_ptr<PackedConvF32>*);
 
   ConvGeometry geometry_;
   float act_min_ = -3.4e38f, act_max_ = 3.4e38f;
