@@ -47,6 +47,17 @@ def graph_audits(tmp_path_factory):
         Q.calibrate(small, ds.x_train)
         data = Q.convert_int8(small, ds.x_train, "uint8", "float32", qat=True)
         open(r"{d}/uint8_float.tflite", "wb").write(data)
+        # CrossChannelPooling (maxout) and MaxPooling are pass-through too
+        from keras_csp.layers import CrossChannelPooling
+        inp = keras.Input((32, 32, 3))
+        x = blocks.conv_bn_act(inp, 16, 3, "c1")
+        x = CrossChannelPooling(2, spatial_pool=2, name="maxout")(x)
+        x = keras.layers.Concatenate(name="cat")([x, blocks.conv_bn_act(x, 8, 1, "c2")])
+        x = blocks.conv_bn_act(x, 8, 3, "c3")
+        x = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+        maxout = Q.quantize_model(keras.Model(inp, x))
+        Q.calibrate(maxout, ds.x_train)
+        open(r"{d}/maxout.tflite", "wb").write(Q.convert_int8(maxout, ds.x_train, qat=True))
         # unsupported layers
         inp = keras.Input((8, 8, 3))
         x = keras.layers.Conv2D(4, 3, name="ok_conv")(inp)
@@ -96,6 +107,18 @@ def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):
     assert audit.io_types() == (["uint8"], ["float32"])
     assert audit.inner_quantize_ops() == []
     assert sorted(op.op for op in audit.boundary_quantize_ops()) == ["DEQUANTIZE", "QUANTIZE"]
+
+
+def test_cross_channel_pooling_keeps_the_scale(graph_audits):
+    from keras_csp.inspect_tflite import inspect_tflite
+    d, _ = graph_audits
+    audit = inspect_tflite(str(d / "maxout.tflite"))
+    counts = audit.op_counts()
+    assert counts.get("MAXIMUM") == 1 and counts.get("MAX_POOL_2D") == 1, counts
+    assert audit.inner_quantize_ops() == [] and audit.concat_scale_mismatches() == []
+    maximum = next(op for op in audit.ops if op.op == "MAXIMUM")
+    scales = {audit.tensors[i].scale[0] for i in maximum.inputs + maximum.outputs}
+    assert len(scales) == 1
 
 
 def test_unsupported_layer_error_names_the_layer(graph_audits):
