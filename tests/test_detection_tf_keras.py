@@ -18,10 +18,8 @@ def test_detector_weights_travel_to_tf_keras(python_subprocess, tmp_path):
         assert LEGACY
         from keras_csp.models import create_model
         from keras_csp.detection.export import load_weights_npz
-        from keras_csp.detection import TINY_DETECTORS
-        for name in TINY_DETECTORS:
-            m = create_model(name, input_shape=(64, 64, 3), num_classes=4)
-            assert [tuple(o.shape) for o in m.outputs] == [(None, 8, 8, 3, 9), (None, 4, 4, 3, 9), (None, 2, 2, 3, 9)]
+        m = create_model("peleenet_tiny_prn", input_shape=(64, 64, 3), num_classes=4)
+        assert [tuple(o.shape) for o in m.outputs] == [(None, 8, 8, 3, 9), (None, 4, 4, 3, 9), (None, 2, 2, 3, 9)]
         m = load_weights_npz(create_model("csppeleenet_tiny_efm", input_shape=(64, 64, 3)), r"{tmp_path}/w.npz")
         y = m.predict(np.load(r"{tmp_path}/x.npy"), verbose=0)[0]
         np.testing.assert_allclose(y, np.load(r"{tmp_path}/y.npy"), rtol=1e-4, atol=1e-4)
