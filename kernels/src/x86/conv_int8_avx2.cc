@@ -166,12 +166,19 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const int cp = w.k_padded_;
   const int kp2 = cp / 2;
   const int taps = g.kernel_h * g.kernel_w;
-  const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
+  // 1x1 convs (never padded) stage each pixel chunk just before it is swept, so the int16
+  // copy stays in L2 and strided convs only convert the pixels they read. Other kernels stage
+  // the whole padded image once (every input pixel is read by several taps).
+  const bool per_chunk = taps == 1;
+  constexpr int kMaxChunk = 1020;  // multiple of kMR; bounds the pointer tables below
+  const size_t elems = per_chunk ? static_cast<size_t>(kMaxChunk + kMR) * cp
+                                 : static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
   auto* buf = static_cast<int16_t*>(Scratch(elems * sizeof(int16_t)));
   if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
-  BuildPadded(p, in, buf, cp, int16_t{0}, int16_t{0},
-              [zp](int8_t v) { return static_cast<int16_t>(v - zp); });
+  if (!per_chunk)
+    BuildPadded(p, in, buf, cp, int16_t{0}, int16_t{0},
+                [zp](int8_t v) { return static_cast<int16_t>(v - zp); });
   int64_t tap_off[64 * 64];
   for (int ky = 0; ky < g.kernel_h; ++ky)
     for (int kx = 0; kx < g.kernel_w; ++kx)
@@ -190,13 +197,13 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   // Pixel chunks whose staged input (~taps * cp int16 per pixel) stays in L2 while every
   // output-channel block (weights in L1) sweeps over them.
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * 2;
-  constexpr int kMaxChunk = 1020;  // multiple of kMR; bounds the pointer tables below
   const int chunk = std::min(kMaxChunk, std::max<int>(kMR, static_cast<int>(std::min<int64_t>(
                                                                pixels, (kChunkBytes / per_pixel) / kMR * kMR))));
   const int16_t* a_ptr[kMaxChunk + kMR];
   int8_t* o_ptr[kMaxChunk + kMR];
+  const int cin = g.in_channels;
   for (int b = 0; b < p.batch; ++b) {
-    const int16_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    const int16_t* img = per_chunk ? buf : buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
     for (int c0 = 0; c0 < pixels; c0 += chunk) {
       const int c1 = std::min(pixels, c0 + chunk);
       // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep).
@@ -205,7 +212,18 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
       for (int i = 0; i < RoundUp(cn, kMR); ++i) {
         const int pix = c0 + std::min(i, cn - 1);
         const int oy = pix / p.out_w, ox = pix % p.out_w;
-        a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        if (per_chunk) {
+          int16_t* d = buf + static_cast<size_t>(i) * cp;
+          if (i < cn) {
+            const int8_t* s = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
+                              ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
+            for (int k = 0; k < cin; ++k) d[k] = static_cast<int16_t>(s[k] - zp);
+            for (int k = cin; k < cp; ++k) d[k] = 0;
+          }
+          a_ptr[i] = buf + static_cast<size_t>(std::min(i, cn - 1)) * cp;
+        } else {
+          a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        }
         o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
                    p.out.channel_offset;
       }
