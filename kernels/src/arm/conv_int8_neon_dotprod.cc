@@ -2,7 +2,8 @@
 // Raw int8 activations are staged in a padded buffer whose border holds input_zero_point, so
 //   sum((x - zp) * w) = sum(x * w) - zp * sum(w)
 // for every tap including padding; the correction is folded into the packed bias.
-// 4x16 micro-kernel, weights packed [tap][k/4][16][4]; requantization with vqrdmulh +
+// 4x16 micro-kernel (16 channels of input per 16-byte load, lane-indexed sdot), weights packed
+// [tap][k/4][16][4]; requantization with vqrdmulh +
 // rounding shift, bit-exact with TFLite's reference MultiplyByQuantizedMultiplier.
 #if defined(__aarch64__)
 #pragma GCC push_options
@@ -79,7 +80,34 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
     const int8_t* a1 = a[1] + off;
     const int8_t* a2 = a[2] + off;
     const int8_t* a3 = a[3] + off;
-    for (int k = 0; k < kp4; ++k) {
+    int k = 0;
+    // 4 groups of 4 channels at a time: one 16-byte load per pixel feeds 16 lane-indexed sdot.
+    for (; k + 4 <= kp4; k += 4) {
+      const int8x16_t b0 = vld1q_s8(a0 + 4 * k);
+      const int8x16_t b1 = vld1q_s8(a1 + 4 * k);
+      const int8x16_t b2 = vld1q_s8(a2 + 4 * k);
+      const int8x16_t b3 = vld1q_s8(a3 + 4 * k);
+#define KCSP_SDOT_LANE(L)                                                                    \
+  {                                                                                         \
+    const int8x16_t w0 = vld1q_s8(w), w1 = vld1q_s8(w + 16), w2 = vld1q_s8(w + 32),          \
+                    w3 = vld1q_s8(w + 48);                                                  \
+    w += 64;                                                                                \
+    c00 = vdotq_laneq_s32(c00, w0, b0, L); c01 = vdotq_laneq_s32(c01, w1, b0, L);            \
+    c02 = vdotq_laneq_s32(c02, w2, b0, L); c03 = vdotq_laneq_s32(c03, w3, b0, L);            \
+    c10 = vdotq_laneq_s32(c10, w0, b1, L); c11 = vdotq_laneq_s32(c11, w1, b1, L);            \
+    c12 = vdotq_laneq_s32(c12, w2, b1, L); c13 = vdotq_laneq_s32(c13, w3, b1, L);            \
+    c20 = vdotq_laneq_s32(c20, w0, b2, L); c21 = vdotq_laneq_s32(c21, w1, b2, L);            \
+    c22 = vdotq_laneq_s32(c22, w2, b2, L); c23 = vdotq_laneq_s32(c23, w3, b2, L);            \
+    c30 = vdotq_laneq_s32(c30, w0, b3, L); c31 = vdotq_laneq_s32(c31, w1, b3, L);            \
+    c32 = vdotq_laneq_s32(c32, w2, b3, L); c33 = vdotq_laneq_s32(c33, w3, b3, L);            \
+  }
+      KCSP_SDOT_LANE(0)
+      KCSP_SDOT_LANE(1)
+      KCSP_SDOT_LANE(2)
+      KCSP_SDOT_LANE(3)
+#undef KCSP_SDOT_LANE
+    }
+    for (; k < kp4; ++k) {
       const int8x16_t w0 = vld1q_s8(w);
       const int8x16_t w1 = vld1q_s8(w + 16);
       const int8x16_t w2 = vld1q_s8(w + 32);
