@@ -127,13 +127,18 @@ def _run_isolated(code, *args, timeout=300):
 def test_runtime_refuses_malformed_files(tmp):
     files = _bad_files(tmp)
     out = _run_isolated(_RUNTIME_LOAD, *files.values())
-    assert "DONE 0" in out, out  # every one refused with ModelLoadError, none crashed
-    assert out.count("could not load model") >= len(files) - 2, out
+    assert "DONE" in out, out  # no crash
+    for name, p in files.items():
+        if name == "truncated_minus_1":
+            continue  # the last byte of a flatbuffer can be padding: loading it is fine
+        assert f"REFUSED {p} could not load model" in out, (name, out)
 
 
 def test_runtime_survives_mutated_models(tmp):
     """Byte-mutated fused models (the native loader + our custom-op Init on garbage): each
-    either loads or raises ModelLoadError; the process must not crash."""
+    either loads or raises ModelLoadError; the process must not crash. (Without the Python
+    pre-check, Model(verify_file=False), 16 of these 40 files crash inside libLiteRt.so's
+    LiteRtCreateModelFromFile with SIGSEGV/SIGBUS: LiteRT 2.3 does not verify flatbuffers.)"""
     good = bytearray(open(seed("partial_fused.tflite"), "rb").read())
     rng = np.random.default_rng(7)
     paths = []
@@ -190,7 +195,7 @@ def _conv(o):
 
 
 PARTIAL_CASES = [
-    ("missing", lambda o: None, "flexbuffer: buffer too small"),
+    ("missing", lambda o: None, "invalid custom options: (flexbuffer|custom options must be a flexbuffer map)"),
     ("empty_map", lambda o: {}, "missing option 'version'"),
     ("not_a_map", lambda o: [1, 2, 3], "must be a flexbuffer map"),
     ("garbage", lambda o: b"\x01\x02\x03\x04\x05", "flexbuffer"),
@@ -204,7 +209,8 @@ PARTIAL_CASES = [
     ("dilation", _set(dilation_h=2), "dilated convolutions are not supported"),
     ("kernel", _set(kernel_h=0), "kernel size out of range"),
     ("node_key", _set(node=3), "no initialized node with id 0"),
-    ("in_channels", _set(in_channels=lambda o: o["in_channels"] + 1), r"weights shape .* inconsistent"),
+    ("in_channels", _set(in_channels=lambda o: o["in_channels"] + 1), r"conv input slice exceeds conv_src channels"),
+    ("in_channels_offset", _set(in_channels=lambda o: o["in_channels"] + 1, conv_offset=0), r"weights shape .* inconsistent"),
     ("out_channels", _set(out_channels=lambda o: o["out_channels"] + 1,
                           multipliers=lambda o: list(o["multipliers"]) + [1 << 30],
                           shifts=lambda o: list(o["shifts"]) + [0]), r"weights shape .* inconsistent"),
@@ -239,12 +245,12 @@ DENSE_CASES = [
     ("no_layers", _set(layers=None), "missing option 'layers'"),
     ("empty_layers", _set(layers=[]), "layers must have 1..4096 entries"),
     ("layer_not_vector", _set(layers=[5]), "must be a vector of 1..16 convs"),
-    ("conv_not_map", _set(layers=[[1]]), "must be a map"),
+    ("conv_not_map", _set(layers=[[1]]), "layer 0 .*must be a"),
     ("out_channels", _set(out_channels=lambda o: o["out_channels"] + 1), r"out_channels \d+ != in_channels"),
     ("in_channels", _set(in_channels=lambda o: o["in_channels"] + 1), r"in_channels \d+ != expected"),
     ("in_offset", _set(in_offset=40), "at least in_offset \\+ in_channels"),
     ("stride", _layer_conv(0, 0, stride_h=2), "must preserve the spatial size"),
-    ("weights", _layer_conv(1, 0, kernel_h=lambda c: c["kernel_h"] + 2, kernel_w=lambda c: c["kernel_w"] + 2),
+    ("weights", _layer_conv(1, 1, kernel_h=lambda c: c["kernel_h"] + 2, kernel_w=lambda c: c["kernel_w"] + 2),
      r"weights shape .* inconsistent"),
 ]
 

@@ -245,7 +245,8 @@ void FuzzInt8(FuzzedDataProvider& f) {
     ConvOutputShape os;
     if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
     int oh = os.out_h, ow = os.out_w;
-    if (f.ConsumeIntegralInRange<int>(0, 7) == 0) oh += f.ConsumeIntegralInRange<int>(-1, 1);
+    if (f.ConsumeIntegralInRange<int>(0, 7) == 0)
+      oh = static_cast<int>(std::min<int64_t>(int64_t{oh} + f.ConsumeIntegralInRange<int>(-1, 1), INT32_MAX));
     const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
     const int out_off = f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels);
     TensorLayout lo = Layout(f, batch, oh, ow, out_total, out_off, g.out_channels);
