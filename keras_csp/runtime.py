@@ -141,6 +141,21 @@ def _classify(msg: str) -> type:
     return ModelLoadError
 
 
+def _check_flatbuffer(path: str):
+    """LiteRT 2.3's LiteRtCreateModelFromFile does not verify the flatbuffer: a corrupt file can
+    crash the process (segfault / bus error inside libLiteRt.so, see hardening/README.md).
+    Parse it with the bounds-checked Python reader and check its indices first."""
+    from .tflite.graph import Graph
+
+    try:
+        Graph.load(path)
+    except Exception as e:  # any parse failure means: do not hand this file to LiteRT
+        raise ModelLoadError(
+            f"could not load model {path!r}: not a well-formed .tflite flatbuffer "
+            f"({type(e).__name__}: {e}); refused before LiteRT, whose loader does not verify "
+            "files") from None
+
+
 class Model:
     """A .tflite model compiled by LiteRT for the CPU, with keras-csp custom ops registered.
 
@@ -153,17 +168,21 @@ class Model:
       cpu_kernel_mode: "" (XNNPACK delegate, default), "builtin" or "reference" (TFLite kernels).
       litert_library / litert_version: override the library path / its version.
       allow_untested_version: run on a LiteRT outside the tested range anyway.
+      verify_file: parse + structurally check the file in Python before LiteRT loads it
+        (LiteRT's loader crashes on some corrupt files instead of returning an error).
     """
 
     def __init__(self, path, num_threads: int = 1, *, register_custom_ops: bool = True,
                  enable_profiling: bool = False, cpu_kernel_mode: str = "",
                  litert_library: str | None = None, litert_version: str | None = None,
-                 allow_untested_version: bool = False):
+                 allow_untested_version: bool = False, verify_file: bool = True):
         path = os.fspath(path)
         if not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
         if not os.path.isfile(path):
             raise ModelLoadError(f"model file not found: {path!r}")
+        if verify_file:
+            _check_flatbuffer(path)
         lib = litert_library or litert_library_path()
         version = litert_version if litert_version is not None else globals()["litert_version"]()
         self.path = path
