@@ -129,6 +129,47 @@ void TestVariantsMatchScalarInt8(int trials) {
   std::printf("int8 variant-vs-scalar comparisons: %d\n", compared);
 }
 
+// Shapes large enough for several pixel chunks per image in every variant (incl. strided 1x1).
+void TestLargeShapesInt8() {
+  struct L { int n, h, w, cin, cout, k, s; Padding pad; } cases[] = {
+      {1, 40, 41, 64, 40, 1, 1, Padding::kSame}, {2, 33, 30, 37, 19, 1, 2, Padding::kValid},
+      {1, 23, 21, 100, 33, 3, 1, Padding::kSame}, {1, 9, 9, 1030, 24, 1, 1, Padding::kSame},
+      {1, 20, 19, 70, 48, 3, 2, Padding::kSame}};
+  for (const L& l : cases) {
+    ConvGeometry g;
+    g.kernel_h = g.kernel_w = l.k;
+    g.stride_h = g.stride_w = l.s;
+    g.padding = l.pad;
+    g.in_channels = l.cin;
+    g.out_channels = l.cout;
+    ConvOutputShape os;
+    CHECK(ComputeOutputShape(g, l.h, l.w, &os).ok(), "shape");
+    std::vector<int8_t> wts(static_cast<size_t>(l.cout) * l.k * l.k * l.cin);
+    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> bias(l.cout);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    const Int8QuantParams q = RandomQuant(l.cout);
+    const int in_total = l.cin + 3, out_total = l.cout + 5;
+    std::vector<int8_t> in(static_cast<size_t>(l.n) * l.h * l.w * in_total);
+    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(l.n, l.h, l.w, in_total, 2, l.cin);
+    const TensorLayout lo = NhwcSlice(l.n, os.out_h, os.out_w, out_total, 4, l.cout);
+    std::unique_ptr<PackedConvInt8> pr;
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
+    std::vector<int8_t> ref(lo.buffer_elements, 5);
+    CHECK(Conv2DInt8(*pr, in.data(), li, ref.data(), lo).ok(), "ref");
+    for (Variant v : kAllVariants) {
+      if (v == Variant::kScalar || !VariantAvailable(v)) continue;
+      std::unique_ptr<PackedConvInt8> p;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+      std::vector<int8_t> got(lo.buffer_elements, 5);
+      CHECK(Conv2DInt8(*p, in.data(), li, got.data(), lo).ok(), "run");
+      CHECK(got == ref, "large shape mismatch for %s (%dx%dx%d -> %d, k%d s%d)", VariantName(v), l.h,
+            l.w, l.cin, l.cout, l.k, l.s);
+    }
+  }
+}
+
 void TestVariantsMatchScalarF32(int trials) {
   int compared = 0;
   for (int t = 0; t < trials; ++t) {
@@ -377,6 +418,7 @@ int main(int argc, char** argv) {
   TestValidation();
   TestFusedOps();
   TestVariantsMatchScalarInt8(trials);
+  TestLargeShapesInt8();
   TestVariantsMatchScalarF32(trials / 2);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

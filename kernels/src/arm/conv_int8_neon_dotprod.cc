@@ -179,11 +179,17 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   const int cp = w.k_padded_;
   const int kp4 = cp / 4;
   const int taps = g.kernel_h * g.kernel_w;
-  const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
+  // 1x1 convs (never padded) stage each pixel chunk just before it is swept (it stays in L2;
+  // strided convs copy only the pixels they read); other kernels stage the padded image once.
+  const bool per_chunk = taps == 1;
+  constexpr int kMaxChunk = 1024;  // multiple of kMR; bounds the pointer tables below
+  const size_t elems = per_chunk ? static_cast<size_t>(kMaxChunk + kMR) * cp
+                                 : static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
   auto* buf = static_cast<int8_t*>(Scratch(elems));
   if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-  BuildPadded(p, in, buf, cp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
-              [](int8_t v) { return v; });
+  if (!per_chunk)
+    BuildPadded(p, in, buf, cp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
+                [](int8_t v) { return v; });
   int64_t tap_off[64 * 64];
   for (int ky = 0; ky < g.kernel_h; ++ky)
     for (int kx = 0; kx < g.kernel_w; ++kx)
@@ -197,26 +203,45 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;
   const int pixels = p.out_h * p.out_w;
+  // Pixel chunks (~64 KB of staged input) swept by every 16-channel weight block.
+  const int64_t per_pixel = static_cast<int64_t>(taps) * cp;
+  const int chunk = std::min<int>(
+      kMaxChunk, std::max<int>(kMR, static_cast<int>(std::min<int64_t>(
+                                        pixels, (int64_t{64 * 1024} / per_pixel) / kMR * kMR))));
+  const int8_t* a_ptr[kMaxChunk + kMR];
+  int8_t* o_ptr[kMaxChunk + kMR];
+  const int cin = g.in_channels;
   for (int b = 0; b < p.batch; ++b) {
-    const int8_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int p0 = 0; p0 < pixels; p0 += kMR) {
-      const int m = std::min(kMR, pixels - p0);
-      const int8_t* a[kMR];
-      int8_t* o[kMR];
-      for (int i = 0; i < kMR; ++i) {
-        const int pix = p0 + std::min(i, m - 1);
+    const int8_t* img = per_chunk ? buf : buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    for (int c0 = 0; c0 < pixels; c0 += chunk) {
+      const int cn = std::min(pixels, c0 + chunk) - c0;
+      for (int i = 0; i < RoundUp(cn, kMR); ++i) {
+        const int pix = c0 + std::min(i, cn - 1);
         const int oy = pix / p.out_w, ox = pix % p.out_w;
-        a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-               p.out.channel_offset;
+        if (per_chunk) {
+          int8_t* d = buf + static_cast<size_t>(i) * cp;
+          if (i < cn) {
+            const int8_t* src = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
+                                ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
+            std::memcpy(d, src, cin);
+            std::memset(d + cin, 0, cp - cin);
+          }
+          a_ptr[i] = buf + static_cast<size_t>(std::min(i, cn - 1)) * cp;
+        } else {
+          a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        }
+        o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                   p.out.channel_offset;
       }
       for (int bi = 0; bi < blocks; ++bi) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        int8_t* ob[kMR];
-        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        Kernel4x16(m, a, tap_off, taps, kp4, wp, prm, c, ob,
-                   std::min(kNR, g.out_channels - bi * kNR));
+        const int n = std::min(kNR, g.out_channels - bi * kNR);
+        for (int i0 = 0; i0 < cn; i0 += kMR) {
+          int8_t* o[kMR];
+          for (int i = 0; i < kMR; ++i) o[i] = o_ptr[i0 + i] + bi * kNR;
+          Kernel4x16(std::min(kMR, cn - i0), a_ptr + i0, tap_off, taps, kp4, wp, prm, c, o, n);
+        }
       }
     }
   }
