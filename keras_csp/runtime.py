@@ -148,7 +148,7 @@ def _check_flatbuffer(path: str):
     from .tflite.graph import Graph
 
     try:
-        Graph.load(path)
+        Graph.load(path).validate()
     except Exception as e:  # any parse failure means: do not hand this file to LiteRT
         raise ModelLoadError(
             f"could not load model {path!r}: not a well-formed .tflite flatbuffer "

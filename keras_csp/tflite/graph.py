@@ -131,6 +131,63 @@ class Graph:
         with open(os.fspath(path), "wb") as f:
             f.write(self.to_bytes())
 
+    # ---- structural validation ----
+    _ELEM_SIZE = {TensorType.FLOAT32: 4, TensorType.INT32: 4, TensorType.UINT8: 1, TensorType.INT8: 1,
+                  TensorType.INT64: 8, TensorType.INT16: 2, TensorType.BOOL: 1, TensorType.FLOAT16: 2}
+
+    def validate(self):
+        """Raises ValueError if indices / sizes in the model are inconsistent. LiteRT 2.3's
+        loader does not verify files and can crash on such models, so the runtime checks
+        files with this first."""
+        m = self.model
+        nbuf = len(m.buffers or [])
+        nops = len(m.operatorCodes or [])
+        max_code = max(v for k, v in vars(BuiltinOperator).items() if not k.startswith("_"))
+        for i, oc in enumerate(m.operatorCodes or []):
+            code = self.code_of(oc)
+            if code < 0 or code > max_code:
+                raise ValueError(f"operator code {i} has unknown builtin code {code}")
+        nsg = len(m.subgraphs or [])
+        for si, sg in enumerate(m.subgraphs or []):
+            tensors = sg.tensors or []
+            nt = len(tensors)
+            for ti, t in enumerate(tensors):
+                shape = [] if t.shape is None else [int(v) for v in t.shape]
+                if len(shape) > 8 or any(d < -1 for d in shape):
+                    raise ValueError(f"subgraph {si} tensor {ti}: invalid shape {shape}")
+                if t.buffer is not None and not 0 <= int(t.buffer) < max(nbuf, 1):
+                    raise ValueError(f"subgraph {si} tensor {ti}: buffer index {t.buffer} out of range")
+                if t.buffer is not None and int(t.buffer) < nbuf:
+                    b = m.buffers[int(t.buffer)]
+                    size = self._ELEM_SIZE.get(t.type)
+                    n = len(b.data) if b.data is not None else 0
+                    if n and size is not None and all(d >= 0 for d in shape):
+                        want = int(np.prod(shape, dtype=np.int64)) * size if shape else size
+                        if n != want:
+                            raise ValueError(f"subgraph {si} tensor {ti}: constant data has {n} bytes, "
+                                             f"shape {shape} needs {want}")
+            def check(idx, what, allow_optional):
+                for v in ([] if idx is None else idx):
+                    v = int(v)
+                    if not (-1 if allow_optional else 0) <= v < nt:
+                        raise ValueError(f"subgraph {si}: {what} tensor index {v} out of range [0, {nt})")
+            check(sg.inputs, "input", False)
+            check(sg.outputs, "output", False)
+            for oi, op in enumerate(sg.operators or []):
+                if not 0 <= int(op.opcodeIndex or 0) < max(nops, 0) or nops == 0:
+                    raise ValueError(f"subgraph {si} op {oi}: opcode index {op.opcodeIndex} out of range")
+                check(op.inputs, f"op {oi} input", True)
+                check(op.outputs, f"op {oi} output", False)
+                check(op.intermediates, f"op {oi} intermediate", False)
+        for sd in m.signatureDefs or []:
+            if not 0 <= int(sd.subgraphIndex or 0) < nsg:
+                raise ValueError(f"signature subgraph index {sd.subgraphIndex} out of range")
+            nt = len(m.subgraphs[int(sd.subgraphIndex or 0)].tensors or [])
+            for tm in (sd.inputs or []) + (sd.outputs or []):
+                if not 0 <= int(tm.tensorIndex) < nt:
+                    raise ValueError(f"signature tensor index {tm.tensorIndex} out of range")
+        return self
+
     # ---- ops ----
     def op_code(self, op) -> int:
         oc = self.model.operatorCodes[op.opcodeIndex]
