@@ -81,6 +81,9 @@ class Graph:
         g.validate()
         return g
 
+    _NO_INPUT_OPS = {"VAR_HANDLE", "CALL_ONCE", "CUSTOM"}
+    _ZP_RANGE = {TensorType.INT8: (-128, 127), TensorType.UINT8: (0, 255), TensorType.INT16: (-32768, 32767)}
+
     def validate(self):
         """Structural checks of the main subgraph (indices in range), so that a corrupt or
         hand-edited file fails here with a ValueError instead of an IndexError deep inside the
@@ -135,6 +138,9 @@ class Graph:
     _ELEM_SIZE = {TensorType.FLOAT32: 4, TensorType.INT32: 4, TensorType.UINT8: 1, TensorType.INT8: 1,
                   TensorType.INT64: 8, TensorType.INT16: 2, TensorType.BOOL: 1, TensorType.FLOAT16: 2}
 
+    _NO_INPUT_OPS = {"VAR_HANDLE", "CALL_ONCE", "CUSTOM"}
+    _ZP_RANGE = {TensorType.INT8: (-128, 127), TensorType.UINT8: (0, 255), TensorType.INT16: (-32768, 32767)}
+
     def validate(self):
         """Raises ValueError if indices / sizes in the model are inconsistent. LiteRT 2.3's
         loader does not verify files and can crash on such models, so the runtime checks
@@ -144,6 +150,9 @@ class Graph:
         nops = len(m.operatorCodes or [])
         max_code = max(v for k, v in vars(BuiltinOperator).items() if not k.startswith("_"))
         for i, oc in enumerate(m.operatorCodes or []):
+            cc = oc.customCode
+            if isinstance(cc, bytes) and b"\x00" in cc:
+                raise ValueError(f"operator code {i}: corrupt custom code (embedded NUL)")
             code = self.code_of(oc)
             if code < 0 or code > max_code:
                 raise ValueError(f"operator code {i} has unknown builtin code {code}")
@@ -155,6 +164,26 @@ class Graph:
                 shape = [] if t.shape is None else [int(v) for v in t.shape]
                 if len(shape) > 8 or any(d < -1 for d in shape):
                     raise ValueError(f"subgraph {si} tensor {ti}: invalid shape {shape}")
+                name = t.name if isinstance(t.name, bytes) else (t.name or "").encode()
+                if b"\x00" in name:
+                    raise ValueError(f"subgraph {si} tensor {ti}: corrupt name (embedded NUL)")
+                q = t.quantization
+                if q is not None and q.scale is not None and len(q.scale):
+                    sc = np.asarray(q.scale, np.float64)
+                    zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [], np.int64)
+                    if not np.all(np.isfinite(sc)) or np.any(sc < 0):
+                        raise ValueError(f"subgraph {si} tensor {ti}: invalid quantization scales")
+                    if len(zp) not in (0, len(sc)):
+                        raise ValueError(f"subgraph {si} tensor {ti}: {len(zp)} zero points for {len(sc)} scales")
+                    lo, hi = self._ZP_RANGE.get(t.type, (-(1 << 31), (1 << 31) - 1))
+                    if len(zp) and (zp.min() < lo or zp.max() > hi):
+                        raise ValueError(f"subgraph {si} tensor {ti}: zero point out of range for its type")
+                    qd = int(q.quantizedDimension or 0)
+                    if len(sc) > 1 and not 0 <= qd < max(len(shape), 1):
+                        raise ValueError(f"subgraph {si} tensor {ti}: quantized dimension {qd} out of range")
+                    if len(sc) > 1 and len(shape) and shape[qd] >= 0 and shape[qd] != len(sc):
+                        raise ValueError(f"subgraph {si} tensor {ti}: {len(sc)} scales for dimension of size "
+                                         f"{shape[qd]}")
                 if t.buffer is not None and not 0 <= int(t.buffer) < max(nbuf, 1):
                     raise ValueError(f"subgraph {si} tensor {ti}: buffer index {t.buffer} out of range")
                 if t.buffer is not None and int(t.buffer) < nbuf:
@@ -176,6 +205,10 @@ class Graph:
             for oi, op in enumerate(sg.operators or []):
                 if not 0 <= int(op.opcodeIndex or 0) < max(nops, 0) or nops == 0:
                     raise ValueError(f"subgraph {si} op {oi}: opcode index {op.opcodeIndex} out of range")
+                if op.outputs is None or len(op.outputs) == 0:
+                    raise ValueError(f"subgraph {si} op {oi}: no outputs")
+                if (op.inputs is None or len(op.inputs) == 0) and self.op_type(op) not in self._NO_INPUT_OPS:
+                    raise ValueError(f"subgraph {si} op {oi} ({self.op_type(op)}): no inputs")
                 check(op.inputs, f"op {oi} input", True)
                 check(op.outputs, f"op {oi} output", False)
                 check(op.intermediates, f"op {oi} intermediate", False)
