@@ -57,7 +57,7 @@ def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
               help="Save the weights by layer name (.npz, loadable under Keras 3 and tf_keras).")
 @click.option("--export-int8", "int8_path", type=click.Path(dir_okay=False),
               help="Then export int8 .tflite (PTQ + QAT via keras_csp.quantize, tf_keras subprocess) and audit it.")
-@click.option("--qat-steps", default=100, show_default=True, help="QAT fine-tuning steps for --export-int8.")
+@click.option("--qat-steps", default=0, show_default=True, help="QAT fine-tuning steps for --export-int8.")
 def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, input_size, seed, json_path, save_path,
                         plot_path, weights_path, int8_path, qat_steps):
     """Train a tiny detector on digit scenes (scikit-learn digits) for SECONDS and report mAP@0.5."""

@@ -72,6 +72,95 @@ def tflite_detect_outputs(tflite_bytes, images, info):
     return [np.stack(r) for r in results]
 
 
+def fix_input_order(qat_model, float_model):
+    """Rebuild `qat_model` with every multi-input layer's inputs in the float model's order.
+
+    tfmot 0.8.1's `quantize_apply` can permute a Concatenate's inputs when one of them comes out of a
+    replaced conv-BN-ReLU pattern (PeleeNet's stem: concat([stem2b_relu, stem2_pool]) becomes
+    concat([stem2_pool, stem2b_relu])), which silently scrambles channels. Returns (model, fixed layer names).
+    """
+    from .. import quantize as Q
+    from ..backend import keras
+    want = {}
+    for lc in float_model.get_config()["layers"]:
+        nodes = lc.get("inbound_nodes") or []
+        if nodes and len(nodes[0]) > 1:
+            want[lc["name"]] = [item[0] for item in nodes[0]]
+    cfg = qat_model.get_config()
+    fixed = []
+    for lc in cfg["layers"]:
+        name = lc["name"][len("quant_"):] if lc["name"].startswith("quant_") else lc["name"]
+        nodes = lc.get("inbound_nodes") or []
+        if name not in want or not nodes or len(nodes[0]) != len(want[name]):
+            continue
+        by_src = {}
+        for item in nodes[0]:
+            src = item[0][len("quant_"):] if item[0].startswith("quant_") else item[0]
+            by_src[src] = item
+        if set(by_src) != set(want[name]):
+            continue
+        ordered = [by_src[src] for src in want[name]]
+        if ordered != list(nodes[0]):
+            nodes[0] = ordered
+            fixed.append(name)
+    if not fixed:
+        return qat_model, fixed
+    with Q.quantize_scope():
+        new = keras.Model.from_config(cfg)
+    for layer in new.layers:
+        src = qat_model.get_layer(layer.name).get_weights()
+        if len(src) == len(layer.get_weights()):
+            layer.set_weights(src)
+        else:  # variables tfmot creates lazily (e.g. per-call optimizer step) are left as built
+            n = min(len(src), len(layer.get_weights()))
+            cur = layer.get_weights()
+            same = [a if a.shape == b.shape else b for a, b in zip(src[:n], cur[:n])] + cur[n:]
+            layer.set_weights(same)
+    return new, fixed
+
+
+def calibrate_ranges(qat_model, float_model, images, batch_size=16):
+    """Set every fake-quant range of `qat_model` to the min/max its layer's output takes on `images` in the float
+    model (tfmot starts them at [-6, 6] and moves them by an EMA with decay 0.999, far too slowly for a short
+    fine-tune). The input quantizer gets [0, 1]. Returns the number of ranges set."""
+    from .. import quantize as Q
+    from ..backend import keras
+    pairs = []
+    for layer in qat_model.layers:
+        v = Q._range_vars(layer)
+        if v is None:  # a conv without BN/activation keeps its output range as post_activation_min/max
+            named = {w.name.split("/")[-1].split(":")[0]: w for w in getattr(layer, "weights", [])}
+            if "post_activation_min" in named and "post_activation_max" in named:
+                v = (named["post_activation_min"], named["post_activation_max"])
+            else:
+                continue
+        name = layer.name[len("quant_"):] if layer.name.startswith("quant_") else layer.name
+        if type(layer).__name__ == "QuantizeLayer":
+            v[0].assign(0.0)
+            v[1].assign(1.0)
+            continue
+        try:
+            pairs.append((float_model.get_layer(name).output, v))
+        except ValueError:
+            continue
+    if not pairs:
+        return 0
+    probe = keras.Model(float_model.inputs, [t for t, _ in pairs])
+    lo = np.full(len(pairs), np.inf)
+    hi = np.full(len(pairs), -np.inf)
+    for start in range(0, len(images), batch_size):
+        outs = probe(images[start:start + batch_size], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        for i, o in enumerate(outs):
+            o = np.asarray(o)
+            lo[i] = min(lo[i], float(o.min()))
+            hi[i] = max(hi[i], float(o.max()))
+    for (_, (vmin, vmax)), a, b in zip(pairs, lo, hi):
+        vmin.assign(min(a, 0.0))
+        vmax.assign(max(b, 0.0))
+    return len(pairs) + 1
+
+
 def _map_of(outputs, info, scenes):
     from .metrics import evaluate_map
     from .nms import postprocess
@@ -79,8 +168,8 @@ def _map_of(outputs, info, scenes):
     return evaluate_map(dets, scenes.ground_truth(), info.num_classes)["map"]
 
 
-def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scenes=200, qat_steps=100,
-                batch_size=16, lr=1e-4, seed=0):
+def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scenes=200, qat_steps=0,
+                batch_size=16, lr=1e-5, seed=0):
     """Run in a TF_USE_LEGACY_KERAS=1 process: PTQ and QAT int8 .tflite of detector `name` with `weights`.
 
     Writes `out` (QAT) and `<stem>_ptq.tflite`; returns a report dict (ops, audit counts, mAP@0.5 of the
@@ -112,6 +201,8 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
         rep[f"{prefix}concat_scale_mismatches"] = len(a.concat_scale_mismatches())
         rep[f"{prefix}map50"] = _map_of(tflite_detect_outputs(tfl, val.images, info), info, val)
         rep[f"{prefix}bytes"] = len(tfl)
+        rep[f"{prefix}inner_quantize_op_list"] = [
+            f"#{op.index} {op.op} -> {a.tensors[op.outputs[0]].name}" for op in a.inner_quantize_ops()][:20]
         return a
 
     ptq = Q.convert_int8(model, calib.images, "int8", "int8")
@@ -122,12 +213,21 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
 
     t1 = time.time()
     qat = Q.quantize_model(model)
-    targets = encode_targets(calib.boxes, calib.classes, info)
-    cb = Q.make_share_scales_callback(qat)
-    qat.compile(optimizer=keras.optimizers.Adam(lr if qat_steps else 0.0), loss=[yolo_loss] * len(targets))
-    steps = max(1, int(qat_steps))
-    epochs = max(1, -(-steps * batch_size // len(calib.images)))
-    qat.fit(calib.images, targets, batch_size=batch_size, epochs=epochs, callbacks=[cb], verbose=0)
+    qat, rep["reordered_inputs"] = fix_input_order(qat, model)
+    # tfmot's weight quantizers (LastValueQuantizer) keep [-6, 6] until a training-mode call sets them from
+    # the kernels: one such call (it also nudges BN moving statistics by 1 - momentum), then the activation
+    # ranges from the float model.
+    qat(calib.images[:batch_size], training=True)
+    rep["calibrated_ranges"] = calibrate_ranges(qat, model, calib.images)
+    rep["qat_steps"] = 0
+    if qat_steps:
+        targets = encode_targets(calib.boxes, calib.classes, info)
+        cb = Q.make_share_scales_callback(qat)
+        Q.share_ranges(Q.same_scale_groups(qat))
+        qat.compile(optimizer=keras.optimizers.Adam(lr), loss=[yolo_loss] * len(targets))
+        epochs = max(1, -(-int(qat_steps) * batch_size // len(calib.images)))
+        qat.fit(calib.images, targets, batch_size=batch_size, epochs=epochs, callbacks=[cb], verbose=0)
+        rep["qat_steps"] = epochs * -(-len(calib.images) // batch_size)
     rep["qat_keras_map50"] = _map_of(qat.predict(val.images, verbose=0), info, val)
     groups = Q.same_scale_groups(qat)
     rep["same_scale_groups"] = len(groups)
@@ -135,12 +235,10 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
     Q.share_ranges(groups)
     rep["qat_keras_shared_map50"] = _map_of(qat.predict(val.images, verbose=0), info, val)
     rep["qat_seconds"] = round(time.time() - t1, 1)
-    rep["qat_steps"] = epochs * -(-len(calib.images) // batch_size)
     qat_bytes = Q.convert_int8(qat, calib.images, "int8", "int8", qat=True)
     with open(out, "wb") as f:
         f.write(qat_bytes)
-    a = audit(qat_bytes, "")
-    rep["inner_quantize_op_list"] = [f"#{op.index} {op.op}" for op in a.inner_quantize_ops()][:20]
+    audit(qat_bytes, "")
     rep["path"] = out
     rep["seconds"] = round(time.time() - t0, 1)
     return rep
