@@ -223,3 +223,42 @@ def test_concurrent_runs_from_threads(affine):
     [t.start() for t in ts]
     [t.join() for t in ts]
     assert errors == []
+
+
+def test_byte_mutated_models_fail_cleanly_never_crash(int8_model, tmp):
+    """LiteRT 2.3's loader does not verify files (corrupt ones segfault inside libLiteRt.so);
+    Model() checks them first. Each mutant runs in a forked child so a crash cannot take the
+    test process down."""
+    import signal
+
+    from keras_csp.tflite import fuse
+    from keras_csp.tflite.fuse import representative_inputs
+
+    fused = tmp / "mut_src.tflite"
+    fuse(int8_model, fused, verify=False)
+    src = fused.read_bytes()
+    rng = np.random.default_rng(2024)
+    crashed = []
+    for i in range(40):
+        b = bytearray(src)
+        for _ in range(int(rng.integers(1, 6))):
+            b[int(rng.integers(0, len(b)))] = int(rng.integers(0, 256))
+        p = tmp / f"mut{i}.tflite"
+        p.write_bytes(bytes(b))
+        pid = os.fork()
+        if pid == 0:  # child: load + run, exit 0 (ran) / 3 (clean Python error)
+            code = 3
+            try:
+                signal.alarm(60)
+                m = rt.Model(p)
+                for xs in representative_inputs(m, 2):
+                    m.run(*xs)
+                code = 0
+            except Exception:
+                code = 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            crashed.append((i, os.WTERMSIG(status)))
+    assert crashed == []
