@@ -84,39 +84,6 @@ class Graph:
     _NO_INPUT_OPS = {"VAR_HANDLE", "CALL_ONCE", "CUSTOM"}
     _ZP_RANGE = {TensorType.INT8: (-128, 127), TensorType.UINT8: (0, 255), TensorType.INT16: (-32768, 32767)}
 
-    def validate(self):
-        """Structural checks of the main subgraph (indices in range), so that a corrupt or
-        hand-edited file fails here with a ValueError instead of an IndexError deep inside the
-        rewrite pass."""
-        sg, m = self.sg, self.model
-        tensors = sg.tensors if sg.tensors is not None else []
-        nt, nb, nc = len(tensors), len(m.buffers), len(m.operatorCodes)
-
-        def check(idx, what, allow_optional=False):
-            for t in idx if idx is not None else []:
-                t = int(t)
-                if not (0 <= t < nt or (allow_optional and t == -1)):
-                    raise ValueError(f"{what} refers to tensor {t}, but the subgraph has {nt} tensors")
-
-        for i, t in enumerate(tensors):
-            if t.buffer is not None and not 0 <= int(t.buffer) < max(nb, 1):
-                raise ValueError(f"tensor {i} refers to buffer {t.buffer}, but the model has {nb} buffers")
-            if t.shape is not None and any(int(d) < 0 for d in t.shape):
-                raise ValueError(f"tensor {i} has a negative dimension in its shape {list(t.shape)}")
-        for i, op in enumerate(sg.operators or []):
-            if op.opcodeIndex is None or not 0 <= int(op.opcodeIndex) < nc:
-                raise ValueError(f"operator {i} has opcode index {op.opcodeIndex}, but the model has "
-                                 f"{nc} operator codes")
-            if op.outputs is None or len(op.outputs) == 0:
-                raise ValueError(f"operator {i} has no outputs")
-            check(op.inputs, f"operator {i} input", allow_optional=True)
-            check(op.outputs, f"operator {i} output")
-        check(sg.inputs, "subgraph input")
-        check(sg.outputs, "subgraph output")
-        for sd in m.signatureDefs or []:
-            for tm in (sd.inputs or []) + (sd.outputs or []):
-                check([tm.tensorIndex], "signature")
-
     def to_bytes(self) -> bytes:
         """Serializes the model. Every constant buffer is 64-byte aligned in the file: LiteRT
         hands constant inputs of custom ops to the kernel as host tensor buffers, which it
