@@ -110,3 +110,79 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
                        "--output", str(arm_out), qemu_cpu="max")
     assert report["outputs"][0]["shape"] == [1, 10]
     assert arm_out.read_bytes() == x86_out.read_bytes()
+
+
+# --- the Android demo's native library and Kotlin sources ----------------------------------------
+
+ANDROID = os.path.join(ROOT, "android_demo")
+KOTLIN_SRC = os.path.join(ANDROID, "app", "src", "main", "java", "dev", "kerascsp", "demo")
+
+
+def test_android_project_is_a_standard_gradle_project():
+    for rel in ["settings.gradle.kts", "build.gradle.kts", "gradle/wrapper/gradle-wrapper.properties",
+                "app/build.gradle.kts", "app/src/main/AndroidManifest.xml", "app/src/main/cpp/CMakeLists.txt",
+                "app/src/main/res/layout/activity_main.xml", "README.md"]:
+        assert os.path.exists(os.path.join(ANDROID, rel)), rel
+    gradle = open(os.path.join(ANDROID, "app", "build.gradle.kts")).read()
+    assert 'path = file("src/main/cpp/CMakeLists.txt")' in gradle
+    assert "com.google.ai.edge.litert:litert:" in gradle
+    for model in ["cspdensenet_int8", "cspdensenet_int8_fused", "densenet_int8", "densenet_int8_fused"]:
+        assert f"models/{model}.tflite" in open(os.path.join(KOTLIN_SRC, "BenchReport.kt")).read()
+        assert os.path.exists(os.path.join(ANDROID, "app", "src", "main", "assets", "models", f"{model}.tflite"))
+
+
+def test_jni_symbol_matches_kotlin_declaration():
+    kotlin = open(os.path.join(KOTLIN_SRC, "NativeBench.kt")).read()
+    assert "package dev.kerascsp.demo" in kotlin and "object NativeBench" in kotlin
+    assert "@JvmStatic\n    external fun runBenchmark(" in kotlin
+    bridge = open(os.path.join(ANDROID, "app", "src", "main", "cpp", "jni_bridge.cc")).read()
+    assert "Java_dev_kerascsp_demo_NativeBench_runBenchmark" in bridge
+
+
+def test_app_native_library_builds_for_aarch64(native_build):
+    if native_build["aarch64"] is None:
+        pytest.fail("aarch64 cross compiler missing (scripts/install.sh installs it)")
+    lib = os.path.join(os.path.dirname(native_build["aarch64"]), "libkcsp_jni.so")
+    header = open(lib, "rb").read(20)
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
+
+
+def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int8_model, tmp_path):
+    """Compiles NativeBench.kt + BenchReport.kt (the app's non-UI code) with kotlinc and runs them
+    against the host build of libkcsp_jni.so: Kotlin -> JNI -> runner -> LiteRT, as on the phone."""
+    if not shutil.which("kotlinc"):
+        pytest.fail("kotlinc missing (scripts/install.sh installs Debian's kotlin)")
+    jar = tmp_path / "hostcheck.jar"
+    subprocess.run(["kotlinc", os.path.join(KOTLIN_SRC, "NativeBench.kt"), os.path.join(KOTLIN_SRC, "BenchReport.kt"),
+                    os.path.join(ANDROID, "hostcheck", "HostCheck.kt"), "-include-runtime", "-d", str(jar)],
+                   check=True, capture_output=True, timeout=600)
+    csp = tmp_path / "cspdensenet_int8.tflite"
+    shutil.copy(int8_model, csp)
+    jni = os.path.join(os.path.dirname(native_build["host"]), "libkcsp_jni.so")
+    proc = subprocess.run(["java", "-cp", str(jar), "HostCheckKt", jni, host_litert(), "", str(csp)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "CSP-DenseNet builtin" in proc.stdout
+    export = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert export["runs"][0]["result"]["outputs"][0]["shape"] == [1, 10]
+    # a missing model comes back as an error row, not a crash
+    proc = subprocess.run(["java", "-cp", str(jar), "HostCheckKt", jni, host_litert(), "",
+                           str(tmp_path / "missing.tflite")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "model file not found" in proc.stdout
+
+
+def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, tmp_path):
+    """The fused int8 model: NEON dotprod kernels (qemu -cpu max) vs AVX2 kernels, byte for byte."""
+    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
+        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
+    if not os.path.exists(AARCH64_LIB):
+        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    from keras_csp.tflite import fuse
+    fused = str(tmp_path / "fused.tflite")
+    assert len(fuse(int8_model, fused)["fused"]) > 0
+    x86_out, arm_out = tmp_path / "x86.bin", tmp_path / "arm.bin"
+    x86 = run_bench(native_build["host"], fused, host_litert(), "--kernel-mode", "builtin", "--output", str(x86_out))
+    arm = run_bench(native_build["aarch64"], fused, AARCH64_LIB, "--kernel-mode", "builtin", "--output",
+                    str(arm_out), qemu_cpu="max")
+    assert x86["fused_ops"] and arm["fused_ops"]  # our custom ops ran on both
+    assert arm_out.read_bytes() == x86_out.read_bytes()
