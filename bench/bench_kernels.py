@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from keras_csp.benchmark import cpu_name
+
 GROWTH, BOTTLENECK = 32, 128
 
 
@@ -251,7 +253,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
                               K.Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant,
         "cpu_features": K.cpu_features(),
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu_name(),
         "timing": "min over interleaved repetitions (ms); medians also given",
         "shapes": rows,
         "geomean_speedup": round(geomean(speedups), 4),
@@ -272,17 +274,6 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         "peak_fraction_median_shape": (round(float(np.median([r["peak_fraction"] for r in rows])), 4)
                                        if peak else None),
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def format_table(result: dict) -> str:

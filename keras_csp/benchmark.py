@@ -41,7 +41,7 @@ def machine_info():
     """Machine, CPU features and library versions, for the report."""
     from . import _kernels
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
-            "cpu": _cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
+            "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
     for module in ("numpy", "tensorflow", "ai_edge_litert"):
         try:
@@ -51,7 +51,8 @@ def machine_info():
     return info
 
 
-def _cpu_name():
+def cpu_name():
+    """The CPU model name from /proc/cpuinfo (platform.processor() elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
