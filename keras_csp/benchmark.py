@@ -201,21 +201,12 @@ def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
 
     Random calibration data is fine for speed measurements, not for accuracy.
     """
-    import tensorflow as tf
-
-    from .backend import keras
     from .models import create_model
-    model = create_model(name, input_tensor=keras.Input((input_size, input_size, 3), batch_size=1))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(seed)
-    converter.representative_dataset = lambda: (
-        [rng.uniform(size=(1, input_size, input_size, 3)).astype("float32")] for _ in range(samples))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    from .quantize import convert_int8
+    model = create_model(name, input_shape=(input_size, input_size, 3))
+    x_calib = np.random.default_rng(seed).uniform(size=(samples, input_size, input_size, 3)).astype("float32")
     with open(path, "wb") as f:
-        f.write(converter.convert())
+        f.write(convert_int8(model, x_calib, num_calib=samples, batch_size=1))
     return path
 
 

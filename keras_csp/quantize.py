@@ -292,17 +292,19 @@ def representative_dataset(x, n=200, seed=0):
     return gen
 
 
-def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat=False, num_calib=None):
+def convert_int8(model, x_calib=None, input_type="int8", output_type="int8", qat=False, num_calib=None,
+                 batch_size=None):
     """Full-integer TFLite flatbuffer (bytes) of a tf_keras model.
 
     int8 weights (per-channel for conv) and activations, builtin int8 ops only. `x_calib` (training
     images) is the representative dataset; required for PTQ, used for QAT as well when given.
-    `input_type` / `output_type`: "int8" | "uint8" | "float32".
+    `input_type` / `output_type`: "int8" | "uint8" | "float32". `batch_size`: None keeps the batch
+    dimension dynamic; an int fixes it (benchmarks and native runners want static shapes).
     """
     import tensorflow as tf
     # A frozen concrete function, not `from_keras_model`: that exports a SavedModel first, which for a
     # tfmot model retraces every layer and takes most of the conversion time.
-    spec = tf.TensorSpec([None] + list(model.input_shape[1:]), tf.float32, name="image")
+    spec = tf.TensorSpec([batch_size] + list(model.input_shape[1:]), tf.float32, name="image")
     func = tf.function(lambda image: model(image, training=False)).get_concrete_function(spec)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([func])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]

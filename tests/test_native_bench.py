@@ -40,24 +40,9 @@ def native_build():
 
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory):
-    """cspdensenet_tiny, int8 PTQ with a fixed batch of 1, and its fused rewrite."""
-    import tensorflow as tf
-
-    import keras_csp
-    from keras_csp.backend import keras
-    model = keras_csp.create_model("cspdensenet_tiny", input_tensor=keras.Input((32, 32, 3), batch_size=1),
-                                   classes=10)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(0)
-    converter.representative_dataset = lambda: ([rng.uniform(size=(1, 32, 32, 3)).astype("float32")]
-                                                for _ in range(16))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    path = tmp_path_factory.mktemp("bench") / "tiny_int8.tflite"
-    path.write_bytes(converter.convert())
-    return str(path)
+    """cspdensenet_tiny, int8 PTQ with a fixed batch of 1."""
+    from keras_csp.benchmark import export_ptq_int8
+    return export_ptq_int8("cspdensenet_tiny", str(tmp_path_factory.mktemp("bench") / "tiny_int8.tflite"), 32)
 
 
 def run_bench(binary, model, litert, *extra, qemu_cpu=None):
@@ -108,7 +93,7 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
     run_bench(native_build["host"], int8_model, host_litert(), "--kernel-mode", "builtin", "--output", str(x86_out))
     report = run_bench(native_build["aarch64"], int8_model, AARCH64_LIB, "--kernel-mode", "builtin",
                        "--output", str(arm_out), qemu_cpu="max")
-    assert report["outputs"][0]["shape"] == [1, 10]
+    assert report["outputs"][0]["shape"] == [1, 1000]
     assert arm_out.read_bytes() == x86_out.read_bytes()
 
 
@@ -164,7 +149,7 @@ def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "CSP-DenseNet builtin" in proc.stdout
     export = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert export["runs"][0]["result"]["outputs"][0]["shape"] == [1, 10]
+    assert export["runs"][0]["result"]["outputs"][0]["shape"] == [1, 1000]
     # a missing model comes back as an error row, not a crash
     proc = subprocess.run(["java", "-cp", str(jar), "HostCheckKt", jni, host_litert(), "",
                            str(tmp_path / "missing.tflite")], capture_output=True, text=True, timeout=300)
