@@ -154,10 +154,12 @@ def check_quantizable(model):
             f"zoo builds flat graphs).")
 
 
-def quantize_model(model):
+def quantize_model(model, report=None):
     """Quantization-aware copy of a tf_keras functional `model` (shares nothing with it; weights copied).
 
-    Raises ValueError naming the layer(s) tfmot cannot quantize.
+    Raises ValueError naming the layer(s) tfmot cannot quantize. Multi-input layers whose inputs
+    tfmot reordered are put back in order (see `fix_input_order`); with a dict `report`, their names
+    go to report["reordered_inputs"].
     """
     tfmot = _tfmot()
     keras = backend.keras
@@ -180,7 +182,56 @@ def quantize_model(model):
             qat = tfmot.quantization.keras.quantize_apply(annotated)
         except RuntimeError as e:  # tfmot's "Layer <name>:<class> is not supported ..."
             raise ValueError(f"cannot quantize model {model.name!r}: {e}") from None
+    qat, fixed = fix_input_order(qat, model)
+    if report is not None:
+        report["reordered_inputs"] = fixed
     return qat
+
+
+def fix_input_order(qat_model, float_model):
+    """Rebuild `qat_model` with every multi-input layer's inputs in the float model's order.
+
+    tfmot 0.8.1's `quantize_apply` can permute a Concatenate's inputs when one of them comes out of a
+    replaced conv-BN-ReLU pattern (PeleeNet's stem: concat([stem2b_relu, stem2_pool]) becomes
+    concat([stem2_pool, stem2b_relu])), which silently scrambles channels. Returns (model, fixed layer names).
+    """
+    keras = backend.keras
+    want = {}
+    for lc in float_model.get_config()["layers"]:
+        nodes = lc.get("inbound_nodes") or []
+        if nodes and len(nodes[0]) > 1:
+            want[lc["name"]] = [item[0] for item in nodes[0]]
+    cfg = qat_model.get_config()
+    fixed = []
+    for lc in cfg["layers"]:
+        name = lc["name"][len("quant_"):] if lc["name"].startswith("quant_") else lc["name"]
+        nodes = lc.get("inbound_nodes") or []
+        if name not in want or not nodes or len(nodes[0]) != len(want[name]):
+            continue
+        by_src = {}
+        for item in nodes[0]:
+            src = item[0][len("quant_"):] if item[0].startswith("quant_") else item[0]
+            by_src[src] = item
+        if set(by_src) != set(want[name]):
+            continue
+        ordered = [by_src[src] for src in want[name]]
+        if ordered != list(nodes[0]):
+            nodes[0] = ordered
+            fixed.append(name)
+    if not fixed:
+        return qat_model, fixed
+    with quantize_scope():
+        new = keras.Model.from_config(cfg)
+    for layer in new.layers:
+        src = qat_model.get_layer(layer.name).get_weights()
+        if len(src) == len(layer.get_weights()):
+            layer.set_weights(src)
+        else:  # variables tfmot creates lazily (e.g. per-call optimizer step) are left as built
+            n = min(len(src), len(layer.get_weights()))
+            cur = layer.get_weights()
+            same = [a if a.shape == b.shape else b for a, b in zip(src[:n], cur[:n])] + cur[n:]
+            layer.set_weights(same)
+    return new, fixed
 
 
 # --- shared ranges for same-scale groups -------------------------------------------------------

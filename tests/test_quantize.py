@@ -210,3 +210,21 @@ def test_qat_matches_float_after_real_training(tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["qat_accuracy"] >= rep["float_accuracy"] - 0.01 and rep["qat_accuracy"] >= rep["ptq_accuracy"], rep
     assert rep["float_accuracy"] >= 0.97
+
+
+def test_quantize_model_keeps_concat_input_order(python_subprocess):
+    """tfmot 0.8.1 swaps PeleeNet's stem concat inputs; quantize_model must put them back."""
+    out = python_subprocess("""
+        from keras_csp.models import create_model
+        from keras_csp import quantize as Q
+        m = create_model("csppeleenet_tiny", input_shape=(32, 32, 3), classes=10)
+        rep = {}
+        qat = Q.quantize_model(m, report=rep)
+        def sources(model, name):
+            for lc in model.get_config()["layers"]:
+                if lc["name"] in (name, "quant_" + name):
+                    return [i[0].replace("quant_", "") for i in lc["inbound_nodes"][0]]
+        assert sources(qat, "stem_concat") == sources(m, "stem_concat"), (sources(qat, "stem_concat"), rep)
+        print("reordered", rep["reordered_inputs"])
+    """, legacy=True)
+    assert "reordered" in out

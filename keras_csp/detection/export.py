@@ -72,53 +72,6 @@ def tflite_detect_outputs(tflite_bytes, images, info):
     return [np.stack(r) for r in results]
 
 
-def fix_input_order(qat_model, float_model):
-    """Rebuild `qat_model` with every multi-input layer's inputs in the float model's order.
-
-    tfmot 0.8.1's `quantize_apply` can permute a Concatenate's inputs when one of them comes out of a
-    replaced conv-BN-ReLU pattern (PeleeNet's stem: concat([stem2b_relu, stem2_pool]) becomes
-    concat([stem2_pool, stem2b_relu])), which silently scrambles channels. Returns (model, fixed layer names).
-    """
-    from .. import quantize as Q
-    from ..backend import keras
-    want = {}
-    for lc in float_model.get_config()["layers"]:
-        nodes = lc.get("inbound_nodes") or []
-        if nodes and len(nodes[0]) > 1:
-            want[lc["name"]] = [item[0] for item in nodes[0]]
-    cfg = qat_model.get_config()
-    fixed = []
-    for lc in cfg["layers"]:
-        name = lc["name"][len("quant_"):] if lc["name"].startswith("quant_") else lc["name"]
-        nodes = lc.get("inbound_nodes") or []
-        if name not in want or not nodes or len(nodes[0]) != len(want[name]):
-            continue
-        by_src = {}
-        for item in nodes[0]:
-            src = item[0][len("quant_"):] if item[0].startswith("quant_") else item[0]
-            by_src[src] = item
-        if set(by_src) != set(want[name]):
-            continue
-        ordered = [by_src[src] for src in want[name]]
-        if ordered != list(nodes[0]):
-            nodes[0] = ordered
-            fixed.append(name)
-    if not fixed:
-        return qat_model, fixed
-    with Q.quantize_scope():
-        new = keras.Model.from_config(cfg)
-    for layer in new.layers:
-        src = qat_model.get_layer(layer.name).get_weights()
-        if len(src) == len(layer.get_weights()):
-            layer.set_weights(src)
-        else:  # variables tfmot creates lazily (e.g. per-call optimizer step) are left as built
-            n = min(len(src), len(layer.get_weights()))
-            cur = layer.get_weights()
-            same = [a if a.shape == b.shape else b for a, b in zip(src[:n], cur[:n])] + cur[n:]
-            layer.set_weights(same)
-    return new, fixed
-
-
 def calibrate_ranges(qat_model, float_model, images, batch_size=16):
     """Set every fake-quant range of `qat_model` to the min/max its layer's output takes on `images` in the float
     model (tfmot starts them at [-6, 6] and moves them by an EMA with decay 0.999, far too slowly for a short
@@ -212,8 +165,7 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
     rep["ptq_path"] = stem + "_ptq.tflite"
 
     t1 = time.time()
-    qat = Q.quantize_model(model)
-    qat, rep["reordered_inputs"] = fix_input_order(qat, model)
+    qat = Q.quantize_model(model, report=rep)
     # tfmot's weight quantizers (LastValueQuantizer) keep [-6, 6] until a training-mode call sets them from
     # the kernels: one such call (it also nudges BN moving statistics by 1 - momentum), then the activation
     # ranges from the float model.
