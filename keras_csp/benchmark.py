@@ -86,6 +86,9 @@ def _op_breakdown(path, threads, inputs, register_custom_ops):
         events = m.profile()
     except Exception as e:  # noqa: BLE001 - profiling is best effort; the timing does not depend on it
         return [{"op": "unavailable", "error": str(e)}]
+    if not events:  # LiteRT 2.3's compiled-model profiler hands out no events
+        return [{"op": "unavailable", "error": "LiteRT returned no profiler events; per-pattern times: "
+                 "`keras-csp run MODEL --breakdown`, time inside fused ops: fused_ops"}]
     totals = {}
     for e in events:
         tag = str(e.get("tag", "?"))
