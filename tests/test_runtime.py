@@ -262,3 +262,20 @@ def test_byte_mutated_models_fail_cleanly_never_crash(int8_model, tmp):
         if os.WIFSIGNALED(status):
             crashed.append((i, os.WTERMSIG(status)))
     assert crashed == []
+
+
+@pytest.mark.parametrize("string", [b"main", b"output_0"])
+def test_string_length_past_end_of_file_is_refused(int8_model, tmp, string):
+    """Regression (found by byte mutation): a subgraph / signature name whose length field points
+    past the end of the file made LiteRT read out of bounds (SIGSEGV / SIGBUS)."""
+    from keras_csp.tflite import fuse
+    fused = tmp / "strlen_src.tflite"
+    fuse(int8_model, fused, verify=False)
+    b = bytearray(fused.read_bytes())
+    at = b.find(len(string).to_bytes(4, "little") + string + b"\x00")
+    assert at >= 0
+    b[at] = 0x57 if string == b"main" else 0x87  # the lengths that crashed
+    bad = tmp / f"strlen_{string.decode()}.tflite"
+    bad.write_bytes(bytes(b))
+    with pytest.raises(rt.ModelLoadError, match="corrupt string"):
+        rt.Model(bad)

@@ -108,6 +108,24 @@ class Graph:
     _NO_INPUT_OPS = {"VAR_HANDLE", "CALL_ONCE", "CUSTOM"}
     _ZP_RANGE = {TensorType.INT8: (-128, 127), TensorType.UINT8: (0, 255), TensorType.INT16: (-32768, 32767)}
 
+    def _check_strings(self):
+        """Every string outside the tensors (subgraph, signature and metadata names, the
+        description): the Python reader silently truncates a string whose length field points past
+        the end of the file, LiteRT reads past the buffer instead. Such a string runs into the
+        binary data that follows it, so it contains a NUL byte; valid names never do."""
+        m = self.model
+        named = [("model description", m.description)]
+        named += [(f"subgraph {i} name", sg.name) for i, sg in enumerate(m.subgraphs or [])]
+        named += [(f"metadata {i} name", md.name) for i, md in enumerate(m.metadata or [])]
+        for i, sd in enumerate(m.signatureDefs or []):
+            named.append((f"signature {i} key", sd.signatureKey))
+            for kind in ("inputs", "outputs"):
+                named += [(f"signature {i} {kind}[{j}] name", tm.name)
+                          for j, tm in enumerate(getattr(sd, kind) or [])]
+        for what, value in named:
+            if isinstance(value, bytes) and b"\x00" in value:
+                raise ValueError(f"{what}: corrupt string (embedded NUL)")
+
     def validate(self):
         """Raises ValueError if indices / sizes in the model are inconsistent. LiteRT 2.3's
         loader does not verify files and can crash on such models, so the runtime checks
@@ -123,6 +141,7 @@ class Graph:
             code = self.code_of(oc)
             if code < 0 or code > max_code:
                 raise ValueError(f"operator code {i} has unknown builtin code {code}")
+        self._check_strings()
         nsg = len(m.subgraphs or [])
         for si, sg in enumerate(m.subgraphs or []):
             tensors = sg.tensors or []
