@@ -28,7 +28,7 @@ from . import _kernels
 VARIANTS = ("auto", "scalar", "avx2", "avx512vnni", "neon_dotprod")
 ACTIVATIONS = ("none", "relu", "relu6")
 ORDERS = ("skip_first", "skip_last")
-ROUNDINGS = ("away_from_zero", "half_up")
+ROUNDINGS = ("away_from_zero", "half_up", "fp32")
 
 __all__ = [
     "VARIANTS", "Int8Quant", "Int8Conv", "Float32Conv", "available_variants", "cpu_features",
@@ -106,7 +106,8 @@ class Int8Quant:
     output_zero_point: int
     activation: str = "none"
     # "away_from_zero": TFLite reference kernels (default, BUILTIN_REF);
-    # "half_up": TFLite's optimized builtin kernels (ruy), i.e. the default interpreter without delegate.
+    # "half_up": TFLite's optimized builtin kernels (ruy), i.e. the default interpreter without delegate;
+    # "fp32": XNNPACK's float requantization (LiteRT's default CPU path), see requant_scales().
     rounding: str = "away_from_zero"
     filter_scales_array: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -133,6 +134,12 @@ class Int8Quant:
         return _kernels.make_quant_params(float(self.input_scale), int(self.input_zero_point),
                                           self.filter_scales_array, float(self.output_scale),
                                           int(self.output_zero_point))
+
+    def requant_scales(self) -> np.ndarray:
+        """Per-channel float32 scales of XNNPACK's fp32 requantization, computed as XNNPACK does
+        (float32 products: input_scale * filter_scale / output_scale)."""
+        f32 = np.float32
+        return ((f32(self.input_scale) * self.filter_scales_array) / f32(self.output_scale)).astype(f32)
 
     def activation_range(self) -> tuple[int, int]:
         return _kernels.int8_activation_range(self.activation, float(self.output_scale),
@@ -166,7 +173,8 @@ class Int8Conv:
         self._p = _kernels.PackedConvInt8(
             np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
             int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
-            _check_variant(variant), quant.rounding)
+            _check_variant(variant), quant.rounding,
+            quant.requant_scales() if quant.rounding == "fp32" else None)
 
     @property
     def variant(self) -> str:

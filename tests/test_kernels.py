@@ -96,10 +96,11 @@ def run_ours(case, x, weights, bias, quant, variant):
 
 def check_against_tflite(case, resolver="ref"):
     """resolver "ref": TFLite reference kernels, our default rounding (ties away from zero);
-    "builtin": TFLite's optimized builtin kernels, matched with rounding="half_up"."""
+    "builtin": TFLite's optimized builtin kernels, matched with rounding="half_up";
+    "xnnpack": LiteRT's default XNNPACK delegate, matched with rounding="fp32"."""
     x, weights, bias, quant = make_tensors(case)
-    if resolver == "builtin":
-        quant = dataclasses.replace(quant, rounding="half_up")
+    rounding = {"ref": "away_from_zero", "builtin": "half_up", "xnnpack": "fp32"}[resolver]
+    quant = dataclasses.replace(quant, rounding=rounding)
     model = K.build_tflite_model(case["kind"], x.shape, weights, bias, quant, c_skip=case["c_skip"],
                                  order=case["order"], strides=case["stride"], padding=case["padding"])
     expected = K.run_tflite(model, x, resolver=resolver)
@@ -136,6 +137,14 @@ def test_half_up_rounding_bit_exact_vs_optimized_builtin(case):
     check_against_tflite(case, resolver="builtin")
 
 
+@HYP
+@given(st.sampled_from(["conv", "csp", "dense"]).flatmap(conv_cases))
+def test_fp32_rounding_bit_exact_vs_xnnpack(case):
+    """XNNPACK requantizes in float32 (rint(float(acc) * scale) + zp); rounding="fp32"
+    reproduces it bit for bit."""
+    check_against_tflite(case, resolver="xnnpack")
+
+
 ODD_CASES = [
     # 1x1 images, channel counts not multiple of 4/16/64, stride 2 on odd sizes, VALID == kernel
     dict(kind="conv", k=3, stride=2, padding="same", n=1, h=1, w=1, c=3, c_skip=0, cout=5),
@@ -150,10 +159,11 @@ ODD_CASES = [
 
 @pytest.mark.parametrize("base", ODD_CASES, ids=lambda d: "{kind}-k{k}s{stride}-{padding}-{h}x{w}x{c}".format(**d))
 @pytest.mark.parametrize("act", ["none", "relu", "relu6"])
-def test_odd_shapes_bit_exact(base, act):
+@pytest.mark.parametrize("resolver", ["ref", "xnnpack"])
+def test_odd_shapes_bit_exact(base, act, resolver):
     case = dict(base, in_scale=0.05, in_zp=-7, out_scale=0.05 if base["kind"] != "conv" else 0.11,
                 out_zp=-7 if base["kind"] != "conv" else 13, act=act, order="skip_last", seed=3)
-    check_against_tflite(case)
+    check_against_tflite(case, resolver)
 
 
 def test_append_graph_bit_exact():

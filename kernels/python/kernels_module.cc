@@ -300,7 +300,8 @@ PYBIND11_MODULE(_kernels, m) {
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, int input_zero_point, int output_zero_point,
                        py::array multiplier, py::array shift, int act_min, int act_max,
-                       const std::string& variant, const std::string& rounding) {
+                       const std::string& variant, const std::string& rounding,
+                       py::object requant_scale) {
              CheckArray<int8_t>(weights, "weights", 4, false);
              CheckArray<int32_t>(multiplier, "multiplier", 1, false);
              CheckArray<int32_t>(shift, "shift", 1, false);
@@ -321,7 +322,15 @@ PYBIND11_MODULE(_kernels, m) {
              q.act_max = act_max;
              if (rounding == "away_from_zero") q.rounding = Rounding::kAwayFromZero;
              else if (rounding == "half_up") q.rounding = Rounding::kHalfUp;
-             else throw py::value_error("rounding must be 'away_from_zero' or 'half_up', got '" + rounding + "'");
+             else if (rounding == "fp32") q.rounding = Rounding::kFp32;
+             else throw py::value_error("rounding must be 'away_from_zero', 'half_up' or 'fp32', got '" + rounding + "'");
+             if (q.rounding == Rounding::kFp32) {
+               if (requant_scale.is_none())
+                 throw py::value_error("rounding 'fp32' needs requant_scale (float32, out_channels entries)");
+               py::array rs = requant_scale.cast<py::array>();
+               CheckArray<float>(rs, "requant_scale", 1, false);
+               q.requant_scale.assign(CPtr<float>(rs), CPtr<float>(rs) + rs.size());
+             }
              q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
              q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
              std::unique_ptr<PackedConvInt8> p;
@@ -332,7 +341,7 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("padding") = "same", py::arg("input_zero_point") = 0,
            py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
            py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto",
-           py::arg("rounding") = "away_from_zero")
+           py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none())
       .def_property_readonly("variant", [](const PackedConvInt8& p) { return std::string(VariantName(p.variant())); })
       .def_property_readonly("geometry", [](const PackedConvInt8& p) { return GeometryDict(p.geometry()); })
       .def("conv2d", &Ops<int8_t, PackedConvInt8>::Conv, py::arg("x"), py::arg("out") = py::none())

@@ -81,10 +81,14 @@ Int8QuantParams RandomQuant(int out_channels) {
   }
   // Mostly realistic scales; sometimes > 1 effective scale (positive shift).
   const float out_scale = RandInt(0, 9) == 0 ? RandF(0.0001f, 0.001f) : RandF(0.01f, 0.5f);
-  Status s = MakeInt8QuantParams(RandF(0.005f, 0.1f), zp_in, fs.data(), out_channels, out_scale,
+  const float in_scale = RandF(0.005f, 0.1f);
+  Status s = MakeInt8QuantParams(in_scale, zp_in, fs.data(), out_channels, out_scale,
                                  zp_out, amin, amax, &q);
   CHECK(s.ok(), "%s", s.message().c_str());
-  q.rounding = RandInt(0, 1) ? Rounding::kHalfUp : Rounding::kAwayFromZero;
+  const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
+  q.rounding = modes[RandInt(0, 2)];
+  if (q.rounding == Rounding::kFp32)  // as XNNPACK: float products
+    for (float f : fs) q.requant_scale.push_back(in_scale * f / out_scale);
   return q;
 }
 
@@ -282,6 +286,14 @@ void TestRequantEdgeCases() {
   CHECK(MultiplyByQuantizedMultiplierHalfUp(-4, 1 << 30, -2) == 0, "-0.5 -> 0 (ties up)");
   CHECK(MultiplyByQuantizedMultiplierHalfUp(-6, 1 << 30, -2) == -1, "-0.75 -> -1");
   CHECK(MultiplyByQuantizedMultiplierHalfUp(4, 1 << 30, -2) == 1, "0.5 -> 1");
+  // XNNPACK fp32 requantization: ties to even, clamp relative to the zero point.
+  CHECK(RequantizeFp32(5, 0.5f, 0, -128, 127) == 2, "2.5 -> 2");
+  CHECK(RequantizeFp32(7, 0.5f, 0, -128, 127) == 4, "3.5 -> 4");
+  CHECK(RequantizeFp32(-5, 0.5f, 0, -128, 127) == -2, "-2.5 -> -2");
+  CHECK(RequantizeFp32(-7, 0.5f, 10, -128, 127) == 6, "-3.5 + 10 -> 6");
+  CHECK(RequantizeFp32(1000, 1.f, 100, -128, 127) == 127, "clamp high");
+  CHECK(RequantizeFp32(-1000, 1.f, -100, -20, 127) == -20, "clamp to act_min");
+  CHECK(RequantizeFp32(2147483647, 255.f, 0, -128, 127) == 127, "huge accumulator");
   int32_t m;
   int sh;
   QuantizeMultiplier(0.75, &m, &sh);
@@ -300,12 +312,14 @@ void TestRequantEdgeCases() {
       Int8QuantParams q;
       q.input_zero_point = RandInt(-128, 127);
       q.output_zero_point = RandInt(-128, 127);
-      q.rounding = trial % 2 ? Rounding::kHalfUp : Rounding::kAwayFromZero;
+      const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
+      q.rounding = modes[trial % 3];
       for (int c = 0; c < 16; ++c) {
         wts[c] = static_cast<int8_t>(RandInt(-127, 127));
         bias[c] = RandInt(-(1 << 24), 1 << 24);
         q.output_multiplier.push_back(RandInt(1 << 30, 0x7fffffff));
         q.output_shift.push_back(RandInt(-31, 4));
+        q.requant_scale.push_back(std::ldexp(RandF(1.f, 2.f), RandInt(-32, 7)));
       }
       std::unique_ptr<PackedConvInt8> p, pr;
       CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
@@ -340,6 +354,18 @@ void TestValidation() {
   bad = q;
   bad.output_multiplier[0] = -5;
   CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "negative multiplier");
+  bad = q;
+  bad.rounding = Rounding::kFp32;
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "fp32 without scales");
+  bad.requant_scale.assign(8, 0.01f);
+  CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "fp32 with scales");
+  bad.output_multiplier.clear();
+  bad.output_shift.clear();
+  CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kAuto, &p).ok(), "fp32 needs no multipliers");
+  bad.requant_scale[3] = std::nanf("");
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "NaN scale");
+  bad.requant_scale[3] = 300.f;
+  CHECK(!PackedConvInt8::Create(g, wts.data(), nullptr, bad, Variant::kScalar, &p).ok(), "scale >= 256");
   ConvGeometry gb = g;
   gb.stride_h = 0;
   CHECK(!PackedConvInt8::Create(gb, wts.data(), nullptr, q, Variant::kScalar, &p).ok(), "stride 0");

@@ -66,7 +66,10 @@ Status ComputeOutputShape(const ConvGeometry& g, int in_h, int in_w, ConvOutputS
 //                 the default; bit-exact with the interpreter's BUILTIN_REF op resolver.
 //  kHalfUp:       TFLite's optimized builtin kernels (ruy: rounding shift rounds ties up);
 //                 bit-exact with the interpreter's default builtin CONV_2D (no delegate).
-enum class Rounding { kAwayFromZero = 0, kHalfUp = 1 };
+//  kFp32:         XNNPACK's fp32 requantization (the default LiteRT CPU path):
+//                 out = clamp(rint(float(acc) * requant_scale[c]) + zp), ties to even. Uses
+//                 `requant_scale` instead of output_multiplier/output_shift.
+enum class Rounding { kAwayFromZero = 0, kHalfUp = 1, kFp32 = 2 };
 
 // Per-channel int8 quantization, as TFLite computes it in Prepare.
 struct Int8QuantParams {
@@ -76,6 +79,9 @@ struct Int8QuantParams {
   std::vector<int32_t> output_shift;       // out_channels entries, in [-31, 30] (>0: left shift)
   int32_t act_min = -128, act_max = 127;   // fused activation clamp (quantized)
   Rounding rounding = Rounding::kAwayFromZero;
+  // kFp32 only: out_channels entries, f32(f32(input_scale * filter_scale[c]) / output_scale)
+  // as XNNPACK computes them; finite, in [2^-32, 256).
+  std::vector<float> requant_scale;
 };
 
 // Fills output_multiplier/output_shift from scales (double arithmetic as TFLite):

@@ -2,6 +2,7 @@
 // i.e. TFLite built without TFLITE_SINGLE_ROUNDING, which is the default build).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -45,6 +46,17 @@ inline int32_t MultiplyByQuantizedMultiplier(int32_t x, int32_t multiplier, int 
   const int right_shift = shift > 0 ? 0 : -shift;
   const int32_t shifted = static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);
   return RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(shifted, multiplier), right_shift);
+}
+
+// XNNPACK's fp32 requantization ("fp32" qs8 microkernels): scale in float, clamp to the output
+// range (relative to the zero point), round to nearest with ties to even, add the zero point.
+// Clamping before rounding equals clamping after, as the bounds are integers.
+inline int8_t RequantizeFp32(int32_t acc, float scale, int32_t zero_point, int32_t act_min,
+                             int32_t act_max) {
+  float f = static_cast<float>(acc) * scale;
+  f = std::fmax(f, static_cast<float>(act_min - zero_point));
+  f = std::fmin(f, static_cast<float>(act_max - zero_point));
+  return static_cast<int8_t>(static_cast<int32_t>(std::nearbyint(f)) + zero_point);
 }
 
 }  // namespace keras_csp

@@ -30,6 +30,8 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 struct RequantConsts {
   int32x4_t zp, mn, mx;
   int32x4_t away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;       // XNNPACK's fp32 requantization; the multiplier row holds the float scales
+  float32x4_t fmin, fmax;  // fp32: output range relative to the zero point
 };
 
 inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
@@ -37,6 +39,12 @@ inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const Requant
   const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
   const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
   const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
+  if (c.fp32) {
+    // As XNNPACK's fp32 neonv8 requantization: scale, clamp, vcvtn (nearest, ties to even).
+    float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, bias)), vreinterpretq_f32_s32(mult));
+    f = vminq_f32(vmaxq_f32(f, c.fmin), c.fmax);
+    return vaddq_s32(vcvtnq_s32_f32(f), c.zp);
+  }
   int32x4_t x = vshlq_s32(vaddq_s32(acc, bias), lsh);
   x = vqrdmulhq_s32(x, mult);
   // RoundingDivideByPOT: round half away from zero.
@@ -161,7 +169,10 @@ Status PackInt8NeonDotprod(PackedConvInt8* w) {
       const int oc = bi * kNR + j;
       if (oc >= g.out_channels) continue;
       prm[j] = folded[oc];
-      prm[16 + j] = w->quant_.output_multiplier[oc];
+      if (w->quant_.rounding == Rounding::kFp32)
+        std::memcpy(&prm[16 + j], &w->quant_.requant_scale[oc], sizeof(float));
+      else
+        prm[16 + j] = w->quant_.output_multiplier[oc];
       prm[32 + j] = w->left_shift_[oc];
       prm[48 + j] = w->right_shift_[oc];
       for (int t = 0; t < taps; ++t)
@@ -199,6 +210,9 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   c.mn = vdupq_n_s32(w.quant_.act_min);
   c.mx = vdupq_n_s32(w.quant_.act_max);
   c.away = vdupq_n_s32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
+  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fmin = vdupq_n_f32(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
+  c.fmax = vdupq_n_f32(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;

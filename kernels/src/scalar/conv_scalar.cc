@@ -47,6 +47,11 @@ void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
             }
           }
           acc = WrapAdd(acc, w.bias_[oc]);
+          if (q.rounding == Rounding::kFp32) {
+            o[oc] = RequantizeFp32(acc, q.requant_scale[oc], q.output_zero_point, q.act_min,
+                                   q.act_max);
+            continue;
+          }
           acc = q.rounding == Rounding::kHalfUp
                     ? MultiplyByQuantizedMultiplierHalfUp(acc, q.output_multiplier[oc], q.output_shift[oc])
                     : MultiplyByQuantizedMultiplier(acc, q.output_multiplier[oc], q.output_shift[oc]);

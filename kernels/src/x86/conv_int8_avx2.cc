@@ -32,8 +32,8 @@ constexpr int kNR = 16;
 constexpr int64_t kChunkBytes = KCSP_CHUNK_BYTES;
 // Per output-channel block, 16 x int32 each: bias, multiplier, multiplier of the odd lanes moved
 // to the even positions (for vpmuldq), left shift, right shift, (1 << right shift) - 1, and that
-// mask >> 1 (the rounding threshold).
-enum ParamRow { kBias = 0, kMult, kMultOdd, kLeftShift, kRightShift, kMask, kHalf, kParamRows };
+// mask >> 1 (the rounding threshold), and the fp32 requantization scale (float bits).
+enum ParamRow { kBias = 0, kMult, kMultOdd, kLeftShift, kRightShift, kMask, kHalf, kScale, kParamRows };
 constexpr size_t kParamBytes = kParamRows * kNR * sizeof(int32_t);
 
 inline size_t BlockBytes(const PackedConvInt8& w) {
@@ -45,6 +45,8 @@ struct RequantConsts {
   __m256i zp, mn, mx;
   bool left_shift;  // some channel has a positive shift (effective scale >= 1)
   __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;     // XNNPACK's fp32 requantization instead of the fixed-point one
+  __m256 fmin, fmax;  // fp32: output range relative to the zero point
 };
 
 inline __m256i Row(const int32_t* prm, int row, int half) {
@@ -53,6 +55,12 @@ inline __m256i Row(const int32_t* prm, int row, int half) {
 
 inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
   __m256i x = _mm256_add_epi32(acc, Row(prm, kBias, half));
+  if (c.fp32) {
+    // As XNNPACK: cvt, multiply, clamp, round to nearest even (default MXCSR), add zero point.
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_castsi256_ps(Row(prm, kScale, half)));
+    f = _mm256_min_ps(_mm256_max_ps(f, c.fmin), c.fmax);
+    return _mm256_add_epi32(_mm256_cvtps_epi32(f), c.zp);
+  }
   if (c.left_shift) x = _mm256_sllv_epi32(x, Row(prm, kLeftShift, half));
   // SaturatingRoundingDoublingHighMul: floor((x * m + 2^30) / 2^31) (m >= 0, no saturation case).
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
@@ -152,6 +160,8 @@ Status PackInt8Avx2(PackedConvInt8* w) {
       prm[kRightShift * kNR + j] = rs;
       prm[kMask * kNR + j] = mask;
       prm[kHalf * kNR + j] = mask >> 1;
+      if (w->quant_.rounding == Rounding::kFp32)
+        std::memcpy(&prm[kScale * kNR + j], &w->quant_.requant_scale[oc], sizeof(float));
       for (int t = 0; t < taps; ++t)
         for (int k = 0; k < g.in_channels; ++k)
           wp[((static_cast<size_t>(t) * kp2 + k / 2) * kNR + j) * 2 + (k % 2)] =
@@ -190,6 +200,9 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   c.away = _mm256_set1_epi32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
   c.left_shift = false;
   for (int s : w.left_shift_) c.left_shift = c.left_shift || s > 0;
+  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fmin = _mm256_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
+  c.fmax = _mm256_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;

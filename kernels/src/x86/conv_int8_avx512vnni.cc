@@ -38,14 +38,14 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
 struct RequantConsts {
   __m512i zp, mn, mx;
   __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;        // XNNPACK's fp32 requantization; the multiplier row holds the float scales
+  __m512 fmin, fmax;  // fp32: output range relative to the zero point
 };
 
-inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
-  const __m512i bias = _mm512_load_si512(prm);
-  const __m512i mult = _mm512_load_si512(prm + 16);
-  const __m512i lsh = _mm512_load_si512(prm + 32);
-  const __m512i rsh = _mm512_load_si512(prm + 48);
-  const __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(acc, bias), lsh);
+// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier), clamped.
+inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh,
+                            const RequantConsts& c) {
+  x = _mm512_sllv_epi32(x, lsh);
   const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
   __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), nudge);
   __m512i odd = _mm512_add_epi64(
@@ -62,7 +62,22 @@ inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, in
   __m512i r = _mm512_srav_epi32(h, rsh);
   r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
   r = _mm512_add_epi32(r, c.zp);
-  r = _mm512_min_epi32(_mm512_max_epi32(r, c.mn), c.mx);
+  return _mm512_min_epi32(_mm512_max_epi32(r, c.mn), c.mx);
+}
+
+// XNNPACK's fp32 requantization: scale, clamp, round to nearest even (MXCSR), add zero point.
+inline __m512i RequantFp32(__m512i x, __m512 scale, const RequantConsts& c) {
+  __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
+  f = _mm512_min_ps(_mm512_max_ps(f, c.fmin), c.fmax);
+  return _mm512_add_epi32(_mm512_cvtps_epi32(f), c.zp);
+}
+
+inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  const __m512i x = _mm512_add_epi32(acc, _mm512_load_si512(prm));
+  const __m512i mult = _mm512_load_si512(prm + 16);
+  const __m512i r = c.fp32 ? RequantFp32(x, _mm512_castsi512_ps(mult), c)
+                           : RequantFixed(x, mult, _mm512_load_si512(prm + 32),
+                                          _mm512_load_si512(prm + 48), c);
   const __m128i v = _mm512_cvtsepi32_epi8(r);
   if (n == kNR) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(o), v);
@@ -137,7 +152,10 @@ Status PackInt8Avx512Vnni(PackedConvInt8* w) {
       const int oc = bi * kNR + j;
       if (oc >= g.out_channels) continue;
       prm[j] = folded[oc];
-      prm[16 + j] = w->quant_.output_multiplier[oc];
+      if (w->quant_.rounding == Rounding::kFp32)
+        std::memcpy(&prm[16 + j], &w->quant_.requant_scale[oc], sizeof(float));
+      else
+        prm[16 + j] = w->quant_.output_multiplier[oc];
       prm[32 + j] = w->left_shift_[oc];
       prm[48 + j] = w->right_shift_[oc];
       for (int t = 0; t < taps; ++t)
@@ -170,6 +188,9 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.mn = _mm512_set1_epi32(w.quant_.act_min);
   c.mx = _mm512_set1_epi32(w.quant_.act_max);
   c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
+  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fmin = _mm512_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
+  c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int blocks = (g.out_channels + kNR - 1) / kNR;
