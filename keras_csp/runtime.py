@@ -166,6 +166,10 @@ class Model:
         our custom ops then fails with LiteRT's own "unresolved custom op" error).
       enable_profiling: collect LiteRT's per-op profiler events (see `profile()`).
       cpu_kernel_mode: "" (XNNPACK delegate, default), "builtin" or "reference" (TFLite kernels).
+      custom_op_numerics: how our fused ops round. "auto" (default) matches cpu_kernel_mode, so a
+        fused model gives the same bits as the unfused one: "xnnpack" (fp32 requantization,
+        XNNPACK's LEAKY_RELU), "builtin" (TFLite's optimized kernels: fixed point, ties up) or
+        "reference" (TFLite's reference kernels: fixed point, ties away from zero).
       litert_library / litert_version: override the library path / its version.
       allow_untested_version: run on a LiteRT outside the tested range anyway.
       verify_file: parse + structurally check the file in Python before LiteRT loads it
@@ -174,6 +178,7 @@ class Model:
 
     def __init__(self, path, num_threads: int = 1, *, register_custom_ops: bool = True,
                  enable_profiling: bool = False, cpu_kernel_mode: str = "",
+                 custom_op_numerics: str = "auto",
                  litert_library: str | None = None, litert_version: str | None = None,
                  allow_untested_version: bool = False, verify_file: bool = True):
         path = os.fspath(path)
@@ -192,6 +197,7 @@ class Model:
                 lib, path, num_threads=num_threads, register_custom_ops=register_custom_ops,
                 enable_profiling=enable_profiling, cpu_kernel_mode=cpu_kernel_mode,
                 litert_version=version, allow_untested_version=allow_untested_version,
+                custom_op_numerics=custom_op_numerics,
             )
         except RuntimeError as e:
             raise _classify(str(e))(str(e)) from None
@@ -219,6 +225,11 @@ class Model:
     @property
     def litert_version(self) -> str:
         return self._r.litert_version
+
+    @property
+    def custom_op_numerics(self) -> str:
+        """The rounding our fused ops use here: "xnnpack", "builtin" or "reference"."""
+        return self._r.custom_op_numerics
 
     @property
     def last_run_ms(self) -> float:

@@ -71,7 +71,7 @@ def test_fuse_variants_split_relu6_conv_first(partial_variants, tmp):
         rep = fuse(p, out)
         assert rep["fused_ops"] == 1, rep
         assert "CONCATENATION" not in rep["ops_after"] and "CONV_2D" not in rep["ops_after"]
-        assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+        assert rep["verification"]["fused_ops_alone"].startswith("1 fused op(s) bit-exact")
     assert "LEAKY_RELU" in fuse(partial_variants[2], tmp / "lk.tflite")["fused"][0]["replaces"]
     assert fuse(partial_variants[1], tmp / "cf.tflite")["fused"][0]["order"] == "conv_first"
 
@@ -84,9 +84,11 @@ def test_fuse_dense_block_bit_exact_vs_tflite_kernels(dense, tmp):
     assert f["op"] == "CspDenseBlock" and f["layers"] == 3 and f["convs_per_layer"] == [2, 2, 2]
     assert rep["ops_after"].get("CONCATENATION", 0) == 0 and rep["ops_after"]["CONV_2D"] == 1
     # the fused op equals TFLite's reference int8 kernels bit for bit (checked op by op) ...
-    assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+    assert rep["verification"]["fused_ops_alone"].startswith("1 fused op(s) bit-exact")
     # ... and here the whole model also equals the original on TFLite's builtin kernels
     assert rep["verification"]["model_outputs_bit_exact"]["tflite_builtin"]
+    # with the runtime's matching numerics, also under XNNPACK (reported, not enforced, here)
+    assert rep["verification"]["model_outputs_bit_exact"]["xnnpack"]
 
 
 def test_fuse_two_way_dense_block(tmp):
@@ -95,18 +97,64 @@ def test_fuse_two_way_dense_block(tmp):
     assert rep["fused_ops"] == 1
     (f,) = rep["fused"]
     assert f["op"] == "CspDenseBlock" and f["branches_per_layer"] == 2 and f["convs_per_layer"] == [5, 5]
-    assert rep["verification"]["fused_ops_vs_tflite_reference"].startswith("1 fused op(s) bit-exact")
+    assert rep["verification"]["fused_ops_alone"].startswith("1 fused op(s) bit-exact")
 
 
-def test_fuse_enforcing_xnnpack_is_consistent(dense, tmp):  # noqa: D103
-    """With against=xnnpack a fused op either stays (model outputs bit-exact under XNNPACK
-    too) or is reverted with its reason in the report."""
-    out = tmp / "dense_default.tflite"
-    rep = fuse(dense, out, against=("tflite", "xnnpack"))
-    assert rep["fused_ops"] + len(rep["fallbacks"]) == 1
-    for fb in rep["fallbacks"]:
-        assert "XNNPACK" in fb["reason"]
-    assert _equal_outputs(dense, str(out), modes=("",)) or rep["fused_ops"] == 0
+ALL_MODES = ("", "builtin", "reference")  # XNNPACK, TFLite optimized builtin, TFLite reference
+
+
+def test_fused_models_bit_identical_under_every_kernel_set(dense, partial, partial_variants, tmp):
+    """The runtime rounds our fused ops like the kernels that run the rest of the graph
+    (custom_op_numerics="auto"): XNNPACK's fp32 requantization, TFLite's optimized fixed point
+    (ties up) or its reference fixed point (ties away from zero), and XNNPACK's or TFLite's
+    LEAKY_RELU. So fused == original under each, with the default (enforcing) verification."""
+    for i, p in enumerate([dense, partial] + partial_variants):
+        out = tmp / f"all_modes_{i}.tflite"
+        rep = fuse(p, out)
+        assert rep["fused_ops"] >= 1 and rep["fallbacks"] == [], rep["fallbacks"]
+        assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+        assert _equal_outputs(p, str(out), modes=ALL_MODES), p
+
+
+def test_mismatched_numerics_are_detectable(partial_variants, tmp):
+    """Forcing the wrong numerics (TFLite rounding next to XNNPACK) changes the fused LEAKY_RELU
+    model's outputs: the numerics matter, and the test above can fail."""
+    src = partial_variants[2]
+    out = tmp / "leaky_numerics.tflite"
+    fuse(src, out)
+    a = rt.Model(src)
+    b = rt.Model(out, custom_op_numerics="reference")
+    assert b.custom_op_numerics == "reference" and rt.Model(out).custom_op_numerics == "xnnpack"
+    assert rt.Model(out, cpu_kernel_mode="builtin").custom_op_numerics == "builtin"
+    diffs = sum(int(np.count_nonzero(u != v)) for xs in representative_inputs(a, samples=8, seed=1)
+                for u, v in zip(a.run(*xs), b.run(*xs)))
+    assert diffs > 0
+    with pytest.raises(rt.ModelLoadError, match="custom_op_numerics must be"):
+        rt.Model(out, custom_op_numerics="fast")
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.2, 0.3, 0.01])
+def test_xnnpack_leaky_relu_formula_matches_litert(alpha, tmp):
+    """Our model of XNNPACK's int8 LEAKY_RELU (the fused epilogue under XNNPACK) against
+    LiteRT's XNNPACK on all 256 int8 inputs."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.patterns import xnnpack_leaky_relu_params
+    from keras_csp.tflite.testing import _convert_int8
+
+    inp = tf.keras.Input((256,))
+    path = _convert_int8(tf.keras.Model(inp, tf.keras.layers.LeakyReLU(alpha)(inp)), (256,),
+                         tmp / f"lrelu_{alpha}.tflite", seed=int(alpha * 100))
+    g = Graph.load(path)
+    (op,) = [o for o in g.ops() if g.op_type(o) == "LEAKY_RELU"]
+    (si, zi), (so, zo) = [(float(g.quant(int(t))[0][0]), int(g.quant(int(t))[1][0]))
+                          for t in (op.inputs[0], op.outputs[0])]
+    p = xnnpack_leaky_relu_params(si, so, np.float32(op.builtinOptions.alpha))
+    x = np.arange(-128, 128, dtype=np.int32)
+    m = np.where(x - zi >= 0, p["post_xnn_positive_multiplier"], p["post_xnn_negative_multiplier"])
+    expected = np.clip(((zo << 8) + 0x80 + (x - zi) * m) >> 8, -128, 127)
+    got = rt.Model(path).run(x.astype(np.int8).reshape(1, 256))[0].ravel()
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_wrong_kernel_parameters_fall_back_per_op(partial, tmp, monkeypatch):
@@ -153,7 +201,8 @@ def test_fused_model_without_our_runtime_fails_with_litert_message(partial, tmp)
     ("padding", 7, "padding must be"),
     ("act_min", 200, "activation range"),
     ("node", 5, "no initialized node with id 0"),
-    ("requantization", "fp32", "requantization 'fp32' is not supported"),
+    ("requant_scales", [0.01], "requant_scales has 1 entries"),
+    ("requant_scales", None, "missing option 'requant_scales'"),
 ])
 def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, msg):
     out = tmp / "p3.tflite"
@@ -162,6 +211,8 @@ def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, ms
     op = next(o for o in g.ops() if g.op_type(o) == "CspPartialConv")
     opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
     opts[field] = value
+    if value is None:
+        del opts[field]
     op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
     bad = tmp / f"bad_{field}.tflite"
     g.save(bad)

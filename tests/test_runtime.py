@@ -140,8 +140,17 @@ def test_flexbuffer_reader_never_crashes_on_garbage():
                                     "padding": 1, "in_channels": 4, "out_channels": 2,
                                     "input_zero_point": 0, "output_zero_point": 0,
                                     "multipliers": [1 << 30, 1 << 30], "shifts": [0, -1],
+                                    "requant_scales": [0.5, 0.25],
                                     "act_min": -128, "act_max": 127}))
     assert _runtime.check_custom_options("CspPartialConv", good)[0] == 3
+    no_scales = dict(flexbuffers.Loads(good))
+    del no_scales["requant_scales"]
+    no_scales = bytes(flexbuffers.Dumps(no_scales))
+    assert _runtime.check_custom_options("CspPartialConv", no_scales, "builtin")[0] == 3
+    with pytest.raises(RuntimeError, match="missing option 'requant_scales'"):
+        _runtime.check_custom_options("CspPartialConv", no_scales, "xnnpack")
+    with pytest.raises(ValueError, match="numerics must be"):
+        _runtime.check_custom_options("CspPartialConv", good, "fast")
     for _ in range(300):
         b = bytearray(good)
         for _ in range(rng.integers(1, 6)):

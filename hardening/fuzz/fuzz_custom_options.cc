@@ -247,7 +247,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   int node = -1;
   std::string error;
-  std::unique_ptr<NodeKernel> k = CreateNodeKernel(name, p, opts.size(), &node, &error);
+  // The runtime parses the options for one of three numerics (see custom_ops.h): all of them
+  // read different fields.
+  const auto numerics = static_cast<Numerics>(data[0] / 6 % 3);
+  std::unique_ptr<NodeKernel> k = CreateNodeKernel(name, p, opts.size(), &node, &error, numerics);
   if (!k) {
     if (error.empty()) __builtin_trap();  // a rejection must say why
     return 0;

@@ -13,6 +13,7 @@
 // Calls whose (valid) work would exceed kMaxMacs are skipped to keep executions fast.
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -138,9 +139,20 @@ Int8QuantParams Quant(FuzzedDataProvider& f, int out_channels) {
                   : f.ConsumeIntegralInRange<int32_t>(-128, 0);
   q.act_max = bad ? f.ConsumeIntegralInRange<int32_t>(-200, 200)
                   : f.ConsumeIntegralInRange<int32_t>(0, 127);
-  q.rounding = f.ConsumeIntegralInRange<int>(0, 31) == 0
-                   ? static_cast<Rounding>(f.ConsumeIntegralInRange<int>(2, 3))
-                   : (f.ConsumeBool() ? Rounding::kHalfUp : Rounding::kAwayFromZero);
+  const int r = f.ConsumeIntegralInRange<int>(0, 31);
+  q.rounding = r == 0 ? static_cast<Rounding>(f.ConsumeIntegralInRange<int>(3, 4))  // invalid
+               : r < 11 ? Rounding::kFp32
+                        : (f.ConsumeBool() ? Rounding::kHalfUp : Rounding::kAwayFromZero);
+  if (q.rounding == Rounding::kFp32) {
+    // Realistic scales, sometimes out of range / NaN / a missing entry.
+    int ns = f.ConsumeIntegralInRange<int>(0, 15) == 0 ? f.ConsumeIntegralInRange<int>(0, 40) : n;
+    for (int c = 0; c < ns; ++c) {
+      float v = std::ldexp(f.ConsumeFloatingPointInRange<float>(1.f, 2.f),
+                           f.ConsumeIntegralInRange<int>(bad ? -40 : -32, bad ? 12 : 7));
+      if (bad && f.ConsumeIntegralInRange<int>(0, 7) == 0) v = std::nanf("");
+      q.requant_scale.push_back(v);
+    }
+  }
   return q;
 }
 

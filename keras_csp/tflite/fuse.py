@@ -13,24 +13,25 @@ int8 "node key" tensor of shape [node + 1] that identifies the node to our kerne
 Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
          CspDenseBlock:  x, (weights, bias) per conv, key
 
+Numerics. A fused op must give the same bits as the builtin ops it replaces, and those round
+differently depending on which CPU kernels run them: XNNPACK (LiteRT's default) requantizes
+convs in float32 -- out = rint(float(acc) * f32(in_s * w_s[c] / out_s)) + zp -- and has its own
+8.8 fixed-point LEAKY_RELU; TFLite's optimized builtin convs use the fixed-point multiplier with
+ties rounded up; TFLite's reference kernels round ties away from zero. The options carry the
+parameters of all of them and keras_csp.runtime picks the ones matching its CPU kernel mode
+(`custom_op_numerics="auto"`), so a fused model is bit-identical to the original under each.
+
 Before writing, the rewritten model is verified on representative inputs:
-  1. every fused op ALONE must be bit-identical to the builtin SLICE/CONV_2D/CONCATENATION ops
-     it replaces as run by TFLite's reference int8 kernels (ai-edge-litert interpreter,
-     BUILTIN_REF), on the activations it sees inside the model plus random full-range inputs:
-     our kernels implement that semantics (fixed-point multiplier, double rounding). Note that
-     TFLite's *optimized* builtin kernels round the final shift half-up instead of half-away
-     from zero, so they can differ from the reference by 1 LSB on exact ties;
+  1. every fused op ALONE must be bit-identical to the builtin SLICE/CONV_2D/CONCATENATION
+     (/LEAKY_RELU) ops it replaces, run by the ai-edge-litert interpreter with TFLite's
+     reference kernels, its optimized builtin kernels and XNNPACK, on the activations it sees
+     inside the model plus random full-range inputs;
   2. the whole rewritten model vs the original in our runtime (keras_csp.runtime), with the
-     default XNNPACK CPU path and with TFLite's builtin kernels: reported. XNNPACK
-     requantizes int8 convs in fp32 -- out = rint(float(acc) * f32(in_s * w_s[c] / out_s)) +
-     zp (verified bit-exact against LiteRT 2.3's XNNPACK) -- not with TFLite's fixed-point
-     multiplier, so a fused op (TFLite semantics) differs from XNNPACK's conv by 1 LSB in a few
-     elements, and so may the model outputs. By default (against=("tflite",)) this is reported
-     (verification.model_outputs_bit_exact.xnnpack, fused_ops_differing_from_xnnpack); with
-     against=("tflite", "xnnpack") it is enforced.
-Fused ops failing (1) -- or, when enforced, differing under XNNPACK while the model outputs
-differ (2) -- are reverted to the builtin ops (per-op fallback) and the check repeats; if the
-model outputs still differ, nothing is written (FuseVerificationError).
+     default XNNPACK CPU path and with TFLite's builtin kernels.
+Fused ops failing (1), or differing inside the model in (2) while the model outputs differ, are
+reverted to the builtin ops (per-op fallback) and the check repeats; if the model outputs still
+differ, nothing is written (FuseVerificationError). against=("tflite",) only reports (2) for
+XNNPACK instead of enforcing it.
 """
 from __future__ import annotations
 
@@ -212,13 +213,12 @@ def _pattern_submodel(g: Graph, m) -> Graph:
     return sub
 
 
-def _ref_interpreter(path):
-    """ai-edge-litert's interpreter with TFLite's reference kernels (no XNNPACK)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    it.allocate_tensors()
-    return it
+# Interpreter resolver and runtime CPU kernel mode of each kernel set a fused op must match.
+_KERNEL_SETS = {"reference": ("ref", "reference"), "builtin": ("builtin", "builtin"),
+                "xnnpack": ("xnnpack", "")}
+_KERNEL_SET_NAMES = {"reference": "TFLite's reference int8 kernels",
+                     "builtin": "TFLite's optimized builtin int8 kernels",
+                     "xnnpack": "XNNPACK"}
 
 
 def _run_interp(it, xs):
@@ -228,10 +228,11 @@ def _run_interp(it, xs):
     return [it.get_tensor(d["index"]) for d in it.get_output_details()]
 
 
-def _verify_ops_vs_reference(g: Graph, matches, inputs, tmp):
-    """Each fused op alone vs the builtin ops it replaces run by TFLite's reference int8
-    kernels, on the activations it sees in the model (+ random full-range inputs).
-    Returns {match index: reason} for mismatches."""
+def _verify_ops_alone(g: Graph, matches, inputs, tmp):
+    """Each fused op alone vs the builtin ops it replaces, under each kernel set (interpreter
+    with those kernels vs our runtime with the matching numerics), on the activations it sees
+    in the model (+ random full-range inputs). Returns {match index: reason} for mismatches."""
+    from keras_csp.kernels import make_interpreter
     from keras_csp.runtime import Model
 
     probes = []
@@ -254,39 +255,44 @@ def _verify_ops_vs_reference(g: Graph, matches, inputs, tmp):
             continue
         fz_path = os.path.join(tmp, f"sub{i}_fused.tflite")
         rewrite(sub, sub_ms).save(fz_path)
-        it = _ref_interpreter(sub_path)
-        fm = Model(fz_path)
         samples = [[c[t] for t in _activation_inputs(m)] for c in captured]
         samples += [[rng.integers(-128, 128, size=c[t].shape).astype(np.int8) for t in _activation_inputs(m)]
                     for c in captured[:2]]
-        nd, mx = 0, 0
-        for xs in samples:
-            (r,) = _run_interp(it, xs)
-            (o,) = fm.run(*xs)
-            a, b = _diff_stats(r, o)
-            nd, mx = nd + a, max(mx, b)
-        if nd:
-            bad[i] = (f"differs from TFLite's reference int8 kernels in {nd} elements (max |diff| {mx}) "
-                      f"over {len(samples)} inputs")
+        with open(sub_path, "rb") as f:
+            sub_bytes = f.read()
+        for kset, (resolver, mode) in _KERNEL_SETS.items():
+            it = make_interpreter(sub_bytes, resolver)
+            fm = Model(fz_path, cpu_kernel_mode=mode)
+            nd, mx = 0, 0
+            for xs in samples:
+                (r,) = _run_interp(it, xs)
+                (o,) = fm.run(*xs)
+                a, b = _diff_stats(r, o)
+                nd, mx = nd + a, max(mx, b)
+            if nd:
+                bad[i] = (f"differs from {_KERNEL_SET_NAMES[kset]} in {nd} elements (max |diff| {mx}) "
+                          f"over {len(samples)} inputs")
+                break
     return bad
 
 
-def _verify(g: Graph, matches, inputs, dst, against=("tflite",)):
+def _verify(g: Graph, matches, inputs, dst, against=("tflite", "xnnpack")):
     """Per-op fallback verification (see module docstring). Returns (kept matches, fallbacks,
     verification summary)."""
     fallbacks = []
     summary = {"enabled": True, "samples": len(inputs)}
     n_out = len(g.sg.outputs)
     with tempfile.TemporaryDirectory() as tmp:
-        bad = _verify_ops_vs_reference(g, matches, inputs, tmp)
+        bad = _verify_ops_alone(g, matches, inputs, tmp)
         for i in sorted(bad):
             d = _describe(g, matches[i])
             d["reason"] = bad[i]
             fallbacks.append(d)
         active = [i for i in range(len(matches)) if i not in bad]
-        summary["fused_ops_vs_tflite_reference"] = (
-            f"{len(active)} fused op(s) bit-exact vs TFLite's reference int8 kernels "
-            f"(each op alone, on its in-model activations + random inputs)")
+        summary["fused_ops_alone"] = (
+            f"{len(active)} fused op(s) bit-exact vs the ops they replace under XNNPACK, TFLite's "
+            f"builtin and TFLite's reference int8 kernels (each op alone, on its in-model "
+            f"activations + random inputs)")
         ref_path = os.path.join(tmp, "ref.tflite")
         _with_outputs(g, [m.output for m in matches]).save(ref_path)
         ref = {mode: _run_all(ref_path, inputs, mode) for mode in ("", "builtin")}
@@ -307,13 +313,16 @@ def _verify(g: Graph, matches, inputs, dst, against=("tflite",)):
                             e[0] += nd
                             e[1] = max(e[1], mx)
                 op_diffs[mode] = od
-            if "xnnpack" in against and not equal[""] and op_diffs[""]:
-                for i, (nd, mx) in sorted(op_diffs[""].items()):
+            enforced = [mode for mode in ("", "builtin") if mode == "builtin" or "xnnpack" in against]
+            culprits = {i: (mode, v) for mode in enforced if not equal[mode] for i, v in op_diffs[mode].items()}
+            if culprits:
+                for i, (mode, (nd, mx)) in sorted(culprits.items()):
                     d = _describe(g, matches[i])
-                    d["reason"] = (f"model outputs differ under XNNPACK; this op differs from XNNPACK's "
-                                   f"fp32-requantized conv in {nd} elements (max |diff| {mx})")
+                    kset = "xnnpack" if mode == "" else "builtin"
+                    d["reason"] = (f"model outputs differ under {_KERNEL_SET_NAMES[kset]}; this op's output "
+                                   f"differs inside the model in {nd} elements (max |diff| {mx})")
                     fallbacks.append(d)
-                active = [i for i in active if i not in op_diffs[""]]
+                active = [i for i in active if i not in culprits]
                 continue
             break
         summary["model_outputs_bit_exact"] = {"xnnpack": equal[""], "tflite_builtin": equal["builtin"]}
@@ -322,8 +331,10 @@ def _verify(g: Graph, matches, inputs, dst, against=("tflite",)):
                 {"output": g.tensor_name(matches[i].output), "elements": v[0], "max_abs": v[1]}
                 for i, v in sorted(od.items())]
             for mode, od in op_diffs.items()}
-    if "xnnpack" in against and not summary["model_outputs_bit_exact"]["xnnpack"]:
-        raise FuseVerificationError(f"fused model outputs are not bit-exact under XNNPACK; refusing to write {dst}")
+    ex = summary["model_outputs_bit_exact"]
+    if not ex["tflite_builtin"] or ("xnnpack" in against and not ex["xnnpack"]):
+        which = "XNNPACK" if not ex["xnnpack"] else "TFLite's builtin kernels"
+        raise FuseVerificationError(f"fused model outputs are not bit-exact under {which}; refusing to write {dst}")
     return [matches[i] for i in active], fallbacks, summary
 
 
@@ -356,7 +367,7 @@ def _run_all(path, inputs, cpu_kernel_mode="", num_threads=1):
 
 
 def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = True,
-         seed: int = 0, against=("tflite",)) -> dict:
+         seed: int = 0, against=("tflite", "xnnpack")) -> dict:
     """Rewrites `src` (.tflite) into `dst` with CSP patterns fused into custom ops.
 
     Args:
@@ -364,10 +375,10 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
       inputs: representative inputs (list of lists of arrays, one list per sample); default:
         `samples` random full-range inputs.
       verify: run original and fused models and require bit-identical outputs (default).
-      against: what must be bit-exact: "tflite" = every fused op vs TFLite's builtin int8
-        kernels (always checked when verifying); "xnnpack" = the model outputs under the default
-        XNNPACK CPU path (fused ops that break it fall back). Pass ("tflite",) to accept models
-        whose outputs differ from XNNPACK's by its fp32 rounding (reported, not enforced).
+      against: which whole-model runs must be bit-exact: "tflite" = under TFLite's builtin
+        kernels (always enforced when verifying), "xnnpack" = under the default XNNPACK CPU path
+        (default: enforced; with ("tflite",) only reported). Every fused op alone is always
+        checked against XNNPACK, TFLite's builtin and its reference kernels.
     Returns the report dict.
     """
     src, dst = os.fspath(src), os.fspath(dst)

@@ -27,6 +27,21 @@ from .schema import ActivationFunctionType, BuiltinOperator, Padding, TensorType
 SLICE_OPS = {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V"}
 
 
+def xnnpack_leaky_relu_params(input_scale: float, output_scale: float, alpha) -> dict:
+    """XNNPACK's int8 LEAKY_RELU multipliers (qs8 vlrelu: 8.8 fixed point per sign,
+    out = ((out_zp << 8) + 0x80 + (x - in_zp) * m) >> 8, m = lrintf(256 * scale) with float32
+    scales), or {} when XNNPACK would not take the op (its scale limits), so that TFLite's
+    kernel -- and our fixed-point epilogue -- runs it even under XNNPACK. Verified bit-exact
+    against LiteRT 2.3 on all 256 inputs (tests/test_fuse.py)."""
+    f32 = np.float32
+    pos = f32(f32(input_scale) / f32(output_scale))
+    neg = f32(pos * f32(alpha))
+    if not (2.0 ** -8 <= pos <= 2.0 ** 7 and -2.0 ** 7 <= neg <= 2.0 ** 7 and abs(neg) >= 2.0 ** -8):
+        return {}
+    return {"post_xnn_positive_multiplier": int(np.rint(f32(256.0) * pos)),
+            "post_xnn_negative_multiplier": int(np.rint(f32(256.0) * neg))}
+
+
 @dataclass
 class Rejection:
     op_index: int
@@ -249,12 +264,13 @@ class Matcher:
             m, s = _quantize_multiplier(eff)
             mults.append(int(m))
             shifts.append(int(s))
-        # XNNPACK's fp32 requantization scales (out = rint(f32(acc) * scale) + zp), carried for
-        # kernels that implement XNNPACK-compatible rounding; ours use multipliers/shifts.
+        # XNNPACK's fp32 requantization scales (out = rint(f32(acc) * scale) + zp, float32
+        # products as XNNPACK computes them): the runtime uses them under XNNPACK, the
+        # multipliers/shifts under TFLite's kernels.
         fp32_scales = [float(np.float32(np.float32(xq[0]) * wscales[c]) / np.float32(yq[0]))
                        for c in range(cout)]
         params = {
-            "requantization": "fixed_point", "requant_scales": fp32_scales,
+            "requant_scales": fp32_scales,
             "kernel_h": int(W.shape[1]), "kernel_w": int(W.shape[2]),
             "stride_h": int(o.strideH or 1), "stride_w": int(o.strideW or 1),
             "padding": 1 if o.padding == Padding.SAME else 0,
@@ -265,7 +281,7 @@ class Matcher:
         }
         return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
 
-    def conv_producing(self, t, why: list):
+    def conv_producing(self, t, why: list):  # noqa: C901 (one branch per producer kind)
         """ConvInfo for tensor t = CONV_2D(...) or LEAKY_RELU(CONV_2D(...)) (conv output used
         only by the leaky relu), else None."""
         pi = self.prod.get(t)
@@ -296,6 +312,7 @@ class Matcher:
                 "post_mult_identity": int(m_i), "post_shift_identity": int(s_i),
                 "post_mult_alpha": int(m_a), "post_shift_alpha": int(s_a),
             })
+            info.params.update(xnnpack_leaky_relu_params(iq[0], oq[0], alpha))
             info.output = t
             info.post_op = pi
             return info

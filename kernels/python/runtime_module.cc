@@ -37,8 +37,10 @@ class PyRunner {
  public:
   PyRunner(const std::string& lib_path, const std::string& model_path, int num_threads,
            bool register_custom_ops, bool enable_profiling, const std::string& cpu_kernel_mode,
-           const std::string& litert_version, bool allow_untested_version, bool capture_stderr) {
+           const std::string& litert_version, bool allow_untested_version, bool capture_stderr,
+           const std::string& custom_op_numerics) {
     RunnerOptions o;
+    o.custom_op_numerics = custom_op_numerics;
     o.num_threads = num_threads;
     o.register_custom_ops = register_custom_ops;
     o.enable_profiling = enable_profiling;
@@ -53,6 +55,8 @@ class PyRunner {
     }
     if (!runner_) throw std::runtime_error(err);
   }
+
+  std::string Numerics() const { return NumericsName(runner_->custom_op_numerics()); }
 
   py::list Inputs() const {
     py::list l;
@@ -187,24 +191,30 @@ PYBIND11_MODULE(_runtime, m) {
       "Loads and checks libLiteRt.so; returns its version or raises RuntimeError.");
   m.def(
       "check_custom_options",
-      [](const std::string& op, py::bytes options) {
+      [](const std::string& op, py::bytes options, const std::string& numerics) {
         std::string s = options;
         int node = -1;
         std::string err;
+        keras_csp::runtime::Numerics n;
+        if (!keras_csp::runtime::ResolveNumerics(numerics, "", &n))
+          throw py::value_error("numerics must be 'xnnpack', 'builtin' or 'reference'");
         auto k = keras_csp::runtime::CreateNodeKernel(
-            op, reinterpret_cast<const uint8_t*>(s.data()), s.size(), &node, &err);
+            op, reinterpret_cast<const uint8_t*>(s.data()), s.size(), &node, &err, n);
         if (!k) throw std::runtime_error(op + ": invalid custom options: " + err);
         return py::make_tuple(node, k->Describe());
       },
-      "Validates custom options as the op's Init would; returns (node, description).");
+      py::arg("op"), py::arg("options"), py::arg("numerics") = "xnnpack",
+      "Validates custom options as the op's Init would (for the given numerics); returns "
+      "(node, description).");
 
   py::class_<PyRunner>(m, "Runner")
       .def(py::init<const std::string&, const std::string&, int, bool, bool, const std::string&,
-                    const std::string&, bool, bool>(),
+                    const std::string&, bool, bool, const std::string&>(),
            py::arg("litert_library"), py::arg("model_path"), py::arg("num_threads") = 1,
            py::arg("register_custom_ops") = true, py::arg("enable_profiling") = false,
            py::arg("cpu_kernel_mode") = "", py::arg("litert_version") = "",
-           py::arg("allow_untested_version") = false, py::arg("capture_stderr") = true)
+           py::arg("allow_untested_version") = false, py::arg("capture_stderr") = true,
+           py::arg("custom_op_numerics") = "auto")
       .def("inputs", &PyRunner::Inputs)
       .def("outputs", &PyRunner::Outputs)
       .def("set_input", &PyRunner::SetInput)
@@ -216,5 +226,6 @@ PYBIND11_MODULE(_runtime, m) {
       .def("reset_custom_op_stats", &PyRunner::ResetCustomOpStats)
       .def_property_readonly("last_run_ms", &PyRunner::LastRunMs)
       .def_property_readonly("signature_key", &PyRunner::SignatureKey)
-      .def_property_readonly("litert_version", &PyRunner::LiteRtVersion);
+      .def_property_readonly("litert_version", &PyRunner::LiteRtVersion)
+      .def_property_readonly("custom_op_numerics", &PyRunner::Numerics);
 }

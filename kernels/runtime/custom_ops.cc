@@ -58,17 +58,33 @@ void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
   for (int d : dims) l->dimensions[i++] = d;
 }
 
-// ---- element-wise int8 op fused after a conv (TFLite reference semantics) ----
+// ---- element-wise int8 op fused after a conv ----
+// LEAKY_RELU as TFLite computes it (builtin and reference kernels agree: fixed-point multiplier
+// per sign, MultiplyByQuantizedMultiplier) or as XNNPACK does (qs8 vlrelu: 8.8 fixed point,
+// out = (((out_zp << 8) + 0x80 + x * m) >> 8), m = lrintf(256 * scale) per sign).
 struct Epilogue {
   bool leaky = false;
+  bool xnnpack = false;
   int32_t in_zp = 0, out_zp = 0, m_id = 0, s_id = 0, m_alpha = 0, s_alpha = 0;
+  int32_t xnn_pos = 0, xnn_neg = 0;
 
-  void Parse(const Ref& m) {
+  void Parse(const Ref& m, Numerics numerics) {
     Ref post = m.Get("post");
     if (post.IsNull()) return;
     std::string kind = post.AsString();
     Require(kind == "leaky_relu", "unsupported post op '" + kind + "'");
     leaky = true;
+    // XNNPACK only takes a LEAKY_RELU whose scales it can represent; the fuse pass stores its
+    // multipliers only then (otherwise TFLite's kernel runs the op even under XNNPACK).
+    if (numerics == Numerics::kXnnpack && m.Has("post_xnn_positive_multiplier")) {
+      xnnpack = true;
+      int64_t pm = ReqInt(m, "post_xnn_positive_multiplier");
+      int64_t nm = ReqInt(m, "post_xnn_negative_multiplier");
+      Require(pm >= -32768 && pm <= 32767 && nm >= -32768 && nm <= 32767,
+              "post_xnn multipliers out of int16 range");
+      xnn_pos = static_cast<int32_t>(pm);
+      xnn_neg = static_cast<int32_t>(nm);
+    }
     in_zp = static_cast<int32_t>(ReqInt(m, "post_input_zero_point"));
     out_zp = static_cast<int32_t>(ReqInt(m, "post_output_zero_point"));
     auto chk = [](int64_t mult, int64_t shift) {
@@ -94,8 +110,15 @@ struct Epilogue {
       int8_t* v = base + p * stride + offset;
       for (int c = 0; c < channels; ++c) {
         const int32_t x = int32_t(v[c]) - in_zp;
-        int32_t y = out_zp + (x >= 0 ? MultiplyByQuantizedMultiplier(x, m_id, s_id)
-                                     : MultiplyByQuantizedMultiplier(x, m_alpha, s_alpha));
+        int32_t y;
+        if (xnnpack) {
+          // |x| <= 255 and |m| < 2^15: no overflow. >> of a negative int is arithmetic (C++20,
+          // and what every supported compiler does).
+          y = ((out_zp << 8) + 0x80 + x * (x >= 0 ? xnn_pos : xnn_neg)) >> 8;
+        } else {
+          y = out_zp + (x >= 0 ? MultiplyByQuantizedMultiplier(x, m_id, s_id)
+                               : MultiplyByQuantizedMultiplier(x, m_alpha, s_alpha));
+        }
         v[c] = static_cast<int8_t>(std::min(127, std::max(-128, y)));
       }
     }
@@ -110,7 +133,7 @@ struct ConvSpec {
   std::unique_ptr<PackedConvInt8> packed;
   const void* packed_from = nullptr;  // weights pointer the packing was built from
 
-  void Parse(const Ref& m, const std::string& where) {
+  void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     try {
       geometry.kernel_h = static_cast<int>(ReqInt(m, "kernel_h"));
       geometry.kernel_w = static_cast<int>(ReqInt(m, "kernel_w"));
@@ -132,13 +155,6 @@ struct ConvSpec {
               "channel counts out of range");
       Require(OptInt(m, "dilation_h", 1) == 1 && OptInt(m, "dilation_w", 1) == 1,
               "dilated convolutions are not supported");
-      if (Ref rq = m.Get("requantization"); !rq.IsNull()) {
-        std::string mode = rq.AsString();
-        Require(mode == "fixed_point",
-                "requantization '" + mode + "' is not supported by the keras_csp kernels (they "
-                "implement TFLite's fixed-point requantization; XNNPACK-compatible 'fp32' "
-                "rounding needs kernel support)");
-      }
       quant.input_zero_point = static_cast<int32_t>(ReqInt(m, "input_zero_point"));
       quant.output_zero_point = static_cast<int32_t>(ReqInt(m, "output_zero_point"));
       Require(quant.input_zero_point >= -128 && quant.input_zero_point <= 127,
@@ -163,7 +179,28 @@ struct ConvSpec {
       quant.act_max = static_cast<int32_t>(ReqInt(m, "act_max"));
       Require(quant.act_min >= -128 && quant.act_max <= 127 && quant.act_min <= quant.act_max,
               "activation range [act_min, act_max] invalid");
-      post.Parse(m);
+      switch (numerics) {
+        case Numerics::kXnnpack: {
+          quant.rounding = Rounding::kFp32;
+          Ref rs = m.Get("requant_scales");
+          Require(!rs.IsNull(),
+                  "missing option 'requant_scales' (XNNPACK's fp32 requantization scales, needed "
+                  "to match XNNPACK; re-run `keras-csp fuse` on the original model, or run with "
+                  "cpu_kernel_mode 'builtin'/'reference')");
+          std::vector<double> v = rs.AsDoubleVector();
+          Require(v.size() == static_cast<size_t>(geometry.out_channels),
+                  "requant_scales has " + std::to_string(v.size()) +
+                      " entries, expected out_channels=" + std::to_string(geometry.out_channels));
+          for (double d : v) {
+            Require(d >= 0x1.0p-32 && d < 256.0, "requant_scales entries must be in [2^-32, 256)");
+            quant.requant_scale.push_back(static_cast<float>(d));
+          }
+          break;
+        }
+        case Numerics::kTfliteBuiltin: quant.rounding = Rounding::kHalfUp; break;
+        case Numerics::kTfliteReference: quant.rounding = Rounding::kAwayFromZero; break;
+      }
+      post.Parse(m, numerics);
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -221,7 +258,7 @@ ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) 
 // ---------------------------------------------------------------------------------------
 class CspPartialConvKernel : public NodeKernel {
  public:
-  void Parse(const Ref& m) {
+  void Parse(const Ref& m, Numerics numerics) {
     c_skip_ = static_cast<int>(ReqInt(m, "c_skip"));
     skip_offset_ = static_cast<int>(OptInt(m, "skip_offset", 0));
     conv_offset_ = static_cast<int>(ReqInt(m, "conv_offset"));
@@ -229,7 +266,7 @@ class CspPartialConvKernel : public NodeKernel {
     Require(c_skip_ >= 1, "c_skip must be >= 1");
     Require(skip_offset_ >= 0 && conv_offset_ >= 0, "channel offsets must be >= 0");
     Require(order_ == 0 || order_ == 1, "order must be 0 (skip first) or 1 (conv first)");
-    conv_.Parse(m, "conv");
+    conv_.Parse(m, "conv", numerics);
   }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
@@ -317,7 +354,7 @@ class CspDenseBlockKernel : public NodeKernel {
   // "layers": [layer, ...]; a layer is either one chain [conv, conv, ...] (conv = map) or
   // several parallel branches [[conv, ...], [conv, ...]] (PeleeNet's two-way dense layer):
   // every branch reads the layer input x_i and appends its output, in order.
-  void Parse(const Ref& m) {
+  void Parse(const Ref& m, Numerics numerics) {
     in_channels_ = static_cast<int>(ReqInt(m, "in_channels"));
     in_offset_ = static_cast<int>(OptInt(m, "in_offset", 0));
     Require(in_channels_ >= 1, "in_channels must be >= 1");
@@ -350,7 +387,7 @@ class CspDenseBlockKernel : public NodeKernel {
           const std::string lc = lb + " conv " + std::to_string(j);
           Ref cm = br.At(j);
           Require(cm.IsMap(), lc + " must be a map");
-          chain[j].Parse(cm, lc);
+          chain[j].Parse(cm, lc, numerics);
           auto& g = chain[j].geometry;
           Require(g.stride_h == 1 && g.stride_w == 1 &&
                       (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
@@ -502,8 +539,27 @@ std::vector<std::string> CustomOpNames() {
   return {"CspPartialConv", "CspDenseBlock", "KcspTestAffine"};
 }
 
+const char* NumericsName(Numerics n) {
+  switch (n) {
+    case Numerics::kXnnpack: return "xnnpack";
+    case Numerics::kTfliteBuiltin: return "builtin";
+    case Numerics::kTfliteReference: return "reference";
+  }
+  return "?";
+}
+
+bool ResolveNumerics(const std::string& name, const std::string& cpu_kernel_mode, Numerics* out) {
+  const std::string& n = (name.empty() || name == "auto") ? cpu_kernel_mode : name;
+  if (n.empty() || n == "delegate" || n == "xnnpack") *out = Numerics::kXnnpack;
+  else if (n == "builtin") *out = Numerics::kTfliteBuiltin;
+  else if (n == "reference") *out = Numerics::kTfliteReference;
+  else return false;
+  return true;
+}
+
 std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint8_t* options,
-                                             size_t size, int* node, std::string* error) {
+                                             size_t size, int* node, std::string* error,
+                                             Numerics numerics) {
   try {
     Ref root = flex::GetRoot(options, size);
     Require(root.IsMap(), "custom options must be a flexbuffer map");
@@ -516,12 +572,12 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
     *node = static_cast<int>(nd);
     if (name == "CspPartialConv") {
       auto k = std::make_unique<CspPartialConvKernel>();
-      k->Parse(root);
+      k->Parse(root, numerics);
       return k;
     }
     if (name == "CspDenseBlock") {
       auto k = std::make_unique<CspDenseBlockKernel>();
-      k->Parse(root);
+      k->Parse(root, numerics);
       return k;
     }
     if (name == "KcspTestAffine") {
@@ -538,8 +594,8 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
 
 // ---------------------------------------------------------------------------------------
 CustomOpRegistration::CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib,
-                                           ErrorSink* errors)
-    : name_(std::move(name)), lib_(std::move(lib)), errors_(errors) {
+                                           ErrorSink* errors, Numerics numerics)
+    : name_(std::move(name)), lib_(std::move(lib)), errors_(errors), numerics_(numerics) {
   kernel_.Init = &InitCb;
   kernel_.GetOutputLayouts = &LayoutsCb;
   kernel_.Run = &RunCb;
@@ -567,7 +623,8 @@ LiteRtStatus CustomOpRegistration::InitCb(void* user_data, const void* data, siz
   try {
     int node = -1;
     std::string err;
-    auto k = CreateNodeKernel(self->name_, static_cast<const uint8_t*>(data), size, &node, &err);
+    auto k = CreateNodeKernel(self->name_, static_cast<const uint8_t*>(data), size, &node, &err,
+                              self->numerics_);
     if (!k) return self->Fail("invalid custom options: " + err);
     std::lock_guard<std::mutex> l(self->mu_);
     if (self->nodes_.count(node))

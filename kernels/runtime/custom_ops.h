@@ -12,9 +12,14 @@
 //
 // Options (flexbuffer map, "version": 1): per conv kernel_h/w, stride_h/w, padding (0 VALID,
 // 1 SAME), in/out_channels, input/output_zero_point, per-channel `multipliers` + `shifts`
-// (TFLite fixed point), act_min/act_max (quantized clamp). `requant_scales` (XNNPACK's fp32
-// requantization scales) are carried for kernels with XNNPACK-compatible rounding; the current
-// keras_csp kernels use the fixed-point multipliers (TFLite reference semantics).
+// (TFLite fixed point), `requant_scales` (XNNPACK's fp32 scales), act_min/act_max (quantized
+// clamp); a fused LEAKY_RELU adds post_* fields (TFLite's multipliers and XNNPACK's).
+//
+// Numerics. A fused op replaces builtin ops, so it must round exactly like the kernels that
+// would have run them, and those differ: XNNPACK (LiteRT's default CPU path) requantizes convs
+// in float32 and uses its own LEAKY_RELU; TFLite's optimized builtin convs round ties up;
+// TFLite's reference kernels round ties away from zero. The options carry the parameters of
+// all three, and the runner picks the matching Numerics for its CPU kernel mode.
 //   KcspTestAffine  float32 y = x * scale + offset (tests the registration path end to end).
 //                   inputs: x, node key.  outputs: y.
 //
@@ -40,6 +45,12 @@
 #include "litert_lib.h"
 
 namespace keras_csp::runtime {
+
+enum class Numerics { kXnnpack = 0, kTfliteBuiltin = 1, kTfliteReference = 2 };
+const char* NumericsName(Numerics n);
+// "xnnpack", "builtin", "reference"; "auto"/"" resolve from the CPU kernel mode
+// ("" or "delegate" -> xnnpack, "builtin", "reference"). Returns false on unknown names.
+bool ResolveNumerics(const std::string& name, const std::string& cpu_kernel_mode, Numerics* out);
 
 class ErrorSink {
  public:
@@ -88,7 +99,8 @@ struct CustomOpStat {
 // All nodes of one custom op name within one compiled model (the user_data of its kernel).
 class CustomOpRegistration {
  public:
-  CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib, ErrorSink* errors);
+  CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib, ErrorSink* errors,
+                       Numerics numerics = Numerics::kXnnpack);
   const std::string& name() const { return name_; }
   const LiteRtCustomOpKernel* kernel() const { return &kernel_; }
   std::vector<CustomOpStat> Stats();
@@ -108,6 +120,7 @@ class CustomOpRegistration {
   std::string name_;
   std::shared_ptr<const LiteRtLib> lib_;
   ErrorSink* errors_;
+  Numerics numerics_;
   LiteRtCustomOpKernel kernel_{};
   std::mutex mu_;
   struct NodeEntry {
@@ -123,6 +136,7 @@ std::vector<std::string> CustomOpNames();
 // Builds the NodeKernel for op `name` from its flexbuffer custom options. On error returns
 // nullptr and sets *error. Exposed for tests (option validation without a model).
 std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint8_t* options,
-                                             size_t size, int* node, std::string* error);
+                                             size_t size, int* node, std::string* error,
+                                             Numerics numerics = Numerics::kXnnpack);
 
 }  // namespace keras_csp::runtime

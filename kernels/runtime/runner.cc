@@ -322,9 +322,14 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
       return false;
     }
   }
+  if (!ResolveNumerics(opt.custom_op_numerics, opt.cpu_kernel_mode, &numerics_)) {
+    *error = "custom_op_numerics must be 'auto', 'xnnpack', 'builtin' or 'reference', got '" +
+             opt.custom_op_numerics + "'";
+    return false;
+  }
   if (opt.register_custom_ops) {
     for (const auto& name : CustomOpNames()) {
-      auto reg = std::make_unique<CustomOpRegistration>(name, lib_, &errors_);
+      auto reg = std::make_unique<CustomOpRegistration>(name, lib_, &errors_, numerics_);
       s = L.AddCustomOpKernelOption(compile_options_, name.c_str(), /*version=*/1, reg->kernel(),
                                     reg.get());
       if (s != kLiteRtStatusOk) {

@@ -19,6 +19,9 @@ struct RunnerOptions {
   bool register_custom_ops = true;   // false: run as plain LiteRT would (for tests/comparisons)
   bool enable_profiling = false;     // LiteRT's per-op profiler events
   std::string cpu_kernel_mode;       // "" (default: XNNPACK delegate), "builtin", "reference"
+  // Rounding of our fused ops: "auto" matches cpu_kernel_mode (bit-identical to the builtin ops
+  // they replace), or "xnnpack" / "builtin" / "reference" explicitly.
+  std::string custom_op_numerics = "auto";
   std::string litert_version;        // version of the library; "" = read it next to the library
   bool allow_untested_version = false;
   bool capture_stderr = true;        // attach LiteRT's log output to compile errors
@@ -62,6 +65,7 @@ class Runner {
   const std::vector<TensorInfo>& inputs() const { return inputs_; }
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
   const std::string& signature_key() const { return signature_key_; }
+  Numerics custom_op_numerics() const { return numerics_; }
   const LiteRtLib& lib() const { return *lib_; }
 
   // Copies `data[i]` (exactly inputs()[i].bytes bytes) into input i.
@@ -97,6 +101,7 @@ class Runner {
   std::vector<LiteRtTensorBuffer> in_buffers_, out_buffers_;
   std::vector<TensorInfo> inputs_, outputs_;
   std::string signature_key_;
+  Numerics numerics_ = Numerics::kXnnpack;
   double last_run_ms_ = 0.0;
   int profile_first_event_ = 0;
 };
