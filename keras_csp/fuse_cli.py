@@ -59,7 +59,7 @@ def fuse_command(src, dst, report, samples, against, no_verify):
               help="MODEL is unfused: time each fusable pattern alone, builtin ops vs our fused op.")
 @click.option("--dataset", type=click.Choice(["digits"]), default=None,
               help="With --compare: accuracy of both models on the dataset's test split and how many "
-                   "outputs are bit-identical (XNNPACK and TFLite builtin kernels for the builtin ops).")
+                   "outputs are bit-identical (XNNPACK, TFLite builtin and reference kernels for the builtin ops).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
 def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_out):
     """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops."""
@@ -72,7 +72,7 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_
 
         ds = load_dataset(dataset)
         res = accuracy_compare(compare, model, ds.x_test, ds.y_test, num_threads=threads)
-        for k in ("xnnpack", "tflite_builtin"):
+        for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
             r = res[k]
             click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "
                        f"bit-identical outputs {r['bit_identical_outputs']}/{res['examples']}")

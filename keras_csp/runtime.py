@@ -168,8 +168,10 @@ class Model:
       cpu_kernel_mode: "" (XNNPACK delegate, default), "builtin" or "reference" (TFLite kernels).
       custom_op_numerics: how our fused ops round. "auto" (default) matches cpu_kernel_mode, so a
         fused model gives the same bits as the unfused one: "xnnpack" (fp32 requantization,
-        XNNPACK's LEAKY_RELU), "builtin" (TFLite's optimized kernels: fixed point, ties up) or
-        "reference" (TFLite's reference kernels: fixed point, ties away from zero).
+        XNNPACK's LEAKY_RELU) for the default mode, "builtin" (TFLite's optimized kernels: fixed
+        point, ties up) for "builtin" and also for "reference" (LiteRT 2.3's reference mode
+        still runs CONV_2D with the optimized rounding), or explicitly "reference" (TFLite's
+        reference kernels as in the interpreter's BUILTIN_REF resolver: ties away from zero).
       litert_library / litert_version: override the library path / its version.
       allow_untested_version: run on a LiteRT outside the tested range anyway.
       verify_file: parse + structurally check the file in Python before LiteRT loads it

@@ -100,7 +100,26 @@ def test_fuse_two_way_dense_block(tmp):
     assert rep["verification"]["fused_ops_alone"].startswith("1 fused op(s) bit-exact")
 
 
-ALL_MODES = ("", "builtin", "reference")  # XNNPACK, TFLite optimized builtin, TFLite reference
+ALL_MODES = ("", "builtin", "reference")  # LiteRT CPU kernel modes: XNNPACK, builtin, "reference"
+
+
+def test_litert_reference_mode_runs_conv_with_builtin_rounding(tmp):
+    """Measured fact the runtime relies on: LiteRT 2.3's "reference" CPU kernel mode runs int8
+    CONV_2D like the optimized builtin kernel (ties up), not like the interpreter's BUILTIN_REF
+    resolver (ties away from zero), so custom_op_numerics="auto" maps it to "builtin"."""
+    import keras_csp.kernels as K
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (16, 3, 3, 8)).astype(np.int8)
+    b = rng.integers(-2000, 2000, 16).astype(np.int32)
+    q = K.Int8Quant(0.05, -3, rng.uniform(0.001, 0.02, 16), 0.1, 5, "none")
+    model = K.build_tflite_model("conv", (1, 12, 12, 8), w, b, q)
+    path = tmp / "conv_ties.tflite"
+    path.write_bytes(model)
+    x = rng.integers(-128, 128, (1, 12, 12, 8)).astype(np.int8)
+    got = rt.Model(path, cpu_kernel_mode="reference").run(x)[0]
+    np.testing.assert_array_equal(got, K.run_tflite(model, x, resolver="builtin"))
+    assert np.count_nonzero(got != K.run_tflite(model, x, resolver="ref")) > 0  # ties exist here
 
 
 def test_fused_models_bit_identical_under_every_kernel_set(dense, partial, partial_variants, tmp):
@@ -126,6 +145,7 @@ def test_mismatched_numerics_are_detectable(partial_variants, tmp):
     b = rt.Model(out, custom_op_numerics="reference")
     assert b.custom_op_numerics == "reference" and rt.Model(out).custom_op_numerics == "xnnpack"
     assert rt.Model(out, cpu_kernel_mode="builtin").custom_op_numerics == "builtin"
+    assert rt.Model(out, cpu_kernel_mode="reference").custom_op_numerics == "builtin"
     diffs = sum(int(np.count_nonzero(u != v)) for xs in representative_inputs(a, samples=8, seed=1)
                 for u, v in zip(a.run(*xs), b.run(*xs)))
     assert diffs > 0

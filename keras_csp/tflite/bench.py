@@ -77,12 +77,13 @@ def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
 
 def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1):
     """Runs the builtin and fused models on float images x (quantized with the input params)
-    in our runtime -- XNNPACK and TFLite builtin kernels for the builtin ops -- and reports
-    accuracies and how many samples give bit-identical outputs."""
+    in our runtime -- XNNPACK, TFLite's builtin and TFLite's reference kernels for the builtin
+    ops (the fused ops round to match each) -- and reports accuracies and how many samples give
+    bit-identical outputs."""
     from keras_csp.runtime import Model
 
     res = {"examples": int(len(x))}
-    for mode, name in (("", "xnnpack"), ("builtin", "tflite_builtin")):
+    for mode, name in (("", "xnnpack"), ("builtin", "tflite_builtin"), ("reference", "tflite_reference")):
         mb = Model(builtin_path, num_threads=num_threads, cpu_kernel_mode=mode)
         mf = Model(fused_path, num_threads=num_threads, cpu_kernel_mode=mode)
         d = mb.input_details()[0]

@@ -213,9 +213,10 @@ def _pattern_submodel(g: Graph, m) -> Graph:
     return sub
 
 
-# Interpreter resolver and runtime CPU kernel mode of each kernel set a fused op must match.
-_KERNEL_SETS = {"reference": ("ref", "reference"), "builtin": ("builtin", "builtin"),
-                "xnnpack": ("xnnpack", "")}
+# Interpreter resolver, runtime CPU kernel mode and custom-op numerics of each kernel set a
+# fused op must match.
+_KERNEL_SETS = {"reference": ("ref", "reference", "reference"), "builtin": ("builtin", "builtin", "auto"),
+                "xnnpack": ("xnnpack", "", "auto")}
 _KERNEL_SET_NAMES = {"reference": "TFLite's reference int8 kernels",
                      "builtin": "TFLite's optimized builtin int8 kernels",
                      "xnnpack": "XNNPACK"}
@@ -260,9 +261,9 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
                     for c in captured[:2]]
         with open(sub_path, "rb") as f:
             sub_bytes = f.read()
-        for kset, (resolver, mode) in _KERNEL_SETS.items():
+        for kset, (resolver, mode, numerics) in _KERNEL_SETS.items():
             it = make_interpreter(sub_bytes, resolver)
-            fm = Model(fz_path, cpu_kernel_mode=mode)
+            fm = Model(fz_path, cpu_kernel_mode=mode, custom_op_numerics=numerics)
             nd, mx = 0, 0
             for xs in samples:
                 (r,) = _run_interp(it, xs)

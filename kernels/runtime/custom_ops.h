@@ -48,8 +48,10 @@ namespace keras_csp::runtime {
 
 enum class Numerics { kXnnpack = 0, kTfliteBuiltin = 1, kTfliteReference = 2 };
 const char* NumericsName(Numerics n);
-// "xnnpack", "builtin", "reference"; "auto"/"" resolve from the CPU kernel mode
-// ("" or "delegate" -> xnnpack, "builtin", "reference"). Returns false on unknown names.
+// "xnnpack", "builtin", "reference"; "auto"/"" resolve from the CPU kernel mode: "" or
+// "delegate" -> xnnpack; "builtin" and "reference" -> builtin (LiteRT's reference mode keeps the
+// optimized CONV_2D). "reference" numerics match the interpreter's BUILTIN_REF op resolver.
+// Returns false on unknown names.
 bool ResolveNumerics(const std::string& name, const std::string& cpu_kernel_mode, Numerics* out);
 
 class ErrorSink {
