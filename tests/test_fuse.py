@@ -240,6 +240,34 @@ def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, ms
         rt.Model(bad)
 
 
+def _edit_options(src, dst, edit):
+    g = Graph.load(src)
+    for op in g.ops():
+        if g.op_type(op).startswith("Csp"):
+            opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
+            edit(opts)
+            op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
+    g.save(dst)
+    return dst
+
+
+def test_leaky_relu_without_xnnpack_parameters_is_refused_under_xnnpack(partial_variants, tmp):
+    """A fused LEAKY_RELU without XNNPACK's parameters (an older fuse pass) cannot match XNNPACK:
+    refused there with a clear message; TFLite numerics still run it. A LEAKY_RELU that XNNPACK
+    would not take ("post_xnn_unsupported") runs with TFLite's formula under XNNPACK too."""
+    out = tmp / "leaky_opts.tflite"
+    fuse(partial_variants[2], out)
+    keys = ("post_xnn_positive_multiplier", "post_xnn_negative_multiplier")
+    old = _edit_options(out, tmp / "leaky_old.tflite", lambda o: [o.pop(k) for k in keys])
+    with pytest.raises(rt.ModelLoadError, match="missing option 'post_xnn_positive_multiplier'"):
+        rt.Model(old)
+    x = representative_inputs(rt.Model(out), 2)[1]
+    np.testing.assert_array_equal(rt.Model(old, cpu_kernel_mode="builtin").run(*x)[0],
+                                  rt.Model(partial_variants[2], cpu_kernel_mode="builtin").run(*x)[0])
+    unsup = _edit_options(old, tmp / "leaky_unsup.tflite", lambda o: o.update(post_xnn_unsupported=True))
+    assert rt.Model(unsup).run(*x)[0].shape == rt.Model(out).run(*x)[0].shape
+
+
 def test_cli(partial, tmp):
     from keras_csp.cli import cli
 

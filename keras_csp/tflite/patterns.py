@@ -30,14 +30,14 @@ SLICE_OPS = {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V"}
 def xnnpack_leaky_relu_params(input_scale: float, output_scale: float, alpha) -> dict:
     """XNNPACK's int8 LEAKY_RELU multipliers (qs8 vlrelu: 8.8 fixed point per sign,
     out = ((out_zp << 8) + 0x80 + (x - in_zp) * m) >> 8, m = lrintf(256 * scale) with float32
-    scales), or {} when XNNPACK would not take the op (its scale limits), so that TFLite's
-    kernel -- and our fixed-point epilogue -- runs it even under XNNPACK. Verified bit-exact
-    against LiteRT 2.3 on all 256 inputs (tests/test_fuse.py)."""
+    scales), or {"post_xnn_unsupported": True} when XNNPACK would not take the op (its scale
+    limits), so that TFLite's kernel -- and our fixed-point epilogue -- runs it even under
+    XNNPACK. Verified bit-exact against LiteRT 2.3 on all 256 inputs (tests/test_fuse.py)."""
     f32 = np.float32
     pos = f32(f32(input_scale) / f32(output_scale))
     neg = f32(pos * f32(alpha))
     if not (2.0 ** -8 <= pos <= 2.0 ** 7 and -2.0 ** 7 <= neg <= 2.0 ** 7 and abs(neg) >= 2.0 ** -8):
-        return {}
+        return {"post_xnn_unsupported": True}
     return {"post_xnn_positive_multiplier": int(np.rint(f32(256.0) * pos)),
             "post_xnn_negative_multiplier": int(np.rint(f32(256.0) * neg))}
 

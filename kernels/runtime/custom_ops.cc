@@ -75,8 +75,13 @@ struct Epilogue {
     Require(kind == "leaky_relu", "unsupported post op '" + kind + "'");
     leaky = true;
     // XNNPACK only takes a LEAKY_RELU whose scales it can represent; the fuse pass stores its
-    // multipliers only then (otherwise TFLite's kernel runs the op even under XNNPACK).
-    if (numerics == Numerics::kXnnpack && m.Has("post_xnn_positive_multiplier")) {
+    // multipliers only then, else "post_xnn_unsupported" (TFLite's kernel runs the op even
+    // under XNNPACK). Neither: a file from an older fuse pass, which cannot match XNNPACK.
+    if (numerics == Numerics::kXnnpack && !m.Has("post_xnn_unsupported")) {
+      Require(m.Has("post_xnn_positive_multiplier"),
+              "missing option 'post_xnn_positive_multiplier' (XNNPACK's LEAKY_RELU parameters, "
+              "needed to match XNNPACK; re-run `keras-csp fuse` on the original model, or run "
+              "with cpu_kernel_mode 'builtin')");
       xnnpack = true;
       int64_t pm = ReqInt(m, "post_xnn_positive_multiplier");
       int64_t nm = ReqInt(m, "post_xnn_negative_multiplier");
