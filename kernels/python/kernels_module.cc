@@ -223,6 +223,19 @@ py::dict GeometryDict(const ConvGeometry& g) {
 
 }  // namespace
 
+// A per-output-channel vector argument that may be None (-> nullptr); `holder` keeps the array
+// alive while the returned pointer is in use.
+template <typename T>
+const T* OptionalChannelVector(const py::object& v, const char* name, int out_channels,
+                               py::array* holder) {
+  if (v.is_none()) return nullptr;
+  *holder = v.cast<py::array>();
+  CheckArray<T>(*holder, name, 1, false);
+  if (holder->shape(0) != out_channels)
+    throw py::value_error(std::string(name) + " must have out_channels entries");
+  return CPtr<T>(*holder);
+}
+
 PYBIND11_MODULE(_kernels, m) {
   m.doc() = "keras-csp native kernels";
   m.attr("__version__") = "0.1.0";
@@ -306,15 +319,8 @@ PYBIND11_MODULE(_kernels, m) {
              CheckArray<int32_t>(multiplier, "multiplier", 1, false);
              CheckArray<int32_t>(shift, "shift", 1, false);
              ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
-             const int32_t* bptr = nullptr;
              py::array barr;
-             if (!bias.is_none()) {
-               barr = bias.cast<py::array>();
-               CheckArray<int32_t>(barr, "bias", 1, false);
-               if (barr.shape(0) != g.out_channels)
-                 throw py::value_error("bias must have out_channels entries");
-               bptr = CPtr<int32_t>(barr);
-             }
+             const int32_t* bptr = OptionalChannelVector<int32_t>(bias, "bias", g.out_channels, &barr);
              Int8QuantParams q;
              q.input_zero_point = input_zero_point;
              q.output_zero_point = output_zero_point;
@@ -327,9 +333,9 @@ PYBIND11_MODULE(_kernels, m) {
              if (q.rounding == Rounding::kFp32) {
                if (requant_scale.is_none())
                  throw py::value_error("rounding 'fp32' needs requant_scale (float32, out_channels entries)");
-               py::array rs = requant_scale.cast<py::array>();
-               CheckArray<float>(rs, "requant_scale", 1, false);
-               q.requant_scale.assign(CPtr<float>(rs), CPtr<float>(rs) + rs.size());
+               py::array rs;
+               const float* r = OptionalChannelVector<float>(requant_scale, "requant_scale", g.out_channels, &rs);
+               q.requant_scale.assign(r, r + g.out_channels);
              }
              q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
              q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
@@ -361,15 +367,8 @@ PYBIND11_MODULE(_kernels, m) {
                        const std::string& variant) {
              CheckArray<float>(weights, "weights", 4, false);
              ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
-             const float* bptr = nullptr;
              py::array barr;
-             if (!bias.is_none()) {
-               barr = bias.cast<py::array>();
-               CheckArray<float>(barr, "bias", 1, false);
-               if (barr.shape(0) != g.out_channels)
-                 throw py::value_error("bias must have out_channels entries");
-               bptr = CPtr<float>(barr);
-             }
+             const float* bptr = OptionalChannelVector<float>(bias, "bias", g.out_channels, &barr);
              std::unique_ptr<PackedConvF32> p;
              Throw(PackedConvF32::Create(g, CPtr<float>(weights), bptr, act_min, act_max, ToVariant(variant), &p));
              return p;

@@ -12,7 +12,7 @@
 
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../sweep.h"
 
 namespace keras_csp {
 namespace internal {
@@ -186,25 +186,6 @@ Status PackInt8NeonDotprod(PackedConvInt8* w) {
 
 Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                            int8_t* out) {
-  const ConvGeometry& g = w.geometry_;
-  const int cp = w.k_padded_;
-  const int kp4 = cp / 4;
-  const int taps = g.kernel_h * g.kernel_w;
-  // 1x1 convs (never padded) stage each pixel chunk just before it is swept (it stays in L2;
-  // strided convs copy only the pixels they read); other kernels stage the padded image once.
-  const bool per_chunk = taps == 1;
-  constexpr int kMaxChunk = 1024;  // multiple of kMR; bounds the pointer tables below
-  const size_t elems = per_chunk ? static_cast<size_t>(kMaxChunk + kMR) * cp
-                                 : static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
-  auto* buf = static_cast<int8_t*>(Scratch(elems));
-  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-  if (!per_chunk)
-    BuildPadded(p, in, buf, cp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
-                [](int8_t v) { return v; });
-  int64_t tap_off[64 * 64];
-  for (int ky = 0; ky < g.kernel_h; ++ky)
-    for (int kx = 0; kx < g.kernel_w; ++kx)
-      tap_off[ky * g.kernel_w + kx] = (static_cast<int64_t>(ky) * p.padded_w + kx) * cp;
   RequantConsts c;
   c.zp = vdupq_n_s32(w.quant_.output_zero_point);
   c.mn = vdupq_n_s32(w.quant_.act_min);
@@ -215,51 +196,17 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   c.fmax = vdupq_n_f32(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const int pixels = p.out_h * p.out_w;
-  // Pixel chunks (~64 KB of staged input) swept by every 16-channel weight block.
-  const int64_t per_pixel = static_cast<int64_t>(taps) * cp;
-  const int chunk = std::min<int>(
-      kMaxChunk, std::max<int>(kMR, static_cast<int>(std::min<int64_t>(
-                                        pixels, (int64_t{64 * 1024} / per_pixel) / kMR * kMR))));
-  const int8_t* a_ptr[kMaxChunk + kMR];
-  int8_t* o_ptr[kMaxChunk + kMR];
-  const int cin = g.in_channels;
-  for (int b = 0; b < p.batch; ++b) {
-    const int8_t* img = per_chunk ? buf : buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int c0 = 0; c0 < pixels; c0 += chunk) {
-      const int cn = std::min(pixels, c0 + chunk) - c0;
-      for (int i = 0; i < RoundUp(cn, kMR); ++i) {
-        const int pix = c0 + std::min(i, cn - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        if (per_chunk) {
-          int8_t* d = buf + static_cast<size_t>(i) * cp;
-          if (i < cn) {
-            const int8_t* src = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
-                                ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
-            std::memcpy(d, src, cin);
-            std::memset(d + cin, 0, cp - cin);
-          }
-          a_ptr[i] = buf + static_cast<size_t>(std::min(i, cn - 1)) * cp;
-        } else {
-          a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        }
-        o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                   p.out.channel_offset;
-      }
-      for (int bi = 0; bi < blocks; ++bi) {
+  const int kp4 = w.k_padded_ / 4;
+  // Raw int8 with border zp: the zp * sum(w) correction is folded into the packed bias.
+  return SweepInt8<kMR, kNR>(
+      w, p, in, out, static_cast<int8_t>(w.quant_.input_zero_point), [](int8_t v) { return v; },
+      int64_t{64 * 1024},
+      [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps, int bi,
+          int8_t* const* o, int n) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        const int n = std::min(kNR, g.out_channels - bi * kNR);
-        for (int i0 = 0; i0 < cn; i0 += kMR) {
-          int8_t* o[kMR];
-          for (int i = 0; i < kMR; ++i) o[i] = o_ptr[i0 + i] + bi * kNR;
-          Kernel4x16(std::min(kMR, cn - i0), a_ptr + i0, tap_off, taps, kp4, wp, prm, c, o, n);
-        }
-      }
-    }
-  }
-  return Status::Ok();
+        Kernel4x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+      });
 }
 
 }  // namespace internal

@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../sweep.h"
 
 // clang ignores `#pragma GCC target`: give every function below the same target.
 #if defined(__clang__)
@@ -98,58 +98,16 @@ Status PackF32Avx2(PackedConvF32* w) {
 }
 
 Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out) {
-  const ConvGeometry& g = w.geometry_;
-  const int cin = g.in_channels;
-  const int taps = g.kernel_h * g.kernel_w;
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1;  // 1x1 never pads
-  const float* src = nullptr;
-  int64_t pix_stride, row_stride, img_stride;
-  if (direct) {
-    src = in + p.in.channel_offset;
-    pix_stride = p.in.pixel_stride;
-    row_stride = p.in.row_stride;
-    img_stride = p.in.batch_stride;
-  } else {
-    const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cin;
-    auto* buf = static_cast<float*>(Scratch(elems * sizeof(float)));
-    if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-    BuildPadded(p, in, buf, cin, 0.0f, 0.0f, [](float v) { return v; });
-    src = buf;
-    pix_stride = cin;
-    row_stride = static_cast<int64_t>(p.padded_w) * cin;
-    img_stride = row_stride * p.padded_h;
-  }
-  int64_t tap_off[64 * 64];
-  for (int ky = 0; ky < g.kernel_h; ++ky)
-    for (int kx = 0; kx < g.kernel_w; ++kx)
-      tap_off[ky * g.kernel_w + kx] = ky * row_stride + kx * pix_stride;
   const __m256 mn = _mm256_set1_ps(w.act_min_), mx = _mm256_set1_ps(w.act_max_);
   const size_t bf = BlockFloats(w);
   const float* base = w.packed();
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const int pixels = p.out_h * p.out_w;
-  for (int b = 0; b < p.batch; ++b) {
-    for (int p0 = 0; p0 < pixels; p0 += kMR) {
-      const int m = std::min(kMR, pixels - p0);
-      const float* a[kMR];
-      float* o[kMR];
-      for (int i = 0; i < kMR; ++i) {
-        const int pix = p0 + std::min(i, m - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        a[i] = src + b * img_stride + oy * g.stride_h * row_stride + ox * g.stride_w * pix_stride;
-        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-               p.out.channel_offset;
-      }
-      for (int bi = 0; bi < blocks; ++bi) {
-        const float* blk = base + bi * bf;
-        float* ob[kMR];
-        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        KernelMx16<kMR>(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, ob,
-                   std::min(kNR, g.out_channels - bi * kNR));
-      }
-    }
-  }
-  return Status::Ok();
+  const int cin = w.geometry_.in_channels;
+  return SweepF32<kMR, kNR>(w, p, in, out,
+                            [&](int m, const float* const* a, const int64_t* tap_off, int taps,
+                                int bi, float* const* o, int n) {
+                              const float* blk = base + bi * bf;
+                              KernelMx16<kMR>(m, a, tap_off, taps, cin, blk + kNR, blk, mn, mx, o, n);
+                            });
 }
 
 }  // namespace internal

@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../sweep.h"
 
 // clang ignores `#pragma GCC target`: give every function below the same target.
 #if defined(__clang__)
@@ -172,27 +172,6 @@ Status PackInt8Avx2(PackedConvInt8* w) {
 }
 
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
-  const ConvGeometry& g = w.geometry_;
-  const int cp = w.k_padded_;
-  const int kp2 = cp / 2;
-  const int taps = g.kernel_h * g.kernel_w;
-  // 1x1 convs (never padded) stage each pixel chunk just before it is swept, so the int16
-  // copy stays in L2 and strided convs only convert the pixels they read. Other kernels stage
-  // the whole padded image once (every input pixel is read by several taps).
-  const bool per_chunk = taps == 1;
-  constexpr int kMaxChunk = 1020;  // multiple of kMR; bounds the pointer tables below
-  const size_t elems = per_chunk ? static_cast<size_t>(kMaxChunk + kMR) * cp
-                                 : static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
-  auto* buf = static_cast<int16_t*>(Scratch(elems * sizeof(int16_t)));
-  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-  const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
-  if (!per_chunk)
-    BuildPadded(p, in, buf, cp, int16_t{0}, int16_t{0},
-                [zp](int8_t v) { return static_cast<int16_t>(v - zp); });
-  int64_t tap_off[64 * 64];
-  for (int ky = 0; ky < g.kernel_h; ++ky)
-    for (int kx = 0; kx < g.kernel_w; ++kx)
-      tap_off[ky * g.kernel_w + kx] = (static_cast<int64_t>(ky) * p.padded_w + kx) * cp;
   RequantConsts c;
   c.zp = _mm256_set1_epi32(w.quant_.output_zero_point);
   c.mn = _mm256_set1_epi32(w.quant_.act_min);
@@ -205,55 +184,18 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   c.fmax = _mm256_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const int pixels = p.out_h * p.out_w;
-  // Pixel chunks whose staged input (~taps * cp int16 per pixel) stays in L2 while every
-  // output-channel block (weights in L1) sweeps over them.
-  const int64_t per_pixel = static_cast<int64_t>(taps) * cp * 2;
-  const int chunk = std::min(kMaxChunk, std::max<int>(kMR, static_cast<int>(std::min<int64_t>(
-                                                               pixels, (kChunkBytes / per_pixel) / kMR * kMR))));
-  const int16_t* a_ptr[kMaxChunk + kMR];
-  int8_t* o_ptr[kMaxChunk + kMR];
-  const int cin = g.in_channels;
-  for (int b = 0; b < p.batch; ++b) {
-    const int16_t* img = per_chunk ? buf : buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int c0 = 0; c0 < pixels; c0 += chunk) {
-      const int c1 = std::min(pixels, c0 + chunk);
-      // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep).
-      // Padded to a multiple of kMR by repeating the last pixel (its results are not stored).
-      const int cn = c1 - c0;
-      for (int i = 0; i < RoundUp(cn, kMR); ++i) {
-        const int pix = c0 + std::min(i, cn - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        if (per_chunk) {
-          int16_t* d = buf + static_cast<size_t>(i) * cp;
-          if (i < cn) {
-            const int8_t* s = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
-                              ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
-            for (int k = 0; k < cin; ++k) d[k] = static_cast<int16_t>(s[k] - zp);
-            for (int k = cin; k < cp; ++k) d[k] = 0;
-          }
-          a_ptr[i] = buf + static_cast<size_t>(std::min(i, cn - 1)) * cp;
-        } else {
-          a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        }
-        o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                   p.out.channel_offset;
-      }
-      for (int bi = 0; bi < blocks; ++bi) {
+  const int kp2 = w.k_padded_ / 2;
+  const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
+  // int16 (x - zp): padded taps contribute exactly 0, as in TFLite.
+  return SweepInt8<kMR, kNR>(
+      w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); },
+      kChunkBytes,
+      [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi,
+          int8_t* const* o, int n) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        const int n = std::min(kNR, g.out_channels - bi * kNR);
-        for (int i0 = 0; i0 < cn; i0 += kMR) {
-          int8_t* o[kMR];
-          for (int i = 0; i < kMR; ++i) o[i] = o_ptr[i0 + i] + bi * kNR;
-          KernelMx16<kMR>(std::min(kMR, cn - i0), a_ptr + i0, tap_off, taps, kp2, wp, prm,
-                          c, o, n);
-        }
-      }
-    }
-  }
-  return Status::Ok();
+        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+      });
 }
 
 }  // namespace internal

@@ -15,7 +15,7 @@
 
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../sweep.h"
 
 // clang ignores `#pragma GCC target`: give every function below the same target.
 #if defined(__clang__)
@@ -169,20 +169,6 @@ Status PackInt8Avx512Vnni(PackedConvInt8* w) {
 
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out) {
-  const ConvGeometry& g = w.geometry_;
-  const int cp = w.k_padded_;
-  const int kp4 = cp / 4;
-  const int taps = g.kernel_h * g.kernel_w;
-  const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
-  auto* buf = static_cast<uint8_t*>(Scratch(elems));
-  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-  const auto fill = static_cast<uint8_t>(w.quant_.input_zero_point + 128);
-  BuildPadded(p, in, buf, cp, fill, uint8_t{0},
-              [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); });
-  int64_t tap_off[64 * 64];
-  for (int ky = 0; ky < g.kernel_h; ++ky)
-    for (int kx = 0; kx < g.kernel_w; ++kx)
-      tap_off[ky * g.kernel_w + kx] = (static_cast<int64_t>(ky) * p.padded_w + kx) * cp;
   RequantConsts c;
   c.zp = _mm512_set1_epi32(w.quant_.output_zero_point);
   c.mn = _mm512_set1_epi32(w.quant_.act_min);
@@ -193,32 +179,17 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const int pixels = p.out_h * p.out_w;
-  for (int b = 0; b < p.batch; ++b) {
-    const uint8_t* img = buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int p0 = 0; p0 < pixels; p0 += kMR) {
-      const int m = std::min(kMR, pixels - p0);
-      const uint8_t* a[kMR];
-      int8_t* o[kMR];
-      for (int i = 0; i < kMR; ++i) {
-        const int pix = p0 + std::min(i, m - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        a[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-               p.out.channel_offset;
-      }
-      for (int bi = 0; bi < blocks; ++bi) {
+  const int kp4 = w.k_padded_ / 4;
+  // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
+  return SweepInt8<kMR, kNR>(
+      w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
+      [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
+      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi,
+          int8_t* const* o, int n) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        int8_t* ob[kMR];
-        for (int i = 0; i < kMR; ++i) ob[i] = o[i] + bi * kNR;
-        Kernel8x16(m, a, tap_off, taps, kp4, wp, prm, c, ob,
-                   std::min(kNR, g.out_channels - bi * kNR));
-      }
-    }
-  }
-  return Status::Ok();
+        Kernel8x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+      });
 }
 
 }  // namespace internal
