@@ -57,7 +57,8 @@ def run_bench(binary, model, litert, *extra, qemu_cpu=None):
 def test_host_bench_matches_litert_interpreter(native_build, int8_model, tmp_path):
     out = tmp_path / "out.bin"
     report = run_bench(native_build["host"], int8_model, host_litert(), "--output", str(out))
-    assert report["runs"] == 2 and report["min_ms"] > 0 and report["kernel_mode"] == "xnnpack"
+    assert report["runs"] == 2 and report["min_ms"] > 0 and report["kernel_mode"] == "xnnpack" \
+        and report["custom_op_numerics"] == "xnnpack"
     assert report["inputs"][0]["shape"] == [1, 32, 32, 3] and report["inputs"][0]["dtype"] == "int8"
 
     from ai_edge_litert.interpreter import Interpreter
@@ -95,6 +96,30 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
                        "--output", str(arm_out), qemu_cpu="max")
     assert report["outputs"][0]["shape"] == [1, 1000]
     assert arm_out.read_bytes() == x86_out.read_bytes()
+
+
+def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, int8_model, tmp_path):
+    """The fused ops round like XNNPACK (fp32 requantization) on both architectures, so on each
+    one the fused model's outputs equal the unfused model's under LiteRT's default XNNPACK path;
+    on aarch64 this runs the NEON dotprod kernels (qemu -cpu max) next to XNNPACK's ARM kernels."""
+    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
+        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
+    if not os.path.exists(AARCH64_LIB):
+        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    from keras_csp.tflite import fuse
+
+    fused = str(tmp_path / "tiny_fused.tflite")
+    assert fuse(int8_model, fused)["fused_ops"] >= 1
+    outs = {}
+    for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
+                                   ("arm", native_build["aarch64"], AARCH64_LIB, "max")):
+        for name, model in (("plain", int8_model), ("fused", fused)):
+            out = tmp_path / f"{arch}_{name}.bin"
+            report = run_bench(binary, model, lib, "--output", str(out), qemu_cpu=cpu)
+            assert report["custom_op_numerics"] == "xnnpack"
+            outs[arch, name] = out.read_bytes()
+    assert outs["x86", "fused"] == outs["x86", "plain"]
+    assert outs["arm", "fused"] == outs["arm", "plain"]
 
 
 # --- the Android demo's native library and Kotlin sources ----------------------------------------

@@ -70,6 +70,7 @@ bool RunBenchmark(const BenchConfig& config, BenchResult* result, std::string* e
   options.register_custom_ops = config.custom_ops;
   options.allow_untested_version = config.allow_untested_version;
   options.cpu_kernel_mode = config.cpu_kernel_mode;
+  options.custom_op_numerics = config.custom_op_numerics;
   options.litert_version = config.litert_version;
   options.capture_stderr = config.capture_stderr;
   auto runner = runtime::Runner::Create(config.litert_library, config.model_path, options, error);
@@ -80,6 +81,7 @@ bool RunBenchmark(const BenchConfig& config, BenchResult* result, std::string* e
   result->custom_ops = config.custom_ops;
   result->num_threads = config.num_threads;
   result->cpu_kernel_mode = config.cpu_kernel_mode;
+  result->custom_op_numerics = runtime::NumericsName(runner->custom_op_numerics());
   result->inputs = runner->inputs();
   result->outputs = runner->outputs();
   for (size_t i = 0; i < result->inputs.size(); ++i) {
@@ -109,6 +111,7 @@ std::string ToJson(const BenchResult& r) {
   o.precision(6);
   o << "{\"model\":\"" << Escape(r.model_path) << "\",\"custom_ops\":" << (r.custom_ops ? "true" : "false")
     << ",\"kernel_mode\":\"" << Escape(r.cpu_kernel_mode.empty() ? "xnnpack" : r.cpu_kernel_mode) << "\""
+    << ",\"custom_op_numerics\":\"" << Escape(r.custom_op_numerics) << "\""
     << ",\"threads\":" << r.num_threads << ",\"runs\":" << r.latencies_ms.size() << ",\"min_ms\":" << r.min_ms
     << ",\"median_ms\":" << r.median_ms << ",\"p90_ms\":" << r.p90_ms << ",\"mean_ms\":" << r.mean_ms
     << ",\"inputs\":";

@@ -28,6 +28,9 @@ struct BenchConfig {
   // XNNPACK's int8 requantization differs by an LSB between its x86 and ARM kernels, so
   // cross-platform bit-exactness checks use "builtin".
   std::string cpu_kernel_mode;
+  // Rounding of the fused ops: "auto" matches cpu_kernel_mode (bit-identical to the unfused
+  // model), or "xnnpack" / "builtin" / "reference".
+  std::string custom_op_numerics = "auto";
   bool capture_stderr = true;       // attach LiteRT's log to errors (false: let it print)
 };
 
@@ -36,6 +39,7 @@ struct BenchResult {
   bool custom_ops = true;
   int num_threads = 1;
   std::string cpu_kernel_mode;
+  std::string custom_op_numerics;  // resolved: "xnnpack", "builtin" or "reference"
   std::vector<double> latencies_ms;
   double min_ms = 0, median_ms = 0, p90_ms = 0, mean_ms = 0;
   std::vector<runtime::TensorInfo> inputs, outputs;

@@ -2,7 +2,8 @@
 //
 //   kcsp_bench --litert /path/to/libLiteRt.so [--litert-version 2.3.0] --model m.tflite [--runs 20] [--warmup 3]
 //              [--threads 1] [--no-custom-ops] [--seed 1] [--output out.bin] [--allow-untested-version]
-//              [--kernel-mode xnnpack|builtin|reference] [--verbose]
+//              [--kernel-mode xnnpack|builtin|reference]
+//              [--numerics auto|xnnpack|builtin|reference] [--verbose]
 //
 // Prints one JSON object on stdout. --output writes the raw bytes of every output of the first run
 // (concatenated), so runs on different machines (x86 vs aarch64 under qemu) can be compared exactly.
@@ -18,7 +19,8 @@ namespace {
 int Usage(const char* msg) {
   std::fprintf(stderr, "kcsp_bench: %s\nusage: kcsp_bench --litert LIB [--litert-version X.Y.Z] --model MODEL [--runs N] [--warmup N] "
                "[--threads N] [--no-custom-ops] [--seed N] [--output FILE] [--allow-untested-version] "
-               "[--kernel-mode xnnpack|builtin|reference] [--verbose]\n", msg);
+               "[--kernel-mode xnnpack|builtin|reference] [--numerics auto|xnnpack|builtin|reference] "
+               "[--verbose]\n", msg);
   return 2;
 }
 
@@ -48,6 +50,11 @@ int main(int argc, char** argv) {
       std::string mode = v;
       if (mode != "xnnpack" && mode != "builtin" && mode != "reference") return Usage("bad --kernel-mode");
       config.cpu_kernel_mode = mode == "xnnpack" ? "" : mode;
+    } else if (a == "--numerics" && (v = value())) {
+      std::string n = v;
+      if (n != "auto" && n != "xnnpack" && n != "builtin" && n != "reference")
+        return Usage("bad --numerics");
+      config.custom_op_numerics = n;
     } else if (a == "--verbose") config.capture_stderr = false;
     else if ((a == "--runs" || a == "--warmup" || a == "--threads" || a == "--seed") && (v = value())) {
       if (!ParseInt(v, &n)) return Usage(("bad value for " + a).c_str());
