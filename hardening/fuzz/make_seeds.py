@@ -59,6 +59,7 @@ def main():
                     lambda x: partial(partial(x, 2, 2, 1), 2, 3, 1)),
         keras_model("split_convfirst_relu6", (3, 3, 5),
                     lambda x: partial(x, 3, 2, act="relu6", first=False, split=True)),
+        keras_model("partial_leaky", (3, 3, 5), lambda x: partial(x, act="leaky_relu")),
         keras_model("dense", (3, 3, 3), lambda x: dense(x)),
         keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
     ]
@@ -83,7 +84,8 @@ def main():
             cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             if cc in OPS and op.customOptions is not None:
                 data = bytes(bytearray(op.customOptions))
-                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10)):
+                # byte 0: op (% 6) and numerics (/ 6 % 3: xnnpack, builtin, reference)
+                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10), (OPS[cc] + 6, 0, 1)):
                     with open(os.path.join(odir, f"{f[:-7]}_op{i}_{hdr[1]:02x}"), "wb") as fh:
                         fh.write(bytes(hdr) + data)
                     n += 1

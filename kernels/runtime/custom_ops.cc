@@ -106,28 +106,34 @@ struct Epilogue {
     s_id = static_cast<int32_t>(b);
     m_alpha = static_cast<int32_t>(c);
     s_alpha = static_cast<int32_t>(d);
+    for (int v = -128; v < 128; ++v) lut[static_cast<uint8_t>(v)] = Compute(v);
+  }
+
+  int8_t Compute(int32_t v) const {
+    const int32_t x = v - in_zp;
+    int32_t y;
+    if (xnnpack) {
+      // |x| <= 255 and |m| < 2^15: no overflow. >> of a negative int is arithmetic (C++20,
+      // and what every supported compiler does); * 256, not << 8, as out_zp may be < 0.
+      y = (out_zp * 256 + 0x80 + x * (x >= 0 ? xnn_pos : xnn_neg)) >> 8;
+    } else {
+      y = out_zp + (x >= 0 ? MultiplyByQuantizedMultiplier(x, m_id, s_id)
+                           : MultiplyByQuantizedMultiplier(x, m_alpha, s_alpha));
+    }
+    return static_cast<int8_t>(std::min(127, std::max(-128, y)));
   }
 
   // In place over `channels` channels at `offset` of `pixels` pixels `stride` elements apart.
+  // An int8 -> int8 map: one table lookup per element (built from Compute() in Parse).
   void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels) const {
     if (!leaky) return;
     for (int64_t p = 0; p < pixels; ++p) {
       int8_t* v = base + p * stride + offset;
-      for (int c = 0; c < channels; ++c) {
-        const int32_t x = int32_t(v[c]) - in_zp;
-        int32_t y;
-        if (xnnpack) {
-          // |x| <= 255 and |m| < 2^15: no overflow. >> of a negative int is arithmetic (C++20,
-          // and what every supported compiler does).
-          y = ((out_zp << 8) + 0x80 + x * (x >= 0 ? xnn_pos : xnn_neg)) >> 8;
-        } else {
-          y = out_zp + (x >= 0 ? MultiplyByQuantizedMultiplier(x, m_id, s_id)
-                               : MultiplyByQuantizedMultiplier(x, m_alpha, s_alpha));
-        }
-        v[c] = static_cast<int8_t>(std::min(127, std::max(-128, y)));
-      }
+      for (int c = 0; c < channels; ++c) v[c] = lut[static_cast<uint8_t>(v[c])];
     }
   }
+
+  int8_t lut[256] = {};
 };
 
 // ---- one int8 convolution described by custom options (shared by both CSP ops) ----
