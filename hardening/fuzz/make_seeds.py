@@ -85,7 +85,7 @@ def main():
             if cc in OPS and op.customOptions is not None:
                 data = bytes(bytearray(op.customOptions))
                 # byte 0: op (% 6) and numerics (/ 6 % 3: xnnpack, builtin, reference)
-                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10), (OPS[cc] + 6, 0, 1)):
+                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10), (OPS[cc] + 6, 0x01, 1)):
                     with open(os.path.join(odir, f"{f[:-7]}_op{i}_{hdr[1]:02x}"), "wb") as fh:
                         fh.write(bytes(hdr) + data)
                     n += 1
