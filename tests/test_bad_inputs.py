@@ -238,10 +238,13 @@ def test_inconsistent_partial_conv_options(tmp, tag, edit, msg):
 
 
 def _layer_conv(i, j, **kw):
+    """Edits conv j of layer i (of its first branch when the layer is written as branches)."""
     def edit(o):
         o = dict(o)
-        o["layers"] = [[dict(c) for c in chain] for chain in o["layers"]]
-        c = o["layers"][i][j]
+        o["layers"] = [[dict(c) for c in layer] if isinstance(layer[0], dict)
+                       else [[dict(c) for c in chain] for chain in layer] for layer in o["layers"]]
+        layer = o["layers"][i]
+        c = layer[j] if isinstance(layer[0], dict) else layer[0][j]
         for k, v in kw.items():
             c[k] = v(c) if callable(v) else v
         return o

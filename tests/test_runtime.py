@@ -288,3 +288,19 @@ def test_string_length_past_end_of_file_is_refused(int8_model, tmp, string):
     bad.write_bytes(bytes(b))
     with pytest.raises(rt.ModelLoadError, match="corrupt string"):
         rt.Model(bad)
+
+
+def test_non_utf8_names_are_replaced_not_raised(tmp_path):
+    """Tensor / signature names come from the file and need not be UTF-8 (found by mutating
+    models): Model() reports them with U+FFFD instead of raising UnicodeDecodeError."""
+    g = Graph.load(make_partial_conv_model(tmp_path / "m.tflite"))
+    for sd in g.model.signatureDefs:
+        for t in sd.inputs:
+            t.name = b"in\xe1\x80put"
+        for t in sd.outputs:
+            t.name = b"out\xff"
+    g.save(tmp_path / "bad_names.tflite")
+    m = rt.Model(tmp_path / "bad_names.tflite")
+    assert m.input_details()[0].name == "in\ufffdput" and m.output_details()[0].name == "out\ufffd"
+    (y,) = m.run(np.zeros(m.input_details()[0].shape, np.int8))
+    assert y.shape == tuple(m.output_details()[0].shape)

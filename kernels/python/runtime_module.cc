@@ -17,9 +17,16 @@ using keras_csp::runtime::TensorInfo;
 
 namespace {
 
+// Names come from the model file and need not be valid UTF-8: decode with U+FFFD replacements
+// instead of raising UnicodeDecodeError out of Model().
+py::str Utf8(const std::string& s) {
+  return py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+}
+
 py::dict InfoDict(const TensorInfo& t) {
   py::dict d;
-  d["name"] = t.name;
+  d["name"] = Utf8(t.name);
   d["element_type"] = t.element_type;
   d["dtype"] = keras_csp::runtime::ElementTypeName(t.element_type);
   d["shape"] = t.shape;
@@ -135,7 +142,7 @@ class PyRunner {
     py::list l;
     for (auto& e : ev) {
       py::dict d;
-      d["tag"] = e.tag;
+      d["tag"] = Utf8(e.tag);
       d["event_type"] = e.event_type;
       d["start_us"] = e.start_us;
       d["elapsed_us"] = e.elapsed_us;
