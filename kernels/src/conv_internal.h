@@ -66,6 +66,15 @@ void* AllocPacked(P* p, size_t bytes) {
 // Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).
 void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias);
 
+// Packing of the 4-byte dot-product variants (AVX-512 VNNI, NEON dotprod): per block of
+// kDot4NR output channels, 4 rows x kDot4NR int32 parameters (bias folded with
+// fold_zero_point, multiplier -- or the fp32 scale's bits with Rounding::kFp32 --, left shift,
+// right shift), then the weights [tap][k/4][kDot4NR][4] int8 (in_channels padded to 4 with 0).
+constexpr int kDot4NR = 16;
+constexpr size_t kDot4ParamBytes = 4 * kDot4NR * sizeof(int32_t);
+size_t Dot4BlockBytes(const PackedConvInt8& w);
+Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point);
+
 // ---- Variant entry points. Inputs are validated by the caller.
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 void ConvF32Scalar(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);

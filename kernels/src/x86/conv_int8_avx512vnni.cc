@@ -27,13 +27,8 @@ namespace internal {
 namespace {
 
 constexpr int kMR = 8;
-constexpr int kNR = 16;
-constexpr size_t kParamBytes = 4 * kNR * sizeof(int32_t);
-
-inline size_t BlockBytes(const PackedConvInt8& w) {
-  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
-  return kParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kNR;
-}
+constexpr int kNR = kDot4NR;
+constexpr size_t kParamBytes = kDot4ParamBytes;
 
 struct RequantConsts {
   __m512i zp, mn, mx;
@@ -134,38 +129,8 @@ void Kernel8x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
 
 }  // namespace
 
-Status PackInt8Avx512Vnni(PackedConvInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w;
-  w->nr_ = kNR;
-  w->k_padded_ = RoundUp(g.in_channels, 4);
-  const int kp4 = w->k_padded_ / 4;
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const size_t bb = BlockBytes(*w);
-  std::vector<int32_t> folded(g.out_channels);
-  FoldedBias(*w, w->quant_.input_zero_point + 128, folded.data());
-  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
-  for (int bi = 0; bi < blocks; ++bi) {
-    auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
-    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kParamBytes);
-    for (int j = 0; j < kNR; ++j) {
-      const int oc = bi * kNR + j;
-      if (oc >= g.out_channels) continue;
-      prm[j] = folded[oc];
-      if (w->quant_.rounding == Rounding::kFp32)
-        std::memcpy(&prm[16 + j], &w->quant_.requant_scale[oc], sizeof(float));
-      else
-        prm[16 + j] = w->quant_.output_multiplier[oc];
-      prm[32 + j] = w->left_shift_[oc];
-      prm[48 + j] = w->right_shift_[oc];
-      for (int t = 0; t < taps; ++t)
-        for (int k = 0; k < g.in_channels; ++k)
-          wp[((static_cast<size_t>(t) * kp4 + k / 4) * kNR + j) * 4 + (k % 4)] =
-              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
-    }
-  }
-  return Status::Ok();
-}
+// uint8 (x + 128) inputs: fold (zp + 128) * sum(w).
+Status PackInt8Avx512Vnni(PackedConvInt8* w) { return PackInt8Dot4(w, w->quant_.input_zero_point + 128); }
 
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out) {
@@ -177,7 +142,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.fp32 = w.quant_.rounding == Rounding::kFp32;
   c.fmin = _mm512_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
-  const size_t bb = BlockBytes(w);
+  const size_t bb = Dot4BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp4 = w.k_padded_ / 4;
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
