@@ -282,3 +282,22 @@ def test_cli(partial, tmp):
     assert r.exit_code != 0
     r = CliRunner().invoke(cli, ["inspect-runtime"])
     assert r.exit_code == 0 and "CspPartialConv" in r.output and "(tested)" in r.output
+
+
+def test_demo_fuse_and_run_steps(tmp):
+    """`keras-csp demo` steps 4-5 (fuse, then int8 vs fused on the digits test split): every
+    output bit-identical under XNNPACK and TFLite's builtin kernels."""
+    from keras_csp.benchmark import export_ptq_int8
+    from keras_csp.demo import _fuse_and_run
+
+    out = tmp / "demo"
+    out.mkdir()
+    src = export_ptq_int8("cspdensenet_tiny", str(out / "model_int8.tflite"), 32)
+    lines = []
+    rep = _fuse_and_run(src, str(out), lines.append)
+    assert rep["fused_ops"] == 6 and (out / "model_int8_fused.tflite").exists()
+    n = rep["accuracy"]["examples"]
+    assert n == 360
+    for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
+        assert rep["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["accuracy"][k])
+    assert rep["speedup"] > 0 and any("[5/5]" in line for line in lines)
