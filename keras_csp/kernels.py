@@ -1,8 +1,9 @@
 """Fused int8 / float32 CSP convolution kernels (thin wrapper over the C++ `keras_csp._kernels`).
 
-The kernels compute a TFLite-exact int8 CONV_2D (per-channel symmetric weights, int32 bias,
-fixed-point requantization, fused ReLU/ReLU6 clamp, 1x1/3x3, stride 1/2, SAME/VALID, NHWC) and
-write it straight into its place in a concatenated buffer:
+The kernels compute a bit-exact int8 CONV_2D (per-channel symmetric weights, int32 bias, fused
+ReLU/ReLU6 clamp, 1x1/3x3, stride 1/2, SAME/VALID, NHWC) with the requantization of TFLite's
+reference or optimized kernels (fixed point) or of XNNPACK (float32), see ``Int8Quant.rounding``,
+and write it straight into its place in a concatenated buffer:
 
 * :meth:`Int8Conv.csp_partial` -- ``concat(x[..., :c_skip], conv(x[..., c_skip:]))`` (or the
   conv part first, ``order="skip_last"``), no split/concat tensors;
