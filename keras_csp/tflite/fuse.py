@@ -248,8 +248,6 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
     bad = {}
     for i, m in enumerate(matches):
         sub = _pattern_submodel(g, m)
-        sub_path = os.path.join(tmp, f"sub{i}.tflite")
-        sub.save(sub_path)
         sub_ms, _, _ = find_matches(sub)
         if len(sub_ms) != 1 or type(sub_ms[0]) is not type(m):
             bad[i] = "pattern could not be isolated for verification"
@@ -259,8 +257,7 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
         samples = [[c[t] for t in _activation_inputs(m)] for c in captured]
         samples += [[rng.integers(-128, 128, size=c[t].shape).astype(np.int8) for t in _activation_inputs(m)]
                     for c in captured[:2]]
-        with open(sub_path, "rb") as f:
-            sub_bytes = f.read()
+        sub_bytes = sub.to_bytes()
         for kset, (resolver, mode, numerics) in _KERNEL_SETS.items():
             it = make_interpreter(sub_bytes, resolver)
             fm = Model(fz_path, cpu_kernel_mode=mode, custom_op_numerics=numerics)

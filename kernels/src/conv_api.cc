@@ -385,20 +385,19 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
   KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
   const int oc = geometry.out_channels;
-  if (quant.rounding == Rounding::kFp32 && quant.output_multiplier.empty() &&
-      quant.output_shift.empty()) {
-    // fp32 requantization needs no fixed-point multipliers: keep the arrays well-formed.
-    quant.output_multiplier.assign(oc, 0);
-    quant.output_shift.assign(oc, 0);
-  }
   if (quant.rounding == Rounding::kFp32) {
     if (static_cast<int>(quant.requant_scale.size()) != oc)
       return Invalid("requant_scale must have out_channels (" + std::to_string(oc) + ") entries");
     for (float s : quant.requant_scale)
       if (!(s >= 0x1.0p-32f && s < 256.0f))  // also rejects NaN
         return Invalid("requant_scale entries must be finite and in [2^-32, 256)");
+    // fp32 requantization needs no fixed-point multipliers: both may be left empty, and are
+    // then zero-filled so the arrays stay well-formed.
+    if (quant.output_multiplier.empty() && quant.output_shift.empty()) {
+      quant.output_multiplier.assign(oc, 0);
+      quant.output_shift.assign(oc, 0);
+    }
   }
-  // (fp32 mode may leave both empty: filled with zeros above.)
   if (static_cast<int>(quant.output_multiplier.size()) != oc ||
       static_cast<int>(quant.output_shift.size()) != oc)
     return Invalid("output_multiplier/output_shift must have out_channels (" + std::to_string(oc) +

@@ -32,14 +32,14 @@ struct RequantConsts {
 inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
   const int32x4_t bias = vld1q_s32(prm + 4 * q);
   const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
-  const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
-  const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
   if (c.fp32) {
     // As XNNPACK's fp32 neonv8 requantization: scale, clamp, vcvtn (nearest, ties to even).
     float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, bias)), vreinterpretq_f32_s32(mult));
     f = vminq_f32(vmaxq_f32(f, c.fmin), c.fmax);
     return vaddq_s32(vcvtnq_s32_f32(f), c.zp);
   }
+  const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
+  const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
   int32x4_t x = vshlq_s32(vaddq_s32(acc, bias), lsh);
   x = vqrdmulhq_s32(x, mult);
   // RoundingDivideByPOT: round half away from zero.
