@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # Install keras-csp and everything its tests need on a fresh Debian/Ubuntu machine.
-# System packages: the aarch64 cross compiler and qemu-user (ARM kernels and runtime under emulation),
-# clang/lld (sanitizer builds), libusb (imported by tflite-support's metadata writers).
+# Everything a test uses comes from here: a package installed by hand makes CI green on one machine
+# and red on the next. The check at the end names what is missing and fails the install.
+#
+# System packages:
+#   g++-aarch64-linux-gnu, qemu-user   ARM kernels and runtime under emulation
+#   clang, lld, libclang-rt-*-dev      sanitizer builds and libFuzzer (clang only *recommends* its runtime)
+#   kotlin                             the Android app's Kotlin code, compiled and run on a desktop JVM
+#   llvm-19                            llvm-mca: ARM microkernel throughput models (bench/mca)
+#   libusb-1.0-0                       imported by tflite-support's metadata writers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
+$SUDO apt-get update -q >/dev/null
+CLANG_RT="$(apt-cache search --names-only '^libclang-rt-[0-9]+-dev$' | awk '{print $1}' | sort -V | head -n 1)"
+# clang's libFuzzer runtime must match the default clang's major version.
+CLANG_MAJOR="$(apt-cache show clang 2>/dev/null | sed -n 's/^Depends:.*clang-\([0-9]\+\).*/\1/p' | head -n 1)"
+if [ -n "$CLANG_MAJOR" ]; then CLANG_RT="libclang-rt-${CLANG_MAJOR}-dev"; fi
 $SUDO apt-get install -y -q --no-install-recommends \
-    g++ g++-aarch64-linux-gnu qemu-user clang lld libusb-1.0-0 cmake make >/dev/null
+    g++ g++-aarch64-linux-gnu qemu-user clang lld "$CLANG_RT" kotlin default-jdk-headless \
+    llvm-19 libusb-1.0-0 cmake make >/dev/null
 python3 -m pip install -q --upgrade pip
 # Editable install compiles the pybind11 extensions in place (keras_csp/_kernels*.so).
 python3 -m pip install -q -e ".[test]"
 # tflite-support 0.4.4 pins protobuf<4, which TensorFlow 2.21 cannot use: install it without its
 # dependencies; keras-csp only imports its metadata writers.
 python3 -m pip install -q --no-deps tflite-support==0.4.4
-python3 -m pip install -q atheris  # fuzzing (hardening/fuzz); clang above brings libFuzzer + ASan/UBSan
+python3 -m pip install -q atheris  # fuzzing (hardening/fuzz)
 # The aarch64 LiteRT runtime, for the cross-compiled native benchmark under qemu.
 bash android_demo/tools/fetch_litert_aarch64.sh >/dev/null
-python3 -c "import keras_csp._kernels as k; print('keras-csp installed; CPU features:', k.cpu_features())"
+
+# Every tool the test suite uses, checked here so a broken install fails now, not in pytest.
+python3 tests/toolchain.py
