@@ -16,17 +16,19 @@ import time
 def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=8, qat_epochs=2, echo=print):
     t0 = time.time()
     float_dir = os.path.join(out, "float")
-    echo(f"[1/5] training {model_name} on digits for {epochs} epochs -> {float_dir}")
+    echo(f"keras-csp demo: train -> QAT -> int8 -> fuse -> run, {model_name} on scikit-learn's bundled digits")
+    echo(f"[1/5] train the float model ({epochs} epochs)")
     from .train import train
-    _, train_report = train(model_name, dataset="digits", epochs=epochs, out=float_dir, batch_size=32, verbose=2)
-    echo(f"      float test accuracy {train_report['float_accuracy']:.4f} in {train_report['train_seconds']} s")
+    _, train_report = train(model_name, dataset="digits", epochs=epochs, out=float_dir, batch_size=32,
+                            verbose="bar")
+    echo(f"      float test accuracy {train_report['float_accuracy']:.4f} ({train_report['train_seconds']} s)")
 
-    echo(f"[2/5] PTQ baseline + QAT ({qat_epochs} epochs) -> full-int8 TFLite with metadata")
+    echo(f"[2/5] quantize: PTQ baseline, then QAT ({qat_epochs} epochs) -> full-int8 .tflite with metadata")
     from . import backend
     tflite_path = os.path.join(out, "model_int8.tflite")
     report_path = os.path.join(out, "quantize_report.json")
     kwargs = dict(model_path=os.path.join(float_dir, "model.keras"), out=tflite_path, qat_epochs=qat_epochs,
-                  report=report_path, verbose=2)
+                  report=report_path, verbose="bar")
     if backend.LEGACY:
         from .quantize import quantize_pipeline
         rep = quantize_pipeline(**kwargs)
@@ -34,32 +36,41 @@ def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=8, qat_
         from .quantize import run_legacy
         rep = run_legacy("quantize_pipeline", **kwargs)
 
-    echo(f"[3/5] graph audit of {tflite_path}")
-    from .inspect_tflite import inspect_tflite
-    echo(inspect_tflite(tflite_path).format())
-    from .tflite_metadata import read_metadata
-    meta, files = read_metadata(tflite_path)
-    echo(f"metadata: {meta.get('name')!r}, associated files {sorted(files)}")
+    from .tflite.audit import inspect_tflite
+    audit = inspect_tflite(tflite_path)
+    ops = audit.op_counts()
+    top = ", ".join(f"{n} {k}" for k, n in sorted(ops.items(), key=lambda kv: -kv[1])[:3])
+    echo(f"[3/5] audit: {sum(ops.values())} ops ({top}, ...), {len(audit.inner_quantize_ops())} "
+         f"QUANTIZE/DEQUANTIZE inside, {len(audit.concat_scale_mismatches())} concat scale mismatches; "
+         f"metadata: {_metadata_summary(tflite_path)}")
     rep["fused"] = _fuse_and_run(tflite_path, out, echo)
     rep["train_seconds"] = train_report["train_seconds"]
     rep["total_seconds"] = round(time.time() - t0, 1)
     with open(report_path, "w") as f:
         json.dump(rep, f, indent=1)
-    echo("")
-    echo(f"accuracy on {rep['test_examples']} digits test images:")
-    echo(f"  float          {rep['float_accuracy']:.4f}")
-    echo(f"  int8 PTQ       {rep['ptq_accuracy']:.4f}")
-    echo(f"  int8 QAT       {rep['qat_accuracy']:.4f}")
     fz = rep["fused"]
-    for k in ("xnnpack", "tflite_builtin"):
+    n = fz["accuracy"]["examples"]
+    echo("")
+    echo(f"{'model':18s} {'accuracy':>8s}   outputs bit-identical to int8 QAT ({n} test images)")
+    echo(f"{'float':18s} {rep['float_accuracy']:8.4f}")
+    echo(f"{'int8 PTQ':18s} {rep['ptq_accuracy']:8.4f}")
+    echo(f"{'int8 QAT':18s} {rep['qat_accuracy']:8.4f}")
+    for k, label in (("xnnpack", "fused, XNNPACK"), ("tflite_builtin", "fused, builtin")):
         r = fz["accuracy"][k]
-        echo(f"  int8 fused     {r['fused_accuracy']:.4f} ({k}: {r['bit_identical_outputs']}/{fz['accuracy']['examples']} "
-             f"outputs bit-identical to the int8 model)")
-    echo(f"fused ops {fz['fused_ops']}; 1 thread: int8 {fz['int8_median_ms']:.3f} ms, fused "
-         f"{fz['fused_median_ms']:.3f} ms per image ({fz['speedup']:.2f}x; tiny 32x32 model, timings are noisy)")
-    echo(f"training {rep['train_seconds']} s, QAT {rep['qat_seconds']} s, total {rep['total_seconds']} s; "
+        echo(f"{label:18s} {r['fused_accuracy']:8.4f}   {r['bit_identical_outputs']}/{n}")
+    echo(f"latency, 1 thread: int8 {fz['int8_median_ms']:.3f} ms, fused {fz['fused_median_ms']:.3f} ms per image "
+         f"({fz['speedup']:.2f}x; a tiny 32x32 model: see `keras-csp bench --zoo` for real sizes)")
+    echo(f"total {rep['total_seconds']} s (training {rep['train_seconds']} s, QAT {rep['qat_seconds']} s); "
          f"files in {out}/")
     return rep
+
+
+def _metadata_summary(tflite_path):
+    from .tflite.metadata import metadata_available, read_metadata
+    if not metadata_available():
+        return "none (tflite-support not installed)"
+    meta, files = read_metadata(tflite_path)
+    return f"{meta.get('name')!r} + {', '.join(sorted(files))}"
 
 
 def _fuse_and_run(tflite_path, out, echo):
@@ -69,10 +80,10 @@ def _fuse_and_run(tflite_path, out, echo):
     from .tflite.bench import accuracy_compare, compare_models
 
     fused_path = os.path.join(out, "model_int8_fused.tflite")
-    echo(f"[4/5] fusing CSP partial convs and dense blocks -> {fused_path}")
     frep = fuse(tflite_path, fused_path, report=os.path.join(out, "fuse_report.json"))
-    echo(f"      {frep['fused_ops']} fused op(s), ops after: {frep['ops_after']}")
-    echo("[5/5] int8 vs fused on keras-csp's LiteRT runtime (digits test split + same-run timing)")
+    custom = ", ".join(f"{k} {v}" for k, v in sorted(frep["ops_after"].items()) if k.startswith("Csp"))
+    echo(f"[4/5] fuse: {frep['fused_ops']} CSP ops fused ({custom}), verified bit-exact -> {fused_path}")
+    echo("[5/5] run int8 and fused on keras-csp's LiteRT runtime: test split + same-run timing")
     ds = load_dataset("digits")
     acc = accuracy_compare(tflite_path, fused_path, ds.x_test, ds.y_test)
     t = compare_models([fused_path, tflite_path], runs=20, warmup=3)

@@ -15,7 +15,7 @@ Every op exists for each kernel ``variant``: ``"scalar"`` (reference), ``"avx2"`
 
 The second half of this module builds the equivalent single-op TFLite graphs (SLICE + CONV_2D +
 CONCATENATION) used as the bit-exact reference in the tests and as the XNNPACK baseline in
-``bench/bench_kernels.py``.
+``keras_csp/benchmark/kernels.py``.
 """
 from __future__ import annotations
 

@@ -21,13 +21,12 @@ what makes the converter requantize around CSP splits and concats. The range sha
 """
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 
 from . import backend
+from .tflite.metadata import METADATA_MISSING, metadata_available
 
 IO_TYPES = ("int8", "uint8", "float32")
 
@@ -459,7 +458,10 @@ def qat_finetune(qat_model, ds, epochs=2, batch_size=64, lr=1e-4, augment=True, 
     train = make_tf_dataset(ds.x_train, ds.y_train, batch_size, shuffle=True, augment=augment, seed=seed)
     val = make_tf_dataset(ds.x_val, ds.y_val, batch_size) if len(ds.x_val) else None
     if epochs > 0:
-        qat_model.fit(train, validation_data=val, epochs=epochs, callbacks=[cb], verbose=verbose, shuffle=False)
+        from .progress import fit_progress
+        fit_verbose, bar = fit_progress(verbose, epochs, "QAT")
+        qat_model.fit(train, validation_data=val, epochs=epochs, callbacks=[cb] + bar, verbose=fit_verbose,
+                      shuffle=False)
     else:
         calibrate(qat_model, ds.x_train)
     share_ranges(same_scale_groups(qat_model))
@@ -476,7 +478,7 @@ def quantize_pipeline(model_path, out, qat_epochs=2, report=None, dataset=None, 
     """
     require_legacy()
     from .data import load_dataset
-    from .inspect_tflite import inspect_tflite
+    from .tflite.audit import inspect_tflite
     from .train import dataset_for_spec
     t0 = time.time()
     model, spec = load_float_model(model_path)
@@ -508,8 +510,12 @@ def quantize_pipeline(model_path, out, qat_epochs=2, report=None, dataset=None, 
     rep["qat_keras_accuracy"] = float(np.mean(np.argmax(qat.predict(ds.x_test, verbose=0), -1) == ds.y_test))
     rep["qat_seconds"] = round(time.time() - t1, 1)
     qat_bytes = convert_int8(qat, ds.x_train, input_type, output_type, qat=True)
-    if metadata:
-        from .tflite_metadata import add_image_classifier_metadata
+    rep["metadata"] = "written" if metadata else "not requested"
+    if metadata and not metadata_available():
+        rep["metadata"] = f"skipped: {METADATA_MISSING}"
+        print(f"metadata skipped: {METADATA_MISSING}", flush=True)
+    elif metadata:
+        from .tflite.metadata import add_image_classifier_metadata
         qat_bytes = add_image_classifier_metadata(
             qat_bytes, labels, name=f"{rep['model']} int8 (QAT)",
             mean=spec.get("normalization", {}).get("mean", [0.0]),
@@ -531,26 +537,7 @@ def quantize_pipeline(model_path, out, qat_epochs=2, report=None, dataset=None, 
 
 
 def run_legacy(func_name, timeout=None, **kwargs):
-    """Run `keras_csp.quantize.<func_name>(**kwargs)` in a fresh TF_USE_LEGACY_KERAS=1 process.
-
-    Output is streamed; returns the function's JSON-serializable result.
-    """
-    import tempfile
-    fd, result_path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    code = ("import json, sys\n"
-            "from keras_csp import quantize\n"
-            "args = json.loads(sys.argv[1])\n"
-            f"res = getattr(quantize, {func_name!r})(**args)\n"
-            "json.dump(res, open(sys.argv[2], 'w'))\n")
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs), result_path], env=env,
-                              timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{func_name} failed in the tf_keras subprocess (exit code {proc.returncode})")
-        with open(result_path) as f:
-            return json.load(f)
-    finally:
-        os.unlink(result_path)
+    """Run `keras_csp.quantize.<func_name>(**kwargs)` in a fresh TF_USE_LEGACY_KERAS=1 process
+    (`keras_csp.legacy.run_legacy`); returns its JSON-serializable result."""
+    from .legacy import run_legacy as run
+    return run(f"keras_csp.quantize:{func_name}", timeout=timeout, **kwargs)

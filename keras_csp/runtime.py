@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import quiet
+
 __all__ = [
     "Model", "TensorDetails", "RuntimeError_", "LiteRtVersionError", "ModelLoadError",
     "InputError", "litert_library_path", "litert_version", "custom_op_names",
@@ -176,13 +178,17 @@ class Model:
       allow_untested_version: run on a LiteRT outside the tested range anyway.
       verify_file: parse + structurally check the file in Python before LiteRT loads it
         (LiteRT's loader crashes on some corrupt files instead of returning an error).
+      verbose: let LiteRT print its INFO / WARNING log (accelerator registry, delegates). By
+        default (None: `keras-csp --verbose` / KERAS_CSP_VERBOSE) the log is captured and only
+        attached to load and compile errors.
     """
 
     def __init__(self, path, num_threads: int = 1, *, register_custom_ops: bool = True,
                  enable_profiling: bool = False, cpu_kernel_mode: str = "",
                  custom_op_numerics: str = "auto",
                  litert_library: str | None = None, litert_version: str | None = None,
-                 allow_untested_version: bool = False, verify_file: bool = True):
+                 allow_untested_version: bool = False, verify_file: bool = True,
+                 verbose: bool | None = None):
         path = os.fspath(path)
         if not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
@@ -200,6 +206,7 @@ class Model:
                 enable_profiling=enable_profiling, cpu_kernel_mode=cpu_kernel_mode,
                 litert_version=version, allow_untested_version=allow_untested_version,
                 custom_op_numerics=custom_op_numerics,
+                capture_stderr=not (quiet.is_verbose() if verbose is None else verbose),
             )
         except RuntimeError as e:
             raise _classify(str(e))(str(e)) from None

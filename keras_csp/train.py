@@ -58,6 +58,23 @@ def select_strategy(name="auto"):
     return tf.distribute.get_strategy()
 
 
+def is_multi_worker(strategy):
+    return getattr(strategy.extended, "_num_workers", 1) > 1
+
+
+def needs_legacy_keras(strategy_name_):
+    """Keras 3 (seen in 3.15) cannot fit under MultiWorkerMirroredStrategy with more than one worker:
+    its first-batch model build reduces an (x, y) tuple and its metric reduction asks for axis 0 of
+    scalars, and fit() fails in both. tf_keras trains there, so `train_report` runs in a tf_keras process."""
+    from .backend import KERAS_3
+    return KERAS_3 and strategy_name_ in ("auto", "multiworker") and _tf_config_workers() > 1
+
+
+def train_report(**kwargs):
+    """`train(**kwargs)` without the model: its JSON report (for a tf_keras subprocess)."""
+    return train(**kwargs)[1]
+
+
 def strategy_name(strategy):
     return type(strategy).__name__
 
@@ -165,7 +182,8 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
           bn_momentum=0.9):
     """Train zoo model `model_name`; returns (model, report dict). Writes `out` (a directory) when given.
 
-    Bundled `dataset` ("digits") or an image folder `data_dir`. Adam with cosine decay, sparse
+    Bundled `dataset` ("digits") or an image folder `data_dir`. `verbose` is Keras' fit verbosity, or
+    "bar" for one progress bar over the epochs. Adam with cosine decay, sparse
     categorical cross-entropy, random-shift augmentation, best checkpoint by validation accuracy.
     """
     from .data import load_dataset, load_image_folder, make_tf_dataset
@@ -203,12 +221,14 @@ def train(model_name="cspdensenet_tiny", dataset="digits", epochs=10, out=None, 
                       metrics=["accuracy"])
     callbacks = []
     ckpt = None
-    if out:
+    if out and not is_multi_worker(strat):  # restoring a checkpoint under MultiWorkerMirrored fails
         os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
         ckpt = os.path.join(out, "checkpoints", "ckpt.weights.h5")
         callbacks.append(keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True,
                                                          save_weights_only=True))
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+    from .progress import fit_progress
+    fit_verbose, bar = fit_progress(verbose, epochs, "train")
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks + bar, verbose=fit_verbose,
                      shuffle=False)  # the tf.data pipeline shuffles
     if ckpt and os.path.exists(ckpt):
         model.load_weights(ckpt)

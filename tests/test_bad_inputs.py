@@ -37,7 +37,7 @@ def tmp(tmp_path_factory):
 
 
 def inspect(path):
-    from keras_csp.inspect_tflite import inspect_tflite
+    from keras_csp.tflite.audit import inspect_tflite
     return inspect_tflite(path)
 
 

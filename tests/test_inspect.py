@@ -1,4 +1,4 @@
-"""Graph audit of .tflite files (keras_csp.inspect_tflite, `keras-csp inspect`)."""
+"""Graph audit of .tflite files (keras_csp.tflite.audit, `keras-csp inspect`)."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_csp.cli import cli
-from keras_csp.inspect_tflite import OpInfo, TensorInfo, TFLiteAudit, inspect_tflite
+from keras_csp.tflite.audit import OpInfo, TensorInfo, TFLiteAudit, inspect_tflite
 
 
 def _convert(model, io_type="int8"):

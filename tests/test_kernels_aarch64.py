@@ -5,18 +5,16 @@ g++-aarch64-linux-gnu and runs them under qemu with -cpu max (dotprod variant vs
 reference) and -cpu cortex-a53 (no dotprod: run-time dispatch must fall back to scalar).
 """
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from toolchain import require
 
 SCRIPT = Path(__file__).resolve().parent.parent / "kernels" / "tools" / "test_aarch64.sh"
-MISSING = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64", "cmake") if shutil.which(t) is None]
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (apt: g++-aarch64-linux-gnu qemu-user cmake)")
 def test_neon_kernels_under_qemu(tmp_path):
+    require("aarch64-g++", "qemu-aarch64", "cmake")
     env = dict(os.environ, BUILD_DIR=str(tmp_path / "build"), TRIALS="100", JOBS="2")
     proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr

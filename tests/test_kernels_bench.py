@@ -3,11 +3,11 @@ import json
 
 from click.testing import CliRunner
 
-from keras_csp.bench_kernels_cli import _load_bench_module, bench_kernels_command
+from keras_csp.benchmark import kernels as bench
+from keras_csp.cli.bench import bench_kernels_command
 
 
 def test_shape_table_covers_the_three_models():
-    bench = _load_bench_module()
     shapes = bench.shape_table()
     models = {s["model"] for s in shapes}
     assert models == {"cspdensenet121", "densenet121", "cspresnet50"}

@@ -95,7 +95,8 @@ def test_compare_cli_pairs():
 def test_unknown_model_cli():
     result = CliRunner().invoke(cli, ["profile", "nosuchnet"])
     assert result.exit_code != 0
-    assert "unknown model name" in str(result.exception)
+    assert "unknown model name 'nosuchnet'" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_plot_several(tmp_path):

@@ -24,7 +24,7 @@ def graph_audits(tmp_path_factory):
         from keras_csp.backend import keras
         from keras_csp import create_model, quantize as Q
         from keras_csp.data import load_digits
-        from keras_csp.inspect_tflite import inspect_tflite
+        from keras_csp.tflite.audit import inspect_tflite
         ds = load_digits().subset(128, 64)
         res = {{}}
         for name in {list(CSP_MODELS)!r}:
@@ -83,7 +83,7 @@ def graph_audits(tmp_path_factory):
 
 @pytest.mark.parametrize("name", CSP_MODELS)
 def test_qat_int8_graph_has_no_requantize_ops(graph_audits, name):
-    from keras_csp.inspect_tflite import inspect_tflite
+    from keras_csp.tflite.audit import inspect_tflite
     d, res = graph_audits
     audit = inspect_tflite(str(d / f"{name}.tflite"))
     assert audit.io_types() == (["int8"], ["int8"])
@@ -101,7 +101,7 @@ def test_qat_int8_graph_has_no_requantize_ops(graph_audits, name):
 
 
 def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):
-    from keras_csp.inspect_tflite import inspect_tflite
+    from keras_csp.tflite.audit import inspect_tflite
     d, _ = graph_audits
     audit = inspect_tflite(str(d / "uint8_float.tflite"))
     assert audit.io_types() == (["uint8"], ["float32"])
@@ -110,7 +110,7 @@ def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):
 
 
 def test_cross_channel_pooling_keeps_the_scale(graph_audits):
-    from keras_csp.inspect_tflite import inspect_tflite
+    from keras_csp.tflite.audit import inspect_tflite
     d, _ = graph_audits
     audit = inspect_tflite(str(d / "maxout.tflite"))
     counts = audit.op_counts()
@@ -169,7 +169,7 @@ def test_exported_file_runs_in_litert_and_carries_metadata(pipeline):
     from ai_edge_litert.interpreter import Interpreter
     from keras_csp.data import load_digits
     from keras_csp.quantize import tflite_accuracy
-    from keras_csp.tflite_metadata import read_labels, read_metadata
+    from keras_csp.tflite.metadata import read_labels, read_metadata
     d, rep, _ = pipeline
     path = str(d / "model_int8.tflite")
     interp = Interpreter(model_path=path)

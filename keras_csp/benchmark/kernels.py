@@ -20,19 +20,17 @@ representative layer per stage: the middle layer of each dense block), single th
 Times are the minimum over interleaved repetitions (the machine may be shared; the minimum is the
 least noisy estimate of what each implementation can do). Medians are reported as well.
 
-Run: `keras-csp bench-kernels --json out.json [--quick]` or `python bench/bench_kernels.py`.
+Run: `keras-csp bench-kernels --json out.json [--quick]`.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import platform
 import time
 
 import numpy as np
 
-from keras_csp.benchmark import cpu_name
+from .models import cpu_name
 
 GROWTH, BOTTLENECK = 32, 128
 
@@ -290,20 +288,3 @@ def format_table(result: dict) -> str:
             lines.append(f"exact-int8 peak loop {result['exact_peak_gmacs']:.1f} GMAC/s: ours = "
                          f"{100 * result['peak_fraction_exact']:.1f}% of it")
     return "\n".join(lines)
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--json", dest="json_path")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--variant", default="auto")
-    args = ap.parse_args(argv)
-    result = run(quick=args.quick, variant=args.variant)
-    print(format_table(result))
-    if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump(result, f, indent=2)
-
-
-if __name__ == "__main__":
-    main()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Variant:
 
 def machine_info():
     """Machine, CPU features and library versions, for the report."""
-    from . import _kernels
+    from .. import _kernels
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
@@ -78,7 +78,7 @@ def _random_inputs(model, seed=0):
 
 def _op_breakdown(path, threads, inputs, register_custom_ops):
     """Per-op time of one profiled invocation, summed by op name (untimed pass)."""
-    from .runtime import Model
+    from ..runtime import Model
     try:
         m = Model(path, threads, enable_profiling=True, register_custom_ops=register_custom_ops)
         m.run(*inputs)
@@ -101,7 +101,7 @@ def _op_breakdown(path, threads, inputs, register_custom_ops):
 
 def fuse_to(path, out_dir):
     """Fused copy of `path` in out_dir (keras_csp.tflite.fuse verifies it bit-exactly)."""
-    from .tflite import fuse
+    from ..tflite import fuse
     dst = os.path.join(out_dir, os.path.basename(path).replace(".tflite", "_fused.tflite"))
     report = fuse(path, dst)
     return dst, report
@@ -110,7 +110,7 @@ def fuse_to(path, out_dir):
 def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=True, progress=None,
                 work_dir=None):
     """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved. Returns a report dict."""
-    from .runtime import Model
+    from ..runtime import Model
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
     variants, fuse_reports = [], {}
     for path in paths:
@@ -204,8 +204,8 @@ def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
 
     Random calibration data is fine for speed measurements, not for accuracy.
     """
-    from .models import create_model
-    from .quantize import convert_int8
+    from ..models import create_model
+    from ..quantize import convert_int8
     model = create_model(name, input_shape=(input_size, input_size, 3))
     x_calib = np.random.default_rng(seed).uniform(size=(samples, input_size, input_size, 3)).astype("float32")
     with open(path, "wb") as f:
@@ -218,7 +218,7 @@ def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_di
     """Build, quantize (PTQ) and benchmark CSP models against their plain twins."""
     from tqdm import tqdm
 
-    from .profile import profile
+    from ..profile import profile
     pairs = pairs or ZOO_PAIRS
     cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "keras_csp_zoo")
     os.makedirs(cache_dir, exist_ok=True)

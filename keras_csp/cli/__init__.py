@@ -1,29 +1,32 @@
-"""`keras-csp` command line.
+"""`keras-csp` command line: one module per command group (train, fuse, profile, bench, detection).
 
-Sub-commands live in the modules that implement them and are imported lazily, so
-`keras-csp --help` does not pay for importing TensorFlow.
-To add a command: write a `click.Command` in its module and add one line to COMMANDS.
+Sub-commands are imported lazily, so `keras-csp --help` does not pay for importing TensorFlow.
+To add a command: write a `click.Command` in its group's module and add one line to COMMANDS.
+Commands are quiet by default (`keras_csp.quiet`); `keras-csp --verbose CMD` shows the libraries' logs.
 """
 import importlib
+import sys
 
 import click
 
+from .. import quiet
+
 # command name -> "module:attribute" of a click.Command
 COMMANDS = {
-    "fuse": "keras_csp.fuse_cli:fuse_command",
-    "run": "keras_csp.fuse_cli:run_command",
-    "inspect-runtime": "keras_csp.fuse_cli:inspect_runtime_command",
-    "profile": "keras_csp.profile_cli:profile_command",
-    "compare": "keras_csp.profile_cli:compare_command",
-    "list-models": "keras_csp.profile_cli:list_models_command",
-    "bench": "keras_csp.bench_cli:bench_command",
-    "bench-kernels": "keras_csp.bench_kernels_cli:bench_kernels_command",
-    "efm-memory": "keras_csp.detection.cli:efm_memory_command",
-    "detect-demo": "keras_csp.detection.cli:detect_demo_command",
-    "train": "keras_csp.train_cli:train_command",
-    "quantize": "keras_csp.train_cli:quantize_command",
-    "inspect": "keras_csp.train_cli:inspect_command",
-    "demo": "keras_csp.train_cli:demo_command",
+    "fuse": "keras_csp.cli.fuse:fuse_command",
+    "run": "keras_csp.cli.fuse:run_command",
+    "inspect-runtime": "keras_csp.cli.fuse:inspect_runtime_command",
+    "profile": "keras_csp.cli.profile:profile_command",
+    "compare": "keras_csp.cli.profile:compare_command",
+    "list-models": "keras_csp.cli.profile:list_models_command",
+    "bench": "keras_csp.cli.bench:bench_command",
+    "bench-kernels": "keras_csp.cli.bench:bench_kernels_command",
+    "efm-memory": "keras_csp.cli.detection:efm_memory_command",
+    "detect-demo": "keras_csp.cli.detection:detect_demo_command",
+    "train": "keras_csp.cli.train:train_command",
+    "quantize": "keras_csp.cli.train:quantize_command",
+    "inspect": "keras_csp.cli.train:inspect_command",
+    "demo": "keras_csp.cli.train:demo_command",
 }
 
 
@@ -37,15 +40,47 @@ class LazyGroup(click.Group):
         module_name, attr = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module_name), attr)
 
+    def invoke(self, ctx):
+        """Bad input (ValueError) and keras-csp's own errors reach the user as one line, not a
+        traceback; --verbose keeps the traceback."""
+        from ..legacy import LegacySubprocessError
+        from ..runtime import RuntimeError_
+        from ..tflite.fuse import FuseError
+        try:
+            return super().invoke(ctx)
+        except (ValueError, OSError, RuntimeError_, FuseError, LegacySubprocessError) as e:
+            if quiet.is_verbose():
+                raise
+            raise click.ClickException(f"{type(e).__name__}: {e}") from e
+
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="keras-csp")
-def cli():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's, the converter's and LiteRT's logs.")
+def cli(verbose):
     """Cross Stage Partial networks: build -> train -> quantize -> fuse -> run -> benchmark."""
+    if verbose:
+        quiet.set_verbose(True)
 
 
-def main():
-    cli()
+def _verbose_requested(args):
+    """--verbose among the group's options, i.e. before the command name."""
+    for a in args:
+        if not a.startswith("-"):
+            return False
+        if a == "--verbose":
+            return True
+    return False
+
+
+def main(argv=None):
+    args = sys.argv[1:] if argv is None else list(argv)
+    quiet.set_verbose(quiet.is_verbose() or _verbose_requested(args))
+    quiet.silence_python_logs()
+    if quiet.is_verbose():
+        return cli.main(args, prog_name="keras-csp")
+    with quiet.native_logs_to_file():
+        return cli.main(args, prog_name="keras-csp")
 
 
 if __name__ == "__main__":

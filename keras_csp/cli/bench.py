@@ -1,4 +1,5 @@
-"""`keras-csp bench`: same-run latency of .tflite models (builtin vs fused) or of the CSP zoo vs plain twins."""
+"""`keras-csp bench` (same-run latency of .tflite models, builtin vs fused, or of the CSP zoo vs plain twins)
+and `keras-csp bench-kernels` (fused int8 kernels vs XNNPACK split+conv+concat on stage shapes)."""
 import json
 
 import click
@@ -18,8 +19,8 @@ import click
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
 def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, no_profile, json_path, plot_path):
     """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
-    from .benchmark import ZOO_PAIRS, bench_files, bench_zoo, format_table, plot_report
-    from .models import plain_twin_of
+    from ..benchmark import ZOO_PAIRS, bench_files, bench_zoo, format_table, plot_report
+    from ..models import plain_twin_of
     if threads < 1 or runs < 1 or warmup < 0:
         raise click.BadParameter("--threads and --runs must be >= 1, --warmup >= 0")
     if zoo:
@@ -49,3 +50,29 @@ def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, 
     if plot_path:
         plot_report(report, plot_path)
         click.echo(f"wrote {plot_path}")
+
+
+@click.command("bench-kernels")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--quick", is_flag=True, help="A small subset of the shapes (a few seconds).")
+@click.option("--variant", default="auto", show_default=True,
+              type=click.Choice(["auto", "scalar", "avx2", "avx512vnni", "neon_dotprod"]),
+              help="Kernel variant for our side.")
+@click.option("--budget", type=float, default=None,
+              help="Seconds of interleaved repetitions per shape (default 0.4, --quick 0.15).")
+def bench_kernels_command(json_path, quick, variant, budget):
+    """Time our fused int8 ops against XNNPACK (LiteRT, 1 thread) on CSPDenseNet-121 / DenseNet-121 /
+    CSPResNet-50 stage shapes, and our MAC rate against the measured int8 peak of this core."""
+    from ..benchmark import kernels as bench
+    try:
+        result = bench.run(quick=quick, variant=variant, budget_s=budget,
+                           progress=lambda r: click.echo(
+                               f"  {r['shape']:70s} ours {r['ours_ms']:8.3f} ms  xnnpack {r['xnnpack_ms']:8.3f} ms"
+                               f"  {r['speedup']:.2f}x", err=True))
+    except RuntimeError as e:  # e.g. variant not available on this CPU
+        raise click.ClickException(str(e))
+    click.echo(bench.format_table(result))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+        click.echo(f"wrote {json_path}")

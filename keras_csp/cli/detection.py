@@ -14,7 +14,7 @@ import click
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write all numbers as JSON.")
 def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
     """EFM feature-pyramid memory with vs without cross-channel pooling, and the detectors' bottleneck figure."""
-    from .memory import bottleneck_figure, efm_memory
+    from ..detection.memory import bottleneck_figure, efm_memory
     out = {"memory": [], "models": []}
     for pool_size in pool_sizes:
         m = efm_memory(input_size, pool_size)
@@ -61,7 +61,7 @@ def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
 def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, input_size, seed, json_path, save_path,
                         plot_path, weights_path, int8_path, qat_steps):
     """Train a tiny detector on digit scenes (scikit-learn digits) for SECONDS and report mAP@0.5."""
-    from .train import save_result, train_detector
+    from ..detection.train import save_result, train_detector
     result, model = train_detector(name, input_size=input_size, train_scenes=train_scenes, val_scenes=val_scenes,
                                    batch_size=batch_size, time_budget=seconds, seed=seed)
     click.echo(f"{result['model']}: {result['steps']} steps ({result['images_seen']} images) in "
@@ -76,7 +76,7 @@ def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, inp
         click.echo(f"wrote {save_path}")
     if weights_path or int8_path:
         import tempfile
-        from .export import run_export, save_weights_npz
+        from ..detection.export import run_export, save_weights_npz
         npz = weights_path or os.path.join(tempfile.mkdtemp(), "weights.npz")
         save_weights_npz(model, npz)
         if weights_path:
@@ -92,9 +92,9 @@ def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, inp
             if json_path:
                 save_result(result, json_path)
     if plot_path:
-        from .data import make_scenes
-        from .nms import detect
-        from .plot import plot_detections
+        from ..detection.data import make_scenes
+        from ..detection.nms import detect
+        from ..detection.plot import plot_detections
         scenes = make_scenes(8, input_size, "val", seed=seed + 10_000)
         plot_detections(scenes, detect(model, scenes.images, score_threshold=0.25), plot_path)
         click.echo(f"wrote {plot_path}")

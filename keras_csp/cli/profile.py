@@ -8,7 +8,7 @@ import click
 @click.option("--csp-only", is_flag=True, help="Only CSP models (those with a plain twin).")
 def list_models_command(csp_only):
     """List the model zoo."""
-    from .models import list_models, plain_twin_of
+    from ..models import list_models, plain_twin_of
     for name in list_models(csp_only=csp_only):
         twin = plain_twin_of(name)
         click.echo(f"{name}" + (f"  (plain twin: {twin})" if twin else ""))
@@ -23,7 +23,7 @@ def list_models_command(csp_only):
 @click.option("--layers/--no-layers", "show_layers", default=False, help="Print the per-layer table.")
 def profile_command(names, input_size, json_path, plot_path, show_layers):
     """Params, MACs, FLOPs, activation memory and max-per-layer FLOPs of zoo model(s) NAME."""
-    from .profile import plot_bottleneck, profile
+    from ..profile import plot_bottleneck, profile
     profiles = [profile(name, input_size) for name in names]
     for p in profiles:
         if show_layers:
@@ -53,8 +53,8 @@ def compare_command(names, input_size, all_pairs, json_path):
 
     With one name, a CSP model is compared with its plain twin.
     """
-    from .models import list_models, plain_twin_of
-    from .profile import compare
+    from ..models import list_models, plain_twin_of
+    from ..profile import compare
     if all_pairs:
         groups = [[n, plain_twin_of(n)] for n in list_models(csp_only=True)]
     elif len(names) == 1 and plain_twin_of(names[0]):

@@ -28,21 +28,26 @@ import click
 def train_command(model_name, dataset, data_dir, epochs, batch_size, lr, no_augment, strategy, seed, limit_train,
                   out):
     """Train a zoo model; writes OUT/model.keras and OUT/report.json (float test accuracy)."""
-    from .train import train
-    _, report = train(model_name, dataset=dataset, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
-                      augment=not no_augment, data_dir=data_dir, strategy=strategy, seed=seed,
-                      limit_train=limit_train)
+    from ..train import needs_legacy_keras, train_report
+    kwargs = dict(model_name=model_name, dataset=dataset, epochs=epochs, out=out, batch_size=batch_size, lr=lr,
+                  augment=not no_augment, data_dir=data_dir, strategy=strategy, seed=seed,
+                  limit_train=limit_train, verbose="bar")
+    if needs_legacy_keras(strategy):
+        from ..legacy import run_legacy
+        report = run_legacy("keras_csp.train:train_report", **kwargs)
+    else:
+        report = train_report(**kwargs)
     click.echo(f"{model_name} on {report['dataset']}: float test accuracy {report['float_accuracy']:.4f} "
                f"({report['train_seconds']} s, {report['strategy']})")
     click.echo(f"wrote {os.path.join(out, 'model.keras')} and {os.path.join(out, 'report.json')}")
 
 
 def _quantize(**kwargs):
-    from . import backend
+    from .. import backend
     if backend.LEGACY:
-        from .quantize import quantize_pipeline
+        from ..quantize import quantize_pipeline
         return quantize_pipeline(**kwargs)
-    from .quantize import run_legacy
+    from ..quantize import run_legacy
     return run_legacy("quantize_pipeline", **kwargs)
 
 
@@ -86,7 +91,7 @@ def quantize_command(model_path, qat_epochs, out, report_path, dataset, data_dir
                                              "mismatches are found.")
 def inspect_command(tflite_path, verbose, json_path, strict):
     """Audit a .tflite: ops, tensor dtypes, quantization, inner QUANTIZE/DEQUANTIZE ops, concat scales."""
-    from .inspect_tflite import inspect_tflite
+    from ..tflite.audit import inspect_tflite
     try:
         audit = inspect_tflite(tflite_path)
     except ValueError as e:
@@ -106,5 +111,5 @@ def inspect_command(tflite_path, verbose, json_path, strict):
 @click.option("--qat-epochs", default=2, show_default=True, type=int)
 def demo_command(out, model_name, epochs, qat_epochs):
     """Train on digits, QAT + int8 export with metadata, inspect, print accuracies (a few CPU minutes)."""
-    from .demo import run_demo
+    from ..demo import run_demo
     run_demo(out=out, model_name=model_name, epochs=epochs, qat_epochs=qat_epochs)

@@ -130,7 +130,7 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
     """
     from .. import quantize as Q
     from ..backend import keras
-    from ..inspect_tflite import inspect_tflite
+    from ..tflite.audit import inspect_tflite
     from ..models import create_model
     from .boxes import encode_targets, yolo_loss
     from .data import make_scenes

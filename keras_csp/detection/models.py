@@ -32,7 +32,7 @@ from ..layers.blocks import channels_of, conv_bn_act
 from ..layers.primitives import ChannelSlice, CrossChannelPooling
 from ..models import configs as C
 from ..models.builder import _image_input, _source_inputs, build_stem, csp_stage, plain_stage
-from ..models.zoo import register_model
+from ..models.registry import register_model
 
 layers = keras.layers
 

@@ -1,49 +1,14 @@
-"""Named models and the registry: `list_models()`, `create_model(name, **kwargs)`.
+"""The classifier zoo: named CSP models and their plain twins, registered in `registry`.
 
 Every function has the Keras Applications signature (include_top, weights, input_tensor, input_shape,
 pooling, classes, classifier_activation) plus `partial_ratio` and `fusion` (CSP models only).
 `weights` is None or the path of a weights file: no pretrained weights are downloadable.
 """
-import difflib
 from dataclasses import replace
 
 from . import configs as C
 from .builder import build_model
-
-_REGISTRY = {}
-
-
-def register_model(name, plain_twin=None):
-    """Register a model function under `name` (lower case); `plain_twin` names its non-CSP twin."""
-    def wrap(fn):
-        fn.model_name = name
-        fn.plain_twin = plain_twin
-        _REGISTRY[name] = fn
-        return fn
-    return wrap
-
-
-def list_models(csp_only=False):
-    names = sorted(_REGISTRY)
-    return [n for n in names if _REGISTRY[n].plain_twin] if csp_only else names
-
-
-def get_model_fn(name):
-    key = str(name).lower().replace("-", "_")
-    if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known models: {', '.join(sorted(_REGISTRY))}"
-        raise ValueError(f"unknown model name {name!r}{hint}")
-    return _REGISTRY[key]
-
-
-def create_model(name, **kwargs):
-    return get_model_fn(name)(**kwargs)
-
-
-def plain_twin_of(name):
-    return get_model_fn(name).plain_twin
-
+from .registry import register_model
 
 def _plain(cfg, name, kwargs):
     for key in ("partial_ratio", "fusion"):
@@ -123,7 +88,3 @@ cspdarknet_tiny, darknet_tiny = _pair("cspdarknet_tiny", "darknet_tiny", C.CSPDA
 csppeleenet_tiny, peleenet_tiny = _pair(
     "csppeleenet_tiny", "peleenet_tiny", replace(C.PELEENET_TINY, csp=True),
     C.PELEENET_TINY)
-
-# The detectors (keras_csp.detection.models) register themselves here, so `create_model` and
-# `keras-csp profile` know them too.
-from ..detection import models as _detection_models  # noqa: E402,F401

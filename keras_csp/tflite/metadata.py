@@ -9,9 +9,22 @@ Normalization: the Task Library feeds float models (pixel - mean) / std; for int
 passes pixels through, and the input tensor's quantization (scale 1/255 for our [0, 1] models) does the
 same scaling, so the recorded mean/std are [0] / [255] either way.
 """
+import importlib.util
 import json
 import os
 import tempfile
+
+METADATA_MISSING = ("tflite-support is not installed; to add metadata: "
+                    "pip install --no-deps tflite-support==0.4.4 (and apt install libusb-1.0-0)")
+
+
+def metadata_available():
+    """tflite-support's metadata writers are importable (an optional dependency: it pins protobuf<4,
+    so it installs with --no-deps, outside keras-csp's own requirements)."""
+    try:
+        return importlib.util.find_spec("tensorflow_lite_support.metadata.python.metadata_writers") is not None
+    except ImportError:
+        return False
 
 
 def _writers():

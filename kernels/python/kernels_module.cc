@@ -13,9 +13,11 @@
 #include "keras_csp/cpu_features.h"
 #include "keras_csp/peak.h"
 #include "keras_csp/quantization.h"
+#include "numpy_checks.h"
 
 namespace py = pybind11;
 using namespace keras_csp;
+using namespace keras_csp::python;
 
 namespace {
 
@@ -37,44 +39,6 @@ Padding ToPadding(const std::string& p) {
   if (p == "same" || p == "SAME") return Padding::kSame;
   if (p == "valid" || p == "VALID") return Padding::kValid;
   throw py::value_error("padding must be 'same' or 'valid', got '" + p + "'");
-}
-
-template <typename T>
-const char* DtypeName();
-template <>
-const char* DtypeName<int8_t>() { return "int8"; }
-template <>
-const char* DtypeName<float>() { return "float32"; }
-template <>
-const char* DtypeName<int32_t>() { return "int32"; }
-
-// Checks dtype / ndim / C-contiguity; alignment and sizes are validated by the C++ layer.
-template <typename T>
-void CheckArray(const py::array& a, const char* name, int ndim, bool writable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
-    throw py::type_error(std::string(name) + " must have dtype " + DtypeName<T>() + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (ndim >= 0 && a.ndim() != ndim)
-    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " +
-                          std::to_string(a.ndim()) + "-D");
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + " must be C-contiguous");
-  if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
-}
-
-template <typename T>
-const T* CPtr(const py::array& a) { return static_cast<const T*>(a.data()); }
-template <typename T>
-T* MPtr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
-
-struct Dims {
-  int n, h, w, c;
-};
-Dims DimsOf(const py::array& a) {
-  for (int i = 0; i < 4; ++i)
-    if (a.shape(i) > (1 << 24)) throw py::value_error("dimension too large");
-  return {static_cast<int>(a.shape(0)), static_cast<int>(a.shape(1)), static_cast<int>(a.shape(2)),
-          static_cast<int>(a.shape(3))};
 }
 
 ConvGeometry MakeGeometry(const py::array& weights, int stride_h, int stride_w,
@@ -99,16 +63,7 @@ struct Ops {
     const Dims d = DimsOf(x);
     ConvOutputShape s;
     Throw(ComputeOutputShape(p.geometry(), d.h, d.w, &s));
-    py::array out;
-    if (out_obj.is_none()) {
-      out = py::array_t<T>(std::vector<py::ssize_t>{d.n, s.out_h, s.out_w, p.geometry().out_channels});
-    } else {
-      out = out_obj.cast<py::array>();
-      CheckArray<T>(out, "out", 4, true);
-      const Dims o = DimsOf(out);
-      if (o.n != d.n || o.h != s.out_h || o.w != s.out_w || o.c != p.geometry().out_channels)
-        throw py::value_error("out has the wrong shape");
-    }
+    py::array out = OutputArray<T>(out_obj, {d.n, s.out_h, s.out_w, p.geometry().out_channels});
     const Dims o = DimsOf(out);
     const TensorLayout li = NhwcSlice(d.n, d.h, d.w, d.c, 0, d.c);
     const TensorLayout lo = NhwcSlice(o.n, o.h, o.w, o.c, 0, o.c);
@@ -174,16 +129,7 @@ py::array Csp(const Packed& p, const py::array& x, int c_skip, py::object out_ob
                           std::to_string(c_skip));
   const ConcatOrder ord = ToOrder(order);
   const int out_c = c_skip + p.geometry().out_channels;
-  py::array out;
-  if (out_obj.is_none()) {
-    out = py::array_t<T>(std::vector<py::ssize_t>{d.n, d.h, d.w, out_c});
-  } else {
-    out = out_obj.cast<py::array>();
-    CheckArray<T>(out, "out", 4, true);
-    const Dims o = DimsOf(out);
-    if (o.n != d.n || o.h != d.h || o.w != d.w || o.c != out_c)
-      throw py::value_error("out has the wrong shape");
-  }
+  py::array out = OutputArray<T>(out_obj, {d.n, d.h, d.w, out_c});
   Status st;
   {
     const T* xi = CPtr<T>(x);
@@ -234,6 +180,16 @@ const T* OptionalChannelVector(const py::object& v, const char* name, int out_ch
   if (holder->shape(0) != out_channels)
     throw py::value_error(std::string(name) + " must have out_channels entries");
   return CPtr<T>(*holder);
+}
+
+// The methods both element types bind alike.
+template <typename T, typename Packed>
+void BindCommon(py::class_<Packed>& cls) {
+  cls.def_property_readonly("variant", [](const Packed& p) { return std::string(VariantName(p.variant())); })
+      .def_property_readonly("geometry", [](const Packed& p) { return GeometryDict(p.geometry()); })
+      .def("conv2d", &Ops<T, Packed>::Conv, py::arg("x"), py::arg("out") = py::none())
+      .def("conv2d_slices", &Ops<T, Packed>::Slices, py::arg("x"), py::arg("in_offset"), py::arg("out"),
+           py::arg("out_offset"));
 }
 
 PYBIND11_MODULE(_kernels, m) {
@@ -309,7 +265,9 @@ PYBIND11_MODULE(_kernels, m) {
     return py::make_tuple(lo, hi);
   });
 
-  py::class_<PackedConvInt8>(m, "PackedConvInt8", "int8 conv with weights prepacked for one variant")
+  py::class_<PackedConvInt8> int8_conv(m, "PackedConvInt8", "int8 conv with weights prepacked for one variant");
+  BindCommon<int8_t>(int8_conv);
+  int8_conv
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, int input_zero_point, int output_zero_point,
                        py::array multiplier, py::array shift, int act_min, int act_max,
@@ -348,11 +306,6 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
            py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto",
            py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none())
-      .def_property_readonly("variant", [](const PackedConvInt8& p) { return std::string(VariantName(p.variant())); })
-      .def_property_readonly("geometry", [](const PackedConvInt8& p) { return GeometryDict(p.geometry()); })
-      .def("conv2d", &Ops<int8_t, PackedConvInt8>::Conv, py::arg("x"), py::arg("out") = py::none())
-      .def("conv2d_slices", &Ops<int8_t, PackedConvInt8>::Slices, py::arg("x"), py::arg("in_offset"),
-           py::arg("out"), py::arg("out_offset"))
       .def("csp_partial", [](const PackedConvInt8& p, const py::array& x, int c_skip, py::object out,
                              const std::string& order) {
              return Csp<int8_t>(p, x, c_skip, out, order, CspPartialConvInt8);
@@ -361,7 +314,9 @@ PYBIND11_MODULE(_kernels, m) {
              Dense<int8_t>(p, block, in_offset, out_offset, DenseAppendInt8);
            }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"));
 
-  py::class_<PackedConvF32>(m, "PackedConvF32", "float32 conv with weights prepacked for one variant")
+  py::class_<PackedConvF32> f32_conv(m, "PackedConvF32", "float32 conv with weights prepacked for one variant");
+  BindCommon<float>(f32_conv);
+  f32_conv
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, float act_min, float act_max,
                        const std::string& variant) {
@@ -376,11 +331,6 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("weights"), py::arg("bias"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
            py::arg("padding") = "same", py::arg("act_min") = -3.4e38f, py::arg("act_max") = 3.4e38f,
            py::arg("variant") = "auto")
-      .def_property_readonly("variant", [](const PackedConvF32& p) { return std::string(VariantName(p.variant())); })
-      .def_property_readonly("geometry", [](const PackedConvF32& p) { return GeometryDict(p.geometry()); })
-      .def("conv2d", &Ops<float, PackedConvF32>::Conv, py::arg("x"), py::arg("out") = py::none())
-      .def("conv2d_slices", &Ops<float, PackedConvF32>::Slices, py::arg("x"), py::arg("in_offset"),
-           py::arg("out"), py::arg("out_offset"))
       .def("csp_partial", [](const PackedConvF32& p, const py::array& x, int c_skip, py::object out,
                              const std::string& order) {
              return Csp<float>(p, x, c_skip, out, order, CspPartialConvF32);

@@ -7,10 +7,13 @@
 #include <stdexcept>
 
 #include "custom_ops.h"
+#include "numpy_checks.h"
 #include "litert_lib.h"
 #include "runner.h"
 
 namespace py = pybind11;
+using keras_csp::python::BufferBytes;
+using keras_csp::python::CheckContiguous;
 using keras_csp::runtime::Runner;
 using keras_csp::runtime::RunnerOptions;
 using keras_csp::runtime::TensorInfo;
@@ -78,60 +81,22 @@ class PyRunner {
 
   void SetInput(size_t i, py::buffer b) {
     py::buffer_info info = b.request();
-    if (info.ndim > 0) {
-      // Require C-contiguous data.
-      ssize_t expect = info.itemsize;
-      for (ssize_t d = info.ndim - 1; d >= 0; --d) {
-        if (info.shape[d] > 1 && info.strides[d] != expect)
-          throw std::runtime_error("input buffer must be C-contiguous");
-        expect *= info.shape[d];
-      }
-    }
-    size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
-    std::string err;
-    bool ok;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mu_);
-      ok = runner_->SetInput(i, info.ptr, bytes, &err);
-    }
-    if (!ok) throw std::runtime_error(err);
+    CheckContiguous(info, "input buffer");
+    Locked([&](std::string* err) { return runner_->SetInput(i, info.ptr, BufferBytes(info), err); });
   }
 
   void Invoke() {
-    std::string err;
-    bool ok;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mu_);
-      ok = runner_->Invoke(&err);
-    }
-    if (!ok) throw std::runtime_error(err);
+    Locked([&](std::string* err) { return runner_->Invoke(err); });
   }
 
   void GetOutputInto(size_t i, py::buffer b) {
     py::buffer_info info = b.request(/*writable=*/true);
-    size_t bytes = static_cast<size_t>(info.size) * static_cast<size_t>(info.itemsize);
-    std::string err;
-    bool ok;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mu_);
-      ok = runner_->GetOutput(i, info.ptr, bytes, &err);
-    }
-    if (!ok) throw std::runtime_error(err);
+    Locked([&](std::string* err) { return runner_->GetOutput(i, info.ptr, BufferBytes(info), err); });
   }
 
   std::vector<double> Benchmark(int runs, int warmup) {
     std::vector<double> lat;
-    std::string err;
-    bool ok;
-    {
-      py::gil_scoped_release release;
-      std::lock_guard<std::mutex> lock(mu_);
-      ok = runner_->Benchmark(runs, warmup, &lat, &err);
-    }
-    if (!ok) throw std::runtime_error(err);
+    Locked([&](std::string* err) { return runner_->Benchmark(runs, warmup, &lat, err); });
     return lat;
   }
 
@@ -174,6 +139,19 @@ class PyRunner {
   std::string LiteRtVersion() const { return runner_->lib().version; }
 
  private:
+  // Runs `call` (a runner method returning false + an error) without the GIL, one call at a time.
+  template <typename Call>
+  void Locked(Call call) {
+    std::string err;
+    bool ok;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
+      ok = call(&err);
+    }
+    if (!ok) throw std::runtime_error(err);
+  }
+
   std::unique_ptr<Runner> runner_;
   std::mutex mu_;  // one LiteRT compiled model: serialize calls from Python threads
 };

@@ -43,11 +43,8 @@ class StderrCapture {
     while ((n = std::fread(buf, 1, sizeof(buf), tmp_)) > 0) text.append(buf, n);
     std::fclose(tmp_);
     tmp_ = nullptr;
-    if (!text.empty()) {
-      ssize_t ignored = write(2, text.data(), text.size());
-      (void)ignored;
-    }
-    return text;
+    return text;  // not echoed: LiteRT's INFO logs stay out of the user's terminal
+
   }
   ~StderrCapture() { Finish(); }
 
@@ -115,6 +112,7 @@ std::unique_ptr<Runner> Runner::Create(const std::string& litert_library_path,
 
 Runner::~Runner() {
   if (!lib_) return;
+  StderrCapture quiet(options_.capture_stderr);  // LiteRT logs accelerator teardown
   for (auto b : in_buffers_) lib_->DestroyTensorBuffer(b);
   for (auto b : out_buffers_) lib_->DestroyTensorBuffer(b);
   if (compiled_) lib_->DestroyCompiledModel(compiled_);
@@ -161,10 +159,17 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
       return false;
     }
   }
-  LiteRtStatus s = L.CreateEnvironment(0, nullptr, &env_);
-  if (s != kLiteRtStatusOk) {
-    *error = "LiteRtCreateEnvironment failed: " + StatusString(s);
-    return false;
+  LiteRtStatus s;
+  {
+    // LiteRT logs accelerator registration (GPU / NPU / CPU) at INFO and WARNING level. Its C API
+    // (libLiteRt.so 2.3) exports no logger-severity call, so the log is captured here instead.
+    StderrCapture cap(opt.capture_stderr);
+    s = L.CreateEnvironment(0, nullptr, &env_);
+    std::string log = Trim(cap.Finish());
+    if (s != kLiteRtStatusOk) {
+      *error = "LiteRtCreateEnvironment failed: " + StatusString(s) + (log.empty() ? "" : ". LiteRT says: " + log);
+      return false;
+    }
   }
   {
     StderrCapture cap(opt.capture_stderr);

@@ -24,7 +24,9 @@ struct RunnerOptions {
   std::string custom_op_numerics = "auto";
   std::string litert_version;        // version of the library; "" = read it next to the library
   bool allow_untested_version = false;
-  bool capture_stderr = true;        // attach LiteRT's log output to compile errors
+  // true: LiteRT's log output is captured, kept out of the terminal and attached to load /
+  // compile errors; false: LiteRT prints it (verbose).
+  bool capture_stderr = true;
 };
 
 struct TensorInfo {
