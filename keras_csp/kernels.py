@@ -147,6 +147,12 @@ class Int8Quant:
                                               int(self.output_zero_point))
 
 
+def _check_threads(threads):
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
+        raise ValueError(f"threads must be an int in [1, 256], got {threads!r}")
+    return int(threads)
+
+
 class Int8Conv:
     """An int8 conv with weights prepacked once (for one kernel variant).
 
@@ -154,8 +160,9 @@ class Int8Conv:
     """
 
     def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *,
-                 strides=1, padding: str = "same", variant: str = "auto"):
+                 strides=1, padding: str = "same", variant: str = "auto", threads: int = 1):
         _check_array(weights, "weights", np.int8, 4)
+        self.threads = _check_threads(threads)
         if bias is not None:
             _check_array(bias, "bias", np.int32, 1)
             if bias.shape[0] != weights.shape[0]:
@@ -187,21 +194,23 @@ class Int8Conv:
 
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Plain conv of a dense NHWC int8 tensor."""
-        return self._p.conv2d(_check_array(x, "x", np.int8, 4), out)
+        return self._p.conv2d(_check_array(x, "x", np.int8, 4), out, self.threads)
 
     def conv_slices(self, x: np.ndarray, in_offset: int, out: np.ndarray, out_offset: int) -> None:
         """Conv reading channels ``[in_offset, +in_channels)`` of x, writing ``[out_offset, +out_channels)`` of out."""
         self._p.conv2d_slices(_check_array(x, "x", np.int8, 4), int(in_offset),
-                              _check_array(out, "out", np.int8, 4), int(out_offset))
+                              _check_array(out, "out", np.int8, 4), int(out_offset), self.threads)
 
     def csp_partial(self, x: np.ndarray, c_skip: int, order: str = "skip_first",
                     out: Optional[np.ndarray] = None) -> np.ndarray:
         """``concat(x[..., :c_skip], conv(x[..., c_skip:]))`` (``order="skip_last"``: conv part first)."""
-        return self._p.csp_partial(_check_array(x, "x", np.int8, 4), int(c_skip), out, _check_order(order))
+        return self._p.csp_partial(_check_array(x, "x", np.int8, 4), int(c_skip), out, _check_order(order),
+                                   self.threads)
 
     def dense_append(self, block: np.ndarray, in_offset: int, out_offset: int) -> np.ndarray:
         """In place: ``block[..., out_offset:+out_channels] = conv(block[..., in_offset:+in_channels])``."""
-        self._p.dense_append(_check_array(block, "block", np.int8, 4), int(in_offset), int(out_offset))
+        self._p.dense_append(_check_array(block, "block", np.int8, 4), int(in_offset), int(out_offset),
+                             self.threads)
         return block
 
 
@@ -209,8 +218,9 @@ class Float32Conv:
     """float32 twin of :class:`Int8Conv` (clamp range ``act_min``/``act_max`` or ``activation``)."""
 
     def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], *, strides=1,
-                 padding: str = "same", activation: str = "none", variant: str = "auto"):
+                 padding: str = "same", activation: str = "none", variant: str = "auto", threads: int = 1):
         _check_array(weights, "weights", np.float32, 4)
+        self.threads = _check_threads(threads)
         if bias is not None:
             _check_array(bias, "bias", np.float32, 1)
             if bias.shape[0] != weights.shape[0]:
@@ -230,17 +240,19 @@ class Float32Conv:
         return self._p.variant
 
     def __call__(self, x, out=None):
-        return self._p.conv2d(_check_array(x, "x", np.float32, 4), out)
+        return self._p.conv2d(_check_array(x, "x", np.float32, 4), out, self.threads)
 
     def conv_slices(self, x, in_offset, out, out_offset):
         self._p.conv2d_slices(_check_array(x, "x", np.float32, 4), int(in_offset),
-                              _check_array(out, "out", np.float32, 4), int(out_offset))
+                              _check_array(out, "out", np.float32, 4), int(out_offset), self.threads)
 
     def csp_partial(self, x, c_skip, order="skip_first", out=None):
-        return self._p.csp_partial(_check_array(x, "x", np.float32, 4), int(c_skip), out, _check_order(order))
+        return self._p.csp_partial(_check_array(x, "x", np.float32, 4), int(c_skip), out, _check_order(order),
+                                   self.threads)
 
     def dense_append(self, block, in_offset, out_offset):
-        self._p.dense_append(_check_array(block, "block", np.float32, 4), int(in_offset), int(out_offset))
+        self._p.dense_append(_check_array(block, "block", np.float32, 4), int(in_offset), int(out_offset),
+                             self.threads)
         return block
 
 

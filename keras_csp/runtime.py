@@ -163,7 +163,8 @@ class Model:
 
     Args:
       path: .tflite file.
-      num_threads: CPU threads for LiteRT/XNNPACK (our fused kernels are single-threaded).
+      num_threads: CPU threads for LiteRT/XNNPACK and for our fused ops (a persistent pool per
+        model; the fused ops give the same bits at every thread count).
       register_custom_ops: False runs the model as plain LiteRT would (a model that contains
         our custom ops then fails with LiteRT's own "unresolved custom op" error).
       enable_profiling: collect LiteRT's per-op profiler events (see `profile()`).

@@ -301,3 +301,24 @@ def test_demo_fuse_and_run_steps(tmp):
     for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
         assert rep["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["accuracy"][k])
     assert rep["speedup"] > 0 and any("[5/5]" in line for line in lines)
+
+
+@pytest.mark.parametrize("cpu_kernel_mode", ["", "builtin"])
+def test_fused_model_bits_do_not_depend_on_the_thread_count(tmp, cpu_kernel_mode):
+    """The fused ops run on the model's thread count (Model(num_threads=...)); the outputs are the
+    same bits at 1, 2 and 3 threads and equal to the unfused int8 model's."""
+    from keras_csp.benchmark import export_ptq_int8
+
+    src = export_ptq_int8("cspdensenet_tiny", str(tmp / f"threads{cpu_kernel_mode}_int8.tflite"), 64)
+    dst = str(tmp / f"threads{cpu_kernel_mode}_fused.tflite")
+    assert fuse(src, dst)["fused_ops"] > 0
+    plain = rt.Model(src, cpu_kernel_mode=cpu_kernel_mode)
+    x = representative_inputs(plain, samples=3, seed=5)
+    want = [plain.run(*xi) for xi in x]
+    for threads in (1, 2, 3):
+        m = rt.Model(dst, num_threads=threads, cpu_kernel_mode=cpu_kernel_mode)
+        for xi, w in zip(x, want):
+            got = m.run(*xi)
+            for g, e in zip(got, w):
+                np.testing.assert_array_equal(g, e, err_msg=f"threads={threads}")
+        assert sum(s["calls"] for s in m.custom_op_stats()) > 0

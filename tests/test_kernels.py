@@ -408,3 +408,61 @@ def test_inplace_alias_rejected():
     with pytest.raises(ValueError, match="overlap"):
         conv.conv_slices(buf, 0, buf, 4)
     conv.conv_slices(buf, 0, buf, 8)  # disjoint channel slices of one buffer are fine
+
+
+# ---- threads: the same bits at every thread count ---------------------------------------------
+# Shapes above the parallel threshold (2^21 MACs), so the pool really splits them: many pixels
+# (pixel chunks), few pixels and many channels (output-channel block groups), odd sizes, strides.
+THREAD_SHAPES = [  # n, h, w, cin, cout, k, stride
+    (1, 16, 16, 128, 128, 1, 1),
+    (1, 13, 11, 64, 33, 3, 1),
+    (1, 4, 4, 256, 256, 3, 1),
+    (2, 15, 15, 96, 80, 3, 2),
+    (1, 7, 7, 1024, 1024, 1, 1),
+]
+
+
+@pytest.mark.parametrize("variant", [variant_param(v) for v in INT8_VARIANTS])
+@pytest.mark.parametrize("shape", THREAD_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_threads_give_identical_bits_int8(variant, shape):
+    n, h, w, cin, cout, k, s = shape
+    rng = np.random.default_rng(sum(shape))
+    weights = rng.integers(-127, 128, (cout, k, k, cin)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, cout).astype(np.int32)
+    x = rng.integers(-128, 128, (n, h, w, cin)).astype(np.int8)
+    for rounding in ("away_from_zero", "half_up", "fp32"):
+        quant = K.Int8Quant(0.03, -7, rng.uniform(0.001, 0.01, cout).astype(np.float32), 0.4, 9,
+                            rounding=rounding)
+        convs = {t: K.Int8Conv(weights, bias, quant, strides=s, variant=variant, threads=t) for t in (1, 2, 3)}
+        ref = convs[1](x)
+        for t in (2, 3):
+            np.testing.assert_array_equal(convs[t](x), ref, err_msg=f"{variant} {rounding} threads={t}")
+        if s == 1 and k == 1:  # the fused forms: CSP partial conv and dense-block append
+            xs = rng.integers(-128, 128, (n, h, w, 24 + cin)).astype(np.int8)
+            block = np.zeros((n, h, w, cin + cout), np.int8)
+            block[..., :cin] = x
+            for t in (2, 3):
+                np.testing.assert_array_equal(convs[t].csp_partial(xs, 24), convs[1].csp_partial(xs, 24))
+                np.testing.assert_array_equal(convs[t].dense_append(block.copy(), 0, cin),
+                                              convs[1].dense_append(block.copy(), 0, cin))
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=[] if v in K.available_variants(True)
+                                                  else [pytest.mark.skip(reason=MISSING_REASON.get(v, "n/a"))])
+                                     for v in ["scalar", "avx2", "neon_dotprod"]])
+def test_threads_give_identical_bits_f32(variant):
+    rng = np.random.default_rng(3)
+    for n, h, w, cin, cout, k, s in THREAD_SHAPES[:3]:
+        weights = rng.standard_normal((cout, k, k, cin)).astype(np.float32)
+        x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+        ref = K.Float32Conv(weights, None, strides=s, variant=variant)(x)
+        for t in (2, 3):
+            got = K.Float32Conv(weights, None, strides=s, variant=variant, threads=t)(x)
+            np.testing.assert_array_equal(got, ref)
+
+
+def test_threads_argument_is_checked():
+    for bad in (0, -1, 257, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            _conv(variant="scalar").__class__(np.ones((4, 1, 1, 4), np.int8), None,
+                                              K.Int8Quant(0.1, 0, [0.01] * 4, 0.2, 0), threads=bad)

@@ -163,9 +163,10 @@ void RunKernel(NodeKernel* k, std::vector<LiteRtRankedTensorType> in, uint8_t pe
   std::vector<uint8_t> obuf(ob, 0x5a);
   std::vector<void*> outs{obuf.data()};
   std::vector<size_t> out_bytes{ob};
-  (void)k->Run(ptrs, bytes, t_run, outs, out_bytes);
-  // A second run re-uses the packed weights (the kernel caches them by pointer).
-  (void)k->Run(ptrs, bytes, t_run, outs, out_bytes);
+  (void)k->Run(ptrs, bytes, t_run, outs, out_bytes, nullptr);
+  // A second run re-uses the packed weights (the kernel caches them by pointer), on 2 threads.
+  static keras_csp::ThreadPool pool(2);
+  (void)k->Run(ptrs, bytes, t_run, outs, out_bytes, &pool);
 }
 
 LiteRtRankedTensorType T(LiteRtElementType e, LiteRtLayout l) {

@@ -90,7 +90,7 @@ def shape_table(quick: bool = False) -> list[dict]:
 class _Case:
     """Tensors, our prepacked op and the XNNPACK interpreter for one benchmark shape."""
 
-    def __init__(self, spec: dict, variant: str, rng: np.random.Generator):
+    def __init__(self, spec: dict, variant: str, rng: np.random.Generator, threads: int = 1):
         from keras_csp import kernels as K
 
         self.spec = spec
@@ -100,14 +100,18 @@ class _Case:
         bias = rng.integers(-2000, 2000, cout).astype(np.int32)
         fscales = rng.uniform(0.001, 0.01, cout).astype(np.float32)
         same_q = kind in ("csp",)
-        quant = K.Int8Quant(0.05, -3, fscales, 0.05 if same_q else 0.08, -3 if same_q else 5, "relu")
-        self.conv = K.Int8Conv(weights, bias, quant, variant=variant)
+        # fp32 requantization: what the fused ops use next to XNNPACK (numerics "xnnpack", the
+        # runtime's default), so both sides compute the same bits.
+        quant = K.Int8Quant(0.05, -3, fscales, 0.05 if same_q else 0.08, -3 if same_q else 5, "relu",
+                            rounding="fp32")
+        self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads)
+        self.variant = self.conv.variant
         self.macs = hw * hw * cin * cout * k * k
         if kind == "conv_slice":
             self.block = rng.integers(-128, 128, (1, hw, hw, spec["c_total"])).astype(np.int8)
             self.x = np.ascontiguousarray(self.block[..., :cin])
             self.out = np.empty((1, hw, hw, cout), np.int8)
-            self.run_ours = lambda: self.conv._p.conv2d_slices(self.block, 0, self.out, 0)
+            self.run_ours = lambda: self.conv._p.conv2d_slices(self.block, 0, self.out, 0, threads)
             self.ours_result = lambda: self.out
             model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant)
             inputs = [self.x]
@@ -117,7 +121,7 @@ class _Case:
             blk = rng.integers(-128, 128, (1, hw, hw, c_block)).astype(np.int8)
             self.block = np.zeros((1, hw, hw, c_block + cout + GROWTH), np.int8)  # room for later layers
             self.block[..., :c_block] = blk
-            self.run_ours = lambda: self.conv._p.conv2d_slices(self.x, 0, self.block, c_block)
+            self.run_ours = lambda: self.conv._p.conv2d_slices(self.x, 0, self.block, c_block, threads)
             self.ours_result = lambda: self.block[..., :c_block + cout]
             model = K.build_tflite_model("append", self.x.shape, weights, bias, quant, block_channels=c_block)
             inputs = [blk, self.x]
@@ -126,7 +130,7 @@ class _Case:
             c = spec["c_skip"] + cin
             self.x = rng.integers(-128, 128, (1, hw, hw, c)).astype(np.int8)
             self.out = np.empty((1, hw, hw, spec["c_skip"] + cout), np.int8)
-            self.run_ours = lambda: self.conv._p.csp_partial(self.x, spec["c_skip"], self.out, "skip_first")
+            self.run_ours = lambda: self.conv._p.csp_partial(self.x, spec["c_skip"], self.out, "skip_first", threads)
             self.ours_result = lambda: self.out
             model = K.build_tflite_model("csp", self.x.shape, weights, bias, quant, c_skip=spec["c_skip"])
             inputs = [self.x]
@@ -135,7 +139,7 @@ class _Case:
         elif kind == "conv":
             self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
             self.out = np.empty((1, hw, hw, cout), np.int8)
-            self.run_ours = lambda: self.conv._p.conv2d(self.x, self.out)
+            self.run_ours = lambda: self.conv._p.conv2d(self.x, self.out, threads)
             self.ours_result = lambda: self.out
             model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant)
             inputs = [self.x]
@@ -144,9 +148,9 @@ class _Case:
         # XNNPACK running the conv alone (no split / concat): shows what the copies cost it.
         self.it_conv = None
         if getattr(self, "conv_only", None) is not None:
-            self.it_conv = K.make_interpreter(self.conv_only[0], "xnnpack", num_threads=1)
+            self.it_conv = K.make_interpreter(self.conv_only[0], "xnnpack", num_threads=threads)
             self.it_conv.set_tensor(self.it_conv.get_input_details()[0]["index"], self.conv_only[1])
-        self.it = K.make_interpreter(model, "xnnpack", num_threads=1)
+        self.it = K.make_interpreter(model, "xnnpack", num_threads=threads)
         for d, arr in zip(self.it.get_input_details(), inputs):
             self.it.set_tensor(d["index"], arr)
         self.out_index = self.it.get_output_details()[0]["index"]
@@ -200,7 +204,9 @@ def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = N
 
 
 def run(quick: bool = False, variant: str = "auto", budget_s: float | None = None, seed: int = 0,
-        progress=None) -> dict:
+        progress=None, threads: int = 1) -> dict:
+    """Our fused ops and XNNPACK both on `threads` threads. The peak loop runs on one core, so the
+    peak fractions compare against `threads` x that peak."""
     from keras_csp import kernels as K
 
     budget_s = budget_s if budget_s is not None else (0.15 if quick else 0.4)
@@ -208,13 +214,14 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     peak = measure_peak()
     rows = []
     for spec in shape_table(quick):
-        case = _Case(spec, variant, rng)
+        case = _Case(spec, variant, rng, threads)
         diff = case.max_diff_vs_xnnpack()
         ours, xnn, conv_only = _time_pair(case, budget_s)
         peak = measure_peak(trials=10, best=peak["loops"])  # sampled throughout the run
         o, x = float(ours.min()), float(xnn.min())
         gmacs = case.macs / (o * 1e-3) / 1e9
-        rows.append(dict(shape=spec["shape"], model=spec["model"], kind=spec["kind"], ours_ms=round(o, 4),
+        rows.append(dict(shape=spec["shape"], model=spec["model"], kind=spec["kind"], variant=case.variant,
+                         threads=threads, ours_ms=round(o, 4),
                          xnnpack_ms=round(x, 4), speedup=round(x / o, 4),
                          ours_median_ms=round(float(np.median(ours)), 4),
                          xnnpack_median_ms=round(float(np.median(xnn)), 4), reps=int(len(ours)),
@@ -224,10 +231,15 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
             # XNNPACK's conv alone; its split/concat overhead = xnnpack_ms / this - 1
             rows[-1]["xnnpack_conv_only_ms"] = round(float(conv_only.min()), 4)
             rows[-1]["xnnpack_copy_overhead"] = round(x / float(conv_only.min()) - 1.0, 4)
+        # the conv cores alone: XNNPACK's conv / ours (for "conv" shapes that is the speedup)
+        rows[-1]["core_ratio"] = round(rows[-1].get("xnnpack_conv_only_ms", x) / o, 4)
         if progress:
             progress(rows[-1])
     peak = measure_peak(best=peak["loops"])
     loops, peak_method, peak, exact_peak = peak["loops"], peak["method"], peak["gmacs"], peak["exact_gmacs"]
+    core_peak = peak
+    peak = peak * threads if peak else peak
+    exact_peak = exact_peak * threads if exact_peak else exact_peak
     for r in rows:
         r["peak_fraction"] = round(r["ours_gmacs"] / peak, 4) if peak else None
     speedups = [r["speedup"] for r in rows]
@@ -245,7 +257,8 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     overheads = [r["xnnpack_copy_overhead"] for r in rows if "xnnpack_copy_overhead" in r]
     conv_speedups = [r["xnnpack_conv_only_ms"] / r["ours_ms"] for r in rows if "xnnpack_conv_only_ms" in r]
     return {
-        "benchmark": "keras-csp fused int8 kernels vs XNNPACK split+conv+concat (1 thread)",
+        "benchmark": f"keras-csp fused int8 kernels vs XNNPACK split+conv+concat ({threads} thread(s))",
+        "threads": threads,
         "quick": quick,
         "variant": K.Int8Conv(np.ones((1, 1, 1, 1), np.int8), None,
                               K.Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant,
@@ -262,6 +275,8 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         # vs its conv alone, and our fused op vs XNNPACK's conv alone
         "xnnpack_copy_overhead_mean": round(float(np.mean(overheads)), 4) if overheads else None,
         "geomean_speedup_vs_xnnpack_conv_only": round(geomean(conv_speedups), 4) if conv_speedups else None,
+        "geomean_core_ratio": round(geomean([r["core_ratio"] for r in rows]), 4),
+        "core_peak_gmacs": round(core_peak, 2) if core_peak else None,
         "peak_gmacs": round(peak, 2) if peak else None,
         "peak_method": peak_method,
         "peak_loops_gmacs": {m: round(v, 2) for m, v in loops.items()},
@@ -280,7 +295,8 @@ def format_table(result: dict) -> str:
         pf = f"{100 * r['peak_fraction']:.0f}%" if r.get("peak_fraction") is not None else "-"
         lines.append(f"{r['shape']:70s} {r['ours_ms']:9.3f} {r['xnnpack_ms']:10.3f} {r['speedup']:7.2f}x "
                      f"{r['ours_gmacs']:7.1f} {pf:>6s}")
-    lines.append(f"geomean speedup {result['geomean_speedup']:.3f}x  by kind {result['geomean_speedup_by_kind']}")
+    lines.append(f"geomean speedup {result['geomean_speedup']:.3f}x  by kind {result['geomean_speedup_by_kind']}; "
+                 f"core ratio {result['geomean_core_ratio']:.3f} ({result['threads']} thread(s), {result['variant']})")
     if result["peak_gmacs"]:
         lines.append(f"peak {result['peak_gmacs']:.1f} GMAC/s ({result['peak_method']}); ours aggregate "
                      f"{result['ours_aggregate_gmacs']:.1f} GMAC/s = {100 * result['peak_fraction']:.1f}% of peak")

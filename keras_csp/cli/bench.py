@@ -60,12 +60,14 @@ def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, 
               help="Kernel variant for our side.")
 @click.option("--budget", type=float, default=None,
               help="Seconds of interleaved repetitions per shape (default 0.4, --quick 0.15).")
-def bench_kernels_command(json_path, quick, variant, budget):
-    """Time our fused int8 ops against XNNPACK (LiteRT, 1 thread) on CSPDenseNet-121 / DenseNet-121 /
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Threads for our fused ops and for XNNPACK alike.")
+def bench_kernels_command(json_path, quick, variant, budget, threads):
+    """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes, and our MAC rate against the measured int8 peak of this core."""
     from ..benchmark import kernels as bench
     try:
-        result = bench.run(quick=quick, variant=variant, budget_s=budget,
+        result = bench.run(quick=quick, variant=variant, budget_s=budget, threads=threads,
                            progress=lambda r: click.echo(
                                f"  {r['shape']:70s} ours {r['ours_ms']:8.3f} ms  xnnpack {r['xnnpack_ms']:8.3f} ms"
                                f"  {r['speedup']:.2f}x", err=True))

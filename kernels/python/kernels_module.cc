@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,19 @@ void Throw(const Status& s) {
   if (s.code() == StatusCode::kUnsupported || s.code() == StatusCode::kOutOfMemory)
     throw std::runtime_error(msg);
   throw py::value_error(msg);
+}
+
+// One persistent pool per thread count, for the life of the module (threads >= 2).
+ThreadPool* PoolFor(int threads) {
+  if (threads < 1 || threads > 256)
+    throw py::value_error("threads must be in [1, 256], got " + std::to_string(threads));
+  if (threads == 1) return nullptr;
+  static std::mutex mu;
+  static std::map<int, std::unique_ptr<ThreadPool>> pools;
+  std::lock_guard<std::mutex> l(mu);
+  auto& pool = pools[threads];
+  if (!pool) pool = std::make_unique<ThreadPool>(threads);
+  return pool.get();
 }
 
 Variant ToVariant(const std::string& name) {
@@ -58,7 +73,8 @@ ConvGeometry MakeGeometry(const py::array& weights, int stride_h, int stride_w,
 // Shared driver for both element types.
 template <typename T, typename Packed>
 struct Ops {
-  static py::array Conv(const Packed& p, const py::array& x, py::object out_obj) {
+  static py::array Conv(const Packed& p, const py::array& x, py::object out_obj, int threads) {
+    ThreadPool* pool = PoolFor(threads);
     CheckArray<T>(x, "x", 4, false);
     const Dims d = DimsOf(x);
     ConvOutputShape s;
@@ -72,19 +88,20 @@ struct Ops {
       const T* xi = CPtr<T>(x);
       T* oo = MPtr<T>(out);
       py::gil_scoped_release nogil;
-      st = Run(p, xi, li, oo, lo);
+      st = Run(p, xi, li, oo, lo, pool);
     }
     Throw(st);
     return out;
   }
 
   static Status Run(const Packed& p, const T* in, const TensorLayout& li, T* out,
-                    const TensorLayout& lo);
+                    const TensorLayout& lo, ThreadPool* pool);
 
   // Conv reading channels [in_offset, in_offset + in_channels) of x and writing channels
   // [out_offset, out_offset + out_channels) of out (both dense NHWC; may be the same array).
   static void Slices(const Packed& p, const py::array& x, int in_offset, py::array out,
-                     int out_offset) {
+                     int out_offset, int threads) {
+    ThreadPool* pool = PoolFor(threads);
     CheckArray<T>(x, "x", 4, false);
     CheckArray<T>(out, "out", 4, true);
     const Dims d = DimsOf(x), o = DimsOf(out);
@@ -95,7 +112,7 @@ struct Ops {
       const T* xi = CPtr<T>(x);
       T* oo = MPtr<T>(out);
       py::gil_scoped_release nogil;
-      st = Run(p, xi, li, oo, lo);
+      st = Run(p, xi, li, oo, lo, pool);
     }
     Throw(st);
   }
@@ -104,13 +121,14 @@ struct Ops {
 template <>
 Status Ops<int8_t, PackedConvInt8>::Run(const PackedConvInt8& p, const int8_t* in,
                                         const TensorLayout& li, int8_t* out,
-                                        const TensorLayout& lo) {
-  return Conv2DInt8(p, in, li, out, lo);
+                                        const TensorLayout& lo, ThreadPool* pool) {
+  return Conv2DInt8(p, in, li, out, lo, pool);
 }
 template <>
 Status Ops<float, PackedConvF32>::Run(const PackedConvF32& p, const float* in,
-                                      const TensorLayout& li, float* out, const TensorLayout& lo) {
-  return Conv2DF32(p, in, li, out, lo);
+                                      const TensorLayout& li, float* out, const TensorLayout& lo,
+                                      ThreadPool* pool) {
+  return Conv2DF32(p, in, li, out, lo, pool);
 }
 
 ConcatOrder ToOrder(const std::string& s) {
@@ -121,7 +139,8 @@ ConcatOrder ToOrder(const std::string& s) {
 
 template <typename T, typename Packed, typename Fn>
 py::array Csp(const Packed& p, const py::array& x, int c_skip, py::object out_obj,
-              const std::string& order, Fn fn) {
+              const std::string& order, int threads, Fn fn) {
+  ThreadPool* pool = PoolFor(threads);
   CheckArray<T>(x, "x", 4, false);
   const Dims d = DimsOf(x);
   if (c_skip < 0 || c_skip >= d.c)
@@ -136,21 +155,22 @@ py::array Csp(const Packed& p, const py::array& x, int c_skip, py::object out_ob
     T* oo = MPtr<T>(out);
     const int64_t n = static_cast<int64_t>(out.size());
     py::gil_scoped_release nogil;
-    st = fn(p, xi, d.n, d.h, d.w, d.c, c_skip, oo, n, ord);
+    st = fn(p, xi, d.n, d.h, d.w, d.c, c_skip, oo, n, ord, pool);
   }
   Throw(st);
   return out;
 }
 
 template <typename T, typename Packed, typename Fn>
-void Dense(const Packed& p, py::array block, int in_offset, int out_offset, Fn fn) {
+void Dense(const Packed& p, py::array block, int in_offset, int out_offset, int threads, Fn fn) {
+  ThreadPool* pool = PoolFor(threads);
   CheckArray<T>(block, "block", 4, true);
   const Dims d = DimsOf(block);
   Status st;
   {
     T* b = MPtr<T>(block);
     py::gil_scoped_release nogil;
-    st = fn(p, b, d.n, d.h, d.w, d.c, in_offset, out_offset);
+    st = fn(p, b, d.n, d.h, d.w, d.c, in_offset, out_offset, pool);
   }
   Throw(st);
 }
@@ -183,13 +203,22 @@ const T* OptionalChannelVector(const py::object& v, const char* name, int out_ch
 }
 
 // The methods both element types bind alike.
-template <typename T, typename Packed>
-void BindCommon(py::class_<Packed>& cls) {
+template <typename T, typename Packed, typename CspFn, typename DenseFn>
+void BindCommon(py::class_<Packed>& cls, CspFn csp_fn, DenseFn dense_fn) {
+  cls.def("csp_partial", [csp_fn](const Packed& p, const py::array& x, int c_skip, py::object out,
+                                  const std::string& order, int threads) {
+        return Csp<T>(p, x, c_skip, out, order, threads, csp_fn);
+      }, py::arg("x"), py::arg("c_skip"), py::arg("out") = py::none(), py::arg("order") = "skip_first",
+      py::arg("threads") = 1);
+  cls.def("dense_append", [dense_fn](const Packed& p, py::array block, int in_offset, int out_offset,
+                                     int threads) {
+        Dense<T>(p, block, in_offset, out_offset, threads, dense_fn);
+      }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"), py::arg("threads") = 1);
   cls.def_property_readonly("variant", [](const Packed& p) { return std::string(VariantName(p.variant())); })
       .def_property_readonly("geometry", [](const Packed& p) { return GeometryDict(p.geometry()); })
-      .def("conv2d", &Ops<T, Packed>::Conv, py::arg("x"), py::arg("out") = py::none())
+      .def("conv2d", &Ops<T, Packed>::Conv, py::arg("x"), py::arg("out") = py::none(), py::arg("threads") = 1)
       .def("conv2d_slices", &Ops<T, Packed>::Slices, py::arg("x"), py::arg("in_offset"), py::arg("out"),
-           py::arg("out_offset"));
+           py::arg("out_offset"), py::arg("threads") = 1);
 }
 
 PYBIND11_MODULE(_kernels, m) {
@@ -266,7 +295,7 @@ PYBIND11_MODULE(_kernels, m) {
   });
 
   py::class_<PackedConvInt8> int8_conv(m, "PackedConvInt8", "int8 conv with weights prepacked for one variant");
-  BindCommon<int8_t>(int8_conv);
+  BindCommon<int8_t>(int8_conv, CspPartialConvInt8, DenseAppendInt8);
   int8_conv
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, int input_zero_point, int output_zero_point,
@@ -305,17 +334,10 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("padding") = "same", py::arg("input_zero_point") = 0,
            py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
            py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto",
-           py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none())
-      .def("csp_partial", [](const PackedConvInt8& p, const py::array& x, int c_skip, py::object out,
-                             const std::string& order) {
-             return Csp<int8_t>(p, x, c_skip, out, order, CspPartialConvInt8);
-           }, py::arg("x"), py::arg("c_skip"), py::arg("out") = py::none(), py::arg("order") = "skip_first")
-      .def("dense_append", [](const PackedConvInt8& p, py::array block, int in_offset, int out_offset) {
-             Dense<int8_t>(p, block, in_offset, out_offset, DenseAppendInt8);
-           }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"));
+           py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none());
 
   py::class_<PackedConvF32> f32_conv(m, "PackedConvF32", "float32 conv with weights prepacked for one variant");
-  BindCommon<float>(f32_conv);
+  BindCommon<float>(f32_conv, CspPartialConvF32, DenseAppendF32);
   f32_conv
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, float act_min, float act_max,
@@ -330,12 +352,5 @@ PYBIND11_MODULE(_kernels, m) {
            }),
            py::arg("weights"), py::arg("bias"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
            py::arg("padding") = "same", py::arg("act_min") = -3.4e38f, py::arg("act_max") = 3.4e38f,
-           py::arg("variant") = "auto")
-      .def("csp_partial", [](const PackedConvF32& p, const py::array& x, int c_skip, py::object out,
-                             const std::string& order) {
-             return Csp<float>(p, x, c_skip, out, order, CspPartialConvF32);
-           }, py::arg("x"), py::arg("c_skip"), py::arg("out") = py::none(), py::arg("order") = "skip_first")
-      .def("dense_append", [](const PackedConvF32& p, py::array block, int in_offset, int out_offset) {
-             Dense<float>(p, block, in_offset, out_offset, DenseAppendF32);
-           }, py::arg("block"), py::arg("in_offset"), py::arg("out_offset"));
+           py::arg("variant") = "auto");
 }

@@ -309,7 +309,7 @@ class CspPartialConvKernel : public NodeKernel {
 
   std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                   const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
-                  const std::vector<size_t>& out_bytes) override {
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
     if (in.size() != 5 || out.size() != 1) return "bad input/output count";
     if (t[0].element_type != kLiteRtElementTypeInt8 || t[1].element_type != kLiteRtElementTypeInt8)
       return "activations must be int8";
@@ -334,11 +334,11 @@ class CspPartialConvKernel : public NodeKernel {
     if (in[0] == in[1] && order_ == 0 && skip_offset_ == 0 && conv_offset_ == c_skip_ &&
         conv_offset_ + conv_.geometry.in_channels == cc && ch == h && cw == w) {
       st = CspPartialConvInt8(*conv_.packed, xc, n, h, w, cc, c_skip_, o,
-                              int64_t(out_bytes[0]), ConcatOrder::kSkipFirst);
+                              int64_t(out_bytes[0]), ConcatOrder::kSkipFirst, pool);
     } else {
       TensorLayout il = NhwcSlice(n, ch, cw, cc, conv_offset_, conv_.geometry.in_channels);
       TensorLayout ol = NhwcSlice(n, h, w, ctot, conv_out_off, cout);
-      st = Conv2DInt8(*conv_.packed, xc, il, o, ol);
+      st = Conv2DInt8(*conv_.packed, xc, il, o, ol, pool);
       if (st.ok()) {
         for (int64_t p = 0; p < pixels; ++p)
           std::memcpy(o + p * ctot + skip_out_off, xs + p * cs + skip_offset_, c_skip_);
@@ -443,7 +443,7 @@ class CspDenseBlockKernel : public NodeKernel {
 
   std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                   const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
-                  const std::vector<size_t>& out_bytes) override {
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
     if (in.size() != size_t(2 + 2 * num_convs_) || out.size() != 1) return "bad input count";
     if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
     size_t k = 1;
@@ -477,13 +477,13 @@ class CspDenseBlockKernel : public NodeKernel {
           Status st;
           if (last) {
             TensorLayout dst = NhwcSlice(n, h, w, out_channels_, write, g.out_channels);
-            st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst);
+            st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst, pool);
             if (st.ok()) chain[j].post.Apply(block, pixels, out_channels_, write, g.out_channels);
           } else {
             auto& buf = scratch_[(j & 1)];
             buf.resize(size_t(pixels) * g.out_channels);
             TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
-            st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst);
+            st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst, pool);
             if (st.ok()) chain[j].post.Apply(buf.data(), pixels, g.out_channels, 0, g.out_channels);
             src = buf.data();
             src_layout = dst;
@@ -530,7 +530,7 @@ class TestAffineKernel : public NodeKernel {
   }
   std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                   const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
-                  const std::vector<size_t>& out_bytes) override {
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
     if (t[0].element_type != kLiteRtElementTypeFloat32) return "x must be float32";
     size_t n = std::min(in_bytes[0], out_bytes[0]) / sizeof(float);
     const float* x = static_cast<const float*>(in[0]);
@@ -613,8 +613,8 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
 
 // ---------------------------------------------------------------------------------------
 CustomOpRegistration::CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib,
-                                           ErrorSink* errors, Numerics numerics)
-    : name_(std::move(name)), lib_(std::move(lib)), errors_(errors), numerics_(numerics) {
+                                           ErrorSink* errors, Numerics numerics, ThreadPool* pool)
+    : name_(std::move(name)), lib_(std::move(lib)), errors_(errors), numerics_(numerics), pool_(pool) {
   kernel_.Init = &InitCb;
   kernel_.GetOutputLayouts = &LayoutsCb;
   kernel_.Run = &RunCb;
@@ -711,7 +711,7 @@ LiteRtStatus CustomOpRegistration::RunCb(void* user_data, size_t ni,
     NodeKernel* k = self->FindNode(node, &err);
     if (!k) return self->Fail(err);
     auto t0 = std::chrono::steady_clock::now();
-    std::string e = k->Run(in, in_bytes, types, out, out_bytes);
+    std::string e = k->Run(in, in_bytes, types, out, out_bytes, self->pool_);
     auto t1 = std::chrono::steady_clock::now();
     if (!e.empty()) return self->Fail("node " + std::to_string(node) + ": " + e);
     std::lock_guard<std::mutex> l(self->mu_);

@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "keras_csp/threadpool.h"
 #include "litert_c_api.h"
 #include "litert_lib.h"
 
@@ -83,10 +84,11 @@ class NodeKernel {
   // Output layouts from input layouts; returns "" or an error message.
   virtual std::string OutputLayouts(size_t num_inputs, const LiteRtLayout* in, size_t num_outputs,
                                     LiteRtLayout* out) = 0;
-  // Runs on host memory; returns "" or an error message.
+  // Runs on host memory, on `pool`'s threads (null: the calling thread); returns "" or an error.
   virtual std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                           const std::vector<LiteRtRankedTensorType>& in_types,
-                          const std::vector<void*>& out, const std::vector<size_t>& out_bytes) = 0;
+                          const std::vector<void*>& out, const std::vector<size_t>& out_bytes,
+                          keras_csp::ThreadPool* pool) = 0;
   virtual std::string Describe() const { return ""; }
 };
 
@@ -101,8 +103,9 @@ struct CustomOpStat {
 // All nodes of one custom op name within one compiled model (the user_data of its kernel).
 class CustomOpRegistration {
  public:
+  // pool: the model's threads for the fused ops (owned by the runner; may be null).
   CustomOpRegistration(std::string name, std::shared_ptr<const LiteRtLib> lib, ErrorSink* errors,
-                       Numerics numerics = Numerics::kXnnpack);
+                       Numerics numerics = Numerics::kXnnpack, keras_csp::ThreadPool* pool = nullptr);
   const std::string& name() const { return name_; }
   const LiteRtCustomOpKernel* kernel() const { return &kernel_; }
   std::vector<CustomOpStat> Stats();
@@ -123,6 +126,7 @@ class CustomOpRegistration {
   std::shared_ptr<const LiteRtLib> lib_;
   ErrorSink* errors_;
   Numerics numerics_;
+  keras_csp::ThreadPool* pool_ = nullptr;
   LiteRtCustomOpKernel kernel_{};
   std::mutex mu_;
   struct NodeEntry {

@@ -120,6 +120,7 @@ Runner::~Runner() {
   if (model_) lib_->DestroyModel(model_);
   if (env_) lib_->DestroyEnvironment(env_);
   registrations_.clear();  // after the compiled model: its nodes call Destroy on them
+  pool_.reset();
 }
 
 std::string Runner::CompiledModelErrors() {
@@ -333,8 +334,10 @@ bool Runner::Init(const std::string& model_path, const RunnerOptions& opt, std::
     return false;
   }
   if (opt.register_custom_ops) {
+    // The fused ops run on the model's thread count, as LiteRT's own kernels do.
+    pool_ = std::make_unique<ThreadPool>(opt.num_threads);
     for (const auto& name : CustomOpNames()) {
-      auto reg = std::make_unique<CustomOpRegistration>(name, lib_, &errors_, numerics_);
+      auto reg = std::make_unique<CustomOpRegistration>(name, lib_, &errors_, numerics_, pool_.get());
       s = L.AddCustomOpKernelOption(compile_options_, name.c_str(), /*version=*/1, reg->kernel(),
                                     reg.get());
       if (s != kLiteRtStatusOk) {

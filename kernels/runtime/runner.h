@@ -99,6 +99,7 @@ class Runner {
   LiteRtCompiledModel compiled_ = nullptr;
   LiteRtProfiler profiler_ = nullptr;
   ErrorSink errors_;
+  std::unique_ptr<ThreadPool> pool_;  // the fused ops' threads (num_threads in all)
   std::vector<std::unique_ptr<CustomOpRegistration>> registrations_;
   std::vector<LiteRtTensorBuffer> in_buffers_, out_buffers_;
   std::vector<TensorInfo> inputs_, outputs_;

@@ -490,9 +490,10 @@ Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weig
 }
 
 Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout,
-                  int8_t* output, const TensorLayout& out_layout) {
+                  int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
   switch (w.variant_) {
 #if defined(__x86_64__)
     case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
@@ -506,9 +507,10 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
 }
 
 Status Conv2DF32(const PackedConvF32& w, const float* input, const TensorLayout& in_layout,
-                 float* output, const TensorLayout& out_layout) {
+                 float* output, const TensorLayout& out_layout, ThreadPool* pool) {
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
   switch (w.variant_) {
 #if defined(__x86_64__)
     case Variant::kAvx2: return internal::ConvF32Avx2(w, p, input, output);
@@ -524,7 +526,8 @@ namespace {
 
 template <typename T, typename P, typename ConvFn>
 Status CspPartial(const P& w, const T* x, int batch, int height, int width, int channels,
-                  int c_skip, T* out, int64_t out_elements, ConcatOrder order, ConvFn conv) {
+                  int c_skip, T* out, int64_t out_elements, ConcatOrder order, ThreadPool* pool,
+                  ConvFn conv) {
   if (x == nullptr || out == nullptr)
     return Status::Error(StatusCode::kNullPointer, "x/out pointer is null");
   if (batch < 1 || height < 1 || width < 1 || channels < 1)
@@ -553,7 +556,7 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
                                                       " elements");
   lo.buffer_elements = out_elements;
   // Run the conv first: it validates pointers, alignment and aliasing.
-  KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo));
+  KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo, pool));
   if (c_skip > 0) {
     const int skip_off = order == ConcatOrder::kSkipFirst ? 0 : g.out_channels;
     const int64_t pixels = static_cast<int64_t>(batch) * height * width;
@@ -565,7 +568,7 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
 
 template <typename T, typename P, typename ConvFn>
 Status DenseAppend(const P& w, T* block, int batch, int height, int width, int block_channels,
-                   int in_offset, int out_offset, ConvFn conv) {
+                   int in_offset, int out_offset, ThreadPool* pool, ConvFn conv) {
   if (block == nullptr) return Status::Error(StatusCode::kNullPointer, "block pointer is null");
   if (batch < 1 || height < 1 || width < 1 || block_channels < 1)
     return Invalid("batch/height/width/block_channels must be >= 1");
@@ -584,31 +587,31 @@ Status DenseAppend(const P& w, T* block, int batch, int height, int width, int b
     return Invalid("dense-block append must preserve the spatial size (use stride 1 with SAME)");
   TensorLayout li = NhwcSlice(batch, height, width, block_channels, in_offset, g.in_channels);
   TensorLayout lo = NhwcSlice(batch, height, width, block_channels, out_offset, g.out_channels);
-  return conv(w, block, li, block, lo);
+  return conv(w, block, li, block, lo, pool);
 }
 
 }  // namespace
 
 Status CspPartialConvInt8(const PackedConvInt8& w, const int8_t* x, int batch, int height,
                           int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
-                          ConcatOrder order) {
-  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order,
+                          ConcatOrder order, ThreadPool* pool) {
+  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
                     Conv2DInt8);
 }
 Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int height, int width,
                          int channels, int c_skip, float* out, int64_t out_elements,
-                         ConcatOrder order) {
-  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order,
+                         ConcatOrder order, ThreadPool* pool) {
+  return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
                     Conv2DF32);
 }
 Status DenseAppendInt8(const PackedConvInt8& w, int8_t* block, int batch, int height, int width,
-                       int block_channels, int in_offset, int out_offset) {
-  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset,
+                       int block_channels, int in_offset, int out_offset, ThreadPool* pool) {
+  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset, pool,
                      Conv2DInt8);
 }
 Status DenseAppendF32(const PackedConvF32& w, float* block, int batch, int height, int width,
-                      int block_channels, int in_offset, int out_offset) {
-  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset,
+                      int block_channels, int in_offset, int out_offset, ThreadPool* pool) {
+  return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset, pool,
                      Conv2DF32);
 }
 

@@ -16,6 +16,7 @@ struct ConvProblem {
   TensorLayout in, out;
   // Padded staging buffer geometry (rows/cols of the input padded so that every tap is in range).
   int padded_h = 0, padded_w = 0;
+  ThreadPool* pool = nullptr;  // null: single-threaded
 };
 
 // 64-byte aligned per-thread scratch memory, grown on demand. Returns nullptr on failure.
@@ -23,33 +24,45 @@ void* Scratch(size_t bytes);
 
 // Copies the input channel slice into a dense padded buffer [batch][padded_h][padded_w][cp],
 // converting each element with `convert`; border pixels and channels >= in_channels are `fill`.
+// Stages rows [row_begin, row_end) of the zero-padded input (rows of all images: batch * padded_h).
 template <typename Src, typename Dst, typename Convert>
-void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
-                 Convert convert) {
+void BuildPaddedRows(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
+                     Convert convert, int row_begin, int row_end) {
   const int cin = p.in.channels;
   const int64_t row_elems = static_cast<int64_t>(p.padded_w) * cp;
-  for (int b = 0; b < p.batch; ++b) {
-    for (int r = 0; r < p.padded_h; ++r) {
-      Dst* dst_row = buf + (static_cast<int64_t>(b) * p.padded_h + r) * row_elems;
-      const int iy = r - p.pad_top;
-      if (iy < 0 || iy >= p.in_h) {
-        std::fill(dst_row, dst_row + row_elems, fill);
+  for (int br = row_begin; br < row_end; ++br) {
+    const int b = br / p.padded_h, r = br % p.padded_h;
+    Dst* dst_row = buf + static_cast<int64_t>(br) * row_elems;
+    const int iy = r - p.pad_top;
+    if (iy < 0 || iy >= p.in_h) {
+      std::fill(dst_row, dst_row + row_elems, fill);
+      continue;
+    }
+    const Src* src_row = in + b * p.in.batch_stride + iy * p.in.row_stride + p.in.channel_offset;
+    for (int c = 0; c < p.padded_w; ++c) {
+      Dst* d = dst_row + static_cast<int64_t>(c) * cp;
+      const int ix = c - p.pad_left;
+      if (ix < 0 || ix >= p.in_w) {
+        std::fill(d, d + cp, fill);
         continue;
       }
-      const Src* src_row = in + b * p.in.batch_stride + iy * p.in.row_stride + p.in.channel_offset;
-      for (int c = 0; c < p.padded_w; ++c) {
-        Dst* d = dst_row + static_cast<int64_t>(c) * cp;
-        const int ix = c - p.pad_left;
-        if (ix < 0 || ix >= p.in_w) {
-          std::fill(d, d + cp, fill);
-          continue;
-        }
-        const Src* s = src_row + ix * p.in.pixel_stride;
-        for (int k = 0; k < cin; ++k) d[k] = convert(s[k]);
-        for (int k = cin; k < cp; ++k) d[k] = channel_fill;
-      }
+      const Src* s = src_row + ix * p.in.pixel_stride;
+      for (int k = 0; k < cin; ++k) d[k] = convert(s[k]);
+      for (int k = cin; k < cp; ++k) d[k] = channel_fill;
     }
   }
+}
+
+// The whole padded input, split into row groups on `pool` (null: the calling thread).
+template <typename Src, typename Dst, typename Convert>
+void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
+                 Convert convert, ThreadPool* pool = nullptr) {
+  const int rows = p.batch * p.padded_h;
+  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
+  ParallelFor(pool, tasks, [&](int t) {
+    BuildPaddedRows(p, in, buf, cp, fill, channel_fill, convert, static_cast<int>(int64_t{rows} * t / tasks),
+                    static_cast<int>(int64_t{rows} * (t + 1) / tasks));
+  });
 }
 
 inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
@@ -73,7 +86,9 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
 constexpr int kDot4NR = 16;
 constexpr size_t kDot4ParamBytes = 4 * kDot4NR * sizeof(int32_t);
 size_t Dot4BlockBytes(const PackedConvInt8& w);
-Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point);
+// weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
+// in_channels padding stays 0 either way (only used where in_channels % 4 == 0).
+Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point, uint8_t weight_xor = 0);
 
 // ---- Variant entry points. Inputs are validated by the caller.
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);

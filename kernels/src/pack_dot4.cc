@@ -13,7 +13,7 @@ size_t Dot4BlockBytes(const PackedConvInt8& w) {
   return kDot4ParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kDot4NR;
 }
 
-Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point) {
+Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point, uint8_t weight_xor) {
   const ConvGeometry& g = w->geometry_;
   const int taps = g.kernel_h * g.kernel_w;
   constexpr int nr = kDot4NR;
@@ -42,7 +42,8 @@ Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point) {
       for (int t = 0; t < taps; ++t)
         for (int k = 0; k < g.in_channels; ++k)
           wp[((static_cast<size_t>(t) * kp4 + k / 4) * nr + j) * 4 + (k % 4)] =
-              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+              static_cast<int8_t>(w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k] ^
+                                  weight_xor);
     }
   }
   return Status::Ok();

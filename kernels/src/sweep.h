@@ -1,16 +1,48 @@
 // Outer loops shared by the SIMD variants (one micro-kernel per variant file, one driver here):
-// stage the input, compute tap offsets, then sweep MR output pixels x NR output channels.
+// stage the input, compute tap offsets, then sweep MR output pixels x NR output channels, split
+// into tasks (pixel chunks x output-channel block groups) run on the problem's thread pool.
 // Header-only templates, instantiated inside each variant's file (and so compiled with its
 // target flags); the micro-kernel is passed in as a callable.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "conv_internal.h"
 
 namespace keras_csp {
 namespace internal {
+
+// Below this many MACs a conv runs on the calling thread: waking workers costs more than it saves
+// (a few microseconds per call; 2^21 int8 MACs take ~10 us at 200 GMAC/s).
+constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
+
+inline ThreadPool* PoolFor(const ConvProblem& p, const ConvGeometry& g) {
+  const int64_t macs = static_cast<int64_t>(p.batch) * p.out_h * p.out_w * g.out_channels *
+                       g.kernel_h * g.kernel_w * g.in_channels;
+  return macs >= kMinParallelMacs ? p.pool : nullptr;
+}
+inline int Threads(ThreadPool* pool) { return pool ? pool->threads() : 1; }
+
+// How an int8 conv is split into tasks: chunks of `chunk` output pixels (sized so a chunk's
+// input stays in L2, and at least one chunk per thread), times groups of output-channel blocks
+// when there are fewer pixel chunks than tasks wanted (a late stage's 7x7 image).
+struct TaskGrid {
+  int chunk, chunks, block_groups, blocks_per_group, tasks;
+  TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads) {
+    chunk = std::min<int>(max_chunk, std::max<int>(mr, static_cast<int>(std::min<int64_t>(
+                                                       pixels, chunk_pixels / mr * mr))));
+    if (threads > 1) chunk = std::min(chunk, std::max(mr, RoundUp((pixels + threads - 1) / threads, mr)));
+    chunks = (pixels + chunk - 1) / chunk;
+    block_groups = 1;
+    if (threads > 1 && batch * chunks < 2 * threads)
+      block_groups = std::min(blocks, (2 * threads + batch * chunks - 1) / (batch * chunks));
+    blocks_per_group = (blocks + block_groups - 1) / block_groups;
+    block_groups = (blocks + blocks_per_group - 1) / blocks_per_group;
+    tasks = batch * chunks * block_groups;
+  }
+};
 
 // Offsets (elements) of every kernel tap from the top-left tap, for rows `row_stride` and
 // pixels `pixel_stride` apart.
@@ -43,7 +75,7 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
     const size_t elems = static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cin;
     auto* buf = static_cast<float*>(Scratch(elems * sizeof(float)));
     if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-    BuildPadded(p, in, buf, cin, 0.0f, 0.0f, [](float v) { return v; });
+    BuildPadded(p, in, buf, cin, 0.0f, 0.0f, [](float v) { return v; }, PoolFor(p, g));
     src = buf;
     pix_stride = cin;
     row_stride = static_cast<int64_t>(p.padded_w) * cin;
@@ -53,8 +85,15 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
   TapOffsets(g, row_stride, pix_stride, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
-  for (int b = 0; b < p.batch; ++b) {
-    for (int p0 = 0; p0 < pixels; p0 += MR) {
+  // Tasks: ranges of MR-pixel groups (per image), about 4 per thread for balance.
+  ThreadPool* pool = PoolFor(p, g);
+  const int groups = (pixels + MR - 1) / MR;
+  const int per_task = std::max(1, groups / (4 * Threads(pool)));
+  const int ranges = (groups + per_task - 1) / per_task;
+  ParallelFor(pool, p.batch * ranges, [&](int task) {
+    const int b = task / ranges, r = task % ranges;
+    const int p_end = std::min(pixels, (r + 1) * per_task * MR);
+    for (int p0 = r * per_task * MR; p0 < p_end; p0 += MR) {
       const int m = std::min(MR, pixels - p0);
       const float* a[MR];
       float* o[MR];
@@ -71,7 +110,7 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
         kernel(m, a, tap_off, taps, bi, ob, std::min(NR, g.out_channels - bi * NR));
       }
     }
-  }
+  });
   return Status::Ok();
 }
 
@@ -90,56 +129,128 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   const int taps = g.kernel_h * g.kernel_w;
   const bool per_chunk = taps == 1;
   constexpr int kMaxChunk = (1024 / MR) * MR;  // bounds the pointer tables below
-  const size_t elems = per_chunk ? static_cast<size_t>(kMaxChunk + MR) * cp
-                                 : static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp;
-  auto* buf = static_cast<A*>(Scratch(elems * sizeof(A)));
-  if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-  if (!per_chunk) BuildPadded(p, in, buf, cp, fill, A{0}, convert);
+  const A* padded = nullptr;
+  if (!per_chunk) {  // staged once, read by every task
+    auto* buf = static_cast<A*>(Scratch(static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp * sizeof(A)));
+    if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+    BuildPadded(p, in, buf, cp, fill, A{0}, convert, PoolFor(p, g));
+    padded = buf;
+  }
   int64_t tap_off[64 * 64];
   TapOffsets(g, static_cast<int64_t>(p.padded_w) * cp, cp, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
+  ThreadPool* pool = PoolFor(p, g);
+  const int threads = Threads(pool);
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
-  const int chunk = std::min<int>(
-      kMaxChunk, std::max<int>(MR, static_cast<int>(std::min<int64_t>(
-                                       pixels, (chunk_bytes / per_pixel) / MR * MR))));
-  const A* a_ptr[kMaxChunk + MR];
-  int8_t* o_ptr[kMaxChunk + MR];
+  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / per_pixel, threads);
+  const int chunk = grid.chunk, chunks = grid.chunks, block_groups = grid.block_groups;
+  const int blocks_per_group = grid.blocks_per_group;
   const int cin = g.in_channels;
-  for (int b = 0; b < p.batch; ++b) {
-    const A* img = per_chunk ? buf : buf + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    for (int c0 = 0; c0 < pixels; c0 += chunk) {
-      const int cn = std::min(pixels, c0 + chunk) - c0;
-      // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep),
-      // padded to a multiple of MR by repeating the last pixel (its results are not stored).
-      for (int i = 0; i < RoundUp(cn, MR); ++i) {
-        const int pix = c0 + std::min(i, cn - 1);
-        const int oy = pix / p.out_w, ox = pix % p.out_w;
-        if (per_chunk) {
-          A* d = buf + static_cast<size_t>(i) * cp;
-          if (i < cn) {
-            const int8_t* s = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
-                              ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
-            for (int k = 0; k < cin; ++k) d[k] = convert(s[k]);
-            std::fill(d + cin, d + cp, A{0});
-          }
-          a_ptr[i] = buf + static_cast<size_t>(std::min(i, cn - 1)) * cp;
-        } else {
-          a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
-        }
-        o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                   p.out.channel_offset;
-      }
-      for (int bi = 0; bi < blocks; ++bi) {
-        const int n = std::min(NR, g.out_channels - bi * NR);
-        for (int i0 = 0; i0 < cn; i0 += MR) {
-          int8_t* o[MR];
-          for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
-          kernel(std::min(MR, cn - i0), a_ptr + i0, tap_off, taps, bi, o, n);
-        }
+  std::atomic<bool> out_of_memory{false};
+  ParallelFor(pool, grid.tasks, [&](int task) {
+    // Locals, not captured references: the staging loop stores through a char-typed pointer,
+    // which may alias anything, so a captured `cin` would be re-read every element and the loop
+    // would not vectorize.
+    const int cin_local = cin, cp_local = cp;
+    const Convert convert_local = convert;
+    const int gi = task % block_groups;
+    const int ci = (task / block_groups) % chunks;
+    const int b = task / (block_groups * chunks);
+    const int c0 = ci * chunk;
+    const int cn = std::min(pixels, c0 + chunk) - c0;
+    A* stage = nullptr;
+    if (per_chunk) {  // this thread's own staging buffer
+      stage = static_cast<A*>(Scratch(static_cast<size_t>(kMaxChunk + MR) * cp * sizeof(A)));
+      if (stage == nullptr) {
+        out_of_memory = true;
+        return;
       }
     }
-  }
+    const A* img = per_chunk ? stage : padded + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    const A* a_ptr[kMaxChunk + MR];
+    int8_t* o_ptr[kMaxChunk + MR];
+    // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep),
+    // padded to a multiple of MR by repeating the last pixel (its results are not stored).
+    for (int i = 0; i < RoundUp(cn, MR); ++i) {
+      const int pix = c0 + std::min(i, cn - 1);
+      const int oy = pix / p.out_w, ox = pix % p.out_w;
+      if (per_chunk) {
+        A* d = stage + static_cast<size_t>(i) * cp_local;
+        if (i < cn) {
+          const int8_t* s = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
+                            ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
+          for (int k = 0; k < cin_local; ++k) d[k] = convert_local(s[k]);
+          std::fill(d + cin_local, d + cp_local, A{0});
+        }
+        a_ptr[i] = stage + static_cast<size_t>(std::min(i, cn - 1)) * cp;
+      } else {
+        a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+      }
+      o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                 p.out.channel_offset;
+    }
+    const int b_end = std::min(blocks, (gi + 1) * blocks_per_group);
+    for (int bi = gi * blocks_per_group; bi < b_end; ++bi) {
+      const int n = std::min(NR, g.out_channels - bi * NR);
+      for (int i0 = 0; i0 < cn; i0 += MR) {
+        int8_t* o[MR];
+        for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
+        kernel(std::min(MR, cn - i0), a_ptr + i0, tap_off, taps, bi, o, n);
+      }
+    }
+  });
+  if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+  return Status::Ok();
+}
+
+// 1x1 convs straight from the int8 input slice (PackedConvInt8::direct_1x1_): no staging. Per
+// chunk, the pixel pointers and correction(x_pixel, in_channels) (the variant's per-pixel term,
+// e.g. 128 * sum(x)) are computed once for all output-channel blocks.
+// kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction.
+template <int MR>
+constexpr int kDirectMaxChunk = (1024 / MR) * MR;  // bounds the per-task pointer tables
+
+template <int MR, int NR, typename Correction, typename Kernel>
+Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                          int64_t chunk_bytes, Correction correction, Kernel kernel) {
+  const ConvGeometry& g = w.geometry_;
+  constexpr int kMaxChunk = kDirectMaxChunk<MR>;
+  const int blocks = (g.out_channels + NR - 1) / NR;
+  const int pixels = p.out_h * p.out_w;
+  ThreadPool* pool = PoolFor(p, g);
+  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / g.in_channels, Threads(pool));
+  const int cin = g.in_channels;
+  ParallelFor(pool, grid.tasks, [&](int task) {
+    const int cin_local = cin;
+    const Correction correction_local = correction;
+    const int gi = task % grid.block_groups;
+    const int ci = (task / grid.block_groups) % grid.chunks;
+    const int b = task / (grid.block_groups * grid.chunks);
+    const int c0 = ci * grid.chunk;
+    const int cn = std::min(pixels, c0 + grid.chunk) - c0;
+    const int8_t* a_ptr[kDirectMaxChunk<MR> + MR];
+    int8_t* o_ptr[kDirectMaxChunk<MR> + MR];
+    alignas(64) int32_t corr[kDirectMaxChunk<MR> + MR];
+    for (int i = 0; i < RoundUp(cn, MR); ++i) {
+      const int pix = c0 + std::min(i, cn - 1);
+      const int oy = pix / p.out_w, ox = pix % p.out_w;
+      a_ptr[i] = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
+                 ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
+      corr[i] = i < cn ? correction_local(a_ptr[i], cin_local) : corr[i - 1];
+      o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                 p.out.channel_offset;
+    }
+    const int b_end = std::min(blocks, (gi + 1) * grid.blocks_per_group);
+    for (int bi = gi * grid.blocks_per_group; bi < b_end; ++bi) {
+      const int n = std::min(NR, g.out_channels - bi * NR);
+      for (int i0 = 0; i0 < cn; i0 += MR) {
+        int8_t* o[MR];
+        for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
+        kernel(std::min(MR, cn - i0), a_ptr + i0, corr + i0, bi, o, n);
+      }
+    }
+  });
   return Status::Ok();
 }
 

@@ -418,6 +418,48 @@ void TestValidation() {
 
 }  // namespace
 
+// Every variant gives the same bits on 1 and 3 threads (shapes above the parallel threshold:
+// pixel chunks, output-channel block groups, strides, the direct 1x1 path).
+void TestThreadsBitIdentical() {
+  ThreadPool pool(3);
+  const int shapes[][6] = {{16, 16, 128, 128, 1, 1}, {13, 11, 64, 33, 3, 1}, {4, 4, 256, 256, 3, 1},
+                           {15, 15, 96, 80, 3, 2}, {7, 7, 512, 512, 1, 1}};
+  int compared = 0;
+  for (const auto& sh : shapes) {
+    ConvGeometry g;
+    g.kernel_h = g.kernel_w = sh[4];
+    g.stride_h = g.stride_w = sh[5];
+    g.in_channels = sh[2];
+    g.out_channels = sh[3];
+    ConvOutputShape os;
+    CHECK(ComputeOutputShape(g, sh[0], sh[1], &os).ok(), "shape");
+    std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * sh[4] * sh[4] * g.in_channels);
+    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> bias(g.out_channels);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    std::vector<int8_t> in(static_cast<size_t>(sh[0]) * sh[1] * g.in_channels);
+    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(1, sh[0], sh[1], g.in_channels, 0, g.in_channels);
+    const TensorLayout lo = NhwcSlice(1, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
+    for (Variant v : kAllVariants) {
+      if (!VariantAvailable(v)) continue;
+      for (int r = 0; r < 4; ++r) {  // RandomQuant draws the rounding mode
+        const Int8QuantParams q = RandomQuant(g.out_channels);
+        std::unique_ptr<PackedConvInt8> p;
+        Status st = PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p);
+        CHECK(st.ok(), "%s", st.message().c_str());
+        std::vector<int8_t> one(lo.buffer_elements, 77), three(lo.buffer_elements, 78);
+        CHECK(Conv2DInt8(*p, in.data(), li, one.data(), lo).ok(), "1 thread");
+        CHECK(Conv2DInt8(*p, in.data(), li, three.data(), lo, &pool).ok(), "3 threads");
+        CHECK(one == three, "%s: 3 threads differ from 1 (k=%d cin=%d cout=%d %dx%d)", VariantName(v), sh[4],
+              sh[2], sh[3], sh[0], sh[1]);
+        ++compared;
+      }
+    }
+  }
+  std::printf("thread-count comparisons (1 vs 3 threads): %d\n", compared);
+}
+
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
@@ -445,6 +487,7 @@ int main(int argc, char** argv) {
   TestFusedOps();
   TestVariantsMatchScalarInt8(trials);
   TestLargeShapesInt8();
+  TestThreadsBitIdentical();
   TestVariantsMatchScalarF32(trials / 2);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "keras_csp/status.h"
+#include "keras_csp/threadpool.h"
 
 namespace keras_csp {
 
@@ -135,6 +136,9 @@ class PackedConvInt8 {
   size_t packed_offset_ = 0;
   int nr_ = 0;                    // output-channel block of the packing
   int k_padded_ = 0;              // in_channels padded for the packing
+  // 1x1 convs the variant runs straight from the int8 input slice (no staging copy): the
+  // packing holds uint8 w + 128 and the kernel subtracts 128 * sum(x) per pixel.
+  bool direct_1x1_ = false;
   const void* packed() const { return packed_storage_.data() + packed_offset_; }
   void* packed() { return packed_storage_.data() + packed_offset_; }
 };
@@ -167,10 +171,11 @@ class PackedConvF32 {
 // in_layout.channels == in_channels, out_layout.channels == out_channels, out spatial dims must
 // equal ComputeOutputShape(). Only the out_layout channel slice is written. Input and output may
 // share a buffer if the channel slices are disjoint (same strides required).
+// pool: run on these threads (null: the calling thread). Results are the same at every count.
 Status Conv2DInt8(const PackedConvInt8& packed, const int8_t* input, const TensorLayout& in_layout,
-                  int8_t* output, const TensorLayout& out_layout);
+                  int8_t* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
 Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLayout& in_layout,
-                 float* output, const TensorLayout& out_layout);
+                 float* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
 
 // ---- (a) CSP partial conv.
 // x: dense NHWC [batch, h, w, channels]; the conv consumes x[..., c_skip:] (so
@@ -182,18 +187,18 @@ Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLa
 enum class ConcatOrder { kSkipFirst = 0, kSkipLast = 1 };
 Status CspPartialConvInt8(const PackedConvInt8& packed, const int8_t* x, int batch, int height,
                           int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
-                          ConcatOrder order = ConcatOrder::kSkipFirst);
+                          ConcatOrder order = ConcatOrder::kSkipFirst, ThreadPool* pool = nullptr);
 Status CspPartialConvF32(const PackedConvF32& packed, const float* x, int batch, int height,
                          int width, int channels, int c_skip, float* out, int64_t out_elements,
-                         ConcatOrder order = ConcatOrder::kSkipFirst);
+                         ConcatOrder order = ConcatOrder::kSkipFirst, ThreadPool* pool = nullptr);
 
 // ---- (b) Dense-block layer append, in place.
 // block: dense NHWC [batch, h, w, block_channels]. The conv reads channels
 // [in_offset, in_offset + in_channels) and writes channels [out_offset, out_offset + out_channels)
 // of the same buffer; the ranges must not overlap. Spatial size must be preserved.
 Status DenseAppendInt8(const PackedConvInt8& packed, int8_t* block, int batch, int height, int width,
-                       int block_channels, int in_offset, int out_offset);
+                       int block_channels, int in_offset, int out_offset, ThreadPool* pool = nullptr);
 Status DenseAppendF32(const PackedConvF32& packed, float* block, int batch, int height, int width,
-                      int block_channels, int in_offset, int out_offset);
+                      int block_channels, int in_offset, int out_offset, ThreadPool* pool = nullptr);
 
 }  // namespace keras_csp

@@ -1,0 +1,100 @@
+// Persistent worker pool. Workers spin briefly on the generation counter before sleeping, so
+// back-to-back convs (a fused dense block runs dozens) do not pay a futex wake each.
+#include "keras_csp/threadpool.h"
+
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define KCSP_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define KCSP_PAUSE() asm volatile("yield")
+#else
+#define KCSP_PAUSE() ((void)0)
+#endif
+
+namespace keras_csp {
+
+ThreadPool::ThreadPool(int threads) {
+  const int workers = threads > 1 ? threads - 1 : 0;
+  workers_.reserve(workers);
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_.store(true, std::memory_order_release);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::RunTasks() {
+  for (;;) {
+    const int i = next_.fetch_add(1, std::memory_order_relaxed);
+    if (i >= n_) break;
+    (*fn_)(i);
+  }
+}
+
+void ThreadPool::WorkerLoop() {
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin a little (~50 us) for the next call, then sleep on the condition variable.
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+      KCSP_PAUSE();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    if (g == seen) {
+      std::unique_lock<std::mutex> l(mu_);
+      wake_.wait(l, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+      g = generation_.load(std::memory_order_acquire);
+    }
+    seen = g;
+    if (stop_.load(std::memory_order_acquire)) return;
+    RunTasks();
+    // Every worker checks in once per call, so the caller knows no one still reads fn_ / n_.
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> l(mu_);
+      done_.notify_all();
+    }
+  }
+}
+
+void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
+  if (n <= 0) return;
+  if (workers_.empty() || n == 1) {
+    for (int i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::lock_guard<std::mutex> call(call_mu_);
+  fn_ = &fn;
+  n_ = n;
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  RunTasks();
+  for (int spin = 0; spin < 200000 && pending_.load(std::memory_order_acquire) != 0; ++spin) KCSP_PAUSE();
+  if (pending_.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> l(mu_);
+    done_.wait(l, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
+  fn_ = nullptr;
+}
+
+void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {
+  if (pool == nullptr || pool->threads() == 1 || n <= 1) {
+    for (int i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  pool->ParallelFor(n, fn);
+}
+
+}  // namespace keras_csp
