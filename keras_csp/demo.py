@@ -43,7 +43,7 @@ def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=8, qat_
     echo(f"[3/5] audit: {sum(ops.values())} ops ({top}, ...), {len(audit.inner_quantize_ops())} "
          f"QUANTIZE/DEQUANTIZE inside, {len(audit.concat_scale_mismatches())} concat scale mismatches; "
          f"metadata: {_metadata_summary(tflite_path)}")
-    rep["fused"] = _fuse_and_run(tflite_path, out, echo)
+    rep["fused"] = _fuse_and_run(tflite_path, out, echo, tune=True)
     rep["train_seconds"] = train_report["train_seconds"]
     rep["total_seconds"] = round(time.time() - t0, 1)
     with open(report_path, "w") as f:
@@ -73,8 +73,9 @@ def _metadata_summary(tflite_path):
     return f"{meta.get('name')!r} + {', '.join(sorted(files))}"
 
 
-def _fuse_and_run(tflite_path, out, echo):
-    """Steps 4 and 5: fuse, then compare the fused and the int8 model on the digits test split."""
+def _fuse_and_run(tflite_path, out, echo, tune=False):
+    """Steps 4 and 5: fuse every CSP pattern (with `tune`, also report what `fuse --tune` keeps on
+    this CPU), then compare the fused and the int8 model on the digits test split."""
     from .data import load_dataset
     from .tflite import fuse
     from .tflite.bench import accuracy_compare, compare_models
@@ -83,6 +84,13 @@ def _fuse_and_run(tflite_path, out, echo):
     frep = fuse(tflite_path, fused_path, report=os.path.join(out, "fuse_report.json"))
     custom = ", ".join(f"{k} {v}" for k, v in sorted(frep["ops_after"].items()) if k.startswith("Csp"))
     echo(f"[4/5] fuse: {frep['fused_ops']} CSP ops fused ({custom}), verified bit-exact -> {fused_path}")
+    if tune:  # what `fuse --tune` would keep on this CPU (the demo runs every fused op, to show them exact)
+        trep = fuse(tflite_path, os.path.join(out, "model_int8_fused_tuned.tflite"), tune=True, verify=False,
+                    report=os.path.join(out, "fuse_tune_report.json"))
+        t = trep["tuning"]
+        ratios = [r["speedup"] for r in t["ops"]]
+        echo(f"      fuse --tune on this CPU keeps {t['kept']} of {t['candidates']} (fused op vs the builtin ops "
+             f"it replaces: {min(ratios):.2f}x-{max(ratios):.2f}x at this tiny 32x32 size)")
     echo("[5/5] run int8 and fused on keras-csp's LiteRT runtime: test split + same-run timing")
     ds = load_dataset("digits")
     acc = accuracy_compare(tflite_path, fused_path, ds.x_test, ds.y_test)

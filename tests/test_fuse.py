@@ -322,3 +322,23 @@ def test_fused_model_bits_do_not_depend_on_the_thread_count(tmp, cpu_kernel_mode
             for g, e in zip(got, w):
                 np.testing.assert_array_equal(g, e, err_msg=f"threads={threads}")
         assert sum(s["calls"] for s in m.custom_op_stats()) > 0
+
+
+def test_tune_keeps_only_the_fused_ops_that_win(tmp):
+    """fuse --tune times every candidate against the builtin ops it replaces; min_speedup 0 keeps
+    all of them, an unreachable one keeps none (the model is then the unfused one)."""
+    from keras_csp.benchmark import export_ptq_int8
+    from keras_csp.cli import cli
+
+    src = export_ptq_int8("cspdensenet_tiny", str(tmp / "tune_int8.tflite"), 32)
+    every = fuse(src, str(tmp / "tune_all.tflite"), tune=True, tune_min_speedup=0.0, tune_runs=3)
+    t = every["tuning"]
+    assert t["candidates"] == every["fused_ops"] == t["kept"] > 0
+    assert all(r["builtin_ms"] > 0 and r["fused_ms"] > 0 and r["speedup"] > 0 for r in t["ops"])
+    none = fuse(src, str(tmp / "tune_none.tflite"), tune=True, tune_min_speedup=1e9, tune_runs=3)
+    assert none["fused_ops"] == 0 and none["tuning"]["kept"] == 0
+    assert not any(k.startswith("Csp") for k in none["ops_after"])
+    assert sum("fuse --tune" in x["reason"] for x in none["left"]) == t["candidates"]
+    r = CliRunner().invoke(cli, ["fuse", src, str(tmp / "tune_cli.tflite"), "--tune", "--threads", "2"])
+    assert r.exit_code == 0, r.output
+    assert "--tune (2 thread(s)): kept" in r.output and "builtin" in r.output

@@ -99,16 +99,18 @@ def _op_breakdown(path, threads, inputs, register_custom_ops):
                   key=lambda r: -r["ms"])
 
 
-def fuse_to(path, out_dir):
-    """Fused copy of `path` in out_dir (keras_csp.tflite.fuse verifies it bit-exactly)."""
+def fuse_to(path, out_dir, tune=True, threads=1):
+    """Fused copy of `path` in out_dir (keras_csp.tflite.fuse verifies it bit-exactly). `tune`
+    keeps only the fused ops that beat the builtin ops on this CPU at `threads` (fuse --tune)."""
     from ..tflite import fuse
-    dst = os.path.join(out_dir, os.path.basename(path).replace(".tflite", "_fused.tflite"))
-    report = fuse(path, dst)
+    suffix = f"_fused_tuned{threads}t.tflite" if tune else "_fused.tflite"
+    dst = os.path.join(out_dir, os.path.basename(path).replace(".tflite", suffix))
+    report = fuse(path, dst, tune=tune, tune_threads=threads)
     return dst, report
 
 
 def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=True, progress=None,
-                work_dir=None):
+                work_dir=None, tune=True):
     """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved. Returns a report dict."""
     from ..runtime import Model
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
@@ -118,7 +120,7 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
         variants.append(Variant(f"{stem} builtin", path, stem, False))
         if fused:
             try:
-                fused_path, report = fuse_to(path, work_dir)
+                fused_path, report = fuse_to(path, work_dir, tune=tune, threads=threads)
                 fuse_reports[stem] = _summary(report)
                 variants.append(Variant(f"{stem} fused", fused_path, stem, True))
             except Exception as e:  # noqa: BLE001 - reported per model, the rest still runs
@@ -156,7 +158,7 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
 
 def _summary(report):
     if isinstance(report, dict):
-        return {k: report[k] for k in report if k in ("fused", "fused_ops", "left", "skipped", "summary", "ops")}
+        return {k: report[k] for k in report if k in ("fused", "fused_ops", "left", "skipped", "summary", "ops", "tuning")}
     return getattr(report, "__dict__", str(report))
 
 
@@ -214,7 +216,7 @@ def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
 
 
 def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_dir=None, fused=True,
-              profile_ops=True):
+              profile_ops=True, tune=True):
     """Build, quantize (PTQ) and benchmark CSP models against their plain twins."""
     from tqdm import tqdm
 
@@ -233,7 +235,7 @@ def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_di
         flops[name] = {"params": p.params, "gflops": p.flops / 1e9, "max_layer_gflops": p.max_layer_flops / 1e9}
     with tqdm(total=runs, desc="benchmark (interleaved)", unit="round") as bar:
         report = bench_files(paths, fused=fused, threads=threads, runs=runs, warmup=warmup, progress=bar,
-                             profile_ops=profile_ops, work_dir=cache_dir)
+                             profile_ops=profile_ops, work_dir=cache_dir, tune=tune)
     stem = {f"{n}_{input_size}_int8": n for n in names}
     for row in report["results"]:
         row["model"] = stem.get(row["model"], row["model"])

@@ -7,7 +7,8 @@ import click
 
 @click.command("bench")
 @click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("--fused", is_flag=True, help="Also fuse each model (keras-csp fuse) and time the fused file.")
+@click.option("--fused", is_flag=True, help="Also fuse each model (keras-csp fuse --tune) and time the fused file.")
+@click.option("--no-tune", is_flag=True, help="Fuse every CSP pattern, also those slower than the builtin ops here.")
 @click.option("--zoo", is_flag=True, help="Build, PTQ-quantize and time the CSP zoo models against their plain twins.")
 @click.option("--pairs", help="With --zoo: comma-separated CSP model names (default: all five ImageNet pairs).")
 @click.option("--input-size", default=224, show_default=True, help="With --zoo: square input side.")
@@ -17,7 +18,8 @@ import click
 @click.option("--no-profile", is_flag=True, help="Skip the per-op profiling pass.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
-def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, no_profile, json_path, plot_path):
+def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs, warmup, no_profile, json_path,
+                  plot_path):
     """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
     from ..benchmark import ZOO_PAIRS, bench_files, bench_zoo, format_table, plot_report
     from ..models import plain_twin_of
@@ -33,10 +35,10 @@ def bench_command(models, fused, zoo, pairs, input_size, threads, runs, warmup, 
                     raise click.BadParameter(f"{name} is not a CSP model with a plain twin", param_hint="--pairs")
                 chosen.append((name.strip(), twin))
         report = bench_zoo(chosen, input_size=input_size, threads=threads, runs=runs, warmup=warmup,
-                           profile_ops=not no_profile)
+                           profile_ops=not no_profile, tune=not no_tune)
     elif models:
         report = bench_files(list(models), fused=fused, threads=threads, runs=runs, warmup=warmup,
-                             profile_ops=not no_profile)
+                             profile_ops=not no_profile, tune=not no_tune)
     else:
         raise click.UsageError("give .tflite files or --zoo")
     click.echo(format_table(report))

@@ -17,17 +17,28 @@ import click
                    "differences reported). 'xnnpack' is an alias of 'all'. Each fused op alone is always "
                    "checked against all three kernel sets.")
 @click.option("--no-verify", is_flag=True, help="Skip the bit-exactness check (not recommended).")
-def fuse_command(src, dst, report, samples, against, no_verify):
+@click.option("--tune", is_flag=True, help="Never slower: time each candidate fused op against the builtin ops "
+                                          "it replaces on this CPU and keep only the ones that win.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="With --tune: the thread count the model will run at.")
+def fuse_command(src, dst, report, samples, against, no_verify, tune, threads):
     """Fuse CSP partial convs and dense blocks of int8 SRC into custom ops, write DST."""
     from keras_csp.tflite import FuseError, fuse
 
     ag = {"tflite": ("tflite",), "xnnpack": ("tflite", "xnnpack"), "all": ("tflite", "xnnpack")}[against]
     try:
-        rep = fuse(src, dst, report=report, samples=samples, verify=not no_verify, against=ag)
+        rep = fuse(src, dst, report=report, samples=samples, verify=not no_verify, against=ag, tune=tune,
+                   tune_threads=threads)
     except FuseError as e:
         raise click.ClickException(str(e))
     click.echo(f"fused {rep['fused_ops']} op(s): " + ", ".join(
         f"{k}={v}" for k, v in sorted(rep["ops_after"].items()) if k.startswith("Csp")))
+    if "tuning" in rep:
+        t = rep["tuning"]
+        click.echo(f"--tune ({t['threads']} thread(s)): kept {t['kept']} of {t['candidates']} candidate(s)")
+        for r in t["ops"]:
+            click.echo(f"  {r['op']:15s} {r['detail'][:48]:48s} builtin {r['builtin_ms']:8.3f} ms  fused "
+                       f"{r['fused_ms']:8.3f} ms  {r['speedup']:.2f}x  {'kept' if r['kept'] else 'left as builtins'}")
     click.echo(f"ops before: {rep['ops_before']}")
     click.echo(f"ops after:  {rep['ops_after']}")
     if rep["fallbacks"]:

@@ -40,20 +40,17 @@ def compare_models(paths, runs=20, warmup=3, num_threads=1, seed=0, rounds=3):
     return res
 
 
-def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
-    """Per fused op of `src` (an UNFUSED int8 model): time of its builtin ops alone
-    (slices + convs + concats, on LiteRT/XNNPACK) vs our fused op alone, same run. The
-    sub-models are the ones the rewrite pass verifies op by op."""
+def time_patterns(g, matches, runs=10, warmup=2, num_threads=1, seed=0):
+    """For each match of graph `g`: the median time of its builtin ops alone (slices + convs +
+    concats on LiteRT/XNNPACK) and of our fused op alone, same process, `num_threads` threads.
+    The sub-models are the ones the rewrite pass verifies op by op."""
     import os
     import tempfile
 
     from keras_csp.runtime import Model
-    from .fuse import _pattern_submodel, _describe, rewrite
-    from .graph import Graph
+    from .fuse import _describe, _pattern_submodel, rewrite
     from .patterns import find_matches
 
-    g = Graph.load(src)
-    matches, _, _ = find_matches(g)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, m in enumerate(matches):
@@ -66,13 +63,27 @@ def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
             ma, mb = Model(a, num_threads=num_threads), Model(b, num_threads=num_threads)
             rng = np.random.default_rng(seed)
             xs = [rng.integers(-128, 128, size=d.shape).astype(np.int8) for d in ma.input_details()]
-            ta = statistics.median(ma.benchmark(runs, warmup, inputs=xs))
-            tb = statistics.median(mb.benchmark(runs, warmup, inputs=xs))
+            # interleaved rounds, so a slowdown of the machine hits both alike
+            ta, tb = [], []
+            for _ in range(3):
+                ta += ma.benchmark(runs, warmup, inputs=xs)
+                tb += mb.benchmark(runs, warmup, inputs=xs)
+            ta, tb = statistics.median(ta), statistics.median(tb)
             d = _describe(g, m)
             rows.append({"op": d["op"], "output": d["output"], "replaces": d["replaces"],
-                         "detail": mb.custom_op_stats()[0]["detail"],
+                         "detail": mb.custom_op_stats()[0]["detail"], "threads": num_threads,
                          "builtin_ms": ta, "fused_ms": tb, "speedup": ta / tb})
     return rows
+
+
+def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
+    """Per fused op of `src` (an UNFUSED int8 model): builtin ops alone vs our fused op alone."""
+    from .graph import Graph
+    from .patterns import find_matches
+
+    g = Graph.load(src)
+    matches, _, _ = find_matches(g)
+    return time_patterns(g, matches, runs=runs, warmup=warmup, num_threads=num_threads, seed=seed)
 
 
 def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1):

@@ -44,7 +44,7 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 from .graph import Graph
-from .patterns import DenseBlockMatch, PartialConvMatch, find_matches
+from .patterns import DenseBlockMatch, PartialConvMatch, Rejection, find_matches
 from .schema import schema
 
 OPTIONS_VERSION = 1
@@ -364,8 +364,26 @@ def _run_all(path, inputs, cpu_kernel_mode="", num_threads=1):
     return [m.run(*xs) for xs in inputs]
 
 
+def _tune(g: Graph, matches, threads, min_speedup, runs, seed):
+    """Keeps the matches whose fused op beats the builtin ops it replaces on this CPU."""
+    from .bench import time_patterns
+
+    rows = time_patterns(g, matches, runs=runs, num_threads=threads, seed=seed)
+    kept, slower = [], []
+    for m, r in zip(matches, rows):
+        r["kept"] = r["speedup"] >= min_speedup
+        if r["kept"]:
+            kept.append(m)
+        else:
+            slower.append(Rejection(-1, r["op"], r["output"],
+                                    f"fused op {r['speedup']:.2f}x the builtin ops at {threads} thread(s) on this CPU: "
+                                    f"kept as builtins (fuse --tune)"))
+    return kept, rows, slower
+
+
 def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = True,
-         seed: int = 0, against=("tflite", "xnnpack")) -> dict:
+         seed: int = 0, against=("tflite", "xnnpack"), tune: bool = False, tune_threads: int = 1,
+         tune_min_speedup: float = 1.0, tune_runs: int = 10) -> dict:
     """Rewrites `src` (.tflite) into `dst` with CSP patterns fused into custom ops.
 
     Args:
@@ -377,6 +395,9 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         kernels (always enforced when verifying), "xnnpack" = under the default XNNPACK CPU path
         (default: enforced; with ("tflite",) only reported). Every fused op alone is always
         checked against XNNPACK, TFLite's builtin and its reference kernels.
+      tune: never slower. Time every candidate fused op against the builtin ops it replaces, on
+        this CPU at `tune_threads` threads, and keep only those at least `tune_min_speedup` times
+        faster; the report's "tuning" lists every op's ratio.
     Returns the report dict.
     """
     src, dst = os.fspath(src), os.fspath(dst)
@@ -395,6 +416,10 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         raise FuseError(f"cannot analyze {src!r}: inconsistent model "
                         f"({type(e).__name__}: {e})") from e
     before = g.op_counts()
+    tuning = None
+    if tune and matches:
+        matches, tuning, slower = _tune(g, matches, tune_threads, tune_min_speedup, tune_runs, seed)
+        rejections = list(rejections) + slower
     fallbacks = []
     verified = {"enabled": verify, "samples": 0,
                 "note": "nothing to fuse" if not matches else "verification disabled"}
@@ -440,6 +465,9 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         "verification": verified,
         "weights": "constant int8 OHWI / int32 bias input tensors (64-byte aligned)",
     }
+    if tuning is not None:
+        rep["tuning"] = {"threads": tune_threads, "min_speedup": tune_min_speedup, "ops": tuning,
+                         "kept": sum(t["kept"] for t in tuning), "candidates": len(tuning)}
     if report:
         with open(os.fspath(report), "w") as f:
             json.dump(rep, f, indent=2)

@@ -14,6 +14,9 @@
 #endif
 
 namespace keras_csp {
+namespace {
+constexpr std::chrono::microseconds kSpin{20};
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   const int workers = threads > 1 ? threads - 1 : 0;
@@ -42,11 +45,17 @@ void ThreadPool::RunTasks() {
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little (~50 us) for the next call, then sleep on the condition variable.
+    // Spin briefly for the next call (the convs of a fused block come back to back), then sleep.
+    // The spin is bounded in time, not iterations (a PAUSE takes ~10-150 cycles depending on the
+    // core): a spinning worker steals a core from LiteRT's own threads running the next ops.
     uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; ++spin) {
-      KCSP_PAUSE();
-      g = generation_.load(std::memory_order_acquire);
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    while (g == seen) {
+      for (int i = 0; i < 32 && g == seen; ++i) {
+        KCSP_PAUSE();
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (std::chrono::steady_clock::now() >= spin_until) break;
     }
     if (g == seen) {
       std::unique_lock<std::mutex> l(mu_);
