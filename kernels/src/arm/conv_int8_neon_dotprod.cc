@@ -14,6 +14,16 @@
 
 #include "../sweep.h"
 
+// llvm-mca region markers around the main loop (kernels/tools/mca_arm.py compiles this file with
+// -DKCSP_MCA_MARKERS; normal builds have no markers).
+#if defined(KCSP_MCA_MARKERS)
+#define KCSP_MCA_BEGIN(name) asm volatile("// LLVM-MCA-BEGIN " name)
+#define KCSP_MCA_END(name) asm volatile("// LLVM-MCA-END " name)
+#else
+#define KCSP_MCA_BEGIN(name) ((void)0)
+#define KCSP_MCA_END(name) ((void)0)
+#endif
+
 namespace keras_csp {
 namespace internal {
 namespace {
@@ -86,6 +96,7 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
     int k = 0;
     // 4 groups of 4 channels at a time: one 16-byte load per pixel feeds 16 lane-indexed sdot.
     for (; k + 4 <= kp4; k += 4) {
+      KCSP_MCA_BEGIN("neon_dotprod_4x16");
       const int8x16_t b0 = vld1q_s8(a0 + 4 * k);
       const int8x16_t b1 = vld1q_s8(a1 + 4 * k);
       const int8x16_t b2 = vld1q_s8(a2 + 4 * k);
@@ -109,6 +120,7 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
       KCSP_SDOT_LANE(2)
       KCSP_SDOT_LANE(3)
 #undef KCSP_SDOT_LANE
+      KCSP_MCA_END("neon_dotprod_4x16");
     }
     for (; k < kp4; ++k) {
       const int8x16_t w0 = vld1q_s8(w);
