@@ -21,3 +21,20 @@ def run_python(code, legacy=False, timeout=900):
 @pytest.fixture
 def python_subprocess():
     return run_python
+
+
+def pytest_report_header(config):
+    """Which kernel variants this CPU runs (the others are skipped with the reason; CPUs differ
+    between this project's machines)."""
+    try:
+        from keras_csp import _kernels, kernels as K
+    except ImportError as e:  # the extension is not built: the tests will say so
+        return f"keras-csp kernels: not importable ({e})"
+    model = ""
+    try:
+        model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    feats = sorted(k for k, v in K.cpu_features().items() if v)
+    return (f"keras-csp kernels on {model or _kernels.compiled_arch()}: int8 variants run here "
+            f"{K.available_variants()}, float32 {K.available_variants(True)}; CPU features {feats}")
