@@ -24,17 +24,12 @@ def run_demo(out="keras_csp_demo", model_name="cspdensenet_tiny", epochs=8, qat_
     echo(f"      float test accuracy {train_report['float_accuracy']:.4f} ({train_report['train_seconds']} s)")
 
     echo(f"[2/5] quantize: PTQ baseline, then QAT ({qat_epochs} epochs) -> full-int8 .tflite with metadata")
-    from . import backend
+    from .legacy import with_tf_keras
     tflite_path = os.path.join(out, "model_int8.tflite")
     report_path = os.path.join(out, "quantize_report.json")
     kwargs = dict(model_path=os.path.join(float_dir, "model.keras"), out=tflite_path, qat_epochs=qat_epochs,
                   report=report_path, verbose="bar")
-    if backend.LEGACY:
-        from .quantize import quantize_pipeline
-        rep = quantize_pipeline(**kwargs)
-    else:
-        from .quantize import run_legacy
-        rep = run_legacy("quantize_pipeline", **kwargs)
+    rep = with_tf_keras("keras_csp.quantize:quantize_pipeline", **kwargs)
 
     from .tflite.audit import inspect_tflite
     audit = inspect_tflite(tflite_path)

@@ -4,31 +4,41 @@ TensorFlow reads TF_USE_LEGACY_KERAS when it is imported, so a process that alre
 tf_keras work (tensorflow-model-optimization's QAT, multi-worker training) in a child process. The
 child's result comes back as JSON, its error as the same exception with the same message.
 """
+import importlib
 import json
 import os
 import subprocess
 import sys
+import traceback
 
 
 class LegacySubprocessError(RuntimeError):
     """The tf_keras subprocess failed; the message carries the error raised there."""
 
 
-_LEGACY_CHILD = """\
-import json, sys, traceback
-from keras_csp import quiet
-quiet.silence_python_logs()
-import importlib
-args, result_path = json.loads(sys.argv[1]), sys.argv[2]
-module, func = sys.argv[3].split(":")
-try:
-    res = {"result": getattr(importlib.import_module(module), func)(**args)}
-except BaseException as e:
-    res = {"error": {"type": type(e).__name__, "module": type(e).__module__, "message": str(e),
-                     "traceback": traceback.format_exc()}}
-json.dump(res, open(result_path, "w"))
-sys.exit(1 if "error" in res else 0)
-"""
+_LEGACY_CHILD = "from keras_csp.legacy import _child_main; _child_main()"
+
+
+def _resolve(target):
+    """ "module:function" -> the function."""
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _child_main():
+    """In the tf_keras subprocess: argv = [-c, json kwargs, result path, target]."""
+    from . import quiet
+    quiet.silence_python_logs()
+    args, result_path, target = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+    try:
+        res = {"result": _resolve(target)(**args)}
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises it
+        res = {"error": {"type": type(e).__name__, "module": type(e).__module__, "message": str(e),
+                         "traceback": traceback.format_exc()}}
+    with open(result_path, "w") as f:
+        json.dump(res, f)
+    sys.exit(1 if "error" in res else 0)
+
 
 # Errors that cross the process boundary as themselves (bad input stays a ValueError, a missing
 # package an ImportError); anything else becomes a LegacySubprocessError with the same message.
@@ -68,3 +78,12 @@ def run_legacy(target, timeout=None, **kwargs):
         raise cls(f"{message} (in the tf_keras subprocess running {target})")
     finally:
         os.unlink(result_path)
+
+
+def with_tf_keras(target, timeout=None, **kwargs):
+    """`target(**kwargs)` under tf_keras: in this process when it already runs tf_keras, otherwise in a
+    fresh TF_USE_LEGACY_KERAS=1 process (`run_legacy`)."""
+    from . import backend
+    if backend.LEGACY:
+        return _resolve(target)(**kwargs)
+    return run_legacy(target, timeout=timeout, **kwargs)

@@ -1,7 +1,7 @@
 """Quantization-aware training (tfmot, tf_keras) and full-integer int8 TFLite export.
 
 Must run in a process started with TF_USE_LEGACY_KERAS=1 (tensorflow-model-optimization needs
-tf_keras); `run_legacy` re-runs a function of this module in such a process.
+tf_keras); `keras_csp.legacy.with_tf_keras` runs a function of this module in such a process.
 
 Pipeline (`quantize_pipeline`, CLI `keras-csp quantize`):
 1. load the float model (rebuilt from the registry under tf_keras, weights transferred by layer name);
@@ -42,7 +42,7 @@ def require_legacy():
     if not backend.LEGACY:
         raise RuntimeError(
             "quantization-aware training needs tf_keras: run in a process started with TF_USE_LEGACY_KERAS=1 "
-            "(the `keras-csp quantize` command does this for you, or use keras_csp.quantize.run_legacy)")
+            "(the `keras-csp quantize` command does this for you, or use keras_csp.legacy.with_tf_keras)")
 
 
 def _tfmot():
@@ -534,10 +534,3 @@ def quantize_pipeline(model_path, out, qat_epochs=2, report=None, dataset=None, 
         with open(report, "w") as f:
             json.dump(rep, f, indent=1)
     return rep
-
-
-def run_legacy(func_name, timeout=None, **kwargs):
-    """Run `keras_csp.quantize.<func_name>(**kwargs)` in a fresh TF_USE_LEGACY_KERAS=1 process
-    (`keras_csp.legacy.run_legacy`); returns its JSON-serializable result."""
-    from .legacy import run_legacy as run
-    return run(f"keras_csp.quantize:{func_name}", timeout=timeout, **kwargs)

@@ -30,10 +30,11 @@ def test_detector_weights_travel_to_tf_keras(python_subprocess, tmp_path):
 
 @pytest.mark.slow
 def test_int8_export_has_no_inner_requantize(tmp_path):
-    from keras_csp.detection.export import run_export
+    from keras_csp.legacy import with_tf_keras
     model = create_model("csppeleenet_tiny_efm", input_shape=(64, 64, 3))
     save_weights_npz(model, tmp_path / "w.npz")
-    rep = run_export(name="csppeleenet_tiny_efm", weights=str(tmp_path / "w.npz"), out=str(tmp_path / "d.tflite"),
-                     input_size=64, calib_scenes=32, eval_scenes=8, qat_steps=2)
+    rep = with_tf_keras("keras_csp.detection.export:export_int8", name="csppeleenet_tiny_efm",
+                        weights=str(tmp_path / "w.npz"), out=str(tmp_path / "d.tflite"), input_size=64,
+                        calib_scenes=32, eval_scenes=8, qat_steps=2)
     assert rep["inner_quantize_ops"] == 0 and rep["concat_scale_mismatches"] == 0
     assert rep["ops"].get("CONV_2D", 0) > 0 and "DEQUANTIZE" not in rep["ops"]

@@ -1,8 +1,9 @@
 """`keras-csp efm-memory` (EFM pyramid memory + bottleneck figure) and `keras-csp detect-demo` (train + mAP)."""
-import json
 import os
 
 import click
+
+from . import write_json
 
 
 @click.command("efm-memory")
@@ -36,10 +37,7 @@ def efm_memory_command(input_size, pool_sizes, plot_path, json_path):
         click.echo(f"{p.model:18s} params {p.params:>10,d}  GFLOPs {row['gflops']:7.3f}  "
                    f"max layer GFLOPs {row['max_layer_gflops']:.4f} ({top.name})")
     click.echo(f"wrote {plot_path}")
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(out, f, indent=1)
-        click.echo(f"wrote {json_path}")
+    write_json(json_path, out, indent=1, announce=True)
 
 
 @click.command("detect-demo")
@@ -76,14 +74,15 @@ def detect_demo_command(name, seconds, train_scenes, val_scenes, batch_size, inp
         click.echo(f"wrote {save_path}")
     if weights_path or int8_path:
         import tempfile
-        from ..detection.export import run_export, save_weights_npz
+        from ..detection.export import save_weights_npz
+        from ..legacy import with_tf_keras
         npz = weights_path or os.path.join(tempfile.mkdtemp(), "weights.npz")
         save_weights_npz(model, npz)
         if weights_path:
             click.echo(f"wrote {weights_path}")
         if int8_path:
-            rep = run_export(name=name, weights=npz, out=int8_path, input_size=input_size, qat_steps=qat_steps,
-                             seed=seed)
+            rep = with_tf_keras("keras_csp.detection.export:export_int8", name=name, weights=npz, out=int8_path,
+                                input_size=input_size, qat_steps=qat_steps, seed=seed)
             result["int8"] = rep
             click.echo(f"int8 export: float mAP@0.5 {rep['float_map50']:.3f}, PTQ {rep['ptq_map50']:.3f} "
                        f"({rep['ptq_inner_quantize_ops']} inner QUANTIZE ops), QAT {rep['map50']:.3f} "

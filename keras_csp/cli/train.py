@@ -3,10 +3,11 @@
 This module imports no TensorFlow at import time. `quantize` runs its work in a TF_USE_LEGACY_KERAS=1
 subprocess when the current process already uses Keras 3 (tfmot needs tf_keras).
 """
-import json
 import os
 
 import click
+
+from . import write_json
 
 
 @click.command("train")
@@ -43,12 +44,8 @@ def train_command(model_name, dataset, data_dir, epochs, batch_size, lr, no_augm
 
 
 def _quantize(**kwargs):
-    from .. import backend
-    if backend.LEGACY:
-        from ..quantize import quantize_pipeline
-        return quantize_pipeline(**kwargs)
-    from ..quantize import run_legacy
-    return run_legacy("quantize_pipeline", **kwargs)
+    from ..legacy import with_tf_keras
+    return with_tf_keras("keras_csp.quantize:quantize_pipeline", **kwargs)
 
 
 def _print_quant_report(rep):
@@ -97,9 +94,7 @@ def inspect_command(tflite_path, verbose, json_path, strict):
     except ValueError as e:
         raise click.ClickException(f"{tflite_path}: {e}")
     click.echo(audit.format(verbose=verbose))
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(audit.to_dict(), f, indent=1)
+    write_json(json_path, audit.to_dict(), indent=1)
     if strict and (audit.inner_quantize_ops() or audit.concat_scale_mismatches()):
         raise SystemExit(1)
 

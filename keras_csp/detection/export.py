@@ -2,17 +2,13 @@
 
 The float detector is trained under Keras 3; tfmot needs tf_keras, so its weights travel by layer name
 (`save_weights_npz`) into the same zoo model rebuilt in a TF_USE_LEGACY_KERAS=1 process
-(`run_export` starts it). There: PTQ conversion (baseline), QAT wrapping with keras_csp's QuantizeConfigs,
+(`keras_csp.legacy.with_tf_keras("keras_csp.detection.export:export_int8", ...)` starts it). There: PTQ conversion (baseline), QAT wrapping with keras_csp's QuantizeConfigs,
 a short QAT fine-tune on digit scenes with the YOLO loss while same-scale groups (concats, slices,
 cross-channel pooling) share one range, full-int8 conversion, the graph audit (`inspect_tflite`:
 QUANTIZE/DEQUANTIZE ops inside the graph, concatenations whose inputs need requantizing) and mAP@0.5
 of every .tflite in LiteRT against the float model.
 """
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
@@ -194,23 +190,3 @@ def export_int8(name, weights, out, input_size=128, calib_scenes=200, eval_scene
     rep["path"] = out
     rep["seconds"] = round(time.time() - t0, 1)
     return rep
-
-
-def run_export(timeout=None, **kwargs):
-    """`export_int8(**kwargs)` in a fresh TF_USE_LEGACY_KERAS=1 process; returns its report."""
-    fd, result_path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    code = ("import json, sys\n"
-            "from keras_csp.detection.export import export_int8\n"
-            "res = export_int8(**json.loads(sys.argv[1]))\n"
-            "json.dump(res, open(sys.argv[2], 'w'))\n")
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs), result_path], env=env, timeout=timeout)
-        if proc.returncode != 0:
-            raise RuntimeError(f"export_int8 failed in the tf_keras subprocess (exit code {proc.returncode})")
-        with open(result_path) as f:
-            return json.load(f)
-    finally:
-        os.unlink(result_path)
