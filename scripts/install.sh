@@ -15,8 +15,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
-CLANG_RT="$(apt-cache search --names-only '^libclang-rt-[0-9]+-dev$' | awk '{print $1}' | sort -V | head -n 1)"
-# clang's libFuzzer runtime must match the default clang's major version.
+# clang's libFuzzer runtime must match the default clang's major version: libclang-rt-14-dev on
+# Debian 12 (clang 14); another release's clang is read from the clang package's Depends.
+CLANG_RT="libclang-rt-14-dev"
 CLANG_MAJOR="$(apt-cache show clang 2>/dev/null | sed -n 's/^Depends:.*clang-\([0-9]\+\).*/\1/p' | head -n 1)"
 if [ -n "$CLANG_MAJOR" ]; then CLANG_RT="libclang-rt-${CLANG_MAJOR}-dev"; fi
 $SUDO apt-get install -y -q --no-install-recommends \

@@ -1,7 +1,8 @@
 """Benchmark: fused int8 CSP kernels vs XNNPACK running the same split + conv + concat graphs.
 
 For every conv shape of the CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages (one
-representative layer per stage: the middle layer of each dense block), single thread, int8:
+representative layer per stage: the middle layer of each dense block), int8, both sides on the
+same thread count (`threads`, default 1):
 
 * ours:     the fused op from `keras_csp.kernels` (weights prepacked once, "auto" variant):
             - "conv_slice": conv reading a channel slice of the dense-block buffer in place
@@ -12,7 +13,7 @@ representative layer per stage: the middle layer of each dense block), single th
                             XNNPACK runs SLICE + SLICE + CONV_2D + CONCATENATION;
             - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed).
 * xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
-            default XNNPACK delegate, num_threads=1, same process, interleaved with ours.
+            default XNNPACK delegate, num_threads=threads, same process, interleaved with ours.
 * peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
             vpdpbusd, NEON sdot: whatever the CPU has); peak = the fastest loop, best of many
             ~2 ms trials spread through the run (same exposure to a busy SMT sibling as the kernels).
@@ -20,7 +21,7 @@ representative layer per stage: the middle layer of each dense block), single th
 Times are the minimum over interleaved repetitions (the machine may be shared; the minimum is the
 least noisy estimate of what each implementation can do). Medians are reported as well.
 
-Run: `keras-csp bench-kernels --json out.json [--quick]`.
+Run: `keras-csp bench-kernels [--threads N] --json out.json [--quick]`.
 """
 from __future__ import annotations
 

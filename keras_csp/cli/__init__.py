@@ -5,6 +5,7 @@ To add a command: write a `click.Command` in its group's module and add one line
 Commands are quiet by default (`keras_csp.quiet`); `keras-csp --verbose CMD` shows the libraries' logs.
 """
 import importlib
+import json
 import sys
 
 import click
@@ -61,6 +62,16 @@ def cli(verbose):
     """Cross Stage Partial networks: build -> train -> quantize -> fuse -> run -> benchmark."""
     if verbose:
         quiet.set_verbose(True)
+
+
+def write_json(path, obj, indent=2, announce=False, default=None):
+    """The `--json PATH` option of every command: write `obj` when a path was given."""
+    if not path:
+        return
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=indent, default=default)
+    if announce:
+        click.echo(f"wrote {path}")
 
 
 def _verbose_requested(args):

@@ -1,8 +1,9 @@
 """`keras-csp bench` (same-run latency of .tflite models, builtin vs fused, or of the CSP zoo vs plain twins)
 and `keras-csp bench-kernels` (fused int8 kernels vs XNNPACK split+conv+concat on stage shapes)."""
-import json
 
 import click
+
+from . import write_json
 
 
 @click.command("bench")
@@ -45,10 +46,7 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
     m = report["machine"]
     click.echo(f"machine: {m['cpu']} ({m['machine']}), features {sorted(m['cpu_features'])}, "
                f"LiteRT {m['ai_edge_litert']}, threads {threads}, runs {runs} interleaved")
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(report, f, indent=1, default=str)
-        click.echo(f"wrote {json_path}")
+    write_json(json_path, report, indent=1, announce=True, default=str)
     if plot_path:
         plot_report(report, plot_path)
         click.echo(f"wrote {plot_path}")
@@ -76,7 +74,4 @@ def bench_kernels_command(json_path, quick, variant, budget, threads):
     except RuntimeError as e:  # e.g. variant not available on this CPU
         raise click.ClickException(str(e))
     click.echo(bench.format_table(result))
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump(result, f, indent=2)
-        click.echo(f"wrote {json_path}")
+    write_json(json_path, result, indent=2, announce=True)

@@ -1,8 +1,15 @@
 """`keras-csp fuse` (rewrite CSP patterns into custom ops) and `keras-csp run` (run / time a
 .tflite on keras-csp's LiteRT runtime, optionally against another model)."""
-import json
 
 import click
+
+from . import write_json
+
+
+def _pattern_timing(r):
+    """One fusable pattern: its builtin ops alone vs our fused op alone (keras_csp.tflite.bench.time_patterns)."""
+    return (f"{r['op']:15s} {r['detail']:40s} builtin {r['builtin_ms']:9.3f} ms  fused "
+            f"{r['fused_ms']:9.3f} ms  {r['speedup']:.2f}x")
 
 
 @click.command("fuse")
@@ -37,8 +44,7 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads):
         t = rep["tuning"]
         click.echo(f"--tune ({t['threads']} thread(s)): kept {t['kept']} of {t['candidates']} candidate(s)")
         for r in t["ops"]:
-            click.echo(f"  {r['op']:15s} {r['detail'][:48]:48s} builtin {r['builtin_ms']:8.3f} ms  fused "
-                       f"{r['fused_ms']:8.3f} ms  {r['speedup']:.2f}x  {'kept' if r['kept'] else 'left as builtins'}")
+            click.echo(f"  {_pattern_timing(r)}  {'kept' if r['kept'] else 'left as builtins'}")
     click.echo(f"ops before: {rep['ops_before']}")
     click.echo(f"ops after:  {rep['ops_after']}")
     if rep["fallbacks"]:
@@ -87,22 +93,17 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_
             r = res[k]
             click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "
                        f"bit-identical outputs {r['bit_identical_outputs']}/{res['examples']}")
-        if json_out:
-            with open(json_out, "w") as f:
-                json.dump(res, f, indent=2)
+        write_json(json_out, res, indent=2)
         return
 
     if breakdown:
         rows = pattern_breakdown(model, runs=runs, warmup=warmup, num_threads=threads)
         tb, tf = sum(r["builtin_ms"] for r in rows), sum(r["fused_ms"] for r in rows)
         for r in rows:
-            click.echo(f"{r['op']:15s} {r['detail']:40s} builtin {r['builtin_ms']:9.3f} ms  fused "
-                       f"{r['fused_ms']:9.3f} ms  {r['speedup']:.2f}x")
+            click.echo(_pattern_timing(r))
         if rows:
             click.echo(f"{'total':56s} builtin {tb:9.3f} ms  fused {tf:9.3f} ms  {tb / tf:.2f}x")
-        if json_out:
-            with open(json_out, "w") as f:
-                json.dump(rows, f, indent=2)
+        write_json(json_out, rows, indent=2)
         return
 
     res = compare_models([model] + ([compare] if compare else []), runs=runs, warmup=warmup,
@@ -112,9 +113,7 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_
                    f"fused ops {r['custom_op_ms']:.3f} ms")
     if compare:
         click.echo(f"speedup of {compare} -> {model}: {res['speedup']:.3f}x; outputs equal: {res['outputs_equal']}")
-    if json_out:
-        with open(json_out, "w") as f:
-            json.dump(res, f, indent=2)
+    write_json(json_out, res, indent=2)
 
 
 @click.command("inspect-runtime")

@@ -1,7 +1,8 @@
 """`keras-csp profile`, `keras-csp compare` and `keras-csp list-models`."""
-import json
 
 import click
+
+from . import write_json
 
 
 @click.command("list-models")
@@ -35,9 +36,7 @@ def profile_command(names, input_size, json_path, plot_path, show_layers):
                    f"activations {p.activation_bytes / 2**20:.1f} MiB (float32)")
     if json_path:
         data = [p.to_dict() for p in profiles]
-        with open(json_path, "w") as f:
-            json.dump(data[0] if len(data) == 1 else data, f, indent=1)
-        click.echo(f"wrote {json_path}")
+        write_json(json_path, data[0] if len(data) == 1 else data, indent=1, announce=True)
     if plot_path:
         plot_bottleneck(profiles, plot_path)
         click.echo(f"wrote {plot_path}")
@@ -74,6 +73,4 @@ def compare_command(names, input_size, all_pairs, json_path):
             click.echo(f"{r['model']:20s} {r['params']:>12,d} {r['gflops']:>9.4f} {r['max_layer_gflops']:>17.4f} "
                        f"{r['flops_ratio']:>12.3f}")
         rows_out.append(rows)
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"groups": rows_out}, f, indent=1)
+    write_json(json_path, {"groups": rows_out}, indent=1)

@@ -99,11 +99,8 @@ void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
 }
 
 void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {
-  if (pool == nullptr || pool->threads() == 1 || n <= 1) {
-    for (int i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  pool->ParallelFor(n, fn);
+  if (pool != nullptr) return pool->ParallelFor(n, fn);  // runs inline itself when it can't split
+  for (int i = 0; i < n; ++i) fn(i);
 }
 
 }  // namespace keras_csp
