@@ -16,12 +16,15 @@ from keras_csp import _kernels
 from keras_csp import kernels as K
 
 FEATURES = K.cpu_features()
-INT8_VARIANTS = ["scalar", "avx2", "avx512vnni", "neon_dotprod"]
+INT8_VARIANTS = ["scalar", "avx2", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon"]
 MISSING_REASON = {
     "avx2": "CPU has no AVX2",
     "avx512vnni": "CPU has no AVX-512 VNNI (e.g. AMD Zen 3); this variant is compiled but cannot run here",
     "neon_dotprod": "not an aarch64 CPU with the dot-product extension (tested under qemu by "
                     "kernels/tools/test_aarch64.sh)",
+    "neon_i8mm": "not an aarch64 CPU with the int8 matrix-multiply extension (tested under qemu "
+                 "-cpu max by kernels/tools/test_aarch64.sh)",
+    "neon": "not an aarch64 CPU (tested under qemu by kernels/tools/test_aarch64.sh)",
 }
 AVAILABLE = K.available_variants()
 
@@ -231,7 +234,7 @@ def test_variant_matches_scalar_int8(variant, shape):
     np.testing.assert_array_equal(got, ref)
 
 
-F32_VARIANTS = ["avx2", "neon_dotprod"]
+F32_VARIANTS = ["avx2", "neon"]
 
 
 @pytest.mark.parametrize("variant", [pytest.param(v, marks=[] if v in K.available_variants(True)
@@ -384,7 +387,7 @@ def test_invalid_parameters():
                                 shift=np.zeros(4, np.int32))
 
 
-@pytest.mark.parametrize("variant", ["avx512vnni", "neon_dotprod", "avx2"])
+@pytest.mark.parametrize("variant", ["avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "avx2"])
 def test_unavailable_variant_raises(variant):
     if variant in AVAILABLE:
         pytest.skip(f"{variant} is available on this CPU")
@@ -449,7 +452,7 @@ def test_threads_give_identical_bits_int8(variant, shape):
 
 @pytest.mark.parametrize("variant", [pytest.param(v, marks=[] if v in K.available_variants(True)
                                                   else [pytest.mark.skip(reason=MISSING_REASON.get(v, "n/a"))])
-                                     for v in ["scalar", "avx2", "neon_dotprod"]])
+                                     for v in ["scalar", "avx2", "neon"]])
 def test_threads_give_identical_bits_f32(variant):
     rng = np.random.default_rng(3)
     for n, h, w, cin, cout, k, s in THREAD_SHAPES[:3]:

@@ -34,6 +34,9 @@ def _bare_package(name):
     import types
 
     spec = importlib.util.find_spec(name)
+    if spec is None:  # not installed (or an editable install made from another checkout path)
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        spec = importlib.util.find_spec(name)
     pkg = types.ModuleType(name)
     pkg.__path__ = list(spec.submodule_search_locations)
     pkg.__file__ = spec.origin

@@ -235,6 +235,7 @@ PYBIND11_MODULE(_kernels, m) {
     d["avx512vnni"] = f.avx512vnni;
     d["neon"] = f.neon;
     d["neon_dotprod"] = f.neon_dotprod;
+    d["neon_i8mm"] = f.neon_i8mm;
     return d;
   }, "CPU features detected at run time.");
 

@@ -79,16 +79,20 @@ void* AllocPacked(P* p, size_t bytes) {
 // Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).
 void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias);
 
-// Packing of the 4-byte dot-product variants (AVX-512 VNNI, NEON dotprod): per block of
-// kDot4NR output channels, 4 rows x kDot4NR int32 parameters (bias folded with
+// Packing shared by the blocked int8 variants (AVX-512 VNNI, NEON dotprod / i8mm / mlal): per
+// block of kPackNR output channels, 4 rows x kPackNR int32 parameters (bias folded with
 // fold_zero_point, multiplier -- or the fp32 scale's bits with Rounding::kFp32 --, left shift,
-// right shift), then the weights [tap][k/4][kDot4NR][4] int8 (in_channels padded to 4 with 0).
-constexpr int kDot4NR = 16;
-constexpr size_t kDot4ParamBytes = 4 * kDot4NR * sizeof(int32_t);
-size_t Dot4BlockBytes(const PackedConvInt8& w);
+// right shift), then the weights [tap][k/G][kPackNR][G] int8: groups of G consecutive input
+// channels per output channel, as one instruction consumes them (G = 4: vpdpbusd / sdot; 8: smmla,
+// two channels' 8-byte rows side by side; 1: widening multiply-accumulate by lane).
+// in_channels is padded to k_multiple (a multiple of G) with zero weights.
+constexpr int kPackNR = 16;
+constexpr size_t kPackParamBytes = 4 * kPackNR * sizeof(int32_t);
+size_t PackedBlockBytes(const PackedConvInt8& w);
 // weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
 // in_channels padding stays 0 either way (only used where in_channels % 4 == 0).
-Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point, uint8_t weight_xor = 0);
+Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
+                      uint8_t weight_xor = 0);
 
 // ---- Variant entry points. Inputs are validated by the caller.
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
@@ -107,6 +111,11 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
 Status PackInt8NeonDotprod(PackedConvInt8* w);
 Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                            int8_t* out);
+Status PackInt8NeonI8mm(PackedConvInt8* w);
+Status ConvInt8NeonI8mm(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                        int8_t* out);
+Status PackInt8Neon(PackedConvInt8* w);
+Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Neon(PackedConvF32* w);
 Status ConvF32Neon(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
 #endif

@@ -38,6 +38,9 @@ CpuFeatures detect() {
 #if defined(__linux__) && defined(HWCAP_ASIMDDP)
   f.neon_dotprod = getauxval(AT_HWCAP) & HWCAP_ASIMDDP;
 #endif
+#if defined(__linux__) && defined(HWCAP2_I8MM)
+  f.neon_i8mm = getauxval(AT_HWCAP2) & HWCAP2_I8MM;
+#endif
 #endif
   return f;
 }

@@ -40,8 +40,8 @@ std::mt19937 rng(12345);
 int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
-const Variant kAllVariants[] = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512Vnni,
-                                Variant::kNeonDotprod};
+const Variant kAllVariants[] = {Variant::kScalar,      Variant::kAvx2,      Variant::kAvx512Vnni,
+                                Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon};
 
 struct Case {
   ConvGeometry g;
@@ -463,11 +463,13 @@ void TestThreadsBitIdentical() {
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
+  std::string expect_best;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--trials" && i + 1 < argc) trials = std::atoi(argv[++i]);
     else if (a == "--expect" && i + 1 < argc) expect.push_back(argv[++i]);
     else if (a == "--expect-missing" && i + 1 < argc) expect_missing.push_back(argv[++i]);
+    else if (a == "--expect-best" && i + 1 < argc) expect_best = argv[++i];
   }
   std::printf("arch=%s best_int8=%s best_f32=%s\n", compiled_arch().c_str(), VariantName(BestVariant(false)),
               VariantName(BestVariant(true)));
@@ -482,6 +484,9 @@ int main(int argc, char** argv) {
     Variant v;
     CHECK(ParseVariant(e, &v).ok() && !VariantAvailable(v), "expected variant %s to be missing", e.c_str());
   }
+  if (!expect_best.empty())
+    CHECK(expect_best == VariantName(BestVariant(false)), "expected dispatch to pick %s for int8, got %s",
+          expect_best.c_str(), VariantName(BestVariant(false)));
   TestRequantEdgeCases();
   TestValidation();
   TestFusedOps();

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Throughput of the ARM int8 main loops on LLVM's core models (no ARM CPU is needed).
 
-Cross-compiles kernels/src/arm/conv_int8_neon_dotprod.cc with -DKCSP_MCA_MARKERS (the main loop is
-wrapped in LLVM-MCA-BEGIN/END comments), runs llvm-mca (Debian's llvm-19) on that region for each
-core, and compares the MACs per cycle with the core's sdot peak, measured by llvm-mca on a loop of
-independent sdot instructions (so both numbers come from the same model).
+Cross-compiles each NEON int8 variant with -DKCSP_MCA_MARKERS (its main loop is wrapped in
+LLVM-MCA-BEGIN/END comments), runs llvm-mca (Debian's llvm-19) on that region for each core
+model, and compares the MACs per cycle with the core's peak for the loop's instruction, measured by
+llvm-mca on a loop of independent instructions (so both numbers come from the same model).
 
-    python3 kernels/tools/mca_arm.py [--json out.json] [--cpus cortex-a55,cortex-a76,...]
+    python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...]
 
-The i8mm (smmla) variant does not exist yet; only the dotprod loop is measured.
+Loops: neon_dotprod_6x16 (sdot), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
+neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53).
 """
 import argparse
 import json
@@ -18,16 +19,32 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCE = os.path.join(ROOT, "kernels", "src", "arm", "conv_int8_neon_dotprod.cc")
-CPUS = ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")
-MACS_PER_SDOT = 16  # 128-bit sdot: 4 lanes x 4 int8 products
+ARM = os.path.join(ROOT, "kernels", "src", "arm")
 
-# 24 independent accumulators, 2 sources: the sdot issue rate of the core with no dependency stall.
-PEAK_LOOP = "\n".join(["// LLVM-MCA-BEGIN sdot_peak"] +
-                      [f"sdot v{i}.4s, v30.16b, v31.4b[{i % 4}]" for i in range(24)] +
-                      ["// LLVM-MCA-END sdot_peak", ""])
+
+@dataclass(frozen=True)
+class Loop:
+    name: str         # the LLVM-MCA region name in the source
+    source: str       # file under kernels/src/arm
+    march: str        # what the build gives that file (the Android CMake flags)
+    instruction: str  # the MAC instruction counted (smlal also counts smlal2)
+    macs: int         # int8 multiply-accumulates per instruction (128-bit forms)
+    peak_line: str    # one independent instance, {acc} = accumulator register
+    cpus: tuple
+
+
+LOOPS = (
+    Loop("neon_dotprod_6x16", "conv_int8_neon_dotprod.cc", "armv8.2-a+dotprod", "sdot", 16,
+         "sdot {acc}.4s, v30.16b, v31.4b[0]", ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
+    Loop("neon_i8mm_4x16", "conv_int8_neon_i8mm.cc", "armv8.2-a+i8mm", "smmla", 32,
+         "smmla {acc}.4s, v30.16b, v31.16b", ("cortex-a710", "neoverse-v1")),
+    Loop("neon_mlal_4x16", "conv_int8_neon.cc", "armv8-a", "smlal", 4,
+         "smlal {acc}.4s, v30.4h, v15.h[0]", ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710")),
+)
+PEAK_ACCUMULATORS = [r for r in range(30) if r != 15][:24]  # v15: smlal's by-element operand
 
 
 def tool(*names):
@@ -46,6 +63,15 @@ def region(asm_text, name):
     return "\n".join([f"// LLVM-MCA-BEGIN {name}"] + body + [f"// LLVM-MCA-END {name}", ""])
 
 
+def peak_loop(loop):
+    return "\n".join(["// LLVM-MCA-BEGIN peak"] + [loop.peak_line.format(acc=f"v{r}") for r in PEAK_ACCUMULATORS]
+                     + ["// LLVM-MCA-END peak", ""])
+
+
+def count(asm, instruction):
+    return sum(1 for ln in asm.splitlines() if re.match(rf"\s*{instruction}2?\s", ln))
+
+
 def mca(asm, cpu, mca_bin, iterations=200):
     with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
         f.write(asm)
@@ -55,35 +81,40 @@ def mca(asm, cpu, mca_bin, iterations=200):
     finally:
         os.unlink(f.name)
     cycles = int(re.search(r"Total Cycles:\s+(\d+)", out).group(1))
-    instrs = int(re.search(r"Instructions:\s+(\d+)", out).group(1))
-    return cycles, instrs, iterations
+    return cycles / iterations
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
-    ap.add_argument("--cpus", default=",".join(CPUS))
+    ap.add_argument("--loops", default=",".join(lp.name for lp in LOOPS))
     args = ap.parse_args(argv)
     cxx = tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
-    asm = subprocess.run([cxx, "-O3", "-std=c++17", "-DKCSP_MCA_MARKERS", "-I", os.path.join(ROOT, "kernels", "include"),
-                          "-S", "-o", "-", SOURCE], capture_output=True, text=True, check=True).stdout
-    loop = region(asm, "neon_dotprod_4x16")
-    sdots = sum(1 for ln in loop.splitlines() if ln.strip().startswith("sdot"))
-    instrs = sum(1 for ln in loop.splitlines() if ln.strip() and not ln.strip().startswith("//"))
+    wanted = args.loops.split(",")
     rows = []
-    for cpu in args.cpus.split(","):
-        c, _, it = mca(loop, cpu, mca_bin)
-        pc, _, pit = mca(PEAK_LOOP, cpu, mca_bin)
-        macs = sdots * MACS_PER_SDOT * it / c
-        peak = 24 * MACS_PER_SDOT * pit / pc
-        rows.append({"cpu": cpu, "loop": "neon_dotprod_4x16", "instructions": instrs, "sdot": sdots,
-                     "cycles_per_iteration": round(c / it, 2), "macs_per_cycle": round(macs, 2),
-                     "peak_macs_per_cycle": round(peak, 2), "fraction_of_peak": round(macs / peak, 4)})
-    print(f"neon_dotprod_4x16 main loop: {instrs} instructions, {sdots} sdot per iteration ({cxx} -O3)")
-    print(f"{'core':14s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
+    for lp in LOOPS:
+        if lp.name not in wanted:
+            continue
+        asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={lp.march}", "-DKCSP_MCA_MARKERS",
+                              "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
+                              os.path.join(ARM, lp.source)], capture_output=True, text=True, check=True).stdout
+        body = region(asm, lp.name)
+        n = count(body, lp.instruction)
+        instrs = sum(1 for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("//")
+                     and not ln.strip().endswith(":"))
+        print(f"{lp.name}: {instrs} instructions, {n} {lp.instruction} per iteration ({cxx} -O3 -march={lp.march})")
+        for cpu in lp.cpus:
+            cycles = mca(body, cpu, mca_bin)
+            peak = len(PEAK_ACCUMULATORS) * lp.macs / mca(peak_loop(lp), cpu, mca_bin)
+            macs = n * lp.macs / cycles
+            rows.append({"cpu": cpu, "loop": lp.name, "instruction": lp.instruction, "count": n,
+                         "instructions": instrs, "cycles_per_iteration": round(cycles, 2),
+                         "macs_per_cycle": round(macs, 2), "peak_macs_per_cycle": round(peak, 2),
+                         "fraction_of_peak": round(macs / peak, 4)})
+    print(f"{'loop':18s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
-        print(f"{r['cpu']:14s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
+        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
               f"{r['peak_macs_per_cycle']:6.1f} {100 * r['fraction_of_peak']:7.1f}%")
     if args.json_path:
         with open(args.json_path, "w") as f:

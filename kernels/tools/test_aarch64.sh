@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Cross-compile the kernel library + C++ tests for aarch64 and run them under qemu-user:
-#   -cpu max        has the dot-product extension  -> NEON dotprod variant vs scalar reference
-#   -cpu cortex-a53 has no dotprod                 -> run-time dispatch must fall back to scalar
+#   -cpu max        has dotprod and i8mm -> the neon_i8mm, neon_dotprod and neon variants vs the
+#                                           scalar reference (dispatch picks neon_i8mm)
+#   -cpu cortex-a76 has dotprod, no i8mm -> dispatch picks neon_dotprod
+#   -cpu cortex-a53 has neither          -> dispatch falls back to the plain NEON variant
 # Needs: g++-aarch64-linux-gnu, qemu-user (Debian packages), cmake. Exits non-zero on failure.
 #
-# The library baseline is armv8-a; only src/arm/conv_int8_neon_dotprod.cc is compiled with
-# -march=armv8.2-a+dotprod (it also enables it with a #pragma), so the cortex-a53 run proves
-# that nothing outside the dispatched variant uses dotprod instructions.
+# The library baseline is armv8-a; only src/arm/conv_int8_neon_dotprod.cc and conv_int8_neon_i8mm.cc
+# enable their extension (with a #pragma), so the cortex-a53 run proves that nothing outside the
+# dispatched variants uses dotprod or i8mm instructions; the objdump guard below checks it too.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KERNELS="$(cd "$HERE/.." && pwd)"
@@ -23,18 +25,43 @@ cmake -S "$KERNELS" -B "$BUILD" \
   -DCMAKE_BUILD_TYPE=Release \
   -DKCSP_BASELINE_FLAGS="-march=armv8-a" \
   -DKCSP_DOTPROD_FLAGS="-march=armv8.2-a+dotprod" \
+  -DKCSP_I8MM_FLAGS="-march=armv8.2-a+i8mm" \
   -DKCSP_QEMU="$(command -v "$QEMU")" -DKCSP_SYSROOT="$SYSROOT" >/dev/null
 cmake --build "$BUILD" -j"$JOBS"
 
-# Guard: dotprod instructions may only appear in the dotprod variant (and its peak loop).
+# Guard: sdot only in the dotprod variant, smmla only in the i8mm variant (and both in the peak loops).
 if command -v aarch64-linux-gnu-objdump >/dev/null; then
-  bad=$(for o in $(find "$BUILD" -name '*.o' ! -name 'conv_int8_neon_dotprod.cc.o' ! -name 'peak_arm.cc.o'); do
-          aarch64-linux-gnu-objdump -d "$o" | grep -E '\s(s|u)dot\s' || true; done)
-  if [ -n "$bad" ]; then echo "dotprod instructions outside the dotprod variant:"; echo "$bad"; exit 1; fi
+  guard() {  # guard <instruction regex> <object allowed to hold it>
+    for o in $(find "$BUILD" -name '*.o' ! -name "$2" ! -name 'peak_arm.cc.o'); do
+      aarch64-linux-gnu-objdump -d "$o" | grep -E "\s($1)\s" | sed "s|^|$(basename "$o"): |" || true
+    done
+  }
+  bad="$(guard '(s|u)dot' conv_int8_neon_dotprod.cc.o)$(guard '(s|u|us)mmla' conv_int8_neon_i8mm.cc.o)"
+  if [ -n "$bad" ]; then echo "extension instructions outside their variant:"; echo "$bad"; exit 1; fi
 fi
 
-echo "== qemu -cpu max (dotprod)"
-"$QEMU" -cpu max -L "$SYSROOT" "$BUILD/test_kernels" --expect neon_dotprod --trials "${TRIALS:-150}"
-echo "== qemu -cpu cortex-a53 (no dotprod: scalar fallback)"
-"$QEMU" -cpu cortex-a53 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_dotprod --trials 40
+echo "== qemu -cpu max (dotprod + i8mm)"
+"$QEMU" -cpu max -L "$SYSROOT" "$BUILD/test_kernels" --expect neon_i8mm --expect neon_dotprod --expect neon \
+  --expect-best neon_i8mm --trials "${TRIALS:-150}"
+echo "== qemu -cpu cortex-a76 (dotprod, no i8mm)"
+"$QEMU" -cpu cortex-a76 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_i8mm \
+  --expect-best neon_dotprod --trials 40
+echo "== qemu -cpu cortex-a53 (no dotprod, no i8mm: plain NEON)"
+"$QEMU" -cpu cortex-a53 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_dotprod \
+  --expect-missing neon_i8mm --expect-best neon --trials 40
+# The same tests built by clang, the Android NDK's compiler: it ignores `#pragma GCC target`, so
+# the per-file -march flags (as the app's CMake passes them) must be enough.
+if command -v clang++ >/dev/null; then
+  cmake -S "$KERNELS" -B "$BUILD-clang" \
+    -DCMAKE_TOOLCHAIN_FILE="$HERE/aarch64-clang-toolchain.cmake" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DKCSP_BASELINE_FLAGS="-march=armv8-a" \
+    -DKCSP_DOTPROD_FLAGS="-march=armv8.2-a+dotprod" \
+    -DKCSP_I8MM_FLAGS="-march=armv8.2-a+i8mm" >/dev/null
+  cmake --build "$BUILD-clang" -j"$JOBS"
+  echo "== clang build, qemu -cpu max"
+  "$QEMU" -cpu max -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best neon_i8mm --trials 40
+  echo "== clang build, qemu -cpu cortex-a53"
+  "$QEMU" -cpu cortex-a53 -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best neon --trials 20
+fi
 echo "aarch64 kernel tests passed"

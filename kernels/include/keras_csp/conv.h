@@ -36,11 +36,13 @@ enum class Variant {
   kScalar,          // portable reference (TFLite reference semantics)
   kAvx2,            // x86-64 AVX2 (+FMA for float)
   kAvx512Vnni,      // x86-64 AVX-512 VNNI (int8 only)
-  kNeonDotprod,     // aarch64 NEON + dot product (int8); plain NEON for float32
+  kNeonDotprod,     // aarch64 NEON + dot product (int8: sdot); plain NEON for float32
+  kNeonI8mm,        // aarch64 NEON + int8 matrix multiply (int8 only: smmla)
+  kNeon,            // aarch64 plain NEON (int8: widening multiply-accumulate; float32)
 };
 
 const char* VariantName(Variant v);
-// Parses "auto", "scalar", "avx2", "avx512vnni", "neon_dotprod" (also "neon" for float).
+// Parses "auto", "scalar", "avx2", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon".
 Status ParseVariant(const std::string& name, Variant* out);
 // Whether the variant is compiled in and supported by this CPU (kAuto/kScalar: always true).
 bool VariantAvailable(Variant v, bool float32 = false);
@@ -136,8 +138,9 @@ class PackedConvInt8 {
   size_t packed_offset_ = 0;
   int nr_ = 0;                    // output-channel block of the packing
   int k_padded_ = 0;              // in_channels padded for the packing
-  // 1x1 convs the variant runs straight from the int8 input slice (no staging copy): the
-  // packing holds uint8 w + 128 and the kernel subtracts 128 * sum(x) per pixel.
+  // 1x1 convs the variant runs straight from the int8 input slice (no staging copy). AVX-512
+  // VNNI: the packing holds uint8 w + 128 and the kernel subtracts 128 * sum(x) per pixel; NEON
+  // sdot / smmla multiply signed by signed and need no correction.
   bool direct_1x1_ = false;
   const void* packed() const { return packed_storage_.data() + packed_offset_; }
   void* packed() { return packed_storage_.data() + packed_offset_; }

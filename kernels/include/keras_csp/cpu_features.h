@@ -13,6 +13,7 @@ struct CpuFeatures {
   bool avx512vnni = false;
   bool neon = false;
   bool neon_dotprod = false;
+  bool neon_i8mm = false;
 };
 
 // Detected once, cached.

@@ -28,8 +28,8 @@ namespace internal {
 namespace {
 
 constexpr int kMR = 8;
-constexpr int kNR = kDot4NR;
-constexpr size_t kParamBytes = kDot4ParamBytes;
+constexpr int kNR = kPackNR;
+constexpr size_t kParamBytes = kPackParamBytes;
 
 struct RequantConsts {
   __m512i zp, mn, mx;
@@ -177,8 +177,8 @@ int32_t PixelCorrection(const int8_t* x, int cin) {
 Status PackInt8Avx512Vnni(PackedConvInt8* w) {
   const ConvGeometry& g = w->geometry_;
   w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % 4 == 0;
-  if (w->direct_1x1_) return PackInt8Dot4(w, w->quant_.input_zero_point, 0x80);
-  return PackInt8Dot4(w, w->quant_.input_zero_point + 128);
+  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
+  return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
 }
 
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
@@ -191,7 +191,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.fp32 = w.quant_.rounding == Rounding::kFp32;
   c.fmin = _mm512_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
-  const size_t bb = Dot4BlockBytes(w);
+  const size_t bb = PackedBlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp4 = w.k_padded_ / 4;
   if (w.direct_1x1_) {

@@ -1,5 +1,5 @@
-// Weight packing shared by the 4-byte dot-product int8 variants (AVX-512 VNNI vpdpbusd, NEON
-// sdot); plain C++, no SIMD. See conv_internal.h for the layout.
+// Weight packing shared by the blocked int8 variants (AVX-512 VNNI vpdpbusd, NEON sdot / smmla /
+// smlal); plain C++, no SIMD. See conv_internal.h for the layout.
 #include <cstring>
 #include <vector>
 
@@ -8,27 +8,28 @@
 namespace keras_csp {
 namespace internal {
 
-size_t Dot4BlockBytes(const PackedConvInt8& w) {
+size_t PackedBlockBytes(const PackedConvInt8& w) {
   const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
-  return kDot4ParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kDot4NR;
+  return kPackParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kPackNR;
 }
 
-Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point, uint8_t weight_xor) {
+Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
+                      uint8_t weight_xor) {
   const ConvGeometry& g = w->geometry_;
   const int taps = g.kernel_h * g.kernel_w;
-  constexpr int nr = kDot4NR;
+  constexpr int nr = kPackNR;
   w->nr_ = nr;
-  w->k_padded_ = RoundUp(g.in_channels, 4);
-  const int kp4 = w->k_padded_ / 4;
+  w->k_padded_ = RoundUp(g.in_channels, k_multiple);
+  const int kg = w->k_padded_ / group;
   const int blocks = (g.out_channels + nr - 1) / nr;
-  const size_t bb = Dot4BlockBytes(*w);
+  const size_t bb = PackedBlockBytes(*w);
   std::vector<int32_t> folded(g.out_channels);
   FoldedBias(*w, fold_zero_point, folded.data());
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
   const bool fp32 = w->quant_.rounding == Rounding::kFp32;
   for (int bi = 0; bi < blocks; ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
-    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kDot4ParamBytes);
+    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kPackParamBytes);
     for (int j = 0; j < nr; ++j) {
       const int oc = bi * nr + j;
       if (oc >= g.out_channels) continue;
@@ -41,7 +42,7 @@ Status PackInt8Dot4(PackedConvInt8* w, int32_t fold_zero_point, uint8_t weight_x
       prm[3 * nr + j] = w->right_shift_[oc];
       for (int t = 0; t < taps; ++t)
         for (int k = 0; k < g.in_channels; ++k)
-          wp[((static_cast<size_t>(t) * kp4 + k / 4) * nr + j) * 4 + (k % 4)] =
+          wp[((static_cast<size_t>(t) * kg + k / group) * nr + j) * group + (k % group)] =
               static_cast<int8_t>(w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k] ^
                                   weight_xor);
     }

@@ -1,0 +1,89 @@
+// Pieces shared by the int8 NEON variants (dotprod, i8mm, mlal): the requantization epilogue,
+// bit-exact with TFLite's reference / optimized kernels and XNNPACK's fp32 path, and the llvm-mca
+// region markers. Include it after `#pragma GCC target` (it only uses base NEON). Everything is
+// in an anonymous namespace: each variant file gets its own copy, compiled with its own flags.
+#pragma once
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../conv_internal.h"
+
+// llvm-mca region markers around the main loop (kernels/tools/mca_arm.py compiles this file with
+// -DKCSP_MCA_MARKERS; normal builds have no markers).
+#if defined(KCSP_MCA_MARKERS)
+#define KCSP_MCA_BEGIN(name) asm volatile("// LLVM-MCA-BEGIN " name)
+#define KCSP_MCA_END(name) asm volatile("// LLVM-MCA-END " name)
+#define KCSP_MCA_ASM_BEGIN(name) "// LLVM-MCA-BEGIN " name "\n"  // inside an asm string
+#define KCSP_MCA_ASM_END(name) "// LLVM-MCA-END " name "\n"
+#else
+#define KCSP_MCA_BEGIN(name) ((void)0)
+#define KCSP_MCA_END(name) ((void)0)
+#define KCSP_MCA_ASM_BEGIN(name) ""
+#define KCSP_MCA_ASM_END(name) ""
+#endif
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+struct RequantConsts {
+  int32x4_t zp, mn, mx;
+  int32x4_t away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;       // XNNPACK's fp32 requantization; the multiplier row holds the float scales
+  float32x4_t fmin, fmax;  // fp32: output range relative to the zero point
+};
+
+inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
+  const int32x4_t bias = vld1q_s32(prm + 4 * q);
+  const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
+  if (c.fp32) {
+    // As XNNPACK's fp32 neonv8 requantization: scale, clamp, vcvtn (nearest, ties to even).
+    float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, bias)), vreinterpretq_f32_s32(mult));
+    f = vminq_f32(vmaxq_f32(f, c.fmin), c.fmax);
+    return vaddq_s32(vcvtnq_s32_f32(f), c.zp);
+  }
+  const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
+  const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
+  int32x4_t x = vshlq_s32(vaddq_s32(acc, bias), lsh);
+  x = vqrdmulhq_s32(x, mult);
+  // RoundingDivideByPOT: round half away from zero.
+  const int32x4_t neg = vnegq_s32(rsh);
+  const int32x4_t fixup = vandq_s32(vshrq_n_s32(vandq_s32(x, neg), 31), c.away);
+  x = vrshlq_s32(vqaddq_s32(x, fixup), neg);
+  x = vaddq_s32(x, c.zp);
+  return vminq_s32(vmaxq_s32(x, c.mn), c.mx);
+}
+
+inline RequantConsts MakeRequantConsts(const Int8QuantParams& q) {
+  RequantConsts c;
+  c.zp = vdupq_n_s32(q.output_zero_point);
+  c.mn = vdupq_n_s32(q.act_min);
+  c.mx = vdupq_n_s32(q.act_max);
+  c.away = vdupq_n_s32(q.rounding == Rounding::kAwayFromZero ? -1 : 0);
+  c.fp32 = q.rounding == Rounding::kFp32;
+  c.fmin = vdupq_n_f32(static_cast<float>(q.act_min - q.output_zero_point));
+  c.fmax = vdupq_n_f32(static_cast<float>(q.act_max - q.output_zero_point));
+  return c;
+}
+
+// One output pixel's 16 channels (4 x int32x4) requantized and stored (n <= 16 of them).
+inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
+                     const RequantConsts& c, int8_t* o, int n) {
+  const int16x8_t lo = vcombine_s16(vqmovn_s32(Requant(a0, prm, 0, c)), vqmovn_s32(Requant(a1, prm, 1, c)));
+  const int16x8_t hi = vcombine_s16(vqmovn_s32(Requant(a2, prm, 2, c)), vqmovn_s32(Requant(a3, prm, 3, c)));
+  const int8x16_t v = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+  if (n == kPackNR) {
+    vst1q_s8(o, v);
+  } else {
+    int8_t tmp[16];
+    vst1q_s8(tmp, v);
+    std::memcpy(o, tmp, n);
+  }
+}
+
+}  // namespace
+}  // namespace internal
+}  // namespace keras_csp
+#endif  // __aarch64__
