@@ -101,7 +101,7 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
 def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, int8_model, tmp_path):
     """The fused ops round like XNNPACK (fp32 requantization) on both architectures, so on each
     one the fused model's outputs equal the unfused model's under LiteRT's default XNNPACK path;
-    on aarch64 this runs the NEON dotprod kernels (qemu -cpu max) next to XNNPACK's ARM kernels."""
+    on aarch64 this runs the NEON i8mm kernels (qemu -cpu max) next to XNNPACK's ARM kernels."""
     if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
         pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
     if not os.path.exists(AARCH64_LIB):
@@ -181,8 +181,11 @@ def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int
     assert proc.returncode == 1 and "model file not found" in proc.stdout
 
 
-def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, tmp_path):
-    """The fused int8 model: NEON dotprod kernels (qemu -cpu max) vs AVX2 kernels, byte for byte."""
+@pytest.mark.parametrize("qemu_cpu,variant", [("max", "neon_i8mm"), ("cortex-a76", "neon_dotprod"),
+                                               ("cortex-a53", "neon")])
+def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, tmp_path, qemu_cpu, variant):
+    """The fused int8 model: each NEON int8 variant (picked by dispatch on the emulated core) vs
+    the x86 kernels, byte for byte."""
     if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
         pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
     if not os.path.exists(AARCH64_LIB):
@@ -193,6 +196,7 @@ def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, 
     x86_out, arm_out = tmp_path / "x86.bin", tmp_path / "arm.bin"
     x86 = run_bench(native_build["host"], fused, host_litert(), "--kernel-mode", "builtin", "--output", str(x86_out))
     arm = run_bench(native_build["aarch64"], fused, AARCH64_LIB, "--kernel-mode", "builtin", "--output",
-                    str(arm_out), qemu_cpu="max")
+                    str(arm_out), qemu_cpu=qemu_cpu)
     assert x86["fused_ops"] and arm["fused_ops"]  # our custom ops ran on both
+    assert arm["int8_variant"] == variant
     assert arm_out.read_bytes() == x86_out.read_bytes()

@@ -6,6 +6,8 @@
 #include <numeric>
 #include <sstream>
 
+#include "keras_csp/conv.h"
+
 namespace keras_csp::bench {
 
 void FillDeterministic(uint32_t seed, std::vector<uint8_t>* bytes) {
@@ -112,6 +114,8 @@ std::string ToJson(const BenchResult& r) {
   o << "{\"model\":\"" << Escape(r.model_path) << "\",\"custom_ops\":" << (r.custom_ops ? "true" : "false")
     << ",\"kernel_mode\":\"" << Escape(r.cpu_kernel_mode.empty() ? "xnnpack" : r.cpu_kernel_mode) << "\""
     << ",\"custom_op_numerics\":\"" << Escape(r.custom_op_numerics) << "\""
+    // the fused ops' int8 kernels on this CPU (run-time dispatch)
+    << ",\"int8_variant\":\"" << VariantName(BestVariant(false)) << "\""
     << ",\"threads\":" << r.num_threads << ",\"runs\":" << r.latencies_ms.size() << ",\"min_ms\":" << r.min_ms
     << ",\"median_ms\":" << r.median_ms << ",\"p90_ms\":" << r.p90_ms << ",\"mean_ms\":" << r.mean_ms
     << ",\"inputs\":";
