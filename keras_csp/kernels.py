@@ -61,7 +61,7 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
 
 
 def _check_variant(variant: str) -> str:
-    if not isinstance(variant, str) or variant not in VARIANTS + ("neon",):
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     return variant
 

@@ -173,6 +173,7 @@ def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "CSP-DenseNet builtin" in proc.stdout
+    assert "fused-op int8 kernels: " in proc.stdout  # the variant this CPU dispatches to
     export = json.loads(proc.stdout.strip().splitlines()[-1])
     assert export["runs"][0]["result"]["outputs"][0]["shape"] == [1, 1000]
     # a missing model comes back as an error row, not a crash

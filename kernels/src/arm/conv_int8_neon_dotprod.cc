@@ -10,7 +10,6 @@
 #pragma GCC target("arch=armv8.2-a+dotprod")
 #include <arm_neon.h>
 
-#include "../sweep.h"
 #include "neon_int8_common.h"
 
 namespace keras_csp {
@@ -19,7 +18,6 @@ namespace {
 
 constexpr int kMR = 6;
 constexpr int kNR = kPackNR;
-constexpr size_t kParamBytes = kPackParamBytes;
 
 // 6 pixels x 16 channels: 24 accumulators (v8-v31), 6 pixel registers (v0-v5: 16 input channels
 // each, indexed by lane) and two weight registers (v6, v7) loaded one step ahead: per 16 input
@@ -278,29 +276,12 @@ Status PackInt8NeonDotprod(PackedConvInt8* w) {
 Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                            int8_t* out) {
   const RequantConsts c = MakeRequantConsts(w.quant_);
-  const size_t bb = PackedBlockBytes(w);
-  const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp4 = w.k_padded_ / 4;
-  if (w.direct_1x1_) {
-    static const int64_t kNoOffset[1] = {0};
-    return SweepInt8Direct1x1<kMR, kNR>(
-        w, p, in, out, int64_t{64 * 1024}, [](const int8_t*, int) { return 0; },
-        [&](int m, const int8_t* const* a, const int32_t*, int bi, int8_t* const* o, int n) {
-          const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-          const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-          Kernel6x16(m, a, kNoOffset, 1, kp4, wp, prm, c, o, n);
-        });
-  }
-  // Raw int8 with border zp: the zp * sum(w) correction is folded into the packed bias.
-  return SweepInt8<kMR, kNR>(
-      w, p, in, out, static_cast<int8_t>(w.quant_.input_zero_point), [](int8_t v) { return v; },
-      int64_t{64 * 1024},
-      [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps, int bi,
-          int8_t* const* o, int n) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        Kernel6x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
-      });
+  return SweepRawInt8<kMR>(w, p, in, out,
+                           [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps,
+                               const int32_t* prm, const int8_t* wp, int8_t* const* o, int n) {
+                             Kernel6x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                           });
 }
 
 }  // namespace internal

@@ -14,7 +14,6 @@
 #pragma GCC target("arch=armv8.2-a+i8mm")
 #include <arm_neon.h>
 
-#include "../sweep.h"
 #include "neon_int8_common.h"
 
 namespace keras_csp {
@@ -23,7 +22,6 @@ namespace {
 
 constexpr int kMR = 4;
 constexpr int kNR = kPackNR;
-constexpr size_t kParamBytes = kPackParamBytes;
 
 // smmla through inline assembly: with the vmmlaq_s32 intrinsic gcc 12 copied 8 of the 16
 // accumulators (mov) every iteration, which cost 18 % of the loop on the Cortex-A710 model.
@@ -115,26 +113,12 @@ Status PackInt8NeonI8mm(PackedConvInt8* w) {
 Status ConvInt8NeonI8mm(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                         int8_t* out) {
   const RequantConsts c = MakeRequantConsts(w.quant_);
-  const size_t bb = PackedBlockBytes(w);
-  const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp8 = w.k_padded_ / 8;
-  auto block = [&](int bi) { return reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes); };
-  auto params = [&](int bi) { return reinterpret_cast<const int32_t*>(base + bi * bb); };
-  if (w.direct_1x1_) {
-    static const int64_t kNoOffset[1] = {0};
-    return SweepInt8Direct1x1<kMR, kNR>(
-        w, p, in, out, int64_t{64 * 1024}, [](const int8_t*, int) { return 0; },
-        [&](int m, const int8_t* const* a, const int32_t*, int bi, int8_t* const* o, int n) {
-          Kernel4x16(m, a, kNoOffset, 1, kp8, block(bi), params(bi), c, o, n);
-        });
-  }
-  return SweepInt8<kMR, kNR>(
-      w, p, in, out, static_cast<int8_t>(w.quant_.input_zero_point), [](int8_t v) { return v; },
-      int64_t{64 * 1024},
-      [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps, int bi,
-          int8_t* const* o, int n) {
-        Kernel4x16(m, a, tap_off, taps, kp8, block(bi), params(bi), c, o, n);
-      });
+  return SweepRawInt8<kMR>(w, p, in, out,
+                           [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps,
+                               const int32_t* prm, const int8_t* wp, int8_t* const* o, int n) {
+                             Kernel4x16(m, a, tap_off, taps, kp8, wp, prm, c, o, n);
+                           });
 }
 
 }  // namespace internal

@@ -1,6 +1,6 @@
 // Pieces shared by the int8 NEON variants (dotprod, i8mm, mlal): the requantization epilogue,
-// bit-exact with TFLite's reference / optimized kernels and XNNPACK's fp32 path, and the llvm-mca
-// region markers. Include it after `#pragma GCC target` (it only uses base NEON). Everything is
+// bit-exact with TFLite's reference / optimized kernels and XNNPACK's fp32 path, the sweep of the
+// raw-int8 variants, and the llvm-mca region markers. Include it after `#pragma GCC target` (it only uses base NEON). Everything is
 // in an anonymous namespace: each variant file gets its own copy, compiled with its own flags.
 #pragma once
 #if defined(__aarch64__)
@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../sweep.h"
 
 // llvm-mca region markers around the main loop (kernels/tools/mca_arm.py compiles this file with
 // -DKCSP_MCA_MARKERS; normal builds have no markers).
@@ -81,6 +81,32 @@ inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, con
     vst1q_s8(tmp, v);
     std::memcpy(o, tmp, n);
   }
+}
+
+// The sweep of the raw-int8 variants (sdot and smmla multiply signed by signed): 1x1 convs with
+// direct_1x1_ read the input slice in place; others stage raw int8 with border input_zero_point
+// (the zp * sum(w) correction is folded into the packed bias). kernel(m, a, tap_off, taps, params,
+// weights, o, n) for one MR-pixel x kPackNR-channel tile.
+template <int MR, typename Kernel>
+Status SweepRawInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                    Kernel kernel) {
+  const size_t bb = PackedBlockBytes(w);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  auto params = [&](int bi) { return reinterpret_cast<const int32_t*>(base + bi * bb); };
+  auto weights = [&](int bi) { return reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes); };
+  if (w.direct_1x1_) {
+    static const int64_t kNoOffset[1] = {0};
+    return SweepInt8Direct1x1<MR, kPackNR>(
+        w, p, in, out, int64_t{64 * 1024}, [](const int8_t*, int) { return 0; },
+        [&](int m, const int8_t* const* a, const int32_t*, int bi, int8_t* const* o, int n) {
+          kernel(m, a, kNoOffset, 1, params(bi), weights(bi), o, n);
+        });
+  }
+  return SweepInt8<MR, kPackNR>(
+      w, p, in, out, static_cast<int8_t>(w.quant_.input_zero_point), [](int8_t v) { return v; },
+      int64_t{64 * 1024},
+      [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o,
+          int n) { kernel(m, a, tap_off, taps, params(bi), weights(bi), o, n); });
 }
 
 }  // namespace

@@ -1,9 +1,8 @@
 // int8 MAC peak loops for aarch64, one per int8 variant's instruction, 12 independent
 // accumulators each: smlal (plain NEON, 4 MACs), sdot (16 MACs), smmla (32 MACs per instruction).
 #if defined(__aarch64__)
-#include <chrono>
-
 #include "../conv_internal.h"
+#include "../peak_timer.h"
 #include "keras_csp/peak.h"
 
 namespace keras_csp {
@@ -35,32 +34,17 @@ void PeakLoopSmmla(long iters) { KCSP_PEAK_BODY(KCSP_SMMLA); }
 
 }  // namespace internal
 
-namespace {
-double TimeLoop(void (*loop)(long), long macs_per_iter, double seconds) {
-  using clk = std::chrono::steady_clock;
-  long iters = 1 << 16;
-  loop(iters);  // warm-up (clock ramp)
-  for (;;) {
-    const auto t0 = clk::now();
-    loop(iters);
-    const double dt = std::chrono::duration<double>(clk::now() - t0).count();
-    if (dt >= seconds || iters > (1L << 40)) return static_cast<double>(iters) * macs_per_iter / dt / 1e9;
-    iters = dt > 1e-4 ? static_cast<long>(iters * (seconds / dt) * 1.05) + 1 : iters * 8;
-  }
-}
-}  // namespace
-
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
   if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
   out->clear();
   const bool any = variant == Variant::kAuto;
   if ((any || variant == Variant::kNeon) && VariantAvailable(Variant::kNeon))
-    out->push_back({"neon smlal (int16-widened int8)", TimeLoop(internal::PeakLoopSmlal, 12 * 4, seconds)});
+    out->push_back({"neon smlal (int16-widened int8)", internal::TimeLoop(internal::PeakLoopSmlal, 12 * 4, seconds)});
   if ((any || variant == Variant::kNeonDotprod) && VariantAvailable(Variant::kNeonDotprod))
-    out->push_back({"neon sdot", TimeLoop(internal::PeakLoopSdot, 12 * 16, seconds)});
+    out->push_back({"neon sdot", internal::TimeLoop(internal::PeakLoopSdot, 12 * 16, seconds)});
   if ((any || variant == Variant::kNeonI8mm) && VariantAvailable(Variant::kNeonI8mm))
-    out->push_back({"neon smmla", TimeLoop(internal::PeakLoopSmmla, 12 * 32, seconds)});
+    out->push_back({"neon smmla", internal::TimeLoop(internal::PeakLoopSmmla, 12 * 32, seconds)});
   if (out->empty() && !any && variant != Variant::kScalar)
     return Status::Error(StatusCode::kUnsupported, std::string("no peak loop for ") + VariantName(variant) + " on this CPU");
   return Status::Ok();

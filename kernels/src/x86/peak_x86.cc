@@ -5,9 +5,8 @@
 //                             (u8 x s8 with int16 saturation: not exact for arbitrary int8 data)
 //   avx512vnni vpdpbusd:      64 MACs / instruction
 #if defined(__x86_64__)
-#include <chrono>
-
 #include "../conv_internal.h"
+#include "../peak_timer.h"
 #include "keras_csp/peak.h"
 
 namespace keras_csp {
@@ -100,22 +99,6 @@ __attribute__((target("avx512f,avx512vnni"))) void PeakLoopVnni(long iters) {
 
 }  // namespace internal
 
-namespace {
-template <typename F>
-double TimeLoop(F loop, long macs_per_iter, double seconds) {
-  using clk = std::chrono::steady_clock;
-  long iters = 1 << 16;
-  loop(iters);  // warm-up (clock ramp)
-  for (;;) {
-    const auto t0 = clk::now();
-    loop(iters);
-    const double dt = std::chrono::duration<double>(clk::now() - t0).count();
-    if (dt >= seconds || iters > (1L << 40)) return static_cast<double>(iters) * macs_per_iter / dt / 1e9;
-    iters = dt > 1e-4 ? static_cast<long>(iters * (seconds / dt) * 1.05) + 1 : iters * 8;
-  }
-}
-}  // namespace
-
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
   if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
@@ -123,12 +106,12 @@ Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>*
   const bool any = variant == Variant::kAuto;
   if ((any || variant == Variant::kAvx2) && VariantAvailable(Variant::kAvx2)) {
     out->push_back({"avx2 vpmaddwd+vpaddd (int16-widened int8, exact)",
-                    TimeLoop(internal::PeakLoopMaddwd, 320, seconds)});
+                    internal::TimeLoop(internal::PeakLoopMaddwd, 320, seconds)});
     out->push_back({"avx2 vpmaddubsw+vpmaddwd+vpaddd (u8*s8, int16 saturating)",
-                    TimeLoop(internal::PeakLoopMaddubsw, 512, seconds), false});
+                    internal::TimeLoop(internal::PeakLoopMaddubsw, 512, seconds), false});
   }
   if ((any || variant == Variant::kAvx512Vnni) && VariantAvailable(Variant::kAvx512Vnni))
-    out->push_back({"avx512vnni vpdpbusd", TimeLoop(internal::PeakLoopVnni, 768, seconds)});
+    out->push_back({"avx512vnni vpdpbusd", internal::TimeLoop(internal::PeakLoopVnni, 768, seconds)});
   if (out->empty() && !any && variant != Variant::kScalar)
     return Status::Error(StatusCode::kUnsupported, std::string("no peak loop for ") + VariantName(variant) + " on this CPU");
   return Status::Ok();

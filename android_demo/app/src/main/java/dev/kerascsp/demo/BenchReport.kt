@@ -76,6 +76,10 @@ object BenchReport {
                 fmt(r.minMs), fmt(fusedSpeedup(rows, r)), fmt(cspSpeedup(rows, r))))
         }
         sb.append("latency in ms; x = speedup of median latency")
+        // The fused ops' int8 kernels chosen for this phone's CPU (neon_i8mm, neon_dotprod or neon).
+        rows.mapNotNull { JsonFields.string(it.json, "int8_variant") }.firstOrNull()?.let {
+            sb.append(String.format("%nfused-op int8 kernels: %s", it))
+        }
         return sb.toString()
     }
 
