@@ -44,7 +44,6 @@ class StderrCapture {
     std::fclose(tmp_);
     tmp_ = nullptr;
     return text;  // not echoed: LiteRT's INFO logs stay out of the user's terminal
-
   }
   ~StderrCapture() { Finish(); }
 

@@ -94,6 +94,27 @@ size_t PackedBlockBytes(const PackedConvInt8& w);
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor = 0);
 
+// The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
+class PackedBlocks {
+ public:
+  explicit PackedBlocks(const PackedConvInt8& w)
+      : base_(static_cast<const uint8_t*>(w.packed())), bytes_(PackedBlockBytes(w)) {}
+  const int32_t* params(int bi) const { return reinterpret_cast<const int32_t*>(base_ + bi * bytes_); }
+  const int8_t* weights(int bi) const {
+    return reinterpret_cast<const int8_t*>(base_ + bi * bytes_ + kPackParamBytes);
+  }
+
+ private:
+  const uint8_t* base_;
+  size_t bytes_;
+};
+
+// A 1x1 conv that a variant can run straight from the input slice: its dot-product groups of
+// `channel_multiple` input channels never reach past the slice.
+inline bool DirectReadable1x1(const ConvGeometry& g, int channel_multiple) {
+  return g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % channel_multiple == 0;
+}
+
 // ---- Variant entry points. Inputs are validated by the caller.
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 void ConvF32Scalar(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);

@@ -42,7 +42,38 @@ struct TaskGrid {
     block_groups = (blocks + blocks_per_group - 1) / blocks_per_group;
     tasks = batch * chunks * block_groups;
   }
+  // One task: image `batch`, output pixels [first_pixel, first_pixel + pixels), channel blocks
+  // [block_begin, block_end).
+  struct Task {
+    int batch, first_pixel, pixels, block_begin, block_end;
+  };
+  Task At(int task, int total_pixels, int blocks) const {
+    const int gi = task % block_groups;
+    const int first = (task / block_groups) % chunks * chunk;
+    return {task / (block_groups * chunks), first, std::min(total_pixels, first + chunk) - first,
+            gi * blocks_per_group, std::min(blocks, (gi + 1) * blocks_per_group)};
+  }
 };
+
+// Address of output pixel (oy, ox) of image b, at the first channel of the output slice.
+template <typename T>
+T* OutputPixel(const ConvProblem& p, T* out, int b, int oy, int ox) {
+  return out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride + p.out.channel_offset;
+}
+
+// Every MR-pixel x NR-channel tile of an int8 task: tile(m, i0, block, o, n) for pixels
+// [i0, i0 + m) of the chunk, o[i] = o_ptr[i0 + i] at the block's first channel, n <= NR channels.
+template <int MR, int NR, typename Tile>
+void SweepTiles(const TaskGrid::Task& t, int out_channels, int8_t* const* o_ptr, Tile tile) {
+  for (int bi = t.block_begin; bi < t.block_end; ++bi) {
+    const int n = std::min(NR, out_channels - bi * NR);
+    for (int i0 = 0; i0 < t.pixels; i0 += MR) {
+      int8_t* o[MR];
+      for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
+      tile(std::min(MR, t.pixels - i0), i0, bi, o, n);
+    }
+  }
+}
 
 // Offsets (elements) of every kernel tap from the top-left tap, for rows `row_stride` and
 // pixels `pixel_stride` apart.
@@ -101,8 +132,7 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
         const int pix = p0 + std::min(i, m - 1);
         const int oy = pix / p.out_w, ox = pix % p.out_w;
         a[i] = src + b * img_stride + oy * g.stride_h * row_stride + ox * g.stride_w * pix_stride;
-        o[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-               p.out.channel_offset;
+        o[i] = OutputPixel(p, out, b, oy, ox);
       }
       for (int bi = 0; bi < blocks; ++bi) {
         float* ob[MR];
@@ -144,8 +174,6 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   const int threads = Threads(pool);
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
   const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / per_pixel, threads);
-  const int chunk = grid.chunk, chunks = grid.chunks, block_groups = grid.block_groups;
-  const int blocks_per_group = grid.blocks_per_group;
   const int cin = g.in_channels;
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, grid.tasks, [&](int task) {
@@ -154,11 +182,8 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
     // would not vectorize.
     const int cin_local = cin, cp_local = cp;
     const Convert convert_local = convert;
-    const int gi = task % block_groups;
-    const int ci = (task / block_groups) % chunks;
-    const int b = task / (block_groups * chunks);
-    const int c0 = ci * chunk;
-    const int cn = std::min(pixels, c0 + chunk) - c0;
+    const TaskGrid::Task t = grid.At(task, pixels, blocks);
+    const int b = t.batch, c0 = t.first_pixel, cn = t.pixels;
     A* stage = nullptr;
     if (per_chunk) {  // this thread's own staging buffer
       stage = static_cast<A*>(Scratch(static_cast<size_t>(kMaxChunk + MR) * cp * sizeof(A)));
@@ -187,18 +212,11 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
       } else {
         a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
       }
-      o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                 p.out.channel_offset;
+      o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     }
-    const int b_end = std::min(blocks, (gi + 1) * blocks_per_group);
-    for (int bi = gi * blocks_per_group; bi < b_end; ++bi) {
-      const int n = std::min(NR, g.out_channels - bi * NR);
-      for (int i0 = 0; i0 < cn; i0 += MR) {
-        int8_t* o[MR];
-        for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
-        kernel(std::min(MR, cn - i0), a_ptr + i0, tap_off, taps, bi, o, n);
-      }
-    }
+    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
+      kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
+    });
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
@@ -224,11 +242,8 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
   ParallelFor(pool, grid.tasks, [&](int task) {
     const int cin_local = cin;
     const Correction correction_local = correction;
-    const int gi = task % grid.block_groups;
-    const int ci = (task / grid.block_groups) % grid.chunks;
-    const int b = task / (grid.block_groups * grid.chunks);
-    const int c0 = ci * grid.chunk;
-    const int cn = std::min(pixels, c0 + grid.chunk) - c0;
+    const TaskGrid::Task t = grid.At(task, pixels, blocks);
+    const int b = t.batch, c0 = t.first_pixel, cn = t.pixels;
     const int8_t* a_ptr[kDirectMaxChunk<MR> + MR];
     int8_t* o_ptr[kDirectMaxChunk<MR> + MR];
     alignas(64) int32_t corr[kDirectMaxChunk<MR> + MR];
@@ -238,18 +253,11 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       a_ptr[i] = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
                  ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
       corr[i] = i < cn ? correction_local(a_ptr[i], cin_local) : corr[i - 1];
-      o_ptr[i] = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                 p.out.channel_offset;
+      o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     }
-    const int b_end = std::min(blocks, (gi + 1) * grid.blocks_per_group);
-    for (int bi = gi * grid.blocks_per_group; bi < b_end; ++bi) {
-      const int n = std::min(NR, g.out_channels - bi * NR);
-      for (int i0 = 0; i0 < cn; i0 += MR) {
-        int8_t* o[MR];
-        for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
-        kernel(std::min(MR, cn - i0), a_ptr + i0, corr + i0, bi, o, n);
-      }
-    }
+    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
+      kernel(m, a_ptr + i0, corr + i0, bi, o, n);
+    });
   });
   return Status::Ok();
 }

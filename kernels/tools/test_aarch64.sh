@@ -20,14 +20,18 @@ JOBS="${JOBS:-2}"
 command -v aarch64-linux-gnu-g++ >/dev/null || { echo "aarch64-linux-gnu-g++ not found (apt install g++-aarch64-linux-gnu)"; exit 2; }
 command -v "$QEMU" >/dev/null || { echo "$QEMU not found (apt install qemu-user)"; exit 2; }
 
-cmake -S "$KERNELS" -B "$BUILD" \
-  -DCMAKE_TOOLCHAIN_FILE="$HERE/aarch64-toolchain.cmake" \
-  -DCMAKE_BUILD_TYPE=Release \
-  -DKCSP_BASELINE_FLAGS="-march=armv8-a" \
-  -DKCSP_DOTPROD_FLAGS="-march=armv8.2-a+dotprod" \
-  -DKCSP_I8MM_FLAGS="-march=armv8.2-a+i8mm" \
-  -DKCSP_QEMU="$(command -v "$QEMU")" -DKCSP_SYSROOT="$SYSROOT" >/dev/null
-cmake --build "$BUILD" -j"$JOBS"
+# build <toolchain file> <build dir>: the library and its tests with the app's per-file ISA flags.
+build() {
+  cmake -S "$KERNELS" -B "$2" \
+    -DCMAKE_TOOLCHAIN_FILE="$HERE/$1" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DKCSP_BASELINE_FLAGS="-march=armv8-a" \
+    -DKCSP_DOTPROD_FLAGS="-march=armv8.2-a+dotprod" \
+    -DKCSP_I8MM_FLAGS="-march=armv8.2-a+i8mm" \
+    -DKCSP_QEMU="$(command -v "$QEMU")" -DKCSP_SYSROOT="$SYSROOT" >/dev/null
+  cmake --build "$2" -j"$JOBS"
+}
+build aarch64-toolchain.cmake "$BUILD"
 
 # Guard: sdot only in the dotprod variant, smmla only in the i8mm variant (and both in the peak loops).
 if command -v aarch64-linux-gnu-objdump >/dev/null; then
@@ -52,13 +56,7 @@ echo "== qemu -cpu cortex-a53 (no dotprod, no i8mm: plain NEON)"
 # The same tests built by clang, the Android NDK's compiler: it ignores `#pragma GCC target`, so
 # the per-file -march flags (as the app's CMake passes them) must be enough.
 if command -v clang++ >/dev/null; then
-  cmake -S "$KERNELS" -B "$BUILD-clang" \
-    -DCMAKE_TOOLCHAIN_FILE="$HERE/aarch64-clang-toolchain.cmake" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DKCSP_BASELINE_FLAGS="-march=armv8-a" \
-    -DKCSP_DOTPROD_FLAGS="-march=armv8.2-a+dotprod" \
-    -DKCSP_I8MM_FLAGS="-march=armv8.2-a+i8mm" >/dev/null
-  cmake --build "$BUILD-clang" -j"$JOBS"
+  build aarch64-clang-toolchain.cmake "$BUILD-clang"
   echo "== clang build, qemu -cpu max"
   "$QEMU" -cpu max -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best neon_i8mm --trials 40
   echo "== clang build, qemu -cpu cortex-a53"

@@ -16,7 +16,6 @@ namespace {
 
 constexpr int kMR = 4;
 constexpr int kNR = kPackNR;
-constexpr size_t kParamBytes = kPackParamBytes;
 
 void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp,
                 const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
@@ -71,8 +70,7 @@ Status PackInt8Neon(PackedConvInt8* w) { return PackInt8Groups(w, 0, 1, 4); }
 
 Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   const RequantConsts c = MakeRequantConsts(w.quant_);
-  const size_t bb = PackedBlockBytes(w);
-  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const PackedBlocks blocks(w);
   const int kp = w.k_padded_;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
   return SweepInt8<kMR, kNR>(
@@ -80,9 +78,7 @@ Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
       int64_t{64 * 1024},
       [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi,
           int8_t* const* o, int n) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        Kernel4x16(m, a, tap_off, taps, kp, wp, prm, c, o, n);
+        Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o, n);
       });
 }
 

@@ -268,8 +268,7 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 // Raw int8 inputs: fold zp * sum(w). sdot multiplies signed by signed, so 1x1 convs with
 // in_channels % 4 == 0 read the input slice in place (no staging, no per-pixel correction).
 Status PackInt8NeonDotprod(PackedConvInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % 4 == 0;
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
   return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4);
 }
 

@@ -105,8 +105,7 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 }  // namespace
 
 Status PackInt8NeonI8mm(PackedConvInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % 8 == 0;
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 8);
   return PackInt8Groups(w, w->quant_.input_zero_point, 8, 8);
 }
 

@@ -90,23 +90,20 @@ inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, con
 template <int MR, typename Kernel>
 Status SweepRawInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                     Kernel kernel) {
-  const size_t bb = PackedBlockBytes(w);
-  const auto* base = static_cast<const uint8_t*>(w.packed());
-  auto params = [&](int bi) { return reinterpret_cast<const int32_t*>(base + bi * bb); };
-  auto weights = [&](int bi) { return reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes); };
+  const PackedBlocks blocks(w);
   if (w.direct_1x1_) {
     static const int64_t kNoOffset[1] = {0};
     return SweepInt8Direct1x1<MR, kPackNR>(
         w, p, in, out, int64_t{64 * 1024}, [](const int8_t*, int) { return 0; },
         [&](int m, const int8_t* const* a, const int32_t*, int bi, int8_t* const* o, int n) {
-          kernel(m, a, kNoOffset, 1, params(bi), weights(bi), o, n);
+          kernel(m, a, kNoOffset, 1, blocks.params(bi), blocks.weights(bi), o, n);
         });
   }
   return SweepInt8<MR, kPackNR>(
       w, p, in, out, static_cast<int8_t>(w.quant_.input_zero_point), [](int8_t v) { return v; },
       int64_t{64 * 1024},
       [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o,
-          int n) { kernel(m, a, tap_off, taps, params(bi), weights(bi), o, n); });
+          int n) { kernel(m, a, tap_off, taps, blocks.params(bi), blocks.weights(bi), o, n); });
 }
 
 }  // namespace

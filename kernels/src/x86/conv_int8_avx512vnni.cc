@@ -175,8 +175,7 @@ int32_t PixelCorrection(const int8_t* x, int cin) {
 // 1x1 with in_channels % 4 == 0: direct (weights w + 128, fold zp * sum(w)). Otherwise the
 // staged form: uint8 (x + 128) inputs, fold (zp + 128) * sum(w).
 Status PackInt8Avx512Vnni(PackedConvInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % 4 == 0;
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
   if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
   return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
 }
@@ -191,15 +190,14 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.fp32 = w.quant_.rounding == Rounding::kFp32;
   c.fmin = _mm512_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
-  const size_t bb = PackedBlockBytes(w);
-  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const PackedBlocks blocks(w);
   const int kp4 = w.k_padded_ / 4;
   if (w.direct_1x1_) {
     return SweepInt8Direct1x1<kMR, kNR>(
         w, p, in, out, int64_t{64 * 1024}, PixelCorrection,
         [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
-          const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-          Kernel8x16Direct(m, a, corr, kp4, base + bi * bb + kParamBytes, prm, c, o, n);
+          Kernel8x16Direct(m, a, corr, kp4, reinterpret_cast<const uint8_t*>(blocks.weights(bi)),
+                           blocks.params(bi), c, o, n);
         });
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
@@ -208,9 +206,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi,
           int8_t* const* o, int n) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        Kernel8x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+        Kernel8x16(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
       });
 }
 
