@@ -10,9 +10,10 @@ The model functions below load on first use (PEP 562), so importing the package 
 __version__ = "0.1.0"
 
 _MODEL_EXPORTS = (
-    "CSPDarknet53", "CSPDenseNet", "CSPDenseNet121", "CSPDenseNet169", "CSPDenseNet201", "CSPPeleeNet",
-    "CSPResNet50", "CSPResNeXt50", "Darknet53", "DenseNet", "DenseNet121", "DenseNet169", "DenseNet201",
-    "PeleeNet", "ResNet50", "ResNeXt50", "create_model", "list_models")
+    "CSPDarknet53", "CSPDenseNet", "CSPDenseNet121", "CSPDenseNet169", "CSPDenseNet201", "CSPMobileNetV2",
+    "CSPPeleeNet", "CSPPeleeNetFusionLast", "CSPResNet50", "CSPResNeXt50", "Darknet53", "DenseNet", "DenseNet121",
+    "DenseNet169", "DenseNet201", "MobileNetV2", "PeleeNet", "ResNet50", "ResNeXt50", "create_model",
+    "list_models")
 
 __all__ = list(_MODEL_EXPORTS) + ["layers", "models", "detection", "__version__"]
 

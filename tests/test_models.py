@@ -7,7 +7,8 @@ from keras_csp.models import create_model, list_models, plain_twin_of
 
 FULL = [n for n in list_models() if "tiny" not in n and "_efm" not in n and "_yolo" not in n and "_prn" not in n]
 TINY = [n for n in list_models() if n.endswith("_tiny") and n.split("_")[0] in (
-    "cspdensenet", "densenet", "cspresnet", "resnet", "cspdarknet", "darknet", "csppeleenet", "peleenet")]
+    "cspdensenet", "densenet", "cspresnet", "resnet", "cspdarknet", "darknet", "csppeleenet", "peleenet",
+    "cspmobilenetv2", "mobilenetv2")]
 
 
 def test_registry_has_the_zoo():
@@ -58,6 +59,32 @@ def test_stable_layer_names():
         assert n in names, n
     plain = {layer.name for layer in create_model("densenet121").layers}
     assert {"conv2_block1_1_conv", "pool2_conv", "pool2_pool", "conv5_block16_concat"} <= plain
+
+
+def test_cspmobilenetv2_layout_follows_the_cfg():
+    model = create_model("cspmobilenetv2")
+    names = {layer.name for layer in model.layers}
+    for n in ["conv1_conv", "conv2_skip_conv", "conv2_block1_expand_conv", "conv2_block1_project_conv",
+              "conv3_base_conv", "conv3_skip_conv", "conv3_block1_depthwise_conv", "conv3_block2_add",
+              "conv4_block4_project_conv", "conv4_block5_add", "conv6_csp_concat", "top_conv", "predictions"]:
+        assert n in names, n
+    # stage heads: the base 1x1 feeds a stride-2 depthwise skip and a stride-2 depthwise x2 block path
+    assert model.get_layer("conv3_skip_conv").strides == (2, 2)
+    assert model.get_layer("conv3_block1_depthwise_conv").depth_multiplier == 2
+    assert model.get_layer("conv2_skip_conv").groups == 16  # stage 1: a grouped conv of channel pairs
+    # concat widths = block path + skip path: 16+16, 24+48, 64+72, 96+192, 320+288
+    assert [model.get_layer(f"conv{i}_csp_concat").output.shape[-1] for i in range(2, 7)] == [32, 72, 136, 288, 608]
+    assert model.get_layer("conv6_csp_concat").output.shape[1:3] == (7, 7)
+    plain = create_model("mobilenetv2")
+    assert plain.get_layer("conv5_block1_depthwise_conv").strides == (1, 1)  # the 64-wide stage stays at 28x28
+    assert plain.get_layer("conv6_block1_depthwise_conv").strides == (2, 2)
+    assert plain.get_layer("top_conv").filters == 1280
+
+
+def test_cspmobilenetv2_rejects_split_arguments():
+    for kwargs in ({"partial_ratio": 0.25}, {"fusion": "last"}):
+        with pytest.raises(ValueError, match="partial_ratio and fusion do not apply"):
+            create_model("cspmobilenetv2_tiny", input_shape=(32, 32, 3), **kwargs)
 
 
 def test_input_tensor_and_weights_file(tmp_path):

@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from keras_csp.backend import keras
 from keras_csp.cli import cli
 from keras_csp.layers import CSPStage, blocks
+from keras_csp.models import create_model
 from keras_csp.profile import plot_bottleneck, profile, profile_model
 
 layers = keras.layers
@@ -67,10 +69,41 @@ def test_densenet121_macs_known_value():
 
 @pytest.mark.parametrize("csp, plain", [("cspdensenet121", "densenet121"), ("cspresnet50", "resnet50"),
                                         ("cspresnext50", "resnext50"), ("cspdarknet53", "darknet53"),
-                                        ("csppeleenet", "peleenet"), ("cspdensenet_tiny", "densenet_tiny")])
+                                        ("csppeleenet", "peleenet"), ("cspdensenet_tiny", "densenet_tiny"),
+                                        ("cspmobilenetv2", "mobilenetv2"), ("csppeleenet_tiny", "peleenet_tiny"),
+                                        ("cspmobilenetv2_tiny", "mobilenetv2_tiny")])
 def test_csp_has_fewer_flops_than_plain_twin(csp, plain):
     size = 32 if "tiny" in csp else 224
     assert profile(csp, size).flops < profile(plain, size).flops
+
+
+# The CSPNet repository's ImageNet "Small Models" table (BFLOPs = 2 x GMACs at 224x224; its params
+# count conv weights only, ours add BatchNorm's four per channel).
+PAPER_SMALL_MODELS = {"peleenet": (2.79e6, 1.017), "csppeleenet": (2.83e6, 0.888),
+                      "mobilenetv2": (3.47e6, 0.858), "cspmobilenetv2": (2.51e6, 0.764)}
+# MobileNet-v2's FLOPs are exactly those of the darknet cfgs (counted layer by layer from
+# cfg/mobilenet-v2.cfg and cfg/csmobilenet-v2.cfg: 858,223,872 and 763,556,928).
+PINNED = {"peleenet": (2811976, 1015515136), "csppeleenet": (2763400, 882247680),
+          "mobilenetv2": (3540136, 858223872), "cspmobilenetv2": (2568448, 763556928)}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SMALL_MODELS))
+def test_small_models_match_the_paper_table(name):
+    p = profile(name)
+    assert (p.params, p.flops) == PINNED[name]
+    params, bflops = PAPER_SMALL_MODELS[name]
+    assert abs(p.params / params - 1) <= 0.03, p.params
+    assert abs(p.flops / 1e9 / bflops - 1) <= 0.03, p.flops
+
+
+def test_mobilenetv2_conv_weights_are_the_darknet_cfg_counts():
+    # Conv/dense weights alone (no BN, no classifier bias) are the cfgs' counts: the table's 3.47M / 2.51M.
+    def conv_weights(name):
+        model = create_model(name)
+        return sum(int(np.prod(w.shape)) for w in model.weights
+                   if getattr(w, "path", w.name).split("/")[-1].split(":")[0] in ("kernel", "depthwise_kernel"))
+    assert conv_weights("mobilenetv2") == 3470784
+    assert conv_weights("cspmobilenetv2") == 2513400
 
 
 def test_profile_cli_json_and_plot(tmp_path):

@@ -12,6 +12,7 @@ from conftest import run_python
 from keras_csp.cli import cli
 
 CSP_MODELS = ("cspdensenet_tiny", "cspresnet_tiny", "cspdarknet_tiny")
+MOBILE_MODELS = ("cspmobilenetv2_tiny", "csppeleenet_tiny")   # depthwise x2 and grouped convs; two transitions
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def graph_audits(tmp_path_factory):
         from keras_csp.tflite.audit import inspect_tflite
         ds = load_digits().subset(128, 64)
         res = {{}}
-        for name in {list(CSP_MODELS)!r}:
+        for name in {list(CSP_MODELS + MOBILE_MODELS)!r}:
             model = create_model(name, input_shape=(32, 32, 3), classes=10)
             qat = Q.quantize_model(model)
             groups = Q.same_scale_groups(qat)
@@ -98,6 +99,24 @@ def test_qat_int8_graph_has_no_requantize_ops(graph_audits, name):
     info = res[name]
     assert info["groups"] and all(len(r) == 1 for r in info["ranges"]), info["ranges"]
     assert any(any(n.endswith("_csp_concat") for n in g) for g in info["groups"])
+
+
+@pytest.mark.parametrize("name", MOBILE_MODELS)
+def test_qat_int8_mobile_models_have_no_requantize_ops(graph_audits, name):
+    from keras_csp.tflite.audit import inspect_tflite
+    d, res = graph_audits
+    audit = inspect_tflite(str(d / f"{name}.tflite"))
+    counts = audit.op_counts()
+    assert "QUANTIZE" not in counts and "DEQUANTIZE" not in counts, counts
+    assert audit.inner_quantize_ops() == [] and audit.concat_scale_mismatches() == []
+    assert {t.dtype for t in audit.tensors} <= {"int8", "int32"}
+    if name.startswith("cspmobilenetv2"):
+        assert counts["DEPTHWISE_CONV_2D"] == 6 and counts["ADD"] == 1 and counts["CONCATENATION"] == 3, counts
+    info = res[name]
+    assert all(len(r) == 1 for r in info["ranges"]), info["ranges"]
+    if name.startswith("csppeleenet"):  # the split halves share the concat's range (the mobile concats'
+        # inputs are conv outputs, whose quantizers tfmot's concat transform already drops)
+        assert any(any(n.endswith("_csp_concat") for n in g) for g in info["groups"])
 
 
 def test_float_and_uint8_io_only_add_boundary_ops(graph_audits):

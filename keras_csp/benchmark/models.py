@@ -198,7 +198,7 @@ def add_pair_ratios(report, pairs):
 # --- the zoo benchmark ----------------------------------------------------------------------------
 
 ZOO_PAIRS = [("cspdensenet121", "densenet121"), ("cspresnet50", "resnet50"), ("cspresnext50", "resnext50"),
-             ("cspdarknet53", "darknet53"), ("csppeleenet", "peleenet")]
+             ("cspdarknet53", "darknet53"), ("csppeleenet", "peleenet"), ("cspmobilenetv2", "mobilenetv2")]
 
 
 def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
@@ -225,18 +225,21 @@ def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_di
     cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "keras_csp_zoo")
     os.makedirs(cache_dir, exist_ok=True)
     names = [n for pair in pairs for n in pair]
-    paths, flops = [], {}
+    paths, flops, stem = [], {}, {}
     for name in tqdm(names, desc="build + quantize", unit="model"):
-        path = os.path.join(cache_dir, f"{name}_{input_size}_int8.tflite")
+        p = profile(name, input_size)
+        flops[name] = {"params": p.params, "gflops": p.flops / 1e9, "max_layer_gflops": p.max_layer_flops / 1e9}
+        # the cached file's name carries the layout (params, MACs): a zoo model whose config changed
+        # is exported again instead of benchmarking a stale file
+        key = f"{name}_{input_size}_{p.params}_{p.macs}_int8"
+        stem[key] = name
+        path = os.path.join(cache_dir, f"{key}.tflite")
         if not os.path.exists(path):
             export_ptq_int8(name, path, input_size)
         paths.append(path)
-        p = profile(name, input_size)
-        flops[name] = {"params": p.params, "gflops": p.flops / 1e9, "max_layer_gflops": p.max_layer_flops / 1e9}
     with tqdm(total=runs, desc="benchmark (interleaved)", unit="round") as bar:
         report = bench_files(paths, fused=fused, threads=threads, runs=runs, warmup=warmup, progress=bar,
                              profile_ops=profile_ops, work_dir=cache_dir, tune=tune)
-    stem = {f"{n}_{input_size}_int8": n for n in names}
     for row in report["results"]:
         row["model"] = stem.get(row["model"], row["model"])
         row["label"] = f"{row['model']} {'fused' if row['fused'] else 'builtin'}"

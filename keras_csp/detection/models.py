@@ -299,7 +299,7 @@ def CSPPeleeNetEFM(num_classes=None, anchors=None, input_shape=None, neck_widths
                    cross_channel_pool=True, pool_size=2, name="csppeleenet_efm", **kwargs):
     """CSPPeleeNet backbone + exact fusion model neck with cross-channel pooling + YOLO head (416 x 416)."""
     kwargs = _detector_kwargs(name, dict(kwargs, num_classes=num_classes), 80)
-    cfg = replace(C.CSPPELEENET, default_size=416, min_size=32)
+    cfg = replace(C.CSPPELEENET_FUSION_LAST, default_size=416, min_size=32)
     return build_detector(cfg, "efm", name, input_shape=input_shape, anchors=anchors, neck_widths=neck_widths,
                           cross_channel_pool=cross_channel_pool, pool_size=pool_size, **kwargs)
 

@@ -120,6 +120,32 @@ def dark_block(x, filters, name, mid_filters=None, act="leaky"):
     return layers.Add(name=f"{name}_add")([x, y])
 
 
+# --- MobileNet-v2 -------------------------------------------------------------------------------
+
+def depthwise_bn_act(x, name, strides=1, multiplier=1, act="relu"):
+    """3x3 DepthwiseConv2D (x `multiplier`, no bias) -> BatchNormalization -> activation."""
+    x = layers.DepthwiseConv2D(3, strides=strides, padding="same", depth_multiplier=int(multiplier),
+                               use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPS, name=f"{name}_bn")(x)
+    return activation(x, act, name)
+
+
+def project(x, filters, name, shortcut=None):
+    """The linear 1x1 projection that ends an inverted residual, added to `shortcut` when shapes allow."""
+    y = conv_bn_act(x, filters, 1, f"{name}_project", act="linear")
+    if shortcut is not None and tuple(shortcut.shape[1:]) == tuple(y.shape[1:]):
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return y
+
+
+def inverted_residual(x, filters, name, expand_filters, strides=1, dw_multiplier=1, act="relu"):
+    """MobileNet-v2 block: 1x1 expand -> 3x3 depthwise (strided, x multiplier) -> 1x1 linear project,
+    plus the input when stride and width allow."""
+    y = conv_bn_act(x, expand_filters, 1, f"{name}_expand", act=act)
+    y = depthwise_bn_act(y, f"{name}_depthwise", strides, dw_multiplier, act)
+    return project(y, filters, name, shortcut=x if strides == 1 else None)
+
+
 # --- Cross Stage Partial stage -------------------------------------------------------------------
 
 def csp_stage(x, block_fn, name, partial_ratio=0.5, fusion="both", out_filters=None,

@@ -55,6 +55,47 @@ def _residual_path(x, s: StageCfg, width, name, act, strides=1):
     return x
 
 
+def _inverted_runs(x, s: StageCfg, name, act, strides=1, skip_first=False):
+    """The stage's inverted residuals, `{name}_block{j}`; `skip_first` when a CSP head built block 1."""
+    j = 0
+    for filters, depth in s.runs:
+        for _ in range(depth):
+            j += 1
+            if skip_first and j == 1:
+                continue
+            x = blocks.inverted_residual(x, filters, f"{name}_block{j}", channels_of(x) * s.expand_ratio,
+                                         strides=strides if j == 1 else 1, dw_multiplier=s.dw_multiplier, act=act)
+    return x
+
+
+def csp_inverted_stage(x, s: StageCfg, name, act):
+    """CSPMobileNet-v2 stage (the CSPNet repository's csmobilenet-v2.cfg): two paths read one base, concat.
+
+    base: a 1x1 conv `{name}_base` (the first block's expansion), or the stage input when base_filters=0.
+    skip path `{name}_skip`: a strided 3x3 depthwise conv of the base (grouped, pairs of channels, when
+    skip_filters halves the width).
+    block path: block 1 is the base's strided depthwise (x dw_multiplier) + linear projection, the
+    rest are inverted residuals; without a base conv, block 1 is a whole inverted residual.
+    The concat (`{name}_csp_concat`) puts the block path first, as the cfg's route layers do.
+    """
+    if s.base_filters:
+        base = conv_bn_act(x, s.base_filters, 1, f"{name}_base", act=act)
+    else:
+        base = x
+    width = channels_of(base)
+    if s.skip_filters and s.skip_filters != width:
+        skip = conv_bn_act(base, s.skip_filters, 3, f"{name}_skip", strides=s.stride, groups=s.skip_filters, act=act)
+    else:
+        skip = blocks.depthwise_bn_act(base, f"{name}_skip", strides=s.stride, act=act)
+    if s.base_filters:
+        y = blocks.depthwise_bn_act(base, f"{name}_block1_depthwise", s.stride, s.dw_multiplier, act)
+        y = blocks.project(y, s.runs[0][0], f"{name}_block1")
+        y = _inverted_runs(y, s, name, act, skip_first=True)
+    else:
+        y = _inverted_runs(base, s, name, act, strides=s.stride)
+    return layers.Concatenate(name=f"{name}_csp_concat")([y, skip])
+
+
 def plain_stage(x, s: StageCfg, name, act):
     if s.block in ("dense", "pelee"):
         x = _dense_path(x, s, name, act)
@@ -64,6 +105,8 @@ def plain_stage(x, s: StageCfg, name, act):
         elif s.pool:
             x = layers.AveragePooling2D(2, strides=2, name=f"{name.replace('conv', 'pool')}_pool")(x)
         return x
+    if s.block == "inverted":
+        return _inverted_runs(x, s, name, act, strides=s.stride)
     if s.block == "dark":
         x = conv_bn_act(x, s.out_filters, 3, f"{name}_down", strides=s.stride, act=act)
         return _residual_path(x, s, s.out_filters, name, act)
@@ -76,13 +119,15 @@ def csp_stage(x, s: StageCfg, name, act, partial_ratio, fusion):
         _, part = split_sizes(in_filters, partial_ratio)
         grown = s.depth * s.growth_rate
         compression = s.compression if s.transition else 1.0
+        pt_filters = part if s.partial_transition == "part" else int((part + grown) * compression)
         x = blocks.csp_stage(
             x, lambda p: _dense_path(p, s, name, act), name, partial_ratio, fusion,
-            out_filters=int((in_filters + grown) * compression),
-            partial_transition_filters=int((part + grown) * compression), act=act)
+            out_filters=int((in_filters + grown) * compression), partial_transition_filters=pt_filters, act=act)
         if s.pool:
             x = layers.AveragePooling2D(2, strides=2, name=f"{name.replace('conv', 'pool')}_pool")(x)
         return x
+    if s.block == "inverted":
+        return csp_inverted_stage(x, s, name, act)
     # Residual families (timm CrossStage): strided 3x3 downsample, 1x1 expansion, split, blocks, merge.
     if s.stride != 1:
         down = s.out_filters if s.down_growth else channels_of(x)
@@ -128,6 +173,9 @@ def build_model(cfg: ModelCfg, name, include_top=True, weights=None, input_tenso
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be a positive integer, got {classes!r}")
+    if cfg.csp and any(s.block == "inverted" for s in cfg.stages) and (partial_ratio, fusion) != (None, None):
+        raise ValueError(f"{name}: partial_ratio and fusion do not apply (its CSP stages read one base conv "
+                         f"from two paths, as the CSPNet cfg does; there is no channel split)")
     partial_ratio = cfg.partial_ratio if partial_ratio is None else partial_ratio
     fusion = cfg.fusion if fusion is None else fusion
     check_partial_ratio(partial_ratio)
@@ -137,11 +185,13 @@ def build_model(cfg: ModelCfg, name, include_top=True, weights=None, input_tenso
     x = build_stem(img_input, cfg)
     for i, stage in enumerate(cfg.stages):
         stage_name = f"conv{i + 2}"
-        if cfg.csp:
+        if cfg.csp and stage.cross_stage:
             x = csp_stage(x, stage, stage_name, cfg.act, partial_ratio, fusion)
         else:
             x = plain_stage(x, stage, stage_name, cfg.act)
 
+    if cfg.head_filters:
+        x = conv_bn_act(x, cfg.head_filters, 1, "top", act=cfg.act)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)

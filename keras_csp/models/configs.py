@@ -4,7 +4,7 @@ A CSP model and its plain twin share the stem, the block functions and the stage
 config says which stage builder (plain or CSP) to use. Widths and depths follow the published
 architectures; where they differ per variant it is noted next to the config.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple
 
 
@@ -18,7 +18,7 @@ class StemCfg:
 
 @dataclass(frozen=True)
 class StageCfg:
-    block: str                        # "dense" | "pelee" | "bottleneck" | "dark"
+    block: str                        # "dense" | "pelee" | "bottleneck" | "dark" | "inverted"
     depth: int
     # dense / pelee stages: blocks then (transition) then (pool)
     growth_rate: int = 32
@@ -26,6 +26,9 @@ class StageCfg:
     transition: bool = True           # a transition conv ends the stage (DenseNet's last stage has none)
     compression: float = 0.5          # transition width = compression * channels
     pool: bool = False                # 2x2 average pooling ends the stage
+    partial_transition: str = "block"  # CSP dense: "block" = block output width x compression; "part" = the
+                                       # width that entered the block (the block path returns to it)
+    cross_stage: bool = True          # False: a CSP model builds this stage plain
     # bottleneck / dark stages: (downsample) then blocks
     out_filters: int = 0
     stride: int = 1
@@ -34,6 +37,12 @@ class StageCfg:
     expand_ratio: float = 1.0         # CSP: 1x1 expansion to out_filters * expand_ratio before the split
     down_growth: bool = False         # CSP: the strided 3x3 downsample conv widens to out_filters
     cross_linear: bool = False        # CSP: no activation after the expansion conv
+    # inverted-residual (MobileNet-v2) stages: runs of (out_filters, depth) blocks; the first block of
+    # the stage is strided; each block expands to input * expand_ratio (1x1), then depthwise x dw_multiplier
+    runs: Tuple[Tuple[int, int], ...] = ()
+    dw_multiplier: int = 1
+    base_filters: int = 0             # CSP: the base 1x1 conv both paths read (0: they read the stage input)
+    skip_filters: int = 0             # CSP: skip path width (0: a depthwise conv of the base; fewer: grouped)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class ModelCfg:
     act: str = "relu"
     fusion: str = "both"
     partial_ratio: float = 0.5
+    head_filters: int = 0             # a 1x1 conv before pooling (MobileNet-v2's 1280), 0 for none
     default_size: int = 224
     min_size: int = 32
     notes: str = field(default="", compare=False)
@@ -111,11 +121,57 @@ CSPDARKNET53 = ModelCfg(DARKNET_STEM, residual_stages("dark", (1, 2, 8, 8, 4), (
 
 # PeleeNet (Wang et al. 2018): stem block 32, two-way dense layers, growth 32, blocks (3, 4, 8, 6),
 # bottleneck width multipliers (1, 2, 4, 4), transitions without compression (128, 256, 512, 704).
-# CSPPeleeNet: the CSPNet paper's fusion-last variant.
 PELEE_STAGES = dense_stages((3, 4, 8, 6), 32, block="pelee", bottleneck_widths=(1, 2, 4, 4),
                             compression=1.0, last_transition=True)
 PELEENET = ModelCfg(StemCfg("pelee", 32), PELEE_STAGES)
-CSPPELEENET = ModelCfg(StemCfg("pelee", 32), PELEE_STAGES, csp=True, fusion="last")
+
+
+def pelee_csp_stages(stages, csp_stages):
+    """The paper's CSPPeleeNet: two transitions (CSPNet Fig. 3b), gamma 0.5, and the partial transition
+    returning the block path to the width that entered it, on the first `csp_stages` stages.
+
+    The paper publishes no layer table for it (text: two transitions, -13 % computation, +0.2 % top-1;
+    README: 2.83M params, 0.888 BFLOPs). Sweeping gamma, fusion, partial-transition width and the CSP
+    stages over PeleeNet, this is the one two-transition layout within 3 % of both figures: CSP where
+    PeleeNet spends its compute (the 56x56 and 28x28 stages); the 14x14 and 7x7 stages stay plain.
+    """
+    return tuple(replace(s, partial_transition="part", cross_stage=i < csp_stages) for i, s in enumerate(stages))
+
+
+CSPPELEENET = ModelCfg(StemCfg("pelee", 32), pelee_csp_stages(PELEE_STAGES, 2), csp=True, fusion="both")
+# The lighter fusion-last variant (the paper's "CSP (fusion last)" ablation row, -21 % computation there).
+CSPPELEENET_FUSION_LAST = ModelCfg(StemCfg("pelee", 32), PELEE_STAGES, csp=True, fusion="last")
+
+# MobileNet-v2 as the CSPNet repository built it (darknet cfg/mobilenet-v2.cfg): ReLU, every block has
+# its 1x1 expansion (the first too, t=1), and the stride moves from the 64-wide stage to the 96-wide
+# one (four blocks at 28x28, hence 0.858 BFLOPs rather than the usual 0.6). CSPMobileNet-v2 (cfg/csmobilenet-v2.cfg)
+# regroups the blocks into five strided CSP stages: a base 1x1 conv (the first block's expansion) is
+# read by a strided 3x3 depthwise skip path and by the block path (strided depthwise x2, project,
+# then blocks with 1x1 expansion x3 and depthwise x2), concatenated.
+def inverted_stages(runs, strides, expand_ratios):
+    return tuple(StageCfg(block="inverted", depth=n, runs=((f, n),), stride=s, expand_ratio=t)
+                 for (f, n), s, t in zip(runs, strides, expand_ratios))
+
+
+MOBILENETV2 = ModelCfg(StemCfg("conv", 32, 3, 2),
+                       inverted_stages(((16, 1), (24, 2), (32, 3), (64, 4), (96, 3), (160, 3), (320, 1)),
+                                       (1, 2, 2, 1, 2, 2, 1), (1, 6, 6, 6, 6, 6, 6)),
+                       head_filters=1280)
+
+
+def csp_inverted_stage_cfg(runs, base_filters, stride=2, skip_filters=0, expand_ratio=3, dw_multiplier=2):
+    return StageCfg(block="inverted", depth=sum(n for _, n in runs), runs=tuple(runs), stride=stride,
+                    expand_ratio=expand_ratio, dw_multiplier=dw_multiplier, base_filters=base_filters,
+                    skip_filters=skip_filters)
+
+
+CSPMOBILENETV2 = ModelCfg(StemCfg("conv", 32, 3, 2), (
+    # stage 1 reads the stem directly: a grouped 3x3 (pairs of channels -> 16) beside a t=1 block
+    csp_inverted_stage_cfg(((16, 1),), 0, stride=1, skip_filters=16, expand_ratio=1, dw_multiplier=1),
+    csp_inverted_stage_cfg(((24, 2),), 48),
+    csp_inverted_stage_cfg(((32, 3), (64, 4)), 72),
+    csp_inverted_stage_cfg(((96, 3),), 192),
+    csp_inverted_stage_cfg(((160, 3), (320, 1)), 288)), csp=True, head_filters=640)
 
 # Tiny variants for tests and demos at 32x32 (e.g. scikit-learn's digits, upsampled).
 TINY = dict(default_size=32, min_size=16)
@@ -134,3 +190,10 @@ CSPDARKNET_TINY = ModelCfg(StemCfg("conv", 16, 3, 1),
 PELEENET_TINY = ModelCfg(StemCfg("pelee", 16), dense_stages((2, 2, 2), 16, block="pelee",
                                                              bottleneck_widths=(1, 2, 2), compression=1.0,
                                                              last_transition=True), fusion="last", **TINY)
+CSPPELEENET_TINY = replace(PELEENET_TINY, stages=pelee_csp_stages(PELEENET_TINY.stages, 2), csp=True, fusion="both")
+MOBILENETV2_TINY = ModelCfg(StemCfg("conv", 16, 3, 2), inverted_stages(((8, 1), (16, 2), (24, 2)), (1, 2, 2), (1, 6, 6)),
+                            head_filters=128, **TINY)
+CSPMOBILENETV2_TINY = ModelCfg(StemCfg("conv", 16, 3, 2), (
+    csp_inverted_stage_cfg(((8, 1),), 0, stride=1, skip_filters=8, expand_ratio=1, dw_multiplier=1),
+    csp_inverted_stage_cfg(((16, 1),), 24),
+    csp_inverted_stage_cfg(((24, 2),), 48)), csp=True, head_filters=128, **TINY)

@@ -78,6 +78,11 @@ CSPResNet50, ResNet50 = _pair("cspresnet50", "resnet50", C.CSPRESNET50, C.RESNET
 CSPResNeXt50, ResNeXt50 = _pair("cspresnext50", "resnext50", C.CSPRESNEXT50, C.RESNEXT50)
 CSPDarknet53, Darknet53 = _pair("cspdarknet53", "darknet53", C.CSPDARKNET53, C.DARKNET53)
 CSPPeleeNet, PeleeNet = _pair("csppeleenet", "peleenet", C.CSPPELEENET, C.PELEENET)
+CSPPeleeNetFusionLast = register_model("csppeleenet_fusion_last", plain_twin="peleenet")(
+    lambda **kwargs: build_model(C.CSPPELEENET_FUSION_LAST, "csppeleenet_fusion_last", **kwargs))
+CSPPeleeNetFusionLast.__doc__ = ("CSPPeleeNet with one transition after the partial dense block and the concat "
+                                 "last: 28 % fewer params and 25 % fewer FLOPs than PeleeNet.")
+CSPMobileNetV2, MobileNetV2 = _pair("cspmobilenetv2", "mobilenetv2", C.CSPMOBILENETV2, C.MOBILENETV2)
 
 # Tiny variants: 32x32 inputs, for tests, CI and the demo.
 cspdensenet_tiny, densenet_tiny = _pair(
@@ -85,6 +90,6 @@ cspdensenet_tiny, densenet_tiny = _pair(
     C.DENSENET_TINY)
 cspresnet_tiny, resnet_tiny = _pair("cspresnet_tiny", "resnet_tiny", C.CSPRESNET_TINY, C.RESNET_TINY)
 cspdarknet_tiny, darknet_tiny = _pair("cspdarknet_tiny", "darknet_tiny", C.CSPDARKNET_TINY, C.DARKNET_TINY)
-csppeleenet_tiny, peleenet_tiny = _pair(
-    "csppeleenet_tiny", "peleenet_tiny", replace(C.PELEENET_TINY, csp=True),
-    C.PELEENET_TINY)
+csppeleenet_tiny, peleenet_tiny = _pair("csppeleenet_tiny", "peleenet_tiny", C.CSPPELEENET_TINY, C.PELEENET_TINY)
+cspmobilenetv2_tiny, mobilenetv2_tiny = _pair("cspmobilenetv2_tiny", "mobilenetv2_tiny", C.CSPMOBILENETV2_TINY,
+                                              C.MOBILENETV2_TINY)
