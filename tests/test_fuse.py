@@ -342,3 +342,42 @@ def test_tune_keeps_only_the_fused_ops_that_win(tmp):
     r = CliRunner().invoke(cli, ["fuse", src, str(tmp / "tune_cli.tflite"), "--tune", "--threads", "2"])
     assert r.exit_code == 0, r.output
     assert "--tune (2 thread(s)): kept" in r.output and "builtin" in r.output
+
+
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 2), ("csppeleenet_tiny", 6)])
+def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
+    """The paper's mobile models (untrained, PTQ): every fused op kept, outputs bit-identical to the
+    int8 model on the digits test split under all three kernel sets."""
+    from keras_csp.benchmark import export_ptq_int8
+    from keras_csp.demo import _fuse_and_run
+
+    out = tmp / name
+    out.mkdir()
+    rep = _fuse_and_run(export_ptq_int8(name, str(out / "model_int8.tflite"), 32), str(out), lambda line: None)
+    assert rep["fused_ops"] == fused_ops
+    n = rep["accuracy"]["examples"]
+    for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
+        assert rep["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["accuracy"][k])
+
+
+def test_explain_lists_every_concat_and_the_fused_shares(tmp):
+    from keras_csp.benchmark import export_ptq_int8
+    from keras_csp.cli import cli
+    from keras_csp.models import create_model
+    from keras_csp.profile import profile_model
+
+    src = export_ptq_int8("cspmobilenetv2_tiny", str(tmp / "mbv2_int8.tflite"), 32)
+    rep = fuse(src, str(tmp / "mbv2_fused.tflite"), samples=2)
+    cov = rep["coverage"]
+    # all conv/dense MACs of the graph = the Keras model's
+    assert cov["macs"]["total"] == profile_model(create_model("cspmobilenetv2_tiny", input_shape=(32, 32, 3))).macs
+    # fused: the two project convs ending the block path, 1x1 16->8 at 16x16 and 1x1 48->16 at 8x8
+    assert cov["macs"]["fused"] == 16 * 16 * 16 * 8 + 8 * 8 * 48 * 16
+    # concats 16x16x16 + 8x8x40 + 4x4x72 bytes; left: the last one, plus the skip halves the fused ops copy
+    assert cov["copy_bytes"] == {"builtin": 4096 + 2560 + 1152, "fused": 1152 + 16 * 16 * 8 + 8 * 8 * 24,
+                                 "removed_fraction": round(1 - 4736 / 7808, 4)}
+    assert [(c["fused"], c["by"]) for c in cov["concats"]] == [(True, "CspPartialConv")] * 2 + [(False, None)]
+    assert cov["concats"][2]["reason"] == "no CONV_2D input"   # its inputs: a residual ADD and a depthwise conv
+    r = CliRunner().invoke(cli, ["fuse", src, str(tmp / "mbv2_cli.tflite"), "--samples", "2", "--explain"])
+    assert r.exit_code == 0, r.output
+    assert "2 of 3 concat(s) fused:" in r.output and "conv4_csp_concat" in r.output and "(39.3 % removed)" in r.output

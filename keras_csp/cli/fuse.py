@@ -28,7 +28,9 @@ def _pattern_timing(r):
                                           "it replaces on this CPU and keep only the ones that win.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
               help="With --tune: the thread count the model will run at.")
-def fuse_command(src, dst, report, samples, against, no_verify, tune, threads):
+@click.option("--explain", is_flag=True, help="List every concat (fused, or why not) and the fused share of the "
+                                             "model's MACs and of its concat/slice copy traffic.")
+def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, explain):
     """Fuse CSP partial convs and dense blocks of int8 SRC into custom ops, write DST."""
     from keras_csp.tflite import FuseError, fuse
 
@@ -52,7 +54,11 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads):
         for f in rep["fallbacks"]:
             click.echo(f"  {f['op']} -> {f['output']}: {f['reason']}")
     left = [x for x in rep["left"] if x["op"] == "CONCATENATION"]
-    if left:
+    if explain:
+        from keras_csp.tflite.coverage import format_coverage
+        for line in format_coverage(rep["coverage"]):
+            click.echo(line)
+    elif left:
         click.echo(f"{len(left)} concat(s) left as builtins:")
         for x in left:
             click.echo(f"  {x['tensor']}: {x['reason']}")

@@ -43,6 +43,7 @@ import tempfile
 import numpy as np
 from flatbuffers import flexbuffers
 
+from .coverage import coverage
 from .graph import Graph
 from .patterns import DenseBlockMatch, PartialConvMatch, Rejection, find_matches
 from .schema import schema
@@ -465,6 +466,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         "verification": verified,
         "weights": "constant int8 OHWI / int32 bias input tensors (64-byte aligned)",
     }
+    rep["coverage"] = coverage(g, out, matches, rejections, fallbacks)
     if tuning is not None:
         rep["tuning"] = {"threads": tune_threads, "min_speedup": tune_min_speedup, "ops": tuning,
                          "kept": sum(t["kept"] for t in tuning), "candidates": len(tuning)}
