@@ -77,7 +77,7 @@ def _fuse_and_run(tflite_path, out, echo, tune=False):
 
     fused_path = os.path.join(out, "model_int8_fused.tflite")
     frep = fuse(tflite_path, fused_path, report=os.path.join(out, "fuse_report.json"))
-    custom = ", ".join(f"{k} {v}" for k, v in sorted(frep["ops_after"].items()) if k.startswith("Csp"))
+    custom = ", ".join(f"{k} {v}" for k, v in sorted(frep["ops_after"].items()) if k.startswith(("Csp", "Kcsp")))
     echo(f"[4/5] fuse: {frep['fused_ops']} CSP ops fused ({custom}), verified bit-exact -> {fused_path}")
     if tune:  # what `fuse --tune` would keep on this CPU (the demo runs every fused op, to show them exact)
         trep = fuse(tflite_path, os.path.join(out, "model_int8_fused_tuned.tflite"), tune=True, verify=False,

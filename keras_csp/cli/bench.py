@@ -11,7 +11,7 @@ from . import write_json
 @click.option("--fused", is_flag=True, help="Also fuse each model (keras-csp fuse --tune) and time the fused file.")
 @click.option("--no-tune", is_flag=True, help="Fuse every CSP pattern, also those slower than the builtin ops here.")
 @click.option("--zoo", is_flag=True, help="Build, PTQ-quantize and time the CSP zoo models against their plain twins.")
-@click.option("--pairs", help="With --zoo: comma-separated CSP model names (default: all five ImageNet pairs).")
+@click.option("--pairs", help="With --zoo: comma-separated CSP model names (default: all six ImageNet pairs).")
 @click.option("--input-size", default=224, show_default=True, help="With --zoo: square input side.")
 @click.option("--threads", default=1, show_default=True)
 @click.option("--runs", default=30, show_default=True, help="Timed runs per variant (interleaved).")

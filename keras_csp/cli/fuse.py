@@ -41,7 +41,7 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, e
     except FuseError as e:
         raise click.ClickException(str(e))
     click.echo(f"fused {rep['fused_ops']} op(s): " + ", ".join(
-        f"{k}={v}" for k, v in sorted(rep["ops_after"].items()) if k.startswith("Csp")))
+        f"{k}={v}" for k, v in sorted(rep["ops_after"].items()) if k.startswith(("Csp", "Kcsp"))))
     if "tuning" in rep:
         t = rep["tuning"]
         click.echo(f"--tune ({t['threads']} thread(s)): kept {t['kept']} of {t['candidates']} candidate(s)")

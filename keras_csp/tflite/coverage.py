@@ -42,14 +42,16 @@ def _copies_inside(g, m) -> int:
     """Bytes a fused op still copies (int8): the skip channels, or the dense block's input."""
     pixels = int(np.prod(g.shape(m.output)[:3]))
     if isinstance(m, PartialConvMatch):
-        return pixels * m.c_skip
+        return 0 if m.skip_dw is not None else pixels * m.c_skip  # a skip depthwise writes in place
     if isinstance(m, DenseBlockMatch):
         return pixels * m.in_channels
     return 0
 
 
 def _concat_ops(m):
-    return [m.concat] if isinstance(m, PartialConvMatch) else list(m.concats)
+    if isinstance(m, PartialConvMatch):
+        return [m.concat]
+    return list(m.concats) if isinstance(m, DenseBlockMatch) else []
 
 
 def coverage(g, fused_graph, matches, rejections, fallbacks) -> dict:

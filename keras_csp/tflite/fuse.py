@@ -45,7 +45,7 @@ from flatbuffers import flexbuffers
 
 from .coverage import coverage
 from .graph import Graph
-from .patterns import DenseBlockMatch, PartialConvMatch, Rejection, find_matches
+from .patterns import DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
 from .schema import schema
 
 OPTIONS_VERSION = 1
@@ -78,6 +78,12 @@ def _options(m, node: int) -> dict:
             "version": OPTIONS_VERSION, "node": node, "c_skip": m.c_skip,
             "skip_offset": m.skip_offset, "conv_offset": m.conv_offset, "order": m.order,
         })
+        if m.skip_dw is not None:
+            o["skip_dw"] = _conv_options(m.skip_dw)
+        return o
+    if isinstance(m, DepthwiseMatch):
+        o = _conv_options(m.dw)
+        o.update({"version": OPTIONS_VERSION, "node": node})
         return o
     o = {
         "version": OPTIONS_VERSION, "node": node, "in_channels": m.in_channels,
@@ -96,16 +102,27 @@ def _bias_tensor(g: Graph, conv, name):
     return g.add_tensor(name + "/kcsp_zero_bias", [cout], np.int32, data=np.zeros(cout, np.int32))
 
 
+def _conv_text(p) -> str:
+    return f"{p['kernel_h']}x{p['kernel_w']}/s{p['stride_h']} {p['in_channels']}->{p['out_channels']}"
+
+
 def _describe(g: Graph, m) -> dict:
     if isinstance(m, PartialConvMatch):
-        p = m.conv.params
-        return {
+        d = {
             "op": "CspPartialConv", "output": g.tensor_name(m.output),
             "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
             "c_skip": m.c_skip, "order": "skip_first" if m.order == 0 else "conv_first",
-            "conv": f"{p['kernel_h']}x{p['kernel_w']}/s{p['stride_h']} {p['in_channels']}->{p['out_channels']}",
+            "conv": _conv_text(m.conv.params),
             "conv_outputs": [g.tensor_name(m.conv.output)],
         }
+        if m.skip_dw is not None:
+            d["skip_depthwise"] = _conv_text(m.skip_dw.params) + f" x{m.skip_dw.params['depth_multiplier']}"
+            d["conv_outputs"].append(g.tensor_name(m.skip_dw.output))
+        return d
+    if isinstance(m, DepthwiseMatch):
+        return {"op": "KcspDepthwiseConv2D", "output": g.tensor_name(m.output), "replaces": ["DEPTHWISE_CONV_2D"],
+                "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
+                "conv_outputs": [g.tensor_name(m.output)]}
     return {
         "op": "CspDenseBlock", "output": g.tensor_name(m.output),
         "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
@@ -130,9 +147,18 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
         if isinstance(m, PartialConvMatch):
             op.opcodeIndex = g.custom_opcode_index("CspPartialConv")
             b = _bias_tensor(g, m.conv, f"kcsp_{node}")
-            op.inputs = np.asarray([m.skip_src, m.conv_src, m.conv.weights, b, key], np.int32)
+            ins = [m.skip_src, m.conv_src, m.conv.weights, b]
+            if m.skip_dw is not None:
+                ins += [m.skip_dw.weights, _bias_tensor(g, m.skip_dw, f"kcsp_{node}_dw")]
+            op.inputs = np.asarray(ins + [key], np.int32)  # the node key is always the last input
             last = m.concat
             hard = [m.conv.op_index, m.concat] + ([m.conv.post_op] if m.conv.post_op >= 0 else [])
+            hard += [m.skip_dw.op_index] if m.skip_dw is not None else []
+        elif isinstance(m, DepthwiseMatch):
+            op.opcodeIndex = g.custom_opcode_index("KcspDepthwiseConv2D")
+            op.inputs = np.asarray([m.input, m.dw.weights, _bias_tensor(g, m.dw, f"kcsp_{node}"), key], np.int32)
+            last = m.dw.op_index
+            hard = [m.dw.op_index]
         else:
             op.opcodeIndex = g.custom_opcode_index("CspDenseBlock")
             ins = [m.x_src]
@@ -187,6 +213,8 @@ def _diff_stats(r, o):
 def _activation_inputs(m):
     if isinstance(m, PartialConvMatch):
         return list(dict.fromkeys([m.skip_src, m.conv_src]))
+    if isinstance(m, DepthwiseMatch):
+        return [m.input]
     return [m.x_src]
 
 
@@ -447,7 +475,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
     for m in matches:
         if isinstance(m, PartialConvMatch):
             fused_convs.add(m.conv.op_index)
-        else:
+        elif isinstance(m, DenseBlockMatch):
             fused_convs.update(c.op_index for c in _dense_convs(m))
     for i, op in enumerate(g.ops()):
         if g.op_type(op) == "CONV_2D" and i not in fused_convs:

@@ -1,16 +1,21 @@
 """Pattern matching of CSP hot paths in int8 TFLite graphs.
 
-Two patterns, both ending in an int8 CONCATENATION along channels whose inputs and output
-share one scale / zero point (so the concat is a pure copy and can be removed bit-exactly):
+Two CSP patterns, both ending in an int8 CONCATENATION along channels whose inputs and output
+share one scale / zero point (so the concat is a pure copy and can be removed bit-exactly), and a
+depthwise one:
 
 * `PartialConvMatch` (-> CspPartialConv): concat of [skip, conv(src)] (either order) where
   `skip` is a channel slice (STRIDED_SLICE / SLICE / SPLIT / SPLIT_V) of some tensor X or a
   whole tensor, and the conv's input is a channel slice of some tensor Y (or Y itself). The
   classic CSP partial conv has X == Y; the CSP "fusion last" transition has Y = dense-block
-  output.
+  output. The skip may also be a DEPTHWISE_CONV_2D of such a slice (CSPMobileNet-v2's stage
+  heads): the fused op then computes it straight into its part of the concat.
 * `DenseBlockMatch` (-> CspDenseBlock): a chain x_{i+1} = concat(x_i, f_i(x_i)) where f_i is a
   chain of 1..16 stride-1 convs (e.g. 1x1 bottleneck -> 3x3), or several such branches
   (PeleeNet: concat(x_i, f_i(x_i), g_i(x_i))); x_0 optionally a channel slice.
+
+* `DepthwiseMatch` (-> KcspDepthwiseConv2D): a DEPTHWISE_CONV_2D with depth multiplier > 1 on
+  our kernels (the stock ones run those as per-group GEMMs); no concat involved.
 
 Matchers return candidates or a `Rejection` with a human-readable reason.
 """
@@ -74,6 +79,16 @@ class PartialConvMatch:
     order: int              # 0: skip first, 1: conv first
     removed_ops: list = field(default_factory=list)
     kind: str = "CspPartialConv"
+    skip_dw: ConvInfo | None = None  # the skip part is this DEPTHWISE_CONV_2D of skip_src (in place)
+
+
+@dataclass
+class DepthwiseMatch:
+    output: int
+    input: int
+    dw: ConvInfo
+    removed_ops: list = field(default_factory=list)
+    kind: str = "KcspDepthwiseConv2D"
 
 
 @dataclass
@@ -148,6 +163,11 @@ class Matcher:
         qa, qb = self.qparams(a), self.qparams(b)
         return qa is not None and qa == qb
 
+    def type_of(self, t):
+        """Type of the op producing tensor t (None for graph inputs and constants)."""
+        pi = self.prod.get(t)
+        return None if pi is None else self.type(pi)
+
     def single_use(self, t):
         return len(self.cons.get(t, [])) == 1 and t not in self.outputs
 
@@ -213,8 +233,9 @@ class Matcher:
             return x, int(sum(sizes[:k])), sizes[k], pi
         return None
 
-    def conv_info(self, ci, why: list):
-        """ConvInfo for CONV_2D op ci if our int8 kernel supports it, else None (+reason)."""
+    def _filter_info(self, ci, why: list, what: str):
+        """Checks shared by CONV_2D and DEPTHWISE_CONV_2D op ci: (x, W, w, b, y, wscales, params) with the
+        requantization options, or None (+reason). W is the constant weight array."""
         op = self.ops[ci]
         ins = [int(v) for v in op.inputs]
         x, w = ins[0], ins[1]
@@ -222,31 +243,27 @@ class Matcher:
         y = int(op.outputs[0])
         o = op.builtinOptions
         if not (self.is_int8(x) and self.is_int8(y) and self.is_int8(w)):
-            why.append("conv is not int8")
+            why.append(f"{what} is not int8")
             return None
         wq = self.g.quant(w)
         W = self.g.constant(w)
         if W is None or wq is None:
-            why.append("conv weights are not constant/quantized")
+            why.append(f"{what} weights are not constant/quantized")
             return None
         if np.any(wq[1] != 0):
-            why.append("conv weights have non-zero zero points")
+            why.append(f"{what} weights have non-zero zero points")
             return None
         if b >= 0 and (self.g.constant(b) is None or self.g.tensor(b).type != TensorType.INT32):
-            why.append("conv bias is not a constant int32 tensor")
+            why.append(f"{what} bias is not a constant int32 tensor")
             return None
         if (o.dilationHFactor or 1) != 1 or (o.dilationWFactor or 1) != 1:
-            why.append("dilated conv")
-            return None
-        xs = self.g.shape(x)
-        if len(xs) != 4 or W.ndim != 4 or W.shape[3] != xs[3]:
-            why.append("grouped/depthwise conv or bad shapes")
+            why.append(f"dilated {what}")
             return None
         xq, yq = self.qparams(x), self.qparams(y)
-        if xq is None or yq is None:
-            why.append("conv activations are not per-tensor quantized")
+        if xq is None or yq is None or len(self.g.shape(x)) != 4 or W.ndim != 4:
+            why.append(f"{what} activations are not per-tensor quantized rank-4 tensors")
             return None
-        cout = W.shape[0]
+        cout = int(W.shape[0] if what == "conv" else W.shape[3])
         wscales = np.asarray(wq[0], np.float32)
         if len(wscales) == 1:
             wscales = np.repeat(wscales, cout)
@@ -274,12 +291,38 @@ class Matcher:
             "kernel_h": int(W.shape[1]), "kernel_w": int(W.shape[2]),
             "stride_h": int(o.strideH or 1), "stride_w": int(o.strideW or 1),
             "padding": 1 if o.padding == Padding.SAME else 0,
-            "in_channels": int(W.shape[3]), "out_channels": int(cout),
+            "out_channels": cout,
             "input_zero_point": int(xq[1]), "output_zero_point": int(yq[1]),
             "multipliers": mults, "shifts": shifts,
             "act_min": int(rng[0]), "act_max": int(rng[1]), "activation": int(act),
         }
+        return x, W, w, b, y, params
+
+    def conv_info(self, ci, why: list):
+        """ConvInfo for CONV_2D op ci if our int8 kernel supports it, else None (+reason)."""
+        r = self._filter_info(ci, why, "conv")
+        if r is None:
+            return None
+        x, W, w, b, y, params = r
+        if W.shape[3] != self.g.shape(x)[3]:
+            why.append("grouped conv")
+            return None
+        params["in_channels"] = int(W.shape[3])
         return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
+
+    def depthwise_info(self, di, why: list):
+        """ConvInfo for DEPTHWISE_CONV_2D op di (weights [1, kh, kw, cin * multiplier]), else None."""
+        r = self._filter_info(di, why, "depthwise conv")
+        if r is None:
+            return None
+        x, W, w, b, y, params = r
+        cin = self.g.shape(x)[3]
+        mult = int(self.ops[di].builtinOptions.depthMultiplier or 1)
+        if W.shape[0] != 1 or cin * mult != W.shape[3] or not 1 <= mult <= 64:
+            why.append("depthwise weights do not match input channels x depth multiplier")
+            return None
+        params.update({"in_channels": int(cin), "depth_multiplier": mult})
+        return ConvInfo(op_index=di, input=x, weights=w, bias=b, output=y, params=params)
 
     def conv_producing(self, t, why: list):  # noqa: C901 (one branch per producer kind)
         """ConvInfo for tensor t = CONV_2D(...) or LEAKY_RELU(CONV_2D(...)) (conv output used
@@ -485,12 +528,22 @@ class Matcher:
                     conv_src, conv_off, _, _ = sl
                 else:
                     conv_src, conv_off = info.input, 0
-                sk = self.channel_slice(skip_t)
+                skip_dw, dw_why = None, []
+                if self.type_of(skip_t) == "DEPTHWISE_CONV_2D" and self.single_use(skip_t):
+                    # MobileNet-v2 CSP heads: the skip part is a depthwise conv, computed into its slice
+                    skip_dw = self.depthwise_info(self.prod[skip_t], dw_why)
+                skip_in = skip_dw.input if skip_dw is not None else skip_t
+                sk = self.channel_slice(skip_in)
                 if sk is not None:
-                    skip_src, skip_off, c_skip, _ = sk
+                    skip_src, skip_off, c_in, _ = sk
                 else:
-                    skip_src, skip_off, c_skip = skip_t, 0, self.g.shape(skip_t)[3]
-                if not self.same_q(skip_src, out) or not self.is_int8(skip_src) or not self.is_int8(conv_src):
+                    skip_src, skip_off, c_in = skip_in, 0, self.g.shape(skip_in)[3]
+                c_skip = self.g.shape(skip_t)[3] if skip_dw is not None else c_in
+                copied_q_ok = skip_dw is not None or self.same_q(skip_src, out)
+                if skip_dw is not None and (not self.same_q(skip_t, out) or
+                                            self.qparams(skip_src) != self.qparams(skip_in)):
+                    copied_q_ok = False
+                if not copied_q_ok or not self.is_int8(skip_src) or not self.is_int8(conv_src):
                     reasons.append("slice source has a different quantization")
                     continue
                 if self.qparams(conv_src) != self.qparams(info.input):
@@ -501,13 +554,14 @@ class Matcher:
                     reasons.append("conv changes the spatial size")
                     continue
                 removed = [ci, i] + ([info.post_op] if info.post_op >= 0 else [])
-                for t in (skip_t, info.input):
+                removed += [skip_dw.op_index] if skip_dw is not None else []
+                for t in (skip_in, info.input):
                     s2 = self.channel_slice(t)
                     if s2 is not None:
                         removed.append(s2[3])  # removed later only if dead
                 m = PartialConvMatch(concat=i, output=out, skip_src=skip_src, skip_offset=skip_off,
                                      c_skip=c_skip, conv_src=conv_src, conv_offset=conv_off,
-                                     conv=info, order=order, removed_ops=removed)
+                                     conv=info, order=order, removed_ops=removed, skip_dw=skip_dw)
                 break
             if m is None:
                 rej("; ".join(sorted(set(reasons))) or "not a CSP pattern")
@@ -515,9 +569,29 @@ class Matcher:
                 matches.append(m)
         return matches
 
+    def find_depthwise(self, exclude_ops, rejections):
+        """DEPTHWISE_CONV_2D ops with a depth multiplier > 1, run on our kernels: XNNPACK and
+        TFLite's optimized kernels are fast for multiplier 1, but run larger multipliers as many tiny
+        per-group GEMMs (CSPMobileNet-v2's x2 depthwise convs: about 8x slower than a multiplier-1
+        depthwise conv with the same outputs)."""
+        matches = []
+        for i in range(len(self.ops)):
+            if i in exclude_ops or self.type(i) != "DEPTHWISE_CONV_2D":
+                continue
+            op = self.ops[i]
+            if int(op.builtinOptions.depthMultiplier or 1) <= 1:
+                continue
+            why = []
+            info = self.depthwise_info(i, why)
+            if info is None:
+                rejections.append(Rejection(i, "DEPTHWISE_CONV_2D", self.g.tensor_name(int(op.outputs[0])), why[-1]))
+                continue
+            matches.append(DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
+        return matches
+
 
 def find_matches(g: Graph):
-    """All fusable patterns (dense blocks first, then partial convs) + rejections."""
+    """All fusable patterns (dense blocks, partial convs, then depthwise convs) + rejections."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -525,4 +599,6 @@ def find_matches(g: Graph):
     for d in dense:
         taken.update(d.concats)
     partial = mt.find_partial_convs(taken, rejections)
-    return dense + partial, rejections, mt
+    in_partial = {m.skip_dw.op_index for m in partial if m.skip_dw is not None}
+    depthwise = mt.find_depthwise(in_partial, rejections)
+    return dense + partial + depthwise, rejections, mt

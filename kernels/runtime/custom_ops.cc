@@ -259,6 +259,68 @@ struct ConvSpec {
   }
 };
 
+// ---- one int8 depthwise conv (TFLite DEPTHWISE_CONV_2D): the conv options plus depth_multiplier;
+// weights [1, kernel_h, kernel_w, out_channels] ----
+struct DepthwiseSpec {
+  ConvSpec options;  // geometry + quantization (its packed conv is unused)
+  int multiplier = 1;
+  std::unique_ptr<PackedDepthwiseInt8> packed;
+  const void* packed_from = nullptr;
+
+  void Parse(const Ref& m, const std::string& where, Numerics numerics) {
+    options.Parse(m, where, numerics);
+    try {
+      const int64_t mult = ReqInt(m, "depth_multiplier");
+      const auto& g = options.geometry;
+      Require(mult >= 1 && mult <= 64, "depth_multiplier must be in [1, 64]");
+      Require(int64_t(g.in_channels) * mult == g.out_channels,
+              "out_channels must be in_channels * depth_multiplier");
+      Require(!options.post.leaky, "a depthwise conv takes no post op");
+      multiplier = static_cast<int>(mult);
+    } catch (const FlexError& e) {
+      throw FlexError(where + ": " + e.what());
+    }
+  }
+
+  std::string CheckLayouts(const LiteRtLayout& w, const LiteRtLayout& b) const {
+    const auto& g = options.geometry;
+    if (w.rank != 4 || w.dimensions[0] != 1 || w.dimensions[1] != g.kernel_h || w.dimensions[2] != g.kernel_w ||
+        w.dimensions[3] != g.out_channels) {
+      std::ostringstream os;
+      os << "depthwise weights shape " << LayoutStr(w) << " inconsistent with options [1," << g.kernel_h << ","
+         << g.kernel_w << "," << g.out_channels << "]";
+      return os.str();
+    }
+    if (b.rank != 1 || b.dimensions[0] != g.out_channels)
+      return "depthwise bias shape " + LayoutStr(b) + " inconsistent with out_channels=" +
+             std::to_string(g.out_channels);
+    return "";
+  }
+
+  std::string EnsurePacked(const void* weights, size_t w_bytes, const LiteRtRankedTensorType& wt,
+                           const void* bias, size_t b_bytes, const LiteRtRankedTensorType& bt) {
+    if (packed && packed_from == weights) return "";
+    const auto& g = options.geometry;
+    if (wt.element_type != kLiteRtElementTypeInt8) return "depthwise weights must be int8";
+    if (bt.element_type != kLiteRtElementTypeInt32) return "depthwise bias must be int32";
+    if (w_bytes < size_t(g.kernel_h) * g.kernel_w * g.out_channels) return "depthwise weights buffer too small";
+    if (b_bytes < size_t(g.out_channels) * 4) return "depthwise bias buffer too small";
+    Status s = PackedDepthwiseInt8::Create(g, multiplier, static_cast<const int8_t*>(weights),
+                                           static_cast<const int32_t*>(bias), options.quant, Variant::kAuto, &packed);
+    if (!s.ok()) return std::string("packing depthwise weights failed: ") + s.message();
+    packed_from = weights;
+    return "";
+  }
+
+  std::string Describe() const {
+    const auto& g = options.geometry;
+    std::ostringstream os;
+    os << "dw " << g.kernel_h << "x" << g.kernel_w << "/s" << g.stride_h << " " << g.in_channels << "x"
+       << multiplier;
+    return os.str();
+  }
+};
+
 ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) {
   ConvOutputShape s;
   Status st = ComputeOutputShape(g, h, w, &s);
@@ -278,19 +340,32 @@ class CspPartialConvKernel : public NodeKernel {
     Require(skip_offset_ >= 0 && conv_offset_ >= 0, "channel offsets must be >= 0");
     Require(order_ == 0 || order_ == 1, "order must be 0 (skip first) or 1 (conv first)");
     conv_.Parse(m, "conv", numerics);
+    Ref dw = m.Get("skip_dw");
+    if (!dw.IsNull()) {
+      Require(dw.IsMap(), "skip_dw must be a map");
+      skip_dw_ = std::make_unique<DepthwiseSpec>();
+      skip_dw_->Parse(dw, "skip_dw", numerics);
+      Require(skip_dw_->options.geometry.out_channels == c_skip_,
+              "skip_dw out_channels must equal c_skip (" + std::to_string(c_skip_) + ")");
+    }
   }
+
+  // The skip part's input channels in skip_src: c_skip copied, or the depthwise conv's inputs.
+  int SkipReads() const { return skip_dw_ ? skip_dw_->options.geometry.in_channels : c_skip_; }
+  size_t Inputs() const { return skip_dw_ ? 7 : 5; }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
                             LiteRtLayout* out) override {
-    if (ni != 5 || no != 1)
-      return "expects 5 inputs (skip_src, conv_src, weights, bias, key) and 1 output, got " +
-             std::to_string(ni) + "/" + std::to_string(no);
+    if (ni != Inputs() || no != 1)
+      return "expects " + std::to_string(Inputs()) + " inputs (skip_src, conv_src, weights, bias, " +
+             (skip_dw_ ? "skip_dw weights, skip_dw bias, " : "") + "key) and 1 output, got " + std::to_string(ni) +
+             "/" + std::to_string(no);
     const LiteRtLayout& s = in[0];
     const LiteRtLayout& c = in[1];
     if (s.rank != 4 || c.rank != 4) return "skip_src and conv_src must be rank-4 NHWC";
-    if (skip_offset_ + c_skip_ > s.dimensions[3])
+    if (skip_offset_ + SkipReads() > s.dimensions[3])
       return "skip slice [" + std::to_string(skip_offset_) + ", " +
-             std::to_string(skip_offset_ + c_skip_) + ") exceeds skip_src channels " +
+             std::to_string(skip_offset_ + SkipReads()) + ") exceeds skip_src channels " +
              std::to_string(s.dimensions[3]);
     if (conv_offset_ + conv_.geometry.in_channels > c.dimensions[3])
       return "conv input slice exceeds conv_src channels " + std::to_string(c.dimensions[3]);
@@ -298,32 +373,44 @@ class CspPartialConvKernel : public NodeKernel {
     std::string err;
     auto os = OutShape(conv_.geometry, c.dimensions[1], c.dimensions[2], &err);
     if (!err.empty()) return err;
-    if (os.out_h != s.dimensions[1] || os.out_w != s.dimensions[2] ||
-        s.dimensions[0] != c.dimensions[0])
+    int skip_h = s.dimensions[1], skip_w = s.dimensions[2];
+    if (skip_dw_) {
+      if (auto e = skip_dw_->CheckLayouts(in[4], in[5]); !e.empty()) return e;
+      auto ds = OutShape(skip_dw_->options.geometry, skip_h, skip_w, &err);
+      if (!err.empty()) return "skip_dw: " + err;
+      skip_h = ds.out_h;
+      skip_w = ds.out_w;
+    }
+    if (os.out_h != skip_h || os.out_w != skip_w || s.dimensions[0] != c.dimensions[0])
       return "conv output " + std::to_string(os.out_h) + "x" + std::to_string(os.out_w) +
-             " does not match the skip part " + LayoutStr(s);
-    SetLayout(out, {s.dimensions[0], s.dimensions[1], s.dimensions[2],
-                    c_skip_ + conv_.geometry.out_channels});
+             " does not match the skip part " + std::to_string(skip_h) + "x" + std::to_string(skip_w);
+    SetLayout(out, {s.dimensions[0], skip_h, skip_w, c_skip_ + conv_.geometry.out_channels});
     return "";
   }
 
   std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                   const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
                   const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
-    if (in.size() != 5 || out.size() != 1) return "bad input/output count";
+    if (in.size() != Inputs() || out.size() != 1) return "bad input/output count";
     if (t[0].element_type != kLiteRtElementTypeInt8 || t[1].element_type != kLiteRtElementTypeInt8)
       return "activations must be int8";
     if (auto e = conv_.EnsurePacked(in[2], in_bytes[2], t[2], in[3], in_bytes[3], t[3]); !e.empty())
       return e;
+    if (skip_dw_)
+      if (auto e = skip_dw_->EnsurePacked(in[4], in_bytes[4], t[4], in[5], in_bytes[5], t[5]); !e.empty()) return e;
     const auto& s = t[0].layout;
     const auto& c = t[1].layout;
-    const int n = s.dimensions[0], h = s.dimensions[1], w = s.dimensions[2], cs = s.dimensions[3];
+    const int n = s.dimensions[0], sh = s.dimensions[1], sw = s.dimensions[2], cs = s.dimensions[3];
     const int ch = c.dimensions[1], cw = c.dimensions[2], cc = c.dimensions[3];
     const int cout = conv_.geometry.out_channels;
     const int ctot = c_skip_ + cout;
+    std::string err;
+    const auto os = OutShape(conv_.geometry, ch, cw, &err);
+    if (!err.empty()) return err;
+    const int h = os.out_h, w = os.out_w;  // the output's (and the skip part's) spatial size
     const int64_t pixels = int64_t(n) * h * w;
-    if (in_bytes[0] < size_t(pixels) * cs || in_bytes[1] < size_t(n) * ch * cw * cc ||
-        out_bytes[0] < size_t(pixels) * ctot)
+    if (in_bytes[0] < size_t(n) * sh * sw * cs || in_bytes[1] < size_t(n) * ch * cw * cc ||
+        out_bytes[0] < size_t(pixels) * ctot || (!skip_dw_ && (sh != h || sw != w)))
       return "buffer sizes inconsistent with shapes";
     auto* o = static_cast<int8_t*>(out[0]);
     const auto* xs = static_cast<const int8_t*>(in[0]);
@@ -331,7 +418,7 @@ class CspPartialConvKernel : public NodeKernel {
     const int conv_out_off = order_ == 0 ? c_skip_ : 0;
     const int skip_out_off = order_ == 0 ? 0 : cout;
     Status st;
-    if (in[0] == in[1] && order_ == 0 && skip_offset_ == 0 && conv_offset_ == c_skip_ &&
+    if (!skip_dw_ && in[0] == in[1] && order_ == 0 && skip_offset_ == 0 && conv_offset_ == c_skip_ &&
         conv_offset_ + conv_.geometry.in_channels == cc && ch == h && cw == w) {
       st = CspPartialConvInt8(*conv_.packed, xc, n, h, w, cc, c_skip_, o,
                               int64_t(out_bytes[0]), ConcatOrder::kSkipFirst, pool);
@@ -339,7 +426,10 @@ class CspPartialConvKernel : public NodeKernel {
       TensorLayout il = NhwcSlice(n, ch, cw, cc, conv_offset_, conv_.geometry.in_channels);
       TensorLayout ol = NhwcSlice(n, h, w, ctot, conv_out_off, cout);
       st = Conv2DInt8(*conv_.packed, xc, il, o, ol, pool);
-      if (st.ok()) {
+      if (st.ok() && skip_dw_) {  // the skip part computed straight into its slice
+        st = DepthwiseConv2DInt8(*skip_dw_->packed, xs, NhwcSlice(n, sh, sw, cs, skip_offset_, SkipReads()), o,
+                                 NhwcSlice(n, h, w, ctot, skip_out_off, c_skip_), pool);
+      } else if (st.ok()) {
         for (int64_t p = 0; p < pixels; ++p)
           std::memcpy(o + p * ctot + skip_out_off, xs + p * cs + skip_offset_, c_skip_);
       }
@@ -350,13 +440,70 @@ class CspPartialConvKernel : public NodeKernel {
   }
 
   std::string Describe() const override {
-    return "skip " + std::to_string(c_skip_) + " + conv " + conv_.Describe() +
-           (order_ == 0 ? "" : " (conv first)");
+    return "skip " + std::to_string(c_skip_) + (skip_dw_ ? " (" + skip_dw_->Describe() + ")" : "") + " + conv " +
+           conv_.Describe() + (order_ == 0 ? "" : " (conv first)");
   }
 
  private:
   int c_skip_ = 0, skip_offset_ = 0, conv_offset_ = 0, order_ = 0;
   ConvSpec conv_;
+  std::unique_ptr<DepthwiseSpec> skip_dw_;  // the skip part is a depthwise conv of skip_src
+};
+
+// ---------------------------------------------------------------------------------------
+// A DEPTHWISE_CONV_2D on our kernels: inputs (x, weights, bias, key). The fuse pass uses it where
+// the stock kernels are weak (depth multiplier > 1: XNNPACK runs those as many tiny group GEMMs).
+class DepthwiseConvKernel : public NodeKernel {
+ public:
+  void Parse(const Ref& m, Numerics numerics) {
+    in_offset_ = static_cast<int>(OptInt(m, "in_offset", 0));
+    Require(in_offset_ >= 0, "in_offset must be >= 0");
+    dw_.Parse(m, "depthwise", numerics);
+  }
+
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
+    if (ni != 4 || no != 1)
+      return "expects 4 inputs (x, weights, bias, key) and 1 output, got " + std::to_string(ni) + "/" +
+             std::to_string(no);
+    const LiteRtLayout& x = in[0];
+    const auto& g = dw_.options.geometry;
+    if (x.rank != 4 || x.dimensions[3] < in_offset_ + g.in_channels)
+      return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
+             std::to_string(in_offset_ + g.in_channels) + " channels";
+    if (auto e = dw_.CheckLayouts(in[1], in[2]); !e.empty()) return e;
+    std::string err;
+    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
+    if (!err.empty()) return err;
+    SetLayout(out, {x.dimensions[0], os.out_h, os.out_w, g.out_channels});
+    return "";
+  }
+
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
+    if (in.size() != 4 || out.size() != 1) return "bad input/output count";
+    if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
+    if (auto e = dw_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]); !e.empty()) return e;
+    const auto& x = t[0].layout;
+    const auto& g = dw_.options.geometry;
+    std::string err;
+    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
+    if (!err.empty()) return err;
+    const int n = x.dimensions[0];
+    const TensorLayout li = NhwcSlice(n, x.dimensions[1], x.dimensions[2], x.dimensions[3], in_offset_, g.in_channels);
+    const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
+    if (in_bytes[0] < size_t(li.buffer_elements) || out_bytes[0] < size_t(lo.buffer_elements))
+      return "buffer sizes inconsistent with shapes";
+    Status st = DepthwiseConv2DInt8(*dw_.packed, static_cast<const int8_t*>(in[0]), li,
+                                    static_cast<int8_t*>(out[0]), lo, pool);
+    return st.ok() ? "" : std::string("kernel failed: ") + st.message();
+  }
+
+  std::string Describe() const override { return dw_.Describe(); }
+
+ private:
+  int in_offset_ = 0;
+  DepthwiseSpec dw_;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -547,7 +694,7 @@ class TestAffineKernel : public NodeKernel {
 }  // namespace
 
 std::vector<std::string> CustomOpNames() {
-  return {"CspPartialConv", "CspDenseBlock", "KcspTestAffine"};
+  return {"CspPartialConv", "CspDenseBlock", "KcspDepthwiseConv2D", "KcspTestAffine"};
 }
 
 const char* NumericsName(Numerics n) {
@@ -596,6 +743,11 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
     }
     if (name == "CspDenseBlock") {
       auto k = std::make_unique<CspDenseBlockKernel>();
+      k->Parse(root, numerics);
+      return k;
+    }
+    if (name == "KcspDepthwiseConv2D") {
+      auto k = std::make_unique<DepthwiseConvKernel>();
       k->Parse(root, numerics);
       return k;
     }

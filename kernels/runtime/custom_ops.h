@@ -5,6 +5,12 @@
 //                   reads its channel slice in place and writes straight into its place in `out`.
 //                   inputs: skip_src, conv_src (may be the same tensor), weights OHWI int8,
 //                           bias int32, node key.   outputs: out.
+//                   With the `skip_dw` option map the skip part is depthwise(skip_src slice),
+//                   computed straight into its place (CSPMobileNet-v2 stage heads); its weights
+//                   [1,kh,kw,c_skip] int8 and bias int32 come before the node key.
+//   KcspDepthwiseConv2D  TFLite's DEPTHWISE_CONV_2D (options: the conv fields + depth_multiplier)
+//                   on our kernels, where the stock ones are weak (multiplier > 1).
+//                   inputs: x, weights [1,kh,kw,cout] int8, bias int32, node key.
 //   CspDenseBlock   a chain of dense layers x_{i+1} = concat(x_i, f_i(x_i)), f_i a chain of
 //                   convs, computed in one preallocated block buffer (no concat copies).
 //                   inputs: x (x0 = x[..., in_offset:in_offset+in_channels]), (weights, bias)

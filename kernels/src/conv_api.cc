@@ -284,6 +284,51 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
   return Status::Ok();
 }
 
+// Validates per-channel int8 quantization for `oc` output channels; fp32 requantization may leave
+// the fixed-point multipliers empty, which are then zero-filled so the arrays stay well-formed.
+Status CheckInt8Quant(int oc, Int8QuantParams* quant) {
+  if (quant->rounding == Rounding::kFp32) {
+    if (static_cast<int>(quant->requant_scale.size()) != oc)
+      return Invalid("requant_scale must have out_channels (" + std::to_string(oc) + ") entries");
+    for (float s : quant->requant_scale)
+      if (!(s >= 0x1.0p-32f && s < 256.0f))  // also rejects NaN
+        return Invalid("requant_scale entries must be finite and in [2^-32, 256)");
+    // fp32 requantization needs no fixed-point multipliers: both may be left empty, and are
+    // then zero-filled so the arrays stay well-formed.
+    if (quant->output_multiplier.empty() && quant->output_shift.empty()) {
+      quant->output_multiplier.assign(oc, 0);
+      quant->output_shift.assign(oc, 0);
+    }
+  }
+  if (static_cast<int>(quant->output_multiplier.size()) != oc ||
+      static_cast<int>(quant->output_shift.size()) != oc)
+    return Invalid("output_multiplier/output_shift must have out_channels (" + std::to_string(oc) +
+                   ") entries");
+  if (quant->input_zero_point < -128 || quant->input_zero_point > 127 ||
+      quant->output_zero_point < -128 || quant->output_zero_point > 127)
+    return Invalid("zero points must be in [-128, 127]");
+  if (quant->rounding != Rounding::kAwayFromZero && quant->rounding != Rounding::kHalfUp &&
+      quant->rounding != Rounding::kFp32)
+    return Invalid("unknown rounding mode");
+  if (quant->act_min < -128 || quant->act_max > 127 || quant->act_min > quant->act_max)
+    return Invalid("activation range must satisfy -128 <= act_min <= act_max <= 127");
+  for (int c = 0; c < oc; ++c) {
+    if (quant->output_multiplier[c] < 0) return Invalid("output_multiplier must be >= 0");
+    if (quant->output_shift[c] < -31 || quant->output_shift[c] > 30)
+      return Invalid("output_shift must be in [-31, 30]");
+  }
+  return Status::Ok();
+}
+
+void SplitShifts(const Int8QuantParams& q, std::vector<int32_t>* left, std::vector<int32_t>* right) {
+  left->resize(q.output_shift.size());
+  right->resize(q.output_shift.size());
+  for (size_t c = 0; c < q.output_shift.size(); ++c) {
+    (*left)[c] = std::max(q.output_shift[c], 0);
+    (*right)[c] = std::max(-q.output_shift[c], 0);
+  }
+}
+
 template <typename T>
 Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name) {
   const std::string n(name);
@@ -398,36 +443,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
   KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
   const int oc = geometry.out_channels;
-  if (quant.rounding == Rounding::kFp32) {
-    if (static_cast<int>(quant.requant_scale.size()) != oc)
-      return Invalid("requant_scale must have out_channels (" + std::to_string(oc) + ") entries");
-    for (float s : quant.requant_scale)
-      if (!(s >= 0x1.0p-32f && s < 256.0f))  // also rejects NaN
-        return Invalid("requant_scale entries must be finite and in [2^-32, 256)");
-    // fp32 requantization needs no fixed-point multipliers: both may be left empty, and are
-    // then zero-filled so the arrays stay well-formed.
-    if (quant.output_multiplier.empty() && quant.output_shift.empty()) {
-      quant.output_multiplier.assign(oc, 0);
-      quant.output_shift.assign(oc, 0);
-    }
-  }
-  if (static_cast<int>(quant.output_multiplier.size()) != oc ||
-      static_cast<int>(quant.output_shift.size()) != oc)
-    return Invalid("output_multiplier/output_shift must have out_channels (" + std::to_string(oc) +
-                   ") entries");
-  if (quant.input_zero_point < -128 || quant.input_zero_point > 127 ||
-      quant.output_zero_point < -128 || quant.output_zero_point > 127)
-    return Invalid("zero points must be in [-128, 127]");
-  if (quant.rounding != Rounding::kAwayFromZero && quant.rounding != Rounding::kHalfUp &&
-      quant.rounding != Rounding::kFp32)
-    return Invalid("unknown rounding mode");
-  if (quant.act_min < -128 || quant.act_max > 127 || quant.act_min > quant.act_max)
-    return Invalid("activation range must satisfy -128 <= act_min <= act_max <= 127");
-  for (int c = 0; c < oc; ++c) {
-    if (quant.output_multiplier[c] < 0) return Invalid("output_multiplier must be >= 0");
-    if (quant.output_shift[c] < -31 || quant.output_shift[c] > 30)
-      return Invalid("output_shift must be in [-31, 30]");
-  }
+  KCSP_RETURN_IF_ERROR(CheckInt8Quant(oc, &quant));
   Variant v;
   KCSP_RETURN_IF_ERROR(ResolveVariant(variant, false, &v));
   std::unique_ptr<PackedConvInt8> p(new (std::nothrow) PackedConvInt8());
@@ -440,12 +456,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
   p->weights_.assign(weights, weights + n);
   p->bias_.assign(oc, 0);
   if (bias != nullptr) p->bias_.assign(bias, bias + oc);
-  p->left_shift_.resize(oc);
-  p->right_shift_.resize(oc);
-  for (int c = 0; c < oc; ++c) {
-    p->left_shift_[c] = std::max(quant.output_shift[c], 0);
-    p->right_shift_[c] = std::max(-quant.output_shift[c], 0);
-  }
+  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
   Status s = Status::Ok();
   switch (v) {
 #if defined(__x86_64__)
@@ -632,6 +643,89 @@ Status DenseAppendF32(const PackedConvF32& w, float* block, int batch, int heigh
                       int block_channels, int in_offset, int out_offset, ThreadPool* pool) {
   return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset, pool,
                      Conv2DF32);
+}
+
+Status PackedDepthwiseInt8::Create(const ConvGeometry& geometry, int depth_multiplier, const int8_t* weights,
+                                   const int32_t* bias, const Int8QuantParams& quant, Variant variant,
+                                   std::unique_ptr<PackedDepthwiseInt8>* out) {
+  return NoThrow([&] { return CreateImpl(geometry, depth_multiplier, weights, bias, quant, variant, out); });
+}
+
+Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_multiplier,
+                                       const int8_t* weights, const int32_t* bias,
+                                       const Int8QuantParams& quant_in, Variant variant,
+                                       std::unique_ptr<PackedDepthwiseInt8>* out) {
+  Int8QuantParams quant = quant_in;
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
+  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
+    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  if (depth_multiplier < 1 || depth_multiplier > 64) return Invalid("depth_multiplier must be in [1, 64]");
+  KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
+  if (static_cast<int64_t>(geometry.in_channels) * depth_multiplier != geometry.out_channels)
+    return Invalid("depthwise out_channels (" + std::to_string(geometry.out_channels) +
+                   ") must be in_channels * depth_multiplier (" + std::to_string(geometry.in_channels) +
+                   " * " + std::to_string(depth_multiplier) + ")");
+  const int oc = geometry.out_channels;
+  KCSP_RETURN_IF_ERROR(CheckInt8Quant(oc, &quant));
+  Variant v;
+  KCSP_RETURN_IF_ERROR(ResolveVariant(variant, false, &v));
+  // The depthwise kernel behind each conv variant (multipliers 1 and 2 have SIMD kernels).
+  Variant kernel = Variant::kScalar;
+  if (depth_multiplier <= 2) {
+#if defined(__x86_64__)
+    if (v == Variant::kAvx2 || v == Variant::kAvx512Vnni) kernel = Variant::kAvx2;
+#endif
+#if defined(__aarch64__)
+    if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon) kernel = Variant::kNeon;
+#endif
+  }
+  std::unique_ptr<PackedDepthwiseInt8> p(new (std::nothrow) PackedDepthwiseInt8());
+  if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
+  p->geometry_ = geometry;
+  p->multiplier_ = depth_multiplier;
+  p->quant_ = quant;
+  p->variant_ = kernel;
+  p->weights_.assign(weights, weights + static_cast<size_t>(geometry.kernel_h) * geometry.kernel_w * oc);
+  p->bias_.assign(oc, 0);
+  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
+  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  Status s = Status::Ok();
+  switch (kernel) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: s = internal::PackDepthwiseInt8Avx2(p.get()); break;
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeon: s = internal::PackDepthwiseInt8Neon(p.get()); break;
+#endif
+    default: break;
+  }
+  KCSP_RETURN_IF_ERROR(s);
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, const TensorLayout& in_layout,
+                           int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
+  // Output rows split over the pool; each row is computed the same way at every thread count.
+  const int rows = p.batch * p.out_h;
+  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
+  ParallelFor(pool, tasks, [&](int t) {
+    const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
+    switch (w.variant_) {
+#if defined(__x86_64__)
+      case Variant::kAvx2: internal::DepthwiseInt8Avx2(w, p, input, output, r0, r1); break;
+#endif
+#if defined(__aarch64__)
+      case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;
+#endif
+      default: internal::DepthwiseInt8Scalar(w, p, input, output, r0, r1); break;
+    }
+  });
+  return Status::Ok();
 }
 
 }  // namespace keras_csp

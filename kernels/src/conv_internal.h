@@ -89,6 +89,10 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
 constexpr int kPackNR = 16;
 constexpr size_t kPackParamBytes = 4 * kPackNR * sizeof(int32_t);
 size_t PackedBlockBytes(const PackedConvInt8& w);
+// The 4 parameter rows of output channels [oc0, oc0 + kPackNR) (those < oc_total); `bias` as given
+// (already folded where the variant needs it).
+void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
+                   const int32_t* right_shift, int oc0, int oc_total);
 // weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
 // in_channels padding stays 0 either way (only used where in_channels % 4 == 0).
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
@@ -119,7 +123,14 @@ inline bool DirectReadable1x1(const ConvGeometry& g, int channel_multiple) {
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 void ConvF32Scalar(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
 
+// Depthwise: output rows [row_begin, row_end) of batch * out_h.
+void DepthwiseInt8Scalar(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                         int row_begin, int row_end);
+
 #if defined(__x86_64__)
+Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w);
+void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                       int row_begin, int row_end);
 Status PackInt8Avx2(PackedConvInt8* w);
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Avx2(PackedConvF32* w);
@@ -129,6 +140,9 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
                           int8_t* out);
 #endif
 #if defined(__aarch64__)
+Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);
+void DepthwiseInt8Neon(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                       int row_begin, int row_end);
 Status PackInt8NeonDotprod(PackedConvInt8* w);
 Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                            int8_t* out);

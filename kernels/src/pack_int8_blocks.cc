@@ -13,6 +13,21 @@ size_t PackedBlockBytes(const PackedConvInt8& w) {
   return kPackParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kPackNR;
 }
 
+void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
+                   const int32_t* right_shift, int oc0, int oc_total) {
+  constexpr int nr = kPackNR;
+  for (int j = 0; j < nr && oc0 + j < oc_total; ++j) {
+    const int oc = oc0 + j;
+    prm[j] = bias[oc];
+    if (q.rounding == Rounding::kFp32)  // the multiplier row holds the float scale's bits
+      std::memcpy(&prm[nr + j], &q.requant_scale[oc], sizeof(float));
+    else
+      prm[nr + j] = q.output_multiplier[oc];
+    prm[2 * nr + j] = left_shift[oc];
+    prm[3 * nr + j] = right_shift[oc];
+  }
+}
+
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor) {
   const ConvGeometry& g = w->geometry_;
@@ -26,20 +41,14 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
   std::vector<int32_t> folded(g.out_channels);
   FoldedBias(*w, fold_zero_point, folded.data());
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
-  const bool fp32 = w->quant_.rounding == Rounding::kFp32;
   for (int bi = 0; bi < blocks; ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
     auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kPackParamBytes);
+    PackParamRows(prm, w->quant_, folded.data(), w->left_shift_.data(), w->right_shift_.data(), bi * nr,
+                  g.out_channels);
     for (int j = 0; j < nr; ++j) {
       const int oc = bi * nr + j;
       if (oc >= g.out_channels) continue;
-      prm[j] = folded[oc];
-      if (fp32)  // the multiplier row holds the float scale's bits
-        std::memcpy(&prm[nr + j], &w->quant_.requant_scale[oc], sizeof(float));
-      else
-        prm[nr + j] = w->quant_.output_multiplier[oc];
-      prm[2 * nr + j] = w->left_shift_[oc];
-      prm[3 * nr + j] = w->right_shift_[oc];
       for (int t = 0; t < taps; ++t)
         for (int k = 0; k < g.in_channels; ++k)
           wp[((static_cast<size_t>(t) * kg + k / group) * nr + j) * group + (k % group)] =

@@ -4,6 +4,7 @@
 //
 // Usage: test_kernels [--expect VARIANT]... [--expect-missing VARIANT]... [--trials N]
 // Exit status is non-zero on any failure.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -131,6 +132,82 @@ void TestVariantsMatchScalarInt8(int trials) {
     }
   }
   std::printf("int8 variant-vs-scalar comparisons: %d\n", compared);
+}
+
+// Depthwise: every variant against the scalar reference (multipliers 1, 2 and 3: the last runs the
+// scalar kernel in every variant), slices in and out, all three roundings, 1 vs 3 threads.
+void TestDepthwiseMatchesScalar(int trials) {
+  ThreadPool pool(3);
+  int compared = 0;
+  for (int t = 0; t < trials; ++t) {
+    ConvGeometry g;
+    const int k = RandInt(0, 4) == 0 ? RandInt(1, 5) : 3;
+    g.kernel_h = k;
+    g.kernel_w = RandInt(0, 5) == 0 ? RandInt(1, 5) : k;
+    g.stride_h = g.stride_w = RandInt(1, 2);
+    g.padding = RandInt(0, 3) ? Padding::kSame : Padding::kValid;
+    const int mult = RandInt(0, 5) == 0 ? 3 : RandInt(1, 2);
+    g.in_channels = RandInt(0, 3) == 0 ? RandInt(40, 100) : RandInt(1, 37);
+    g.out_channels = g.in_channels * mult;
+    const int n = RandInt(1, 2);
+    const int h = RandInt(std::max(1, g.kernel_h), 13), w = RandInt(std::max(1, g.kernel_w), 13);
+    ConvOutputShape os;
+    if (!ComputeOutputShape(g, h, w, &os).ok()) continue;
+    const int in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+    const int in_total = in_off + g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+    const int out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+    const int out_total = out_off + g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+    std::vector<int8_t> wts(static_cast<size_t>(g.kernel_h) * g.kernel_w * g.out_channels);
+    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> bias(g.out_channels);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    const Int8QuantParams q = RandomQuant(g.out_channels);
+    std::vector<int8_t> in(static_cast<size_t>(n) * h * w * in_total);
+    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(n, h, w, in_total, in_off, g.in_channels);
+    const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, out_total, out_off, g.out_channels);
+    std::unique_ptr<PackedDepthwiseInt8> pref;
+    Status s = PackedDepthwiseInt8::Create(g, mult, wts.data(), bias.data(), q, Variant::kScalar, &pref);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    std::vector<int8_t> ref(lo.buffer_elements, 77);
+    CHECK(DepthwiseConv2DInt8(*pref, in.data(), li, ref.data(), lo).ok(), "scalar depthwise");
+    for (Variant v : kAllVariants) {
+      if (!VariantAvailable(v)) continue;
+      std::unique_ptr<PackedDepthwiseInt8> p;
+      s = PackedDepthwiseInt8::Create(g, mult, wts.data(), bias.data(), q, v, &p);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      std::vector<int8_t> out(lo.buffer_elements, 77);
+      s = DepthwiseConv2DInt8(*p, in.data(), li, out.data(), lo, t % 2 ? &pool : nullptr);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      size_t bad = 0;
+      for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+      CHECK(bad == 0, "depthwise %s (kernel %s): %zu mismatches (k=%dx%d s=%d pad=%d m=%d c=%d h=%d w=%d n=%d)",
+            VariantName(v), VariantName(p->variant()), bad, g.kernel_h, g.kernel_w, g.stride_h, (int)g.padding,
+            mult, g.in_channels, h, w, n);
+      CHECK(mult > 2 ? p->variant() == Variant::kScalar : true, "multiplier 3 must run the scalar kernel");
+      ++compared;
+    }
+  }
+  // Arguments that do not describe a depthwise conv are refused.
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = 3;
+  g.in_channels = 8;
+  g.out_channels = 12;
+  std::vector<int8_t> wts(9 * 16, 1);
+  const Int8QuantParams q = RandomQuant(12);
+  std::unique_ptr<PackedDepthwiseInt8> p;
+  CHECK(!PackedDepthwiseInt8::Create(g, 2, wts.data(), nullptr, q, Variant::kAuto, &p).ok(), "8 * 2 != 12");
+  CHECK(!PackedDepthwiseInt8::Create(g, 0, wts.data(), nullptr, q, Variant::kAuto, &p).ok(), "multiplier 0");
+  std::printf("depthwise variant-vs-scalar comparisons: %d (auto kernel: %s)\n", compared, [] {
+    ConvGeometry g1;
+    g1.kernel_h = g1.kernel_w = 3;
+    g1.in_channels = g1.out_channels = 16;
+    std::vector<int8_t> w1(9 * 16, 1);
+    Int8QuantParams q1 = RandomQuant(16);
+    std::unique_ptr<PackedDepthwiseInt8> p1;
+    return PackedDepthwiseInt8::Create(g1, 1, w1.data(), nullptr, q1, Variant::kAuto, &p1).ok()
+               ? VariantName(p1->variant()) : "error";
+  }());
 }
 
 // Shapes large enough for several pixel chunks per image in every variant (incl. strided 1x1).
@@ -493,6 +570,7 @@ int main(int argc, char** argv) {
   TestVariantsMatchScalarInt8(trials);
   TestLargeShapesInt8();
   TestThreadsBitIdentical();
+  TestDepthwiseMatchesScalar(trials);
   TestVariantsMatchScalarF32(trials / 2);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

@@ -204,4 +204,40 @@ Status DenseAppendInt8(const PackedConvInt8& packed, int8_t* block, int batch, i
 Status DenseAppendF32(const PackedConvF32& packed, float* block, int batch, int height, int width,
                       int block_channels, int in_offset, int out_offset, ThreadPool* pool = nullptr);
 
+// ---- Depthwise conv: TFLite's DEPTHWISE_CONV_2D for int8 (reference_integer_ops::
+// DepthwiseConvPerChannel): output channel c * depth_multiplier + j reads input channel c only.
+// geometry.out_channels == geometry.in_channels * depth_multiplier. Same quantization, roundings,
+// layouts (read a slice in place, write into a slice of a concat buffer) and threading as the convs.
+class PackedDepthwiseInt8 {
+ public:
+  // weights: [1][kernel_h][kernel_w][out_channels] int8 (TFLite's layout, symmetric per channel);
+  // bias: out_channels int32 or null. The SIMD variants cover multipliers 1 and 2; other
+  // multipliers, and kScalar, run the scalar reference. kAvx512Vnni runs the AVX2 depthwise kernel
+  // (no dot product over channels to gain from) and every NEON variant the plain NEON one;
+  // variant() reports the kernel that runs.
+  static Status Create(const ConvGeometry& geometry, int depth_multiplier, const int8_t* weights,
+                       const int32_t* bias, const Int8QuantParams& quant, Variant variant,
+                       std::unique_ptr<PackedDepthwiseInt8>* out);
+  static Status CreateImpl(const ConvGeometry&, int, const int8_t*, const int32_t*, const Int8QuantParams&,
+                           Variant, std::unique_ptr<PackedDepthwiseInt8>*);
+  const ConvGeometry& geometry() const { return geometry_; }
+  int depth_multiplier() const { return multiplier_; }
+  Variant variant() const { return variant_; }
+
+  ConvGeometry geometry_;
+  int multiplier_ = 1;
+  Int8QuantParams quant_;
+  Variant variant_ = Variant::kScalar;
+  std::vector<int8_t> weights_;   // [kernel_h * kernel_w][out_channels]
+  std::vector<int32_t> bias_;
+  std::vector<int32_t> left_shift_, right_shift_;
+  std::vector<uint8_t> packed_storage_;
+  size_t packed_offset_ = 0;
+  const void* packed() const { return packed_storage_.data() + packed_offset_; }
+  void* packed() { return packed_storage_.data() + packed_offset_; }
+};
+
+Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& packed, const int8_t* input, const TensorLayout& in_layout,
+                           int8_t* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
+
 }  // namespace keras_csp

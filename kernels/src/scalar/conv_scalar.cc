@@ -5,18 +5,10 @@
 #include <algorithm>
 
 #include "../conv_internal.h"
-#include "keras_csp/quantization.h"
+#include "scalar_requant.h"
 
 namespace keras_csp {
 namespace internal {
-namespace {
-// int32 addition that wraps on overflow (two's complement) instead of being undefined: what
-// TFLite's reference kernels do in practice and what the SIMD variants (vpaddd, add) do, so
-// absurd biases / quantization parameters give the same bytes in every variant and no UB.
-inline int32_t WrapAdd(int32_t a, int32_t b) {
-  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
-}
-}  // namespace
 
 void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   const ConvGeometry& g = w.geometry_;
@@ -46,19 +38,7 @@ void ConvInt8Scalar(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
                 acc = WrapAdd(acc, f[ic] * (static_cast<int32_t>(x[ic]) + input_offset));
             }
           }
-          acc = WrapAdd(acc, w.bias_[oc]);
-          if (q.rounding == Rounding::kFp32) {
-            o[oc] = RequantizeFp32(acc, q.requant_scale[oc], q.output_zero_point, q.act_min,
-                                   q.act_max);
-            continue;
-          }
-          acc = q.rounding == Rounding::kHalfUp
-                    ? MultiplyByQuantizedMultiplierHalfUp(acc, q.output_multiplier[oc], q.output_shift[oc])
-                    : MultiplyByQuantizedMultiplier(acc, q.output_multiplier[oc], q.output_shift[oc]);
-          acc = WrapAdd(acc, q.output_zero_point);
-          acc = std::max(acc, q.act_min);
-          acc = std::min(acc, q.act_max);
-          o[oc] = static_cast<int8_t>(acc);
+          o[oc] = RequantizeScalar(WrapAdd(acc, w.bias_[oc]), q, oc);
         }
       }
     }

@@ -1,0 +1,122 @@
+// The AVX2 int8 requantization epilogue, shared by the conv and depthwise AVX2 kernels: per block
+// of 16 output channels, kParamRows rows of 16 int32 parameters, and a vectorized, bit-exact
+// transcription of TFLite's MultiplyByQuantizedMultiplier (ties away from zero or up) or of
+// XNNPACK's fp32 requantization. Include it after `#pragma GCC target("avx2,fma")` (and clang's
+// attribute push); everything is in an anonymous namespace.
+#pragma once
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "keras_csp/conv.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kRequantNR = 16;
+// bias, multiplier, multiplier of the odd lanes moved to the even positions (for vpmuldq), left
+// shift, right shift, (1 << right shift) - 1, that mask >> 1 (the rounding threshold), and the
+// fp32 requantization scale (float bits).
+enum ParamRow { kBias = 0, kMult, kMultOdd, kLeftShift, kRightShift, kMask, kHalf, kScale, kParamRows };
+constexpr size_t kParamBytes = kParamRows * kRequantNR * sizeof(int32_t);
+
+// The parameter rows of output channels [oc0, oc0 + 16) (those < quant's channel count).
+inline void PackRequantParams(int32_t* prm, const Int8QuantParams& q, const std::vector<int32_t>& bias,
+                              const std::vector<int32_t>& left_shift, const std::vector<int32_t>& right_shift,
+                              int oc0) {
+  const int oc_total = static_cast<int>(bias.size());
+  for (int j = 0; j < kRequantNR; ++j) {
+    const int oc = oc0 + j;
+    if (oc >= oc_total) continue;
+    const int32_t rs = right_shift[oc];
+    const int32_t mask = static_cast<int32_t>((int64_t{1} << rs) - 1);
+    prm[kBias * kRequantNR + j] = bias[oc];
+    prm[kMult * kRequantNR + j] = q.output_multiplier[oc];
+    if (j % 2 == 1) prm[kMultOdd * kRequantNR + j - 1] = q.output_multiplier[oc];
+    prm[kLeftShift * kRequantNR + j] = left_shift[oc];
+    prm[kRightShift * kRequantNR + j] = rs;
+    prm[kMask * kRequantNR + j] = mask;
+    prm[kHalf * kRequantNR + j] = mask >> 1;
+    if (q.rounding == Rounding::kFp32) std::memcpy(&prm[kScale * kRequantNR + j], &q.requant_scale[oc], sizeof(float));
+  }
+}
+
+struct RequantConsts {
+  __m256i zp, mn, mx;
+  bool left_shift;  // some channel has a positive shift (effective scale >= 1)
+  __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;     // XNNPACK's fp32 requantization instead of the fixed-point one
+  __m256 fmin, fmax;  // fp32: output range relative to the zero point
+};
+
+inline RequantConsts MakeRequantConsts(const Int8QuantParams& q, const std::vector<int32_t>& left_shift) {
+  RequantConsts c;
+  c.zp = _mm256_set1_epi32(q.output_zero_point);
+  c.mn = _mm256_set1_epi32(q.act_min);
+  c.mx = _mm256_set1_epi32(q.act_max);
+  c.away = _mm256_set1_epi32(q.rounding == Rounding::kAwayFromZero ? -1 : 0);
+  c.left_shift = false;
+  for (int s : left_shift) c.left_shift = c.left_shift || s > 0;
+  c.fp32 = q.rounding == Rounding::kFp32;
+  c.fmin = _mm256_set1_ps(static_cast<float>(q.act_min - q.output_zero_point));
+  c.fmax = _mm256_set1_ps(static_cast<float>(q.act_max - q.output_zero_point));
+  return c;
+}
+
+inline __m256i Row(const int32_t* prm, int row, int half) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + row * kRequantNR + half * 8));
+}
+
+inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
+  __m256i x = _mm256_add_epi32(acc, Row(prm, kBias, half));
+  if (c.fp32) {
+    // As XNNPACK: cvt, multiply, clamp, round to nearest even (default MXCSR), add zero point.
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_castsi256_ps(Row(prm, kScale, half)));
+    f = _mm256_min_ps(_mm256_max_ps(f, c.fmin), c.fmax);
+    return _mm256_add_epi32(_mm256_cvtps_epi32(f), c.zp);
+  }
+  if (c.left_shift) x = _mm256_sllv_epi32(x, Row(prm, kLeftShift, half));
+  // SaturatingRoundingDoublingHighMul: floor((x * m + 2^30) / 2^31) (m >= 0, no saturation case).
+  const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
+  __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, Row(prm, kMult, half)), nudge);
+  __m256i odd = _mm256_add_epi64(
+      _mm256_mul_epi32(_mm256_srli_epi64(x, 32), Row(prm, kMultOdd, half)), nudge);
+  even = _mm256_srli_epi64(even, 31);
+  odd = _mm256_slli_epi64(odd, 1);
+  const __m256i h = _mm256_blend_epi32(even, odd, 0xAA);
+  // RoundingDivideByPOT: ties away from zero (reference) or up (optimized TFLite).
+  const __m256i rsh = Row(prm, kRightShift, half);
+  const __m256i rem = _mm256_and_si256(h, Row(prm, kMask, half));
+  const __m256i thr = _mm256_sub_epi32(
+      Row(prm, kHalf, half),
+      _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), h), c.away));
+  __m256i r = _mm256_sub_epi32(_mm256_srav_epi32(h, rsh), _mm256_cmpgt_epi32(rem, thr));
+  r = _mm256_add_epi32(r, c.zp);
+  r = _mm256_max_epi32(r, c.mn);
+  return _mm256_min_epi32(r, c.mx);
+}
+
+// 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
+inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c,
+                     int8_t* o, int n) {
+  const __m256i r0 = Requant(acc0, prm, 0, c);
+  const __m256i r1 = Requant(acc1, prm, 1, c);
+  __m256i p16 = _mm256_packs_epi32(r0, r1);
+  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
+  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  if (n == kRequantNR) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), p8);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
+    std::memcpy(o, tmp, n);
+  }
+}
+
+}  // namespace
+}  // namespace internal
+}  // namespace keras_csp
+#endif  // __x86_64__

@@ -1,0 +1,133 @@
+// int8 depthwise conv, x86-64 AVX2 (also what AVX-512 CPUs run: a depthwise conv has no sum over
+// input channels for vpdpbusd to speed up). 16 output channels per step: (x - input_zero_point) as
+// int16 times the int16 weights with vpmullw, exact as |(x - zp) * w| <= 255 * 128 < 2^15, widened
+// into two int32x8 accumulators; padded taps are skipped (they contribute 0, as in TFLite). With
+// depth multiplier 2 each input channel feeds two adjacent output channels: 8 inputs, each
+// duplicated. Epilogue: avx2_requant.h, shared with the AVX2 conv.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "../conv_internal.h"
+#include "avx2_requant.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kNR = kRequantNR;
+
+// Per block of 16 output channels: the parameter rows, then [tap][16] int16 weights.
+inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) {
+  return kParamBytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kNR * sizeof(int16_t);
+}
+
+// (x - zp) for the 16 output channels [oc0, oc0 + n) of one input pixel `x`, as int16.
+template <int M>
+inline __m256i LoadInputs(const int8_t* x, int oc0, int n, __m256i zp) {
+  if (M == 1) {
+    __m128i v;
+    if (n == kNR) {
+      v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + oc0));
+    } else {
+      alignas(16) int8_t tmp[16] = {};
+      std::memcpy(tmp, x + oc0, n);
+      v = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+    }
+    return _mm256_sub_epi16(_mm256_cvtepi8_epi16(v), zp);
+  }
+  __m128i v;
+  if (n == kNR) {
+    v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + oc0 / 2));
+  } else {
+    alignas(16) int8_t tmp[16] = {};
+    std::memcpy(tmp, x + oc0 / 2, n / 2);
+    v = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+  }
+  const __m128i s = _mm_sub_epi16(_mm_cvtepi8_epi16(v), _mm256_castsi256_si128(zp));
+  return _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s));
+}
+
+template <int M>
+void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                   int row_begin, int row_end) {
+  const ConvGeometry& g = w.geometry_;
+  const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
+  const __m256i zp = _mm256_set1_epi16(static_cast<int16_t>(w.quant_.input_zero_point));
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const size_t bb = DwBlockBytes(w);
+  const int cout = g.out_channels;
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int ky0 = std::max(0, -iy0), ky1 = std::min(g.kernel_h, p.in_h - iy0);
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const int ix0 = ox * g.stride_w - p.pad_left;
+      const int kx0 = std::max(0, -ix0), kx1 = std::min(g.kernel_w, p.in_w - ix0);
+      const int8_t* px = in + b * p.in.batch_stride + p.in.channel_offset;
+      int8_t* o = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                  p.out.channel_offset;
+      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
+        const int n = std::min(kNR, cout - oc0);
+        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+        const auto* wt = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        for (int ky = ky0; ky < ky1; ++ky) {
+          const int8_t* row = px + (iy0 + ky) * p.in.row_stride;
+          for (int kx = kx0; kx < kx1; ++kx) {
+            const __m256i xv = LoadInputs<M>(row + (ix0 + kx) * p.in.pixel_stride, oc0, n, zp);
+            const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wt + (ky * g.kernel_w + kx) * kNR));
+            const __m256i prod = _mm256_mullo_epi16(xv, wv);
+            acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+            acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+          }
+        }
+        StoreRow(acc0, acc1, prm, c, o + oc0, n);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w, cout = g.out_channels;
+  const size_t bb = DwBlockBytes(*w);
+  const int blocks = (cout + kNR - 1) / kNR;
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
+  for (int bi = 0; bi < blocks; ++bi) {
+    PackRequantParams(reinterpret_cast<int32_t*>(base + bi * bb), w->quant_, w->bias_, w->left_shift_,
+                      w->right_shift_, bi * kNR);
+    auto* wt = reinterpret_cast<int16_t*>(base + bi * bb + kParamBytes);
+    for (int t = 0; t < taps; ++t)
+      for (int j = 0; j < kNR && bi * kNR + j < cout; ++j)
+        wt[t * kNR + j] = w->weights_[static_cast<size_t>(t) * cout + bi * kNR + j];
+  }
+  return Status::Ok();
+}
+
+void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                       int row_begin, int row_end) {
+  if (w.multiplier_ == 1)
+    DepthwiseRows<1>(w, p, in, out, row_begin, row_end);
+  else
+    DepthwiseRows<2>(w, p, in, out, row_begin, row_end);
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+#endif  // __x86_64__
