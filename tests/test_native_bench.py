@@ -45,6 +45,13 @@ def int8_model(tmp_path_factory):
     return export_ptq_int8("cspdensenet_tiny", str(tmp_path_factory.mktemp("bench") / "tiny_int8.tflite"), 32)
 
 
+@pytest.fixture(scope="module")
+def mobile_int8_model(tmp_path_factory):
+    """cspmobilenetv2_tiny, int8 PTQ: its fused ops include depthwise convs (x2 and a CSP head's skip)."""
+    from keras_csp.benchmark import export_ptq_int8
+    return export_ptq_int8("cspmobilenetv2_tiny", str(tmp_path_factory.mktemp("bench") / "mbv2_int8.tflite"), 32)
+
+
 def run_bench(binary, model, litert, *extra, qemu_cpu=None):
     cmd = [binary, "--litert", litert, "--model", model, "--runs", "2", "--warmup", "1", *extra]
     if qemu_cpu:
@@ -98,10 +105,13 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
     assert arm_out.read_bytes() == x86_out.read_bytes()
 
 
-def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, int8_model, tmp_path):
+@pytest.mark.parametrize("model_fixture", ["int8_model", "mobile_int8_model"])
+def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, model_fixture, tmp_path, request):
     """The fused ops round like XNNPACK (fp32 requantization) on both architectures, so on each
     one the fused model's outputs equal the unfused model's under LiteRT's default XNNPACK path;
-    on aarch64 this runs the NEON i8mm kernels (qemu -cpu max) next to XNNPACK's ARM kernels."""
+    on aarch64 this runs the NEON i8mm kernels (qemu -cpu max) next to XNNPACK's ARM kernels, and
+    for the mobile model the NEON depthwise kernels next to XNNPACK's ARM depthwise ones."""
+    int8_model = request.getfixturevalue(model_fixture)
     if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
         pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
     if not os.path.exists(AARCH64_LIB):
@@ -109,7 +119,10 @@ def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, int
     from keras_csp.tflite import fuse
 
     fused = str(tmp_path / "tiny_fused.tflite")
-    assert fuse(int8_model, fused)["fused_ops"] >= 1
+    rep = fuse(int8_model, fused)
+    assert rep["fused_ops"] >= 1
+    if model_fixture == "mobile_int8_model":
+        assert rep["ops_after"]["KcspDepthwiseConv2D"] == 3 and any("skip_depthwise" in f for f in rep["fused"])
     outs = {}
     for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
                                    ("arm", native_build["aarch64"], AARCH64_LIB, "max")):

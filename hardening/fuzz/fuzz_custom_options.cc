@@ -2,7 +2,8 @@
 // (kernels/runtime/flexbuffer_reader.cc, custom_ops.cc).
 //
 // Input layout:  [op selector][shape byte][perturbation byte][flexbuffer custom options ...]
-//   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / an unknown name
+//   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / KcspDepthwiseConv2D /
+//                     an unknown name
 //   options           the bytes LiteRT hands to the custom op's Init (seeds: the options of the
 //                     fused models keras_csp.tflite.fuse writes, see make_seeds.py)
 // Steps: (1) the generic flexbuffer reader walks the whole buffer (every key / element, with
@@ -196,11 +197,42 @@ void Exercise(const std::string& name, NodeKernel* k, const flex::Ref& root, int
     const int64_t cc = conv_off + c.cin + ((shape >> 6) & 1);
     LiteRtLayout cl = L({n, ch, cw, cc});
     LiteRtLayout sl = same_src ? cl : L({n, h, w, skip_off + c_skip + ((shape >> 7) & 1)});
+    flex::Ref dw_map;
+    try {
+      dw_map = root.Get("skip_dw");
+    } catch (const flex::FlexError&) {
+      return;
+    }
+    Conv d{};
+    if (!dw_map.IsNull()) {  // a depthwise skip part: skip_src has its input size and channels
+      d = ReadConv(dw_map);
+      if (d.sh < 1 || d.sw < 1 || d.kh < 1 || d.kw < 1 || d.sh > 64 || d.sw > 64) return;
+      int64_t sh = h * d.sh, sw = w * d.sw;
+      if (d.pad == 0) { sh += d.kh - d.sh; sw += d.kw - d.sw; }
+      sl = L({n, sh, sw, skip_off + d.cin + ((shape >> 7) & 1)});
+      macs += n * h * w * d.kh * d.kw * d.cout;
+    }
     in = {T(kLiteRtElementTypeInt8, sl), T(kLiteRtElementTypeInt8, cl),
           T(kLiteRtElementTypeInt8, L({c.cout, c.kh, c.kw, c.cin})),
-          T(kLiteRtElementTypeInt32, L({c.cout})), key};
-    macs = n * ch * cw * c.kh * c.kw * c.cin * c.cout;
+          T(kLiteRtElementTypeInt32, L({c.cout}))};
+    if (!dw_map.IsNull()) {
+      in.push_back(T(kLiteRtElementTypeInt8, L({1, d.kh, d.kw, d.cout})));
+      in.push_back(T(kLiteRtElementTypeInt32, L({d.cout})));
+      if (Elements(in[4].layout) < 0) return;
+    }
+    in.push_back(key);
+    macs += n * ch * cw * c.kh * c.kw * c.cin * c.cout;
     if (Elements(cl) < 0 || Elements(sl) < 0 || Elements(in[2].layout) < 0) return;
+  } else if (name == "KcspDepthwiseConv2D") {
+    Conv c = ReadConv(root);
+    const int64_t in_off = Get(root, "in_offset", 0);
+    if (c.sh < 1 || c.sw < 1 || c.kh < 1 || c.kw < 1 || c.sh > 64 || c.sw > 64) return;
+    int64_t ih = h * c.sh, iw = w * c.sw;
+    if (c.pad == 0) { ih += c.kh - c.sh; iw += c.kw - c.sw; }
+    in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, in_off + c.cin + ((shape >> 5) & 1)})),
+          T(kLiteRtElementTypeInt8, L({1, c.kh, c.kw, c.cout})), T(kLiteRtElementTypeInt32, L({c.cout})), key};
+    macs = n * h * w * c.kh * c.kw * c.cout;
+    if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return;
   } else if (name == "CspDenseBlock") {
     const int64_t cin = Get(root, "in_channels", 1), in_off = Get(root, "in_offset", 0);
     in.push_back(T(kLiteRtElementTypeInt8, L({n, h, w, in_off + cin + ((shape >> 5) & 1)})));
@@ -232,8 +264,8 @@ void Exercise(const std::string& name, NodeKernel* k, const flex::Ref& root, int
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  static const char* kNames[] = {"CspPartialConv", "CspDenseBlock", "KcspTestAffine",
-                                 "CspPartialConv", "CspDenseBlock", "NoSuchOp"};
+  static const char* kNames[] = {"CspPartialConv", "CspDenseBlock",       "KcspTestAffine",
+                                 "CspPartialConv", "KcspDepthwiseConv2D", "NoSuchOp"};
   const std::string name = kNames[data[0] % 6];
   const uint8_t shape = data[1], perturb = data[2];
   // Copy the options into their own allocation so ASan catches reads past either end.

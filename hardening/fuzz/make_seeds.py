@@ -4,7 +4,8 @@
 
 corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
                         conv / split / conv-first / dense-block patterns, and their fused
-                        versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock)
+                        versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock/
+                        KcspDepthwiseConv2D), with a CSPMobileNet-v2-style depthwise head
 corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
                         KcspTestAffine test op), prefixed with the 3 header bytes
                         fuzz_custom_options.cc reads: [op selector][shape][perturbation]
@@ -14,7 +15,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2}
+OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "KcspDepthwiseConv2D": 4}
 
 
 def main():
@@ -51,6 +52,14 @@ def main():
             x = L.Concatenate()([x, L.Conv2D(growth, 3, padding="same", activation="relu")(y)])
         return x
 
+    def mobile_head(x):
+        # CSPMobileNet-v2 stage head: a base 1x1 read by a strided depthwise skip and by a strided
+        # x2 depthwise + 1x1 project block path, concatenated
+        base = L.Conv2D(3, 1, activation="relu")(x)
+        skip = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(base)
+        y = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu")(base)
+        return L.Concatenate()([L.Conv2D(2, 1)(y), skip])
+
     # Tiny graphs (no classifier head, metadata or signatures stripped): parsing cost per
     # fuzz input is dominated by the flatbuffers object API, so small seeds = fast fuzzing.
     models = [
@@ -62,6 +71,7 @@ def main():
         keras_model("partial_leaky", (3, 3, 5), lambda x: partial(x, act="leaky_relu")),
         keras_model("dense", (3, 3, 3), lambda x: dense(x)),
         keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
+        keras_model("mobile_head", (4, 4, 3), lambda x: mobile_head(x)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))

@@ -1,8 +1,8 @@
 // The AVX2 int8 requantization epilogue, shared by the conv and depthwise AVX2 kernels: per block
 // of 16 output channels, kParamRows rows of 16 int32 parameters, and a vectorized, bit-exact
 // transcription of TFLite's MultiplyByQuantizedMultiplier (ties away from zero or up) or of
-// XNNPACK's fp32 requantization. Include it after `#pragma GCC target("avx2,fma")` (and clang's
-// attribute push); everything is in an anonymous namespace.
+// XNNPACK's fp32 requantization. Include it after `#pragma GCC target("avx2,fma")` (clang, which
+// ignores that pragma, gets its own target attribute below); everything is in an anonymous namespace.
 #pragma once
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -11,6 +11,10 @@
 #include <vector>
 
 #include "keras_csp/conv.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#endif
 
 namespace keras_csp {
 namespace internal {
@@ -119,4 +123,8 @@ inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const Requa
 }  // namespace
 }  // namespace internal
 }  // namespace keras_csp
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif  // __x86_64__
