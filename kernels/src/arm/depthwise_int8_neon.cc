@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../depthwise_sweep.h"
 #include "neon_int8_common.h"
 
 namespace keras_csp {
@@ -54,44 +54,30 @@ inline void LoadInputs(const int8_t* x, int oc0, int n, int16x8_t zp, int16x8_t*
 template <int M>
 void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                    int row_begin, int row_end) {
-  const ConvGeometry& g = w.geometry_;
   const RequantConsts c = MakeRequantConsts(w.quant_);
   const int16x8_t zp = vdupq_n_s16(static_cast<int16_t>(w.quant_.input_zero_point));
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = DwBlockBytes(w);
-  const int cout = g.out_channels;
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int ky0 = std::max(0, -iy0), ky1 = std::min(g.kernel_h, p.in_h - iy0);
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      const int kx0 = std::max(0, -ix0), kx1 = std::min(g.kernel_w, p.in_w - ix0);
-      const int8_t* px = in + b * p.in.batch_stride + p.in.channel_offset;
-      int8_t* o = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                  p.out.channel_offset;
-      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
-        const int n = std::min(kNR, cout - oc0);
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes);
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (int ky = ky0; ky < ky1; ++ky) {
-          const int8_t* row = px + (iy0 + ky) * p.in.row_stride;
-          for (int kx = kx0; kx < kx1; ++kx) {
-            int16x8_t xl, xh;
-            LoadInputs<M>(row + (ix0 + kx) * p.in.pixel_stride, oc0, n, zp, &xl, &xh);
-            const int8x16_t wv = vld1q_s8(wt + (ky * g.kernel_w + kx) * kNR);
-            const int16x8_t wl = vmovl_s8(vget_low_s8(wv)), wh = vmovl_high_s8(wv);
-            a0 = vmlal_s16(a0, vget_low_s16(xl), vget_low_s16(wl));
-            a1 = vmlal_high_s16(a1, xl, wl);
-            a2 = vmlal_s16(a2, vget_low_s16(xh), vget_low_s16(wh));
-            a3 = vmlal_high_s16(a3, xh, wh);
-          }
-        }
-        StoreRow(a0, a1, a2, a3, prm, c, o + oc0, n);
+  const int cout = w.geometry_.out_channels;
+  SweepDepthwise(w, p, in, out, row_begin, row_end, [&](const int8_t* const* x, const int* tap, int taps, int8_t* o) {
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
+      const int n = std::min(kNR, cout - oc0);
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes);
+      int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+      for (int i = 0; i < taps; ++i) {
+        int16x8_t xl, xh;
+        LoadInputs<M>(x[i], oc0, n, zp, &xl, &xh);
+        const int8x16_t wv = vld1q_s8(wt + tap[i] * kNR);
+        const int16x8_t wl = vmovl_s8(vget_low_s8(wv)), wh = vmovl_high_s8(wv);
+        a0 = vmlal_s16(a0, vget_low_s16(xl), vget_low_s16(wl));
+        a1 = vmlal_high_s16(a1, xl, wl);
+        a2 = vmlal_s16(a2, vget_low_s16(xh), vget_low_s16(wh));
+        a3 = vmlal_high_s16(a3, xh, wh);
       }
+      StoreRow(a0, a1, a2, a3, prm, c, o + oc0, n);
     }
-  }
+  });
 }
 
 }  // namespace

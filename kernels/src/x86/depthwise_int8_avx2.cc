@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../depthwise_sweep.h"
 #include "avx2_requant.h"
 
 #if defined(__clang__)
@@ -59,41 +59,27 @@ inline __m256i LoadInputs(const int8_t* x, int oc0, int n, __m256i zp) {
 template <int M>
 void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                    int row_begin, int row_end) {
-  const ConvGeometry& g = w.geometry_;
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
   const __m256i zp = _mm256_set1_epi16(static_cast<int16_t>(w.quant_.input_zero_point));
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = DwBlockBytes(w);
-  const int cout = g.out_channels;
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int ky0 = std::max(0, -iy0), ky1 = std::min(g.kernel_h, p.in_h - iy0);
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      const int kx0 = std::max(0, -ix0), kx1 = std::min(g.kernel_w, p.in_w - ix0);
-      const int8_t* px = in + b * p.in.batch_stride + p.in.channel_offset;
-      int8_t* o = out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
-                  p.out.channel_offset;
-      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
-        const int n = std::min(kNR, cout - oc0);
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wt = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-        for (int ky = ky0; ky < ky1; ++ky) {
-          const int8_t* row = px + (iy0 + ky) * p.in.row_stride;
-          for (int kx = kx0; kx < kx1; ++kx) {
-            const __m256i xv = LoadInputs<M>(row + (ix0 + kx) * p.in.pixel_stride, oc0, n, zp);
-            const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wt + (ky * g.kernel_w + kx) * kNR));
-            const __m256i prod = _mm256_mullo_epi16(xv, wv);
-            acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
-            acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
-          }
-        }
-        StoreRow(acc0, acc1, prm, c, o + oc0, n);
+  const int cout = w.geometry_.out_channels;
+  SweepDepthwise(w, p, in, out, row_begin, row_end, [&](const int8_t* const* x, const int* tap, int taps, int8_t* o) {
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
+      const int n = std::min(kNR, cout - oc0);
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wt = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
+      __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+      for (int i = 0; i < taps; ++i) {
+        const __m256i xv = LoadInputs<M>(x[i], oc0, n, zp);
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wt + tap[i] * kNR));
+        const __m256i prod = _mm256_mullo_epi16(xv, wv);
+        acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+        acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
       }
+      StoreRow(acc0, acc1, prm, c, o + oc0, n);
     }
-  }
+  });
 }
 
 }  // namespace

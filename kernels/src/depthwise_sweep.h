@@ -1,0 +1,45 @@
+// The output sweep shared by the SIMD depthwise kernels: output rows [row_begin, row_end) of
+// batch * out_h, every output pixel with the input pixels of its in-range taps (padded taps are
+// skipped: they contribute 0, as in TFLite). Plain C++; each variant file includes it under its
+// own target flags.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "conv_internal.h"
+
+namespace keras_csp {
+namespace internal {
+
+// kernel(x, tap, n_taps, o): x[i] points at channel 0 of the input slice at tap tap[i] (index
+// ky * kernel_w + kx), o at channel 0 of the output pixel's slice.
+template <typename Kernel>
+void SweepDepthwise(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                    int row_begin, int row_end, Kernel kernel) {
+  const ConvGeometry& g = w.geometry_;
+  constexpr int kMaxTaps = 64 * 64;  // kernel sizes are at most 64 x 64
+  thread_local const int8_t* x[kMaxTaps];
+  thread_local int tap[kMaxTaps];
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int ky0 = std::max(0, -iy0), ky1 = std::min(g.kernel_h, p.in_h - iy0);
+    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const int ix0 = ox * g.stride_w - p.pad_left;
+      const int kx0 = std::max(0, -ix0), kx1 = std::min(g.kernel_w, p.in_w - ix0);
+      int n = 0;
+      for (int ky = ky0; ky < ky1; ++ky)
+        for (int kx = kx0; kx < kx1; ++kx, ++n) {
+          x[n] = image + (iy0 + ky) * p.in.row_stride + (ix0 + kx) * p.in.pixel_stride;
+          tap[n] = ky * g.kernel_w + kx;
+        }
+      kernel(x, tap, n, out + b * p.out.batch_stride + oy * p.out.row_stride + ox * p.out.pixel_stride +
+                            p.out.channel_offset);
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace keras_csp
