@@ -12,6 +12,32 @@
 namespace keras_csp {
 namespace internal {
 
+constexpr int kDepthwiseNR = 16;  // output channels per packed block
+
+// Packed layout of the SIMD depthwise kernels, per block of 16 output channels: the variant's
+// parameter rows (param_bytes), then the weights [tap][16] as T.
+template <typename T>
+size_t DepthwiseBlockBytes(const PackedDepthwiseInt8& w, size_t param_bytes) {
+  return param_bytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kDepthwiseNR * sizeof(T);
+}
+
+// pack_params(int32_t* rows, int oc0) writes block oc0's parameter rows.
+template <typename T, typename PackParams>
+void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params) {
+  const int taps = w->geometry_.kernel_h * w->geometry_.kernel_w, cout = w->geometry_.out_channels;
+  const size_t bb = DepthwiseBlockBytes<T>(*w, param_bytes);
+  const int blocks = (cout + kDepthwiseNR - 1) / kDepthwiseNR;
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
+  for (int bi = 0; bi < blocks; ++bi) {
+    const int oc0 = bi * kDepthwiseNR;
+    pack_params(reinterpret_cast<int32_t*>(base + bi * bb), oc0);
+    auto* wt = reinterpret_cast<T*>(base + bi * bb + param_bytes);
+    for (int t = 0; t < taps; ++t)
+      for (int j = 0; j < kDepthwiseNR && oc0 + j < cout; ++j)
+        wt[t * kDepthwiseNR + j] = w->weights_[static_cast<size_t>(t) * cout + oc0 + j];
+  }
+}
+
 // kernel(x, tap, n_taps, o): x[i] points at channel 0 of the input slice at tap tap[i] (index
 // ky * kernel_w + kx), o at channel 0 of the output pixel's slice.
 template <typename Kernel>

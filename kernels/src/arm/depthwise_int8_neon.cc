@@ -17,10 +17,9 @@ namespace {
 
 constexpr int kNR = kPackNR;
 
+static_assert(kNR == kDepthwiseNR, "16-channel blocks");
 // Per block of 16 output channels: the 4 parameter rows, then [tap][16] int8 weights.
-inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) {
-  return kPackParamBytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kNR;
-}
+inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) { return DepthwiseBlockBytes<int8_t>(w, kPackParamBytes); }
 
 // (x - zp) for the output channels [oc0, oc0 + n) of one input pixel, as two int16x8.
 template <int M>
@@ -83,19 +82,10 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
 }  // namespace
 
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w, cout = g.out_channels;
-  const size_t bb = DwBlockBytes(*w);
-  const int blocks = (cout + kNR - 1) / kNR;
-  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
-  for (int bi = 0; bi < blocks; ++bi) {
-    PackParamRows(reinterpret_cast<int32_t*>(base + bi * bb), w->quant_, w->bias_.data(), w->left_shift_.data(),
-                  w->right_shift_.data(), bi * kNR, cout);
-    auto* wt = reinterpret_cast<int8_t*>(base + bi * bb + kPackParamBytes);
-    for (int t = 0; t < taps; ++t)
-      for (int j = 0; j < kNR && bi * kNR + j < cout; ++j)
-        wt[t * kNR + j] = w->weights_[static_cast<size_t>(t) * cout + bi * kNR + j];
-  }
+  PackDepthwiseBlocks<int8_t>(w, kPackParamBytes, [w](int32_t* prm, int oc0) {
+    PackParamRows(prm, w->quant_, w->bias_.data(), w->left_shift_.data(), w->right_shift_.data(), oc0,
+                  w->geometry_.out_channels);
+  });
   return Status::Ok();
 }
 

@@ -25,10 +25,9 @@ namespace {
 
 constexpr int kNR = kRequantNR;
 
+static_assert(kNR == kDepthwiseNR, "16-channel blocks");
 // Per block of 16 output channels: the parameter rows, then [tap][16] int16 weights.
-inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) {
-  return kParamBytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kNR * sizeof(int16_t);
-}
+inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) { return DepthwiseBlockBytes<int16_t>(w, kParamBytes); }
 
 // (x - zp) for the 16 output channels [oc0, oc0 + n) of one input pixel `x`, as int16.
 template <int M>
@@ -85,19 +84,9 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
 }  // namespace
 
 Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w) {
-  const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w, cout = g.out_channels;
-  const size_t bb = DwBlockBytes(*w);
-  const int blocks = (cout + kNR - 1) / kNR;
-  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
-  for (int bi = 0; bi < blocks; ++bi) {
-    PackRequantParams(reinterpret_cast<int32_t*>(base + bi * bb), w->quant_, w->bias_, w->left_shift_,
-                      w->right_shift_, bi * kNR);
-    auto* wt = reinterpret_cast<int16_t*>(base + bi * bb + kParamBytes);
-    for (int t = 0; t < taps; ++t)
-      for (int j = 0; j < kNR && bi * kNR + j < cout; ++j)
-        wt[t * kNR + j] = w->weights_[static_cast<size_t>(t) * cout + bi * kNR + j];
-  }
+  PackDepthwiseBlocks<int16_t>(w, kParamBytes, [w](int32_t* prm, int oc0) {
+    PackRequantParams(prm, w->quant_, w->bias_, w->left_shift_, w->right_shift_, oc0);
+  });
   return Status::Ok();
 }
 
