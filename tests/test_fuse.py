@@ -344,7 +344,7 @@ def test_tune_keeps_only_the_fused_ops_that_win(tmp):
     assert "--tune (2 thread(s)): kept" in r.output and "builtin" in r.output
 
 
-@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 5), ("csppeleenet_tiny", 6)])
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     """The paper's mobile models (untrained, PTQ): every fused op kept, outputs bit-identical to the
     int8 model on the digits test split under all three kernel sets."""
@@ -371,22 +371,48 @@ def test_explain_lists_every_concat_and_the_fused_shares(tmp):
     cov = rep["coverage"]
     # all conv/dense MACs of the graph = the Keras model's
     assert cov["macs"]["total"] == profile_model(create_model("cspmobilenetv2_tiny", input_shape=(32, 32, 3))).macs
-    # fused: the two project convs ending the block path (1x1 16->8 at 16x16, 1x1 48->16 at 8x8), the
-    # conv3 head's 3x3/2 depthwise skip (24 channels at 8x8), and the three x2 depthwise convs
-    # (24->48 and 48->96 strided to 8x8 and 4x4, 72->144 at 4x4)
-    assert cov["macs"]["fused"] == (16 * 16 * 16 * 8 + 8 * 8 * 48 * 16 + 8 * 8 * 24 * 9
-                                    + 8 * 8 * 48 * 9 + 4 * 4 * 96 * 9 + 4 * 4 * 144 * 9)
-    # concats 16x16x16 + 8x8x40 + 4x4x72 bytes; left: the last one, plus the 8 skip channels the
-    # conv2 op copies (conv3's depthwise skip writes in place)
-    assert cov["copy_bytes"] == {"builtin": 4096 + 2560 + 1152, "fused": 1152 + 16 * 16 * 8,
-                                 "removed_fraction": round(1 - 3200 / 7808, 4)}
-    assert [(c["fused"], c["by"]) for c in cov["concats"]] == [(True, "CspPartialConv")] * 2 + [(False, None)]
+    # fused: the project convs ending the block paths (1x1 16->8 at 16x16, 48->16 at 8x8, 144->24 at
+    # 4x4, the last with its residual ADD), the depthwise skips of the conv3 and conv4 heads (3x3/2,
+    # 24 channels at 8x8, 48 at 4x4), and the three x2 depthwise convs (24->48 and 48->96 strided to
+    # 8x8 and 4x4, 72->144 at 4x4)
+    assert cov["macs"]["fused"] == (16 * 16 * 16 * 8 + 8 * 8 * 48 * 16 + 4 * 4 * 144 * 24 + 8 * 8 * 24 * 9
+                                    + 4 * 4 * 48 * 9 + 8 * 8 * 48 * 9 + 4 * 4 * 96 * 9 + 4 * 4 * 144 * 9)
+    # concats 16x16x16 + 8x8x40 + 4x4x72 bytes; left: the 8 skip channels the conv2 op copies (the
+    # depthwise skips write in place)
+    assert cov["copy_bytes"] == {"builtin": 4096 + 2560 + 1152, "fused": 16 * 16 * 8,
+                                 "removed_fraction": round(1 - 2048 / 7808, 4)}
+    assert [(c["fused"], c["by"]) for c in cov["concats"]] == [(True, "CspPartialConv")] * 3
     fused = {(f["op"], f["output"].split("/")[1]): f for f in rep["fused"]}
     assert fused["CspPartialConv", "conv3_csp_concat_1"]["skip_depthwise"] == "3x3/s2 24->24 x1"
+    assert fused["CspPartialConv", "conv4_csp_concat_1"]["conv"] == "1x1/s1 144->24 +residual add"
     assert sorted(f.get("depthwise") for f in rep["fused"] if f["op"] == "KcspDepthwiseConv2D") == [
         "3x3/s1 72->144 x2", "3x3/s2 24->48 x2", "3x3/s2 48->96 x2"]
-    assert rep["ops_after"]["DEPTHWISE_CONV_2D"] == 2  # the multiplier-1 ones XNNPACK runs well
-    assert cov["concats"][2]["reason"] == "no CONV_2D input"   # its inputs: a residual ADD and a depthwise conv
+    assert rep["ops_after"]["DEPTHWISE_CONV_2D"] == 1 and "ADD" not in rep["ops_after"]
     r = CliRunner().invoke(cli, ["fuse", src, str(tmp / "mbv2_cli.tflite"), "--samples", "2", "--explain"])
     assert r.exit_code == 0, r.output
-    assert "2 of 3 concat(s) fused:" in r.output and "conv4_csp_concat" in r.output and "(59.0 % removed)" in r.output
+    assert "3 of 3 concat(s) fused:" in r.output and "conv4_csp_concat" in r.output and "(73.8 % removed)" in r.output
+
+
+@pytest.mark.parametrize("conv_first, relu", [(True, False), (False, True)])
+def test_residual_add_into_a_concat_is_fused_bit_exact(tmp, conv_first, relu):
+    """concat(ADD(r, conv(r)) [+ fused ReLU], depthwise(x)): the ADD runs inside the CspPartialConv
+    (either input order), bit-exact under XNNPACK, TFLite's builtin and reference kernels."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(3)
+    inp = tf.keras.Input((8, 8, 6))
+    base = L.Conv2D(8, 1, activation="relu")(inp)
+    y = L.Conv2D(8, 1)(base)
+    r = L.Add()([y, base] if conv_first else [base, y])
+    if relu:
+        r = L.ReLU()(r)
+    skip = L.DepthwiseConv2D(3, padding="same", activation="relu")(inp)
+    src = str(tmp / f"resadd_{conv_first}_{relu}.tflite")
+    _convert_int8(tf.keras.Model(inp, L.Concatenate()([r, skip])), (8, 8, 6), src)
+    rep = fuse(src, str(tmp / f"resadd_{conv_first}_{relu}_fused.tflite"), samples=4)
+    assert rep["fallbacks"] == [] and rep["fused_ops"] == 1, rep["fallbacks"]
+    (f,) = rep["fused"]
+    assert f["conv"].endswith("+residual add") and f["skip_depthwise"] == "3x3/s1 6->6 x1"
+    assert sorted(f["replaces"]) == ["ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D"]

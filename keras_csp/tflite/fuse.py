@@ -112,7 +112,7 @@ def _describe(g: Graph, m) -> dict:
             "op": "CspPartialConv", "output": g.tensor_name(m.output),
             "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
             "c_skip": m.c_skip, "order": "skip_first" if m.order == 0 else "conv_first",
-            "conv": _conv_text(m.conv.params),
+            "conv": _conv_text(m.conv.params) + (" +residual add" if m.conv.residual >= 0 else ""),
             "conv_outputs": [g.tensor_name(m.conv.output)],
         }
         if m.skip_dw is not None:
@@ -150,6 +150,8 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             ins = [m.skip_src, m.conv_src, m.conv.weights, b]
             if m.skip_dw is not None:
                 ins += [m.skip_dw.weights, _bias_tensor(g, m.skip_dw, f"kcsp_{node}_dw")]
+            if m.conv.residual >= 0:
+                ins.append(m.conv.residual)
             op.inputs = np.asarray(ins + [key], np.int32)  # the node key is always the last input
             last = m.concat
             hard = [m.conv.op_index, m.concat] + ([m.conv.post_op] if m.conv.post_op >= 0 else [])
@@ -197,12 +199,22 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
 
 def _with_outputs(g0: Graph, extra) -> Graph:
     """Copy of g0 whose subgraph also outputs `extra` tensors (no signatures, so the runtime
-    returns subgraph outputs in order)."""
+    returns subgraph outputs in order). A tensor already among the outputs is not listed twice
+    (LiteRT's results for a repeated output tensor are unreliable): find each one's result
+    with `_output_positions`."""
     g = Graph(copy.deepcopy(g0.model))
-    outs = [int(t) for t in g.sg.outputs] + [int(t) for t in extra]
+    outs = [int(t) for t in g.sg.outputs]
+    outs += [t for t in dict.fromkeys(int(t) for t in extra) if t not in outs]
     g.sg.outputs = np.asarray(outs, np.int32)
     g.model.signatureDefs = []
     return g
+
+
+def _output_positions(g0: Graph, extra) -> list:
+    """Position of each `extra` tensor among the outputs of `_with_outputs(g0, extra)`."""
+    outs = [int(t) for t in g0.sg.outputs]
+    outs += [t for t in dict.fromkeys(int(t) for t in extra) if t not in outs]
+    return [outs.index(int(t)) for t in extra]
 
 
 def _diff_stats(r, o):
@@ -212,7 +224,7 @@ def _diff_stats(r, o):
 
 def _activation_inputs(m):
     if isinstance(m, PartialConvMatch):
-        return list(dict.fromkeys([m.skip_src, m.conv_src]))
+        return list(dict.fromkeys([m.skip_src, m.conv_src] + ([m.conv.residual] if m.conv.residual >= 0 else [])))
     if isinstance(m, DepthwiseMatch):
         return [m.input]
     return [m.x_src]
@@ -271,8 +283,8 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
     probes = list(dict.fromkeys(probes))
     probe_path = os.path.join(tmp, "probe.tflite")
     _with_outputs(g, probes).save(probe_path)
-    n_out = len(g.sg.outputs)
-    captured = [dict(zip(probes, outs[n_out:])) for outs in _run_all(probe_path, inputs)]
+    pos = _output_positions(g, probes)
+    captured = [{t: outs[k] for t, k in zip(probes, pos)} for outs in _run_all(probe_path, inputs)]
     rng = np.random.default_rng(123)
     bad = {}
     for i, m in enumerate(matches):
@@ -322,11 +334,14 @@ def _verify(g: Graph, matches, inputs, dst, against=("tflite", "xnnpack")):
             f"activations + random inputs)")
         ref_path = os.path.join(tmp, "ref.tflite")
         _with_outputs(g, [m.output for m in matches]).save(ref_path)
+        ref_pos = _output_positions(g, [m.output for m in matches])
         ref = {mode: _run_all(ref_path, inputs, mode) for mode in ("", "builtin")}
         for _attempt in range(len(matches) + 1):
             cur = [matches[i] for i in active]
             fz_path = os.path.join(tmp, "fused.tflite")
-            _with_outputs(rewrite(g, cur, keep_dead_tensors=True), [m.output for m in cur]).save(fz_path)
+            fused_g = rewrite(g, cur, keep_dead_tensors=True)
+            _with_outputs(fused_g, [m.output for m in cur]).save(fz_path)
+            got_pos = _output_positions(fused_g, [m.output for m in cur])
             equal, op_diffs = {}, {}
             for mode in ("", "builtin"):
                 got = _run_all(fz_path, inputs, mode)
@@ -334,7 +349,7 @@ def _verify(g: Graph, matches, inputs, dst, against=("tflite", "xnnpack")):
                 od = {}
                 for r, o in zip(ref[mode], got):
                     for j, i in enumerate(active):
-                        nd, mx = _diff_stats(r[n_out + i], o[n_out + j])
+                        nd, mx = _diff_stats(r[ref_pos[i]], o[got_pos[j]])
                         if nd:
                             e = od.setdefault(i, [0, 0])
                             e[0] += nd

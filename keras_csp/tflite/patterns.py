@@ -47,6 +47,37 @@ def xnnpack_leaky_relu_params(input_scale: float, output_scale: float, alpha) ->
             "post_xnn_negative_multiplier": int(np.rint(f32(256.0) * neg))}
 
 
+def add_params(a_q, b_q, out_q, act_range, conv_input: int) -> dict:
+    """Custom options of a fused int8 ADD (inputs a, b in the op's order; `conv_input`: which one
+    the fused conv produces), for both kernel families, which round differently:
+    * TFLite (builtin and reference kernels): inputs shifted left 20, scaled by multipliers of
+      scale / (2 * max scale), summed, scaled to the output (add.cc Prepare, float32 products as there);
+    * XNNPACK (qs8 vadd): acc = bias + a * a_mult + b * b_mult, out = acc >> shift, with
+      multipliers from the float32 ratios a_scale / out_scale (lrintf(ratio * 2^shift)), the
+      rounding folded into the bias. XNNPACK only takes ratios in [2^-10, 2^8): outside them
+      TFLite's kernel runs the ADD even under XNNPACK ("xnn_unsupported")."""
+    f32 = np.float32
+    sa, sb, so = f32(a_q[0]), f32(b_q[0]), f32(out_q[0])
+    twice = float(f32(2.0) * max(sa, sb))
+    m1, s1 = _quantize_multiplier(float(sa) / twice)
+    m2, s2 = _quantize_multiplier(float(sb) / twice)
+    mo, s_o = _quantize_multiplier(twice / float(f32(1 << 20) * so))
+    p = {"conv_input": int(conv_input), "a_zero_point": int(a_q[1]), "b_zero_point": int(b_q[1]),
+         "output_zero_point": int(out_q[1]), "act_min": int(act_range[0]), "act_max": int(act_range[1]),
+         "a_multiplier": int(m1), "a_shift": int(s1), "b_multiplier": int(m2), "b_shift": int(s2),
+         "output_multiplier": int(mo), "output_shift": int(s_o)}
+    ra, rb = f32(sa / so), f32(sb / so)
+    if not all(f32(2.0 ** -10) <= r < f32(256.0) for r in (ra, rb)):
+        p["xnn_unsupported"] = 1
+        return p
+    exponent = int((np.array(max(ra, rb), f32).view(np.uint32) >> 23)) - 127
+    shift = 20 - exponent
+    am, bm = (int(np.rint(f32(r) * f32(2.0 ** shift))) for r in (ra, rb))
+    p.update({"xnn_a_multiplier": am, "xnn_b_multiplier": bm, "xnn_shift": shift,
+              "xnn_bias": (1 << (shift - 1)) - am * int(a_q[1]) - bm * int(b_q[1])})
+    return p
+
+
 @dataclass
 class Rejection:
     op_index: int
@@ -63,7 +94,8 @@ class ConvInfo:
     bias: int               # -1 if absent
     output: int             # tensor of the conv (or of its fused post op)
     params: dict            # custom-option fields of this conv
-    post_op: int = -1       # op index of a fused element-wise op (LEAKY_RELU), if any
+    post_op: int = -1       # op index of a fused element-wise op (LEAKY_RELU or the residual ADD), if any
+    residual: int = -1      # the other input of a fused residual ADD
 
 
 @dataclass
@@ -324,13 +356,45 @@ class Matcher:
         params.update({"in_channels": int(cin), "depth_multiplier": mult})
         return ConvInfo(op_index=di, input=x, weights=w, bias=b, output=y, params=params)
 
-    def conv_producing(self, t, why: list):  # noqa: C901 (one branch per producer kind)
+    def residual_add(self, pi, t, why: list):
+        """ConvInfo for t = ADD(r, CONV_2D(...)) (either order; the conv output used only by the ADD):
+        an inverted residual's projection plus its shortcut, as CSPMobileNet-v2's block paths end."""
+        op = self.ops[pi]
+        ins = [int(v) for v in op.inputs]
+        if len(ins) != 2 or not all(self.is_int8(v) for v in ins + [t]):
+            why.append("residual ADD is not a two-input int8 op")
+            return None
+        shape = self.g.shape(t)
+        if any(self.g.shape(v) != shape for v in ins):
+            why.append("residual ADD broadcasts")
+            return None
+        conv_pos = next((k for k in (1, 0) if self.type_of(ins[k]) == "CONV_2D" and self.single_use(ins[k])
+                         and ins[1 - k] != ins[k]), None)
+        if conv_pos is None:
+            why.append("no CONV_2D input")
+            return None
+        info = self.conv_info(self.prod[ins[conv_pos]], why)
+        if info is None:
+            return None
+        q = [self.qparams(v) for v in ins + [t]]
+        act = int(op.builtinOptions.fusedActivationFunction or 0) if op.builtinOptions is not None else 0
+        rng = _act_range(act, q[2][0], q[2][1]) if None not in q else None
+        if rng is None:
+            why.append("residual ADD is not per-tensor quantized or has an unsupported activation")
+            return None
+        info.params["add"] = add_params(q[0], q[1], q[2], rng, conv_input=conv_pos)
+        info.residual, info.output, info.post_op = ins[1 - conv_pos], t, pi
+        return info
+
+    def conv_producing(self, t, why: list, allow_add=False):  # noqa: C901 (one branch per producer kind)
         """ConvInfo for tensor t = CONV_2D(...) or LEAKY_RELU(CONV_2D(...)) (conv output used
-        only by the leaky relu), else None."""
+        only by the leaky relu), or with `allow_add` ADD(r, CONV_2D(...)), else None."""
         pi = self.prod.get(t)
         if pi is None:
             why.append("no CONV_2D input")
             return None
+        if allow_add and self.type(pi) == "ADD":
+            return self.residual_add(pi, t, why)
         if self.type(pi) == "LEAKY_RELU":
             op = self.ops[pi]
             ct = int(op.inputs[0])
@@ -518,7 +582,7 @@ class Matcher:
                     reasons.append("the conv output has other consumers")
                     continue
                 w = []
-                info = self.conv_producing(conv_t, w)
+                info = self.conv_producing(conv_t, w, allow_add=True)
                 if info is None:
                     reasons.append(w[-1])
                     continue

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 
@@ -136,9 +137,88 @@ struct Epilogue {
   int8_t lut[256] = {};
 };
 
+// ---- a residual int8 ADD fused after a conv: out = ADD(a, b), the conv output being a or b ----
+// A function of two int8 values, so it runs as a 64 KiB table built at Init from the formula of
+// the kernels it replaces (see keras_csp.tflite.patterns.add_params): TFLite's (inputs shifted
+// left 20, fixed-point multipliers, both rounding steps ties away from zero) or XNNPACK's qs8 vadd
+// (acc = bias + a * a_mult + b * b_mult, arithmetic shift right, the rounding folded into bias).
+struct ResidualAdd {
+  bool on = false;
+  bool conv_is_a = false;  // the conv output is the ADD's first input
+  std::vector<int8_t> lut;  // [a][b] as uint8 indices
+
+  void Parse(const Ref& m, Numerics numerics) {
+    Ref a = m.Get("add");
+    if (a.IsNull()) return;
+    Require(a.IsMap(), "option 'add' must be a map");
+    on = true;
+    const int64_t conv_input = ReqInt(a, "conv_input");
+    Require(conv_input == 0 || conv_input == 1, "add conv_input must be 0 or 1");
+    conv_is_a = conv_input == 0;
+    auto i8 = [&](const char* k) {
+      const int64_t v = ReqInt(a, k);
+      Require(v >= -128 && v <= 127, std::string("add ") + k + " out of int8 range");
+      return static_cast<int32_t>(v);
+    };
+    const int32_t za = i8("a_zero_point"), zb = i8("b_zero_point"), zo = i8("output_zero_point");
+    const int32_t lo = i8("act_min"), hi = i8("act_max");
+    Require(lo <= hi, "add activation range invalid");
+    lut.resize(1 << 16);
+    if (numerics == Numerics::kXnnpack && !a.Has("xnn_unsupported")) {
+      const int64_t am = ReqInt(a, "xnn_a_multiplier"), bm = ReqInt(a, "xnn_b_multiplier");
+      const int64_t shift = ReqInt(a, "xnn_shift"), bias = ReqInt(a, "xnn_bias");
+      Require(am >= -(1 << 22) && am <= (1 << 22) && bm >= -(1 << 22) && bm <= (1 << 22),
+              "xnn add multipliers out of range");
+      Require(shift >= 1 && shift <= 31, "xnn add shift out of range");
+      Require(bias >= INT32_MIN && bias <= INT32_MAX, "xnn add bias out of int32 range");
+      for (int x = -128; x < 128; ++x)
+        for (int y = -128; y < 128; ++y) {
+          // |x * am| < 2^30: int64 keeps absurd (fuzzed) parameters defined
+          const int64_t acc = bias + x * am + y * bm;
+          int64_t v = acc >> shift;
+          v = std::min<int64_t>(std::max<int64_t>(v, lo - zo), hi - zo) + zo;
+          lut[Index(x, y)] = static_cast<int8_t>(v);
+        }
+      return;
+    }
+    auto mult = [&](const char* mk, const char* sk, int32_t* m, int* sh) {
+      const int64_t mv = ReqInt(a, mk), sv = ReqInt(a, sk);
+      Require(mv >= 0 && mv <= 0x7fffffffLL && sv >= -31 && sv <= 0, std::string("add ") + mk + "/shift out of range");
+      *m = static_cast<int32_t>(mv);
+      *sh = static_cast<int>(sv);
+    };
+    int32_t m1, m2, mo;
+    int s1, s2, so;
+    mult("a_multiplier", "a_shift", &m1, &s1);
+    mult("b_multiplier", "b_shift", &m2, &s2);
+    mult("output_multiplier", "output_shift", &mo, &so);
+    for (int x = -128; x < 128; ++x)
+      for (int y = -128; y < 128; ++y) {
+        const int32_t sa = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul((x - za) * (1 << 20), m1), -s1);
+        const int32_t sb = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul((y - zb) * (1 << 20), m2), -s2);
+        int32_t v = RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(sa + sb, mo), -so) + zo;
+        lut[Index(x, y)] = static_cast<int8_t>(std::min(hi, std::max(lo, v)));
+      }
+  }
+
+  static int Index(int a, int b) { return (static_cast<uint8_t>(a) << 8) | static_cast<uint8_t>(b); }
+
+  // In place over the conv output y (`channels` channels at `offset`, pixels `stride` apart) with
+  // the residual r (dense, `channels` per pixel).
+  void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels, const int8_t* r) const {
+    if (!on) return;
+    for (int64_t p = 0; p < pixels; ++p) {
+      int8_t* y = base + p * stride + offset;
+      const int8_t* q = r + p * channels;
+      for (int c = 0; c < channels; ++c) y[c] = lut[conv_is_a ? Index(y[c], q[c]) : Index(q[c], y[c])];
+    }
+  }
+};
+
 // ---- one int8 convolution described by custom options (shared by both CSP ops) ----
 struct ConvSpec {
   Epilogue post;
+  ResidualAdd add;  // CspPartialConv only
   ConvGeometry geometry;
   Int8QuantParams quant;
   std::unique_ptr<PackedConvInt8> packed;
@@ -212,6 +292,8 @@ struct ConvSpec {
         case Numerics::kTfliteReference: quant.rounding = Rounding::kAwayFromZero; break;
       }
       post.Parse(m, numerics);
+      add.Parse(m, numerics);
+      Require(!(post.leaky && add.on), "a conv takes one post op: leaky_relu or add");
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -275,7 +357,7 @@ struct DepthwiseSpec {
       Require(mult >= 1 && mult <= 64, "depth_multiplier must be in [1, 64]");
       Require(int64_t(g.in_channels) * mult == g.out_channels,
               "out_channels must be in_channels * depth_multiplier");
-      Require(!options.post.leaky, "a depthwise conv takes no post op");
+      Require(!options.post.leaky && !options.add.on, "a depthwise conv takes no post op");
       multiplier = static_cast<int>(mult);
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
@@ -352,13 +434,15 @@ class CspPartialConvKernel : public NodeKernel {
 
   // The skip part's input channels in skip_src: c_skip copied, or the depthwise conv's inputs.
   int SkipReads() const { return skip_dw_ ? skip_dw_->options.geometry.in_channels : c_skip_; }
-  size_t Inputs() const { return skip_dw_ ? 7 : 5; }
+  size_t Inputs() const { return 5 + (skip_dw_ ? 2 : 0) + (conv_.add.on ? 1 : 0); }
+  size_t ResidualInput() const { return skip_dw_ ? 6 : 4; }  // the residual ADD's other input
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
                             LiteRtLayout* out) override {
     if (ni != Inputs() || no != 1)
       return "expects " + std::to_string(Inputs()) + " inputs (skip_src, conv_src, weights, bias, " +
-             (skip_dw_ ? "skip_dw weights, skip_dw bias, " : "") + "key) and 1 output, got " + std::to_string(ni) +
+             (skip_dw_ ? "skip_dw weights, skip_dw bias, " : "") + (conv_.add.on ? "residual, " : "") +
+             "key) and 1 output, got " + std::to_string(ni) +
              "/" + std::to_string(no);
     const LiteRtLayout& s = in[0];
     const LiteRtLayout& c = in[1];
@@ -384,6 +468,14 @@ class CspPartialConvKernel : public NodeKernel {
     if (os.out_h != skip_h || os.out_w != skip_w || s.dimensions[0] != c.dimensions[0])
       return "conv output " + std::to_string(os.out_h) + "x" + std::to_string(os.out_w) +
              " does not match the skip part " + std::to_string(skip_h) + "x" + std::to_string(skip_w);
+    if (conv_.add.on) {
+      const LiteRtLayout& r = in[ResidualInput()];
+      if (r.rank != 4 || r.dimensions[0] != s.dimensions[0] || r.dimensions[1] != os.out_h ||
+          r.dimensions[2] != os.out_w || r.dimensions[3] != conv_.geometry.out_channels)
+        return "residual " + LayoutStr(r) + " must match the conv output [" + std::to_string(s.dimensions[0]) + "," +
+               std::to_string(os.out_h) + "," + std::to_string(os.out_w) + "," +
+               std::to_string(conv_.geometry.out_channels) + "]";
+    }
     SetLayout(out, {s.dimensions[0], skip_h, skip_w, c_skip_ + conv_.geometry.out_channels});
     return "";
   }
@@ -436,12 +528,18 @@ class CspPartialConvKernel : public NodeKernel {
     }
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
     conv_.post.Apply(o, pixels, ctot, conv_out_off, cout);
+    if (conv_.add.on) {
+      const size_t ri = ResidualInput();
+      if (t[ri].element_type != kLiteRtElementTypeInt8 || in_bytes[ri] < size_t(pixels) * cout)
+        return "residual must be int8 with the conv output's shape";
+      conv_.add.Apply(o, pixels, ctot, conv_out_off, cout, static_cast<const int8_t*>(in[ri]));
+    }
     return "";
   }
 
   std::string Describe() const override {
     return "skip " + std::to_string(c_skip_) + (skip_dw_ ? " (" + skip_dw_->Describe() + ")" : "") + " + conv " +
-           conv_.Describe() + (order_ == 0 ? "" : " (conv first)");
+           conv_.Describe() + (conv_.add.on ? " +residual add" : "") + (order_ == 0 ? "" : " (conv first)");
   }
 
  private:
@@ -546,6 +644,7 @@ class CspDenseBlockKernel : public NodeKernel {
           Ref cm = br.At(j);
           Require(cm.IsMap(), lc + " must be a map");
           chain[j].Parse(cm, lc, numerics);
+          Require(!chain[j].add.on, lc + ": dense-block convs take no residual add");
           auto& g = chain[j].geometry;
           Require(g.stride_h == 1 && g.stride_w == 1 &&
                       (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
