@@ -220,6 +220,13 @@ void Exercise(const std::string& name, NodeKernel* k, const flex::Ref& root, int
       in.push_back(T(kLiteRtElementTypeInt32, L({d.cout})));
       if (Elements(in[4].layout) < 0) return;
     }
+    bool add = false;
+    try {
+      add = !root.Get("add").IsNull();
+    } catch (const flex::FlexError&) {
+      return;
+    }
+    if (add) in.push_back(T(kLiteRtElementTypeInt8, L({n, h, w, c.cout})));  // the residual
     in.push_back(key);
     macs += n * ch * cw * c.kh * c.kw * c.cin * c.cout;
     if (Elements(cl) < 0 || Elements(sl) < 0 || Elements(in[2].layout) < 0) return;

@@ -58,7 +58,9 @@ def main():
         base = L.Conv2D(3, 1, activation="relu")(x)
         skip = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(base)
         y = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu")(base)
-        return L.Concatenate()([L.Conv2D(2, 1)(y), skip])
+        y = L.Conv2D(2, 1)(y)
+        z = L.Add()([y, L.Conv2D(2, 1)(L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(y))])  # residual
+        return L.Concatenate()([z, skip])
 
     # Tiny graphs (no classifier head, metadata or signatures stripped): parsing cost per
     # fuzz input is dominated by the flatbuffers object API, so small seeds = fast fuzzing.
