@@ -16,16 +16,20 @@ constexpr int kDepthwiseNR = 16;  // output channels per packed block
 
 // Packed layout of the SIMD depthwise kernels, per block of 16 output channels: the variant's
 // parameter rows (param_bytes), then the weights [tap][16] as T.
+// parameter rows (param_bytes), then the weights [tap][16] as T, then `extra_bytes` of a variant's own.
 template <typename T>
-size_t DepthwiseBlockBytes(const PackedDepthwiseInt8& w, size_t param_bytes) {
-  return param_bytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kDepthwiseNR * sizeof(T);
+size_t DepthwiseBlockBytes(const PackedDepthwiseInt8& w, size_t param_bytes, size_t extra_bytes = 0) {
+  return param_bytes + static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * kDepthwiseNR * sizeof(T) +
+         extra_bytes;
 }
 
-// pack_params(int32_t* rows, int oc0) writes block oc0's parameter rows.
-template <typename T, typename PackParams>
-void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params) {
+// pack_params(int32_t* rows, int oc0) writes block oc0's parameter rows; pack_extra(uint8_t* extra,
+// int oc0) its extra bytes.
+template <typename T, typename PackParams, typename PackExtra>
+void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params, size_t extra_bytes,
+                         PackExtra pack_extra) {
   const int taps = w->geometry_.kernel_h * w->geometry_.kernel_w, cout = w->geometry_.out_channels;
-  const size_t bb = DepthwiseBlockBytes<T>(*w, param_bytes);
+  const size_t bb = DepthwiseBlockBytes<T>(*w, param_bytes, extra_bytes);
   const int blocks = (cout + kDepthwiseNR - 1) / kDepthwiseNR;
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
   for (int bi = 0; bi < blocks; ++bi) {
@@ -35,7 +39,13 @@ void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams 
     for (int t = 0; t < taps; ++t)
       for (int j = 0; j < kDepthwiseNR && oc0 + j < cout; ++j)
         wt[t * kDepthwiseNR + j] = w->weights_[static_cast<size_t>(t) * cout + oc0 + j];
+    pack_extra(base + bi * bb + bb - extra_bytes, oc0);
   }
+}
+
+template <typename T, typename PackParams>
+void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params) {
+  PackDepthwiseBlocks<T>(w, param_bytes, pack_params, 0, [](uint8_t*, int) {});
 }
 
 // kernel(x, tap, n_taps, o): x[i] points at channel 0 of the input slice at tap tap[i] (index

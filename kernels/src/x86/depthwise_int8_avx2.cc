@@ -26,8 +26,14 @@ namespace {
 constexpr int kNR = kRequantNR;
 
 static_assert(kNR == kDepthwiseNR, "16-channel blocks");
-// Per block of 16 output channels: the parameter rows, then [tap][16] int16 weights.
-inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) { return DepthwiseBlockBytes<int16_t>(w, kParamBytes); }
+inline int TapPairs(const PackedDepthwiseInt8& w) { return (w.geometry_.kernel_h * w.geometry_.kernel_w + 1) / 2; }
+// Per block of 16 output channels: the parameter rows, [tap][16] int16 weights (pixels at the
+// border), then per pair of taps (2p, 2p + 1; the last one paired with zeros) the two taps'
+// weights interleaved in vpunpck{l,h}wd order, 2 x 16 int16 (pixels whose taps are all in range).
+inline size_t PairBytes(const PackedDepthwiseInt8& w) { return static_cast<size_t>(TapPairs(w)) * 2 * kNR * sizeof(int16_t); }
+inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) {
+  return DepthwiseBlockBytes<int16_t>(w, kParamBytes, PairBytes(w));
+}
 
 // (x - zp) for the 16 output channels [oc0, oc0 + n) of one input pixel `x`, as int16.
 template <int M>
@@ -63,12 +69,28 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = DwBlockBytes(w);
   const int cout = w.geometry_.out_channels;
+  const int all_taps = w.geometry_.kernel_h * w.geometry_.kernel_w, pairs = TapPairs(w);
+  const size_t pair_off = bb - PairBytes(w);
   SweepDepthwise(w, p, in, out, row_begin, row_end, [&](const int8_t* const* x, const int* tap, int taps, int8_t* o) {
     for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
       const int n = std::min(kNR, cout - oc0);
       const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
       const auto* wt = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
       __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+      if (taps == all_taps) {
+        // Two taps per vpmaddwd: (x_a, x_b) interleaved by channel against the packed weight pairs;
+        // the accumulators hold channels {0-3, 8-11} and {4-7, 12-15}, put back in order after.
+        const auto* wp = reinterpret_cast<const __m256i*>(base + bi * bb + pair_off);
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int q = 0; q < pairs; ++q) {
+          const __m256i xa = LoadInputs<M>(x[2 * q], oc0, n, zp);
+          const __m256i xb = 2 * q + 1 < taps ? LoadInputs<M>(x[2 * q + 1], oc0, n, zp) : _mm256_setzero_si256();
+          lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), _mm256_load_si256(wp + 2 * q)));
+          hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), _mm256_load_si256(wp + 2 * q + 1)));
+        }
+        StoreRow(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31), prm, c, o + oc0, n);
+        continue;
+      }
       for (int i = 0; i < taps; ++i) {
         const __m256i xv = LoadInputs<M>(x[i], oc0, n, zp);
         const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(wt + tap[i] * kNR));
@@ -84,9 +106,25 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
 }  // namespace
 
 Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w) {
-  PackDepthwiseBlocks<int16_t>(w, kParamBytes, [w](int32_t* prm, int oc0) {
-    PackRequantParams(prm, w->quant_, w->bias_, w->left_shift_, w->right_shift_, oc0);
-  });
+  const int taps = w->geometry_.kernel_h * w->geometry_.kernel_w, cout = w->geometry_.out_channels;
+  PackDepthwiseBlocks<int16_t>(
+      w, kParamBytes,
+      [w](int32_t* prm, int oc0) { PackRequantParams(prm, w->quant_, w->bias_, w->left_shift_, w->right_shift_, oc0); },
+      PairBytes(*w), [&](uint8_t* extra, int oc0) {
+        auto* wp = reinterpret_cast<int16_t*>(extra);
+        auto weight = [&](int t, int j) -> int16_t {
+          return t < taps && oc0 + j < cout ? w->weights_[static_cast<size_t>(t) * cout + oc0 + j] : 0;
+        };
+        for (int q = 0; q < TapPairs(*w); ++q)
+          for (int half = 0; half < 2; ++half)  // vpunpcklwd (channels 0-3, 8-11), vpunpckhwd (4-7, 12-15)
+            for (int lane = 0; lane < 2; ++lane)
+              for (int k = 0; k < 4; ++k) {
+                const int j = lane * 8 + half * 4 + k;
+                int16_t* d = wp + (2 * q + half) * 16 + lane * 8 + 2 * k;
+                d[0] = weight(2 * q, j);
+                d[1] = weight(2 * q + 1, j);
+              }
+      });
   return Status::Ok();
 }
 
