@@ -416,3 +416,17 @@ def test_residual_add_into_a_concat_is_fused_bit_exact(tmp, conv_first, relu):
     (f,) = rep["fused"]
     assert f["conv"].endswith("+residual add") and f["skip_depthwise"] == "3x3/s1 6->6 x1"
     assert sorted(f["replaces"]) == ["ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cspmobilenetv2_tiny", "csppeleenet_tiny"])
+def test_mobile_tiny_models_train_qat_and_fuse_bit_identical(tmp_path, name):
+    """The paper's mobile models, tiny: float training and QAT on digits, then every CSP pattern fused
+    (depthwise ops, residual ADDs) with outputs bit-identical to the QAT int8 model on the test split."""
+    from keras_csp.demo import run_demo
+
+    rep = run_demo(out=str(tmp_path / name), model_name=name, epochs=6, qat_epochs=1, echo=lambda line: None)
+    assert rep["float_accuracy"] > 0.85 and rep["qat_accuracy"] > 0.85, rep
+    n = rep["fused"]["accuracy"]["examples"]
+    for k in ("xnnpack", "tflite_builtin"):
+        assert rep["fused"]["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["fused"]["accuracy"][k])
