@@ -430,3 +430,33 @@ def test_mobile_tiny_models_train_qat_and_fuse_bit_identical(tmp_path, name):
     n = rep["fused"]["accuracy"]["examples"]
     for k in ("xnnpack", "tflite_builtin"):
         assert rep["fused"]["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["fused"]["accuracy"][k])
+
+
+def test_elementwise_chains_after_convs_fuse_as_tables(tmp):
+    """SiLU (LOGISTIC + MUL, as the converter writes it), HARD_SWISH, and TANH followed by the
+    QUANTIZE to the concat's scale run inside the fused ops as 256-entry tables, one per kernel set,
+    taken from those kernels themselves: YOLOv5's C3 concat [bottleneck chain + residual, conv(x)]
+    and a dense append, bit-exact under XNNPACK, TFLite's builtin and reference kernels."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((8, 8, 8))
+    cv1 = L.Conv2D(4, 1, activation="silu")(inp)
+    cv2 = L.Conv2D(4, 1, activation="silu")(inp)
+    m = L.Add()([cv1, L.Conv2D(4, 3, padding="same", activation="silu")(L.Conv2D(4, 1, activation="silu")(cv1))])
+    y = L.Conv2D(8, 1, activation="hard_swish")(L.Concatenate()([m, cv2]))
+    out = L.Concatenate()([y, L.Conv2D(4, 3, padding="same", activation="tanh")(y)])
+    src = str(tmp / "tables.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (8, 8, 8), src)
+    rep = fuse(src, str(tmp / "tables_fused.tflite"), samples=4)
+    assert rep["fallbacks"] == [] and rep["coverage"]["concats_fused"] == 2
+    replaced = sorted(op for f in rep["fused"] for op in f["replaces"])
+    assert {"LOGISTIC", "MUL", "TANH", "QUANTIZE"} <= set(replaced)
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    g = Graph.load(str(tmp / "tables_fused.tflite"))
+    opts = [flexbuffers.Loads(bytes(bytearray(op.customOptions))) for op in g.ops() if op.customOptions is not None]
+    tables = [o for o in opts if o.get("post") == "table"] + [c for o in opts for layer in o.get("layers", [])
+                                                              for ch in layer for c in ch if c.get("post") == "table"]
+    assert tables and all(len(t["post_table_xnnpack"]) == 256 == len(t["post_table_reference"]) for t in tables)

@@ -71,6 +71,7 @@ def main():
         keras_model("split_convfirst_relu6", (3, 3, 5),
                     lambda x: partial(x, 3, 2, act="relu6", first=False, split=True)),
         keras_model("partial_leaky", (3, 3, 5), lambda x: partial(x, act="leaky_relu")),
+        keras_model("partial_silu", (3, 3, 5), lambda x: partial(x, act="silu")),  # a table post op
         keras_model("dense", (3, 3, 3), lambda x: dense(x)),
         keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
         keras_model("mobile_head", (4, 4, 3), lambda x: mobile_head(x)),

@@ -154,7 +154,7 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
                 ins.append(m.conv.residual)
             op.inputs = np.asarray(ins + [key], np.int32)  # the node key is always the last input
             last = m.concat
-            hard = [m.conv.op_index, m.concat] + ([m.conv.post_op] if m.conv.post_op >= 0 else [])
+            hard = [m.conv.op_index, m.concat] + m.conv.post_ops
             hard += [m.skip_dw.op_index] if m.skip_dw is not None else []
         elif isinstance(m, DepthwiseMatch):
             op.opcodeIndex = g.custom_opcode_index("KcspDepthwiseConv2D")

@@ -30,6 +30,9 @@ from .graph import Graph
 from .schema import ActivationFunctionType, BuiltinOperator, Padding, TensorType
 
 SLICE_OPS = {"STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V"}
+# Element-wise int8 ops after a conv that fuse as a 256-entry table (with x * LOGISTIC(x): SiLU).
+TABLE_OPS = {"LOGISTIC", "TANH", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "ELU", "LEAKY_RELU",
+             "QUANTIZE"}  # QUANTIZE: int8 -> int8 requantization (e.g. TANH's fixed scale to the concat's)
 
 
 def xnnpack_leaky_relu_params(input_scale: float, output_scale: float, alpha) -> dict:
@@ -94,8 +97,10 @@ class ConvInfo:
     bias: int               # -1 if absent
     output: int             # tensor of the conv (or of its fused post op)
     params: dict            # custom-option fields of this conv
-    post_op: int = -1       # op index of a fused element-wise op (LEAKY_RELU or the residual ADD), if any
+    post_ops: list = field(default_factory=list)  # fused element-wise ops after the conv (LEAKY_RELU,
+                            # the residual ADD, or a chain run as a table), in graph order
     residual: int = -1      # the other input of a fused residual ADD
+    post_input: int = -1    # a table chain's input: the conv's own output tensor
 
 
 @dataclass
@@ -383,7 +388,7 @@ class Matcher:
             why.append("residual ADD is not per-tensor quantized or has an unsupported activation")
             return None
         info.params["add"] = add_params(q[0], q[1], q[2], rng, conv_input=conv_pos)
-        info.residual, info.output, info.post_op = ins[1 - conv_pos], t, pi
+        info.residual, info.output, info.post_ops = ins[1 - conv_pos], t, [pi]
         return info
 
     def conv_producing(self, t, why: list, allow_add=False):  # noqa: C901 (one branch per producer kind)
@@ -421,12 +426,56 @@ class Matcher:
             })
             info.params.update(xnnpack_leaky_relu_params(iq[0], oq[0], alpha))
             info.output = t
-            info.post_op = pi
+            info.post_ops = [pi]
+            return info
+        if self.type(pi) in TABLE_OPS or self.type(pi) == "MUL":
+            chain = self.unary_chain(t)
+            if chain is None:
+                why.append(f"{self.type(pi)} after something other than a single-use CONV_2D")
+                return None
+            ci, ops, t0 = chain
+            info = self.conv_info(ci, why)
+            if info is None:
+                return None
+            # the chain is a function of one int8 value: fuse() fills in its 256-entry tables
+            info.params["post"] = "table"
+            info.output, info.post_ops, info.post_input = t, ops, t0
             return info
         if self.type(pi) != "CONV_2D":
             why.append("no CONV_2D input")
             return None
         return self.conv_info(pi, why)
+
+    def unary_chain(self, t):
+        """(conv op, chain ops, conv output) for t = f(CONV_2D(...)), f 1..4 element-wise int8 steps:
+        a TABLE_OPS op, or x * LOGISTIC(x) (SiLU, as the converter writes it), each step the only
+        consumer of its input; else None."""
+        ops = []
+        for _ in range(4):
+            pi = self.prod.get(t)
+            if pi is None or not self.is_int8(t) or self.qparams(t) is None:
+                return None
+            op, kind = self.ops[pi], self.type(pi)
+            if kind == "MUL":
+                a, b = (int(v) for v in op.inputs)
+                for x, sg in ((a, b), (b, a)):
+                    li = self.prod.get(sg)
+                    if (li is not None and self.type(li) == "LOGISTIC" and int(self.ops[li].inputs[0]) == x
+                            and self.cons.get(sg, []) == [pi] and sorted(self.cons.get(x, [])) == sorted([li, pi])
+                            and not {x, sg} & self.outputs):
+                        ops[:0], t = [li, pi], x
+                        break
+                else:
+                    return None
+            elif kind in TABLE_OPS:
+                if not self.single_use(int(op.inputs[0])):
+                    return None
+                ops[:0], t = [pi], int(op.inputs[0])
+            else:
+                return None
+            if self.type_of(t) == "CONV_2D" and self.is_int8(t) and self.qparams(t) is not None:
+                return self.prod[t], ops, t
+        return None
 
     def concat_ok(self, ci, why: list):
         op = self.ops[ci]
@@ -532,7 +581,7 @@ class Matcher:
             for cj in block:
                 for chain in layers[cj][1]:
                     removed += [c.op_index for c in chain]
-                    removed += [c.post_op for c in chain if c.post_op >= 0]
+                    removed += [o for c in chain for o in c.post_ops]
             matches.append(DenseBlockMatch(
                 output=out, x_src=x_src, in_offset=off, in_channels=c0,
                 layers=[layers[cj][1] for cj in block], concats=block, removed_ops=removed))
@@ -617,7 +666,7 @@ class Matcher:
                 if ys[:3] != ss[:3]:
                     reasons.append("conv changes the spatial size")
                     continue
-                removed = [ci, i] + ([info.post_op] if info.post_op >= 0 else [])
+                removed = [ci, i] + info.post_ops
                 removed += [skip_dw.op_index] if skip_dw is not None else []
                 for t in (skip_in, info.input):
                     s2 = self.channel_slice(t)
@@ -665,4 +714,6 @@ def find_matches(g: Graph):
     partial = mt.find_partial_convs(taken, rejections)
     in_partial = {m.skip_dw.op_index for m in partial if m.skip_dw is not None}
     depthwise = mt.find_depthwise(in_partial, rejections)
+    from .tables import attach_tables  # runs the interpreter: only where a table chain matched
+    attach_tables(g, [m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch])
     return dense + partial + depthwise, rejections, mt

@@ -65,6 +65,8 @@ void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
 // out = (((out_zp << 8) + 0x80 + x * m) >> 8), m = lrintf(256 * scale) per sign).
 struct Epilogue {
   bool leaky = false;
+  bool table = false;  // lut read from the options instead of computed
+  bool on() const { return leaky || table; }
   bool xnnpack = false;
   int32_t in_zp = 0, out_zp = 0, m_id = 0, s_id = 0, m_alpha = 0, s_alpha = 0;
   int32_t xnn_pos = 0, xnn_neg = 0;
@@ -73,6 +75,19 @@ struct Epilogue {
     Ref post = m.Get("post");
     if (post.IsNull()) return;
     std::string kind = post.AsString();
+    if (kind == "table") {  // an element-wise chain (SiLU, HARD_SWISH, ...) tabulated per kernel set
+      const char* key = numerics == Numerics::kXnnpack          ? "post_table_xnnpack"
+                        : numerics == Numerics::kTfliteBuiltin ? "post_table_builtin"
+                                                               : "post_table_reference";
+      auto v = ReqIntVec(m, key);
+      Require(v.size() == 256, std::string(key) + " must have 256 entries");
+      for (size_t i = 0; i < 256; ++i) {
+        Require(v[i] >= -128 && v[i] <= 127, std::string(key) + " entries must be int8");
+        lut[i ^ 0x80] = static_cast<int8_t>(v[i]);  // entry i is input i - 128; lut is indexed by uint8(x)
+      }
+      table = true;
+      return;
+    }
     Require(kind == "leaky_relu", "unsupported post op '" + kind + "'");
     leaky = true;
     // XNNPACK only takes a LEAKY_RELU whose scales it can represent; the fuse pass stores its
@@ -127,7 +142,7 @@ struct Epilogue {
   // In place over `channels` channels at `offset` of `pixels` pixels `stride` elements apart.
   // An int8 -> int8 map: one table lookup per element (built from Compute() in Parse).
   void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels) const {
-    if (!leaky) return;
+    if (!on()) return;
     for (int64_t p = 0; p < pixels; ++p) {
       int8_t* v = base + p * stride + offset;
       for (int c = 0; c < channels; ++c) v[c] = lut[static_cast<uint8_t>(v[c])];
@@ -293,7 +308,7 @@ struct ConvSpec {
       }
       post.Parse(m, numerics);
       add.Parse(m, numerics);
-      Require(!(post.leaky && add.on), "a conv takes one post op: leaky_relu or add");
+      Require(!(post.on() && add.on), "a conv takes one post op: an element-wise chain or a residual add");
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -336,7 +351,7 @@ struct ConvSpec {
     std::ostringstream os;
     os << geometry.kernel_h << "x" << geometry.kernel_w << "/s" << geometry.stride_h << " "
        << geometry.in_channels << "->" << geometry.out_channels
-       << (post.leaky ? " +leaky_relu" : "");
+       << (post.leaky ? " +leaky_relu" : post.table ? " +table" : "");
     return os.str();
   }
 };
@@ -357,7 +372,7 @@ struct DepthwiseSpec {
       Require(mult >= 1 && mult <= 64, "depth_multiplier must be in [1, 64]");
       Require(int64_t(g.in_channels) * mult == g.out_channels,
               "out_channels must be in_channels * depth_multiplier");
-      Require(!options.post.leaky && !options.add.on, "a depthwise conv takes no post op");
+      Require(!options.post.on() && !options.add.on, "a depthwise conv takes no post op");
       multiplier = static_cast<int>(mult);
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
