@@ -17,6 +17,10 @@ depthwise one:
 * `DepthwiseMatch` (-> KcspDepthwiseConv2D): a DEPTHWISE_CONV_2D with depth multiplier > 1 on
   our kernels (the stock ones run those as per-group GEMMs); no concat involved.
 
+A conv inside a pattern may carry what follows it: a LEAKY_RELU, a residual ADD (partial convs), or
+a chain of element-wise ops (TABLE_OPS, SiLU as x * LOGISTIC(x)) that `tables.py` turns into
+256-entry tables.
+
 Matchers return candidates or a `Rejection` with a human-readable reason.
 """
 from __future__ import annotations
@@ -271,7 +275,7 @@ class Matcher:
         return None
 
     def _filter_info(self, ci, why: list, what: str):
-        """Checks shared by CONV_2D and DEPTHWISE_CONV_2D op ci: (x, W, w, b, y, wscales, params) with the
+        """Checks shared by CONV_2D and DEPTHWISE_CONV_2D op ci: (x, W, w, b, y, params) with the
         requantization options, or None (+reason). W is the constant weight array."""
         op = self.ops[ci]
         ins = [int(v) for v in op.inputs]
