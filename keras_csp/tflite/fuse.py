@@ -197,24 +197,17 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
     return g
 
 
-def _with_outputs(g0: Graph, extra) -> Graph:
-    """Copy of g0 whose subgraph also outputs `extra` tensors (no signatures, so the runtime
-    returns subgraph outputs in order). A tensor already among the outputs is not listed twice
-    (LiteRT's results for a repeated output tensor are unreliable): find each one's result
-    with `_output_positions`."""
+def _with_outputs(g0: Graph, extra):
+    """(copy of g0 whose subgraph also outputs `extra` tensors, position of each `extra` tensor among
+    its outputs). No signatures, so the runtime returns subgraph outputs in order. A tensor already
+    among the outputs is not listed twice (LiteRT's results for a repeated output tensor are
+    unreliable)."""
     g = Graph(copy.deepcopy(g0.model))
     outs = [int(t) for t in g.sg.outputs]
     outs += [t for t in dict.fromkeys(int(t) for t in extra) if t not in outs]
     g.sg.outputs = np.asarray(outs, np.int32)
     g.model.signatureDefs = []
-    return g
-
-
-def _output_positions(g0: Graph, extra) -> list:
-    """Position of each `extra` tensor among the outputs of `_with_outputs(g0, extra)`."""
-    outs = [int(t) for t in g0.sg.outputs]
-    outs += [t for t in dict.fromkeys(int(t) for t in extra) if t not in outs]
-    return [outs.index(int(t)) for t in extra]
+    return g, [outs.index(int(t)) for t in extra]
 
 
 def _diff_stats(r, o):
@@ -245,13 +238,7 @@ def _pattern_submodel(g: Graph, m) -> Graph:
             continue
         opset.add(pi)
         stack.extend(int(v) for v in ops[pi].inputs)
-    sub = Graph(copy.deepcopy(g.model))
-    sub.sg.operators = [sub.sg.operators[i] for i in sorted(opset)]
-    sub.sg.inputs = np.asarray(_activation_inputs(m), np.int32)
-    sub.sg.outputs = np.asarray([m.output], np.int32)
-    sub.model.signatureDefs = []
-    sub.remove_unused()
-    return sub
+    return g.submodel(opset, _activation_inputs(m), [m.output])
 
 
 # Interpreter resolver, runtime CPU kernel mode and custom-op numerics of each kernel set a
@@ -282,8 +269,8 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
         probes += _activation_inputs(m)
     probes = list(dict.fromkeys(probes))
     probe_path = os.path.join(tmp, "probe.tflite")
-    _with_outputs(g, probes).save(probe_path)
-    pos = _output_positions(g, probes)
+    probe_g, pos = _with_outputs(g, probes)
+    probe_g.save(probe_path)
     captured = [{t: outs[k] for t, k in zip(probes, pos)} for outs in _run_all(probe_path, inputs)]
     rng = np.random.default_rng(123)
     bad = {}
@@ -333,15 +320,14 @@ def _verify(g: Graph, matches, inputs, dst, against=("tflite", "xnnpack")):
             f"builtin and TFLite's reference int8 kernels (each op alone, on its in-model "
             f"activations + random inputs)")
         ref_path = os.path.join(tmp, "ref.tflite")
-        _with_outputs(g, [m.output for m in matches]).save(ref_path)
-        ref_pos = _output_positions(g, [m.output for m in matches])
+        ref_g, ref_pos = _with_outputs(g, [m.output for m in matches])
+        ref_g.save(ref_path)
         ref = {mode: _run_all(ref_path, inputs, mode) for mode in ("", "builtin")}
         for _attempt in range(len(matches) + 1):
             cur = [matches[i] for i in active]
             fz_path = os.path.join(tmp, "fused.tflite")
-            fused_g = rewrite(g, cur, keep_dead_tensors=True)
-            _with_outputs(fused_g, [m.output for m in cur]).save(fz_path)
-            got_pos = _output_positions(fused_g, [m.output for m in cur])
+            fused_g, got_pos = _with_outputs(rewrite(g, cur, keep_dead_tensors=True), [m.output for m in cur])
+            fused_g.save(fz_path)
             equal, op_diffs = {}, {}
             for mode in ("", "builtin"):
                 got = _run_all(fz_path, inputs, mode)

@@ -6,6 +6,7 @@ buffers and operator codes, and serialization.
 """
 from __future__ import annotations
 
+import copy
 import os
 
 import flatbuffers
@@ -338,6 +339,17 @@ class Graph:
         for sd in self.model.signatureDefs or []:
             for tm in (sd.inputs or []) + (sd.outputs or []):
                 tm.tensorIndex = remap[int(tm.tensorIndex)]
+
+    def submodel(self, ops, inputs, outputs) -> "Graph":
+        """A copy running only the ops `ops` (indices, kept in graph order) from tensors `inputs` to
+        `outputs`: no signatures, unused tensors dropped."""
+        sub = Graph(copy.deepcopy(self.model))
+        sub.sg.operators = [sub.sg.operators[i] for i in sorted(ops)]
+        sub.sg.inputs = np.asarray(inputs, np.int32)
+        sub.sg.outputs = np.asarray(outputs, np.int32)
+        sub.model.signatureDefs = []
+        sub.remove_unused()
+        return sub
 
     def op_counts(self) -> dict:
         out: dict[str, int] = {}

@@ -5,40 +5,28 @@ exact by construction whatever those kernels compute. `fuse` still verifies ever
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from .graph import Graph
 
-# custom-option suffix -> interpreter resolver (keras_csp.kernels.make_interpreter)
+# custom-option suffix -> interpreter resolver (keras_csp.kernels.run_tflite)
 KERNEL_SETS = (("xnnpack", "xnnpack"), ("builtin", "builtin"), ("reference", "ref"))
 
 
 def chain_tables(g: Graph, ops, t_in: int, t_out: int) -> dict:
     """{"post_table_<set>": [256 int8 values, indexed by input + 128]} for the ops `ops` of `g`
     that map tensor t_in to t_out."""
-    from keras_csp.kernels import make_interpreter
+    from keras_csp.kernels import run_tflite
 
-    sub = Graph(copy.deepcopy(g.model))
-    sub.sg.operators = [sub.sg.operators[i] for i in sorted(ops)]
-    sub.sg.inputs = np.asarray([t_in], np.int32)
-    sub.sg.outputs = np.asarray([t_out], np.int32)
-    sub.model.signatureDefs = []
-    sub.remove_unused()
-    data = sub.to_bytes()
+    data = g.submodel(ops, [t_in], [t_out]).to_bytes()
     shape = g.shape(t_in)
     size = int(np.prod(shape))
     tables = {}
     for name, resolver in KERNEL_SETS:
-        it = make_interpreter(data, resolver)
-        (di,), (do,) = it.get_input_details(), it.get_output_details()
         table = np.zeros(256, np.int64)
         for off in range(0, 256, size):  # every int8 value at least once
             x = ((np.arange(size) + off) % 256 - 128).astype(np.int8)
-            it.set_tensor(di["index"], x.reshape(shape))
-            it.invoke()
-            table[x.astype(np.int64) + 128] = it.get_tensor(do["index"]).reshape(-1)
+            table[x.astype(np.int64) + 128] = run_tflite(data, x.reshape(shape), resolver=resolver).reshape(-1)
         tables[f"post_table_{name}"] = [int(v) for v in table]
     return tables
 
