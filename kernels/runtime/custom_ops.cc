@@ -519,6 +519,9 @@ class CspPartialConvKernel : public NodeKernel {
     if (in_bytes[0] < size_t(n) * sh * sw * cs || in_bytes[1] < size_t(n) * ch * cw * cc ||
         out_bytes[0] < size_t(pixels) * ctot || (!skip_dw_ && (sh != h || sw != w)))
       return "buffer sizes inconsistent with shapes";
+    const size_t ri = ResidualInput();
+    if (conv_.add.on && (t[ri].element_type != kLiteRtElementTypeInt8 || in_bytes[ri] < size_t(pixels) * cout))
+      return "residual must be int8 with the conv output's shape";
     auto* o = static_cast<int8_t*>(out[0]);
     const auto* xs = static_cast<const int8_t*>(in[0]);
     const auto* xc = static_cast<const int8_t*>(in[1]);
@@ -543,12 +546,7 @@ class CspPartialConvKernel : public NodeKernel {
     }
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
     conv_.post.Apply(o, pixels, ctot, conv_out_off, cout);
-    if (conv_.add.on) {
-      const size_t ri = ResidualInput();
-      if (t[ri].element_type != kLiteRtElementTypeInt8 || in_bytes[ri] < size_t(pixels) * cout)
-        return "residual must be int8 with the conv output's shape";
-      conv_.add.Apply(o, pixels, ctot, conv_out_off, cout, static_cast<const int8_t*>(in[ri]));
-    }
+    if (conv_.add.on) conv_.add.Apply(o, pixels, ctot, conv_out_off, cout, static_cast<const int8_t*>(in[ri]));
     return "";
   }
 
