@@ -272,6 +272,43 @@ def test_inconsistent_dense_block_options(tmp, tag, edit, msg):
         rt.Model(p)
 
 
+def _block_step(i, **kw):
+    """Edits step i of a CspBlock plan."""
+    def edit(o):
+        o = dict(o)
+        o["steps"] = [dict(st) for st in o["steps"]]
+        for k, v in kw.items():
+            if v is None:
+                o["steps"][i].pop(k, None)
+            else:
+                o["steps"][i][k] = v(o["steps"][i]) if callable(v) else v
+        return o
+    return edit
+
+
+BLOCK_CASES = [
+    ("no_steps", _set(steps=None), "missing option 'steps'"),
+    ("unknown_op", _block_step(0, op="avg_pool"), "unknown op 'avg_pool'"),
+    ("dst_input", _block_step(0, dst=lambda s: [0, 0] + s["dst"][2:]), "dst must be the output or a scratch"),
+    ("src_dst_overlap", _block_step(1, src=lambda s: s["dst"]), "src and dst overlap"),
+    ("read_before_write", _block_step(1, src=[1, 0, 6, 2]), "reads channels no earlier step wrote"),
+    ("unwritten_output", _set(out_channels=lambda o: o["out_channels"] + 1), "leave output channels unwritten"),
+    ("slot_shape", _block_step(0, src=[0, 0, 0]), r"'src' must be \[kind, index, offset, channels\]"),
+    ("scratch_index", _block_step(0, dst=[2, 9, 0, 4]), "dst buffer index out of range"),
+    ("stride", _block_step(0, stride_h=2), "block convs keep the spatial size"),
+    ("residual_without_add", _block_step(2, add=None), "a residual slot goes with the 'add' option"),
+    ("input_slice", _block_step(0, src=lambda s: [0, 0, 2, s["src"][3]]), "a step reads channels"),
+]
+
+
+@pytest.mark.parametrize("tag, edit, msg", BLOCK_CASES, ids=[c[0] for c in BLOCK_CASES])
+def test_inconsistent_block_options(tmp, tag, edit, msg):
+    """A malformed CspBlock plan (the YOLO C2f seed) is refused in Init with the reason, never run."""
+    p = _with_options(tmp, "yolo_blocks_fused.tflite", "CspBlock", edit, "block_" + tag)
+    with pytest.raises(rt.ModelLoadError, match=msg):
+        rt.Model(p)
+
+
 def test_fused_weights_with_wrong_dtype(tmp):
     """The weights input of a fused op retyped to int32 (same bytes, other element type)."""
     g = Graph.load(seed("partial_fused.tflite"))

@@ -460,3 +460,92 @@ def test_elementwise_chains_after_convs_fuse_as_tables(tmp):
     tables = [o for o in opts if o.get("post") == "table"] + [c for o in opts for layer in o.get("layers", [])
                                                               for ch in layer for c in ch if c.get("post") == "table"]
     assert tables and all(len(t["post_table_xnnpack"]) == 256 == len(t["post_table_reference"]) for t in tables)
+
+
+def _yolo_blocks_model(hw=8):
+    """C2f (1x1 split in two, 2 bottlenecks with residual ADDs, 4-way concat), ELAN (two 1x1 + a 3x3
+    chain, 4-way concat) and SPPF (1x1, three chained 5x5 max pools, 4-way concat), SiLU everywhere."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+
+    def cbs(x, c, k=1, s=1):
+        return L.Conv2D(c, k, strides=s, padding="same", activation="silu")(x)
+
+    inp = tf.keras.Input((hw * 2, hw * 2, 3))
+    x = cbs(inp, 16, 3, 2)  # a strided stem: stays outside the C2f block
+    a, b = L.Lambda(lambda t: tf.split(t, 2, axis=-1))(cbs(x, 16))
+    outs = [a, b]
+    for _ in range(2):
+        outs.append(L.Add()([outs[-1], cbs(cbs(outs[-1], 8, 3), 8, 3)]))
+    x = cbs(L.Concatenate()(outs), 16)
+    e1, e2 = cbs(x, 8), cbs(x, 8)
+    c1 = cbs(e2, 8, 3)
+    x = cbs(L.Concatenate()([cbs(c1, 8, 3), c1, e2, e1]), 16)
+    y = cbs(x, 8)
+    p1 = L.MaxPooling2D(5, 1, "same")(y)
+    p2 = L.MaxPooling2D(5, 1, "same")(p1)
+    x = cbs(L.Concatenate()([y, p1, p2, L.MaxPooling2D(5, 1, "same")(p2)]), 16)
+    return tf.keras.Model(inp, x), (hw * 2, hw * 2, 3)
+
+
+def test_yolo_blocks_fuse_as_whole_blocks_bit_exact(tmp):
+    """C2f, ELAN and SPPF each become ONE CspBlock: every conv, SiLU table, residual ADD and max pool
+    of the block writes straight into its slice of the concat (the C2f split is read in place), no
+    copy is left, and the model is bit-exact under XNNPACK, TFLite's builtin and reference kernels."""
+    from keras_csp.tflite.testing import _convert_int8
+
+    model, shape = _yolo_blocks_model()
+    src = str(tmp / "yolo.tflite")
+    _convert_int8(model, shape, src)
+    dst = str(tmp / "yolo_fused.tflite")
+    rep = fuse(src, dst, samples=4)
+    assert rep["fallbacks"] == [] and rep["fused_ops"] == 3
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    blocks = {f["steps"][-1]: f for f in rep["fused"]}
+    assert all(f["op"] == "CspBlock" and f["concat_inputs"] == 4 and f["inputs"] == 1 for f in rep["fused"])
+    # C2f: cv1 (1x1, into both halves), 2 x (3x3 into scratch, 3x3 + ADD into place)
+    c2f = rep["fused"][0]
+    assert c2f["steps"] == ["conv 1x1/s1 16->16"] + ["conv 3x3/s1 8->8"] * 4 and c2f["scratch_channels"] == [8]
+    assert {"SPLIT", "ADD", "LOGISTIC", "MUL"} <= set(c2f["replaces"])
+    assert rep["fused"][1]["steps"] == ["conv 1x1/s1 16->8", "conv 1x1/s1 16->8", "conv 3x3/s1 8->8",
+                                        "conv 3x3/s1 8->8"]
+    assert rep["fused"][2]["steps"] == ["conv 1x1/s1 16->8"] + ["max_pool"] * 3
+    assert "max_pool" in blocks
+    cov = rep["coverage"]
+    assert cov["concats_fused"] == 3 and cov["copy_bytes"]["fused"] == 0
+    # 8x8 concats of 32 channels + the C2f split's two 8x8x8 halves
+    assert cov["copy_bytes"]["builtin"] == 3 * 8 * 8 * 32 + 2 * 8 * 8 * 8
+    after = rep["ops_after"]
+    assert after["CspBlock"] == 3 and not {"SPLIT", "ADD", "MAX_POOL_2D", "CONCATENATION"} & set(after)
+    # the stem and the three transitions stay builtin convs, each with its SiLU
+    assert after["CONV_2D"] == 4 and after["LOGISTIC"] == after["MUL"] == 4
+    assert _equal_outputs(src, dst, n=4, modes=("", "builtin", "reference"))
+    # same bits at 2 threads
+    x = np.random.default_rng(1).integers(-128, 128, (1,) + shape).astype(np.int8)
+    one, two = rt.Model(dst, num_threads=1).run(x), rt.Model(dst, num_threads=2).run(x)
+    np.testing.assert_array_equal(one[0], two[0])
+
+
+def test_block_used_outside_keeps_that_tensor(tmp):
+    """A block tensor also read outside the block (here the SPPF's first pool feeds a second output)
+    is not computed inside, and neither is what its builtin producer still reads (the 1x1 conv): the
+    block takes both as inputs, copies them into place and runs the second pool, still exact."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((8, 8, 4))
+    y = L.Conv2D(4, 1, activation="silu")(inp)
+    p1 = L.MaxPooling2D(3, 1, "same")(y)
+    p2 = L.MaxPooling2D(3, 1, "same")(p1)
+    out = L.Concatenate()([y, p1, p2])
+    src = str(tmp / "outside.tflite")
+    _convert_int8(tf.keras.Model(inp, [out, L.Conv2D(2, 1)(p1)]), (8, 8, 4), src)
+    rep = fuse(src, str(tmp / "outside_fused.tflite"), samples=3)
+    (f,) = rep["fused"]
+    assert f["op"] == "CspBlock" and f["inputs"] == 2 and f["steps"] == ["copy", "copy", "max_pool"]
+    assert rep["coverage"]["copy_bytes"]["fused"] == 2 * 8 * 8 * 4
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}

@@ -2,7 +2,7 @@
 // (kernels/runtime/flexbuffer_reader.cc, custom_ops.cc).
 //
 // Input layout:  [op selector][shape byte][perturbation byte][flexbuffer custom options ...]
-//   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / KcspDepthwiseConv2D /
+//   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / CspBlock / KcspDepthwiseConv2D /
 //                     an unknown name
 //   options           the bytes LiteRT hands to the custom op's Init (seeds: the options of the
 //                     fused models keras_csp.tflite.fuse writes, see make_seeds.py)
@@ -261,6 +261,39 @@ void Exercise(const std::string& name, NodeKernel* k, const flex::Ref& root, int
       return;
     }
     in.push_back(key);
+  } else if (name == "CspBlock") {
+    // activation inputs wide enough for every slot a step reads; weights per conv step
+    const int64_t k_in = Get(root, "inputs", 1);
+    if (k_in < 1 || k_in > 64) return;
+    std::vector<int64_t> need(k_in, 1);
+    std::vector<LiteRtRankedTensorType> weights;
+    try {
+      flex::Ref steps = root.Get("steps");
+      for (size_t i = 0; i < steps.Size(); ++i) {
+        flex::Ref st = steps.At(i);
+        for (const char* key : {"src", "residual"}) {
+          flex::Ref slot = st.Get(key);
+          if (slot.IsNull() || slot.Size() != 4 || slot.At(0).AsInt() != 0) continue;
+          const int64_t idx = slot.At(1).AsInt();
+          if (idx >= 0 && idx < k_in) need[idx] = std::max(need[idx], slot.At(2).AsInt() + slot.At(3).AsInt());
+        }
+        if (st.Get("op").IsNull() || st.Get("op").AsString() != "conv") continue;
+        Conv c = ReadConv(st);
+        weights.push_back(T(kLiteRtElementTypeInt8, L({c.cout, c.kh, c.kw, c.cin})));
+        weights.push_back(T(kLiteRtElementTypeInt32, L({c.cout})));
+        if (Elements(weights[weights.size() - 2].layout) < 0) return;
+        macs += n * h * w * c.kh * c.kw * c.cin * c.cout;
+        if (macs > kMaxMacs) macs = kMaxMacs + 1;
+      }
+    } catch (const flex::FlexError&) {
+      return;
+    }
+    for (int64_t i = 0; i < k_in; ++i) {
+      in.push_back(T(kLiteRtElementTypeInt8, L({n, h, w, need[i] + ((shape >> 5) & 1)})));
+      if (Elements(in.back().layout) < 0) return;
+    }
+    in.insert(in.end(), weights.begin(), weights.end());
+    in.push_back(key);
   } else {
     in = {T(kLiteRtElementTypeFloat32, L({n, h, w, 3})), key};
   }
@@ -272,7 +305,7 @@ void Exercise(const std::string& name, NodeKernel* k, const flex::Ref& root, int
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
   static const char* kNames[] = {"CspPartialConv", "CspDenseBlock",       "KcspTestAffine",
-                                 "CspPartialConv", "KcspDepthwiseConv2D", "NoSuchOp"};
+                                 "CspBlock",       "KcspDepthwiseConv2D", "NoSuchOp"};
   const std::string name = kNames[data[0] % 6];
   const uint8_t shape = data[1], perturb = data[2];
   // Copy the options into their own allocation so ASan catches reads past either end.

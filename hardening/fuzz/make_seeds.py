@@ -5,7 +5,8 @@
 corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
                         conv / split / conv-first / dense-block patterns, and their fused
                         versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock/
-                        KcspDepthwiseConv2D), with a CSPMobileNet-v2-style depthwise head
+                        KcspDepthwiseConv2D/CspBlock), with a CSPMobileNet-v2-style depthwise head
+                        and YOLO-style C2f / SPPF blocks (SiLU, residual ADDs, max pools)
 corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
                         KcspTestAffine test op), prefixed with the 3 header bytes
                         fuzz_custom_options.cc reads: [op selector][shape][perturbation]
@@ -15,7 +16,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "KcspDepthwiseConv2D": 4}
+OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4}
 
 
 def main():
@@ -62,6 +63,16 @@ def main():
         z = L.Add()([y, L.Conv2D(2, 1)(L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(y))])  # residual
         return L.Concatenate()([z, skip])
 
+    def yolo_blocks(x):
+        # C2f (1x1 split in two, a bottleneck with its residual ADD, a 4-way concat) then SPPF
+        silu = dict(padding="same", activation="silu")
+        a, b = L.Lambda(lambda t: tf.split(t, 2, axis=-1))(L.Conv2D(4, 1, **silu)(x))
+        m = L.Add()([b, L.Conv2D(2, 3, **silu)(L.Conv2D(2, 3, **silu)(b))])
+        y = L.Conv2D(4, 1, **silu)(L.Concatenate()([a, b, m, L.Conv2D(2, 3, **silu)(m)]))
+        p1 = L.MaxPooling2D(3, 1, "same")(y)
+        p2 = L.MaxPooling2D(3, 1, "same")(p1)
+        return L.Concatenate()([y, p1, p2])
+
     # Tiny graphs (no classifier head, metadata or signatures stripped): parsing cost per
     # fuzz input is dominated by the flatbuffers object API, so small seeds = fast fuzzing.
     models = [
@@ -75,6 +86,7 @@ def main():
         keras_model("dense", (3, 3, 3), lambda x: dense(x)),
         keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
         keras_model("mobile_head", (4, 4, 3), lambda x: mobile_head(x)),
+        keras_model("yolo_blocks", (4, 4, 3), lambda x: yolo_blocks(x)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))

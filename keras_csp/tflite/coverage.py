@@ -4,10 +4,12 @@ share of the model's MACs and of its copy traffic.
 MACs: CONV_2D (grouped too), DEPTHWISE_CONV_2D and FULLY_CONNECTED, at the model's batch size.
 Copies: bytes written per inference by CONCATENATION and the slicing ops (STRIDED_SLICE, SLICE,
 SPLIT, SPLIT_V). A fused op still copies what it does not compute: a partial conv copies its skip
-channels into the concat buffer, a dense block copies its input; those bytes count as remaining.
+channels into the concat buffer, a dense block copies its input, a block the concat inputs it does not
+compute; those bytes count as remaining.
 """
 import numpy as np
 
+from .blocks import OUTPUT, BlockMatch
 from .patterns import DenseBlockMatch, PartialConvMatch
 from .graph import np_dtype
 
@@ -45,11 +47,13 @@ def _copies_inside(g, m) -> int:
         return 0 if m.skip_dw is not None else pixels * m.c_skip  # a skip depthwise writes in place
     if isinstance(m, DenseBlockMatch):
         return pixels * m.in_channels
+    if isinstance(m, BlockMatch):  # the concat inputs it copies into place
+        return pixels * sum(s.dst[3] for s in m.steps if s.op == "copy" and s.dst[0] == OUTPUT)
     return 0
 
 
 def _concat_ops(m):
-    if isinstance(m, PartialConvMatch):
+    if isinstance(m, (PartialConvMatch, BlockMatch)):
         return [m.concat]
     return list(m.concats) if isinstance(m, DenseBlockMatch) else []
 

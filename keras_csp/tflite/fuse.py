@@ -12,6 +12,7 @@ int8 "node key" tensor of shape [node + 1] that identifies the node to our kerne
 
 Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
          CspDenseBlock:  x, (weights, bias) per conv, key
+         CspBlock:       block inputs, (weights, bias) per conv step, key
 
 Numerics. A fused op must give the same bits as the builtin ops it replaces, and those round
 differently depending on which CPU kernels run them: XNNPACK (LiteRT's default) requantizes
@@ -43,6 +44,7 @@ import tempfile
 import numpy as np
 from flatbuffers import flexbuffers
 
+from .blocks import BlockMatch
 from .coverage import coverage
 from .graph import Graph
 from .patterns import DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
@@ -85,6 +87,9 @@ def _options(m, node: int) -> dict:
         o = _conv_options(m.dw)
         o.update({"version": OPTIONS_VERSION, "node": node})
         return o
+    if isinstance(m, BlockMatch):
+        return {"version": OPTIONS_VERSION, "node": node, "inputs": len(m.inputs), "out_channels": m.out_channels,
+                "scratch": list(m.scratch), "steps": [_block_step_options(st) for st in m.steps]}
     o = {
         "version": OPTIONS_VERSION, "node": node, "in_channels": m.in_channels,
         "in_offset": m.in_offset,
@@ -92,6 +97,17 @@ def _options(m, node: int) -> dict:
         "layers": [[[_conv_options(c) for c in chain] for chain in layer] for layer in m.layers],
     }
     o["out_channels"] = m.in_channels + _growth(m)
+    return o
+
+
+def _block_step_options(st) -> dict:
+    o = {"op": st.op, "src": list(st.src), "dst": list(st.dst)}
+    if st.op == "conv":
+        o.update(_conv_options(st.conv))
+        if st.residual is not None:
+            o["residual"] = list(st.residual)
+    elif st.op == "max_pool":
+        o.update(st.pool)
     return o
 
 
@@ -123,6 +139,13 @@ def _describe(g: Graph, m) -> dict:
         return {"op": "KcspDepthwiseConv2D", "output": g.tensor_name(m.output), "replaces": ["DEPTHWISE_CONV_2D"],
                 "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
                 "conv_outputs": [g.tensor_name(m.output)]}
+    if isinstance(m, BlockMatch):
+        return {"op": "CspBlock", "output": g.tensor_name(m.output),
+                "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
+                "concat_inputs": len(g.ops()[m.concat].inputs), "inputs": len(m.inputs),
+                "steps": [s.op + (" " + _conv_text(s.conv.params) if s.op == "conv" else "") for s in m.steps],
+                "scratch_channels": list(m.scratch),
+                "conv_outputs": [g.tensor_name(c.output) for c in m.convs]}
     return {
         "op": "CspDenseBlock", "output": g.tensor_name(m.output),
         "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
@@ -161,6 +184,14 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             op.inputs = np.asarray([m.input, m.dw.weights, _bias_tensor(g, m.dw, f"kcsp_{node}"), key], np.int32)
             last = m.dw.op_index
             hard = [m.dw.op_index]
+        elif isinstance(m, BlockMatch):
+            op.opcodeIndex = g.custom_opcode_index("CspBlock")
+            ins = list(m.inputs)
+            for k, c in enumerate(m.convs):
+                ins += [c.weights, _bias_tensor(g, c, f"kcsp_{node}_{k}")]
+            op.inputs = np.asarray(ins + [key], np.int32)
+            last = m.concat
+            hard = [m.concat] + [i for st in m.steps for i in st.op_indices]  # slices go with dead-code removal
         else:
             op.opcodeIndex = g.custom_opcode_index("CspDenseBlock")
             ins = [m.x_src]
@@ -220,6 +251,8 @@ def _activation_inputs(m):
         return list(dict.fromkeys([m.skip_src, m.conv_src] + ([m.conv.residual] if m.conv.residual >= 0 else [])))
     if isinstance(m, DepthwiseMatch):
         return [m.input]
+    if isinstance(m, BlockMatch):
+        return list(m.inputs)
     return [m.x_src]
 
 
@@ -478,6 +511,8 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
             fused_convs.add(m.conv.op_index)
         elif isinstance(m, DenseBlockMatch):
             fused_convs.update(c.op_index for c in _dense_convs(m))
+        elif isinstance(m, BlockMatch):
+            fused_convs.update(c.op_index for c in m.convs)
     for i, op in enumerate(g.ops()):
         if g.op_type(op) == "CONV_2D" and i not in fused_convs:
             name = g.tensor_name(int(op.outputs[0]))

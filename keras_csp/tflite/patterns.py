@@ -105,6 +105,8 @@ class ConvInfo:
                             # the residual ADD, or a chain run as a table), in graph order
     residual: int = -1      # the other input of a fused residual ADD
     post_input: int = -1    # a table chain's input: the conv's own output tensor
+    table_ops: list = field(default_factory=list)  # the table chain's ops (post_ops without a residual ADD)
+    table_output: int = -1  # the table chain's output tensor
 
 
 @dataclass
@@ -377,13 +379,19 @@ class Matcher:
         if any(self.g.shape(v) != shape for v in ins):
             why.append("residual ADD broadcasts")
             return None
-        conv_pos = next((k for k in (1, 0) if self.type_of(ins[k]) == "CONV_2D" and self.single_use(ins[k])
-                         and ins[1 - k] != ins[k]), None)
-        if conv_pos is None:
-            why.append("no CONV_2D input")
-            return None
-        info = self.conv_info(self.prod[ins[conv_pos]], why)
+        info, conv_pos = None, None
+        for k in (1, 0):  # a conv, or a conv with its element-wise chain (YOLO: ADD(r, SiLU(conv)))
+            if not self.single_use(ins[k]) or ins[1 - k] == ins[k] or self.prod.get(ins[k]) is None:
+                continue
+            if self.type_of(ins[k]) == "CONV_2D":
+                info = self.conv_info(self.prod[ins[k]], why)
+            elif self.type_of(ins[k]) != "ADD":
+                info = self.conv_producing(ins[k], [])
+            if info is not None:
+                conv_pos = k
+                break
         if info is None:
+            why.append("no CONV_2D input")
             return None
         q = [self.qparams(v) for v in ins + [t]]
         act = int(op.builtinOptions.fusedActivationFunction or 0) if op.builtinOptions is not None else 0
@@ -392,7 +400,7 @@ class Matcher:
             why.append("residual ADD is not per-tensor quantized or has an unsupported activation")
             return None
         info.params["add"] = add_params(q[0], q[1], q[2], rng, conv_input=conv_pos)
-        info.residual, info.output, info.post_ops = ins[1 - conv_pos], t, [pi]
+        info.residual, info.output, info.post_ops = ins[1 - conv_pos], t, info.post_ops + [pi]
         return info
 
     def conv_producing(self, t, why: list, allow_add=False):  # noqa: C901 (one branch per producer kind)
@@ -444,6 +452,7 @@ class Matcher:
             # the chain is a function of one int8 value: fuse() fills in its 256-entry tables
             info.params["post"] = "table"
             info.output, info.post_ops, info.post_input = t, ops, t0
+            info.table_ops, info.table_output = list(ops), t
             return info
         if self.type(pi) != "CONV_2D":
             why.append("no CONV_2D input")
@@ -622,8 +631,7 @@ class Matcher:
             rej = lambda r: rejections.append(Rejection(i, "CONCATENATION", self.g.tensor_name(out), r))
             ins = [int(v) for v in op.inputs]
             if len(ins) != 2:
-                rej(f"concat of {len(ins)} inputs (only 2-input CSP concats are fused)")
-                continue
+                continue  # a wider concat is planned as a whole block (blocks.py)
             if not self.concat_ok(i, why):
                 rej(why[-1])
                 continue
@@ -715,9 +723,22 @@ def find_matches(g: Graph):
     taken = set()
     for d in dense:
         taken.update(d.concats)
-    partial = mt.find_partial_convs(taken, rejections)
+    partial_why: list[Rejection] = []
+    partial = mt.find_partial_convs(taken, partial_why)
+    taken.update(m.concat for m in partial)
+    # every other concat: a whole block planned as one op (C2f, ELAN, SPPF, ...); a 2-input concat
+    # neither takes keeps the partial conv's reason, a wider one the block planner's
+    from .blocks import find_blocks
+
+    block_why: list[Rejection] = []
+    blocks = find_blocks(mt, taken, block_why)
+    planned = {b.concat for b in blocks}
+    two = {r.op_index for r in partial_why if len(mt.ops[r.op_index].inputs) == 2}
+    rejections += [r for r in partial_why if r.op_index in two and r.op_index not in planned]
+    rejections += [r for r in block_why if r.op_index not in two]
     in_partial = {m.skip_dw.op_index for m in partial if m.skip_dw is not None}
     depthwise = mt.find_depthwise(in_partial, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
-    attach_tables(g, [m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch])
-    return dense + partial + depthwise, rejections, mt
+    attach_tables(g, [m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
+                  + [c for b in blocks for c in b.convs])
+    return dense + partial + blocks + depthwise, rejections, mt

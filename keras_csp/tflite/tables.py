@@ -35,4 +35,4 @@ def attach_tables(g: Graph, convs) -> None:
     """Fills in the tables of every ConvInfo in `convs` whose post op is a table chain."""
     for c in convs:
         if c.params.get("post") == "table" and "post_table_xnnpack" not in c.params:
-            c.params.update(chain_tables(g, c.post_ops, c.post_input, c.output))
+            c.params.update(chain_tables(g, c.table_ops, c.post_input, c.table_output))

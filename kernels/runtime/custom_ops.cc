@@ -8,6 +8,7 @@
 
 #include "flexbuffer_reader.h"
 #include "keras_csp/conv.h"
+#include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
 
 namespace keras_csp::runtime {
@@ -221,10 +222,15 @@ struct ResidualAdd {
   // In place over the conv output y (`channels` channels at `offset`, pixels `stride` apart) with
   // the residual r (dense, `channels` per pixel).
   void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels, const int8_t* r) const {
+    Apply(base, pixels, stride, offset, channels, r, channels, 0);
+  }
+  // The same with the residual a strided slice (`r_stride` elements per pixel, from `r_offset`).
+  void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels, const int8_t* r,
+             int64_t r_stride, int r_offset) const {
     if (!on) return;
     for (int64_t p = 0; p < pixels; ++p) {
       int8_t* y = base + p * stride + offset;
-      const int8_t* q = r + p * channels;
+      const int8_t* q = r + p * r_stride + r_offset;
       for (int c = 0; c < channels; ++c) y[c] = lut[conv_is_a ? Index(y[c], q[c]) : Index(q[c], y[c])];
     }
   }
@@ -307,8 +313,7 @@ struct ConvSpec {
         case Numerics::kTfliteReference: quant.rounding = Rounding::kAwayFromZero; break;
       }
       post.Parse(m, numerics);
-      add.Parse(m, numerics);
-      Require(!(post.on() && add.on), "a conv takes one post op: an element-wise chain or a residual add");
+      add.Parse(m, numerics);  // after the element-wise op when both are on (YOLO: ADD(r, SiLU(conv)))
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -771,6 +776,265 @@ class CspDenseBlockKernel : public NodeKernel {
 };
 
 // ---------------------------------------------------------------------------------------
+// A whole block ending in a channel concat (YOLO's C2f / C3 / ELAN / SPPF, any multi-input CSP
+// concat), run from a static plan: every concat input is produced straight into its slice of the
+// output, intermediates live in scratch buffers, splits and slices are read in place.
+//   "inputs": k activation inputs (the op's first k inputs), "out_channels": C of the output,
+//   "scratch": channels of each scratch buffer, "steps": executed in order, each a map with
+//   "op" ("conv" | "max_pool" | "copy") and "src" / "dst" (and for a conv with a residual ADD,
+//   "residual") = [buffer kind (0 input, 1 output, 2 scratch), index, channel offset, channels].
+//   A conv carries the conv options (with its post table / leaky relu / add); a max pool
+//   filter_h/w, stride_h/w, padding, act_min/act_max. Every buffer has the output's N x H x W, so
+//   convs and pools keep the spatial size (stride 1, SAME or 1x1).
+// Op inputs: the k activations, (weights, bias) per conv step in order, node key.
+struct BlockSlot {
+  int kind = 0, index = 0, offset = 0, channels = 0;
+  bool on() const { return channels > 0; }
+};
+
+struct BlockStep {
+  enum Kind { kConv, kPool, kCopy } kind = kCopy;
+  BlockSlot src, dst, residual;
+  ConvSpec conv;
+  PoolGeometry pool;
+  int32_t act_min = -128, act_max = 127;
+};
+
+class CspBlockKernel : public NodeKernel {
+ public:
+  enum { kInput = 0, kOutput = 1, kScratch = 2 };
+
+  void Parse(const Ref& m, Numerics numerics) {
+    num_inputs_ = static_cast<int>(ReqInt(m, "inputs"));
+    out_channels_ = static_cast<int>(ReqInt(m, "out_channels"));
+    Require(num_inputs_ >= 1 && num_inputs_ <= 64, "inputs must be in [1, 64]");
+    Require(out_channels_ >= 1 && out_channels_ <= (1 << 16), "out_channels out of range");
+    for (int64_t c : ReqIntVec(m, "scratch")) {
+      Require(c >= 1 && c <= (1 << 16), "scratch channel counts out of range");
+      scratch_channels_.push_back(static_cast<int>(c));
+    }
+    Require(scratch_channels_.size() <= 256, "at most 256 scratch buffers");
+    Ref steps = m.Get("steps");
+    Require(!steps.IsNull() && steps.IsVectorLike() && steps.Size() >= 1 && steps.Size() <= 4096,
+            "missing option 'steps' (a vector of 1..4096 maps)");
+    // written[kind][index]: channels produced so far (a step may only read what an earlier one wrote)
+    std::vector<std::vector<bool>> written_out(1, std::vector<bool>(out_channels_, false));
+    std::vector<std::vector<bool>> written_scratch;
+    for (int c : scratch_channels_) written_scratch.emplace_back(c, false);
+    auto covered = [&](const BlockSlot& s) {
+      if (s.kind == kInput) return true;
+      auto& w = s.kind == kOutput ? written_out[0] : written_scratch[s.index];
+      return std::all_of(w.begin() + s.offset, w.begin() + s.offset + s.channels, [](bool b) { return b; });
+    };
+    for (size_t i = 0; i < steps.Size(); ++i) {
+      const std::string where = "step " + std::to_string(i);
+      Ref sm = steps.At(i);
+      Require(sm.IsMap(), where + " must be a map");
+      BlockStep st;
+      const std::string op = sm.Get("op").IsNull() ? "" : sm.Get("op").AsString();
+      st.src = Slot(sm, "src", where, true);
+      st.dst = Slot(sm, "dst", where, true);
+      Require(st.dst.kind != kInput, where + ": dst must be the output or a scratch buffer");
+      Require(!Overlap(st.src, st.dst), where + ": src and dst overlap");
+      Require(covered(st.src), where + ": reads channels no earlier step wrote");
+      if (op == "conv") {
+        st.kind = BlockStep::kConv;
+        st.conv.Parse(sm, where, numerics);
+        const auto& g = st.conv.geometry;
+        Require(g.stride_h == 1 && g.stride_w == 1 &&
+                    (g.padding == Padding::kSame || (g.kernel_h == 1 && g.kernel_w == 1)),
+                where + ": block convs keep the spatial size (stride 1, SAME or 1x1)");
+        Require(st.src.channels == g.in_channels && st.dst.channels == g.out_channels,
+                where + ": src/dst channels must equal the conv's in/out_channels");
+        st.residual = Slot(sm, "residual", where, false);
+        Require(st.residual.on() == st.conv.add.on, where + ": a residual slot goes with the 'add' option");
+        if (st.residual.on()) {
+          Require(st.residual.channels == g.out_channels, where + ": residual channels != out_channels");
+          Require(!Overlap(st.residual, st.dst), where + ": residual and dst overlap");
+          Require(covered(st.residual), where + ": residual reads channels no earlier step wrote");
+        }
+        ++num_convs_;
+      } else if (op == "max_pool") {
+        st.kind = BlockStep::kPool;
+        st.pool.filter_h = static_cast<int>(ReqInt(sm, "filter_h"));
+        st.pool.filter_w = static_cast<int>(ReqInt(sm, "filter_w"));
+        st.pool.stride_h = static_cast<int>(ReqInt(sm, "stride_h"));
+        st.pool.stride_w = static_cast<int>(ReqInt(sm, "stride_w"));
+        const int64_t pad = ReqInt(sm, "padding");
+        Require(pad == 0 || pad == 1, where + ": padding must be 0 (VALID) or 1 (SAME)");
+        st.pool.padding = pad == 1 ? Padding::kSame : Padding::kValid;
+        Require(st.pool.filter_h >= 1 && st.pool.filter_w >= 1 && st.pool.filter_h <= 64 && st.pool.filter_w <= 64,
+                where + ": pool filter out of range [1, 64]");
+        Require(st.pool.stride_h == 1 && st.pool.stride_w == 1 &&
+                    (st.pool.padding == Padding::kSame || (st.pool.filter_h == 1 && st.pool.filter_w == 1)),
+                where + ": block pools keep the spatial size (stride 1, SAME)");
+        const int64_t lo = ReqInt(sm, "act_min"), hi = ReqInt(sm, "act_max");
+        Require(lo >= -128 && hi <= 127 && lo <= hi, where + ": activation range invalid");
+        st.act_min = static_cast<int32_t>(lo);
+        st.act_max = static_cast<int32_t>(hi);
+        Require(st.src.channels == st.dst.channels, where + ": pool src/dst channels differ");
+      } else if (op == "copy") {
+        Require(st.src.channels == st.dst.channels, where + ": copy src/dst channels differ");
+      } else {
+        Require(false, where + ": unknown op '" + op + "' (conv, max_pool or copy)");
+      }
+      auto& w = st.dst.kind == kOutput ? written_out[0] : written_scratch[st.dst.index];
+      std::fill(w.begin() + st.dst.offset, w.begin() + st.dst.offset + st.dst.channels, true);
+      steps_.push_back(std::move(st));
+    }
+    Require(std::all_of(written_out[0].begin(), written_out[0].end(), [](bool b) { return b; }),
+            "the steps leave output channels unwritten");
+  }
+
+  size_t Inputs() const { return size_t(num_inputs_) + 2 * size_t(num_convs_) + 1; }
+
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
+    if (ni != Inputs() || no != 1)
+      return "expects " + std::to_string(Inputs()) + " inputs (" + std::to_string(num_inputs_) +
+             " activations, weights and bias per conv, key) and 1 output, got " + std::to_string(ni) + "/" +
+             std::to_string(no);
+    const LiteRtLayout& x = in[0];
+    for (int k = 0; k < num_inputs_; ++k) {
+      const LiteRtLayout& l = in[k];
+      if (l.rank != 4 || l.dimensions[0] != x.dimensions[0] || l.dimensions[1] != x.dimensions[1] ||
+          l.dimensions[2] != x.dimensions[2])
+        return "activation input " + std::to_string(k) + " " + LayoutStr(l) +
+               " must be NHWC with the batch and spatial size of input 0 " + LayoutStr(x);
+    }
+    for (const auto& st : steps_)
+      for (const BlockSlot* s : {&st.src, &st.residual})
+        if (s->on() && s->kind == kInput && s->offset + s->channels > in[s->index].dimensions[3])
+          return "a step reads channels [" + std::to_string(s->offset) + ", " + std::to_string(s->offset + s->channels) +
+                 ") of input " + std::to_string(s->index) + " " + LayoutStr(in[s->index]);
+    size_t k = num_inputs_;
+    for (const auto& st : steps_)
+      if (st.kind == BlockStep::kConv) {
+        if (auto e = st.conv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
+        k += 2;
+      }
+    SetLayout(out, {x.dimensions[0], x.dimensions[1], x.dimensions[2], out_channels_});
+    return "";
+  }
+
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
+    if (in.size() != Inputs() || out.size() != 1) return "bad input/output count";
+    const auto& x = t[0].layout;
+    const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2];
+    const int64_t pixels = int64_t(n) * h * w;
+    for (int k = 0; k < num_inputs_; ++k) {
+      if (t[k].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
+      const auto& l = t[k].layout;
+      if (l.dimensions[0] != n || l.dimensions[1] != h || l.dimensions[2] != w ||
+          in_bytes[k] < size_t(pixels) * l.dimensions[3])
+        return "activation input " + std::to_string(k) + " inconsistent with input 0";
+    }
+    if (out_bytes[0] < size_t(pixels) * out_channels_) return "output buffer too small";
+    size_t k = num_inputs_;
+    for (auto& st : steps_)
+      if (st.kind == BlockStep::kConv) {
+        if (auto e = st.conv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1], t[k + 1]); !e.empty())
+          return e;
+        k += 2;
+      }
+    scratch_.resize(scratch_channels_.size());
+    for (size_t i = 0; i < scratch_.size(); ++i) scratch_[i].resize(size_t(pixels) * scratch_channels_[i]);
+    auto* o = static_cast<int8_t*>(out[0]);
+    // base pointer and channels per pixel of a slot's buffer
+    using Buffer = std::pair<int8_t*, int>;
+    auto buffer = [&](const BlockSlot& s) -> Buffer {
+      if (s.kind == kInput) return {static_cast<int8_t*>(in[s.index]), t[s.index].layout.dimensions[3]};
+      if (s.kind == kOutput) return {o, out_channels_};
+      return {scratch_[s.index].data(), scratch_channels_[s.index]};
+    };
+    auto layout = [&](const BlockSlot& s) { return NhwcSlice(n, h, w, buffer(s).second, s.offset, s.channels); };
+    const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
+    for (auto& st : steps_) {
+      const Buffer sb = buffer(st.src), db = buffer(st.dst);
+      int8_t* src = sb.first;
+      int8_t* dst = db.first;
+      const int src_c = sb.second, dst_c = db.second;
+      Status status;
+      if (st.kind == BlockStep::kConv) {
+        status = Conv2DInt8(*st.conv.packed, src, layout(st.src), dst, layout(st.dst), pool);
+        if (status.ok() && (st.conv.post.on() || st.conv.add.on)) {
+          const Buffer rb = st.residual.on() ? buffer(st.residual) : Buffer{nullptr, 0};
+          const int8_t* r = rb.first;
+          const int r_c = rb.second;
+          const int cout = st.dst.channels;
+          ParallelFor(pool, tasks, [&](int task) {  // the element-wise ops, on the threads' pixel ranges
+            const int64_t p0 = pixels * task / tasks, p1 = pixels * (task + 1) / tasks;
+            int8_t* base = dst + p0 * dst_c;
+            st.conv.post.Apply(base, p1 - p0, dst_c, st.dst.offset, cout);
+            if (r) st.conv.add.Apply(base, p1 - p0, dst_c, st.dst.offset, cout, r + p0 * r_c, r_c, st.residual.offset);
+          });
+        }
+      } else if (st.kind == BlockStep::kPool) {
+        status = MaxPool2DInt8(st.pool, src, layout(st.src), dst, layout(st.dst), st.act_min, st.act_max, pool);
+      } else {
+        ParallelFor(pool, tasks, [&](int task) {
+          for (int64_t p = pixels * task / tasks; p < pixels * (task + 1) / tasks; ++p)
+            std::memcpy(dst + p * dst_c + st.dst.offset, src + p * src_c + st.src.offset, st.src.channels);
+        });
+      }
+      if (!status.ok()) return std::string("kernel failed: ") + status.message();
+    }
+    return "";
+  }
+
+  std::string Describe() const override {
+    int pools = 0, copies = 0;
+    for (const auto& st : steps_) {
+      pools += st.kind == BlockStep::kPool;
+      copies += st.kind == BlockStep::kCopy;
+    }
+    std::ostringstream os;
+    os << num_convs_ << " convs";
+    if (pools) os << ", " << pools << " max pools";
+    if (copies) os << ", " << copies << " copies";
+    os << " -> " << out_channels_ << " channels";
+    return os.str();
+  }
+
+ private:
+  BlockSlot Slot(const Ref& m, const char* key, const std::string& where, bool required) {
+    Ref r = m.Get(key);
+    if (r.IsNull()) {
+      Require(!required, where + ": missing '" + key + "'");
+      return {};
+    }
+    Require(r.IsVectorLike() && r.Size() == 4, where + ": '" + key + "' must be [kind, index, offset, channels]");
+    BlockSlot s;
+    int64_t v[4];
+    for (size_t i = 0; i < 4; ++i) v[i] = r.At(i).AsInt();
+    Require(v[0] >= kInput && v[0] <= kScratch, where + ": " + key + " buffer kind must be 0, 1 or 2");
+    const int64_t count = v[0] == kInput ? num_inputs_ : v[0] == kOutput ? 1 : int64_t(scratch_channels_.size());
+    Require(v[1] >= 0 && v[1] < count, where + ": " + key + " buffer index out of range");
+    Require(v[2] >= 0 && v[3] >= 1 && v[2] + v[3] <= (1 << 16), where + ": " + key + " channel range invalid");
+    if (v[0] != kInput) {
+      const int64_t c = v[0] == kOutput ? out_channels_ : scratch_channels_[v[1]];
+      Require(v[2] + v[3] <= c, where + ": " + key + " channels exceed its buffer's " + std::to_string(c));
+    }
+    s.kind = int(v[0]);
+    s.index = int(v[1]);
+    s.offset = int(v[2]);
+    s.channels = int(v[3]);
+    return s;
+  }
+
+  static bool Overlap(const BlockSlot& a, const BlockSlot& b) {
+    return a.on() && b.on() && a.kind == b.kind && a.index == b.index && a.offset < b.offset + b.channels &&
+           b.offset < a.offset + a.channels;
+  }
+
+  int num_inputs_ = 0, out_channels_ = 0, num_convs_ = 0;
+  std::vector<int> scratch_channels_;
+  std::vector<BlockStep> steps_;
+  std::vector<std::vector<int8_t>> scratch_;
+};
+
+// ---------------------------------------------------------------------------------------
 class TestAffineKernel : public NodeKernel {
  public:
   void Parse(const Ref& m) {
@@ -806,7 +1070,7 @@ class TestAffineKernel : public NodeKernel {
 }  // namespace
 
 std::vector<std::string> CustomOpNames() {
-  return {"CspPartialConv", "CspDenseBlock", "KcspDepthwiseConv2D", "KcspTestAffine"};
+  return {"CspPartialConv", "CspDenseBlock", "CspBlock", "KcspDepthwiseConv2D", "KcspTestAffine"};
 }
 
 const char* NumericsName(Numerics n) {
@@ -855,6 +1119,11 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
     }
     if (name == "CspDenseBlock") {
       auto k = std::make_unique<CspDenseBlockKernel>();
+      k->Parse(root, numerics);
+      return k;
+    }
+    if (name == "CspBlock") {
+      auto k = std::make_unique<CspBlockKernel>();
       k->Parse(root, numerics);
       return k;
     }
