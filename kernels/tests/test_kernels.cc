@@ -17,7 +17,9 @@
 
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
+#include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
+#include "keras_csp/threadpool.h"
 
 using namespace keras_csp;
 
@@ -537,6 +539,62 @@ void TestThreadsBitIdentical() {
   std::printf("thread-count comparisons (1 vs 3 threads): %d\n", compared);
 }
 
+// Max pooling vs the plain loop TFLite's reference kernel runs (window clipped to the input,
+// max, clamp), on strided channel slices, at 1 and 3 threads.
+void TestMaxPoolMatchesReference(int trials) {
+  ThreadPool three(3);
+  for (int t = 0; t < trials; ++t) {
+    PoolGeometry g;
+    g.filter_h = RandInt(1, 5);
+    g.filter_w = RandInt(1, 5);
+    g.stride_h = RandInt(1, 3);
+    g.stride_w = RandInt(1, 3);
+    g.padding = RandInt(0, 1) ? Padding::kSame : Padding::kValid;
+    const int n = RandInt(1, 2), h = RandInt(g.filter_h, 9), w = RandInt(g.filter_w, 9), c = RandInt(1, 40);
+    const int in_total = c + RandInt(0, 5), in_off = RandInt(0, in_total - c);
+    const int out_total = c + RandInt(0, 5), out_off = RandInt(0, out_total - c);
+    int oh = 0, ow = 0;
+    CHECK(ComputePoolOutputShape(g, h, w, &oh, &ow).ok(), "pool shape");
+    const int lo = RandInt(-128, 0), hi = RandInt(lo, 127);
+    std::vector<int8_t> in(size_t(n) * h * w * in_total);
+    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(n, h, w, in_total, in_off, c), lo_ = NhwcSlice(n, oh, ow, out_total, out_off, c);
+    std::vector<int8_t> ref(size_t(n) * oh * ow * out_total, 7);
+    const int pad_t = g.padding == Padding::kSame ? std::max((oh - 1) * g.stride_h + g.filter_h - h, 0) / 2 : 0;
+    const int pad_l = g.padding == Padding::kSame ? std::max((ow - 1) * g.stride_w + g.filter_w - w, 0) / 2 : 0;
+    for (int b = 0; b < n; ++b)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox)
+          for (int k = 0; k < c; ++k) {
+            int m = -128;
+            for (int fy = 0; fy < g.filter_h; ++fy)
+              for (int fx = 0; fx < g.filter_w; ++fx) {
+                const int y = oy * g.stride_h - pad_t + fy, x = ox * g.stride_w - pad_l + fx;
+                if (y >= 0 && y < h && x >= 0 && x < w)
+                  m = std::max<int>(m, in[((size_t(b) * h + y) * w + x) * in_total + in_off + k]);
+              }
+            ref[((size_t(b) * oh + oy) * ow + ox) * out_total + out_off + k] = static_cast<int8_t>(std::min(hi, std::max(lo, m)));
+          }
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &three}) {
+      std::vector<int8_t> got(ref.size(), 7);
+      Status st = MaxPool2DInt8(g, in.data(), li, got.data(), lo_, lo, hi, pool);
+      CHECK(st.ok(), "%s", st.message().c_str());
+      CHECK(got == ref, "max pool mismatch (f=%dx%d s=%dx%d pad=%d c=%d h=%d w=%d n=%d threads=%d)", g.filter_h,
+            g.filter_w, g.stride_h, g.stride_w, int(g.padding), c, h, w, n, pool ? 3 : 1);
+    }
+  }
+  PoolGeometry bad;
+  bad.filter_h = 0;
+  int oh, ow;
+  CHECK(!ComputePoolOutputShape(bad, 4, 4, &oh, &ow).ok(), "filter 0 refused");
+  std::vector<int8_t> in(16), out(32);
+  PoolGeometry g;
+  TensorLayout short_in = NhwcSlice(1, 4, 4, 1, 0, 1);
+  short_in.buffer_elements = 15;
+  CHECK(!MaxPool2DInt8(g, in.data(), short_in, out.data(), NhwcSlice(1, 4, 4, 2, 0, 1), -128, 127).ok(),
+        "input layout past its buffer refused");
+}
+
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
@@ -571,6 +629,7 @@ int main(int argc, char** argv) {
   TestLargeShapesInt8();
   TestThreadsBitIdentical();
   TestDepthwiseMatchesScalar(trials);
+  TestMaxPoolMatchesReference(trials / 3);
   TestVariantsMatchScalarF32(trials / 2);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;
