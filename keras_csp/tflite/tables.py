@@ -9,6 +9,8 @@ import numpy as np
 
 from .graph import Graph
 
+MAX_CHAIN_ELEMENTS = 1 << 26  # a larger conv output is a corrupt shape, not a model to run
+
 # custom-option suffix -> interpreter resolver (keras_csp.kernels.run_tflite)
 KERNEL_SETS = (("xnnpack", "xnnpack"), ("builtin", "builtin"), ("reference", "ref"))
 
@@ -19,13 +21,16 @@ def chain_tables(g: Graph, ops, t_in: int, t_out: int) -> dict:
     from keras_csp.kernels import run_tflite
 
     data = g.submodel(ops, [t_in], [t_out]).to_bytes()
-    shape = g.shape(t_in)
-    size = int(np.prod(shape))
+    shape = [int(d) for d in g.shape(t_in)]
+    size = int(np.prod(shape, dtype=np.int64))
+    if not shape or min(shape) < 1 or size > MAX_CHAIN_ELEMENTS:
+        raise ValueError(f"element-wise chain input of shape {shape} cannot be tabulated")
+    values = np.arange(-128, 128, dtype=np.int16).astype(np.int8)
     tables = {}
     for name, resolver in KERNEL_SETS:
         table = np.zeros(256, np.int64)
         for off in range(0, 256, size):  # every int8 value at least once
-            x = ((np.arange(size) + off) % 256 - 128).astype(np.int8)
+            x = np.resize(np.roll(values, -off), size)
             table[x.astype(np.int64) + 128] = run_tflite(data, x.reshape(shape), resolver=resolver).reshape(-1)
         tables[f"post_table_{name}"] = [int(v) for v in table]
     return tables
