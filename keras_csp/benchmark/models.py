@@ -158,7 +158,7 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
 
 def _summary(report):
     if isinstance(report, dict):
-        return {k: report[k] for k in report if k in ("fused", "fused_ops", "left", "skipped", "summary", "ops", "tuning")}
+        return {k: report[k] for k in report if k in ("fused", "fused_ops", "left", "skipped", "summary", "ops", "tuning", "coverage")}
     return getattr(report, "__dict__", str(report))
 
 
