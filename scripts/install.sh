@@ -30,6 +30,8 @@ python3 -m pip install -q -e ".[test]"
 # dependencies; keras-csp only imports its metadata writers.
 python3 -m pip install -q --no-deps tflite-support==0.4.4
 python3 -m pip install -q atheris  # fuzzing (hardening/fuzz)
+# Another Keras library's CSP blocks (keras-cv's YOLOv8 backbone: C2f, SPPF, SiLU), fused in the tests.
+python3 -m pip install -q keras-cv
 # The aarch64 LiteRT runtime, for the cross-compiled native benchmark under qemu.
 bash android_demo/tools/fetch_litert_aarch64.sh >/dev/null
 

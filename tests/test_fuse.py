@@ -549,3 +549,32 @@ def test_block_used_outside_keeps_that_tensor(tmp):
     assert f["op"] == "CspBlock" and f["inputs"] == 2 and f["steps"] == ["copy", "copy", "max_pool"]
     assert rep["coverage"]["copy_bytes"]["fused"] == 2 * 8 * 8 * 4
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+
+
+def test_keras_cv_yolov8_backbone_every_block_fused_bit_exact(tmp):
+    """Another library's CSP blocks: keras-cv's YOLOv8 backbone (4 C2f stages and SPPF, swish), PTQ
+    int8 as a user would export it. Every concat becomes one CspBlock, no copy is left, and the model
+    is bit-exact with the int8 original under XNNPACK and TFLite's builtin kernels."""
+    from toolchain import require
+
+    require("keras-cv")
+    from keras_cv.models import YOLOV8Backbone
+
+    from keras_csp.quantize import convert_int8
+    from keras_csp.tflite.coverage import format_coverage
+
+    backbone = YOLOV8Backbone(stackwise_channels=[16, 32, 64, 128], stackwise_depth=[1, 2, 2, 1],
+                              include_rescaling=False, activation="swish", input_shape=(64, 64, 3))
+    x = np.random.default_rng(0).uniform(size=(4, 64, 64, 3)).astype("float32")
+    src = str(tmp / "kcv_yolov8.tflite")
+    with open(src, "wb") as f:
+        f.write(convert_int8(backbone, x, num_calib=4, batch_size=1))
+    dst = str(tmp / "kcv_yolov8_fused.tflite")
+    rep = fuse(src, dst, samples=3)
+    cov = rep["coverage"]
+    assert [c["inputs"] for c in cov["concats"]] == [3, 4, 4, 3, 4]  # C2f x 1, 2, 2, 1 bottlenecks, SPPF
+    assert all(c["by"] == "CspBlock" for c in cov["concats"]) and rep["fallbacks"] == []
+    assert cov["copy_bytes"]["fused"] == 0 and cov["copy_bytes"]["builtin"] > 0
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert "5 of 5 concat(s) fused:" in format_coverage(cov)
+    assert _equal_outputs(src, dst, n=3)

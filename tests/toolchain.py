@@ -41,6 +41,7 @@ TOOLS = {
     "aarch64-litert": (lambda: os.path.isfile(AARCH64_LITERT), "android_demo/tools/fetch_litert_aarch64.sh"),
     "llvm-mca": (lambda: shutil.which("llvm-mca-19") or shutil.which("llvm-mca"), "apt: llvm-19"),
     "tflite-support": (lambda: _has_module("tflite_support"), "pip install --no-deps tflite-support==0.4.4"),
+    "keras-cv": (lambda: _has_module("keras_cv"), "pip: keras-cv (another library's YOLOv8 backbone, fuse tests)"),
 }
 
 

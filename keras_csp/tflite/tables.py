@@ -31,7 +31,11 @@ def chain_tables(g: Graph, ops, t_in: int, t_out: int) -> dict:
         table = np.zeros(256, np.int64)
         for off in range(0, 256, size):  # every int8 value at least once
             x = np.resize(np.roll(values, -off), size)
-            table[x.astype(np.int64) + 128] = run_tflite(data, x.reshape(shape), resolver=resolver).reshape(-1)
+            try:
+                y = run_tflite(data, x.reshape(shape), resolver=resolver)
+            except RuntimeError as e:  # the original model could not run these ops either
+                raise ValueError(f"element-wise chain after a conv does not run under {name}: {e}") from None
+            table[x.astype(np.int64) + 128] = y.reshape(-1)
         tables[f"post_table_{name}"] = [int(v) for v in table]
     return tables
 
