@@ -9,34 +9,36 @@ import numpy as np
 
 from .graph import Graph
 
-MAX_CHAIN_ELEMENTS = 1 << 26  # a larger conv output is a corrupt shape, not a model to run
-
 # custom-option suffix -> interpreter resolver (keras_csp.kernels.run_tflite)
 KERNEL_SETS = (("xnnpack", "xnnpack"), ("builtin", "builtin"), ("reference", "ref"))
 
 
 def chain_tables(g: Graph, ops, t_in: int, t_out: int) -> dict:
     """{"post_table_<set>": [256 int8 values, indexed by input + 128]} for the ops `ops` of `g`
-    that map tensor t_in to t_out."""
+    that map tensor t_in to t_out. The chain is element-wise, so it runs on a [1, 1, 1, 256] copy of
+    its tensors holding every int8 value once, whatever the conv output's size."""
     from keras_csp.kernels import run_tflite
 
-    data = g.submodel(ops, [t_in], [t_out]).to_bytes()
     shape = [int(d) for d in g.shape(t_in)]
-    size = int(np.prod(shape, dtype=np.int64))
-    if not shape or min(shape) < 1 or size > MAX_CHAIN_ELEMENTS:
+    if not shape or min(shape) < 1:
         raise ValueError(f"element-wise chain input of shape {shape} cannot be tabulated")
-    values = np.arange(-128, 128, dtype=np.int16).astype(np.int8)
+    sub = g.submodel(ops, [t_in], [t_out])
+    small = [1] * (len(shape) - 1) + [256]
+    for t in sub.sg.tensors:
+        if t.shape is not None and [int(d) for d in t.shape] == shape:
+            t.shape = np.asarray(small, np.int32)
+            t.shapeSignature = None
+    data = sub.to_bytes()
+    x = np.arange(-128, 128, dtype=np.int16).astype(np.int8).reshape(small)
     tables = {}
     for name, resolver in KERNEL_SETS:
-        table = np.zeros(256, np.int64)
-        for off in range(0, 256, size):  # every int8 value at least once
-            x = np.resize(np.roll(values, -off), size)
-            try:
-                y = run_tflite(data, x.reshape(shape), resolver=resolver)
-            except RuntimeError as e:  # the original model could not run these ops either
-                raise ValueError(f"element-wise chain after a conv does not run under {name}: {e}") from None
-            table[x.astype(np.int64) + 128] = y.reshape(-1)
-        tables[f"post_table_{name}"] = [int(v) for v in table]
+        try:
+            y = run_tflite(data, x, resolver=resolver)
+        except (RuntimeError, ValueError) as e:  # the original model could not run these ops either
+            raise ValueError(f"element-wise chain after a conv does not run under {name}: {e}") from None
+        tables[f"post_table_{name}"] = [int(v) for v in np.asarray(y).reshape(-1)]
+        if len(tables[f"post_table_{name}"]) != 256:
+            raise ValueError("element-wise chain changes its tensor's size")
     return tables
 
 
