@@ -22,6 +22,42 @@ bool LayoutFits(const TensorLayout& l) {
   return l.pixel_stride >= l.channel_offset + l.channels && last <= l.buffer_elements;
 }
 
+// Output rows [r0, r1) (over batch x out_h). Everything arrives by value: a byte store could alias
+// a captured reference, which would keep the compiler from computing the loop counts (no SIMD).
+void MaxPoolRows(const PoolGeometry g, const int8_t* input, const TensorLayout il, int8_t* output,
+                 const TensorLayout ol, const int oh, const int ow, const int pad_t, const int pad_l,
+                 const uint8_t lo, const uint8_t hi, const int r0, const int r1) {
+  const int c = il.channels, width = il.width;
+  std::vector<uint8_t> colmax(size_t(width) * c);  // the vertical max of one output row's window
+  std::vector<uint8_t> acc(c);                     // one output pixel's max
+  for (int r = r0; r < r1; ++r) {
+    const int n = r / oh, oy = r % oh;
+    const int y0 = std::max(0, oy * g.stride_h - pad_t), y1 = std::min(il.height, oy * g.stride_h - pad_t + g.filter_h);
+    const int8_t* in_n = input + n * il.batch_stride + il.channel_offset;
+    for (int x = 0; x < width; ++x) {
+      uint8_t* __restrict m = colmax.data() + size_t(x) * c;
+      const int8_t* __restrict p0 = in_n + y0 * il.row_stride + x * il.pixel_stride;
+      for (int k = 0; k < c; ++k) m[k] = static_cast<uint8_t>(p0[k]) ^ 0x80;
+      for (int y = y0 + 1; y < y1; ++y) {
+        const int8_t* __restrict p = in_n + y * il.row_stride + x * il.pixel_stride;
+        for (int k = 0; k < c; ++k) m[k] = std::max<uint8_t>(m[k], static_cast<uint8_t>(p[k]) ^ 0x80);
+      }
+    }
+    int8_t* out_row = output + n * ol.batch_stride + oy * ol.row_stride + ol.channel_offset;
+    for (int ox = 0; ox < ow; ++ox) {
+      const int x0 = std::max(0, ox * g.stride_w - pad_l), x1 = std::min(width, ox * g.stride_w - pad_l + g.filter_w);
+      uint8_t* __restrict a = acc.data();
+      std::memcpy(a, colmax.data() + size_t(x0) * c, c);
+      for (int x = x0 + 1; x < x1; ++x) {
+        const uint8_t* __restrict m = colmax.data() + size_t(x) * c;
+        for (int k = 0; k < c; ++k) a[k] = std::max(a[k], m[k]);
+      }
+      int8_t* __restrict o = out_row + ox * ol.pixel_stride;
+      for (int k = 0; k < c; ++k) o[k] = static_cast<int8_t>(std::min(hi, std::max(lo, a[k])) ^ 0x80);
+    }
+  }
+}
+
 }  // namespace
 
 Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* out_h, int* out_w) {
@@ -54,36 +90,16 @@ Status MaxPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLay
   if (!input || !output) return Status::Error(StatusCode::kNullPointer, "null pool buffer");
   const int pad_t = g.padding == Padding::kSame ? SamePadBefore(il.height, oh, g.filter_h, g.stride_h) : 0;
   const int pad_l = g.padding == Padding::kSame ? SamePadBefore(il.width, ow, g.filter_w, g.stride_w) : 0;
-  const int c = il.channels;
   const int rows = il.batch * oh;
-  const int tasks = std::min(rows, pool ? pool->threads() * 4 : 1);
-  const int8_t lo = static_cast<int8_t>(act_min), hi = static_cast<int8_t>(act_max);
+  // about 64K max operations per task at least: a small pool is not worth waking the workers
+  const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(ow) * g.filter_w) * il.channels;
+  const int tasks = int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+  // Values are kept as uint8 (x ^ 0x80, order-preserving) so that baseline SSE2 (pmaxub) vectorizes
+  // the max; NEON has both.
+  const uint8_t lo = static_cast<uint8_t>(act_min ^ 0x80), hi = static_cast<uint8_t>(act_max ^ 0x80);
   ParallelFor(pool, tasks, [&](int t) {
-    std::vector<int8_t> colmax(size_t(il.width) * c);  // the vertical max of one output row's window
-    for (int r = int(int64_t(rows) * t / tasks); r < int(int64_t(rows) * (t + 1) / tasks); ++r) {
-      const int n = r / oh, oy = r % oh;
-      const int y0 = std::max(0, oy * g.stride_h - pad_t), y1 = std::min(il.height, oy * g.stride_h - pad_t + g.filter_h);
-      const int8_t* in_n = input + n * il.batch_stride + il.channel_offset;
-      for (int x = 0; x < il.width; ++x) {
-        int8_t* m = colmax.data() + size_t(x) * c;
-        std::memcpy(m, in_n + y0 * il.row_stride + x * il.pixel_stride, c);
-        for (int y = y0 + 1; y < y1; ++y) {
-          const int8_t* p = in_n + y * il.row_stride + x * il.pixel_stride;
-          for (int k = 0; k < c; ++k) m[k] = std::max(m[k], p[k]);
-        }
-      }
-      int8_t* out_row = output + n * ol.batch_stride + oy * ol.row_stride + ol.channel_offset;
-      for (int ox = 0; ox < ow; ++ox) {
-        const int x0 = std::max(0, ox * g.stride_w - pad_l), x1 = std::min(il.width, ox * g.stride_w - pad_l + g.filter_w);
-        int8_t* o = out_row + ox * ol.pixel_stride;
-        const int8_t* first = colmax.data() + size_t(x0) * c;
-        for (int k = 0; k < c; ++k) o[k] = std::min(hi, std::max(lo, first[k]));
-        for (int x = x0 + 1; x < x1; ++x) {
-          const int8_t* m = colmax.data() + size_t(x) * c;
-          for (int k = 0; k < c; ++k) o[k] = std::max(o[k], std::min(hi, m[k]));
-        }
-      }
-    }
+    MaxPoolRows(g, input, il, output, ol, oh, ow, pad_t, pad_l, lo, hi, int(int64_t(rows) * t / tasks),
+                int(int64_t(rows) * (t + 1) / tasks));
   });
   return Status::Ok();
 }
