@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 _MODEL_EXPORTS = (
     "CSPDarknet53", "CSPDenseNet", "CSPDenseNet121", "CSPDenseNet169", "CSPDenseNet201", "CSPMobileNetV2",
     "CSPPeleeNet", "CSPPeleeNetFusionLast", "CSPResNet50", "CSPResNeXt50", "Darknet53", "DenseNet", "DenseNet121",
-    "DenseNet169", "DenseNet201", "MobileNetV2", "PeleeNet", "ResNet50", "ResNeXt50", "create_model",
-    "list_models")
+    "DenseNet169", "DenseNet201", "MobileNetV2", "PeleeNet", "ResNet50", "ResNeXt50", "YOLOv5CSPDarknet",
+    "YOLOv8Backbone", "create_model", "list_models")
 
 __all__ = list(_MODEL_EXPORTS) + ["layers", "models", "detection", "__version__"]
 

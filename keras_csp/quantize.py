@@ -147,8 +147,8 @@ def check_quantizable(model):
         raise ValueError(
             f"cannot quantize model {model.name!r}: unsupported layer(s) {names}. Supported are the layers of "
             f"tfmot's default 8-bit registry (Conv2D, DepthwiseConv2D, Dense, BatchNormalization, ReLU, "
-            f"LeakyReLU, Add, Concatenate, pooling, ...) and keras_csp's ChannelSlice, ChannelSplit and "
-            f"CrossChannelPooling; replace the layer(s) (e.g. a Lambda by a Layer subclass with a "
+            f"LeakyReLU, Activation('silu'), Add, Concatenate, pooling, ...) and keras_csp's ChannelSlice, "
+            f"ChannelSplit and CrossChannelPooling; replace the layer(s) (e.g. a Lambda by a Layer subclass with a "
             f"QuantizeConfig), or flatten nested models/block layers into one functional graph (the model "
             f"zoo builds flat graphs).")
 

@@ -8,7 +8,8 @@ from keras_csp.models import create_model, list_models, plain_twin_of
 FULL = [n for n in list_models() if "tiny" not in n and "_efm" not in n and "_yolo" not in n and "_prn" not in n]
 TINY = [n for n in list_models() if n.endswith("_tiny") and n.split("_")[0] in (
     "cspdensenet", "densenet", "cspresnet", "resnet", "cspdarknet", "darknet", "csppeleenet", "peleenet",
-    "cspmobilenetv2", "mobilenetv2")]
+    "cspmobilenetv2", "mobilenetv2", "yolov5", "yolov8")]
+YOLO = ("yolov5_cspdarknet", "yolov8_backbone")
 
 
 def test_registry_has_the_zoo():
@@ -22,9 +23,10 @@ def test_registry_has_the_zoo():
 
 
 @pytest.mark.parametrize("name", FULL)
-def test_full_models_build_at_224(name):
+def test_full_models_build_at_their_default_size(name):
     model = create_model(name)
-    assert model.input_shape == (None, 224, 224, 3)
+    size = 320 if name in YOLO else 224
+    assert model.input_shape == (None, size, size, 3)
     assert model.output_shape == (None, 1000)
     assert model.name == name
 
@@ -146,3 +148,66 @@ def test_full_size_model_save_load_identical(tmp_path):
     path = str(tmp_path / "cspdensenet121.keras")
     model.save(path)
     np.testing.assert_array_equal(keras.models.load_model(path).predict(x, verbose=0), before)
+
+
+def _sources(model, name):
+    return [t._keras_history.operation.name for t in model.get_layer(name).input]
+
+
+@pytest.mark.parametrize("name, block, stem_kernel, depths", [
+    ("yolov5_cspdarknet", "c3", 6, (1, 2, 3, 1)),     # YOLOv5n: C3 x round(0.33 * (3, 6, 9, 3))
+    ("yolov8_backbone", "c2f", 3, (1, 2, 2, 1)),      # YOLOv8n: C2f x round(0.33 * (3, 6, 6, 3))
+])
+def test_yolo_backbones_n_layout(name, block, stem_kernel, depths):
+    model = create_model(name, include_top=False)
+    assert model.input_shape == (None, 320, 320, 3) and model.output_shape == (None, 10, 10, 256)
+    stem = model.get_layer("conv1_conv")
+    assert (stem.kernel_size, stem.strides, stem.filters) == ((stem_kernel, stem_kernel), (2, 2), 16)
+    assert model.get_layer("conv1_silu").output.shape[1:] == (160, 160, 16)  # 6x6/2 "same" = YOLOv5's p=2
+    for i, (width, depth) in enumerate(zip((32, 64, 128, 256), depths)):
+        stage = f"conv{i + 2}"
+        down = model.get_layer(f"{stage}_down_conv")
+        assert (down.kernel_size, down.strides, down.filters) == ((3, 3), (2, 2), width)
+        names = {layer.name for layer in model.layers}
+        assert f"{stage}_{block}_block{depth}_add" in names and f"{stage}_{block}_block{depth + 1}_1_conv" not in names
+        concat = _sources(model, f"{stage}_{block}_concat")
+        assert len(concat) == (2 if block == "c3" else depth + 2), concat
+        assert model.get_layer(f"{stage}_{block}_concat").output.shape[-1] == width // 2 * len(concat)
+        last = f"{stage}_{block}_cv3_silu" if block == "c3" else f"{stage}_{block}_cv2_silu"
+        assert model.get_layer(last).output.shape[-1] == width
+    assert len(_sources(model, "conv5_sppf_concat")) == 4
+    assert model.layers[-1].name == "conv5_sppf_cv2_silu"
+    assert all(not isinstance(layer, keras.layers.ReLU) for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", YOLO)
+def test_yolo_sizes_and_multipliers(name):
+    s = create_model(name, size="s", include_top=False, input_shape=(64, 64, 3))
+    assert [s.get_layer(f"conv{i}_down_conv").filters for i in range(2, 6)] == [64, 128, 256, 512]
+    assert s.get_layer("conv1_conv").filters == 32
+    custom = create_model(name, width_multiple=0.125, depth_multiple=1.0, include_top=False, input_shape=(64, 64, 3))
+    assert [custom.get_layer(f"conv{i}_down_conv").filters for i in range(2, 6)] == [16, 32, 64, 128]
+    assert "conv4_" + ("c3_block6_add" if name.startswith("yolov5") else "c2f_block6_add") in {
+        layer.name for layer in custom.layers}
+    with pytest.raises(ValueError, match="size"):
+        create_model(name, size="q")
+    with pytest.raises(ValueError, match="partial_ratio"):
+        create_model(name, partial_ratio=0.5)
+    with pytest.raises(ValueError, match="fusion"):
+        create_model(name + "_tiny", fusion="last")
+
+
+@pytest.mark.parametrize("name", [n + "_tiny" for n in YOLO])
+def test_yolo_tiny_variants(name):
+    model = create_model(name, classes=10)
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 10)
+    assert model.get_layer("conv4_sppf_cv2_silu").output.shape[1:] == (2, 2, 128)
+    assert "conv5_down_conv" not in {layer.name for layer in model.layers}
+    assert plain_twin_of(name) is None and plain_twin_of(name[:-5]) is None
+
+
+def test_yolo_top_level_api():
+    model = keras_csp.YOLOv8Backbone(input_shape=(64, 64, 3), classes=7, classifier_activation=None)
+    assert model.output_shape == (None, 7) and model.name == "yolov8_backbone"
+    assert keras_csp.YOLOv5CSPDarknet(include_top=False, pooling="avg", input_shape=(64, 64, 3)).output_shape == (
+        None, 256)

@@ -135,3 +135,81 @@ def test_unknown_model_cli():
 def test_plot_several(tmp_path):
     profiles = [profile("cspdensenet_tiny", 32), profile("densenet_tiny", 32)]
     assert plot_bottleneck(profiles, tmp_path / "b.png")
+
+
+# --- YOLO family: counts by hand ----------------------------------------------------------------
+
+def conv(k, cin, cout, hw):
+    """(params, MACs) of conv k x k (no bias) + BN (4 per channel) on an hw x hw output."""
+    return k * k * cin * cout + 4 * cout, hw * hw * cout * k * k * cin
+
+
+def total(*counts):
+    return tuple(map(sum, zip(*counts)))
+
+
+def test_c2f_and_sppf_counts_by_hand():
+    x = inp = keras.Input((8, 8, 16))
+    x = blocks.c2f(x, 32, 2, "c2f")
+    x = blocks.sppf(x, 32, "sppf")
+    p = profile_model(keras.Model(inp, x))
+    by_name = {layer.name: layer for layer in p.layers}
+    # C2f(16 -> 32, n=2): c_ = 16. cv1 1x1 16->32: 8*8*32*16 = 32768; four 3x3 16->16: 8*8*16*144 = 147456
+    # each; cv2 1x1 (2+2)*16 = 64 -> 32: 8*8*32*64 = 131072
+    assert by_name["c2f_cv1_conv"].macs == 32768
+    assert by_name["c2f_block2_2_conv"].macs == 147456
+    assert by_name["c2f_cv2_conv"].macs == 131072
+    # SPPF(32 -> 32): cv1 1x1 32->16: 8*8*16*32 = 32768; cv2 1x1 4*16 = 64 -> 32: 131072; pools count 0
+    assert by_name["sppf_cv1_conv"].macs == 32768 and by_name["sppf_pool1"].macs == 0
+    assert p.macs == 32768 + 4 * 147456 + 131072 + 32768 + 131072 == 917504
+    # params: convs + BN 4 per channel
+    assert p.params == (16 * 32 + 4 * 32) + 4 * (9 * 16 * 16 + 4 * 16) + (64 * 32 + 4 * 32) \
+        + (32 * 16 + 4 * 16) + (64 * 32 + 4 * 32) == 15040
+
+
+def test_yolo_tiny_counts_by_hand():
+    # yolov8_backbone_tiny, 32x32, 10 classes. Every stage (cin -> c, output hw, c_ = c/2) costs
+    # down 3x3 cin->c, cv1 1x1 c->c, bottleneck 2 x 3x3 c_->c_, cv2 1x1 3c_->c.
+    def c2f_stage(cin, c, hw):
+        h = c // 2
+        return total(conv(3, cin, c, hw), conv(1, c, c, hw), conv(3, h, h, hw), conv(3, h, h, hw),
+                     conv(1, 3 * h, c, hw))
+    sppf = total(conv(1, 128, 64, 2), conv(1, 256, 128, 2))
+    head = (128 * 10 + 10, 128 * 10)
+    v8 = total(conv(3, 3, 16, 16), c2f_stage(16, 32, 8), c2f_stage(32, 64, 4), c2f_stage(64, 128, 2), sppf, head)
+    # each stage: 294912 + 65536 + 2 * 147456 + 98304 = 753664 MACs
+    assert c2f_stage(16, 32, 8)[1] == c2f_stage(64, 128, 2)[1] == 753664
+    assert v8 == (294394, 110592 + 3 * 753664 + 32768 + 131072 + 1280) == (294394, 2536704)
+    p = profile("yolov8_backbone_tiny", 32, classes=10)
+    assert (p.params, p.macs, p.flops) == (294394, 2536704, 2 * 2536704)
+
+    # yolov5_cspdarknet_tiny: stem 6x6/2 3->16; C3 stage: down 3x3, cv1 1x1 c->c_, bottleneck 1x1 + 3x3
+    # c_->c_, cv2 1x1 c->c_, cv3 1x1 2c_->c
+    def c3_stage(cin, c, hw):
+        h = c // 2
+        return total(conv(3, cin, c, hw), conv(1, c, h, hw), conv(1, h, h, hw), conv(3, h, h, hw),
+                     conv(1, c, h, hw), conv(1, 2 * h, c, hw))
+    v5 = total(conv(6, 3, 16, 16), c3_stage(16, 32, 8), c3_stage(32, 64, 4), c3_stage(64, 128, 2), sppf, head)
+    # stem 16*16*16*108 = 442368; each stage 294912 + 32768 + 16384 + 147456 + 32768 + 65536 = 589824
+    assert v5 == (241930, 442368 + 3 * 589824 + 32768 + 131072 + 1280) == (241930, 2376960)
+    p = profile("yolov5_cspdarknet_tiny", 32, classes=10)
+    assert (p.params, p.macs, p.flops) == (241930, 2376960, 2 * 2376960)
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+# The n backbones at 320x320 with the 1000-class head (BN counted 4 per channel), and their trainable
+# params without the head: YOLOv5n's and YOLOv8n's layers 0-9 as the two repositories' model summaries
+# print them (BN: gamma and beta), summed: 1760 + 4672 + 4800 + 18560 + 29184 + 73984 + 156928 + 295424
+# + 296448 + 164608 and 464 + 4672 + 7360 + 18560 + 49664 + 73984 + 197632 + 295424 + 460288 + 164608.
+YOLO_PINNED = {"yolov5_cspdarknet": (1308648, 691916800, 1046368), "yolov8_backbone": (1534680, 789401600, 1272656)}
+
+
+@pytest.mark.parametrize("name", sorted(YOLO_PINNED))
+def test_yolo_n_backbones_pinned(name):
+    params, flops, trainable = YOLO_PINNED[name]
+    p = profile(name, 320)
+    assert (p.params, p.flops) == (params, flops)
+    assert _trainable(create_model(name, include_top=False)) == trainable

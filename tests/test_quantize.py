@@ -247,3 +247,80 @@ def test_quantize_model_keeps_concat_input_order(python_subprocess):
         print("reordered", rep["reordered_inputs"])
     """, legacy=True)
     assert "reordered" in out
+
+
+# --- YOLO blocks: SiLU (LOGISTIC + MUL), C2f splits, SPPF pools ----------------------------------
+
+@pytest.fixture(scope="module")
+def yolo_qat(tmp_path_factory):
+    """yolov8_backbone_tiny: one short QAT epoch (tfmot quantizes tf_keras' swish after the activation),
+    then int8 conversion with int8 I/O and with float I/O."""
+    d = tmp_path_factory.mktemp("yolo_qat")
+    run_python(f"""
+        from keras_csp import create_model, quantize as Q
+        from keras_csp.data import load_digits
+        ds = load_digits().subset(64, 16)
+        model = create_model("yolov8_backbone_tiny", classes=10)
+        assert Q.unsupported_layers(model) == []
+        qat = Q.quantize_model(model)
+        Q.qat_finetune(qat, ds, epochs=1, batch_size=32, verbose=0)
+        open(r"{d}/int8.tflite", "wb").write(Q.convert_int8(qat, ds.x_train, "int8", "int8", qat=True))
+        open(r"{d}/float_io.tflite", "wb").write(Q.convert_int8(qat, ds.x_train, "float32", "float32", qat=True))
+    """, legacy=True)
+    return d
+
+
+def test_qat_yolov8_tiny_is_full_int8_with_silu_as_logistic_mul(yolo_qat):
+    from keras_csp.tflite.graph import Graph
+    from keras_csp.tflite.schema import TensorType
+    g = Graph.load(str(yolo_qat / "int8.tflite"))
+    counts = g.op_counts()
+    # 18 conv -> BN -> SiLU: stem, 3 x (down, cv1, 2 bottleneck convs, cv2), SPPF cv1 and cv2
+    assert counts["CONV_2D"] == counts["LOGISTIC"] == counts["MUL"] == 18, counts
+    assert counts["STRIDED_SLICE"] == 6 and counts["MAX_POOL_2D"] == 3 and counts["ADD"] == 3, counts
+    assert counts["CONCATENATION"] == 4, counts
+    assert "QUANTIZE" not in counts and "DEQUANTIZE" not in counts, counts
+    # no float tensor anywhere: int8 activations and weights, int32 biases and shapes
+    assert {int(g.tensor(i).type) for i in range(len(g.sg.tensors))} <= {TensorType.INT8, TensorType.INT32}
+    ops = [(g.op_type(op), op) for op in g.ops()]
+    for kind, op in ops:
+        if kind == "LOGISTIC":   # TFLite's int8 LOGISTIC: fixed output scale 1/256, zero point -128
+            scale, zp, _ = g.quant(int(op.outputs[0]))
+            assert scale[0] == pytest.approx(1 / 256) and zp[0] == -128
+        if kind == "CONCATENATION":   # concat inputs already on the output's scale: no requantization
+            out = g.quant(int(op.outputs[0]))
+            for i in op.inputs:
+                q = g.quant(int(i))
+                assert q[0][0] == pytest.approx(out[0][0], rel=1e-6) and q[1][0] == out[1][0], (i, q, out)
+    assert [len(op.inputs) for kind, op in ops if kind == "CONCATENATION"] == [3, 3, 3, 4]
+
+
+def test_qat_yolov8_tiny_float_io_only_adds_boundary_ops(yolo_qat):
+    from keras_csp.quantize import tflite_predict
+    from keras_csp.tflite.graph import Graph
+    g = Graph.load(str(yolo_qat / "float_io.tflite"))
+    inputs, outputs = {int(i) for i in g.sg.inputs}, g.graph_outputs()
+    quant = [op for op in g.ops() if g.op_type(op) in ("QUANTIZE", "DEQUANTIZE")]
+    assert sorted(g.op_type(op) for op in quant) == ["DEQUANTIZE", "QUANTIZE"]
+    for op in quant:
+        assert {int(i) for i in op.inputs} & inputs or {int(o) for o in op.outputs} & outputs
+    y = tflite_predict(str(yolo_qat / "float_io.tflite"), np.random.default_rng(0).uniform(size=(3, 32, 32, 3)))
+    assert y.shape == (3, 10) and np.allclose(y.sum(axis=1), 1, atol=0.02)
+
+
+@pytest.mark.slow
+def test_yolo_tiny_backbones_train_and_quantize_on_digits(tmp_path):
+    """Float training on the digits, then `keras-csp quantize` (1 QAT epoch): int8 accuracy well above chance."""
+    runner = CliRunner()
+    for name in ("yolov8_backbone_tiny", "yolov5_cspdarknet_tiny"):
+        res = runner.invoke(cli, ["train", "--model", name, "--epochs", "4", "--batch-size", "32",
+                                  "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        res = runner.invoke(cli, ["quantize", str(tmp_path / name / "model.keras"), "--qat-epochs", "1",
+                                  "--out", str(tmp_path / f"{name}.tflite"),
+                                  "--report", str(tmp_path / f"{name}.json")])
+        assert res.exit_code == 0, res.output
+        rep = json.loads((tmp_path / f"{name}.json").read_text())
+        assert rep["float_accuracy"] > 0.8 and rep["qat_accuracy"] > 0.8, rep
+        assert rep["inner_quantize_ops"] == 0 and rep["concat_scale_mismatches"] == 0, rep
+        assert rep["ops"]["LOGISTIC"] == rep["ops"]["MUL"] == rep["ops"]["CONV_2D"], rep

@@ -153,3 +153,75 @@ class PartialDenseBlock(CSPStage):
         kwargs.pop("block", None)
         super().__init__(block="dense", depth=depth, partial_ratio=partial_ratio, fusion=fusion,
                          out_filters=out_filters, growth_rate=growth_rate, **kwargs)
+
+
+# --- YOLO family -------------------------------------------------------------------------------
+
+def _check_depth(depth):
+    if int(depth) < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    return int(depth)
+
+
+@register
+class C3(_GraphLayer):
+    """YOLOv5's C3: cv1 -> `depth` bottlenecks, beside cv2, concatenated, cv3 (see `blocks.c3`)."""
+
+    def __init__(self, filters, depth=1, shortcut=True, expansion=0.5, activation="silu", **kwargs):
+        super().__init__(**kwargs)
+        self._args = dict(filters=int(filters), depth=_check_depth(depth), shortcut=bool(shortcut),
+                          expansion=float(expansion), activation=activation)
+
+    def build_graph(self, x):
+        a = self._args
+        return blocks.c3(x, a["filters"], a["depth"], "c3", shortcut=a["shortcut"], expansion=a["expansion"],
+                         act=a["activation"])
+
+
+@register
+class C2f(_GraphLayer):
+    """YOLOv8's C2f: cv1 split in halves, a chain of `depth` bottlenecks, all depth + 2 concatenated, cv2
+    (see `blocks.c2f`)."""
+
+    def __init__(self, filters, depth=1, shortcut=True, expansion=0.5, activation="silu", **kwargs):
+        super().__init__(**kwargs)
+        self._args = dict(filters=int(filters), depth=_check_depth(depth), shortcut=bool(shortcut),
+                          expansion=float(expansion), activation=activation)
+
+    def build_graph(self, x):
+        a = self._args
+        return blocks.c2f(x, a["filters"], a["depth"], "c2f", shortcut=a["shortcut"], expansion=a["expansion"],
+                          act=a["activation"])
+
+
+@register
+class ELAN(_GraphLayer):
+    """YOLOv7's ELAN: two 1x1 convs, a 3x3 chain taken every `depth` convs, concat, 1x1 transition
+    (see `blocks.elan` for the layout)."""
+
+    def __init__(self, filters, depth=2, branches=2, expansion=0.5, activation="silu", **kwargs):
+        super().__init__(**kwargs)
+        if int(branches) < 1:
+            raise ValueError(f"branches must be >= 1, got {branches}")
+        self._args = dict(filters=int(filters), depth=_check_depth(depth), branches=int(branches),
+                          expansion=float(expansion), activation=activation)
+
+    def build_graph(self, x):
+        a = self._args
+        return blocks.elan(x, a["filters"], "elan", depth=a["depth"], branches=a["branches"],
+                           expansion=a["expansion"], act=a["activation"])
+
+
+@register
+class SPPF(_GraphLayer):
+    """YOLOv5/v8's SPPF: 1x1 to half width, three chained stride-1 max pools, concat of all four, 1x1."""
+
+    def __init__(self, filters, pool_size=5, activation="silu", **kwargs):
+        super().__init__(**kwargs)
+        if int(pool_size) < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+        self._args = dict(filters=int(filters), pool_size=int(pool_size), activation=activation)
+
+    def build_graph(self, x):
+        a = self._args
+        return blocks.sppf(x, a["filters"], "sppf", pool_size=a["pool_size"], act=a["activation"])

@@ -3,6 +3,8 @@
 Stage `i` (1-based) is named `conv{i+1}` as in Keras Applications (`conv2_block1_1_conv`, ...);
 its CSP parts are `conv{i+1}_split_skip`, `conv{i+1}_partial_transition_conv`,
 `conv{i+1}_csp_concat`, `conv{i+1}_transition_conv`; a dense stage's transition is `pool{i+1}`.
+A YOLO stage is `conv{i+1}_down` (the strided 3x3), `conv{i+1}_c3` or `conv{i+1}_c2f` (`..._cv1_conv`,
+`..._block1_1_conv`, `..._concat`, ...) and, on the last stage, `conv{i+1}_sppf`.
 """
 import os
 
@@ -96,6 +98,17 @@ def csp_inverted_stage(x, s: StageCfg, name, act):
     return layers.Concatenate(name=f"{name}_csp_concat")([y, skip])
 
 
+def yolo_stage(x, s: StageCfg, name, act):
+    """YOLOv5 / YOLOv8 backbone stage: Conv 3x3/2, a C3 or C2f block, and an SPPF when `s.sppf`."""
+    x = conv_bn_act(x, s.out_filters, 3, f"{name}_down", strides=s.stride, act=act)
+    block = blocks.c3 if s.block == "c3" else blocks.c2f
+    x = block(x, s.out_filters, s.depth, f"{name}_{s.block}", shortcut=s.shortcut, expansion=s.bottle_ratio,
+              act=act)
+    if s.sppf:
+        x = blocks.sppf(x, s.out_filters, f"{name}_sppf", pool_size=s.sppf, act=act)
+    return x
+
+
 def plain_stage(x, s: StageCfg, name, act):
     if s.block in ("dense", "pelee"):
         x = _dense_path(x, s, name, act)
@@ -107,6 +120,8 @@ def plain_stage(x, s: StageCfg, name, act):
         return x
     if s.block == "inverted":
         return _inverted_runs(x, s, name, act, strides=s.stride)
+    if s.block in ("c3", "c2f"):
+        return yolo_stage(x, s, name, act)
     if s.block == "dark":
         x = conv_bn_act(x, s.out_filters, 3, f"{name}_down", strides=s.stride, act=act)
         return _residual_path(x, s, s.out_filters, name, act)

@@ -4,6 +4,7 @@ A CSP model and its plain twin share the stem, the block functions and the stage
 config says which stage builder (plain or CSP) to use. Widths and depths follow the published
 architectures; where they differ per variant it is noted next to the config.
 """
+import math
 from dataclasses import dataclass, field, replace
 from typing import Optional, Tuple
 
@@ -18,7 +19,7 @@ class StemCfg:
 
 @dataclass(frozen=True)
 class StageCfg:
-    block: str                        # "dense" | "pelee" | "bottleneck" | "dark" | "inverted"
+    block: str                        # "dense" | "pelee" | "bottleneck" | "dark" | "inverted" | "c3" | "c2f"
     depth: int
     # dense / pelee stages: blocks then (transition) then (pool)
     growth_rate: int = 32
@@ -43,6 +44,10 @@ class StageCfg:
     dw_multiplier: int = 1
     base_filters: int = 0             # CSP: the base 1x1 conv both paths read (0: they read the stage input)
     skip_filters: int = 0             # CSP: skip path width (0: a depthwise conv of the base; fewer: grouped)
+    # YOLO stages ("c3" | "c2f"): strided 3x3 conv to out_filters, one C3 / C2f block of `depth`
+    # bottlenecks (hidden width out_filters * bottle_ratio), then an SPPF when `sppf` (its pool size)
+    shortcut: bool = True
+    sppf: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,62 @@ CSPMOBILENETV2 = ModelCfg(StemCfg("conv", 32, 3, 2), (
     csp_inverted_stage_cfg(((96, 3),), 192),
     csp_inverted_stage_cfg(((160, 3), (320, 1)), 288)), csp=True, head_filters=640)
 
+# YOLO backbones, scaled as the YAML files' `depth_multiple` / `width_multiple` (and ultralytics'
+# `max_channels`) scale them: a stage of n > 1 blocks gets max(round(n * d), 1); a width c becomes
+# the multiple of 8 at or above min(c, max_channels) * w. SiLU everywhere, shortcuts in the backbone.
+# YOLOv5 v6.0+ (models/yolov5*.yaml): Conv 6x6/2 (p2) 64, then per stage Conv 3x3/2 + C3,
+#   C3 x (3, 6, 9, 3), SPPF(5) after the last stage. Our 6x6/2 conv pads "same": 2 pixels each side
+#   on even inputs, YOLOv5's p=2.
+# YOLOv8 (ultralytics cfg/models/v8/yolov8.yaml): Conv 3x3/2 64, then per stage Conv 3x3/2 + C2f,
+#   C2f x (3, 6, 6, 3), SPPF(5) after the last stage.
+YOLO_WIDTHS = (64, 128, 256, 512, 1024)          # the stem, then the four stride-2 stages
+YOLOV5_DEPTHS = (3, 6, 9, 3)
+YOLOV8_DEPTHS = (3, 6, 6, 3)
+# size: (depth_multiple, width_multiple, max_channels)
+YOLOV5_SCALES = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 1024),
+                 "l": (1.00, 1.00, 1024), "x": (1.33, 1.25, 1024)}
+YOLOV8_SCALES = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.50, 1024), "m": (0.67, 0.75, 768),
+                 "l": (1.00, 1.00, 512), "x": (1.00, 1.25, 512)}
+
+
+def yolo_width(channels, width_multiple, max_channels=1024):
+    return int(math.ceil(min(channels, max_channels) * width_multiple / 8) * 8)
+
+
+def yolo_depth(n, depth_multiple):
+    return max(round(n * depth_multiple), 1) if n > 1 else n
+
+
+def yolo_stages(block, widths, depths, pool_size=5):
+    """One stride-2 C3/C2f stage per (width, depth); an SPPF ends the last one."""
+    n = len(widths)
+    return tuple(StageCfg(block=block, depth=d, out_filters=w, stride=2, bottle_ratio=0.5, shortcut=True,
+                          sppf=pool_size if i == n - 1 else 0)
+                 for i, (w, d) in enumerate(zip(widths, depths)))
+
+
+def yolo_cfg(block, scales, depths, size="n", width_multiple=None, depth_multiple=None, stem_kernel=3):
+    if size not in scales:
+        raise ValueError(f"size must be one of {tuple(scales)}, got {size!r}")
+    d, w, max_channels = scales[size]
+    d = d if depth_multiple is None else float(depth_multiple)
+    w = w if width_multiple is None else float(width_multiple)
+    if not (d > 0 and w > 0):
+        raise ValueError(f"width_multiple and depth_multiple must be positive, got {w!r} and {d!r}")
+    widths = [yolo_width(c, w, max_channels) for c in YOLO_WIDTHS]
+    return ModelCfg(StemCfg("conv", widths[0], stem_kernel, 2),
+                    yolo_stages(block, widths[1:], [yolo_depth(n, d) for n in depths]),
+                    act="silu", default_size=320, min_size=32)
+
+
+def yolov5_cfg(size="n", width_multiple=None, depth_multiple=None):
+    return yolo_cfg("c3", YOLOV5_SCALES, YOLOV5_DEPTHS, size, width_multiple, depth_multiple, stem_kernel=6)
+
+
+def yolov8_cfg(size="n", width_multiple=None, depth_multiple=None):
+    return yolo_cfg("c2f", YOLOV8_SCALES, YOLOV8_DEPTHS, size, width_multiple, depth_multiple)
+
+
 # Tiny variants for tests and demos at 32x32 (e.g. scikit-learn's digits, upsampled).
 TINY = dict(default_size=32, min_size=16)
 DENSENET_TINY = ModelCfg(TINY_STEM, dense_stages((2, 2, 2), 16), fusion="last", **TINY)
@@ -197,3 +258,7 @@ CSPMOBILENETV2_TINY = ModelCfg(StemCfg("conv", 16, 3, 2), (
     csp_inverted_stage_cfg(((8, 1),), 0, stride=1, skip_filters=8, expand_ratio=1, dw_multiplier=1),
     csp_inverted_stage_cfg(((16, 1),), 24),
     csp_inverted_stage_cfg(((24, 2),), 48)), csp=True, head_filters=128, **TINY)
+# The YOLO backbones' tiny variants: the n models' stem and first three stages (16; 32, 64, 128), one
+# bottleneck each, SPPF on the 2x2 map of a 32x32 input.
+YOLOV5_TINY = ModelCfg(StemCfg("conv", 16, 6, 2), yolo_stages("c3", (32, 64, 128), (1, 1, 1)), act="silu", **TINY)
+YOLOV8_TINY = ModelCfg(StemCfg("conv", 16, 3, 2), yolo_stages("c2f", (32, 64, 128), (1, 1, 1)), act="silu", **TINY)

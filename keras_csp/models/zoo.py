@@ -93,3 +93,49 @@ cspdarknet_tiny, darknet_tiny = _pair("cspdarknet_tiny", "darknet_tiny", C.CSPDA
 csppeleenet_tiny, peleenet_tiny = _pair("csppeleenet_tiny", "peleenet_tiny", C.CSPPELEENET_TINY, C.PELEENET_TINY)
 cspmobilenetv2_tiny, mobilenetv2_tiny = _pair("cspmobilenetv2_tiny", "mobilenetv2_tiny", C.CSPMOBILENETV2_TINY,
                                               C.MOBILENETV2_TINY)
+
+
+# --- YOLO backbones (no plain twin: their C3 / C2f blocks split by fixed halves) ---------------
+
+def _no_split_arguments(name, kwargs):
+    for key in ("partial_ratio", "fusion"):
+        if kwargs.pop(key, None) is not None:
+            raise ValueError(f"{key} does not apply to {name}: its C3 / C2f blocks split into fixed halves "
+                             f"(their `expansion` is 0.5)")
+    return kwargs
+
+
+def YOLOv5CSPDarknet(size="n", width_multiple=None, depth_multiple=None, name="yolov5_cspdarknet", **kwargs):
+    """YOLOv5 v6.0+ CSPDarknet backbone (6x6/2 stem, Conv 3x3/2 + C3 stages, SPPF) as a classifier.
+
+    size: "n" (default: widths 16, 32, 64, 128, 256; C3 depths 1, 2, 3, 1), "s", "m", "l" or "x";
+    width_multiple / depth_multiple override the size's multipliers.
+    """
+    cfg = C.yolov5_cfg(size, width_multiple, depth_multiple)
+    return build_model(cfg, name, **_no_split_arguments(name, kwargs))
+
+
+def YOLOv8Backbone(size="n", width_multiple=None, depth_multiple=None, name="yolov8_backbone", **kwargs):
+    """YOLOv8 backbone (3x3/2 stem, Conv 3x3/2 + C2f stages, SPPF) as a classifier.
+
+    size: "n" (default: widths 16, 32, 64, 128, 256; C2f depths 1, 2, 2, 1), "s", "m", "l" or "x";
+    width_multiple / depth_multiple override the size's multipliers.
+    """
+    cfg = C.yolov8_cfg(size, width_multiple, depth_multiple)
+    return build_model(cfg, name, **_no_split_arguments(name, kwargs))
+
+
+register_model("yolov5_cspdarknet")(YOLOv5CSPDarknet)
+register_model("yolov8_backbone")(YOLOv8Backbone)
+
+
+@register_model("yolov5_cspdarknet_tiny")
+def yolov5_cspdarknet_tiny(**kwargs):
+    """Tiny YOLOv5-style backbone for 32x32 inputs: 6x6/2 stem 16, C3 stages 32, 64, 128 (depth 1), SPPF."""
+    return build_model(C.YOLOV5_TINY, "yolov5_cspdarknet_tiny", **_no_split_arguments("yolov5_cspdarknet_tiny", kwargs))
+
+
+@register_model("yolov8_backbone_tiny")
+def yolov8_backbone_tiny(**kwargs):
+    """Tiny YOLOv8-style backbone for 32x32 inputs: 3x3/2 stem 16, C2f stages 32, 64, 128 (depth 1), SPPF."""
+    return build_model(C.YOLOV8_TINY, "yolov8_backbone_tiny", **_no_split_arguments("yolov8_backbone_tiny", kwargs))
