@@ -344,10 +344,12 @@ def test_tune_keeps_only_the_fused_ops_that_win(tmp):
     assert "--tune (2 thread(s)): kept" in r.output and "builtin" in r.output
 
 
-@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6)])
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6),
+                                             ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
-    """The paper's mobile models (untrained, PTQ): every fused op kept, outputs bit-identical to the
-    int8 model on the digits test split under all three kernel sets."""
+    """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
+    3 C2f + SPPF as CspBlocks; YOLOv5: 3 C3 concats as CspPartialConvs + SPPF), outputs bit-identical
+    to the int8 model on the digits test split under all three kernel sets."""
     from keras_csp.benchmark import export_ptq_int8
     from keras_csp.demo import _fuse_and_run
 
