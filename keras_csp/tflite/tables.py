@@ -25,9 +25,12 @@ def chain_tables(g: Graph, ops, t_in: int, t_out: int) -> dict:
     sub = g.submodel(ops, [t_in], [t_out])
     small = [1] * (len(shape) - 1) + [256]
     for t in sub.sg.tensors:
-        if t.shape is not None and [int(d) for d in t.shape] == shape:
-            t.shape = np.asarray(small, np.int32)
-            t.shapeSignature = None
+        if t.shape is None or [int(d) for d in t.shape] != shape:  # element-wise: one shape throughout
+            name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else t.name
+            raise ValueError(f"element-wise chain tensor {name!r} has shape "
+                             f"{None if t.shape is None else [int(d) for d in t.shape]}, its input {shape}")
+        t.shape = np.asarray(small, np.int32)
+        t.shapeSignature = None
     data = sub.to_bytes()
     x = np.arange(-128, 128, dtype=np.int16).astype(np.int8).reshape(small)
     tables = {}
