@@ -163,9 +163,10 @@ def _check_depth(depth):
     return int(depth)
 
 
-@register
-class C3(_GraphLayer):
-    """YOLOv5's C3: cv1 -> `depth` bottlenecks, beside cv2, concatenated, cv3 (see `blocks.c3`)."""
+class _YoloCSP(_GraphLayer):
+    """C3 and C2f share their arguments; `block_fn` is the block function, `prefix` its layer names."""
+    block_fn = staticmethod(lambda *a, **k: None)
+    prefix = ""
 
     def __init__(self, filters, depth=1, shortcut=True, expansion=0.5, activation="silu", **kwargs):
         super().__init__(**kwargs)
@@ -174,24 +175,23 @@ class C3(_GraphLayer):
 
     def build_graph(self, x):
         a = self._args
-        return blocks.c3(x, a["filters"], a["depth"], "c3", shortcut=a["shortcut"], expansion=a["expansion"],
-                         act=a["activation"])
+        return self.block_fn(x, a["filters"], a["depth"], self.prefix, shortcut=a["shortcut"],
+                             expansion=a["expansion"], act=a["activation"])
 
 
 @register
-class C2f(_GraphLayer):
+class C3(_YoloCSP):
+    """YOLOv5's C3: cv1 -> `depth` bottlenecks, beside cv2, concatenated, cv3 (see `blocks.c3`)."""
+    block_fn = staticmethod(blocks.c3)
+    prefix = "c3"
+
+
+@register
+class C2f(_YoloCSP):
     """YOLOv8's C2f: cv1 split in halves, a chain of `depth` bottlenecks, all depth + 2 concatenated, cv2
     (see `blocks.c2f`)."""
-
-    def __init__(self, filters, depth=1, shortcut=True, expansion=0.5, activation="silu", **kwargs):
-        super().__init__(**kwargs)
-        self._args = dict(filters=int(filters), depth=_check_depth(depth), shortcut=bool(shortcut),
-                          expansion=float(expansion), activation=activation)
-
-    def build_graph(self, x):
-        a = self._args
-        return blocks.c2f(x, a["filters"], a["depth"], "c2f", shortcut=a["shortcut"], expansion=a["expansion"],
-                          act=a["activation"])
+    block_fn = staticmethod(blocks.c2f)
+    prefix = "c2f"
 
 
 @register
