@@ -90,6 +90,6 @@ def _fuse_and_run(tflite_path, out, echo, tune=False):
     ds = load_dataset("digits")
     acc = accuracy_compare(tflite_path, fused_path, ds.x_test, ds.y_test)
     t = compare_models([fused_path, tflite_path], runs=20, warmup=3)
-    return {"path": fused_path, "fused_ops": frep["fused_ops"], "accuracy": acc,
+    return {"path": fused_path, "fused_ops": frep["fused_ops"], "ops_after": frep["ops_after"], "accuracy": acc,
             "fused_median_ms": t["models"][0]["median_ms"], "int8_median_ms": t["models"][1]["median_ms"],
             "speedup": t["speedup"]}

@@ -347,16 +347,22 @@ def test_tune_keeps_only_the_fused_ops_that_win(tmp):
 @pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
+    if name.startswith("yolo"):
+        fused_ops = {"CspBlock": fused_ops}
     """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
-    3 C2f + SPPF as CspBlocks; YOLOv5: 3 C3 concats as CspPartialConvs + SPPF), outputs bit-identical
-    to the int8 model on the digits test split under all three kernel sets."""
+    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks), outputs bit-identical to the int8 model on the
+    digits test split under all three kernel sets."""
     from keras_csp.benchmark import export_ptq_int8
     from keras_csp.demo import _fuse_and_run
 
     out = tmp / name
     out.mkdir()
     rep = _fuse_and_run(export_ptq_int8(name, str(out / "model_int8.tflite"), 32), str(out), lambda line: None)
-    assert rep["fused_ops"] == fused_ops
+    if isinstance(fused_ops, dict):  # every block one CspBlock
+        (kind, count), = fused_ops.items()
+        assert rep["fused_ops"] == count and rep["ops_after"].get(kind) == count, rep["ops_after"]
+    else:
+        assert rep["fused_ops"] == fused_ops
     n = rep["accuracy"]["examples"]
     for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
         assert rep["accuracy"][k]["bit_identical_outputs"] == n, (k, rep["accuracy"][k])

@@ -725,13 +725,20 @@ def find_matches(g: Graph):
         taken.update(d.concats)
     partial_why: list[Rejection] = []
     partial = mt.find_partial_convs(taken, partial_why)
+    # a 2-input concat that a whole block computes with no copy at all (YOLOv5's C3: the bottleneck
+    # chain and cv2 both write in place) is a block, not a partial conv copying the chain's output
+    from .blocks import BlockPlanner, find_blocks
+
+    planner = BlockPlanner(mt)
+    whole = [planner.plan(m.concat) for m in partial]
+    whole = [b for b in whole if not isinstance(b, str) and all(st.op != "copy" for st in b.steps)]
+    partial = [m for m in partial if m.concat not in {b.concat for b in whole}]
     taken.update(m.concat for m in partial)
+    taken.update(b.concat for b in whole)
     # every other concat: a whole block planned as one op (C2f, ELAN, SPPF, ...); a 2-input concat
     # neither takes keeps the partial conv's reason, a wider one the block planner's
-    from .blocks import find_blocks
-
     block_why: list[Rejection] = []
-    blocks = find_blocks(mt, taken, block_why)
+    blocks = whole + find_blocks(mt, taken, block_why)
     planned = {b.concat for b in blocks}
     two = {r.op_index for r in partial_why if len(mt.ops[r.op_index].inputs) == 2}
     rejections += [r for r in partial_why if r.op_index in two and r.op_index not in planned]
