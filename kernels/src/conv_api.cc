@@ -11,6 +11,8 @@
 
 namespace keras_csp {
 
+using internal::CheckAliasing;
+using internal::CheckLayout;
 using internal::ConvProblem;
 
 const char* StatusCodeName(StatusCode code) {
@@ -241,6 +243,54 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
   }
 }
 
+template <typename T>
+Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name) {
+  const std::string n(name);
+  if (ptr == nullptr) return Status::Error(StatusCode::kNullPointer, n + " pointer is null");
+  if (reinterpret_cast<uintptr_t>(ptr) % alignof(T) != 0)
+    return Status::Error(StatusCode::kMisaligned, n + " pointer is not aligned to its element size");
+  if (l.batch < 1 || l.height < 1 || l.width < 1 || l.channels < 1)
+    return Invalid(n + ": batch/height/width/channels must be >= 1");
+  if (l.channel_offset < 0) return Invalid(n + ": negative channel offset");
+  const int64_t kMax = int64_t{1} << 40;
+  if (l.pixel_stride > kMax || l.row_stride > kMax || l.batch_stride > kMax ||
+      l.buffer_elements > kMax || l.height > (1 << 20) || l.width > (1 << 20) || l.batch > (1 << 20))
+    return Invalid(n + ": sizes/strides too large");
+  if (l.pixel_stride < static_cast<int64_t>(l.channel_offset) + l.channels)
+    return Invalid(n + ": pixel_stride must be >= channel_offset + channels");
+  if (l.row_stride < l.pixel_stride * l.width) return Invalid(n + ": row_stride too small");
+  if (l.batch_stride < l.row_stride * l.height) return Invalid(n + ": batch_stride too small");
+  const int64_t last = (l.batch - 1) * l.batch_stride + (l.height - 1) * l.row_stride +
+                       (l.width - 1) * l.pixel_stride + l.channel_offset + l.channels;
+  if (last > l.buffer_elements)
+    return Status::Error(StatusCode::kOutOfRange,
+                         n + ": channel slice extends past the end of the buffer (" +
+                             std::to_string(last) + " > " + std::to_string(l.buffer_elements) +
+                             " elements)");
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckAliasing(const T* in, const TensorLayout& li, const T* out, const TensorLayout& lo) {
+  const T* in_end = in + li.buffer_elements;
+  const T* out_end = out + lo.buffer_elements;
+  const bool overlap = in < out_end && out < in_end;
+  if (!overlap) return Status::Ok();
+  if (in != out || li.pixel_stride != lo.pixel_stride || li.row_stride != lo.row_stride ||
+      li.batch_stride != lo.batch_stride || li.buffer_elements != lo.buffer_elements)
+    return Invalid("input and output buffers overlap (only disjoint channel slices of the same "
+                   "buffer with the same strides are allowed)");
+  const int a0 = li.channel_offset, a1 = li.channel_offset + li.channels;
+  const int b0 = lo.channel_offset, b1 = lo.channel_offset + lo.channels;
+  if (a0 < b1 && b0 < a1) return Invalid("input and output channel slices overlap");
+  return Status::Ok();
+}
+
+template Status CheckLayout<int8_t>(const int8_t*, const TensorLayout&, const char*);
+template Status CheckLayout<float>(const float*, const TensorLayout&, const char*);
+template Status CheckAliasing<int8_t>(const int8_t*, const TensorLayout&, const int8_t*, const TensorLayout&);
+template Status CheckAliasing<float>(const float*, const TensorLayout&, const float*, const TensorLayout&);
+
 }  // namespace internal
 
 namespace {
@@ -327,49 +377,6 @@ void SplitShifts(const Int8QuantParams& q, std::vector<int32_t>* left, std::vect
     (*left)[c] = std::max(q.output_shift[c], 0);
     (*right)[c] = std::max(-q.output_shift[c], 0);
   }
-}
-
-template <typename T>
-Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name) {
-  const std::string n(name);
-  if (ptr == nullptr) return Status::Error(StatusCode::kNullPointer, n + " pointer is null");
-  if (reinterpret_cast<uintptr_t>(ptr) % alignof(T) != 0)
-    return Status::Error(StatusCode::kMisaligned, n + " pointer is not aligned to its element size");
-  if (l.batch < 1 || l.height < 1 || l.width < 1 || l.channels < 1)
-    return Invalid(n + ": batch/height/width/channels must be >= 1");
-  if (l.channel_offset < 0) return Invalid(n + ": negative channel offset");
-  const int64_t kMax = int64_t{1} << 40;
-  if (l.pixel_stride > kMax || l.row_stride > kMax || l.batch_stride > kMax ||
-      l.buffer_elements > kMax || l.height > (1 << 20) || l.width > (1 << 20) || l.batch > (1 << 20))
-    return Invalid(n + ": sizes/strides too large");
-  if (l.pixel_stride < static_cast<int64_t>(l.channel_offset) + l.channels)
-    return Invalid(n + ": pixel_stride must be >= channel_offset + channels");
-  if (l.row_stride < l.pixel_stride * l.width) return Invalid(n + ": row_stride too small");
-  if (l.batch_stride < l.row_stride * l.height) return Invalid(n + ": batch_stride too small");
-  const int64_t last = (l.batch - 1) * l.batch_stride + (l.height - 1) * l.row_stride +
-                       (l.width - 1) * l.pixel_stride + l.channel_offset + l.channels;
-  if (last > l.buffer_elements)
-    return Status::Error(StatusCode::kOutOfRange,
-                         n + ": channel slice extends past the end of the buffer (" +
-                             std::to_string(last) + " > " + std::to_string(l.buffer_elements) +
-                             " elements)");
-  return Status::Ok();
-}
-
-template <typename T>
-Status CheckAliasing(const T* in, const TensorLayout& li, const T* out, const TensorLayout& lo) {
-  const T* in_end = in + li.buffer_elements;
-  const T* out_end = out + lo.buffer_elements;
-  const bool overlap = in < out_end && out < in_end;
-  if (!overlap) return Status::Ok();
-  if (in != out || li.pixel_stride != lo.pixel_stride || li.row_stride != lo.row_stride ||
-      li.batch_stride != lo.batch_stride || li.buffer_elements != lo.buffer_elements)
-    return Invalid("input and output buffers overlap (only disjoint channel slices of the same "
-                   "buffer with the same strides are allowed)");
-  const int a0 = li.channel_offset, a1 = li.channel_offset + li.channels;
-  const int b0 = lo.channel_offset, b1 = lo.channel_offset + lo.channels;
-  if (a0 < b1 && b0 < a1) return Invalid("input and output channel slices overlap");
-  return Status::Ok();
 }
 
 template <typename T, typename P>

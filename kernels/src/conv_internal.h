@@ -67,6 +67,14 @@ void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill
 
 inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
 
+// Checks shared by the conv, depthwise and pool entry points (conv_api.cc; int8_t and float):
+// a non-null, aligned pointer and a channel slice inside its buffer; input and output either
+// disjoint or disjoint channel slices of one buffer with the same strides.
+template <typename T>
+Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name);
+template <typename T>
+Status CheckAliasing(const T* in, const TensorLayout& li, const T* out, const TensorLayout& lo);
+
 // Allocates `bytes` of 64-byte aligned storage inside a PackedConv* object.
 template <typename P>
 void* AllocPacked(P* p, size_t bytes) {

@@ -6,20 +6,21 @@
 #include <cstring>
 #include <vector>
 
+#include "conv_internal.h"
 #include "keras_csp/pool.h"
 
 namespace keras_csp {
 namespace {
 
-int SamePadBefore(int in, int out, int filter, int stride) {
-  return std::max((out - 1) * stride + filter - in, 0) / 2;  // TFLite ComputePaddingHeightWidth
-}
-
-bool LayoutFits(const TensorLayout& l) {
-  if (l.batch < 1 || l.height < 1 || l.width < 1 || l.channels < 1 || l.channel_offset < 0) return false;
-  const int64_t last = (l.batch - 1) * l.batch_stride + (l.height - 1) * l.row_stride +
-                       (l.width - 1) * l.pixel_stride + l.channel_offset + l.channels;
-  return l.pixel_stride >= l.channel_offset + l.channels && last <= l.buffer_elements;
+// A pool window has a conv's output shape and padding (TFLite computes both the same way).
+ConvGeometry WindowGeometry(const PoolGeometry& g) {
+  ConvGeometry c;
+  c.kernel_h = g.filter_h;
+  c.kernel_w = g.filter_w;
+  c.stride_h = g.stride_h;
+  c.stride_w = g.stride_w;
+  c.padding = g.padding;
+  return c;
 }
 
 // Output rows [r0, r1) (over batch x out_h). Everything arrives by value: a byte store could alias
@@ -61,35 +62,25 @@ void MaxPoolRows(const PoolGeometry g, const int8_t* input, const TensorLayout i
 }  // namespace
 
 Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* out_h, int* out_w) {
-  if (g.filter_h < 1 || g.filter_w < 1 || g.filter_h > 64 || g.filter_w > 64)
-    return Status::Error(StatusCode::kInvalidArgument, "pool filter size out of range [1, 64]");
-  if (g.stride_h < 1 || g.stride_w < 1 || g.stride_h > 64 || g.stride_w > 64)
-    return Status::Error(StatusCode::kInvalidArgument, "pool stride out of range [1, 64]");
-  if (in_h < 1 || in_w < 1) return Status::Error(StatusCode::kInvalidArgument, "pool input is empty");
-  if (g.padding == Padding::kSame) {
-    *out_h = (in_h + g.stride_h - 1) / g.stride_h;
-    *out_w = (in_w + g.stride_w - 1) / g.stride_w;
-  } else {
-    if (in_h < g.filter_h || in_w < g.filter_w) return Status::Error(StatusCode::kInvalidArgument, "pool filter larger than its VALID input");
-    *out_h = (in_h - g.filter_h) / g.stride_h + 1;
-    *out_w = (in_w - g.filter_w) / g.stride_w + 1;
-  }
+  ConvOutputShape shape;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(WindowGeometry(g), in_h, in_w, &shape));
+  *out_h = shape.out_h;
+  *out_w = shape.out_w;
   return Status::Ok();
 }
 
 Status MaxPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, int8_t* output,
                      const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool) {
-  int oh = 0, ow = 0;
-  Status s = ComputePoolOutputShape(g, il.height, il.width, &oh, &ow);
-  if (!s.ok()) return s;
+  ConvOutputShape shape;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(WindowGeometry(g), il.height, il.width, &shape));
+  const int oh = shape.out_h, ow = shape.out_w, pad_t = shape.pad_top, pad_l = shape.pad_left;
   if (ol.height != oh || ol.width != ow || ol.batch != il.batch)
     return Status::Error(StatusCode::kInvalidArgument, "pool output layout does not match the pooled shape");
   if (ol.channels != il.channels) return Status::Error(StatusCode::kInvalidArgument, "pool input and output channel counts differ");
-  if (!LayoutFits(il) || !LayoutFits(ol)) return Status::Error(StatusCode::kOutOfRange, "pool layout exceeds its buffer");
+  KCSP_RETURN_IF_ERROR(internal::CheckLayout(input, il, "pool input"));
+  KCSP_RETURN_IF_ERROR(internal::CheckLayout(output, ol, "pool output"));
+  KCSP_RETURN_IF_ERROR(internal::CheckAliasing(input, il, output, ol));
   if (act_min < -128 || act_max > 127 || act_min > act_max) return Status::Error(StatusCode::kInvalidArgument, "pool activation range invalid");
-  if (!input || !output) return Status::Error(StatusCode::kNullPointer, "null pool buffer");
-  const int pad_t = g.padding == Padding::kSame ? SamePadBefore(il.height, oh, g.filter_h, g.stride_h) : 0;
-  const int pad_l = g.padding == Padding::kSame ? SamePadBefore(il.width, ow, g.filter_w, g.stride_w) : 0;
   const int rows = il.batch * oh;
   // about 64K max operations per task at least: a small pool is not worth waking the workers
   const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(ow) * g.filter_w) * il.channels;
