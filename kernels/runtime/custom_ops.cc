@@ -60,6 +60,32 @@ void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
   for (int d : dims) l->dimensions[i++] = d;
 }
 
+// The weights / bias layouts of a conv (`what` ""; OHWI) or depthwise conv ("depthwise "; [1,kh,kw,cout])
+// against the options.
+std::string CheckFilterLayouts(const LiteRtLayout& w, const LiteRtLayout& b, const int (&dims)[4], int cout,
+                               const std::string& what) {
+  if (w.rank != 4 || w.dimensions[0] != dims[0] || w.dimensions[1] != dims[1] || w.dimensions[2] != dims[2] ||
+      w.dimensions[3] != dims[3]) {
+    std::ostringstream os;
+    os << what << "weights shape " << LayoutStr(w) << " inconsistent with options [" << dims[0] << "," << dims[1]
+       << "," << dims[2] << "," << dims[3] << "]";
+    return os.str();
+  }
+  if (b.rank != 1 || b.dimensions[0] != cout)
+    return what + "bias shape " + LayoutStr(b) + " inconsistent with out_channels=" + std::to_string(cout);
+  return "";
+}
+
+// The weights / bias buffers' types and sizes (`need_w` weights, `cout` biases).
+std::string CheckFilterBuffers(const LiteRtRankedTensorType& wt, size_t w_bytes, const LiteRtRankedTensorType& bt,
+                               size_t b_bytes, size_t need_w, int cout, const std::string& what) {
+  if (wt.element_type != kLiteRtElementTypeInt8) return what + "weights must be int8";
+  if (bt.element_type != kLiteRtElementTypeInt32) return what + "bias must be int32";
+  if (w_bytes < need_w) return what + "weights buffer too small";
+  if (b_bytes < size_t(cout) * 4) return what + "bias buffer too small";
+  return "";
+}
+
 // ---- element-wise int8 op fused after a conv ----
 // LEAKY_RELU as TFLite computes it (builtin and reference kernels agree: fixed-point multiplier
 // per sign, MultiplyByQuantizedMultiplier) or as XNNPACK does (qs8 vlrelu: 8.8 fixed point,
@@ -220,11 +246,7 @@ struct ResidualAdd {
   static int Index(int a, int b) { return (static_cast<uint8_t>(a) << 8) | static_cast<uint8_t>(b); }
 
   // In place over the conv output y (`channels` channels at `offset`, pixels `stride` apart) with
-  // the residual r (dense, `channels` per pixel).
-  void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels, const int8_t* r) const {
-    Apply(base, pixels, stride, offset, channels, r, channels, 0);
-  }
-  // The same with the residual a strided slice (`r_stride` elements per pixel, from `r_offset`).
+  // the residual r (`r_stride` elements per pixel, from `r_offset`).
   void Apply(int8_t* base, int64_t pixels, int64_t stride, int offset, int channels, const int8_t* r,
              int64_t r_stride, int r_offset) const {
     if (!on) return;
@@ -322,34 +344,36 @@ struct ConvSpec {
   // Checks the weights/bias layouts against the options.
   std::string CheckLayouts(const LiteRtLayout& w, const LiteRtLayout& b) const {
     const auto& g = geometry;
-    if (w.rank != 4 || w.dimensions[0] != g.out_channels || w.dimensions[1] != g.kernel_h ||
-        w.dimensions[2] != g.kernel_w || w.dimensions[3] != g.in_channels) {
-      std::ostringstream os;
-      os << "weights shape " << LayoutStr(w) << " inconsistent with options [" << g.out_channels
-         << "," << g.kernel_h << "," << g.kernel_w << "," << g.in_channels << "]";
-      return os.str();
-    }
-    if (b.rank != 1 || b.dimensions[0] != g.out_channels)
-      return "bias shape " + LayoutStr(b) + " inconsistent with out_channels=" +
-             std::to_string(g.out_channels);
-    return "";
+    return CheckFilterLayouts(w, b, {g.out_channels, g.kernel_h, g.kernel_w, g.in_channels}, g.out_channels, "");
   }
 
   std::string EnsurePacked(const void* weights, size_t w_bytes, const LiteRtRankedTensorType& wt,
                            const void* bias, size_t b_bytes, const LiteRtRankedTensorType& bt) {
     if (packed && packed_from == weights) return "";
     const auto& g = geometry;
-    size_t need_w = size_t(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels;
-    if (wt.element_type != kLiteRtElementTypeInt8) return "weights must be int8";
-    if (bt.element_type != kLiteRtElementTypeInt32) return "bias must be int32";
-    if (w_bytes < need_w) return "weights buffer too small";
-    if (b_bytes < size_t(g.out_channels) * 4) return "bias buffer too small";
+    const size_t need_w = size_t(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels;
+    if (auto e = CheckFilterBuffers(wt, w_bytes, bt, b_bytes, need_w, g.out_channels, ""); !e.empty()) return e;
     Status s = PackedConvInt8::Create(g, static_cast<const int8_t*>(weights),
                                       static_cast<const int32_t*>(bias), quant, Variant::kAuto,
                                       &packed);
     if (!s.ok()) return std::string("packing weights failed: ") + s.message();
     packed_from = weights;
     return "";
+  }
+
+  // The element-wise op, then the residual ADD (r: `r_stride` elements per pixel, from `r_offset`), in
+  // place over the conv's output (out_channels at `offset` of pixels `stride` apart), on the pool's
+  // threads: every element is computed once, so the bits do not depend on the thread count.
+  void ApplyPostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
+                    int r_offset, ThreadPool* pool) const {
+    if (!post.on() && !add.on) return;
+    const int cout = geometry.out_channels;
+    const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
+    ParallelFor(pool, tasks, [&](int task) {
+      const int64_t p0 = pixels * task / tasks, p1 = pixels * (task + 1) / tasks;
+      post.Apply(base + p0 * stride, p1 - p0, stride, offset, cout);
+      if (add.on) add.Apply(base + p0 * stride, p1 - p0, stride, offset, cout, r + p0 * r_stride, r_stride, r_offset);
+    });
   }
 
   std::string Describe() const {
@@ -386,27 +410,16 @@ struct DepthwiseSpec {
 
   std::string CheckLayouts(const LiteRtLayout& w, const LiteRtLayout& b) const {
     const auto& g = options.geometry;
-    if (w.rank != 4 || w.dimensions[0] != 1 || w.dimensions[1] != g.kernel_h || w.dimensions[2] != g.kernel_w ||
-        w.dimensions[3] != g.out_channels) {
-      std::ostringstream os;
-      os << "depthwise weights shape " << LayoutStr(w) << " inconsistent with options [1," << g.kernel_h << ","
-         << g.kernel_w << "," << g.out_channels << "]";
-      return os.str();
-    }
-    if (b.rank != 1 || b.dimensions[0] != g.out_channels)
-      return "depthwise bias shape " + LayoutStr(b) + " inconsistent with out_channels=" +
-             std::to_string(g.out_channels);
-    return "";
+    return CheckFilterLayouts(w, b, {1, g.kernel_h, g.kernel_w, g.out_channels}, g.out_channels, "depthwise ");
   }
 
   std::string EnsurePacked(const void* weights, size_t w_bytes, const LiteRtRankedTensorType& wt,
                            const void* bias, size_t b_bytes, const LiteRtRankedTensorType& bt) {
     if (packed && packed_from == weights) return "";
     const auto& g = options.geometry;
-    if (wt.element_type != kLiteRtElementTypeInt8) return "depthwise weights must be int8";
-    if (bt.element_type != kLiteRtElementTypeInt32) return "depthwise bias must be int32";
-    if (w_bytes < size_t(g.kernel_h) * g.kernel_w * g.out_channels) return "depthwise weights buffer too small";
-    if (b_bytes < size_t(g.out_channels) * 4) return "depthwise bias buffer too small";
+    const size_t need_w = size_t(g.kernel_h) * g.kernel_w * g.out_channels;
+    if (auto e = CheckFilterBuffers(wt, w_bytes, bt, b_bytes, need_w, g.out_channels, "depthwise "); !e.empty())
+      return e;
     Status s = PackedDepthwiseInt8::Create(g, multiplier, static_cast<const int8_t*>(weights),
                                            static_cast<const int32_t*>(bias), options.quant, Variant::kAuto, &packed);
     if (!s.ok()) return std::string("packing depthwise weights failed: ") + s.message();
@@ -428,6 +441,34 @@ ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) 
   Status st = ComputeOutputShape(g, h, w, &s);
   if (!st.ok()) *err = st.message();
   return s;
+}
+
+// `channels` channels of `pixels` pixels: from `src_off` of pixels `src_stride` apart into `dst_off` of
+// pixels `dst_stride` apart (a concat input into its slice), on the pool's threads.
+void CopyChannels(int8_t* dst, int64_t dst_stride, int dst_off, const int8_t* src, int64_t src_stride, int src_off,
+                  int channels, int64_t pixels, ThreadPool* pool) {
+  const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
+  ParallelFor(pool, tasks, [&](int task) {
+    for (int64_t p = pixels * task / tasks; p < pixels * (task + 1) / tasks; ++p)
+      std::memcpy(dst + p * dst_stride + dst_off, src + p * src_stride + src_off, channels);
+  });
+}
+
+// The (weights, bias) input pairs of `convs`, in order from input `first`: their layouts, or packed.
+std::string CheckConvLayouts(const std::vector<ConvSpec*>& convs, const LiteRtLayout* in, size_t first) {
+  for (size_t i = 0; i < convs.size(); ++i)
+    if (auto e = convs[i]->CheckLayouts(in[first + 2 * i], in[first + 2 * i + 1]); !e.empty()) return e;
+  return "";
+}
+
+std::string PackConvs(const std::vector<ConvSpec*>& convs, const std::vector<void*>& in,
+                      const std::vector<size_t>& in_bytes, const std::vector<LiteRtRankedTensorType>& t, size_t first) {
+  for (size_t i = 0; i < convs.size(); ++i) {
+    const size_t k = first + 2 * i;
+    if (auto e = convs[i]->EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1], t[k + 1]); !e.empty())
+      return e;
+  }
+  return "";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -545,13 +586,12 @@ class CspPartialConvKernel : public NodeKernel {
         st = DepthwiseConv2DInt8(*skip_dw_->packed, xs, NhwcSlice(n, sh, sw, cs, skip_offset_, SkipReads()), o,
                                  NhwcSlice(n, h, w, ctot, skip_out_off, c_skip_), pool);
       } else if (st.ok()) {
-        for (int64_t p = 0; p < pixels; ++p)
-          std::memcpy(o + p * ctot + skip_out_off, xs + p * cs + skip_offset_, c_skip_);
+        CopyChannels(o, ctot, skip_out_off, xs, cs, skip_offset_, c_skip_, pixels, pool);
       }
     }
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
-    conv_.post.Apply(o, pixels, ctot, conv_out_off, cout);
-    if (conv_.add.on) conv_.add.Apply(o, pixels, ctot, conv_out_off, cout, static_cast<const int8_t*>(in[ri]));
+    conv_.ApplyPostOps(o, pixels, ctot, conv_out_off, conv_.add.on ? static_cast<const int8_t*>(in[ri]) : nullptr,
+                       cout, 0, pool);
     return "";
   }
 
@@ -672,13 +712,15 @@ class CspDenseBlockKernel : public NodeKernel {
           cin = g.out_channels;
         }
         growth += chain.back().geometry.out_channels;
-        num_convs_ += static_cast<int>(chain.size());
         branches.push_back(std::move(chain));
       }
       c += growth;
       layers_.push_back(std::move(branches));
     }
     out_channels_ = c;
+    for (auto& layer : layers_)
+      for (auto& chain : layer)
+        for (auto& cv : chain) convs_.push_back(&cv);
     int64_t declared = OptInt(m, "out_channels", out_channels_);
     Require(declared == out_channels_, "out_channels " + std::to_string(declared) +
                                            " != in_channels + growth = " +
@@ -687,20 +729,14 @@ class CspDenseBlockKernel : public NodeKernel {
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
                             LiteRtLayout* out) override {
-    if (ni != size_t(2 + 2 * num_convs_) || no != 1)
-      return "expects " + std::to_string(2 + 2 * num_convs_) + " inputs and 1 output, got " +
+    if (ni != 2 + 2 * convs_.size() || no != 1)
+      return "expects " + std::to_string(2 + 2 * convs_.size()) + " inputs and 1 output, got " +
              std::to_string(ni) + "/" + std::to_string(no);
     const LiteRtLayout& x = in[0];
     if (x.rank != 4 || x.dimensions[3] < in_offset_ + in_channels_)
       return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
              std::to_string(in_offset_ + in_channels_) + " channels";
-    size_t k = 1;
-    for (auto& layer : layers_)
-      for (auto& chain : layer)
-        for (auto& cv : chain) {
-          if (auto e = cv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
-          k += 2;
-        }
+    if (auto e = CheckConvLayouts(convs_, in, 1); !e.empty()) return e;
     SetLayout(out, {x.dimensions[0], x.dimensions[1], x.dimensions[2], out_channels_});
     return "";
   }
@@ -708,18 +744,9 @@ class CspDenseBlockKernel : public NodeKernel {
   std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
                   const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
                   const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
-    if (in.size() != size_t(2 + 2 * num_convs_) || out.size() != 1) return "bad input count";
+    if (in.size() != 2 + 2 * convs_.size() || out.size() != 1) return "bad input count";
     if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
-    size_t k = 1;
-    for (auto& layer : layers_)
-      for (auto& chain : layer)
-        for (auto& cv : chain) {
-          if (auto e = cv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1],
-                                       t[k + 1]);
-              !e.empty())
-            return e;
-          k += 2;
-        }
+    if (auto e = PackConvs(convs_, in, in_bytes, t, 1); !e.empty()) return e;
     const auto& x = t[0].layout;
     const int n = x.dimensions[0], h = x.dimensions[1], w = x.dimensions[2], cx = x.dimensions[3];
     const int64_t pixels = int64_t(n) * h * w;
@@ -727,8 +754,7 @@ class CspDenseBlockKernel : public NodeKernel {
       return "buffer sizes inconsistent with shapes";
     auto* block = static_cast<int8_t*>(out[0]);
     const auto* x0 = static_cast<const int8_t*>(in[0]);
-    for (int64_t p = 0; p < pixels; ++p)
-      std::memcpy(block + p * out_channels_, x0 + p * cx + in_offset_, in_channels_);
+    CopyChannels(block, out_channels_, 0, x0, cx, in_offset_, in_channels_, pixels, pool);
     int c = in_channels_;
     for (auto& layer : layers_) {
       int write = c;  // branches append after the layer input, in order
@@ -742,13 +768,13 @@ class CspDenseBlockKernel : public NodeKernel {
           if (last) {
             TensorLayout dst = NhwcSlice(n, h, w, out_channels_, write, g.out_channels);
             st = Conv2DInt8(*chain[j].packed, src, src_layout, block, dst, pool);
-            if (st.ok()) chain[j].post.Apply(block, pixels, out_channels_, write, g.out_channels);
+            if (st.ok()) chain[j].ApplyPostOps(block, pixels, out_channels_, write, nullptr, 0, 0, pool);
           } else {
             auto& buf = scratch_[(j & 1)];
             buf.resize(size_t(pixels) * g.out_channels);
             TensorLayout dst = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
             st = Conv2DInt8(*chain[j].packed, src, src_layout, buf.data(), dst, pool);
-            if (st.ok()) chain[j].post.Apply(buf.data(), pixels, g.out_channels, 0, g.out_channels);
+            if (st.ok()) chain[j].ApplyPostOps(buf.data(), pixels, g.out_channels, 0, nullptr, 0, 0, pool);
             src = buf.data();
             src_layout = dst;
           }
@@ -770,8 +796,9 @@ class CspDenseBlockKernel : public NodeKernel {
   }
 
  private:
-  int in_channels_ = 0, in_offset_ = 0, out_channels_ = 0, num_convs_ = 0;
+  int in_channels_ = 0, in_offset_ = 0, out_channels_ = 0;
   std::vector<std::vector<std::vector<ConvSpec>>> layers_;  // layer -> branch -> chain
+  std::vector<ConvSpec*> convs_;                            // all of them, in input order
   std::vector<int8_t> scratch_[2];
 };
 
@@ -853,7 +880,6 @@ class CspBlockKernel : public NodeKernel {
           Require(!Overlap(st.residual, st.dst), where + ": residual and dst overlap");
           Require(covered(st.residual), where + ": residual reads channels no earlier step wrote");
         }
-        ++num_convs_;
       } else if (op == "max_pool") {
         st.kind = BlockStep::kPool;
         st.pool.filter_h = static_cast<int>(ReqInt(sm, "filter_h"));
@@ -884,9 +910,11 @@ class CspBlockKernel : public NodeKernel {
     }
     Require(std::all_of(written_out[0].begin(), written_out[0].end(), [](bool b) { return b; }),
             "the steps leave output channels unwritten");
+    for (auto& st : steps_)
+      if (st.kind == BlockStep::kConv) convs_.push_back(&st.conv);
   }
 
-  size_t Inputs() const { return size_t(num_inputs_) + 2 * size_t(num_convs_) + 1; }
+  size_t Inputs() const { return size_t(num_inputs_) + 2 * convs_.size() + 1; }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
     if (ni != Inputs() || no != 1)
@@ -906,12 +934,7 @@ class CspBlockKernel : public NodeKernel {
         if (s->on() && s->kind == kInput && s->offset + s->channels > in[s->index].dimensions[3])
           return "a step reads channels [" + std::to_string(s->offset) + ", " + std::to_string(s->offset + s->channels) +
                  ") of input " + std::to_string(s->index) + " " + LayoutStr(in[s->index]);
-    size_t k = num_inputs_;
-    for (const auto& st : steps_)
-      if (st.kind == BlockStep::kConv) {
-        if (auto e = st.conv.CheckLayouts(in[k], in[k + 1]); !e.empty()) return e;
-        k += 2;
-      }
+    if (auto e = CheckConvLayouts(convs_, in, num_inputs_); !e.empty()) return e;
     SetLayout(out, {x.dimensions[0], x.dimensions[1], x.dimensions[2], out_channels_});
     return "";
   }
@@ -931,13 +954,7 @@ class CspBlockKernel : public NodeKernel {
         return "activation input " + std::to_string(k) + " inconsistent with input 0";
     }
     if (out_bytes[0] < size_t(pixels) * out_channels_) return "output buffer too small";
-    size_t k = num_inputs_;
-    for (auto& st : steps_)
-      if (st.kind == BlockStep::kConv) {
-        if (auto e = st.conv.EnsurePacked(in[k], in_bytes[k], t[k], in[k + 1], in_bytes[k + 1], t[k + 1]); !e.empty())
-          return e;
-        k += 2;
-      }
+    if (auto e = PackConvs(convs_, in, in_bytes, t, num_inputs_); !e.empty()) return e;
     scratch_.resize(scratch_channels_.size());
     for (size_t i = 0; i < scratch_.size(); ++i) scratch_[i].resize(size_t(pixels) * scratch_channels_[i]);
     auto* o = static_cast<int8_t*>(out[0]);
@@ -949,7 +966,6 @@ class CspBlockKernel : public NodeKernel {
       return {scratch_[s.index].data(), scratch_channels_[s.index]};
     };
     auto layout = [&](const BlockSlot& s) { return NhwcSlice(n, h, w, buffer(s).second, s.offset, s.channels); };
-    const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
     for (auto& st : steps_) {
       const Buffer sb = buffer(st.src), db = buffer(st.dst);
       int8_t* src = sb.first;
@@ -958,25 +974,14 @@ class CspBlockKernel : public NodeKernel {
       Status status;
       if (st.kind == BlockStep::kConv) {
         status = Conv2DInt8(*st.conv.packed, src, layout(st.src), dst, layout(st.dst), pool);
-        if (status.ok() && (st.conv.post.on() || st.conv.add.on)) {
+        if (status.ok()) {
           const Buffer rb = st.residual.on() ? buffer(st.residual) : Buffer{nullptr, 0};
-          const int8_t* r = rb.first;
-          const int r_c = rb.second;
-          const int cout = st.dst.channels;
-          ParallelFor(pool, tasks, [&](int task) {  // the element-wise ops, on the threads' pixel ranges
-            const int64_t p0 = pixels * task / tasks, p1 = pixels * (task + 1) / tasks;
-            int8_t* base = dst + p0 * dst_c;
-            st.conv.post.Apply(base, p1 - p0, dst_c, st.dst.offset, cout);
-            if (r) st.conv.add.Apply(base, p1 - p0, dst_c, st.dst.offset, cout, r + p0 * r_c, r_c, st.residual.offset);
-          });
+          st.conv.ApplyPostOps(dst, pixels, dst_c, st.dst.offset, rb.first, rb.second, st.residual.offset, pool);
         }
       } else if (st.kind == BlockStep::kPool) {
         status = MaxPool2DInt8(st.pool, src, layout(st.src), dst, layout(st.dst), st.act_min, st.act_max, pool);
       } else {
-        ParallelFor(pool, tasks, [&](int task) {
-          for (int64_t p = pixels * task / tasks; p < pixels * (task + 1) / tasks; ++p)
-            std::memcpy(dst + p * dst_c + st.dst.offset, src + p * src_c + st.src.offset, st.src.channels);
-        });
+        CopyChannels(dst, dst_c, st.dst.offset, src, src_c, st.src.offset, st.src.channels, pixels, pool);
       }
       if (!status.ok()) return std::string("kernel failed: ") + status.message();
     }
@@ -990,7 +995,7 @@ class CspBlockKernel : public NodeKernel {
       copies += st.kind == BlockStep::kCopy;
     }
     std::ostringstream os;
-    os << num_convs_ << " convs";
+    os << convs_.size() << " convs";
     if (pools) os << ", " << pools << " max pools";
     if (copies) os << ", " << copies << " copies";
     os << " -> " << out_channels_ << " channels";
@@ -1028,9 +1033,10 @@ class CspBlockKernel : public NodeKernel {
            b.offset < a.offset + a.channels;
   }
 
-  int num_inputs_ = 0, out_channels_ = 0, num_convs_ = 0;
+  int num_inputs_ = 0, out_channels_ = 0;
   std::vector<int> scratch_channels_;
   std::vector<BlockStep> steps_;
+  std::vector<ConvSpec*> convs_;  // the conv steps' specs, in input order
   std::vector<std::vector<int8_t>> scratch_;
 };
 
