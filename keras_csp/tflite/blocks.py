@@ -136,17 +136,22 @@ class BlockPlanner:
         placed_hint = concat_fed | {u.view[0] for t, u in units.items() if u.kind == "view" and t in concat_fed}
         # the previous block's transition conv stays outside (see the module docstring)
         for t, u in list(units.items()):
-            if u.kind == "conv" and t not in placed_hint and mt.type_of(self._base(u.conv.input, units)) == "CONCATENATION":
+            if u.kind == "conv" and t not in placed_hint and \
+                    mt.type_of(self._resolve(u.conv.input, units)[0]) == "CONCATENATION":
                 del units[t]
         self._prune(units, ci)
-        if not any(u.kind in ("conv", "pool") for t, u in units.items()):
+        if not any(u.kind in ("conv", "pool") for u in units.values()):
             return "no conv or max pool of the block feeds the concat in place"
         return self._build(ci, out, ins, units)
 
-    def _base(self, t, units):
+    @staticmethod
+    def _resolve(t, units):
+        """(tensor, channel offset) that view t reads: through slices of slices to the sliced tensor."""
+        offset = 0
         while t in units and units[t].kind == "view":
-            t = units[t].view[0]
-        return t
+            t, o, _ = units[t].view
+            offset += o
+        return t, offset
 
     def _prune(self, units, ci):
         """Drops units whose tensor is used outside the block, until nothing changes."""
@@ -198,11 +203,7 @@ class BlockPlanner:
 
         def where(t):
             """(kind, index/symbol, offset) of tensor t's values as the block reads them."""
-            extra = 0
-            while t in units and units[t].kind == "view":
-                src, o, _ = units[t].view
-                extra += o
-                t = src
+            t, extra = self._resolve(t, units)
             if t in units:
                 if t in place:
                     k, i, o = place[t]
@@ -213,7 +214,6 @@ class BlockPlanner:
             return (INPUT, inputs.index(t), extra)
 
         steps = []
-        written = set()
         for _, t in order:
             u = units[t]
             dst = place.get(t, (SCRATCH, t, 0))
@@ -225,7 +225,6 @@ class BlockPlanner:
             else:
                 steps.append(BlockStep("max_pool", where(u.reads[0]) + (c_out,), dst + (c_out,), pool=u.pool,
                                        op_indices=u.ops))
-            written.add(t)
         # concat inputs not written in place: copied (outside tensors, views of scratch, repeats)
         done = set()
         for t, o in zip(ins, offsets):
@@ -238,12 +237,12 @@ class BlockPlanner:
             # right after the step that writes its source (scratch buffers are reused)
             at = max((k for k, s in enumerate(steps) if s.dst[:2] == src[:2] and src[0] != INPUT), default=-1)
             steps.insert(at + 1, copy)
-        scratch = self._allocate(steps, units)
+        scratch = self._allocate(steps)
         removed = [ci] + [i for t, u in units.items() for i in u.ops]
         return BlockMatch(concat=ci, output=out, inputs=inputs, steps=steps, scratch=scratch, out_channels=C,
                           removed_ops=removed)
 
-    def _allocate(self, steps, units):
+    def _allocate(self, steps):
         """Maps scratch symbols (tensors) to reused buffers; returns the channels of each buffer."""
         last_read = {}
         for k, s in enumerate(steps):
