@@ -16,9 +16,11 @@ from keras_csp import _kernels
 from keras_csp import kernels as K
 
 FEATURES = K.cpu_features()
-INT8_VARIANTS = ["scalar", "avx2", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon"]
+INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon"]
 MISSING_REASON = {
     "avx2": "CPU has no AVX2",
+    "avxvnni": "CPU has no AVX-VNNI (e.g. AMD Zen 3 / Zen 4, Intel before Alder Lake); this variant is "
+               "compiled but cannot run here",
     "avx512vnni": "CPU has no AVX-512 VNNI (e.g. AMD Zen 3); this variant is compiled but cannot run here",
     "neon_dotprod": "not an aarch64 CPU with the dot-product extension (tested under qemu by "
                     "kernels/tools/test_aarch64.sh)",
@@ -276,6 +278,8 @@ def test_auto_variant_is_best_available():
     assert conv.variant == K.best_variant()
     if FEATURES["avx512vnni"]:
         assert conv.variant == "avx512vnni"
+    elif FEATURES["avxvnni"]:
+        assert conv.variant == "avxvnni"
     elif FEATURES["avx2"]:
         assert conv.variant == "avx2"
 
@@ -387,7 +391,7 @@ def test_invalid_parameters():
                                 shift=np.zeros(4, np.int32))
 
 
-@pytest.mark.parametrize("variant", ["avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "avx2"])
+@pytest.mark.parametrize("variant", ["avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "avx2"])
 def test_unavailable_variant_raises(variant):
     if variant in AVAILABLE:
         pytest.skip(f"{variant} is available on this CPU")

@@ -184,16 +184,18 @@ def _time_pair(case: _Case, budget_s: float, min_reps: int = 5, max_reps: int = 
     return np.array(ours) * 1e3, np.array(xnn) * 1e3, np.array(conv_only) * 1e3
 
 
-def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = None) -> dict:
+def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = None,
+                 variant: str = "auto") -> dict:
     """Best of many short trials (a few ms, like one kernel call): the core may be shared (busy
     SMT sibling), so the max over trials spread through the run is the core's peak. Pass the
-    previous result's "loops" as `best` to keep accumulating."""
+    previous result's "loops" as `best` to keep accumulating. `variant`: only the loops of that
+    variant's instructions ("auto": every loop this CPU has)."""
     from keras_csp import _kernels
 
     best = dict(best or {})
     exact = set()
     for _ in range(trials):
-        for r in _kernels.measure_int8_peak("auto", seconds):
+        for r in _kernels.measure_int8_peak(variant, seconds):
             best[r["method"]] = max(best.get(r["method"], 0.0), r["gmacs"])
             if r["exact"]:
                 exact.add(r["method"])
@@ -212,13 +214,16 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
 
     budget_s = budget_s if budget_s is not None else (0.15 if quick else 0.4)
     rng = np.random.default_rng(seed)
-    peak = measure_peak()
+    # the variant that runs, and the peak of its own dot-product instruction
+    variant = K.Int8Conv(np.ones((1, 1, 1, 1), np.int8), None, K.Int8Quant(1.0, 0, [1.0], 1.0, 0),
+                         variant=variant).variant
+    peak = measure_peak(variant=variant)
     rows = []
     for spec in shape_table(quick):
         case = _Case(spec, variant, rng, threads)
         diff = case.max_diff_vs_xnnpack()
         ours, xnn, conv_only = _time_pair(case, budget_s)
-        peak = measure_peak(trials=10, best=peak["loops"])  # sampled throughout the run
+        peak = measure_peak(trials=10, best=peak["loops"], variant=variant)  # sampled throughout the run
         o, x = float(ours.min()), float(xnn.min())
         gmacs = case.macs / (o * 1e-3) / 1e9
         rows.append(dict(shape=spec["shape"], model=spec["model"], kind=spec["kind"], variant=case.variant,
@@ -236,7 +241,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         rows[-1]["core_ratio"] = round(rows[-1].get("xnnpack_conv_only_ms", x) / o, 4)
         if progress:
             progress(rows[-1])
-    peak = measure_peak(best=peak["loops"])
+    peak = measure_peak(best=peak["loops"], variant=variant)
     loops, peak_method, peak, exact_peak = peak["loops"], peak["method"], peak["gmacs"], peak["exact_gmacs"]
     core_peak = peak
     peak = peak * threads if peak else peak
@@ -261,8 +266,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         "benchmark": f"keras-csp fused int8 kernels vs XNNPACK split+conv+concat ({threads} thread(s))",
         "threads": threads,
         "quick": quick,
-        "variant": K.Int8Conv(np.ones((1, 1, 1, 1), np.int8), None,
-                              K.Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant,
+        "variant": variant,
         "cpu_features": K.cpu_features(),
         "machine": platform.machine(),
         "processor": cpu_name(),

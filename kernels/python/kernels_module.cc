@@ -233,6 +233,7 @@ PYBIND11_MODULE(_kernels, m) {
     d["avx512f"] = f.avx512f;
     d["avx512bw"] = f.avx512bw;
     d["avx512vnni"] = f.avx512vnni;
+    d["avxvnni"] = f.avxvnni;
     d["neon"] = f.neon;
     d["neon_dotprod"] = f.neon_dotprod;
     d["neon_i8mm"] = f.neon_i8mm;

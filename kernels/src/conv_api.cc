@@ -56,6 +56,7 @@ const char* VariantName(Variant v) {
     case Variant::kAuto: return "auto";
     case Variant::kScalar: return "scalar";
     case Variant::kAvx2: return "avx2";
+    case Variant::kAvxVnni: return "avxvnni";
     case Variant::kAvx512Vnni: return "avx512vnni";
     case Variant::kNeonDotprod: return "neon_dotprod";
     case Variant::kNeonI8mm: return "neon_i8mm";
@@ -69,13 +70,14 @@ Status ParseVariant(const std::string& name, Variant* out) {
   if (name == "auto") *out = Variant::kAuto;
   else if (name == "scalar") *out = Variant::kScalar;
   else if (name == "avx2") *out = Variant::kAvx2;
+  else if (name == "avxvnni") *out = Variant::kAvxVnni;
   else if (name == "avx512vnni") *out = Variant::kAvx512Vnni;
   else if (name == "neon_dotprod") *out = Variant::kNeonDotprod;
   else if (name == "neon_i8mm") *out = Variant::kNeonI8mm;
   else if (name == "neon") *out = Variant::kNeon;
   else
     return Invalid("unknown kernel variant '" + name +
-                   "' (expected auto, scalar, avx2, avx512vnni, neon_dotprod, neon_i8mm, neon)");
+                   "' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon_dotprod, neon_i8mm, neon)");
   return Status::Ok();
 }
 
@@ -87,6 +89,7 @@ bool VariantAvailable(Variant v, bool float32) {
 #if defined(__x86_64__)
     case Variant::kAvx2: return f.avx2 && (!float32 || f.fma);
     case Variant::kAvx512Vnni: return !float32 && f.avx512f && f.avx512bw && f.avx512vnni;
+    case Variant::kAvxVnni: return !float32 && f.avx2 && f.avxvnni;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: return float32 ? f.neon : f.neon_dotprod;
@@ -100,6 +103,7 @@ bool VariantAvailable(Variant v, bool float32) {
 
 Variant BestVariant(bool float32) {
   if (VariantAvailable(Variant::kAvx512Vnni, float32)) return Variant::kAvx512Vnni;
+  if (VariantAvailable(Variant::kAvxVnni, float32)) return Variant::kAvxVnni;
   if (VariantAvailable(Variant::kAvx2, float32)) return Variant::kAvx2;
   if (float32) return VariantAvailable(Variant::kNeon, true) ? Variant::kNeon : Variant::kScalar;
   // int8 on aarch64: smmla (2x the MACs of sdot per instruction) > sdot > widening NEON.
@@ -315,6 +319,7 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
     case Variant::kScalar:
     case Variant::kAvx2:
     case Variant::kAvx512Vnni:
+    case Variant::kAvxVnni:
     case Variant::kNeonDotprod:
     case Variant::kNeonI8mm:
     case Variant::kNeon:
@@ -326,7 +331,7 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
     return Status::Error(StatusCode::kUnsupported,
                          std::string("kernel variant '") + VariantName(requested) +
                              "' is not available on this CPU/build" +
-                             (float32 && (requested == Variant::kAvx512Vnni ||
+                             (float32 && (requested == Variant::kAvx512Vnni || requested == Variant::kAvxVnni ||
                                           requested == Variant::kNeonI8mm)
                                   ? " (int8 only)"
                                   : ""));
@@ -469,6 +474,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
 #if defined(__x86_64__)
     case Variant::kAvx2: s = internal::PackInt8Avx2(p.get()); break;
     case Variant::kAvx512Vnni: s = internal::PackInt8Avx512Vnni(p.get()); break;
+    case Variant::kAvxVnni: s = internal::PackInt8AvxVnni(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
@@ -532,6 +538,7 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
 #if defined(__x86_64__)
     case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
     case Variant::kAvx512Vnni: return internal::ConvInt8Avx512Vnni(w, p, input, output);
+    case Variant::kAvxVnni: return internal::ConvInt8AvxVnni(w, p, input, output);
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: return internal::ConvInt8NeonDotprod(w, p, input, output);
@@ -681,7 +688,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   Variant kernel = Variant::kScalar;
   if (depth_multiplier <= 2) {
 #if defined(__x86_64__)
-    if (v == Variant::kAvx2 || v == Variant::kAvx512Vnni) kernel = Variant::kAvx2;
+    if (v == Variant::kAvx2 || v == Variant::kAvx512Vnni || v == Variant::kAvxVnni) kernel = Variant::kAvx2;
 #endif
 #if defined(__aarch64__)
     if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon) kernel = Variant::kNeon;

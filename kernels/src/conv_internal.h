@@ -146,6 +146,8 @@ Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in
 Status PackInt8Avx512Vnni(PackedConvInt8* w);
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out);
+Status PackInt8AvxVnni(PackedConvInt8* w);
+Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 #endif
 #if defined(__aarch64__)
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);

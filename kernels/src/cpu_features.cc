@@ -32,6 +32,7 @@ CpuFeatures detect() {
     f.avx512bw = os_avx512 && (ebx & (1u << 30));
     f.avx512vnni = os_avx512 && (ecx & (1u << 11));
   }
+  if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avxvnni = os_avx && (eax & (1u << 4));
   f.fma = f.fma && os_avx;
 #elif defined(__aarch64__)
   f.neon = true;

@@ -43,7 +43,7 @@ std::mt19937 rng(12345);
 int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
-const Variant kAllVariants[] = {Variant::kScalar,      Variant::kAvx2,      Variant::kAvx512Vnni,
+const Variant kAllVariants[] = {Variant::kScalar,      Variant::kAvx2,     Variant::kAvxVnni, Variant::kAvx512Vnni,
                                 Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon};
 
 struct Case {

@@ -14,7 +14,9 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "../sweep.h"
 
@@ -27,8 +29,9 @@ namespace keras_csp {
 namespace internal {
 namespace {
 
-constexpr int kMR = 8;
-constexpr int kNR = kPackNR;
+constexpr int kMR = 8;          // pixels per tile
+constexpr int kNR = kPackNR;    // channels per packed block (one zmm of int32)
+constexpr int kTileBlocks = 2;  // packed blocks per tile: 8 x 32 channels, 16 accumulators
 constexpr size_t kParamBytes = kPackParamBytes;
 
 struct RequantConsts {
@@ -84,75 +87,67 @@ inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, in
   }
 }
 
-inline __m512i Bcast(const uint8_t* p) {
+inline __m512i Bcast(const void* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
   return _mm512_set1_epi32(v);
 }
 
-void Kernel8x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
-                const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
-                int n) {
-  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
-          c7 = c0;
+// Weights and parameters of the NB adjacent 16-channel packed blocks a tile covers.
+template <int NB>
+struct TileBlocks {
+  const int8_t* w[NB];
+  const int32_t* prm[NB];
+};
+
+// MR pixels x NB*16 channels, MR*NB independent accumulators (enough to cover vpdpbusd's latency at
+// two per cycle), NB weight loads and MR broadcasts per MR*NB vpdpbusd. kDirect: 1x1 from the
+// int8 input (weights w + 128 as the unsigned operand, the activation broadcast folded in as the
+// signed memory operand; corr[i] = 128 * sum(x_i) comes off); otherwise uint8 staged activations,
+// the taps' offsets from a[i].
+// Not inlined: inside the sweep's loops GCC spilled accumulators to the stack.
+template <int MR, int NB, bool kDirect>
+__attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                       const TileBlocks<NB>& b, const int32_t* corr, const RequantConsts& c,
+                       int8_t* const* o, int n) {
+  __m512i acc[MR][NB];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_si512();
+  const int8_t* w[NB];
+#pragma GCC unroll 2
+  for (int j = 0; j < NB; ++j) w[j] = b.w[j];
   for (int t = 0; t < taps; ++t) {
-    const int64_t off = tap_off[t];
-    const uint8_t* a0 = a[0] + off;
-    const uint8_t* a1 = a[1] + off;
-    const uint8_t* a2 = a[2] + off;
-    const uint8_t* a3 = a[3] + off;
-    const uint8_t* a4 = a[4] + off;
-    const uint8_t* a5 = a[5] + off;
-    const uint8_t* a6 = a[6] + off;
-    const uint8_t* a7 = a[7] + off;
-    for (int k = 0; k < kp4; ++k) {
-      const __m512i w0 = _mm512_load_si512(w);
-      w += 64;
-      c0 = _mm512_dpbusd_epi32(c0, Bcast(a0 + 4 * k), w0);
-      c1 = _mm512_dpbusd_epi32(c1, Bcast(a1 + 4 * k), w0);
-      c2 = _mm512_dpbusd_epi32(c2, Bcast(a2 + 4 * k), w0);
-      c3 = _mm512_dpbusd_epi32(c3, Bcast(a3 + 4 * k), w0);
-      c4 = _mm512_dpbusd_epi32(c4, Bcast(a4 + 4 * k), w0);
-      c5 = _mm512_dpbusd_epi32(c5, Bcast(a5 + 4 * k), w0);
-      c6 = _mm512_dpbusd_epi32(c6, Bcast(a6 + 4 * k), w0);
-      c7 = _mm512_dpbusd_epi32(c7, Bcast(a7 + 4 * k), w0);
+    const uint8_t* ap[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    for (int k = 0; k < 4 * kp4; k += 4) {
+      __m512i wv[NB];
+#pragma GCC unroll 2
+      for (int j = 0; j < NB; ++j) {
+        wv[j] = _mm512_load_si512(w[j]);
+        w[j] += 64;
+      }
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const __m512i x = Bcast(ap[i] + k);
+#pragma GCC unroll 2
+        for (int j = 0; j < NB; ++j)
+          acc[i][j] = kDirect ? _mm512_dpbusd_epi32(acc[i][j], wv[j], x) : _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
+      }
     }
   }
-  StoreRow(c0, prm, c, o[0], n);
-  if (m > 1) StoreRow(c1, prm, c, o[1], n);
-  if (m > 2) StoreRow(c2, prm, c, o[2], n);
-  if (m > 3) StoreRow(c3, prm, c, o[3], n);
-  if (m > 4) StoreRow(c4, prm, c, o[4], n);
-  if (m > 5) StoreRow(c5, prm, c, o[5], n);
-  if (m > 6) StoreRow(c6, prm, c, o[6], n);
-  if (m > 7) StoreRow(c7, prm, c, o[7], n);
-}
-
-// 1x1 straight from the int8 input: the weights are vpdpbusd's unsigned operand (packed as
-// w + 128) and the int8 activations its signed, broadcast one (folded into the instruction as a
-// memory operand), so acc = sum(w * x) + 128 * sum(x); corr[i] = 128 * sum(x_i) comes off
-// before the shared requantization.
-void Kernel8x16Direct(int m, const int8_t* const* a, const int32_t* corr, int kp4, const uint8_t* w,
-                      const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
-  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
-          c7 = c0;
-  const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5], *a6 = a[6],
-               *a7 = a[7];
-  for (int k = 0; k < kp4; ++k) {
-    const __m512i w0 = _mm512_load_si512(w);
-    w += 64;
-    c0 = _mm512_dpbusd_epi32(c0, w0, Bcast(reinterpret_cast<const uint8_t*>(a0) + 4 * k));
-    c1 = _mm512_dpbusd_epi32(c1, w0, Bcast(reinterpret_cast<const uint8_t*>(a1) + 4 * k));
-    c2 = _mm512_dpbusd_epi32(c2, w0, Bcast(reinterpret_cast<const uint8_t*>(a2) + 4 * k));
-    c3 = _mm512_dpbusd_epi32(c3, w0, Bcast(reinterpret_cast<const uint8_t*>(a3) + 4 * k));
-    c4 = _mm512_dpbusd_epi32(c4, w0, Bcast(reinterpret_cast<const uint8_t*>(a4) + 4 * k));
-    c5 = _mm512_dpbusd_epi32(c5, w0, Bcast(reinterpret_cast<const uint8_t*>(a5) + 4 * k));
-    c6 = _mm512_dpbusd_epi32(c6, w0, Bcast(reinterpret_cast<const uint8_t*>(a6) + 4 * k));
-    c7 = _mm512_dpbusd_epi32(c7, w0, Bcast(reinterpret_cast<const uint8_t*>(a7) + 4 * k));
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    const __m512i sub = _mm512_set1_epi32(kDirect ? corr[i] : 0);
+#pragma GCC unroll 2
+    for (int j = 0; j < NB; ++j) {
+      const int nj = std::min(kNR, n - j * kNR);
+      if (nj > 0) StoreRow(_mm512_sub_epi32(acc[i][j], sub), b.prm[j], c, o[i] + j * kNR, nj);
+    }
   }
-  const __m512i* cs[8] = {&c0, &c1, &c2, &c3, &c4, &c5, &c6, &c7};
-  for (int i = 0; i < m; ++i)
-    StoreRow(_mm512_sub_epi32(*cs[i], _mm512_set1_epi32(corr[i])), prm, c, o[i], n);
 }
 
 // 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel8x16Direct.
@@ -192,21 +187,35 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const PackedBlocks blocks(w);
   const int kp4 = w.k_padded_ / 4;
+  const int packed_blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
+  // Tile `ti` covers packed blocks 2 ti and 2 ti + 1 (one when the last is alone).
+  auto tile = [&](auto direct, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti,
+                  const int32_t* corr, int8_t* const* o, int n) {
+    constexpr bool kDirect = decltype(direct)::value;
+    const int b0 = ti * kTileBlocks;
+    if (b0 + 1 < packed_blocks) {
+      const TileBlocks<2> b{{blocks.weights(b0), blocks.weights(b0 + 1)}, {blocks.params(b0), blocks.params(b0 + 1)}};
+      KernelTile<kMR, 2, kDirect>(m, a, tap_off, taps, kp4, b, corr, c, o, n);
+    } else {
+      const TileBlocks<1> b{{blocks.weights(b0)}, {blocks.params(b0)}};
+      KernelTile<kMR, 1, kDirect>(m, a, tap_off, taps, kp4, b, corr, c, o, n);
+    }
+  };
+  constexpr int kTileNR = kTileBlocks * kNR;
   if (w.direct_1x1_) {
-    return SweepInt8Direct1x1<kMR, kNR>(
+    static const int64_t kNoOffset = 0;
+    return SweepInt8Direct1x1<kMR, kTileNR>(
         w, p, in, out, int64_t{64 * 1024}, PixelCorrection,
-        [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
-          Kernel8x16Direct(m, a, corr, kp4, reinterpret_cast<const uint8_t*>(blocks.weights(bi)),
-                           blocks.params(bi), c, o, n);
+        [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
+          tile(std::true_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti, corr, o, n);
         });
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
-  return SweepInt8<kMR, kNR>(
+  return SweepInt8<kMR, kTileNR>(
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
-      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi,
-          int8_t* const* o, int n) {
-        Kernel8x16(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
+      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
+        tile(std::false_type{}, m, a, tap_off, taps, ti, nullptr, o, n);
       });
 }
 

@@ -3,6 +3,7 @@
 //                             (the instruction mix of our AVX2 kernel)
 //   avx2 vpmaddubsw:          vpmaddubsw + vpmaddwd(1) + vpaddd: 32 MACs / 3 instructions
 //                             (u8 x s8 with int16 saturation: not exact for arbitrary int8 data)
+//   avxvnni vpdpbusd (VEX):   32 MACs / instruction
 //   avx512vnni vpdpbusd:      64 MACs / instruction
 #if defined(__x86_64__)
 #include "../conv_internal.h"
@@ -97,6 +98,32 @@ __attribute__((target("avx512f,avx512vnni"))) void PeakLoopVnni(long iters) {
         "xmm11", "xmm14", "xmm15", "cc");
 }
 
+__attribute__((target("avx2,avxvnni"))) void PeakLoopAvxVnni(long iters) {
+  // 12 independent ymm vpdpbusd accumulators: 12 x 32 = 384 MACs per iteration.
+  __asm__ volatile(
+      "vpxor %%ymm0, %%ymm0, %%ymm0\n"
+      "vmovdqa %%ymm0, %%ymm1\n vmovdqa %%ymm0, %%ymm2\n vmovdqa %%ymm0, %%ymm3\n"
+      "vmovdqa %%ymm0, %%ymm4\n vmovdqa %%ymm0, %%ymm5\n vmovdqa %%ymm0, %%ymm6\n"
+      "vmovdqa %%ymm0, %%ymm7\n vmovdqa %%ymm0, %%ymm8\n vmovdqa %%ymm0, %%ymm9\n"
+      "vmovdqa %%ymm0, %%ymm10\n vmovdqa %%ymm0, %%ymm11\n"
+      "vpcmpeqd %%ymm14, %%ymm14, %%ymm14\n"
+      "vpcmpeqd %%ymm15, %%ymm15, %%ymm15\n"
+      "1:\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm0\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm1\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm2\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm3\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm4\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm5\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm6\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm7\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm8\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm9\n"
+      "%{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm10\n %{vex%} vpdpbusd %%ymm14, %%ymm15, %%ymm11\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      "vzeroupper\n"
+      : "+r"(iters)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+        "xmm11", "xmm14", "xmm15", "cc");
+}
+
 }  // namespace internal
 
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
@@ -112,6 +139,8 @@ Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>*
   }
   if ((any || variant == Variant::kAvx512Vnni) && VariantAvailable(Variant::kAvx512Vnni))
     out->push_back({"avx512vnni vpdpbusd", internal::TimeLoop(internal::PeakLoopVnni, 768, seconds)});
+  if ((any || variant == Variant::kAvxVnni) && VariantAvailable(Variant::kAvxVnni))
+    out->push_back({"avxvnni vpdpbusd (ymm)", internal::TimeLoop(internal::PeakLoopAvxVnni, 384, seconds)});
   if (out->empty() && !any && variant != Variant::kScalar)
     return Status::Error(StatusCode::kUnsupported, std::string("no peak loop for ") + VariantName(variant) + " on this CPU");
   return Status::Ok();

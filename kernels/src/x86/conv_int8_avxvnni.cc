@@ -1,0 +1,204 @@
+// int8 conv, x86-64 AVX-VNNI: the 256-bit, VEX-encoded vpdpbusd of CPUs with VNNI but no
+// AVX-512 (Intel Alder Lake and later client cores, Sierra Forest; also on AMD Zen 5).
+// The same packing as the AVX-512 VNNI variant (PackInt8Groups, [tap][k/4][16][4], bias and
+// zero-point correction folded in); a 16-channel block is two ymm registers. 16 ymm registers:
+// a 6x16 tile is 12 accumulators, 2 weight vectors and 1 broadcast, so 8 loads feed 12 vpdpbusd.
+//   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
+//   1x1 (in_channels % 4 == 0): read in place; weights packed as uint8 w + 128 are the unsigned
+//   operand and the int8 activations the signed one, 128 * sum(x) per pixel comes off at the end.
+// Run and tested where the CPU has AVX-VNNI (AMD Zen 5 in this project); compiled everywhere.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avxvnni")
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "../sweep.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avxvnni"))), apply_to = function)
+#endif
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kMR = 6;
+constexpr int kNR = kPackNR;  // 16 = two ymm
+
+struct RequantConsts {
+  __m256i zp, mn, mx;
+  __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
+  bool fp32;     // XNNPACK's fp32 requantization; the multiplier row holds the float scales
+  __m256 fmin, fmax;
+};
+
+inline __m256i ParamRow(const int32_t* prm, int row, int half) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + row * kPackNR + half * 8));
+}
+
+// 8 channels of a PackParamRows block (rows: bias, multiplier or fp32 scale, left, right shift),
+// bit-exact TFLite MultiplyByQuantizedMultiplier or XNNPACK fp32 requantization, clamped.
+inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
+  __m256i x = _mm256_add_epi32(acc, ParamRow(prm, 0, half));
+  const __m256i mult = ParamRow(prm, 1, half);
+  if (c.fp32) {
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_castsi256_ps(mult));
+    f = _mm256_min_ps(_mm256_max_ps(f, c.fmin), c.fmax);
+    return _mm256_add_epi32(_mm256_cvtps_epi32(f), c.zp);
+  }
+  x = _mm256_sllv_epi32(x, ParamRow(prm, 2, half));
+  const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
+  __m256i even = _mm256_add_epi64(_mm256_mul_epi32(x, mult), nudge);
+  __m256i odd = _mm256_add_epi64(
+      _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32)), nudge);
+  even = _mm256_srli_epi64(even, 31);
+  odd = _mm256_slli_epi64(odd, 1);
+  const __m256i h = _mm256_blend_epi32(even, odd, 0xAA);
+  const __m256i rsh = ParamRow(prm, 3, half);
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
+  const __m256i rem = _mm256_and_si256(h, mask);
+  const __m256i thr = _mm256_sub_epi32(
+      _mm256_srli_epi32(mask, 1), _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), h), c.away));
+  __m256i r = _mm256_sub_epi32(_mm256_srav_epi32(h, rsh), _mm256_cmpgt_epi32(rem, thr));
+  r = _mm256_add_epi32(r, c.zp);
+  return _mm256_min_epi32(_mm256_max_epi32(r, c.mn), c.mx);
+}
+
+inline void StoreRow(__m256i lo, __m256i hi, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  __m256i p16 = _mm256_packs_epi32(Requant(lo, prm, 0, c), Requant(hi, prm, 1, c));
+  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
+  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  if (n == kNR) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), p8);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
+    std::memcpy(o, tmp, n);
+  }
+}
+
+inline __m256i Bcast(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+// One k-group of 4 channels for the 6 pixels: `Dot(acc, a_bcast, w)` is vpdpbusd with the
+// operands in the variant's order (staged: u8 activations first; direct: u8 weights first).
+#define KCSP_AVXVNNI_STEP(DOT, A0, A1, A2, A3, A4, A5)                     \
+  {                                                                        \
+    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));      \
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32)); \
+    w += 64;                                                               \
+    __m256i b = Bcast(A0);                                                 \
+    c00 = DOT(c00, b, w0); c01 = DOT(c01, b, w1);                          \
+    b = Bcast(A1);                                                         \
+    c10 = DOT(c10, b, w0); c11 = DOT(c11, b, w1);                          \
+    b = Bcast(A2);                                                         \
+    c20 = DOT(c20, b, w0); c21 = DOT(c21, b, w1);                          \
+    b = Bcast(A3);                                                         \
+    c30 = DOT(c30, b, w0); c31 = DOT(c31, b, w1);                          \
+    b = Bcast(A4);                                                         \
+    c40 = DOT(c40, b, w0); c41 = DOT(c41, b, w1);                          \
+    b = Bcast(A5);                                                         \
+    c50 = DOT(c50, b, w0); c51 = DOT(c51, b, w1);                          \
+  }
+#define KCSP_DOT_ACT_FIRST(acc, act, wt) _mm256_dpbusd_avx_epi32(acc, act, wt)
+#define KCSP_DOT_WEIGHT_FIRST(acc, act, wt) _mm256_dpbusd_avx_epi32(acc, wt, act)
+
+#define KCSP_AVXVNNI_ZERO_ACC                                                    \
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, \
+          c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00
+
+#define KCSP_AVXVNNI_STORE(CORR)                                  \
+  {                                                               \
+    const __m256i lo[kMR] = {c00, c10, c20, c30, c40, c50};       \
+    const __m256i hi[kMR] = {c01, c11, c21, c31, c41, c51};       \
+    for (int i = 0; i < m; ++i) {                                 \
+      const __m256i sub = _mm256_set1_epi32(CORR);                \
+      StoreRow(_mm256_sub_epi32(lo[i], sub), _mm256_sub_epi32(hi[i], sub), prm, c, o[i], n); \
+    }                                                             \
+  }
+
+void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
+  KCSP_AVXVNNI_ZERO_ACC;
+  for (int t = 0; t < taps; ++t) {
+    const int64_t off = tap_off[t];
+    const uint8_t *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off,
+                  *a4 = a[4] + off, *a5 = a[5] + off;
+    for (int k = 0; k < 4 * kp4; k += 4)
+      KCSP_AVXVNNI_STEP(KCSP_DOT_ACT_FIRST, a0 + k, a1 + k, a2 + k, a3 + k, a4 + k, a5 + k)
+  }
+  KCSP_AVXVNNI_STORE(0)
+}
+
+void Kernel6x16Direct(int m, const int8_t* const* a, const int32_t* corr, int kp4, const int8_t* w,
+                      const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
+  KCSP_AVXVNNI_ZERO_ACC;
+  const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+  for (int k = 0; k < 4 * kp4; k += 4)
+    KCSP_AVXVNNI_STEP(KCSP_DOT_WEIGHT_FIRST, a0 + k, a1 + k, a2 + k, a3 + k, a4 + k, a5 + k)
+  KCSP_AVXVNNI_STORE(corr[i])
+}
+
+// 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel6x16Direct.
+int32_t PixelCorrection(const int8_t* x, int cin) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  __m256i acc = _mm256_setzero_si256();
+  int k = 0;
+  for (; k + 32 <= cin; k += 32)
+    acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
+  int32_t sum = 0;
+  for (; k < cin; ++k) sum += x[k];
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  const __m128i s2 = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  sum += _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
+  return static_cast<int32_t>(static_cast<uint32_t>(sum) << 7);
+}
+
+}  // namespace
+
+Status PackInt8AvxVnni(PackedConvInt8* w) {
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
+  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
+  return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
+}
+
+Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
+  RequantConsts c;
+  c.zp = _mm256_set1_epi32(w.quant_.output_zero_point);
+  c.mn = _mm256_set1_epi32(w.quant_.act_min);
+  c.mx = _mm256_set1_epi32(w.quant_.act_max);
+  c.away = _mm256_set1_epi32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
+  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fmin = _mm256_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
+  c.fmax = _mm256_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
+  const PackedBlocks blocks(w);
+  const int kp4 = w.k_padded_ / 4;
+  if (w.direct_1x1_) {
+    return SweepInt8Direct1x1<kMR, kNR>(
+        w, p, in, out, int64_t{64 * 1024}, PixelCorrection,
+        [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
+          Kernel6x16Direct(m, a, corr, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
+        });
+  }
+  return SweepInt8<kMR, kNR>(
+      w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
+      [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
+      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
+        Kernel6x16(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
+      });
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+#endif  // __x86_64__
