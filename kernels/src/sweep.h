@@ -223,8 +223,9 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
 }
 
 // 1x1 convs straight from the int8 input slice (PackedConvInt8::direct_1x1_): no staging. Per
-// chunk, the pixel pointers and correction(x_pixel, in_channels) (the variant's per-pixel term,
-// e.g. 128 * sum(x)) are computed once for all output-channel blocks.
+// chunk, the pixel pointers and corrections(pixels, count, in_channels, out) (the variant's
+// per-pixel term, e.g. 128 * sum(x), for `count` pixels at once so that it can vectorize across
+// pixels) are computed once for all output-channel blocks.
 // kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction.
 template <int MR>
 constexpr int kDirectMaxChunk = (1024 / MR) * MR;  // bounds the per-task pointer tables
@@ -252,9 +253,10 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       const int oy = pix / p.out_w, ox = pix % p.out_w;
       a_ptr[i] = in + b * p.in.batch_stride + oy * g.stride_h * p.in.row_stride +
                  ox * g.stride_w * p.in.pixel_stride + p.in.channel_offset;
-      corr[i] = i < cn ? correction_local(a_ptr[i], cin_local) : corr[i - 1];
       o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     }
+    correction_local(a_ptr, cn, cin_local, corr);
+    for (int i = cn; i < RoundUp(cn, MR); ++i) corr[i] = corr[cn - 1];
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, corr + i0, bi, o, n);
     });

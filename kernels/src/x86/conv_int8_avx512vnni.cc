@@ -2,10 +2,13 @@
 // padded buffer whose border holds (input_zero_point + 128), so that
 //   sum((x - zp) * w) = sum(u * w) - (zp + 128) * sum(w)
 // holds for every tap including padding; the correction is folded into the packed bias.
-// 8x16 micro-kernel, weights packed [tap][k/4][16][4], bit-exact TFLite requantization.
+// 1x1 convs read the int8 input in place (see KernelTile). Weights packed [tap][k/4][16][4] per
+// 16-channel block; a register tile spans up to 4 blocks (6 x 64 or 8 x 48/32/16 accumulators),
+// one 64-byte weight load per block and one broadcast per pixel feed MR x NB vpdpbusd. The
+// epilogue packs four row-blocks per zmm (XNNPACK style). Bit-exact TFLite / XNNPACK requantization.
 //
 // QEMU's TCG cannot emulate AVX-512, so this file is compiled everywhere but executed (and tested)
-// only on AVX-512 VNNI CPUs (run and tested on AMD Zen 4 and Intel Xeon).
+// only on AVX-512 VNNI CPUs (run and tested on AMD Zen 4, Zen 5 and Intel Xeon).
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
@@ -29,21 +32,22 @@ namespace keras_csp {
 namespace internal {
 namespace {
 
-constexpr int kMR = 8;          // pixels per tile
 constexpr int kNR = kPackNR;    // channels per packed block (one zmm of int32)
-constexpr int kTileBlocks = 2;  // packed blocks per tile: 8 x 32 channels, 16 accumulators
-constexpr size_t kParamBytes = kPackParamBytes;
+constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register tiles below
+// Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16.
+constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
 
 struct RequantConsts {
-  __m512i zp, mn, mx;
+  __m512i zp16;            // output zero point, int16 lanes
+  __m512i mn8, mx8;        // activation range, int8 lanes
   __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;        // XNNPACK's fp32 requantization; the multiplier row holds the float scales
-  __m512 fmin, fmax;  // fp32: output range relative to the zero point
+  __m512 fmax;      // fp32: upper output bound relative to the zero point (keeps vcvtps2dq in range)
 };
 
-// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier), clamped.
-inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh,
-                            const RequantConsts& c) {
+// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier) of x = acc + bias, before the
+// zero point.
+inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh, const RequantConsts& c) {
   x = _mm512_sllv_epi32(x, lsh);
   const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
   __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), nudge);
@@ -58,31 +62,33 @@ inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh,
   const __m512i half = _mm512_srli_epi32(mask, 1);
   const __m512i thr =
       _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()) & c.away, half, one);
-  __m512i r = _mm512_srav_epi32(h, rsh);
-  r = _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
-  r = _mm512_add_epi32(r, c.zp);
-  return _mm512_min_epi32(_mm512_max_epi32(r, c.mn), c.mx);
+  const __m512i r = _mm512_srav_epi32(h, rsh);
+  return _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
 }
 
-// XNNPACK's fp32 requantization: scale, clamp, round to nearest even (MXCSR), add zero point.
-inline __m512i RequantFp32(__m512i x, __m512 scale, const RequantConsts& c) {
-  __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), scale);
-  f = _mm512_min_ps(_mm512_max_ps(f, c.fmin), c.fmax);
-  return _mm512_add_epi32(_mm512_cvtps_epi32(f), c.zp);
-}
-
-inline void StoreRow(__m512i acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
-  const __m512i x = _mm512_add_epi32(acc, _mm512_load_si512(prm));
+// XNNPACK's fp32 requantization of x = acc + bias before the zero point: scale, upper clamp (so the
+// conversion cannot overflow; below, INT_MIN saturates the same way), round to nearest even.
+inline __m512i Requant(__m512i x, const int32_t* prm, const RequantConsts& c) {
   const __m512i mult = _mm512_load_si512(prm + 16);
-  const __m512i r = c.fp32 ? RequantFp32(x, _mm512_castsi512_ps(mult), c)
-                           : RequantFixed(x, mult, _mm512_load_si512(prm + 32),
-                                          _mm512_load_si512(prm + 48), c);
-  const __m128i v = _mm512_cvtsepi32_epi8(r);
+  if (c.fp32)
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(mult)), c.fmax));
+  return RequantFixed(x, mult, _mm512_load_si512(prm + 32), _mm512_load_si512(prm + 48), c);
+}
+
+// Piece `i` (16 bytes) of a zmm, stored to o (n <= 16 bytes).
+inline void StorePiece(__m512i v, int i, int8_t* o, int n) {
+  __m128i x;
+  switch (i) {
+    case 0: x = _mm512_castsi512_si128(v); break;
+    case 1: x = _mm512_extracti32x4_epi32(v, 1); break;
+    case 2: x = _mm512_extracti32x4_epi32(v, 2); break;
+    default: x = _mm512_extracti32x4_epi32(v, 3); break;
+  }
   if (n == kNR) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), x);
   } else {
     alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), x);
     std::memcpy(o, tmp, n);
   }
 }
@@ -102,9 +108,9 @@ struct TileBlocks {
 
 // MR pixels x NB*16 channels, MR*NB independent accumulators (enough to cover vpdpbusd's latency at
 // two per cycle), NB weight loads and MR broadcasts per MR*NB vpdpbusd. kDirect: 1x1 from the
-// int8 input (weights w + 128 as the unsigned operand, the activation broadcast folded in as the
-// signed memory operand; corr[i] = 128 * sum(x_i) comes off); otherwise uint8 staged activations,
-// the taps' offsets from a[i].
+// int8 input (weights w + 128 as the unsigned operand, the int8 activations the signed one;
+// corr[i] = 128 * sum(x_i) comes off); otherwise uint8 staged activations, the taps' offsets
+// from a[i].
 // Not inlined: inside the sweep's loops GCC spilled accumulators to the stack.
 template <int MR, int NB, bool kDirect>
 __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
@@ -113,10 +119,10 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
   __m512i acc[MR][NB];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int j = 0; j < NB; ++j) acc[i][j] = _mm512_setzero_si512();
   const int8_t* w[NB];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
   for (int j = 0; j < NB; ++j) w[j] = b.w[j];
   for (int t = 0; t < taps; ++t) {
     const uint8_t* ap[MR];
@@ -124,44 +130,88 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
     for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
     for (int k = 0; k < 4 * kp4; k += 4) {
       __m512i wv[NB];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) {
         wv[j] = _mm512_load_si512(w[j]);
         w[j] += 64;
       }
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
+        // One broadcast per pixel for the NB dot products (folding it into each vpdpbusd as a
+        // {1to16} memory operand measured slower on Zen 5).
         const __m512i x = Bcast(ap[i] + k);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int j = 0; j < NB; ++j)
           acc[i][j] = kDirect ? _mm512_dpbusd_epi32(acc[i][j], wv[j], x) : _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
       }
     }
   }
+  // Requantize to int32 (zero point not yet added), then four 16-channel row-blocks at a time:
+  // saturating packs to int16 (+ zero point) and int8, clamp, and one dword permute that undoes
+  // the packs' 128-bit interleave (as XNNPACK's epilogue; bit-identical to clamping in int32).
+  constexpr int kItems = MR * NB;
+  __m512i r[(kItems + 3) / 4 * 4];
+#pragma GCC unroll 64
+  for (int it = 0; it < kItems; ++it) {
+    const int i = it / NB, j = it % NB;
+    __m512i x = _mm512_add_epi32(acc[i][j], _mm512_load_si512(b.prm[j]));
+    if (kDirect) x = _mm512_sub_epi32(x, _mm512_set1_epi32(corr[i]));
+    r[it] = Requant(x, b.prm[j], c);
+  }
+#pragma GCC unroll 4
+  for (int it = kItems; it < (kItems + 3) / 4 * 4; ++it) r[it] = _mm512_setzero_si512();
+  const __m512i unzip = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    if (i >= m) break;
-    const __m512i sub = _mm512_set1_epi32(kDirect ? corr[i] : 0);
-#pragma GCC unroll 2
-    for (int j = 0; j < NB; ++j) {
+  for (int g = 0; g < kItems; g += 4) {
+    const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(r[g], r[g + 1]), c.zp16);
+    const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(r[g + 2], r[g + 3]), c.zp16);
+    __m512i q = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
+    q = _mm512_permutexvar_epi32(unzip, q);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const int it = g + k, i = it / NB, j = it % NB;
+      if (it >= kItems || i >= m) break;
       const int nj = std::min(kNR, n - j * kNR);
-      if (nj > 0) StoreRow(_mm512_sub_epi32(acc[i][j], sub), b.prm[j], c, o[i] + j * kNR, nj);
+      if (nj > 0) StorePiece(q, k, o[i] + j * kNR, nj);
     }
   }
 }
 
-// 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel8x16Direct.
-int32_t PixelCorrection(const int8_t* x, int cin) {
+// 128 * sum of each pixel's int8 channels (in_channels % 4 == 0), for the direct kernels: per
+// 16 pixels, one vpdpbusd(ones, x) accumulator each, then one transposing add tree (lane i =
+// pixel i's sum) instead of 16 horizontal reductions.
+void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out) {
   const __m512i ones = _mm512_set1_epi8(1);
-  __m512i acc = _mm512_setzero_si512();
-  int k = 0;
-  for (; k + 64 <= cin; k += 64)
-    acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(x + k));
-  if (k < cin) {
-    const __mmask64 tail = (cin - k) == 64 ? ~__mmask64{0} : ((__mmask64{1} << (cin - k)) - 1);
-    acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(tail, x + k));
+  const int full = cin / 64 * 64;
+  const __mmask64 tail = cin == full ? 0 : (__mmask64{1} << (cin - full)) - 1;
+  for (int p0 = 0; p0 < count; p0 += 16) {
+    const int np = std::min(16, count - p0);
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i) {
+      __m512i acc = _mm512_setzero_si512();
+      if (i < np) {
+        const int8_t* x = px[p0 + i];
+        for (int k = 0; k < full; k += 64) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512(x + k));
+        if (tail) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(tail, x + full));
+      }
+      v[i] = acc;
+    }
+    // 16 -> 8: lanes [a0+a2, b0+b2, a1+a3, b1+b3] per 128-bit chunk (a = pixel 2j, b = 2j + 1).
+    for (int j = 0; j < 8; ++j)
+      v[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
+                              _mm512_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
+    // 8 -> 4: pixels 4j..4j+3 in the lanes of every chunk.
+    for (int j = 0; j < 4; ++j)
+      v[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(v[2 * j], v[2 * j + 1]),
+                              _mm512_unpackhi_epi64(v[2 * j], v[2 * j + 1]));
+    // 4 -> 2 -> 1: sum the four chunks, chunk j = pixels 4j..4j+3.
+    for (int j = 0; j < 2; ++j)
+      v[j] = _mm512_add_epi32(_mm512_shuffle_i32x4(v[2 * j], v[2 * j + 1], 0x88),
+                              _mm512_shuffle_i32x4(v[2 * j], v[2 * j + 1], 0xDD));
+    const __m512i sums = _mm512_add_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x88),
+                                          _mm512_shuffle_i32x4(v[0], v[1], 0xDD));
+    _mm512_mask_storeu_epi32(out + p0, static_cast<__mmask16>((1u << np) - 1), _mm512_slli_epi32(sums, 7));
   }
-  return static_cast<int32_t>(static_cast<uint32_t>(_mm512_reduce_add_epi32(acc)) << 7);
 }
 
 }  // namespace
@@ -175,48 +225,76 @@ Status PackInt8Avx512Vnni(PackedConvInt8* w) {
   return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
 }
 
-Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
-                          int8_t* out) {
-  RequantConsts c;
-  c.zp = _mm512_set1_epi32(w.quant_.output_zero_point);
-  c.mn = _mm512_set1_epi32(w.quant_.act_min);
-  c.mx = _mm512_set1_epi32(w.quant_.act_max);
-  c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
-  c.fp32 = w.quant_.rounding == Rounding::kFp32;
-  c.fmin = _mm512_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
-  c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
+namespace {
+
+// The sweep with tiles of kTileBlocks packed blocks (16 channels each).
+template <int kTileBlocks>
+Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+             const RequantConsts& c) {
   const PackedBlocks blocks(w);
   const int kp4 = w.k_padded_ / 4;
   const int packed_blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
-  // Tile `ti` covers packed blocks 2 ti and 2 ti + 1 (one when the last is alone).
+  // A sweep tile of m <= 24 pixels x up to 4 blocks runs register tiles of RegisterMR(NB) pixels,
+  // then 4-, 2- and 1-pixel kernels for the rest (7x7 images: 49 = 2 x 24 + 1).
   auto tile = [&](auto direct, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti,
                   const int32_t* corr, int8_t* const* o, int n) {
     constexpr bool kDirect = decltype(direct)::value;
     const int b0 = ti * kTileBlocks;
-    if (b0 + 1 < packed_blocks) {
-      const TileBlocks<2> b{{blocks.weights(b0), blocks.weights(b0 + 1)}, {blocks.params(b0), blocks.params(b0 + 1)}};
-      KernelTile<kMR, 2, kDirect>(m, a, tap_off, taps, kp4, b, corr, c, o, n);
-    } else {
-      const TileBlocks<1> b{{blocks.weights(b0)}, {blocks.params(b0)}};
-      KernelTile<kMR, 1, kDirect>(m, a, tap_off, taps, kp4, b, corr, c, o, n);
+    auto run = [&](auto nb) {
+      constexpr int kNB = decltype(nb)::value, kMR = RegisterMR(kNB);
+      TileBlocks<kNB> b;
+      for (int j = 0; j < kNB; ++j) {
+        b.w[j] = blocks.weights(b0 + j);
+        b.prm[j] = blocks.params(b0 + j);
+      }
+      auto call = [&](auto rows, int i) {
+        constexpr int kRows = decltype(rows)::value;
+        KernelTile<kRows, kNB, kDirect>(kRows, a + i, tap_off, taps, kp4, b, kDirect ? corr + i : nullptr, c, o + i, n);
+      };
+      int i = 0;
+      for (; i + kMR <= m; i += kMR) call(std::integral_constant<int, kMR>{}, i);
+      for (; i + 4 <= m; i += 4) call(std::integral_constant<int, 4>{}, i);
+      for (; i + 2 <= m; i += 2) call(std::integral_constant<int, 2>{}, i);
+      for (; i < m; ++i) call(std::integral_constant<int, 1>{}, i);
+    };
+    switch (std::min(kTileBlocks, packed_blocks - b0)) {
+      case 4: run(std::integral_constant<int, 4>{}); break;
+      case 3: run(std::integral_constant<int, 3>{}); break;
+      case 2: run(std::integral_constant<int, 2>{}); break;
+      default: run(std::integral_constant<int, 1>{}); break;
     }
   };
   constexpr int kTileNR = kTileBlocks * kNR;
   if (w.direct_1x1_) {
     static const int64_t kNoOffset = 0;
-    return SweepInt8Direct1x1<kMR, kTileNR>(
-        w, p, in, out, int64_t{64 * 1024}, PixelCorrection,
+    return SweepInt8Direct1x1<kSweepMR, kTileNR>(
+        w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
         [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
           tile(std::true_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti, corr, o, n);
         });
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
-  return SweepInt8<kMR, kTileNR>(
+  return SweepInt8<kSweepMR, kTileNR>(
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
         tile(std::false_type{}, m, a, tap_off, taps, ti, nullptr, o, n);
       });
+}
+
+}  // namespace
+
+Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
+                          int8_t* out) {
+  RequantConsts c;
+  c.zp16 = _mm512_set1_epi16(static_cast<int16_t>(w.quant_.output_zero_point));
+  c.mn8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_min));
+  c.mx8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_max));
+  c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
+  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
+  // Tiles of 2, 3 and 4 blocks measured the same on Zen 5; 4 stores whole 64-byte output rows.
+  return Sweep<4>(w, p, in, out, c);
 }
 
 }  // namespace internal

@@ -160,6 +160,10 @@ int32_t PixelCorrection(const int8_t* x, int cin) {
   return static_cast<int32_t>(static_cast<uint32_t>(sum) << 7);
 }
 
+void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out) {
+  for (int i = 0; i < count; ++i) out[i] = PixelCorrection(px[i], cin);
+}
+
 }  // namespace
 
 Status PackInt8AvxVnni(PackedConvInt8* w) {
@@ -181,7 +185,7 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
   const int kp4 = w.k_padded_ / 4;
   if (w.direct_1x1_) {
     return SweepInt8Direct1x1<kMR, kNR>(
-        w, p, in, out, int64_t{64 * 1024}, PixelCorrection,
+        w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
         [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
           Kernel6x16Direct(m, a, corr, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
         });
