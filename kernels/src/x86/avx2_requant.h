@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "keras_csp/conv.h"
+#include "store_bytes.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
@@ -111,13 +112,7 @@ inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const Requa
   __m256i p16 = _mm256_packs_epi32(r0, r1);
   p16 = _mm256_permute4x64_epi64(p16, 0xD8);
   const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-  if (n == kRequantNR) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), p8);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
-    std::memcpy(o, tmp, n);
-  }
+  StoreBytes16(p8, o, n);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "../sweep.h"
+#include "store_bytes.h"
 
 // clang ignores `#pragma GCC target`: give every function below the same target.
 #if defined(__clang__)
@@ -84,13 +85,7 @@ inline void StorePiece(__m512i v, int i, int8_t* o, int n) {
     case 2: x = _mm512_extracti32x4_epi32(v, 2); break;
     default: x = _mm512_extracti32x4_epi32(v, 3); break;
   }
-  if (n == kNR) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), x);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), x);
-    std::memcpy(o, tmp, n);
-  }
+  StoreBytes16(x, o, n);
 }
 
 inline __m512i Bcast(const void* p) {

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "../sweep.h"
+#include "store_bytes.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avxvnni"))), apply_to = function)
@@ -71,13 +72,7 @@ inline void StoreRow(__m256i lo, __m256i hi, const int32_t* prm, const RequantCo
   __m256i p16 = _mm256_packs_epi32(Requant(lo, prm, 0, c), Requant(hi, prm, 1, c));
   p16 = _mm256_permute4x64_epi64(p16, 0xD8);
   const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-  if (n == kNR) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), p8);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), p8);
-    std::memcpy(o, tmp, n);
-  }
+  StoreBytes16(p8, o, n);
 }
 
 inline __m256i Bcast(const void* p) {
