@@ -10,12 +10,16 @@ from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
 
 KERNEL_SOURCES = sorted(glob("kernels/src/**/*.cc", recursive=True))
+# setuptools does not scan #includes: without `depends` a header-only change (sweep.h, the
+# requantization headers) left a stale extension behind.
+KERNEL_HEADERS = sorted(glob("kernels/**/*.h", recursive=True))
 
 ext_modules = [
     Pybind11Extension(
         "keras_csp._kernels",
         KERNEL_SOURCES + ["kernels/python/kernels_module.cc"],
         include_dirs=["kernels/include"],
+        depends=KERNEL_HEADERS,
         cxx_std=17,
         extra_compile_args=["-O3"],
     ),
@@ -23,6 +27,7 @@ ext_modules = [
         "keras_csp._runtime",
         sorted(glob("kernels/runtime/*.cc")) + KERNEL_SOURCES + ["kernels/python/runtime_module.cc"],
         include_dirs=["kernels/include", "kernels/runtime"],
+        depends=KERNEL_HEADERS,
         cxx_std=17,
         extra_compile_args=["-O3"],
         libraries=["dl"],
