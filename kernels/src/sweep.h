@@ -263,8 +263,6 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     const int8_t* a_ptr[kDirectMaxChunk<MR> + MR];
     int8_t* o_ptr[kDirectMaxChunk<MR> + MR];
     alignas(64) int32_t corr[kDirectMaxChunk<MR> + MR];
-    // (oy, ox) stepped along the chunk: one division per chunk, not per pixel (a 1x1 conv with
-    // 32 output channels does only ~16 cycles of dot products per pixel).
     // Pointers advance by one pixel and jump at row ends, strides in locals (with the pointer
     // stores in the loop the compiler would reload them from `p` per pixel): the hot loop of a
     // 1x1 conv with few output channels.
