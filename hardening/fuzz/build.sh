@@ -20,9 +20,13 @@ SRCS=$(ls "$ROOT"/kernels/src/*.cc "$ROOT"/kernels/src/*/*.cc \
           "$ROOT"/kernels/runtime/flexbuffer_reader.cc "$ROOT"/kernels/runtime/custom_ops.cc)
 OBJS=()
 for s in $SRCS; do OBJS+=("$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"); done
+# An object is stale when its source, this script or any kernel header is newer (the headers hold
+# the sweeps and epilogues: checking only the .cc left stale fuzzers behind).
+NEWEST_H=$(ls -t "$ROOT"/kernels/src/*.h "$ROOT"/kernels/src/*/*.h "$ROOT"/kernels/include/keras_csp/*.h \
+               "$ROOT"/kernels/runtime/*.h | head -1)
 for s in $SRCS; do
   o="$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"
-  if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ "$0" -nt "$o" ]; then
+  if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ "$0" -nt "$o" ] || [ "$NEWEST_H" -nt "$o" ]; then
     echo "$CXX $FLAGS -fsanitize=fuzzer-no-link -c $s -o $o"
   fi
 done | xargs -P "${JOBS:-2}" -I{} sh -c '{} 2>&1 | grep -v -E "unknown pragma|Wunknown-warning|^ *#pragma|^ *\^|warnings? generated" || true'

@@ -231,7 +231,7 @@ void FuzzInt8(FuzzedDataProvider& f) {
     if (g.out_channels <= (1 << 20) && g.out_channels >= 1 && nw <= kMaxWeights) return;
   }
   Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
-                                        Variant::kAvx512Vnni, Variant::kNeonDotprod,
+                                        Variant::kAvx512Vnni, Variant::kAvxVnni, Variant::kNeonDotprod,
                                         Variant::kNeonI8mm, Variant::kNeon});
   if (f.ConsumeIntegralInRange<int>(0, 63) == 0) variant = static_cast<Variant>(17);
   Int8Pack pk;
@@ -356,7 +356,7 @@ void FuzzF32(FuzzedDataProvider& f) {
   float lo = f.ConsumeFloatingPoint<float>(), hi = f.ConsumeFloatingPoint<float>();
   if (f.ConsumeBool()) { lo = -3.4e38f; hi = 3.4e38f; }
   const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
-                                              Variant::kAvx512Vnni, Variant::kNeonDotprod,
+                                              Variant::kAvx512Vnni, Variant::kAvxVnni, Variant::kNeonDotprod,
                                               Variant::kNeonI8mm, Variant::kNeon});
   std::unique_ptr<PackedConvF32> p;
   Status s = PackedConvF32::Create(g, weights.p, f.ConsumeBool() ? nullptr : bias.p, lo, hi,

@@ -30,7 +30,11 @@ if [ "$T" = tflite ]; then
   CMD=(python3 "$F/fuzz_tflite.py")
   COMMON+=(-rss_limit_mb=4096 -max_len=16384)
 else
-  [ -x "$B/fuzz_$T" ] && [ "$B/fuzz_$T" -nt "$F/fuzz_$T.cc" ] || bash "$F/build.sh" >/dev/null
+  # Rebuild when the harness or any kernel / runtime source or header is newer than the binary.
+  if [ ! -x "$B/fuzz_$T" ] || [ -n "$(find "$F/fuzz_$T.cc" "$F/build.sh" "$ROOT/kernels/src" "$ROOT/kernels/include" \
+                                       "$ROOT/kernels/runtime" -newer "$B/fuzz_$T" -type f | head -1)" ]; then
+    bash "$F/build.sh" >/dev/null
+  fi
   CMD=("$B/fuzz_$T")
 fi
 if [ "$SECS" = regress ]; then

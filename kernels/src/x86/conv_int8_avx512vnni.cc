@@ -39,15 +39,16 @@ constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register ti
 constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
 
 struct RequantConsts {
-  __m512i zp16;            // output zero point, int16 lanes
+  __m512i zp32;            // fixed point: output zero point, added in int32 (wrapping, as TFLite)
+  __m512i zp16;            // fp32: output zero point, int16 lanes, added after the first pack
   __m512i mn8, mx8;        // activation range, int8 lanes
   __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;        // XNNPACK's fp32 requantization; the multiplier row holds the float scales
   __m512 fmax;      // fp32: upper output bound relative to the zero point (keeps vcvtps2dq in range)
 };
 
-// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier) of x = acc + bias, before the
-// zero point.
+// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier) of x = acc + bias, plus the
+// zero point in int32: it wraps there like the reference's int32 add (extreme multipliers).
 inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh, const RequantConsts& c) {
   x = _mm512_sllv_epi32(x, lsh);
   const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
@@ -64,7 +65,7 @@ inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh, c
   const __m512i thr =
       _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()) & c.away, half, one);
   const __m512i r = _mm512_srav_epi32(h, rsh);
-  return _mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one);
+  return _mm512_add_epi32(_mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one), c.zp32);
 }
 
 // XNNPACK's fp32 requantization of x = acc + bias before the zero point: scale, upper clamp (so the
@@ -143,9 +144,10 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
       }
     }
   }
-  // Requantize acc + bias to int32 (zero point not yet added), then four 16-channel row-blocks at a time:
-  // saturating packs to int16 (+ zero point) and int8, clamp, and one dword permute that undoes
-  // the packs' 128-bit interleave (as XNNPACK's epilogue; bit-identical to clamping in int32).
+  // Requantize acc + bias to int32 (fp32: zero point not yet added), then four 16-channel
+  // row-blocks at a time: saturating packs to int16 (fp32: + zero point, as XNNPACK) and int8,
+  // clamp, and one dword permute that undoes the packs' 128-bit interleave (bit-identical to
+  // clamping in int32).
   constexpr int kItems = MR * NB;
   __m512i r[(kItems + 3) / 4 * 4];
 #pragma GCC unroll 64
@@ -284,7 +286,9 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out) {
   RequantConsts c;
-  c.zp16 = _mm512_set1_epi16(static_cast<int16_t>(w.quant_.output_zero_point));
+  const bool fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.zp32 = _mm512_set1_epi32(w.quant_.output_zero_point);
+  c.zp16 = _mm512_set1_epi16(fp32 ? static_cast<int16_t>(w.quant_.output_zero_point) : int16_t{0});
   c.mn8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_min));
   c.mx8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_max));
   c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
