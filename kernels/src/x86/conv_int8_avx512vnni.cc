@@ -292,7 +292,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.mn8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_min));
   c.mx8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_max));
   c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
-  c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.fp32 = fp32;
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   // Tiles of 2, 3 and 4 blocks measured the same on Zen 5; 4 stores whole 64-byte output rows.
   return Sweep<4>(w, p, in, out, c);
