@@ -39,6 +39,18 @@ void BuildPaddedRows(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst 
       continue;
     }
     const Src* src_row = in + b * p.in.batch_stride + iy * p.in.row_stride + p.in.channel_offset;
+    if (p.in.pixel_stride == cin && cp == cin) {
+      // Dense rows (the common case): the border columns filled, the interior converted as one
+      // run of in_w * cin elements (per-pixel loops cost more than the copy for small cin).
+      const int c0 = std::max(0, p.pad_left), c1 = std::min(p.padded_w, p.pad_left + p.in_w);
+      std::fill(dst_row, dst_row + static_cast<int64_t>(c0) * cp, fill);
+      const Src* s = src_row + static_cast<int64_t>(c0 - p.pad_left) * cin;
+      Dst* d = dst_row + static_cast<int64_t>(c0) * cp;
+      const int64_t run = static_cast<int64_t>(std::max(0, c1 - c0)) * cin;
+      for (int64_t k = 0; k < run; ++k) d[k] = convert(s[k]);
+      std::fill(dst_row + static_cast<int64_t>(std::max(c0, c1)) * cp, dst_row + row_elems, fill);
+      continue;
+    }
     for (int c = 0; c < p.padded_w; ++c) {
       Dst* d = dst_row + static_cast<int64_t>(c) * cp;
       const int ix = c - p.pad_left;
