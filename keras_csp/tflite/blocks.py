@@ -132,6 +132,8 @@ class BlockPlanner:
                 continue
             units[t] = u
             stack.extend(r for r in u.reads if r not in units)
+        if self._has_cycle(units):  # a malformed graph: _resolve and the step order would not end
+            return "the block's tensors read each other in a cycle (malformed graph)"
         concat_fed = set(ins)
         placed_hint = concat_fed | {u.view[0] for t, u in units.items() if u.kind == "view" and t in concat_fed}
         # the previous block's transition conv stays outside (see the module docstring)
@@ -143,6 +145,28 @@ class BlockPlanner:
         if not any(u.kind in ("conv", "pool") for u in units.values()):
             return "no conv or max pool of the block feeds the concat in place"
         return self._build(ci, out, ins, units)
+
+    @staticmethod
+    def _has_cycle(units):
+        """Whether some unit reads (through other units) its own tensor."""
+        state = {}  # tensor -> 1 on the DFS path, 2 done
+        for root in units:
+            if state.get(root):
+                continue
+            stack = [(root, iter(units[root].reads))]
+            state[root] = 1
+            while stack:
+                t, it = stack[-1]
+                r = next((r for r in it if r in units and state.get(r) != 2), None)
+                if r is None:
+                    state[t] = 2
+                    stack.pop()
+                elif state.get(r) == 1:
+                    return True
+                else:
+                    state[r] = 1
+                    stack.append((r, iter(units[r].reads)))
+        return False
 
     @staticmethod
     def _resolve(t, units):
