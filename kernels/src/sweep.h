@@ -217,7 +217,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
       if (per_chunk) {
         A* d = stage + static_cast<size_t>(i) * cp_local;
         const int8_t* s = in_img + oy * g.stride_h * p.in.row_stride + ox * g.stride_w * p.in.pixel_stride;
-        for (int k = 0; k < cin_local; ++k) d[k] = convert_local(s[k]);
+        ConvertRun(s, d, cin_local, convert_local);
         std::fill(d + cin_local, d + cp_local, A{0});
         a_ptr[i] = d;
       } else {
