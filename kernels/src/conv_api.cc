@@ -473,8 +473,8 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
   switch (v) {
 #if defined(__x86_64__)
     case Variant::kAvx2: s = internal::PackInt8Avx2(p.get()); break;
-    case Variant::kAvx512Vnni: s = internal::PackInt8Avx512Vnni(p.get()); break;
-    case Variant::kAvxVnni: s = internal::PackInt8AvxVnni(p.get()); break;
+    case Variant::kAvx512Vnni:
+    case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;

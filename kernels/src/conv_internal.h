@@ -128,6 +128,10 @@ void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, 
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor = 0);
 
+// The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
+// in_channels % 4 == 0 read the int8 input in place (direct_1x1_), others stage uint8 x + 128.
+Status PackInt8Vpdpbusd(PackedConvInt8* w);
+
 // The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
 class PackedBlocks {
  public:
@@ -165,10 +169,8 @@ Status PackInt8Avx2(PackedConvInt8* w);
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Avx2(PackedConvF32* w);
 Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
-Status PackInt8Avx512Vnni(PackedConvInt8* w);
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out);
-Status PackInt8AvxVnni(PackedConvInt8* w);
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 #endif
 #if defined(__aarch64__)

@@ -59,5 +59,14 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
   return Status::Ok();
 }
 
+Status PackInt8Vpdpbusd(PackedConvInt8* w) {
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
+  // In place: the weights are vpdpbusd's unsigned operand (w + 128), the bias folds zp * sum(w)
+  // and the kernel takes 128 * sum(x) off per pixel.
+  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
+  // Staged: uint8 x + 128 inputs with border zp + 128, the bias folds (zp + 128) * sum(w).
+  return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
+}
+
 }  // namespace internal
 }  // namespace keras_csp

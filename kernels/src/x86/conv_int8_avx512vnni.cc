@@ -2,10 +2,11 @@
 // padded buffer whose border holds (input_zero_point + 128), so that
 //   sum((x - zp) * w) = sum(u * w) - (zp + 128) * sum(w)
 // holds for every tap including padding; the correction is folded into the packed bias.
-// 1x1 convs read the int8 input in place (see KernelTile). Weights packed [tap][k/4][16][4] per
-// 16-channel block; a register tile spans up to 4 blocks (6 x 64 or 8 x 48/32/16 accumulators),
-// one 64-byte weight load per block and one broadcast per pixel feed MR x NB vpdpbusd. The
-// epilogue packs four row-blocks per zmm (XNNPACK style). Bit-exact TFLite / XNNPACK requantization.
+// 1x1 convs read the int8 input in place (see KernelTile). Weights packed by PackInt8Vpdpbusd,
+// [tap][k/4][16][4] per 16-channel block; a register tile spans up to 4 blocks (6 x 64 or
+// 8 x 48/32/16 accumulators), one 64-byte weight load per block and one broadcast per pixel feed
+// MR x NB vpdpbusd. The epilogue packs four row-blocks per zmm (XNNPACK style). Bit-exact TFLite /
+// XNNPACK requantization.
 //
 // QEMU's TCG cannot emulate AVX-512, so this file is compiled everywhere but executed (and tested)
 // only on AVX-512 VNNI CPUs (run and tested on AMD Zen 4, Zen 5 and Intel Xeon).
@@ -35,6 +36,9 @@ namespace {
 
 constexpr int kNR = kPackNR;    // channels per packed block (one zmm of int32)
 constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register tiles below
+// Packed blocks per sweep tile: tiles of 2, 3 and 4 blocks measured the same on Zen 5; 4 stores
+// whole 64-byte output rows.
+constexpr int kTileBlocks = 4;
 // Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16.
 constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
 
@@ -215,19 +219,9 @@ void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out)
 
 }  // namespace
 
-// uint8 (x + 128) inputs: fold (zp + 128) * sum(w).
-// 1x1 with in_channels % 4 == 0: direct (weights w + 128, fold zp * sum(w)). Otherwise the
-// staged form: uint8 (x + 128) inputs, fold (zp + 128) * sum(w).
-Status PackInt8Avx512Vnni(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
-  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
-  return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
-}
-
 namespace {
 
-// The sweep with tiles of kTileBlocks packed blocks (16 channels each).
-template <int kTileBlocks>
+// The sweep over tiles of kTileBlocks packed blocks (PackInt8Vpdpbusd's packing).
 Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
              const RequantConsts& c) {
   const PackedBlocks blocks(w);
@@ -294,8 +288,7 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
   c.fp32 = fp32;
   c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
-  // Tiles of 2, 3 and 4 blocks measured the same on Zen 5; 4 stores whole 64-byte output rows.
-  return Sweep<4>(w, p, in, out, c);
+  return Sweep(w, p, in, out, c);
 }
 
 }  // namespace internal

@@ -1,6 +1,6 @@
 // int8 conv, x86-64 AVX-VNNI: the 256-bit, VEX-encoded vpdpbusd of CPUs with VNNI but no
 // AVX-512 (Intel Alder Lake and later client cores, Sierra Forest; also on AMD Zen 5).
-// The same packing as the AVX-512 VNNI variant (PackInt8Groups, [tap][k/4][16][4], bias and
+// The same packing as the AVX-512 VNNI variant (PackInt8Vpdpbusd, [tap][k/4][16][4], bias and
 // zero-point correction folded in); a 16-channel block is two ymm registers. 16 ymm registers:
 // a 6x16 tile is 12 accumulators, 2 weight vectors and 1 broadcast, so 8 loads feed 12 vpdpbusd.
 //   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
@@ -81,66 +81,52 @@ inline __m256i Bcast(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
-// One k-group of 4 channels for the 6 pixels: `Dot(acc, a_bcast, w)` is vpdpbusd with the
-// operands in the variant's order (staged: u8 activations first; direct: u8 weights first).
-#define KCSP_AVXVNNI_STEP(DOT, A0, A1, A2, A3, A4, A5)                     \
-  {                                                                        \
-    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));      \
-    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32)); \
-    w += 64;                                                               \
-    __m256i b = Bcast(A0);                                                 \
-    c00 = DOT(c00, b, w0); c01 = DOT(c01, b, w1);                          \
-    b = Bcast(A1);                                                         \
-    c10 = DOT(c10, b, w0); c11 = DOT(c11, b, w1);                          \
-    b = Bcast(A2);                                                         \
-    c20 = DOT(c20, b, w0); c21 = DOT(c21, b, w1);                          \
-    b = Bcast(A3);                                                         \
-    c30 = DOT(c30, b, w0); c31 = DOT(c31, b, w1);                          \
-    b = Bcast(A4);                                                         \
-    c40 = DOT(c40, b, w0); c41 = DOT(c41, b, w1);                          \
-    b = Bcast(A5);                                                         \
-    c50 = DOT(c50, b, w0); c51 = DOT(c51, b, w1);                          \
-  }
-#define KCSP_DOT_ACT_FIRST(acc, act, wt) _mm256_dpbusd_avx_epi32(acc, act, wt)
-#define KCSP_DOT_WEIGHT_FIRST(acc, act, wt) _mm256_dpbusd_avx_epi32(acc, wt, act)
+// vpdpbusd with the operands in the kernel's order: staged, uint8 activations first; direct
+// (1x1 in place), the uint8 weights first and the int8 activations second.
+template <bool kDirect>
+inline __m256i Dot(__m256i acc, __m256i act, __m256i wt) {
+  return kDirect ? _mm256_dpbusd_avx_epi32(acc, wt, act) : _mm256_dpbusd_avx_epi32(acc, act, wt);
+}
 
-#define KCSP_AVXVNNI_ZERO_ACC                                                    \
-  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, \
-          c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00
-
-#define KCSP_AVXVNNI_STORE(CORR)                                  \
-  {                                                               \
-    const __m256i lo[kMR] = {c00, c10, c20, c30, c40, c50};       \
-    const __m256i hi[kMR] = {c01, c11, c21, c31, c41, c51};       \
-    for (int i = 0; i < m; ++i) {                                 \
-      const __m256i sub = _mm256_set1_epi32(CORR);                \
-      StoreRow(_mm256_sub_epi32(lo[i], sub), _mm256_sub_epi32(hi[i], sub), prm, c, o[i], n); \
-    }                                                             \
-  }
-
-void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
-                const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
-  KCSP_AVXVNNI_ZERO_ACC;
+// 6 pixels x 16 channels; the accumulators are named (not an array) so that all 15 live vectors
+// stay in the 16 ymm registers. kDirect: a[i] are int8 pixels read in place, corr[i] = 128 * sum
+// comes off; otherwise a[i] are staged uint8 pixels and tap_off the taps' offsets.
+template <bool kDirect>
+void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4, const int8_t* w,
+                const int32_t* prm, const int32_t* corr, const RequantConsts& c, int8_t* const* o, int n) {
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int t = 0; t < taps; ++t) {
     const int64_t off = tap_off[t];
     const uint8_t *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off,
                   *a4 = a[4] + off, *a5 = a[5] + off;
-    for (int k = 0; k < 4 * kp4; k += 4)
-      KCSP_AVXVNNI_STEP(KCSP_DOT_ACT_FIRST, a0 + k, a1 + k, a2 + k, a3 + k, a4 + k, a5 + k)
+    for (int k = 0; k < 4 * kp4; k += 4) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32));
+      w += 64;
+      __m256i b = Bcast(a0 + k);
+      c00 = Dot<kDirect>(c00, b, w0), c01 = Dot<kDirect>(c01, b, w1);
+      b = Bcast(a1 + k);
+      c10 = Dot<kDirect>(c10, b, w0), c11 = Dot<kDirect>(c11, b, w1);
+      b = Bcast(a2 + k);
+      c20 = Dot<kDirect>(c20, b, w0), c21 = Dot<kDirect>(c21, b, w1);
+      b = Bcast(a3 + k);
+      c30 = Dot<kDirect>(c30, b, w0), c31 = Dot<kDirect>(c31, b, w1);
+      b = Bcast(a4 + k);
+      c40 = Dot<kDirect>(c40, b, w0), c41 = Dot<kDirect>(c41, b, w1);
+      b = Bcast(a5 + k);
+      c50 = Dot<kDirect>(c50, b, w0), c51 = Dot<kDirect>(c51, b, w1);
+    }
   }
-  KCSP_AVXVNNI_STORE(0)
+  const __m256i lo[kMR] = {c00, c10, c20, c30, c40, c50};
+  const __m256i hi[kMR] = {c01, c11, c21, c31, c41, c51};
+  for (int i = 0; i < m; ++i) {
+    const __m256i sub = _mm256_set1_epi32(kDirect ? corr[i] : 0);
+    StoreRow(_mm256_sub_epi32(lo[i], sub), _mm256_sub_epi32(hi[i], sub), prm, c, o[i], n);
+  }
 }
 
-void Kernel6x16Direct(int m, const int8_t* const* a, const int32_t* corr, int kp4, const int8_t* w,
-                      const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
-  KCSP_AVXVNNI_ZERO_ACC;
-  const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-  for (int k = 0; k < 4 * kp4; k += 4)
-    KCSP_AVXVNNI_STEP(KCSP_DOT_WEIGHT_FIRST, a0 + k, a1 + k, a2 + k, a3 + k, a4 + k, a5 + k)
-  KCSP_AVXVNNI_STORE(corr[i])
-}
-
-// 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel6x16Direct.
+// 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel6x16<true>.
 int32_t PixelCorrection(const int8_t* x, int cin) {
   const __m256i ones = _mm256_set1_epi8(1);
   __m256i acc = _mm256_setzero_si256();
@@ -161,12 +147,6 @@ void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out)
 
 }  // namespace
 
-Status PackInt8AvxVnni(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
-  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
-  return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
-}
-
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   RequantConsts c;
   c.zp = _mm256_set1_epi32(w.quant_.output_zero_point);
@@ -182,14 +162,16 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
     return SweepInt8Direct1x1<kMR, kNR>(
         w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
         [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
-          Kernel6x16Direct(m, a, corr, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
+          static const int64_t kNoOffset = 0;
+          Kernel6x16<true>(m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, kp4, blocks.weights(bi),
+                           blocks.params(bi), corr, c, o, n);
         });
   }
   return SweepInt8<kMR, kNR>(
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
-        Kernel6x16(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), c, o, n);
+        Kernel6x16<false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
       });
 }
 
