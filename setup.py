@@ -7,7 +7,7 @@ so one set of compiler flags builds all of them and run-time dispatch picks one.
 from glob import glob
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 KERNEL_SOURCES = sorted(glob("kernels/src/**/*.cc", recursive=True))
 # setuptools does not scan #includes: without `depends` a header-only change (sweep.h, the
@@ -32,7 +32,31 @@ ext_modules = [
         extra_compile_args=["-O3"],
         libraries=["dl"],
     ),
+    # The TFLite delegate for stock interpreters (keras_csp.delegate(), Android's
+    # KerasCspDelegate): a plain shared library, not a Python module; only its C entry points
+    # are exported.
+    Extension(
+        "keras_csp.libkeras_csp_delegate",
+        [f"kernels/runtime/{n}.cc" for n in ("delegate", "custom_ops", "flexbuffer_reader", "litert_lib")]
+        + KERNEL_SOURCES,
+        include_dirs=["kernels/include", "kernels/runtime"],
+        depends=KERNEL_HEADERS,
+        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+        libraries=["dl"],
+    ),
 ]
+
+DELEGATE_LIBRARY = "keras_csp.libkeras_csp_delegate"
+
+
+class BuildExt(build_ext):
+    """pybind11's build_ext, but the delegate library keeps a plain name (no ABI tag)."""
+
+    def get_ext_filename(self, fullname):
+        # Called with the full dotted name and, by get_ext_fullpath, with its last part alone.
+        if fullname in (DELEGATE_LIBRARY, DELEGATE_LIBRARY.rpartition(".")[2]):
+            return fullname.replace(".", "/") + ".so"
+        return super().get_ext_filename(fullname)
 
 setup(
     name="keras-csp",
@@ -43,7 +67,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_csp", "keras_csp.*"]),
     ext_modules=ext_modules,
-    cmdclass={"build_ext": build_ext},
+    cmdclass={"build_ext": BuildExt},
     install_requires=[
         "numpy",
         "tensorflow>=2.16,<2.22",
