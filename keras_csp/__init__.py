@@ -15,13 +15,16 @@ _MODEL_EXPORTS = (
     "DenseNet169", "DenseNet201", "MobileNetV2", "PeleeNet", "ResNet50", "ResNeXt50", "YOLOv5CSPDarknet",
     "YOLOv8Backbone", "create_model", "list_models")
 
-__all__ = list(_MODEL_EXPORTS) + ["layers", "models", "detection", "__version__"]
+__all__ = list(_MODEL_EXPORTS) + ["delegate", "layers", "models", "detection", "__version__"]
 
 
 def __getattr__(name):
     if name in _MODEL_EXPORTS:
         from . import models
         return getattr(models, name)
+    if name == "delegate":  # keras_csp.delegate(): the fused ops in the stock LiteRT Interpreter
+        from .litert_delegate import delegate
+        return delegate
     if name in ("layers", "models", "detection"):
         import importlib
         return importlib.import_module(f"{__name__}.{name}")

@@ -20,8 +20,11 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import time
 
-__all__ = ["delegate", "library_path", "delegate_report", "DelegateError"]
+import numpy as np
+
+__all__ = ["delegate", "library_path", "delegate_report", "DelegateError", "StockModel"]
 
 _LIBRARY = "libkeras_csp_delegate.so"
 NUMERICS = ("auto", "xnnpack", "builtin", "reference")
@@ -79,3 +82,81 @@ def delegate_report(d) -> dict:
     buf = ctypes.create_string_buffer(n)
     fn(ptr, buf, n)
     return json.loads(buf.value.decode("utf-8"))
+
+
+_RESOLVERS = ("auto", "builtin_without_default_delegates", "builtin_ref")
+
+
+class StockModel:
+    """A `.tflite` in the stock `ai_edge_litert` Interpreter with the keras-csp delegate: the part of
+    `keras_csp.runtime.Model`'s interface that `keras-csp run --stock` and `bench` use.
+
+    op_resolver: "auto" (the stock default: builtin ops + XNNPACK), "builtin_without_default_delegates"
+    (TFLite's builtin kernels) or "builtin_ref" (reference kernels; numerics "auto" then rounds as
+    "builtin", pass numerics="reference").
+    """
+
+    def __init__(self, path, num_threads: int = 1, numerics: str = "auto", op_resolver: str = "auto"):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from .runtime import TensorDetails
+
+        if op_resolver not in _RESOLVERS:
+            raise DelegateError(f"op_resolver must be one of {', '.join(_RESOLVERS)}, got {op_resolver!r}")
+        self.delegate = delegate(numerics=numerics)
+        self._it = Interpreter(model_path=str(path), num_threads=num_threads,
+                               experimental_delegates=[self.delegate],
+                               experimental_op_resolver_type=getattr(OpResolverType, op_resolver.upper()))
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()
+        self._out = self._it.get_output_details()
+        self._inputs = [TensorDetails(d["name"], tuple(int(s) for s in d["shape"]), d["dtype"]) for d in self._in]
+        self._stats_base = {}
+        self.last_run_ms = 0.0
+
+    def input_details(self):
+        return list(self._inputs)
+
+    def set_inputs(self, *inputs):
+        if len(inputs) != len(self._in):
+            raise ValueError(f"expected {len(self._in)} inputs, got {len(inputs)}")
+        for d, x in zip(self._in, inputs):
+            self._it.set_tensor(d["index"], np.ascontiguousarray(x, dtype=d["dtype"]).reshape(d["shape"]))
+
+    def invoke(self):
+        t0 = time.perf_counter()
+        self._it.invoke()
+        self.last_run_ms = (time.perf_counter() - t0) * 1e3
+
+    def outputs(self):
+        return [self._it.get_tensor(d["index"]).copy() for d in self._out]
+
+    def run(self, *inputs):
+        self.set_inputs(*inputs)
+        self.invoke()
+        return self.outputs()
+
+    def benchmark(self, runs: int = 20, warmup: int = 3, inputs=None):
+        if inputs is not None:
+            self.set_inputs(*inputs)
+        for _ in range(warmup):
+            self._it.invoke()
+        lat = []
+        for _ in range(runs):
+            self.invoke()
+            lat.append(self.last_run_ms)
+        return lat
+
+    def report(self) -> dict:
+        return delegate_report(self.delegate)
+
+    def custom_op_stats(self, reset: bool = False):
+        """Per claimed node, as Model.custom_op_stats: op, node, detail, calls, total_ms."""
+        rows = []
+        for n in self.report()["nodes"]:
+            calls0, ms0 = self._stats_base.get(n["node_index"], (0, 0.0))
+            rows.append({"op": n["op"], "node": n["node_index"], "detail": n["detail"],
+                         "calls": n["calls"] - calls0, "total_ms": n["total_ms"] - ms0})
+            if reset:
+                self._stats_base[n["node_index"]] = (n["calls"], n["total_ms"])
+        return rows

@@ -24,6 +24,7 @@ class Variant:
     path: str
     model: str            # source model (file stem or zoo name)
     fused: bool
+    kind: str = ""        # "builtin" | "fused" (our runtime) | "stock+delegate" (stock Interpreter)
     latencies_ms: list = field(default_factory=list)
     ops: list = field(default_factory=list)         # per-op breakdown (profiling pass)
     fused_ops: list = field(default_factory=list)   # time inside our custom ops
@@ -112,26 +113,29 @@ def fuse_to(path, out_dir, tune=True, threads=1):
 def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=True, progress=None,
                 work_dir=None, tune=True):
     """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved. Returns a report dict."""
+    from ..litert_delegate import StockModel
     from ..runtime import Model
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
     variants, fuse_reports = [], {}
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
-        variants.append(Variant(f"{stem} builtin", path, stem, False))
+        variants.append(Variant(f"{stem} builtin", path, stem, False, "builtin"))
         if fused:
             try:
                 fused_path, report = fuse_to(path, work_dir, tune=tune, threads=threads)
                 fuse_reports[stem] = _summary(report)
-                variants.append(Variant(f"{stem} fused", fused_path, stem, True))
+                variants.append(Variant(f"{stem} fused", fused_path, stem, True, "fused"))
+                # the same fused file in the stock ai_edge_litert Interpreter + keras_csp.delegate()
+                variants.append(Variant(f"{stem} stock+delegate", fused_path, stem, True, "stock+delegate"))
             except Exception as e:  # noqa: BLE001 - reported per model, the rest still runs
-                variants.append(Variant(f"{stem} fused", "", stem, True, error=f"fuse failed: {e}"))
+                variants.append(Variant(f"{stem} fused", "", stem, True, "fused", error=f"fuse failed: {e}"))
 
     models, inputs = {}, {}
     for v in variants:
         if v.error:
             continue
         try:
-            models[v.label] = Model(v.path, threads)
+            models[v.label] = StockModel(v.path, threads) if v.kind == "stock+delegate" else Model(v.path, threads)
         except Exception as e:  # noqa: BLE001
             v.error = str(e)
             continue
@@ -152,7 +156,8 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
     del models
     if profile_ops:
         for v in live:
-            v.ops = _op_breakdown(v.path, threads, inputs[v.model], True)
+            if v.kind != "stock+delegate":  # the stock interpreter's profiler is not wired up here
+                v.ops = _op_breakdown(v.path, threads, inputs[v.model], True)
     return _report(variants, fuse_reports, threads, runs, warmup)
 
 
@@ -166,13 +171,17 @@ def _report(variants, fuse_reports, threads, runs, warmup):
     by_label = {v.label: v for v in variants}
     rows = []
     for v in variants:
-        row = {"label": v.label, "model": v.model, "path": v.path, "fused": v.fused, **v.stats()}
+        row = {"label": v.label, "model": v.model, "path": v.path, "fused": v.fused, "kind": v.kind, **v.stats()}
         if v.error:
             row["error"] = v.error
         if v.fused and f"{v.model} builtin" in by_label:
             base = by_label[f"{v.model} builtin"].stats()
             if base and v.stats():
                 row["speedup_vs_builtin"] = base["median_ms"] / v.stats()["median_ms"]
+        if v.kind == "stock+delegate" and f"{v.model} fused" in by_label:
+            ours = by_label[f"{v.model} fused"].stats()
+            if ours and v.stats():  # < 1: the stock front door is slower than keras_csp.runtime.Model
+                row["speedup_vs_runtime_fused"] = ours["median_ms"] / v.stats()["median_ms"]
         row["ops"] = v.ops
         row["fused_ops"] = v.fused_ops
         rows.append(row)
@@ -242,7 +251,7 @@ def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_di
                              profile_ops=profile_ops, work_dir=cache_dir, tune=tune)
     for row in report["results"]:
         row["model"] = stem.get(row["model"], row["model"])
-        row["label"] = f"{row['model']} {'fused' if row['fused'] else 'builtin'}"
+        row["label"] = f"{row['model']} {row['kind']}"
         row.update(flops.get(row["model"], {}))
     report["input_size"] = input_size
     return add_pair_ratios(report, pairs)
@@ -277,8 +286,9 @@ def format_table(report):
             lines.append(f"{r['label']:34s} error: {r['error']}")
             continue
         sp = r.get("speedup_vs_builtin")
+        vs = r.get("speedup_vs_runtime_fused")
         lines.append(f"{r['label']:34s} {r['median_ms']:>10.3f} {r['p90_ms']:>9.3f} {r['min_ms']:>9.3f} "
-                     f"{(f'{sp:.3f}x' if sp else '-'):>11s}")
+                     f"{(f'{sp:.3f}x' if sp else '-'):>11s}" + (f"  ({vs:.3f}x of the runtime's fused)" if vs else ""))
     for c in report.get("csp_vs_plain", []):
         lines.append(f"{c['csp']} vs {c['plain']} ({c['path']}): {c['speedup']:.3f}x")
     return "\n".join(lines)

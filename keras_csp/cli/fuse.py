@@ -83,11 +83,16 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, e
 @click.option("--dataset", type=click.Choice(["digits"]), default=None,
               help="With --compare: accuracy of both models on the dataset's test split and how many "
                    "outputs are bit-identical (XNNPACK, TFLite builtin and reference kernels for the builtin ops).")
+@click.option("--stock", is_flag=True,
+              help="Run in the stock ai_edge_litert Interpreter with keras_csp.delegate() instead of keras-csp's runtime.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
-def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_out):
-    """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops."""
+def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock, json_out):
+    """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops (--stock: in the
+    stock LiteRT Interpreter with the keras-csp delegate)."""
     from keras_csp.tflite.bench import accuracy_compare, compare_models, pattern_breakdown
 
+    if stock and (dataset or breakdown):
+        raise click.UsageError("--stock times models; --dataset and --breakdown use keras-csp's runtime")
     if dataset:
         if not compare:
             raise click.UsageError("--dataset needs --compare BUILTIN_MODEL")
@@ -112,8 +117,15 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, json_
         write_json(json_out, rows, indent=2)
         return
 
-    res = compare_models([model] + ([compare] if compare else []), runs=runs, warmup=warmup,
-                         num_threads=threads)
+    from keras_csp.litert_delegate import DelegateError
+
+    try:
+        res = compare_models([model] + ([compare] if compare else []), runs=runs, warmup=warmup,
+                             num_threads=threads, stock=stock)
+    except (DelegateError, RuntimeError, ValueError) as e:
+        raise click.ClickException(str(e).strip())
+    if stock:
+        click.echo(f"interpreter: {res['interpreter']}")
     for r in res["models"]:
         click.echo(f"{r['path']}: median {r['median_ms']:.3f} ms (min {r['min_ms']:.3f}) over {runs} runs; "
                    f"fused ops {r['custom_op_ms']:.3f} ms")

@@ -6,14 +6,16 @@ import statistics
 import numpy as np
 
 
-def compare_models(paths, runs=20, warmup=3, num_threads=1, seed=0, rounds=3):
+def compare_models(paths, runs=20, warmup=3, num_threads=1, seed=0, rounds=3, stock=False):
     """Times each model on the same random input, interleaving `rounds` rounds of `runs`
     invocations per model so drift affects all models alike. Returns per-model medians,
-    time inside our fused ops, and (for 2 models) the speedup of the first over the second."""
+    time inside our fused ops, and (for 2 models) the speedup of the first over the second.
+    `stock`: run them in the stock ai_edge_litert Interpreter with keras_csp.delegate()."""
+    from keras_csp.litert_delegate import StockModel
     from keras_csp.runtime import Model
     from .fuse import representative_inputs
 
-    models = [Model(p, num_threads=num_threads) for p in paths]
+    models = [(StockModel if stock else Model)(p, num_threads=num_threads) for p in paths]
     x = representative_inputs(models[0], samples=2, seed=seed)[1]
     outs = [m.run(*x) for m in models]
     lat = [[] for _ in models]
@@ -23,7 +25,8 @@ def compare_models(paths, runs=20, warmup=3, num_threads=1, seed=0, rounds=3):
         for k, m in enumerate(models):
             m.custom_op_stats(reset=True)
             lat[k] += m.benchmark(runs=runs, warmup=1)
-    res = {"models": [], "num_threads": num_threads, "runs": runs * rounds}
+    res = {"models": [], "num_threads": num_threads, "runs": runs * rounds,
+           "interpreter": "stock ai_edge_litert + keras_csp.delegate()" if stock else "keras_csp.runtime.Model"}
     for k, (p, m) in enumerate(zip(paths, models)):
         st = m.custom_op_stats()
         calls = max([s["calls"] for s in st] + [1])
