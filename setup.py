@@ -41,7 +41,7 @@ ext_modules = [
         + KERNEL_SOURCES,
         include_dirs=["kernels/include", "kernels/runtime"],
         depends=KERNEL_HEADERS,
-        extra_compile_args=["-O3", "-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+        extra_compile_args=["-O3", "-g0", "-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
         libraries=["dl"],
     ),
 ]

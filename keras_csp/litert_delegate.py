@@ -110,7 +110,9 @@ class StockModel:
         self._it.allocate_tensors()
         self._in = self._it.get_input_details()
         self._out = self._it.get_output_details()
-        self._inputs = [TensorDetails(d["name"], tuple(int(s) for s in d["shape"]), d["dtype"]) for d in self._in]
+        self._inputs = [TensorDetails(d["name"], tuple(int(s) for s in d["shape"]), d["dtype"],
+                                      float(d["quantization"][0]), int(d["quantization"][1]),
+                                      "per_tensor" if d["quantization"][0] else "none") for d in self._in]
         self._stats_base = {}
         self.last_run_ms = 0.0
 

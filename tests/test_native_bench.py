@@ -161,6 +161,11 @@ def test_jni_symbol_matches_kotlin_declaration():
     assert "@JvmStatic\n    external fun runBenchmark(" in kotlin
     bridge = open(os.path.join(ANDROID, "app", "src", "main", "cpp", "jni_bridge.cc")).read()
     assert "Java_dev_kerascsp_demo_NativeBench_runBenchmark" in bridge
+    kotlin = open(os.path.join(ANDROID, "app", "src", "main", "java", "dev", "kerascsp", "delegate",
+                               "KerasCspDelegate.kt")).read()
+    jni = open(os.path.join(ANDROID, "app", "src", "main", "cpp", "delegate_jni.cc")).read()
+    for name in ("nativeCreate", "nativeDestroy", "nativeReport"):
+        assert f"private external fun {name}(" in kotlin and f"Java_dev_kerascsp_delegate_KerasCspDelegate_{name}(" in jni
 
 
 def test_app_native_library_builds_for_aarch64(native_build):
@@ -215,3 +220,30 @@ def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, 
     assert x86["fused_ops"] and arm["fused_ops"]  # our custom ops ran on both
     assert arm["int8_variant"] == variant
     assert arm_out.read_bytes() == x86_out.read_bytes()
+
+
+def test_kotlin_delegate_class_and_stock_column_compile_and_load_the_delegate(native_build, tmp_path):
+    """KerasCspDelegate.kt + StockBench.kt (the app's third column) compile against compile-only
+    stubs of LiteRT's Java API (hostcheck/stubs) and drive the host build of libkeras_csp_delegate.so
+    on a desktop JVM: handle, report, refusals with a message, close. The Java Interpreter itself
+    (LiteRT's AAR) is not available here."""
+    if not shutil.which("kotlinc"):
+        pytest.fail("kotlinc missing (scripts/install.sh installs Debian's kotlin)")
+    stubs = tmp_path / "stubs"
+    src = os.path.join(ANDROID, "hostcheck", "stubs", "org", "tensorflow", "lite")
+    subprocess.run(["javac", "-d", str(stubs)] + [os.path.join(src, f) for f in sorted(os.listdir(src))],
+                   check=True, capture_output=True, timeout=300)
+    jar = tmp_path / "delegatecheck.jar"
+    delegate_src = os.path.join(ANDROID, "app", "src", "main", "java", "dev", "kerascsp", "delegate")
+    subprocess.run(["kotlinc", "-cp", str(stubs), os.path.join(delegate_src, "KerasCspDelegate.kt"),
+                    os.path.join(KOTLIN_SRC, "StockBench.kt"), os.path.join(KOTLIN_SRC, "BenchReport.kt"),
+                    os.path.join(ANDROID, "hostcheck", "DelegateCheck.kt"), "-include-runtime", "-d", str(jar)],
+                   check=True, capture_output=True, timeout=600)
+    lib = os.path.join(os.path.dirname(native_build["host"]), "libkeras_csp_delegate.so")
+    proc = subprocess.run(["java", "-cp", f"{jar}:{stubs}", "DelegateCheckKt", lib],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "runtime version 2.9.0 is untested" in proc.stdout and "stock+dlg median 2.0" in proc.stdout
+    if native_build["aarch64"]:
+        header = open(os.path.join(os.path.dirname(native_build["aarch64"]), "libkeras_csp_delegate.so"), "rb").read(20)
+        assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64

@@ -91,15 +91,18 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock
     stock LiteRT Interpreter with the keras-csp delegate)."""
     from keras_csp.tflite.bench import accuracy_compare, compare_models, pattern_breakdown
 
-    if stock and (dataset or breakdown):
-        raise click.UsageError("--stock times models; --dataset and --breakdown use keras-csp's runtime")
+    if stock and breakdown:
+        raise click.UsageError("--breakdown times patterns in keras-csp's runtime; drop --stock")
     if dataset:
         if not compare:
             raise click.UsageError("--dataset needs --compare BUILTIN_MODEL")
         from keras_csp.data import load_dataset
 
-        ds = load_dataset(dataset)
-        res = accuracy_compare(compare, model, ds.x_test, ds.y_test, num_threads=threads)
+        from keras_csp.tflite.graph import Graph
+
+        g = Graph.load(compare)  # the images at the model's input size (digits: any size)
+        ds = load_dataset(dataset, size=int(g.tensor(int(g.sg.inputs[0])).shape[1]))
+        res = accuracy_compare(compare, model, ds.x_test, ds.y_test, num_threads=threads, stock=stock)
         for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
             r = res[k]
             click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "

@@ -89,17 +89,28 @@ def pattern_breakdown(src, runs=10, warmup=2, num_threads=1, seed=0):
     return time_patterns(g, matches, runs=runs, warmup=warmup, num_threads=num_threads, seed=seed)
 
 
-def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1):
+def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1, stock=False):
     """Runs the builtin and fused models on float images x (quantized with the input params)
     in our runtime -- XNNPACK, TFLite's builtin and TFLite's reference kernels for the builtin
     ops (the fused ops round to match each) -- and reports accuracies and how many samples give
-    bit-identical outputs."""
+    bit-identical outputs. `stock`: both in the stock ai_edge_litert Interpreter (the fused one
+    with keras_csp.delegate()), with its default resolver (XNNPACK), without default delegates
+    (builtin kernels) and with the BUILTIN_REF resolver (reference kernels, numerics "reference")."""
+    from keras_csp.litert_delegate import StockModel
     from keras_csp.runtime import Model
 
-    res = {"examples": int(len(x))}
+    def pair(mode):
+        if not stock:
+            return (Model(builtin_path, num_threads=num_threads, cpu_kernel_mode=mode),
+                    Model(fused_path, num_threads=num_threads, cpu_kernel_mode=mode))
+        resolver = {"": "auto", "builtin": "builtin_without_default_delegates", "reference": "builtin_ref"}[mode]
+        numerics = "reference" if mode == "reference" else "auto"
+        return (StockModel(builtin_path, num_threads, op_resolver=resolver),
+                StockModel(fused_path, num_threads, numerics=numerics, op_resolver=resolver))
+
+    res = {"examples": int(len(x)), "interpreter": "stock+delegate" if stock else "keras_csp.runtime"}
     for mode, name in (("", "xnnpack"), ("builtin", "tflite_builtin"), ("reference", "tflite_reference")):
-        mb = Model(builtin_path, num_threads=num_threads, cpu_kernel_mode=mode)
-        mf = Model(fused_path, num_threads=num_threads, cpu_kernel_mode=mode)
+        mb, mf = pair(mode)
         d = mb.input_details()[0]
         same, acc_b, acc_f = 0, 0, 0
         for xi, yi in zip(x, y):

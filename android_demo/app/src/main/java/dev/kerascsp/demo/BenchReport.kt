@@ -1,8 +1,22 @@
 package dev.kerascsp.demo
 
-/** One bundled model: [family] groups a CSP model with its plain twin, [fused] marks the rewritten file. */
-data class BenchModel(val asset: String, val family: String, val csp: Boolean, val fused: Boolean) {
-    val label: String get() = (if (csp) "CSP" else "plain") + "-" + family + if (fused) " fused" else " builtin"
+/**
+ * One bundled model: [family] groups a CSP model with its plain twin, [fused] marks the rewritten file,
+ * [stock] runs it in LiteRT's stock Interpreter with KerasCspDelegate instead of the native runner.
+ */
+data class BenchModel(
+    val asset: String,
+    val family: String,
+    val csp: Boolean,
+    val fused: Boolean,
+    val stock: Boolean = false
+) {
+    val label: String
+        get() = (if (csp) "CSP" else "plain") + "-" + family + when {
+            stock -> " stock+dlg"
+            fused -> " fused"
+            else -> " builtin"
+        }
 }
 
 data class BenchRow(
@@ -29,7 +43,9 @@ object BenchReport {
         BenchModel("models/cspdensenet_int8.tflite", "DenseNet", csp = true, fused = false),
         BenchModel("models/cspdensenet_int8_fused.tflite", "DenseNet", csp = true, fused = true),
         BenchModel("models/densenet_int8.tflite", "DenseNet", csp = false, fused = false),
-        BenchModel("models/densenet_int8_fused.tflite", "DenseNet", csp = false, fused = true)
+        BenchModel("models/densenet_int8_fused.tflite", "DenseNet", csp = false, fused = true),
+        BenchModel("models/cspdensenet_int8_fused.tflite", "DenseNet", csp = true, fused = true, stock = true),
+        BenchModel("models/densenet_int8_fused.tflite", "DenseNet", csp = false, fused = true, stock = true)
     )
 
     fun row(model: BenchModel, json: String): BenchRow = BenchRow(
@@ -54,7 +70,8 @@ object BenchReport {
     fun cspSpeedup(rows: List<BenchRow>, row: BenchRow): Double? {
         if (!row.model.csp) return null
         val plain = rows.firstOrNull {
-            !it.model.csp && it.model.fused == row.model.fused && it.model.family == row.model.family
+            !it.model.csp && it.model.fused == row.model.fused && it.model.stock == row.model.stock &&
+                it.model.family == row.model.family
         }
         return ratio(plain?.medianMs, row.medianMs)
     }

@@ -12,7 +12,8 @@ import java.util.concurrent.Executors
 
 /**
  * Runs the bundled int8 models (CSPDenseNet vs DenseNet; builtin XNNPACK path vs keras-csp fused
- * kernels) through the native benchmark core and shows a table; "Export JSON" writes the results
+ * kernels in the native runner vs the fused file in LiteRT's stock Interpreter with KerasCspDelegate)
+ * and shows a table; "Export JSON" writes the results
  * to the app's external files directory.
  */
 class MainActivity : Activity() {
@@ -35,10 +36,14 @@ class MainActivity : Activity() {
             executor.execute {
                 val rows = BenchReport.bundledModels.map { model ->
                     runOnUiThread { table.text = "running ${model.label} ..." }
-                    val json = NativeBench.runBenchmark(
-                        LITERT_LIBRARY, BuildConfig.LITERT_VERSION, copyAsset(model.asset).absolutePath,
-                        numThreads, RUNS, WARMUP, /* customOps = */ model.fused
-                    )
+                    val json = if (model.stock) {
+                        StockBench.run(copyAsset(model.asset), numThreads, RUNS, WARMUP, BuildConfig.LITERT_VERSION)
+                    } else {
+                        NativeBench.runBenchmark(
+                            LITERT_LIBRARY, BuildConfig.LITERT_VERSION, copyAsset(model.asset).absolutePath,
+                            numThreads, RUNS, WARMUP, /* customOps = */ model.fused
+                        )
+                    }
                     BenchReport.row(model, json)
                 }
                 runOnUiThread {
