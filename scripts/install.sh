@@ -9,11 +9,15 @@
 #   kotlin                             the Android app's Kotlin code, compiled and run on a desktop JVM
 #   llvm-19                            llvm-mca: ARM microkernel throughput models (bench/mca)
 #   libusb-1.0-0                       imported by tflite-support's metadata writers
+#   arm64 architecture (dpkg)          Debian's arm64 python3.11, unpacked (not installed) by
+#                                      android_demo/tools/fetch_python_aarch64.sh: the stock aarch64
+#                                      LiteRT interpreter with the keras-csp delegate under qemu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+$SUDO dpkg --add-architecture arm64
 $SUDO apt-get update -q >/dev/null
 # clang's libFuzzer runtime must match the default clang's major version: libclang-rt-14-dev on
 # Debian 12 (clang 14); another release's clang is read from the clang package's Depends.
@@ -34,6 +38,9 @@ python3 -m pip install -q atheris  # fuzzing (hardening/fuzz)
 python3 -m pip install -q keras-cv
 # The aarch64 LiteRT runtime, for the cross-compiled native benchmark under qemu.
 bash android_demo/tools/fetch_litert_aarch64.sh >/dev/null
+# An aarch64 Python with the aarch64 ai-edge-litert wheel: its stock interpreter loads the aarch64
+# keras-csp delegate under qemu (tests/test_native_bench.py).
+bash android_demo/tools/fetch_python_aarch64.sh >/dev/null
 
 # Every tool the test suite uses, checked here so a broken install fails now, not in pytest.
 python3 tests/toolchain.py

@@ -3,6 +3,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -247,3 +248,43 @@ def test_kotlin_delegate_class_and_stock_column_compile_and_load_the_delegate(na
     if native_build["aarch64"]:
         header = open(os.path.join(os.path.dirname(native_build["aarch64"]), "libkeras_csp_delegate.so"), "rb").read(20)
         assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
+
+
+@pytest.fixture(scope="module")
+def fused_tiny(int8_model, tmp_path_factory):
+    from keras_csp.tflite.fuse import fuse
+    dst = str(tmp_path_factory.mktemp("delegate") / "tiny_fused.tflite")
+    assert fuse(int8_model, dst)["fused_ops"] == 6
+    return dst
+
+
+@pytest.mark.parametrize("qemu_cpu", ["max", "cortex-a53"])
+def test_aarch64_delegate_in_the_stock_aarch64_interpreter_equals_x86(native_build, int8_model, fused_tiny,
+                                                                     tmp_path, qemu_cpu):
+    """The aarch64 libkeras_csp_delegate.so, loaded by the aarch64 ai-edge-litert wheel's stock
+    interpreter (an aarch64 Python under qemu), runs the fused tiny model (3 CspDenseBlock +
+    3 CspPartialConv) with outputs equal byte for byte to the x86 run of the same script and to the
+    plain int8 model. TFLite's builtin kernels run the rest on both (the two XNNPACK builds round
+    differently, see README); qemu -cpu max dispatches neon_i8mm, cortex-a53 plain NEON."""
+    from tests.toolchain import require
+
+    require("qemu-aarch64", "aarch64-g++", "aarch64-python")
+    script = os.path.join(TOOLS, "stock_delegate_run.py")
+    x86_lib = os.path.join(os.path.dirname(native_build["host"]), "libkeras_csp_delegate.so")
+    arm_lib = os.path.join(os.path.dirname(native_build["aarch64"]), "libkeras_csp_delegate.so")
+    subprocess.run([sys.executable, script, x86_lib, fused_tiny, str(tmp_path / "x86.npy")], check=True,
+                   capture_output=True, timeout=300)
+    proc = subprocess.run([os.path.join(TOOLS, "run_aarch64_python.sh"), "-cpu", qemu_cpu, script, arm_lib,
+                           fused_tiny, str(tmp_path / "arm.npy")], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    x86, arm = np.load(tmp_path / "x86.npy"), np.load(tmp_path / "arm.npy")
+    assert x86.shape == (4, 1, 1000) and np.array_equal(x86, arm)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=int8_model, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    rng = np.random.default_rng(0)  # the script's inputs
+    for k in range(4):
+        it.set_tensor(inp["index"], rng.integers(-128, 128, size=inp["shape"]).astype(np.int8))
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(out["index"]), x86[k])

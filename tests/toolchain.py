@@ -12,6 +12,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AARCH64_LITERT = os.path.join(ROOT, "build", "litert-aarch64", "ai_edge_litert", "libLiteRt.so")
+AARCH64_PYTHON = os.path.join(ROOT, "build", "py-aarch64")
 
 
 def _clang_fuzzer_runtime():
@@ -39,6 +40,9 @@ TOOLS = {
     "qemu-aarch64": (lambda: shutil.which("qemu-aarch64"), "apt: qemu-user"),
     "aarch64-g++": (lambda: shutil.which("aarch64-linux-gnu-g++"), "apt: g++-aarch64-linux-gnu"),
     "aarch64-litert": (lambda: os.path.isfile(AARCH64_LITERT), "android_demo/tools/fetch_litert_aarch64.sh"),
+    "aarch64-python": (lambda: os.path.isfile(os.path.join(AARCH64_PYTHON, "usr", "bin", "python3.11"))
+                       and os.path.isdir(os.path.join(AARCH64_PYTHON, "site", "ai_edge_litert")),
+                       "android_demo/tools/fetch_python_aarch64.sh (after dpkg --add-architecture arm64)"),
     "llvm-mca": (lambda: shutil.which("llvm-mca-19") or shutil.which("llvm-mca"), "apt: llvm-19"),
     "tflite-support": (lambda: _has_module("tflite_support"), "pip install --no-deps tflite-support==0.4.4"),
     "keras-cv": (lambda: _has_module("keras_cv"), "pip: keras-cv (another library's YOLOv8 backbone, fuse tests)"),
