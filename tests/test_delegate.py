@@ -263,3 +263,24 @@ def test_mutated_custom_options_never_crash(leaky, chain, tmp):
     assert r.returncode == 0, r.stderr[-2000:]
     ok, err = map(int, r.stdout.split()[-2:])
     assert ok + err == len(paths) and err > 0
+
+
+@pytest.mark.parametrize("name", ["cspdensenet_tiny", "cspmobilenetv2_tiny", "yolov8_backbone_tiny"])
+def test_fused_tiny_models_bit_identical_on_digits_in_the_stock_interpreter(tmp, name):
+    """The fused tiny models (CspDenseBlock + CspPartialConv; depthwise skip heads and
+    KcspDepthwiseConv2D; CspBlocks) in the stock Interpreter with keras_csp.delegate(): every
+    output on the digits test split equals the plain int8 model's under the stock default
+    (XNNPACK) and without default delegates (builtin kernels). BUILTIN_REF is not run here: its
+    reference int8 SOFTMAX aborts on the plain models (see keras_csp.tflite.bench.accuracy_compare)."""
+    from keras_csp.benchmark import export_ptq_int8
+    from keras_csp.data import load_dataset
+    from keras_csp.tflite.bench import accuracy_compare
+
+    src = export_ptq_int8(name, str(tmp / f"{name}_int8.tflite"), 32)
+    dst = str(tmp / f"{name}_fused.tflite")
+    assert fuse(src, dst)["fused_ops"] >= 4
+    ds = load_dataset("digits")
+    res = accuracy_compare(src, dst, ds.x_test, ds.y_test, stock=True)
+    assert res["examples"] == 360 and res["interpreter"] == "stock+delegate"
+    for k in ("xnnpack", "tflite_builtin"):
+        assert res[k]["bit_identical_outputs"] == 360, (k, res[k])

@@ -103,7 +103,7 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock
         g = Graph.load(compare)  # the images at the model's input size (digits: any size)
         ds = load_dataset(dataset, size=int(g.tensor(int(g.sg.inputs[0])).shape[1]))
         res = accuracy_compare(compare, model, ds.x_test, ds.y_test, num_threads=threads, stock=stock)
-        for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
+        for k in [k for k in ("xnnpack", "tflite_builtin", "tflite_reference") if k in res]:
             r = res[k]
             click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "
                        f"bit-identical outputs {r['bit_identical_outputs']}/{res['examples']}")

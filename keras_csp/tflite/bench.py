@@ -94,8 +94,10 @@ def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1, stock=False)
     in our runtime -- XNNPACK, TFLite's builtin and TFLite's reference kernels for the builtin
     ops (the fused ops round to match each) -- and reports accuracies and how many samples give
     bit-identical outputs. `stock`: both in the stock ai_edge_litert Interpreter (the fused one
-    with keras_csp.delegate()), with its default resolver (XNNPACK), without default delegates
-    (builtin kernels) and with the BUILTIN_REF resolver (reference kernels, numerics "reference")."""
+    with keras_csp.delegate()), with its default resolver (XNNPACK) and without default delegates
+    (builtin kernels). Not with the BUILTIN_REF resolver: LiteRT 2.3's reference int8 SOFTMAX aborts
+    the process (the plain models alone; the delegate's "reference" numerics are tested on a model
+    without SOFTMAX in tests/test_delegate.py)."""
     from keras_csp.litert_delegate import StockModel
     from keras_csp.runtime import Model
 
@@ -109,7 +111,10 @@ def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1, stock=False)
                 StockModel(fused_path, num_threads, numerics=numerics, op_resolver=resolver))
 
     res = {"examples": int(len(x)), "interpreter": "stock+delegate" if stock else "keras_csp.runtime"}
-    for mode, name in (("", "xnnpack"), ("builtin", "tflite_builtin"), ("reference", "tflite_reference")):
+    modes = [("", "xnnpack"), ("builtin", "tflite_builtin"), ("reference", "tflite_reference")]
+    if stock:
+        modes = modes[:2]
+    for mode, name in modes:
         mb, mf = pair(mode)
         d = mb.input_details()[0]
         same, acc_b, acc_f = 0, 0, 0
