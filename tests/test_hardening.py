@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ = os.path.join(ROOT, "hardening", "fuzz")
 SMOKE_SECONDS = int(os.environ.get("KCSP_FUZZ_SMOKE_SECONDS", "10"))
-TARGETS = ["custom_options", "kernels", "tflite"]
+TARGETS = ["custom_options", "kernels", "tflite", "delegate"]
 
 
 def _sh(args, timeout):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang -fsanitize=fuzzer,address,undefined) into
-# hardening/build/fuzz/:  fuzz_custom_options, fuzz_kernels.
+# hardening/build/fuzz/:  fuzz_custom_options, fuzz_kernels, fuzz_delegate.
 # Needs clang with libFuzzer (Debian: clang + libclang-rt-<ver>-dev or the clang package's
 # bundled compiler-rt; check: clang -print-file-name=libclang_rt.fuzzer-x86_64.a).
 set -euo pipefail
@@ -17,7 +17,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 FLAGS="-std=c++17 -O1 -g $SAN -I$ROOT/kernels/include -I$ROOT/kernels/runtime"
 # Library sources: instrumented for coverage too (fuzzer-no-link), compiled once, in parallel.
 SRCS=$(ls "$ROOT"/kernels/src/*.cc "$ROOT"/kernels/src/*/*.cc \
-          "$ROOT"/kernels/runtime/flexbuffer_reader.cc "$ROOT"/kernels/runtime/custom_ops.cc)
+          "$ROOT"/kernels/runtime/flexbuffer_reader.cc "$ROOT"/kernels/runtime/custom_ops.cc \
+          "$ROOT"/kernels/runtime/delegate.cc)
 OBJS=()
 for s in $SRCS; do OBJS+=("$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"); done
 # An object is stale when its source, this script or any kernel header is newer (the headers hold
@@ -37,4 +38,6 @@ done
 $CXX $FLAGS -fsanitize=fuzzer "$ROOT/hardening/fuzz/fuzz_kernels.cc" "${KOBJS[@]}" -o "$OUT/fuzz_kernels"
 $CXX $FLAGS -fsanitize=fuzzer "$ROOT/hardening/fuzz/fuzz_custom_options.cc" "${KOBJS[@]}" "${ROBJS[@]}" \
   -o "$OUT/fuzz_custom_options"
-echo "built: $OUT/fuzz_kernels $OUT/fuzz_custom_options"
+$CXX $FLAGS -fsanitize=fuzzer "$ROOT/hardening/fuzz/fuzz_delegate.cc" "${KOBJS[@]}" "${ROBJS[@]}" \
+  -o "$OUT/fuzz_delegate"
+echo "built: $OUT/fuzz_kernels $OUT/fuzz_custom_options $OUT/fuzz_delegate"

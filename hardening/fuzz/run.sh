@@ -4,13 +4,13 @@
 #   hardening/fuzz/run.sh TARGET SECONDS [extra libFuzzer/atheris flags...]
 #   hardening/fuzz/run.sh TARGET regress       # only replay seeds + regression inputs
 #
-# TARGET: custom_options | kernels | tflite
+# TARGET: custom_options | kernels | tflite | delegate (seeded from the custom_options corpus)
 # RUNS=N stops after N executions instead (SECONDS is then an upper bound).
 # Working corpus: hardening/build/fuzz/corpus_<TARGET> (seeded from hardening/fuzz/corpus/),
 # crashes: hardening/build/fuzz/artifacts/<TARGET>/; exit status != 0 on any crash.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-T="${1:?usage: run.sh custom_options|kernels|tflite SECONDS|regress}"
+T="${1:?usage: run.sh custom_options|kernels|tflite|delegate SECONDS|regress}"
 SECS="${2:-60}"
 shift 2 || shift $#
 B="$ROOT/hardening/build/fuzz"
@@ -20,6 +20,7 @@ case "$T" in
   custom_options) SEEDS="$F/corpus/custom_options" ;;
   kernels) SEEDS="$F/corpus/kernels" ;;
   tflite) SEEDS="$F/corpus/tflite" ;;
+  delegate) SEEDS="$F/corpus/custom_options" ;;  # the same input format
   *) echo "unknown target $T" >&2; exit 2 ;;
 esac
 REG="$F/regressions/$T"
@@ -31,7 +32,7 @@ if [ "$T" = tflite ]; then
   COMMON+=(-rss_limit_mb=4096 -max_len=16384)
 else
   # Rebuild when the harness or any kernel / runtime source or header is newer than the binary.
-  if [ ! -x "$B/fuzz_$T" ] || [ -n "$(find "$F/fuzz_$T.cc" "$F/build.sh" "$ROOT/kernels/src" "$ROOT/kernels/include" \
+  if [ ! -x "$B/fuzz_$T" ] || [ -n "$(find "$F/fuzz_$T.cc" "$F/option_inputs.h" "$F/build.sh" "$ROOT/kernels/src" "$ROOT/kernels/include" \
                                        "$ROOT/kernels/runtime" -newer "$B/fuzz_$T" -type f | head -1)" ]; then
     bash "$F/build.sh" >/dev/null
   fi
