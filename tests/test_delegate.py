@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate
-from flatbuffers import flexbuffers
 
 import keras_csp
 from keras_csp import runtime as rt
 from keras_csp.litert_delegate import DelegateError, StockModel, delegate, delegate_report, library_path
 from keras_csp.tflite.fuse import fuse, representative_inputs
 from keras_csp.tflite.graph import Graph
-from keras_csp.tflite.testing import make_custom_op_model, make_dense_block_model, make_partial_conv_model
+from keras_csp.tflite.testing import (edit_custom_options, make_custom_op_model, make_dense_block_model,
+                                      make_partial_conv_model)
 
 R = OpResolverType
 
@@ -179,15 +179,6 @@ def test_stock_model_matches_the_runtime(leaky):
     assert [r["calls"] for r in s.custom_op_stats()] == [4]
 
 
-def _edit_options(src, dst, edit):
-    g = Graph.load(src)
-    for op in g.ops():
-        if g.op_type(op).startswith("Csp"):
-            opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
-            edit(opts)
-            op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
-    g.save(dst)
-    return str(dst)
 
 
 @pytest.mark.parametrize("edit, msg", [
@@ -197,7 +188,7 @@ def _edit_options(src, dst, edit):
     (lambda o: o.update(c_skip=1000), "skip slice .* exceeds"),
 ])
 def test_malformed_custom_options_give_a_clear_error(leaky, tmp, edit, msg):
-    bad = _edit_options(leaky[1], tmp / "bad_opts.tflite", edit)
+    bad = edit_custom_options(leaky[1], tmp / "bad_opts.tflite", edit)
     with pytest.raises(RuntimeError, match=msg):
         _run(bad, [delegate()], inputs=[])
 
@@ -206,7 +197,7 @@ def test_file_from_an_older_fuse_is_refused_under_xnnpack_only(leaky, tmp):
     """No XNNPACK LEAKY_RELU parameters (an older fuse pass): refused where XNNPACK runs the rest,
     still bit-exact with TFLite's builtin kernels."""
     keys = ("post_xnn_positive_multiplier", "post_xnn_negative_multiplier")
-    old = _edit_options(leaky[1], tmp / "old.tflite", lambda o: [o.pop(k) for k in keys])
+    old = edit_custom_options(leaky[1], tmp / "old.tflite", lambda o: [o.pop(k) for k in keys])
     with pytest.raises(RuntimeError, match="missing option 'post_xnn_positive_multiplier'"):
         _run(old, [delegate()], inputs=[])
     xs = _inputs(leaky[0], n=4)

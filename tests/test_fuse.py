@@ -13,7 +13,7 @@ import importlib
 fuse_mod = importlib.import_module("keras_csp.tflite.fuse")
 from keras_csp.tflite.fuse import representative_inputs
 from keras_csp.tflite.graph import Graph
-from keras_csp.tflite.testing import make_dense_block_model, make_partial_conv_model
+from keras_csp.tflite.testing import edit_custom_options, make_dense_block_model, make_partial_conv_model
 
 
 @pytest.fixture(scope="module")
@@ -240,15 +240,6 @@ def test_inconsistent_custom_options_fail_in_init(partial, tmp, field, value, ms
         rt.Model(bad)
 
 
-def _edit_options(src, dst, edit):
-    g = Graph.load(src)
-    for op in g.ops():
-        if g.op_type(op).startswith("Csp"):
-            opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
-            edit(opts)
-            op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
-    g.save(dst)
-    return dst
 
 
 def test_leaky_relu_without_xnnpack_parameters_is_refused_under_xnnpack(partial_variants, tmp):
@@ -258,13 +249,13 @@ def test_leaky_relu_without_xnnpack_parameters_is_refused_under_xnnpack(partial_
     out = tmp / "leaky_opts.tflite"
     fuse(partial_variants[2], out)
     keys = ("post_xnn_positive_multiplier", "post_xnn_negative_multiplier")
-    old = _edit_options(out, tmp / "leaky_old.tflite", lambda o: [o.pop(k) for k in keys])
+    old = edit_custom_options(out, tmp / "leaky_old.tflite", lambda o: [o.pop(k) for k in keys])
     with pytest.raises(rt.ModelLoadError, match="missing option 'post_xnn_positive_multiplier'"):
         rt.Model(old)
     x = representative_inputs(rt.Model(out), 2)[1]
     np.testing.assert_array_equal(rt.Model(old, cpu_kernel_mode="builtin").run(*x)[0],
                                   rt.Model(partial_variants[2], cpu_kernel_mode="builtin").run(*x)[0])
-    unsup = _edit_options(old, tmp / "leaky_unsup.tflite", lambda o: o.update(post_xnn_unsupported=True))
+    unsup = edit_custom_options(old, tmp / "leaky_unsup.tflite", lambda o: o.update(post_xnn_unsupported=True))
     assert rt.Model(unsup).run(*x)[0].shape == rt.Model(out).run(*x)[0].shape
 
 

@@ -159,9 +159,7 @@ void PluginError(const char* msg) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  static const char* kNames[] = {"CspPartialConv", "CspDenseBlock",       "KcspTestAffine",
-                                 "CspBlock",       "KcspDepthwiseConv2D", "NoSuchOp"};
-  const std::string name = kNames[data[0] % 6];
+  const std::string name = OpName(data[0]);
   const uint8_t shape = data[1], perturb = data[2];
   std::vector<uint8_t> opts(data + 3, data + size);
 

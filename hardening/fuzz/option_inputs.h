@@ -260,4 +260,11 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
   return in;
 }
 
+// The op a fuzz input's selector byte (its first byte) names: our five custom ops or an unknown one.
+inline std::string OpName(uint8_t selector) {
+  static const char* kNames[] = {"CspPartialConv", "CspDenseBlock",       "KcspTestAffine",
+                                 "CspBlock",       "KcspDepthwiseConv2D", "NoSuchOp"};
+  return kNames[selector % 6];
+}
+
 }  // namespace kcsp_fuzz

@@ -125,3 +125,16 @@ def make_dense_block_model(path, hw=8, channels=8, growth=4, layers=3, bottlenec
     out = tf.keras.layers.Dense(10)(x)
     model = tf.keras.Model(inp, out)
     return _convert_int8(model, (hw, hw, channels), path, seed=seed)
+
+
+def edit_custom_options(src, dst, edit, prefix: str = "Csp"):
+    """Copies `src` to `dst` with `edit(options_dict)` applied to the flexbuffer custom options of
+    every custom op whose name starts with `prefix` (tests of malformed / older options)."""
+    g = Graph.load(src)
+    for op in g.ops():
+        if g.op_type(op).startswith(prefix):
+            opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
+            edit(opts)
+            op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
+    g.save(dst)
+    return str(dst)

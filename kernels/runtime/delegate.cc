@@ -24,19 +24,17 @@ constexpr const char* kXnnpackKernelName = "TfLiteXNNPackDelegate";
 constexpr const char* kOurKernelName = "KerasCspDelegate";
 constexpr int kMaxTensorIndexSpan = 1 << 24;           // sanity bound on the interpreter's structs
 
-struct NodeStats {
-  std::string op;
-  int node_index = -1;
-  std::string detail;
-  uint64_t calls = 0;
-  double total_ms = 0.0;
-};
+// Per claimed node (CustomOpStat.node holds the interpreter's node index).
+using NodeStats = CustomOpStat;
 
 struct DelegateState {
   TfLiteDelegate delegate{};
   DelegateOptions options;
   std::mutex mu;  // guards everything below
-  std::unique_ptr<ThreadPool> pool;
+  // Shared by every partition (one set of workers, not one per fused node); a partition keeps its
+  // own reference, so an interpreter preparing with another thread count never frees a pool that
+  // another interpreter's partition is running on.
+  std::shared_ptr<ThreadPool> pool;
   std::string numerics_in_use;
   std::vector<std::shared_ptr<NodeStats>> nodes;  // nodes claimed by the last Prepare
   // The interpreter's graph-inspection functions, saved while it offered them to our Prepare.
@@ -126,6 +124,7 @@ struct Partition {
   std::map<int, size_t> internal_bytes;
   bool have_numerics = false;
   Numerics numerics = Numerics::kXnnpack;
+  std::shared_ptr<ThreadPool> pool;
   std::string init_error;
 };
 
@@ -182,7 +181,7 @@ void* PartitionInit(TfLiteContext* context, const char* buffer, size_t) {
       if (auto e = IndexList(node->outputs, context->tensors_size, &s.outputs); !e.empty()) throw std::runtime_error(e);
       s.stats = std::make_shared<NodeStats>();
       s.stats->op = s.op;
-      s.stats->node_index = s.node_index;
+      s.stats->node = s.node_index;
       {
         std::lock_guard<std::mutex> l(p->state->mu);
         p->state->nodes.push_back(s.stats);
@@ -217,7 +216,8 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
       st->numerics_in_use = NumericsName(numerics);
       int threads = st->options.num_threads > 0 ? st->options.num_threads
                     : context->recommended_num_threads > 0 ? context->recommended_num_threads : 1;
-      if (!st->pool || st->pool->threads() != threads) st->pool = std::make_unique<ThreadPool>(threads);
+      if (!st->pool || st->pool->threads() != threads) st->pool = std::make_shared<ThreadPool>(threads);
+      p->pool = st->pool;
     }
     if (!p->have_numerics || p->numerics != numerics) {
       for (auto& s : p->nodes) {
@@ -299,7 +299,7 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
 TfLiteStatus PartitionInvoke(TfLiteContext* context, TfLiteNode* node) {
   auto* p = static_cast<Partition*>(node->user_data);
   if (!p || !p->have_numerics) return kTfLiteError;
-  ThreadPool* pool = p->state->pool.get();
+  ThreadPool* pool = p->pool.get();
   try {
     std::vector<void*> in, out;
     std::vector<size_t> in_bytes, out_bytes;
@@ -520,7 +520,7 @@ std::string DelegateReport(const TfLiteDelegate* delegate) {
      << "\", \"num_threads\": " << (st->pool ? st->pool->threads() : 0) << ", \"nodes\": [";
   for (size_t i = 0; i < st->nodes.size(); ++i) {
     const NodeStats& n = *st->nodes[i];
-    os << (i ? ", " : "") << "{\"op\": \"" << JsonEscape(n.op) << "\", \"node_index\": " << n.node_index
+    os << (i ? ", " : "") << "{\"op\": \"" << JsonEscape(n.op) << "\", \"node_index\": " << n.node
        << ", \"detail\": \"" << JsonEscape(n.detail) << "\", \"calls\": " << n.calls
        << ", \"total_ms\": " << n.total_ms << "}";
   }

@@ -7,18 +7,9 @@
 #include <string>
 
 #include "delegate.h"
+#include "jni_util.h"
 
-namespace {
-
-std::string FromJava(JNIEnv* env, jstring s) {
-  if (s == nullptr) return "";
-  const char* chars = env->GetStringUTFChars(s, nullptr);
-  std::string out = chars ? chars : "";
-  if (chars) env->ReleaseStringUTFChars(s, chars);
-  return out;
-}
-
-}  // namespace
+using keras_csp::jni::FromJava;
 
 extern "C" JNIEXPORT jlong JNICALL Java_dev_kerascsp_delegate_KerasCspDelegate_nativeCreate(
     JNIEnv* env, jclass /*cls*/, jstring numerics, jint num_threads, jstring litert_version) {

@@ -7,16 +7,11 @@
 #include <string>
 
 #include "bench_core.h"
+#include "jni_util.h"
 
 namespace {
 
-std::string FromJava(JNIEnv* env, jstring s) {
-  if (s == nullptr) return "";
-  const char* chars = env->GetStringUTFChars(s, nullptr);
-  std::string out = chars ? chars : "";
-  if (chars) env->ReleaseStringUTFChars(s, chars);
-  return out;
-}
+using keras_csp::jni::FromJava;
 
 std::string ErrorJson(const std::string& message) {
   std::string escaped;
