@@ -9,6 +9,8 @@
 #   kotlin                             the Android app's Kotlin code, compiled and run on a desktop JVM
 #   llvm-19                            llvm-mca: ARM microkernel throughput models (bench/mca)
 #   libusb-1.0-0                       imported by tflite-support's metadata writers
+#   qemu-user 10 (bookworm-backports)  downloaded with a private apt configuration and unpacked to
+#                                      build/qemu (kernels/tools/fetch_qemu.sh), not installed
 #   arm64 architecture (dpkg)          Debian's arm64 python3.11, unpacked (not installed) by
 #                                      android_demo/tools/fetch_python_aarch64.sh: the stock aarch64
 #                                      LiteRT interpreter with the keras-csp delegate under qemu
@@ -36,6 +38,9 @@ python3 -m pip install -q --no-deps tflite-support==0.4.4
 python3 -m pip install -q atheris  # fuzzing (hardening/fuzz)
 # Another Keras library's CSP blocks (keras-cv's YOLOv8 backbone: C2f, SPPF, SiLU), fused in the tests.
 python3 -m pip install -q keras-cv
+# qemu 10 (bookworm-backports, unpacked into build/qemu): Debian 12's qemu 7.2 computes SME's SMOPA
+# wrongly, and the aarch64 tests run the SME kernels.
+bash kernels/tools/fetch_qemu.sh >/dev/null
 # The aarch64 LiteRT runtime, for the cross-compiled native benchmark under qemu.
 bash android_demo/tools/fetch_litert_aarch64.sh >/dev/null
 # An aarch64 Python with the aarch64 ai-edge-litert wheel: its stock interpreter loads the aarch64

@@ -16,7 +16,7 @@ from keras_csp import _kernels
 from keras_csp import kernels as K
 
 FEATURES = K.cpu_features()
-INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon"]
+INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme"]
 MISSING_REASON = {
     "avx2": "CPU has no AVX2",
     "avxvnni": "CPU has no AVX-VNNI (e.g. AMD Zen 3 / Zen 4, Intel before Alder Lake); this variant is "
@@ -27,6 +27,8 @@ MISSING_REASON = {
     "neon_i8mm": "not an aarch64 CPU with the int8 matrix-multiply extension (tested under qemu "
                  "-cpu max by kernels/tools/test_aarch64.sh)",
     "neon": "not an aarch64 CPU (tested under qemu by kernels/tools/test_aarch64.sh)",
+    "sme": "not an aarch64 CPU with SME (tested under qemu 10 -cpu max and max,sme512=on by "
+           "kernels/tools/test_aarch64.sh)",
 }
 AVAILABLE = K.available_variants()
 

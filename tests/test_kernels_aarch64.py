@@ -1,9 +1,11 @@
-"""The NEON kernels (i8mm, dotprod, plain NEON) pass the same C++ reference tests under qemu-aarch64.
+"""The ARM kernels (SME, i8mm, dotprod, plain NEON) pass the same C++ reference tests under qemu-aarch64.
 
 Runs kernels/tools/test_aarch64.sh: cross-compiles the kernel library and its C++ tests with
-g++-aarch64-linux-gnu and runs them under qemu with -cpu max (i8mm, dotprod and plain NEON vs the
-scalar reference; dispatch picks i8mm), -cpu cortex-a76 (dotprod, no i8mm) and -cpu cortex-a53
-(neither: the plain NEON variant); then the same tests built by clang (the NDK's compiler).
+g++-aarch64-linux-gnu and runs them under qemu (10, kernels/tools/fetch_qemu.sh: 7.2's SMOPA is
+wrong) with -cpu max (SME with 256-bit streaming vectors, i8mm, dotprod and plain NEON vs the
+scalar reference; dispatch picks sme), -cpu max,sme512=on (SME's 512-bit path), -cpu max,sme=off
+(dispatch picks i8mm), -cpu cortex-a76 (dotprod, no i8mm) and -cpu cortex-a53 (the plain NEON
+variant); then the same tests built by clang (the NDK's compiler).
 """
 import os
 import subprocess
@@ -15,16 +17,28 @@ SCRIPT = Path(__file__).resolve().parent.parent / "kernels" / "tools" / "test_aa
 
 
 def test_neon_kernels_under_qemu(tmp_path):
-    require("aarch64-g++", "qemu-aarch64", "cmake", "clang")
+    require("aarch64-g++", "qemu-aarch64", "qemu-sme", "cmake", "clang")
     env = dict(os.environ, BUILD_DIR=str(tmp_path / "build"), TRIALS="100", JOBS="2")
     proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert "best_int8=neon_i8mm" in out             # -cpu max
+    assert out.count("best_int8=sme") == 4          # -cpu max (SVL 256) and max,sme512=on; gcc and clang
+    assert "best_int8=neon_i8mm" in out             # -cpu max,sme=off
     assert "best_int8=neon_dotprod" in out          # cortex-a76
     assert "best_int8=neon " in out                 # cortex-a53: the plain NEON fallback
-    assert "neon_i8mm     int8:yes" in out and "neon_dotprod  int8:yes" in out
-    assert out.count(" 0 failures") == 5            # 3 cores with gcc, 2 with clang
+    assert "sme           int8:yes" in out and "neon_i8mm     int8:yes" in out and "neon_dotprod  int8:yes" in out
+    assert out.count(" 0 failures") == 8            # 5 cpu settings with gcc, 3 with clang
+
+
+def test_sme_instruction_words_match_their_mnemonics():
+    """conv_int8_sme.cc writes SVE/SME instructions as .inst words (clang 14 has no SME mnemonics):
+    each word must be what binutils assembles from the mnemonic in its comment."""
+    require("aarch64-g++")
+    import sys
+    src = SCRIPT.parent.parent / "src" / "arm" / "conv_int8_sme.cc"
+    proc = subprocess.run([sys.executable, str(SCRIPT.parent / "sme_inst.py"), "--check", str(src)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and " 0 wrong" in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_llvm_mca_reports_the_arm_main_loops(tmp_path):

@@ -202,7 +202,7 @@ def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int
     assert proc.returncode == 1 and "model file not found" in proc.stdout
 
 
-@pytest.mark.parametrize("qemu_cpu,variant", [("max", "neon_i8mm"), ("cortex-a76", "neon_dotprod"),
+@pytest.mark.parametrize("qemu_cpu,variant", [("max", "sme"), ("max,sme=off", "neon_i8mm"), ("cortex-a76", "neon_dotprod"),
                                                ("cortex-a53", "neon")])
 def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, tmp_path, qemu_cpu, variant):
     """The fused int8 model: each NEON int8 variant (picked by dispatch on the emulated core) vs
@@ -258,14 +258,15 @@ def fused_tiny(int8_model, tmp_path_factory):
     return dst
 
 
-@pytest.mark.parametrize("qemu_cpu", ["max", "cortex-a53"])
+@pytest.mark.parametrize("qemu_cpu", ["max", "max,sme512=on", "cortex-a53"])
 def test_aarch64_delegate_in_the_stock_aarch64_interpreter_equals_x86(native_build, int8_model, fused_tiny,
                                                                      tmp_path, qemu_cpu):
     """The aarch64 libkeras_csp_delegate.so, loaded by the aarch64 ai-edge-litert wheel's stock
     interpreter (an aarch64 Python under qemu), runs the fused tiny model (3 CspDenseBlock +
     3 CspPartialConv) with outputs equal byte for byte to the x86 run of the same script and to the
     plain int8 model. TFLite's builtin kernels run the rest on both (the two XNNPACK builds round
-    differently, see README); qemu -cpu max dispatches neon_i8mm, cortex-a53 plain NEON."""
+    differently, see README); qemu -cpu max dispatches the SME kernels (256-bit streaming vectors,
+    512 with sme512=on), cortex-a53 plain NEON."""
     from tests.toolchain import require
 
     require("qemu-aarch64", "aarch64-g++", "aarch64-python")

@@ -38,6 +38,8 @@ TOOLS = {
     "kotlinc": (lambda: shutil.which("kotlinc"), "apt: kotlin"),
     "java": (lambda: shutil.which("java") and shutil.which("javac"), "apt: default-jdk-headless"),
     "qemu-aarch64": (lambda: shutil.which("qemu-aarch64"), "apt: qemu-user"),
+    "qemu-sme": (lambda: os.path.isfile(os.path.join(ROOT, "build", "qemu", "usr", "bin", "qemu-aarch64")),
+                 "kernels/tools/fetch_qemu.sh (qemu 10 from bookworm-backports; 7.2 miscomputes SME's SMOPA)"),
     "aarch64-g++": (lambda: shutil.which("aarch64-linux-gnu-g++"), "apt: g++-aarch64-linux-gnu"),
     "aarch64-litert": (lambda: os.path.isfile(AARCH64_LITERT), "android_demo/tools/fetch_litert_aarch64.sh"),
     "aarch64-python": (lambda: os.path.isfile(os.path.join(AARCH64_PYTHON, "usr", "bin", "python3.11"))

@@ -9,11 +9,14 @@
 # qemu timings are not performance numbers.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../../kernels/tools/qemu_env.sh
+source "$HERE/../../kernels/tools/qemu_env.sh"
 CPU=max
 if [ "${1:-}" = "-cpu" ]; then CPU="$2"; shift 2; fi
-QEMU=(qemu-aarch64 -L "${SYSROOT:-/usr/aarch64-linux-gnu}" -cpu "$CPU")
+CPU="$(qemu_cpu "$CPU")"
+QEMU=("$QEMU" -L "${SYSROOT:-/usr/aarch64-linux-gnu}" -cpu "$CPU")
 CPUINFO="$HERE/cpuinfo_aarch64.txt"
-case "$CPU" in cortex-a53|cortex-a57|cortex-a72|cortex-a35) CPUINFO="$HERE/cpuinfo_aarch64_a53.txt" ;; esac
+case "${CPU%%,*}" in cortex-a53|cortex-a57|cortex-a72|cortex-a35) CPUINFO="$HERE/cpuinfo_aarch64_a53.txt" ;; esac
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && unshare --mount true 2>/dev/null; then
   exec unshare --mount bash -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CPUINFO" "${QEMU[@]}" "$@"
 fi

@@ -237,6 +237,7 @@ PYBIND11_MODULE(_kernels, m) {
     d["neon"] = f.neon;
     d["neon_dotprod"] = f.neon_dotprod;
     d["neon_i8mm"] = f.neon_i8mm;
+    d["sme"] = f.sme;
     return d;
   }, "CPU features detected at run time.");
 

@@ -61,6 +61,7 @@ const char* VariantName(Variant v) {
     case Variant::kNeonDotprod: return "neon_dotprod";
     case Variant::kNeonI8mm: return "neon_i8mm";
     case Variant::kNeon: return "neon";
+    case Variant::kSme: return "sme";
   }
   return "unknown";
 }
@@ -75,9 +76,10 @@ Status ParseVariant(const std::string& name, Variant* out) {
   else if (name == "neon_dotprod") *out = Variant::kNeonDotprod;
   else if (name == "neon_i8mm") *out = Variant::kNeonI8mm;
   else if (name == "neon") *out = Variant::kNeon;
+  else if (name == "sme") *out = Variant::kSme;
   else
     return Invalid("unknown kernel variant '" + name +
-                   "' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon_dotprod, neon_i8mm, neon)");
+                   "' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon_dotprod, neon_i8mm, neon, sme)");
   return Status::Ok();
 }
 
@@ -95,6 +97,7 @@ bool VariantAvailable(Variant v, bool float32) {
     case Variant::kNeonDotprod: return float32 ? f.neon : f.neon_dotprod;
     case Variant::kNeonI8mm: return !float32 && f.neon_i8mm;
     case Variant::kNeon: return f.neon;
+    case Variant::kSme: return !float32 && f.sme;
 #endif
     default: return false;
   }
@@ -106,7 +109,9 @@ Variant BestVariant(bool float32) {
   if (VariantAvailable(Variant::kAvxVnni, float32)) return Variant::kAvxVnni;
   if (VariantAvailable(Variant::kAvx2, float32)) return Variant::kAvx2;
   if (float32) return VariantAvailable(Variant::kNeon, true) ? Variant::kNeon : Variant::kScalar;
-  // int8 on aarch64: smmla (2x the MACs of sdot per instruction) > sdot > widening NEON.
+  // int8 on aarch64: SME's outer products (SVL/32 x SVL/32 x 4 MACs per smopa; speed unmeasured,
+  // no SME hardware here) > smmla (2x the MACs of sdot per instruction) > sdot > widening NEON.
+  if (VariantAvailable(Variant::kSme)) return Variant::kSme;
   if (VariantAvailable(Variant::kNeonI8mm)) return Variant::kNeonI8mm;
   if (VariantAvailable(Variant::kNeonDotprod)) return Variant::kNeonDotprod;
   if (VariantAvailable(Variant::kNeon)) return Variant::kNeon;
@@ -323,6 +328,7 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
     case Variant::kNeonDotprod:
     case Variant::kNeonI8mm:
     case Variant::kNeon:
+    case Variant::kSme:
       break;
     default:
       return Invalid("unknown variant");
@@ -332,7 +338,7 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
                          std::string("kernel variant '") + VariantName(requested) +
                              "' is not available on this CPU/build" +
                              (float32 && (requested == Variant::kAvx512Vnni || requested == Variant::kAvxVnni ||
-                                          requested == Variant::kNeonI8mm)
+                                          requested == Variant::kNeonI8mm || requested == Variant::kSme)
                                   ? " (int8 only)"
                                   : ""));
   *out = requested;
@@ -480,6 +486,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
     case Variant::kNeonI8mm: s = internal::PackInt8NeonI8mm(p.get()); break;
     case Variant::kNeon: s = internal::PackInt8Neon(p.get()); break;
+    case Variant::kSme: s = internal::PackInt8Sme(p.get()); break;
 #endif
     default: break;
   }
@@ -544,6 +551,7 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
     case Variant::kNeonDotprod: return internal::ConvInt8NeonDotprod(w, p, input, output);
     case Variant::kNeonI8mm: return internal::ConvInt8NeonI8mm(w, p, input, output);
     case Variant::kNeon: return internal::ConvInt8Neon(w, p, input, output);
+    case Variant::kSme: return internal::ConvInt8Sme(w, p, input, output);
 #endif
     default: internal::ConvInt8Scalar(w, p, input, output); return Status::Ok();
   }
@@ -691,7 +699,8 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
     if (v == Variant::kAvx2 || v == Variant::kAvx512Vnni || v == Variant::kAvxVnni) kernel = Variant::kAvx2;
 #endif
 #if defined(__aarch64__)
-    if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon) kernel = Variant::kNeon;
+    if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon || v == Variant::kSme)
+      kernel = Variant::kNeon;
 #endif
   }
   std::unique_ptr<PackedDepthwiseInt8> p(new (std::nothrow) PackedDepthwiseInt8());

@@ -183,6 +183,9 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
 Status PackInt8NeonI8mm(PackedConvInt8* w);
 Status ConvInt8NeonI8mm(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                         int8_t* out);
+Status PackInt8Sme(PackedConvInt8* w);
+Status ConvInt8Sme(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+bool SmeVectorLengthSupported();  // the streaming vector length is one ConvInt8Sme handles
 Status PackInt8Neon(PackedConvInt8* w);
 Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Neon(PackedConvF32* w);

@@ -8,6 +8,11 @@
 #endif
 
 namespace keras_csp {
+#if defined(__aarch64__)
+namespace internal {
+bool SmeVectorLengthSupported();  // conv_int8_sme.cc
+}
+#endif
 namespace {
 
 CpuFeatures detect() {
@@ -41,6 +46,11 @@ CpuFeatures detect() {
 #endif
 #if defined(__linux__) && defined(HWCAP2_I8MM)
   f.neon_i8mm = getauxval(AT_HWCAP2) & HWCAP2_I8MM;
+#endif
+#if defined(__linux__)
+  constexpr unsigned long kHwcap2Sme = 1UL << 23;  // HWCAP2_SME (older headers lack it)
+  // rdsvl is only executed once the kernel says SME exists (it is UNDEFINED otherwise).
+  f.sme = (getauxval(AT_HWCAP2) & kHwcap2Sme) && internal::SmeVectorLengthSupported();
 #endif
 #endif
   return f;

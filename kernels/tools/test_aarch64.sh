@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Cross-compile the kernel library + C++ tests for aarch64 and run them under qemu-user:
-#   -cpu max        has dotprod and i8mm -> the neon_i8mm, neon_dotprod and neon variants vs the
-#                                           scalar reference (dispatch picks neon_i8mm)
+#   -cpu max        has SME (streaming vector 256 bits), dotprod and i8mm -> the sme, neon_i8mm,
+#                   neon_dotprod and neon variants vs the scalar reference (dispatch picks sme)
+#   -cpu max,sme512=on   SME with 512-bit streaming vectors (the kernel's one-tile 16x16 path)
+#   -cpu max,sme=off     dispatch picks neon_i8mm
 #   -cpu cortex-a76 has dotprod, no i8mm -> dispatch picks neon_dotprod
 #   -cpu cortex-a53 has neither          -> dispatch falls back to the plain NEON variant
 # Needs: g++-aarch64-linux-gnu, qemu-user (Debian packages), cmake. Exits non-zero on failure.
@@ -13,12 +15,15 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KERNELS="$(cd "$HERE/.." && pwd)"
 BUILD="${BUILD_DIR:-$KERNELS/../build/kernels-aarch64}"
-QEMU="${QEMU:-qemu-aarch64}"
+source "$HERE/qemu_env.sh"  # QEMU: the fetched qemu 10 if present (qemu 7.2 miscomputes SMOPA)
 SYSROOT="${SYSROOT:-/usr/aarch64-linux-gnu}"
 JOBS="${JOBS:-2}"
 
 command -v aarch64-linux-gnu-g++ >/dev/null || { echo "aarch64-linux-gnu-g++ not found (apt install g++-aarch64-linux-gnu)"; exit 2; }
 command -v "$QEMU" >/dev/null || { echo "$QEMU not found (apt install qemu-user)"; exit 2; }
+if [ "$(qemu_major)" -lt 8 ]; then
+  echo "$QEMU is qemu $(qemu_major), whose SME SMOPA is wrong: run kernels/tools/fetch_qemu.sh (scripts/install.sh does)"; exit 2
+fi
 
 # build <toolchain file> <build dir>: the library and its tests with the app's per-file ISA flags.
 build() {
@@ -41,14 +46,19 @@ if command -v aarch64-linux-gnu-objdump >/dev/null; then
     done
   }
   bad="$(guard '(s|u)dot' conv_int8_neon_dotprod.cc.o)$(guard '(s|u|us)mmla' conv_int8_neon_i8mm.cc.o)"
+  bad="$bad$(guard '(s|u)mopa|smstart' conv_int8_sme.cc.o)"
   if [ -n "$bad" ]; then echo "extension instructions outside their variant:"; echo "$bad"; exit 1; fi
 fi
 
-echo "== qemu -cpu max (dotprod + i8mm)"
-"$QEMU" -cpu max -L "$SYSROOT" "$BUILD/test_kernels" --expect neon_i8mm --expect neon_dotprod --expect neon \
-  --expect-best neon_i8mm --trials "${TRIALS:-150}"
+echo "== qemu -cpu max (SME with 256-bit streaming vectors, dotprod, i8mm)"
+"$QEMU" -cpu max -L "$SYSROOT" "$BUILD/test_kernels" --expect sme --expect neon_i8mm --expect neon_dotprod \
+  --expect neon --expect-best sme --trials "${TRIALS:-150}"
+echo "== qemu -cpu max,sme512=on (SME with 512-bit streaming vectors)"
+"$QEMU" -cpu max,sme512=on -L "$SYSROOT" "$BUILD/test_kernels" --expect sme --expect-best sme --trials 60
+echo "== qemu -cpu max,sme=off (dotprod + i8mm)"
+"$QEMU" -cpu max,sme=off -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing sme --expect-best neon_i8mm --trials 20
 echo "== qemu -cpu cortex-a76 (dotprod, no i8mm)"
-"$QEMU" -cpu cortex-a76 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_i8mm \
+"$QEMU" -cpu cortex-a76 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_i8mm --expect-missing sme \
   --expect-best neon_dotprod --trials 40
 echo "== qemu -cpu cortex-a53 (no dotprod, no i8mm: plain NEON)"
 "$QEMU" -cpu cortex-a53 -L "$SYSROOT" "$BUILD/test_kernels" --expect-missing neon_dotprod \
@@ -58,7 +68,8 @@ echo "== qemu -cpu cortex-a53 (no dotprod, no i8mm: plain NEON)"
 if command -v clang++ >/dev/null; then
   build aarch64-clang-toolchain.cmake "$BUILD-clang"
   echo "== clang build, qemu -cpu max"
-  "$QEMU" -cpu max -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best neon_i8mm --trials 40
+  "$QEMU" -cpu max -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best sme --trials 40
+  "$QEMU" -cpu max,sme512=on -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best sme --trials 20
   echo "== clang build, qemu -cpu cortex-a53"
   "$QEMU" -cpu cortex-a53 -L "$SYSROOT" "$BUILD-clang/test_kernels" --expect-best neon --trials 20
 fi

@@ -40,10 +40,11 @@ enum class Variant {
   kNeonI8mm,        // aarch64 NEON + int8 matrix multiply (int8 only: smmla)
   kNeon,            // aarch64 plain NEON (int8: widening multiply-accumulate; float32)
   kAvxVnni,         // x86-64 AVX-VNNI, 256-bit VEX vpdpbusd without AVX-512 (int8 only)
+  kSme,             // aarch64 SME: smopa outer products into ZA (int8 only; SVL 256 or >= 512 bits)
 };
 
 const char* VariantName(Variant v);
-// Parses "auto", "scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon".
+// Parses "auto", "scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme".
 Status ParseVariant(const std::string& name, Variant* out);
 // Whether the variant is compiled in and supported by this CPU (kAuto/kScalar: always true).
 bool VariantAvailable(Variant v, bool float32 = false);

@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool neon = false;
   bool neon_dotprod = false;
   bool neon_i8mm = false;
+  bool sme = false;  // HWCAP2_SME and a streaming vector length the SME kernel supports (256, >= 512 bits)
 };
 
 // Detected once, cached.
