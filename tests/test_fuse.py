@@ -335,6 +335,32 @@ def test_tune_keeps_only_the_fused_ops_that_win(tmp):
     assert "--tune (2 thread(s)): kept" in r.output and "builtin" in r.output
 
 
+def test_tune_whole_model_check_returns_ops_until_the_model_is_not_slower(partial, tmp, monkeypatch):
+    """Ops that win alone can still slow the model down (at several threads our pool and XNNPACK's
+    trade the cores between ops). With timings stubbed: both ops win alone, the model with both is
+    slower, with one it is not: the op with the smaller margin goes back to builtins, and the
+    report says why."""
+    from keras_csp.tflite import bench
+
+    def time_patterns(g, matches, **kw):
+        return [{"op": "CspPartialConv", "output": f"t{i}", "builtin_ms": 1.0, "fused_ms": 1.0 / s, "speedup": s}
+                for i, s in zip(range(len(matches)), (1.3, 1.1))]
+
+    def compare_models(paths, **kw):
+        fused_ops = Graph.load(paths[0]).op_counts().get("CspPartialConv", 0)
+        fused_ms = 1.2 if fused_ops == 2 else 0.9
+        return {"models": [{"median_ms": fused_ms}, {"median_ms": 1.0}]}
+
+    monkeypatch.setattr(bench, "time_patterns", time_patterns)
+    monkeypatch.setattr(bench, "compare_models", compare_models)
+    rep = fuse(partial, tmp / "tune_model_check.tflite", tune=True, tune_runs=1)
+    t = rep["tuning"]
+    assert rep["fused_ops"] == 1 and t["kept"] == 1 and t["candidates"] == 2
+    assert [s["fused_ops"] for s in t["whole_model"]] == [2, 1] and t["whole_model"][-1]["speedup"] > 1
+    assert [o["kept"] for o in t["ops"]] == [True, False] and t["ops"][1]["dropped_by_model_check"]
+    assert any("whole-model check" in x["reason"] for x in rep["left"])
+
+
 @pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):

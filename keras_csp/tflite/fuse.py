@@ -444,6 +444,41 @@ def _tune(g: Graph, matches, threads, min_speedup, runs, seed):
     return kept, rows, slower
 
 
+def _tune_whole_model(g: Graph, src: str, kept, rows, threads, min_speedup, runs, seed):
+    """The per-op timings do not see everything the model sees: at several threads our pool and
+    XNNPACK's hand the cores back and forth between ops, which an op timed alone does not pay.
+    So the model with the kept ops is timed against the builtin model (interleaved, same process);
+    while it is slower than `min_speedup`, the kept op with the smallest per-op margin goes back to
+    builtins. Returns the ops left, the steps taken and the rejections."""
+    import tempfile
+
+    from .bench import compare_models
+
+    by_match = {id(m): r for m, r in zip(kept, [r for r in rows if r["kept"]])}
+    steps, dropped = [], []
+    with tempfile.TemporaryDirectory(prefix="kcsp_tune_") as d:
+        while kept:
+            path = os.path.join(d, f"candidate_{len(kept)}.tflite")
+            with open(path, "wb") as f:
+                f.write(rewrite(g, kept).to_bytes())
+            res = compare_models([path, src], runs=max(runs, 10), num_threads=threads, seed=seed, rounds=3)
+            fused_ms, builtin_ms = res["models"][0]["median_ms"], res["models"][1]["median_ms"]
+            steps.append({"fused_ops": len(kept), "fused_ms": fused_ms, "builtin_ms": builtin_ms,
+                          "speedup": builtin_ms / fused_ms})
+            if builtin_ms / fused_ms >= min_speedup:
+                break
+            worst = min(kept, key=lambda m: by_match[id(m)]["speedup"])
+            r = by_match[id(worst)]
+            r["kept"] = False
+            r["dropped_by_model_check"] = True
+            dropped.append(Rejection(-1, r["op"], r["output"],
+                                     f"fused op {r['speedup']:.2f}x alone, but the model with it ran "
+                                     f"{builtin_ms / fused_ms:.2f}x the builtin model at {threads} thread(s): "
+                                     f"kept as builtins (fuse --tune, whole-model check)"))
+            kept = [m for m in kept if m is not worst]
+    return kept, steps, dropped
+
+
 def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = True,
          seed: int = 0, against=("tflite", "xnnpack"), tune: bool = False, tune_threads: int = 1,
          tune_min_speedup: float = 1.0, tune_runs: int = 10) -> dict:
@@ -460,7 +495,9 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         checked against XNNPACK, TFLite's builtin and its reference kernels.
       tune: never slower. Time every candidate fused op against the builtin ops it replaces, on
         this CPU at `tune_threads` threads, and keep only those at least `tune_min_speedup` times
-        faster; the report's "tuning" lists every op's ratio.
+        faster; then time the model with the kept ops against the builtin model and, while it is
+        slower than that, return the op with the smallest margin to builtins. The report's
+        "tuning" lists every op's ratio and the whole-model steps.
     Returns the report dict.
     """
     src, dst = os.fspath(src), os.fspath(dst)
@@ -480,8 +517,13 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
                         f"({type(e).__name__}: {e})") from e
     before = g.op_counts()
     tuning = None
+    model_check = None
     if tune and matches:
         matches, tuning, slower = _tune(g, matches, tune_threads, tune_min_speedup, tune_runs, seed)
+        if matches:
+            matches, model_check, dropped = _tune_whole_model(g, src, matches, tuning, tune_threads,
+                                                              tune_min_speedup, tune_runs, seed)
+            slower += dropped
         rejections = list(rejections) + slower
     fallbacks = []
     verified = {"enabled": verify, "samples": 0,
@@ -533,7 +575,8 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
     rep["coverage"] = coverage(g, out, matches, rejections, fallbacks)
     if tuning is not None:
         rep["tuning"] = {"threads": tune_threads, "min_speedup": tune_min_speedup, "ops": tuning,
-                         "kept": sum(t["kept"] for t in tuning), "candidates": len(tuning)}
+                         "kept": sum(t["kept"] for t in tuning), "candidates": len(tuning),
+                         "whole_model": model_check or []}
     if report:
         with open(os.fspath(report), "w") as f:
             json.dump(rep, f, indent=2)
