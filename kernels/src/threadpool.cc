@@ -3,6 +3,7 @@
 #include "keras_csp/threadpool.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #if defined(__x86_64__)
@@ -17,12 +18,27 @@
 namespace keras_csp {
 namespace {
 constexpr std::chrono::microseconds kSpin{20};
-// After the PAUSE spin a worker keeps polling with sched_yield for this long before it sleeps (as
-// pthreadpool's workers do): a yielding poller hands its core to any runnable thread (LiteRT's
-// own workers between our ops), yet picks up the next conv within microseconds, where waking a
-// sleeping worker took about 20 us on a 2-vCPU VM (measured on a 56x56 1x1 conv: 0.093 ms back
-// to back, 0.114 ms after a 200 us gap).
-constexpr std::chrono::microseconds kYieldSpin{2000};
+// After the PAUSE spin a worker may keep polling with sched_yield before it sleeps (as
+// pthreadpool's workers do). Off by default: on 2 vCPUs a polling worker takes the core from
+// LiteRT's threads running the next (builtin) ops. Measured on AMD Zen 4, 2 threads: with a 2 ms
+// poll, CSPDenseNet-121 with every pattern fused ran 0.82-0.87x the builtin model (and the
+// builtin model itself, run between fused runs in the same process, slowed from ~9 to ~10.4 ms);
+// with none, 0.87-0.92x. It also made interleaved benchmarks flatter us: bench-kernels --quick at
+// 2 threads gave 1.18-1.21x with the poll, 1.00-1.02x without (XNNPACK's runs lost the core).
+// Waking a sleeping worker costs about 20 us on such a VM; that is the price.
+constexpr std::chrono::microseconds kYieldSpin{0};
+
+// KCSP_POOL_YIELD_US overrides kYieldSpin (experiments on the hand-over between our pool and
+// LiteRT's threads); read once.
+std::chrono::microseconds YieldSpin() {
+  static const std::chrono::microseconds v = [] {
+    const char* e = std::getenv("KCSP_POOL_YIELD_US");
+    if (e == nullptr || *e == '\0') return kYieldSpin;
+    const long us = std::strtol(e, nullptr, 10);
+    return std::chrono::microseconds(us < 0 ? 0 : us > 100000 ? 100000 : us);
+  }();
+  return v;
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
@@ -64,7 +80,7 @@ void ThreadPool::WorkerLoop() {
       }
       if (std::chrono::steady_clock::now() >= spin_until) break;
     }
-    const auto yield_until = spin_until + kYieldSpin;
+    const auto yield_until = spin_until + YieldSpin();
     while (g == seen && std::chrono::steady_clock::now() < yield_until) {
       std::this_thread::yield();
       g = generation_.load(std::memory_order_acquire);
