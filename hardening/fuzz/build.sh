@@ -18,7 +18,7 @@ FLAGS="-std=c++17 -O1 -g $SAN -I$ROOT/kernels/include -I$ROOT/kernels/runtime"
 # Library sources: instrumented for coverage too (fuzzer-no-link), compiled once, in parallel.
 SRCS=$(ls "$ROOT"/kernels/src/*.cc "$ROOT"/kernels/src/*/*.cc \
           "$ROOT"/kernels/runtime/flexbuffer_reader.cc "$ROOT"/kernels/runtime/custom_ops.cc \
-          "$ROOT"/kernels/runtime/delegate.cc)
+          "$ROOT"/kernels/runtime/delegate.cc "$ROOT"/kernels/runtime/litert_lib.cc)
 OBJS=()
 for s in $SRCS; do OBJS+=("$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"); done
 # An object is stale when its source, this script or any kernel header is newer (the headers hold

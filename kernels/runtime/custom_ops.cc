@@ -45,14 +45,6 @@ void Require(bool cond, const std::string& msg) {
   if (!cond) throw FlexError(msg);
 }
 
-std::string LayoutStr(const LiteRtLayout& l) {
-  std::ostringstream os;
-  os << "[";
-  for (unsigned i = 0; i < l.rank; ++i) os << (i ? "," : "") << l.dimensions[i];
-  os << "]";
-  return os.str();
-}
-
 void SetLayout(LiteRtLayout* l, std::initializer_list<int> dims) {
   std::memset(l, 0, sizeof(*l));
   l->rank = static_cast<unsigned>(dims.size());
@@ -1074,6 +1066,14 @@ class TestAffineKernel : public NodeKernel {
 };
 
 }  // namespace
+
+std::string LayoutStr(const LiteRtLayout& l) {
+  std::ostringstream os;
+  os << "[";
+  for (unsigned i = 0; i < l.rank; ++i) os << (i ? "," : "") << l.dimensions[i];
+  os << "]";
+  return os.str();
+}
 
 std::vector<std::string> CustomOpNames() {
   return {"CspPartialConv", "CspDenseBlock", "CspBlock", "KcspDepthwiseConv2D", "KcspTestAffine"};

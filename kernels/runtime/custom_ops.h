@@ -142,6 +142,9 @@ class CustomOpRegistration {
   std::map<int, NodeEntry> nodes_;
 };
 
+// "[1,56,56,64]".
+std::string LayoutStr(const LiteRtLayout& l);
+
 // Names of the custom ops this runtime implements.
 std::vector<std::string> CustomOpNames();
 

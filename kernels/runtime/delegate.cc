@@ -57,16 +57,6 @@ bool IsOurOp(const char* name) {
   return false;
 }
 
-size_t ElementBytes(int type) {
-  switch (type) {
-    case kLiteRtElementTypeInt8: case kLiteRtElementTypeUInt8: case kLiteRtElementTypeBool: return 1;
-    case kLiteRtElementTypeInt16: case kLiteRtElementTypeFloat16: return 2;
-    case kLiteRtElementTypeFloat32: case kLiteRtElementTypeInt32: return 4;
-    case kLiteRtElementTypeInt64: case kLiteRtElementTypeFloat64: return 8;
-  }
-  return 0;
-}
-
 std::string IndexList(const TfLiteIntArray* a, size_t tensors, std::vector<int>* out) {
   if (!a) return "missing index array";
   if (a->size < 0 || a->size > 4096) return "implausible index count " + std::to_string(a->size);
@@ -93,12 +83,6 @@ bool SameDims(const TfLiteIntArray* dims, const LiteRtLayout& l) {
   return true;
 }
 
-std::string Shape(const LiteRtLayout& l) {
-  std::string s = "[";
-  for (unsigned i = 0; i < l.rank; ++i) s += (i ? "," : "") + std::to_string(l.dimensions[i]);
-  return s + "]";
-}
-
 // One claimed node inside a delegate partition.
 struct SubNode {
   std::string op;
@@ -120,8 +104,11 @@ struct Partition {
   DelegateState* state = nullptr;
   std::vector<SubNode> nodes;
   std::set<int> partition_outputs;
-  std::map<int, std::unique_ptr<uint8_t, AlignedFree>> internal;  // tensor index -> buffer
-  std::map<int, size_t> internal_bytes;
+  struct Buffer {
+    std::unique_ptr<uint8_t, AlignedFree> data;
+    size_t bytes = 0;
+  };
+  std::map<int, Buffer> internal;  // tensor index -> its buffer
   bool have_numerics = false;
   Numerics numerics = Numerics::kXnnpack;
   std::shared_ptr<ThreadPool> pool;
@@ -234,7 +221,6 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
     }
     std::map<int, LiteRtRankedTensorType> internal_types;
     p->internal.clear();
-    p->internal_bytes.clear();
     for (auto& s : p->nodes) {
       const std::string where = "node " + std::to_string(s.node_index) + " (" + s.op + "): ";
       s.in_types.assign(s.inputs.size(), LiteRtRankedTensorType{});
@@ -262,13 +248,11 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
         TfLiteTensor* t = &context->tensors[s.outputs[o]];
         s.out_types[o].element_type = t->type;
         s.out_types[o].layout = out[o];
-        const size_t elem = ElementBytes(t->type);
+        const size_t elem = ElementSize(t->type);
         if (elem == 0) {
           Report(context, where + "output " + std::to_string(o) + " has unsupported type " + std::to_string(t->type));
           return kTfLiteError;
         }
-        size_t bytes = elem;
-        for (unsigned d = 0; d < out[o].rank; ++d) bytes *= size_t(std::max(0, out[o].dimensions[d]));
         if (p->partition_outputs.count(s.outputs[o])) {
           if (!SameDims(t->dims, out[o])) {
             auto* dims = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (1 + out[o].rank)));
@@ -276,16 +260,19 @@ TfLiteStatus PartitionPrepare(TfLiteContext* context, TfLiteNode* node) {
             dims->size = int(out[o].rank);
             for (unsigned d = 0; d < out[o].rank; ++d) dims->data[d] = out[o].dimensions[d];
             if (context->ResizeTensor(context, t, dims) != kTfLiteOk) {  // takes ownership of dims
-              Report(context, where + "cannot resize output to " + Shape(out[o]));
+              Report(context, where + "cannot resize output to " + LayoutStr(out[o]));
               return kTfLiteError;
             }
           }
         } else {
           internal_types[s.outputs[o]] = s.out_types[o];
+          size_t bytes = elem;
+          for (unsigned d = 0; d < out[o].rank; ++d) bytes *= size_t(std::max(0, out[o].dimensions[d]));
           void* buf = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
           if (!buf) return kTfLiteError;
-          p->internal[s.outputs[o]].reset(static_cast<uint8_t*>(buf));
-          p->internal_bytes[s.outputs[o]] = bytes;
+          Partition::Buffer& b = p->internal[s.outputs[o]];
+          b.data.reset(static_cast<uint8_t*>(buf));
+          b.bytes = bytes;
         }
       }
     }
@@ -307,8 +294,8 @@ TfLiteStatus PartitionInvoke(TfLiteContext* context, TfLiteNode* node) {
       auto locate = [&](int idx, void** ptr, size_t* bytes) {
         auto it = p->internal.find(idx);
         if (it != p->internal.end()) {
-          *ptr = it->second.get();
-          *bytes = p->internal_bytes[idx];
+          *ptr = it->second.data.get();
+          *bytes = it->second.bytes;
         } else {
           *ptr = context->tensors[idx].data;
           *bytes = context->tensors[idx].bytes;
@@ -428,19 +415,6 @@ bool ParseBool(const std::string& v, bool* out) {
   return true;
 }
 
-// "2.3.0" -> (2, 3); false when it does not start with two dot-separated integers.
-bool MajorMinor(const std::string& v, int* major, int* minor) {
-  char* end = nullptr;
-  long a = std::strtol(v.c_str(), &end, 10);
-  if (end == v.c_str() || *end != '.') return false;
-  const char* s = end + 1;
-  long b = std::strtol(s, &end, 10);
-  if (end == s) return false;
-  *major = int(a);
-  *minor = int(b);
-  return true;
-}
-
 std::string JsonEscape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -485,10 +459,10 @@ TfLiteDelegate* CreateDelegate(const DelegateOptions& options, std::string* erro
                "the delegate reads the interpreter's internal structs and must know their layout";
       return nullptr;
     }
-  } else if (!MajorMinor(options.litert_version, &major, &minor)) {
+  } else if (!ParseLiteRtVersion(options.litert_version, &major, &minor)) {
     *error = "litert_version '" + options.litert_version + "' is not a version number";
     return nullptr;
-  } else if ((major != kTestedLiteRtMajor || minor != kTestedLiteRtMinor) && !options.allow_untested_version) {
+  } else if (!IsTestedLiteRtVersion(options.litert_version) && !options.allow_untested_version) {
     *error = "runtime version " + options.litert_version + " is untested (tested: " +
              std::to_string(kTestedLiteRtMajor) + "." + std::to_string(kTestedLiteRtMinor) +
              ".x); the delegate reads the interpreter's internal structs, whose layout may differ. "

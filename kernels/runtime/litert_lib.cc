@@ -36,10 +36,24 @@ std::string ReadVersionNextTo(const std::string& library_path) {
 
 }  // namespace
 
+bool ParseLiteRtVersion(const std::string& version, int* major, int* minor) {
+  return std::sscanf(version.c_str(), "%d.%d", major, minor) == 2;
+}
+
 bool IsTestedLiteRtVersion(const std::string& version) {
   int major = -1, minor = -1;
-  if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) return false;
-  return major == kTestedLiteRtMajor && minor == kTestedLiteRtMinor;
+  return ParseLiteRtVersion(version, &major, &minor) && major == kTestedLiteRtMajor &&
+         minor == kTestedLiteRtMinor;
+}
+
+size_t ElementSize(int t) {
+  switch (t) {
+    case kLiteRtElementTypeFloat32: case kLiteRtElementTypeInt32: return 4;
+    case kLiteRtElementTypeUInt8: case kLiteRtElementTypeInt8: case kLiteRtElementTypeBool: return 1;
+    case kLiteRtElementTypeInt64: case kLiteRtElementTypeFloat64: return 8;
+    case kLiteRtElementTypeInt16: case kLiteRtElementTypeFloat16: return 2;
+    default: return 0;
+  }
 }
 
 std::string StatusString(LiteRtStatus s) {

@@ -82,5 +82,9 @@ std::string StatusString(LiteRtStatus status);
 
 // Parses "2.3.0" / "2.3.0rc1" -> true if within the tested range.
 bool IsTestedLiteRtVersion(const std::string& version);
+// "2.3.0" -> 2, 3; false when the string does not start with "<int>.<int>".
+bool ParseLiteRtVersion(const std::string& version, int* major, int* minor);
+// Bytes per element of a LiteRtElementType (the same codes as TfLiteType); 0 for unsupported types.
+size_t ElementSize(int element_type);
 
 }  // namespace keras_csp::runtime

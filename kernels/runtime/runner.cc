@@ -71,16 +71,6 @@ char* NewCString(const std::string& s) {
 
 }  // namespace
 
-size_t ElementSize(int t) {
-  switch (t) {
-    case kLiteRtElementTypeFloat32: case kLiteRtElementTypeInt32: return 4;
-    case kLiteRtElementTypeUInt8: case kLiteRtElementTypeInt8: case kLiteRtElementTypeBool: return 1;
-    case kLiteRtElementTypeInt64: case kLiteRtElementTypeFloat64: return 8;
-    case kLiteRtElementTypeInt16: case kLiteRtElementTypeFloat16: return 2;
-    default: return 0;
-  }
-}
-
 const char* ElementTypeName(int t) {
   switch (t) {
     case kLiteRtElementTypeFloat32: return "float32";

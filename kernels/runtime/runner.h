@@ -51,7 +51,6 @@ struct ProfileEvent {
   int source = 0;
 };
 
-size_t ElementSize(int element_type);  // 0 for unsupported types
 const char* ElementTypeName(int element_type);
 
 class Runner {

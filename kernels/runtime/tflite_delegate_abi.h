@@ -8,7 +8,7 @@
 //
 // The interpreter that loads the delegate is not ours, so a layout change in a later TFLite would
 // make these reads wrong. The delegate therefore refuses any runtime version outside the tested
-// range (kTestedDelegateRuntime*) unless told `allow_untested_version`.
+// range (kTestedLiteRtMajor / kTestedLiteRtMinor in litert_lib.h) unless told `allow_untested_version`.
 #pragma once
 
 #include <cstddef>
