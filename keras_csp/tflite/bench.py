@@ -105,10 +105,9 @@ def accuracy_compare(builtin_path, fused_path, x, y, num_threads=1, stock=False)
         if not stock:
             return (Model(builtin_path, num_threads=num_threads, cpu_kernel_mode=mode),
                     Model(fused_path, num_threads=num_threads, cpu_kernel_mode=mode))
-        resolver = {"": "auto", "builtin": "builtin_without_default_delegates", "reference": "builtin_ref"}[mode]
-        numerics = "reference" if mode == "reference" else "auto"
+        resolver = {"": "auto", "builtin": "builtin_without_default_delegates"}[mode]
         return (StockModel(builtin_path, num_threads, op_resolver=resolver),
-                StockModel(fused_path, num_threads, numerics=numerics, op_resolver=resolver))
+                StockModel(fused_path, num_threads, op_resolver=resolver))
 
     res = {"examples": int(len(x)), "interpreter": "stock+delegate" if stock else "keras_csp.runtime"}
     modes = [("", "xnnpack"), ("builtin", "tflite_builtin"), ("reference", "tflite_reference")]

@@ -1,5 +1,7 @@
 #include "keras_csp/cpu_features.h"
 
+#include "conv_internal.h"  // internal::SmeVectorLengthSupported (aarch64)
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
 #elif defined(__aarch64__) && defined(__linux__)
@@ -8,11 +10,6 @@
 #endif
 
 namespace keras_csp {
-#if defined(__aarch64__)
-namespace internal {
-bool SmeVectorLengthSupported();  // conv_int8_sme.cc
-}
-#endif
 namespace {
 
 CpuFeatures detect() {

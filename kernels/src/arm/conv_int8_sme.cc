@@ -44,6 +44,9 @@ inline uint64_t StreamingVectorBytes() {
   return svl;
 }
 
+// The lengths the kernels handle: 256 bits (Core8) and multiples of 512 (Core16).
+inline bool SupportedVectorBytes(uint64_t svl) { return svl == 32 || (svl >= 64 && svl % 64 == 0); }
+
 // Registers the assembly below uses: smstart / smstop zero the vector and predicate registers,
 // so every SIMD register is clobbered (the compiler then saves d8-d15 around the block).
 #define KCSP_SME_CLOBBERS                                                                          \
@@ -215,10 +218,7 @@ void Kernel16x16(bool wide, int m, const int8_t* const* a, const int64_t* tap_of
 
 }  // namespace
 
-bool SmeVectorLengthSupported() {
-  const uint64_t svl = StreamingVectorBytes();
-  return svl == 32 || (svl >= 64 && svl % 64 == 0);
-}
+bool SmeVectorLengthSupported() { return SupportedVectorBytes(StreamingVectorBytes()); }
 
 Status PackInt8Sme(PackedConvInt8* w) {
   w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
@@ -227,7 +227,7 @@ Status PackInt8Sme(PackedConvInt8* w) {
 
 Status ConvInt8Sme(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   const uint64_t svl = StreamingVectorBytes();
-  if (!(svl == 32 || (svl >= 64 && svl % 64 == 0)))
+  if (!SupportedVectorBytes(svl))
     return Status::Error(StatusCode::kUnsupported,
                          "sme: streaming vector length " + std::to_string(8 * svl) + " bits is not supported");
   const bool wide = svl >= 64;
