@@ -124,13 +124,14 @@ size_t PackedBlockBytes(const PackedConvInt8& w);
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
                    const int32_t* right_shift, int oc0, int oc_total);
 // weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
-// in_channels padding stays 0 either way (only used where in_channels % 4 == 0).
+// in_channels padding stays 0 either way: a product with whatever a kernel reads there is 0.
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor = 0);
 
 // The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
-// in_channels % 4 == 0 read the int8 input in place (direct_1x1_), others stage uint8 x + 128.
-Status PackInt8Vpdpbusd(PackedConvInt8* w);
+// in_channels % direct_channel_multiple == 0 read the int8 input in place (direct_1x1_), others
+// stage uint8 x + 128.
+Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple);
 
 // The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
 class PackedBlocks {
@@ -147,8 +148,9 @@ class PackedBlocks {
   size_t bytes_;
 };
 
-// A 1x1 conv that a variant can run straight from the input slice: its dot-product groups of
-// `channel_multiple` input channels never reach past the slice.
+// A 1x1 conv that a variant runs straight from the input slice: every 1x1 with channel_multiple 1
+// (variants whose zero-weight padding ignores what a partial last group reads past the slice; the
+// direct sweep keeps those reads inside the buffer), else in_channels % channel_multiple == 0.
 inline bool DirectReadable1x1(const ConvGeometry& g, int channel_multiple) {
   return g.kernel_h == 1 && g.kernel_w == 1 && g.in_channels % channel_multiple == 0;
 }

@@ -59,8 +59,8 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
   return Status::Ok();
 }
 
-Status PackInt8Vpdpbusd(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
+Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple) {
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, direct_channel_multiple);
   // In place: the weights are vpdpbusd's unsigned operand (w + 128), the bias folds zp * sum(w)
   // and the kernel takes 128 * sum(x) off per pixel.
   if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 #include "conv_internal.h"
 
@@ -242,6 +243,10 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
 // per-pixel term, e.g. 128 * sum(x), for `count` pixels at once so that it can vectorize across
 // pixels) are computed once for all output-channel blocks.
 // kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction.
+// The kernel reads k_padded_ bytes per pixel: with in_channels not a multiple of the dot-product
+// group, the last group runs past the slice into bytes its zero weights ignore (the next channels
+// or pixel, as XNNPACK's kernels over-read their inputs). A pixel whose read would leave the
+// buffer (the last one or few) is copied to a zero-padded row first.
 template <int MR>
 constexpr int kDirectMaxChunk = (1024 / MR) * MR;  // bounds the per-task pointer tables
 
@@ -254,7 +259,9 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
   const int pixels = p.out_h * p.out_w;
   ThreadPool* pool = PoolFor(p, g);
   const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / g.in_channels, Threads(pool));
-  const int cin = g.in_channels;
+  const int cin = g.in_channels, kread = w.k_padded_;
+  const int8_t* const in_end = in + p.in.buffer_elements;
+  std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, grid.tasks, [&](int task) {
     const int cin_local = cin;
     const Correction correction_local = correction;
@@ -286,6 +293,23 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
         o_pix = o_row += out_row;
       }
     }
+    if (kread > cin_local) {
+      int tail = 0;  // the chunk's pixels whose read leaves the buffer (pointers ascend)
+      while (tail < cn && a_ptr[cn - 1 - tail] + kread > in_end) ++tail;
+      if (tail > 0) {
+        auto* rows = static_cast<int8_t*>(Scratch(static_cast<size_t>(tail) * kread));
+        if (rows == nullptr) {
+          out_of_memory = true;
+          return;
+        }
+        for (int j = 0; j < tail; ++j) {
+          int8_t* d = rows + static_cast<size_t>(j) * kread;
+          std::memcpy(d, a_ptr[cn - tail + j], cin_local);
+          std::memset(d + cin_local, 0, kread - cin_local);
+          a_ptr[cn - tail + j] = d;
+        }
+      }
+    }
     correction_local(a_ptr, cn, cin_local, corr);
     for (int i = cn; i < RoundUp(cn, MR); ++i) {  // padding rows repeat the last pixel
       a_ptr[i] = a_ptr[cn - 1];
@@ -296,6 +320,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       kernel(m, a_ptr + i0, corr + i0, bi, o, n);
     });
   });
+  if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
 }
 

@@ -15,6 +15,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
 #include "keras_csp/pool.h"
@@ -539,6 +542,61 @@ void TestThreadsBitIdentical() {
   std::printf("thread-count comparisons (1 vs 3 threads): %d\n", compared);
 }
 
+// 1x1 convs read their input slice in place, and with in_channels not a multiple of the dot-product
+// group a kernel reads past the slice. The input here ends right before a PROT_NONE page (the slice
+// at the end of each pixel, the last pixel at the end of the buffer), so a read that leaves the
+// buffer crashes the test instead of going unnoticed; results must equal the scalar reference
+// (1 and 3 threads: several tasks end at the last pixel).
+void TestDirect1x1StaysInBuffer() {
+  const long page = sysconf(_SC_PAGESIZE);
+  ThreadPool pool(3);
+  int compared = 0;
+  const int shapes[][4] = {{1, 1, 1, 5},   {2, 3, 1, 9},    {3, 4, 6, 17},  {5, 7, 2, 33},
+                           {6, 7, 7, 64},  {7, 7, 0, 150},  {14, 14, 3, 150}, {9, 13, 5, 918},
+                           {4, 5, 0, 13},  {3, 3, 1, 255}};  // h, w, extra channels before, in_channels
+  for (const auto& sh : shapes) {
+    ConvGeometry g;
+    g.in_channels = sh[3];
+    g.out_channels = RandInt(1, 70);
+    const int n = RandInt(1, 2), h = sh[0], w = sh[1], in_total = sh[2] + sh[3];
+    const size_t bytes = static_cast<size_t>(n) * h * w * in_total;
+    const size_t mapped = (bytes + page - 1) / page * page + page;
+    void* m = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "mmap");
+    if (m == MAP_FAILED) return;
+    auto* base = static_cast<int8_t*>(m);
+    CHECK(mprotect(base + mapped - page, page, PROT_NONE) == 0, "mprotect");
+    int8_t* in = base + (mapped - page - bytes);
+    for (size_t i = 0; i < bytes; ++i) in[i] = static_cast<int8_t>(RandInt(-128, 127));
+    std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * g.in_channels);
+    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> bias(g.out_channels);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    const Int8QuantParams q = RandomQuant(g.out_channels);
+    const TensorLayout li = NhwcSlice(n, h, w, in_total, sh[2], g.in_channels);
+    const TensorLayout lo = NhwcSlice(n, h, w, g.out_channels, 0, g.out_channels);
+    std::unique_ptr<PackedConvInt8> pref;
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pref).ok(), "scalar");
+    std::vector<int8_t> ref(lo.buffer_elements, 77);
+    CHECK(Conv2DInt8(*pref, in, li, ref.data(), lo).ok(), "scalar conv");
+    for (Variant v : kAllVariants) {
+      if (v == Variant::kScalar || !VariantAvailable(v)) continue;
+      std::unique_ptr<PackedConvInt8> p;
+      Status st = PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p);
+      CHECK(st.ok(), "%s", st.message().c_str());
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> out(lo.buffer_elements, 78);
+        CHECK(Conv2DInt8(*p, in, li, out.data(), lo, tp).ok(), "conv");
+        CHECK(out == ref, "%s: 1x1 at the buffer end differs from scalar (cin=%d %dx%d, %s)", VariantName(v),
+              g.in_channels, h, w, tp ? "3 threads" : "1 thread");
+        ++compared;
+      }
+    }
+    munmap(m, mapped);
+  }
+  std::printf("1x1 at the end of a guarded buffer: %d comparisons\n", compared);
+}
+
 // Max pooling vs the plain loop TFLite's reference kernel runs (window clipped to the input,
 // max, clamp), on strided channel slices, at 1 and 3 threads.
 void TestMaxPoolMatchesReference(int trials) {
@@ -628,6 +686,7 @@ int main(int argc, char** argv) {
   TestVariantsMatchScalarInt8(trials);
   TestLargeShapesInt8();
   TestThreadsBitIdentical();
+  TestDirect1x1StaysInBuffer();
   TestDepthwiseMatchesScalar(trials);
   TestMaxPoolMatchesReference(trials / 3);
   TestVariantsMatchScalarF32(trials / 2);

@@ -2,7 +2,7 @@
 // Raw int8 activations are staged in a padded buffer whose border holds input_zero_point, so
 //   sum((x - zp) * w) = sum(x * w) - zp * sum(w)
 // for every tap including padding; the correction is folded into the packed bias.
-// 1x1 convs with in_channels % 4 == 0 read the int8 input slice in place instead.
+// 1x1 convs read the int8 input slice in place instead.
 // 6x16 micro-kernel in assembly (16 channels of input per 16-byte load, lane-indexed sdot),
 // weights packed [tap][k/4][16][4]; the requantization epilogue is neon_int8_common.h's.
 #if defined(__aarch64__)
@@ -265,10 +265,11 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 
 }  // namespace
 
-// Raw int8 inputs: fold zp * sum(w). sdot multiplies signed by signed, so 1x1 convs with
-// in_channels % 4 == 0 read the input slice in place (no staging, no per-pixel correction).
+// Raw int8 inputs: fold zp * sum(w). sdot multiplies signed by signed, so 1x1 convs read the
+// input slice in place (no staging, no per-pixel correction; a partial last group meets zero
+// weights).
 Status PackInt8NeonDotprod(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 4);
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 1);
   return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4);
 }
 

@@ -3,7 +3,7 @@
 // smmla multiplies a 2x8 int8 matrix by the transpose of another into a 2x2 int32 tile: here two
 // output pixels x two output channels over 8 input channels, 32 MACs per instruction (sdot: 16).
 // Raw int8 activations, staged with border input_zero_point as in the dotprod variant (the
-// zp * sum(w) correction is folded into the packed bias); 1x1 convs with in_channels % 8 == 0 read
+// zp * sum(w) correction is folded into the packed bias); 1x1 convs (any in_channels) read
 // the input slice in place. Weights packed [tap][k/8][16][8]: channel pair j's two 8-byte rows are
 // one 16-byte smmla operand.
 // 4x16 micro-kernel: 2 pixel pairs x 8 channel pairs = 16 accumulator tiles. Per 16 input
@@ -105,7 +105,7 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 }  // namespace
 
 Status PackInt8NeonI8mm(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 8);
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 1);
   return PackInt8Groups(w, w->quant_.input_zero_point, 8, 8);
 }
 

@@ -180,7 +180,7 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
   }
 }
 
-// 128 * sum of each pixel's int8 channels (in_channels % 4 == 0), for the direct kernels: per
+// 128 * sum of each pixel's in_channels int8 channels (any count), for the direct kernels: per
 // 16 pixels, one vpdpbusd(ones, x) accumulator each, then one transposing add tree (lane i =
 // pixel i's sum) instead of 16 horizontal reductions.
 void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out) {
