@@ -34,15 +34,16 @@ inline void ConvertRun(const Src* s, Dst* d, int64_t n, Convert convert) {
 
 // Copies the input channel slice into a dense padded buffer [batch][padded_h][padded_w][cp],
 // converting each element with `convert`; border pixels and channels >= in_channels are `fill`.
-// Stages rows [row_begin, row_end) of the zero-padded input (rows of all images: batch * padded_h).
+// Stages rows [row_begin, row_end) of the zero-padded input (rows of all images: batch * padded_h);
+// row br goes to buf's row br - buf_first_row.
 template <typename Src, typename Dst, typename Convert>
 void BuildPaddedRows(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
-                     Convert convert, int row_begin, int row_end) {
+                     Convert convert, int row_begin, int row_end, int buf_first_row = 0) {
   const int cin = p.in.channels;
   const int64_t row_elems = static_cast<int64_t>(p.padded_w) * cp;
   for (int br = row_begin; br < row_end; ++br) {
     const int b = br / p.padded_h, r = br % p.padded_h;
-    Dst* dst_row = buf + static_cast<int64_t>(br) * row_elems;
+    Dst* dst_row = buf + static_cast<int64_t>(br - buf_first_row) * row_elems;
     const int iy = r - p.pad_top;
     if (iy < 0 || iy >= p.in_h) {
       std::fill(dst_row, dst_row + row_elems, fill);

@@ -504,8 +504,10 @@ void TestValidation() {
 // pixel chunks, output-channel block groups, strides, the direct 1x1 path).
 void TestThreadsBitIdentical() {
   ThreadPool pool(3);
-  const int shapes[][6] = {{16, 16, 128, 128, 1, 1}, {13, 11, 64, 33, 3, 1}, {4, 4, 256, 256, 3, 1},
-                           {15, 15, 96, 80, 3, 2}, {7, 7, 512, 512, 1, 1}};
+  // h, w, in, out channels, kernel, stride, batch
+  const int shapes[][7] = {{16, 16, 128, 128, 1, 1, 1}, {13, 11, 64, 33, 3, 1, 1}, {4, 4, 256, 256, 3, 1, 1},
+                           {15, 15, 96, 80, 3, 2, 1},   {7, 7, 512, 512, 1, 1, 1},  {9, 7, 70, 40, 3, 1, 2},
+                           {14, 14, 150, 32, 3, 1, 1},  {6, 5, 64, 48, 3, 2, 3}};
   int compared = 0;
   for (const auto& sh : shapes) {
     ConvGeometry g;
@@ -519,10 +521,11 @@ void TestThreadsBitIdentical() {
     for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
     std::vector<int32_t> bias(g.out_channels);
     for (auto& v : bias) v = RandInt(-20000, 20000);
-    std::vector<int8_t> in(static_cast<size_t>(sh[0]) * sh[1] * g.in_channels);
+    const int batch = sh[6];
+    std::vector<int8_t> in(static_cast<size_t>(batch) * sh[0] * sh[1] * g.in_channels);
     for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
-    const TensorLayout li = NhwcSlice(1, sh[0], sh[1], g.in_channels, 0, g.in_channels);
-    const TensorLayout lo = NhwcSlice(1, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
+    const TensorLayout li = NhwcSlice(batch, sh[0], sh[1], g.in_channels, 0, g.in_channels);
+    const TensorLayout lo = NhwcSlice(batch, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
     for (Variant v : kAllVariants) {
       if (!VariantAvailable(v)) continue;
       for (int r = 0; r < 4; ++r) {  // RandomQuant draws the rounding mode
