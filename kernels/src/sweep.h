@@ -16,8 +16,10 @@ namespace keras_csp {
 namespace internal {
 
 // Below this many MACs a conv runs on the calling thread: waking workers costs more than it saves
-// (a few microseconds per call; 2^21 int8 MACs take ~10 us at 200 GMAC/s).
-constexpr int64_t kMinParallelMacs = int64_t{1} << 21;
+// (a few microseconds per call; 2^19 int8 MACs take ~2.5 us at 200 GMAC/s). Was 2^21 until the KxK
+// convs swept per-thread bands: then CSPDenseNet-121's 7x7 dense block (3x3 growth convs of 1.8M
+// MACs) ran 1.11-1.48x faster at 2 threads on Zen 4 with 2^19 (same process), other blocks the same.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
 inline ThreadPool* PoolFor(const ConvProblem& p, const ConvGeometry& g) {
   const int64_t macs = static_cast<int64_t>(p.batch) * p.out_h * p.out_w * g.out_channels *
