@@ -269,6 +269,12 @@ def test_cli(partial, tmp):
     r = CliRunner().invoke(cli, ["run", str(out), "--compare", partial, "--runs", "3", "--warmup", "1"])
     assert r.exit_code == 0, r.output
     assert "speedup" in r.output
+    bd = tmp / "breakdown.json"
+    r = CliRunner().invoke(cli, ["run", partial, "--breakdown", "--runs", "2", "--warmup", "1", "--json", str(bd)])
+    assert r.exit_code == 0, r.output
+    d = json.load(open(bd))
+    assert len(d["patterns"]) == 2 and d["machine"]["cpu_features"] and d["threads"] == 1
+    assert abs(d["builtin_ms"] - sum(p["builtin_ms"] for p in d["patterns"])) < 1e-9
     r = CliRunner().invoke(cli, ["fuse", str(tmp / "missing.tflite"), str(out)])
     assert r.exit_code != 0
     r = CliRunner().invoke(cli, ["inspect-runtime"])

@@ -117,7 +117,11 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock
             click.echo(_pattern_timing(r))
         if rows:
             click.echo(f"{'total':56s} builtin {tb:9.3f} ms  fused {tf:9.3f} ms  {tb / tf:.2f}x")
-        write_json(json_out, rows, indent=2)
+        from keras_csp.benchmark.models import machine_info
+
+        write_json(json_out, {"model": str(model), "threads": threads, "runs": runs, "machine": machine_info(),
+                              "patterns": rows, "builtin_ms": tb, "fused_ms": tf,
+                              "speedup": tb / tf if rows else None}, indent=2)
         return
 
     from keras_csp.litert_delegate import DelegateError
