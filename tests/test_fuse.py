@@ -609,3 +609,25 @@ def test_keras_cv_yolov8_backbone_every_block_fused_bit_exact(tmp):
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
     assert "5 of 5 concat(s) fused:" in format_coverage(cov)
     assert _equal_outputs(src, dst, n=3)
+
+
+def test_cli_run_dataset_json_has_machine_facts(partial, tmp, monkeypatch):
+    """`run --compare --dataset --json` records the models, thread count and machine next to the
+    accuracies (the comparison itself is covered by the demo tests; stubbed here)."""
+    import types
+
+    import keras_csp.data
+    import keras_csp.tflite.bench
+    from keras_csp.cli import cli
+
+    ds = types.SimpleNamespace(x_test=np.zeros((2, 8, 8, 1), np.float32), y_test=np.zeros(2, np.int64))
+    monkeypatch.setattr(keras_csp.data, "load_dataset", lambda name, size: ds)
+    monkeypatch.setattr(keras_csp.tflite.bench, "accuracy_compare", lambda *a, **k: {
+        "examples": 2, "xnnpack": {"builtin_accuracy": 1.0, "fused_accuracy": 1.0, "bit_identical_outputs": 2}})
+    out = tmp / "dataset.json"
+    r = CliRunner().invoke(cli, ["run", partial, "--compare", partial, "--dataset", "digits", "--threads", "2",
+                                 "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.load(open(out))
+    assert d["threads"] == 2 and d["dataset"] == "digits" and d["builtin_model"] == partial
+    assert d["machine"]["cpu_features"] and d["xnnpack"]["bit_identical_outputs"] == 2

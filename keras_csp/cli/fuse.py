@@ -107,6 +107,10 @@ def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock
             r = res[k]
             click.echo(f"{k:15s} accuracy builtin {r['builtin_accuracy']:.4f} fused {r['fused_accuracy']:.4f}; "
                        f"bit-identical outputs {r['bit_identical_outputs']}/{res['examples']}")
+        from keras_csp.benchmark.models import machine_info
+
+        res.update(fused_model=str(model), builtin_model=str(compare), dataset=dataset, threads=threads,
+                   machine=machine_info())
         write_json(json_out, res, indent=2)
         return
 
