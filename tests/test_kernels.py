@@ -420,7 +420,7 @@ def test_inplace_alias_rejected():
 
 
 # ---- threads: the same bits at every thread count ---------------------------------------------
-# Shapes above the parallel threshold (2^21 MACs), so the pool really splits them: many pixels
+# Shapes above the parallel threshold (2^19 MACs), so the pool really splits them: many pixels
 # (pixel chunks), few pixels and many channels (output-channel block groups), odd sizes, strides.
 THREAD_SHAPES = [  # n, h, w, cin, cout, k, stride
     (1, 16, 16, 128, 128, 1, 1),
