@@ -162,6 +162,20 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
   return Status::Ok();
 }
 
+// Most output pixels an int8 sweep task handles at once: bounds its pointer tables (on the stack,
+// plus MR for the padding below). A namespace-scope constant: GCC 12 crashed on a function-local
+// one used as an array bound inside a lambda.
+template <int MR>
+constexpr int kMaxChunkPixels = (1024 / MR) * MR;
+
+// Pads a task's per-pixel tables (pointers, corrections) from cn to a multiple of MR by repeating
+// the last pixel, so that every MR-pixel tile has valid addresses (the kernels store only the
+// tile's real pixels).
+template <int MR, typename... T>
+void RepeatLastPixel(int cn, T*... tables) {
+  for (int i = cn; i < RoundUp(cn, MR); ++i) ((tables[i] = tables[cn - 1]), ...);
+}
+
 // KxK int8 convs on several threads: tasks are bands (runs of output pixels), each staging the
 // padded input rows it reads (its rows plus the kernel's halo) into its thread's scratch and sweeping them at
 // once, so a core reads what it staged (one staging of the whole image, split by rows, then a
@@ -175,7 +189,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
   const ConvGeometry& g = w.geometry_;
   const int cp = w.k_padded_;
   const int taps = g.kernel_h * g.kernel_w;
-  constexpr int kMaxChunk = (1024 / MR) * MR;
+  constexpr int kMaxChunk = kMaxChunkPixels<MR>;
   const int64_t row_elems = static_cast<int64_t>(p.padded_w) * cp;
   int64_t tap_off[64 * 64];
   TapOffsets(g, row_elems, cp, tap_off);
@@ -222,18 +236,15 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
     }
     const int first = b * p.padded_h;
     BuildPaddedRows(p, in, stage, cp, fill, A{0}, convert, first + r0, first + r1, first + r0);
-    const A* a_ptr[(1024 / MR) * MR + MR];  // kMaxChunk + MR (GCC 12 crashed on the name here)
-    int8_t* o_ptr[(1024 / MR) * MR + MR];
+    const A* a_ptr[kMaxChunkPixels<MR> + MR];
+    int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
     for (int c0 = 0; c0 < band_pixels; c0 += chunk) {
       const int cn = std::min(chunk, band_pixels - c0);
       ForEachOutputPixel(band_first + c0, cn, p.out_w, [&](int i, int oy, int ox) {
         a_ptr[i] = stage + (static_cast<int64_t>(oy * g.stride_h - r0) * p.padded_w + ox * g.stride_w) * cp;
         o_ptr[i] = OutputPixel(p, out, b, oy, ox);
       });
-      for (int i = cn; i < RoundUp(cn, MR); ++i) {  // padding rows repeat the last pixel
-        a_ptr[i] = a_ptr[cn - 1];
-        o_ptr[i] = o_ptr[cn - 1];
-      }
+      RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
       const TaskGrid::Task t{b, c0, cn, 0, blocks};
       SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
         kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
@@ -258,7 +269,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   const int cp = w.k_padded_;
   const int taps = g.kernel_h * g.kernel_w;
   const bool per_chunk = taps == 1;
-  constexpr int kMaxChunk = (1024 / MR) * MR;  // bounds the pointer tables below
+  constexpr int kMaxChunk = kMaxChunkPixels<MR>;
   ThreadPool* pool = PoolFor(p, g);
   const int threads = Threads(pool);
   if (!per_chunk && threads > 1)
@@ -295,8 +306,8 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
       }
     }
     const A* img = per_chunk ? stage : padded + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
-    const A* a_ptr[kMaxChunk + MR];
-    int8_t* o_ptr[kMaxChunk + MR];
+    const A* a_ptr[kMaxChunkPixels<MR> + MR];
+    int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
     // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep),
     // padded to a multiple of MR by repeating the last pixel (its results are not stored).
     const int8_t* const in_img = in + b * p.in.batch_stride + p.in.channel_offset;
@@ -312,10 +323,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
       }
       o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     });
-    for (int i = cn; i < RoundUp(cn, MR); ++i) {  // padding rows repeat the last pixel
-      a_ptr[i] = a_ptr[cn - 1];
-      o_ptr[i] = o_ptr[cn - 1];
-    }
+    RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
     });
@@ -333,14 +341,11 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
 // group, the last group runs past the slice into bytes its zero weights ignore (the next channels
 // or pixel, as XNNPACK's kernels over-read their inputs). A pixel whose read would leave the
 // buffer (the last one or few) is copied to a zero-padded row first.
-template <int MR>
-constexpr int kDirectMaxChunk = (1024 / MR) * MR;  // bounds the per-task pointer tables
-
 template <int MR, int NR, typename Correction, typename Kernel>
 Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                           int64_t chunk_bytes, Correction correction, Kernel kernel) {
   const ConvGeometry& g = w.geometry_;
-  constexpr int kMaxChunk = kDirectMaxChunk<MR>;
+  constexpr int kMaxChunk = kMaxChunkPixels<MR>;
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
   ThreadPool* pool = PoolFor(p, g);
@@ -353,9 +358,9 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     const Correction correction_local = correction;
     const TaskGrid::Task t = grid.At(task, pixels, blocks);
     const int b = t.batch, c0 = t.first_pixel, cn = t.pixels;
-    const int8_t* a_ptr[kDirectMaxChunk<MR> + MR];
-    int8_t* o_ptr[kDirectMaxChunk<MR> + MR];
-    alignas(64) int32_t corr[kDirectMaxChunk<MR> + MR];
+    const int8_t* a_ptr[kMaxChunkPixels<MR> + MR];
+    int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
+    alignas(64) int32_t corr[kMaxChunkPixels<MR> + MR];
     // Pointers advance by one pixel and jump at row ends, strides in locals (with the pointer
     // stores in the loop the compiler would reload them from `p` per pixel): the hot loop of a
     // 1x1 conv with few output channels.
@@ -397,11 +402,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       }
     }
     correction_local(a_ptr, cn, cin_local, corr);
-    for (int i = cn; i < RoundUp(cn, MR); ++i) {  // padding rows repeat the last pixel
-      a_ptr[i] = a_ptr[cn - 1];
-      o_ptr[i] = o_ptr[cn - 1];
-      corr[i] = corr[cn - 1];
-    }
+    RepeatLastPixel<MR>(cn, a_ptr, o_ptr, corr);
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, corr + i0, bi, o, n);
     });
