@@ -161,18 +161,27 @@ Int8QuantParams Quant(FuzzedDataProvider& f, int out_channels) {
 TensorLayout Layout(FuzzedDataProvider& f, int batch, int h, int w, int total, int offset,
                     int channels) {
   TensorLayout l = NhwcSlice(batch, h, w, total, offset, channels);
-  const bool huge = l.buffer_elements < 0 || l.buffer_elements > (int64_t{1} << 40);
+  // NhwcSlice saturates: any stride out of range and the perturbations below would overflow.
+  auto out_of_range = [](int64_t v) { return v < 0 || v > (int64_t{1} << 40); };
+  const bool huge = out_of_range(l.buffer_elements) || out_of_range(l.batch_stride) ||
+                    out_of_range(l.row_stride) || out_of_range(l.pixel_stride);
   switch (huge ? 9 : f.ConsumeIntegralInRange<int>(0, 9)) {
     case 0: l.pixel_stride += f.ConsumeIntegralInRange<int>(-3, 5); break;
     case 1: l.row_stride += f.ConsumeIntegralInRange<int>(-5, 9); break;
     case 2: l.batch_stride += f.ConsumeIntegralInRange<int>(-9, 17); break;
     case 3: l.buffer_elements += f.ConsumeIntegralInRange<int>(-8, 8); break;
-    case 4:  // padded strides (views into a larger buffer)
-      l.pixel_stride += f.ConsumeIntegralInRange<int>(0, 4);
-      l.row_stride = l.pixel_stride * w + f.ConsumeIntegralInRange<int>(0, 8);
+    case 4: {  // padded strides (views into a larger buffer); left as they were if they overflow
+      const int64_t px = l.pixel_stride + f.ConsumeIntegralInRange<int>(0, 4);
+      int64_t row, img, all;
+      if (__builtin_mul_overflow(px, int64_t{w}, &row) || __builtin_mul_overflow(row + 8, int64_t{h}, &img) ||
+          __builtin_mul_overflow(img + 16, int64_t{batch}, &all))
+        break;
+      l.pixel_stride = px;
+      l.row_stride = row + f.ConsumeIntegralInRange<int>(0, 8);
       l.batch_stride = l.row_stride * h + f.ConsumeIntegralInRange<int>(0, 16);
       l.buffer_elements = l.batch_stride * batch;
       break;
+    }
     case 5: l.channel_offset = f.ConsumeIntegral<int>(); break;
     case 6: l.channels = f.ConsumeIntegralInRange<int>(-2, 40); break;
     case 7:
