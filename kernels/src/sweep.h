@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "conv_internal.h"
+#include "task_grid.h"
 
 namespace keras_csp {
 namespace internal {
@@ -27,36 +28,6 @@ inline ThreadPool* PoolFor(const ConvProblem& p, const ConvGeometry& g) {
   return macs >= kMinParallelMacs ? p.pool : nullptr;
 }
 inline int Threads(ThreadPool* pool) { return pool ? pool->threads() : 1; }
-
-// How an int8 conv is split into tasks: chunks of `chunk` output pixels (sized so a chunk's
-// input stays in L2, and at least one chunk per thread), times groups of output-channel blocks
-// when there are fewer pixel chunks than tasks wanted (a late stage's 7x7 image).
-struct TaskGrid {
-  int chunk, chunks, block_groups, blocks_per_group, tasks;
-  TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads) {
-    chunk = std::min<int>(max_chunk, std::max<int>(mr, static_cast<int>(std::min<int64_t>(
-                                                       pixels, chunk_pixels / mr * mr))));
-    if (threads > 1) chunk = std::min(chunk, std::max(mr, RoundUp((pixels + threads - 1) / threads, mr)));
-    chunks = (pixels + chunk - 1) / chunk;
-    block_groups = 1;
-    if (threads > 1 && batch * chunks < 2 * threads)
-      block_groups = std::min(blocks, (2 * threads + batch * chunks - 1) / (batch * chunks));
-    blocks_per_group = (blocks + block_groups - 1) / block_groups;
-    block_groups = (blocks + blocks_per_group - 1) / blocks_per_group;
-    tasks = batch * chunks * block_groups;
-  }
-  // One task: image `batch`, output pixels [first_pixel, first_pixel + pixels), channel blocks
-  // [block_begin, block_end).
-  struct Task {
-    int batch, first_pixel, pixels, block_begin, block_end;
-  };
-  Task At(int task, int total_pixels, int blocks) const {
-    const int gi = task % block_groups;
-    const int first = (task / block_groups) % chunks * chunk;
-    return {task / (block_groups * chunks), first, std::min(total_pixels, first + chunk) - first,
-            gi * blocks_per_group, std::min(blocks, (gi + 1) * blocks_per_group)};
-  }
-};
 
 // Address of output pixel (oy, ox) of image b, at the first channel of the output slice.
 template <typename T>
@@ -286,7 +257,8 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
-  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / per_pixel, threads);
+  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / per_pixel, threads,
+                       static_cast<int64_t>(NR) * taps * cp, static_cast<int64_t>(taps) * cp);
   const int cin = g.in_channels;
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, grid.tasks, [&](int task) {
@@ -349,7 +321,8 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
   ThreadPool* pool = PoolFor(p, g);
-  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / g.in_channels, Threads(pool));
+  const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / g.in_channels, Threads(pool),
+                       static_cast<int64_t>(NR) * w.k_padded_, w.k_padded_);
   const int cin = g.in_channels, kread = w.k_padded_;
   const int8_t* const in_end = in + p.in.buffer_elements;
   std::atomic<bool> out_of_memory{false};

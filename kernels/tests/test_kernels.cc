@@ -23,6 +23,7 @@
 #include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
 #include "keras_csp/threadpool.h"
+#include "../src/task_grid.h"
 
 using namespace keras_csp;
 
@@ -502,6 +503,55 @@ void TestValidation() {
 
 // Every variant gives the same bits on 1 and 3 threads (shapes above the parallel threshold:
 // pixel chunks, output-channel block groups, strides, the direct 1x1 path).
+// The task split of the int8 sweeps: every (image, output pixel, channel block) in exactly one
+// task, chunks whole register tiles, one group on one thread, the same answer from the cache, and
+// balanced on two threads (the split before this test gave one thread 61 % of a 28x28 1x1 conv).
+void TestTaskGrid() {
+  using internal::TaskGrid;
+  std::mt19937 rng(7);
+  int grids = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const int mrs[] = {1, 4, 6, 8, 24};
+    const int mr = mrs[rng() % 5];
+    const int pixels = 1 + static_cast<int>(rng() % 4000), batch = 1 + static_cast<int>(rng() % 3);
+    const int blocks = 1 + static_cast<int>(rng() % 20), threads = 1 + static_cast<int>(rng() % 5);
+    const int max_chunk = (1024 / mr) * mr;
+    const int64_t chunk_pixels = 1 + static_cast<int64_t>(rng() % 2000);
+    const int64_t unit = 64 * (1 + static_cast<int64_t>(rng() % 1024)), bytes = unit / 64;
+    const TaskGrid g(pixels, batch, blocks, mr, max_chunk, chunk_pixels, threads, unit, bytes);
+    const TaskGrid again(pixels, batch, blocks, mr, max_chunk, chunk_pixels, threads, unit, bytes);
+    CHECK(g.chunk % mr == 0 && g.chunk >= mr && g.chunk <= max_chunk, "chunk %d (mr %d)", g.chunk, mr);
+    CHECK(threads > 1 || g.block_groups == 1, "one thread, %d groups", g.block_groups);
+    CHECK(again.chunk == g.chunk && again.block_groups == g.block_groups, "cached grid differs");
+    CHECK(g.tasks == batch * g.chunks * g.block_groups, "task count");
+    std::vector<uint8_t> seen(static_cast<size_t>(batch) * pixels * blocks, 0);
+    bool empty_task = false;
+    for (int t = 0; t < g.tasks; ++t) {
+      const TaskGrid::Task k = g.At(t, pixels, blocks);
+      empty_task |= k.pixels <= 0 || k.block_end <= k.block_begin;
+      for (int b = k.block_begin; b < k.block_end; ++b)
+        for (int i = k.first_pixel; i < k.first_pixel + k.pixels; ++i)
+          ++seen[(static_cast<size_t>(k.batch) * pixels + i) * blocks + b];
+    }
+    CHECK(!empty_task, "pixels %d blocks %d threads %d: an empty task", pixels, blocks, threads);
+    CHECK(std::all_of(seen.begin(), seen.end(), [](uint8_t v) { return v == 1; }),
+          "pixels %d batch %d blocks %d mr %d threads %d: not covered exactly once", pixels, batch, blocks, mr,
+          threads);
+    ++grids;
+  }
+  // CSPDenseNet-121's 28x28 bottleneck (1x1 256->128, 24-pixel tiles, 64-channel blocks): the
+  // busiest of 2 threads gets at most 53 % of the work, handed out in order to the first free.
+  const TaskGrid g(784, 1, 2, 24, 1008, 64 * 1024 / 256, 2, 64 * 256, 256);
+  int64_t load[2] = {0, 0};
+  for (int t = 0; t < g.tasks; ++t) {
+    const TaskGrid::Task k = g.At(t, 784, 2);
+    load[load[1] < load[0] ? 1 : 0] += int64_t{k.pixels} * (k.block_end - k.block_begin);
+  }
+  CHECK(std::max(load[0], load[1]) <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks",
+        static_cast<long long>(std::max(load[0], load[1])), 784 * 2);
+  std::printf("task grids checked: %d\n", grids + 1);
+}
+
 void TestThreadsBitIdentical() {
   ThreadPool pool(3);
   // h, w, in, out channels, kernel, stride, batch
@@ -688,6 +738,7 @@ int main(int argc, char** argv) {
   TestFusedOps();
   TestVariantsMatchScalarInt8(trials);
   TestLargeShapesInt8();
+  TestTaskGrid();
   TestThreadsBitIdentical();
   TestDirect1x1StaysInBuffer();
   TestDepthwiseMatchesScalar(trials);
