@@ -292,7 +292,7 @@ def test_demo_fuse_and_run_steps(tmp):
     src = export_ptq_int8("cspdensenet_tiny", str(out / "model_int8.tflite"), 32)
     lines = []
     rep = _fuse_and_run(src, str(out), lines.append)
-    assert rep["fused_ops"] == 6 and (out / "model_int8_fused.tflite").exists()
+    assert rep["fused_ops"] == 7 and (out / "model_int8_fused.tflite").exists()  # 6 CSP ops + the stem conv
     n = rep["accuracy"]["examples"]
     assert n == 360
     for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
@@ -367,14 +367,14 @@ def test_tune_whole_model_check_returns_ops_until_the_model_is_not_slower(partia
     assert any("whole-model check" in x["reason"] for x in rep["left"])
 
 
-@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 6), ("csppeleenet_tiny", 6),
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 7), ("csppeleenet_tiny", 7),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     if name.startswith("yolo"):
         fused_ops = {"CspBlock": fused_ops}
     """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
-    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks), outputs bit-identical to the int8 model on the
-    digits test split under all three kernel sets."""
+    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every model's 3-channel stem conv a KcspConv2D),
+    outputs bit-identical to the int8 model on the digits test split under all three kernel sets."""
     from keras_csp.benchmark import export_ptq_int8
     from keras_csp.demo import _fuse_and_run
 
@@ -383,7 +383,8 @@ def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     rep = _fuse_and_run(export_ptq_int8(name, str(out / "model_int8.tflite"), 32), str(out), lambda line: None)
     if isinstance(fused_ops, dict):  # every block one CspBlock
         (kind, count), = fused_ops.items()
-        assert rep["fused_ops"] == count and rep["ops_after"].get(kind) == count, rep["ops_after"]
+        assert rep["fused_ops"] == count + 1 and rep["ops_after"].get(kind) == count, rep["ops_after"]
+        assert rep["ops_after"].get("KcspConv2D") == 1, rep["ops_after"]
     else:
         assert rep["fused_ops"] == fused_ops
     n = rep["accuracy"]["examples"]
@@ -404,10 +405,11 @@ def test_explain_lists_every_concat_and_the_fused_shares(tmp):
     assert cov["macs"]["total"] == profile_model(create_model("cspmobilenetv2_tiny", input_shape=(32, 32, 3))).macs
     # fused: the project convs ending the block paths (1x1 16->8 at 16x16, 48->16 at 8x8, 144->24 at
     # 4x4, the last with its residual ADD), the depthwise skips of the conv3 and conv4 heads (3x3/2,
-    # 24 channels at 8x8, 48 at 4x4), and the three x2 depthwise convs (24->48 and 48->96 strided to
-    # 8x8 and 4x4, 72->144 at 4x4)
+    # 24 channels at 8x8, 48 at 4x4), the three x2 depthwise convs (24->48 and 48->96 strided to
+    # 8x8 and 4x4, 72->144 at 4x4), and the stem (3x3/2 3->16 to 16x16)
     assert cov["macs"]["fused"] == (16 * 16 * 16 * 8 + 8 * 8 * 48 * 16 + 4 * 4 * 144 * 24 + 8 * 8 * 24 * 9
-                                    + 4 * 4 * 48 * 9 + 8 * 8 * 48 * 9 + 4 * 4 * 96 * 9 + 4 * 4 * 144 * 9)
+                                    + 4 * 4 * 48 * 9 + 8 * 8 * 48 * 9 + 4 * 4 * 96 * 9 + 4 * 4 * 144 * 9
+                                    + 16 * 16 * 16 * 3 * 3 * 3)
     # concats 16x16x16 + 8x8x40 + 4x4x72 bytes; left: the 8 skip channels the conv2 op copies (the
     # depthwise skips write in place)
     assert cov["copy_bytes"] == {"builtin": 4096 + 2560 + 1152, "fused": 16 * 16 * 8,
@@ -532,10 +534,11 @@ def test_yolo_blocks_fuse_as_whole_blocks_bit_exact(tmp):
     _convert_int8(model, shape, src)
     dst = str(tmp / "yolo_fused.tflite")
     rep = fuse(src, dst, samples=4)
-    assert rep["fallbacks"] == [] and rep["fused_ops"] == 3
+    assert rep["fallbacks"] == [] and rep["fused_ops"] == 4
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
-    blocks = {f["steps"][-1]: f for f in rep["fused"]}
-    assert all(f["op"] == "CspBlock" and f["concat_inputs"] == 4 and f["inputs"] == 1 for f in rep["fused"])
+    assert rep["fused"][3]["op"] == "KcspConv2D"  # the 3-channel stem (its SiLU stays builtin)
+    blocks = {f["steps"][-1]: f for f in rep["fused"][:3]}
+    assert all(f["op"] == "CspBlock" and f["concat_inputs"] == 4 and f["inputs"] == 1 for f in rep["fused"][:3])
     # C2f: cv1 (1x1, into both halves), 2 x (3x3 into scratch, 3x3 + ADD into place)
     c2f = rep["fused"][0]
     assert c2f["steps"] == ["conv 1x1/s1 16->16"] + ["conv 3x3/s1 8->8"] * 4 and c2f["scratch_channels"] == [8]
@@ -550,8 +553,8 @@ def test_yolo_blocks_fuse_as_whole_blocks_bit_exact(tmp):
     assert cov["copy_bytes"]["builtin"] == 3 * 8 * 8 * 32 + 2 * 8 * 8 * 8
     after = rep["ops_after"]
     assert after["CspBlock"] == 3 and not {"SPLIT", "ADD", "MAX_POOL_2D", "CONCATENATION"} & set(after)
-    # the stem and the three transitions stay builtin convs, each with its SiLU
-    assert after["CONV_2D"] == 4 and after["LOGISTIC"] == after["MUL"] == 4
+    # the three transitions stay builtin convs; they and the stem keep their SiLU ops
+    assert after["CONV_2D"] == 3 and after["KcspConv2D"] == 1 and after["LOGISTIC"] == after["MUL"] == 4
     assert _equal_outputs(src, dst, n=4, modes=("", "builtin", "reference"))
     # same bits at 2 threads
     x = np.random.default_rng(1).integers(-128, 128, (1,) + shape).astype(np.int8)
@@ -631,3 +634,48 @@ def test_cli_run_dataset_json_has_machine_facts(partial, tmp, monkeypatch):
     d = json.load(open(out))
     assert d["threads"] == 2 and d["dataset"] == "digits" and d["builtin_model"] == partial
     assert d["machine"]["cpu_features"] and d["xnnpack"]["bit_identical_outputs"] == 2
+
+
+@pytest.mark.parametrize("cin, kernel, stride, padding, fused", [
+    (3, 7, 2, "same", True), (1, 3, 1, "valid", True), (4, 3, 2, "same", True),
+    (5, 3, 1, "same", False),  # more than 4 input channels: not a stem
+    (3, 1, 1, "same", False),  # 1x1: no per-tap padding to gain on
+])
+def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, padding, fused):
+    """A stem CONV_2D (at most 4 input channels, kernel larger than 1x1) becomes a KcspConv2D,
+    bit-exact under XNNPACK, TFLite's builtin and reference kernels (each op alone) and in the
+    whole model; other standalone convs stay builtin."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(5)
+    inp = tf.keras.Input((18, 18, cin))
+    y = L.Conv2D(16, kernel, strides=stride, padding=padding, activation="relu")(inp)
+    out = L.Conv2D(8, 1)(y)
+    src = str(tmp / f"stem_{cin}_{kernel}_{stride}.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (18, 18, cin), src)
+    dst = str(tmp / f"stem_{cin}_{kernel}_{stride}_fused.tflite")
+    rep = fuse(src, dst, samples=4)
+    assert rep["fallbacks"] == []
+    stems = [f for f in rep["fused"] if f["op"] == "KcspConv2D"]
+    if not fused:
+        assert stems == [] and rep["ops_after"].get("CONV_2D") == 2
+        return
+    assert len(stems) == 1 and rep["ops_after"]["CONV_2D"] == 1, rep["ops_after"]
+    assert stems[0]["conv"] == f"{kernel}x{kernel}/s{stride} {cin}->16 (stem)"
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert _equal_outputs(src, dst)
+    # options that do not fit the model: a clear error, not a crash or wrong bits
+    for edit, msg in (({"in_channels": cin + 1}, "must be NHWC with in_channels"),
+                      ({"post": "table", "post_table_xnnpack": [0] * 256}, "KcspConv2D takes no post op")):
+        g = Graph.load(dst)
+        op = next(o for o in g.ops() if g.op_type(o) == "KcspConv2D")
+        opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
+        opts.update(edit)
+        field = next(iter(edit))
+        op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
+        bad = tmp / f"bad_stem_{field}.tflite"
+        g.save(bad)
+        with pytest.raises(rt.ModelLoadError, match=msg):
+            rt.Model(bad)

@@ -3,6 +3,7 @@
 //
 // Input layout:  [op selector][shape byte][perturbation byte][flexbuffer custom options ...]
 //   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / CspBlock / KcspDepthwiseConv2D /
+//                     KcspConv2D /
 //                     an unknown name
 //   options           the bytes LiteRT hands to the custom op's Init (seeds: the options of the
 //                     fused models keras_csp.tflite.fuse writes, see make_seeds.py)
@@ -100,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   // The runtime parses the options for one of three numerics (see custom_ops.h): all of them
   // read different fields.
-  const auto numerics = static_cast<Numerics>(data[0] / 6 % 3);
+  const auto numerics = static_cast<Numerics>(data[0] / kOpNames % 3);
   std::unique_ptr<NodeKernel> k = CreateNodeKernel(name, p, opts.size(), &node, &error, numerics);
   if (!k) {
     if (error.empty()) __builtin_trap();  // a rejection must say why

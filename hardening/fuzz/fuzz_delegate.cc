@@ -167,7 +167,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const char* kNumerics[] = {"auto", "xnnpack", "builtin", "reference"};
   std::string threads = std::to_string(1 + (perturb >> 7));
   const char* keys[] = {"litert_version", "numerics", "num_threads"};
-  const char* vals[] = {"2.3.0", kNumerics[data[0] / 6 % 4], threads.c_str()};
+  const char* vals[] = {"2.3.0", kNumerics[data[0] / kOpNames % 4], threads.c_str()};
   std::unique_ptr<TfLiteDelegate, void (*)(TfLiteDelegate*)> d(
       tflite_plugin_create_delegate(const_cast<char**>(keys), const_cast<char**>(vals), 3, &PluginError),
       &tflite_plugin_destroy_delegate);

@@ -5,8 +5,9 @@
 corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
                         conv / split / conv-first / dense-block patterns, and their fused
                         versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock/
-                        KcspDepthwiseConv2D/CspBlock), with a CSPMobileNet-v2-style depthwise head
-                        and YOLO-style C2f / SPPF blocks (SiLU, residual ADDs, max pools)
+                        KcspDepthwiseConv2D/CspBlock/KcspConv2D), with a CSPMobileNet-v2-style
+                        depthwise head, YOLO-style C2f / SPPF blocks (SiLU, residual ADDs, max pools)
+                        and a 3-channel stem conv
 corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
                         KcspTestAffine test op), prefixed with the 3 header bytes
                         fuzz_custom_options.cc reads: [op selector][shape][perturbation]
@@ -16,7 +17,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4}
+OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4,
+       "KcspConv2D": 5}
+OP_NAMES = 7  # option_inputs.h kOpNames: the six ops + an unknown one
 
 
 def main():
@@ -87,6 +90,8 @@ def main():
         keras_model("dense_nobottleneck", (3, 3, 2), lambda x: dense(x, bottleneck=False)),
         keras_model("mobile_head", (4, 4, 3), lambda x: mobile_head(x)),
         keras_model("yolo_blocks", (4, 4, 3), lambda x: yolo_blocks(x)),
+        # a 3-channel strided stem conv alone (KcspConv2D)
+        keras_model("stem", (6, 6, 3), lambda x: L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))
@@ -109,8 +114,8 @@ def main():
             cc = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             if cc in OPS and op.customOptions is not None:
                 data = bytes(bytearray(op.customOptions))
-                # byte 0: op (% 6) and numerics (/ 6 % 3: xnnpack, builtin, reference)
-                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10), (OPS[cc] + 6, 0x01, 1)):
+                # byte 0: op (% OP_NAMES) and numerics (/ OP_NAMES % 3: xnnpack, builtin, reference)
+                for hdr in ((OPS[cc], 0, 1), (OPS[cc], 0x2b, 0x10), (OPS[cc] + OP_NAMES, 0x01, 1)):
                     with open(os.path.join(odir, f"{f[:-7]}_op{i}_{hdr[1]:02x}"), "wb") as fh:
                         fh.write(bytes(hdr) + data)
                     n += 1

@@ -199,6 +199,15 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
           T(kLiteRtElementTypeInt8, L({1, c.kh, c.kw, c.cout})), T(kLiteRtElementTypeInt32, L({c.cout})), key};
     macs = Macs({n, h, w, c.kh, c.kw, c.cout});
     if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
+  } else if (name == "KcspConv2D") {
+    Conv c = ReadConv(root);
+    if (c.sh < 1 || c.sw < 1 || c.kh < 1 || c.kw < 1 || c.sh > 64 || c.sw > 64 || c.kh > 4096 || c.kw > 4096) return {};
+    int64_t ih = h * c.sh, iw = w * c.sw;
+    if (c.pad == 0) { ih += c.kh - c.sh; iw += c.kw - c.sw; }
+    in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, c.cin + ((shape >> 5) & 1)})),  // odd bit: wrong channels
+          T(kLiteRtElementTypeInt8, L({c.cout, c.kh, c.kw, c.cin})), T(kLiteRtElementTypeInt32, L({c.cout})), key};
+    macs = Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
+    if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
   } else if (name == "CspDenseBlock") {
     const int64_t cin = Get(root, "in_channels", 1), in_off = Get(root, "in_offset", 0);
     in.push_back(T(kLiteRtElementTypeInt8, L({n, h, w, in_off + cin + ((shape >> 5) & 1)})));
@@ -260,11 +269,12 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
   return in;
 }
 
-// The op a fuzz input's selector byte (its first byte) names: our five custom ops or an unknown one.
+// The op a fuzz input's selector byte (its first byte) names: our six custom ops or an unknown one.
+constexpr int kOpNames = 7;
 inline std::string OpName(uint8_t selector) {
-  static const char* kNames[] = {"CspPartialConv", "CspDenseBlock",       "KcspTestAffine",
-                                 "CspBlock",       "KcspDepthwiseConv2D", "NoSuchOp"};
-  return kNames[selector % 6];
+  static const char* kNames[kOpNames] = {"CspPartialConv",      "CspDenseBlock", "KcspTestAffine", "CspBlock",
+                                         "KcspDepthwiseConv2D", "KcspConv2D",    "NoSuchOp"};
+  return kNames[selector % kOpNames];
 }
 
 }  // namespace kcsp_fuzz

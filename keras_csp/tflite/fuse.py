@@ -13,6 +13,7 @@ int8 "node key" tensor of shape [node + 1] that identifies the node to our kerne
 Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
          CspDenseBlock:  x, (weights, bias) per conv, key
          CspBlock:       block inputs, (weights, bias) per conv step, key
+         KcspDepthwiseConv2D, KcspConv2D: x, weights, bias, key
 
 Numerics. A fused op must give the same bits as the builtin ops it replaces, and those round
 differently depending on which CPU kernels run them: XNNPACK (LiteRT's default) requantizes
@@ -47,7 +48,7 @@ from flatbuffers import flexbuffers
 from .blocks import BlockMatch
 from .coverage import coverage
 from .graph import Graph
-from .patterns import DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
+from .patterns import ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
 from .schema import schema
 
 OPTIONS_VERSION = 1
@@ -83,8 +84,8 @@ def _options(m, node: int) -> dict:
         if m.skip_dw is not None:
             o["skip_dw"] = _conv_options(m.skip_dw)
         return o
-    if isinstance(m, DepthwiseMatch):
-        o = _conv_options(m.dw)
+    if isinstance(m, (DepthwiseMatch, ConvMatch)):
+        o = _conv_options(m.dw if isinstance(m, DepthwiseMatch) else m.conv)
         o.update({"version": OPTIONS_VERSION, "node": node})
         return o
     if isinstance(m, BlockMatch):
@@ -139,6 +140,9 @@ def _describe(g: Graph, m) -> dict:
         return {"op": "KcspDepthwiseConv2D", "output": g.tensor_name(m.output), "replaces": ["DEPTHWISE_CONV_2D"],
                 "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
                 "conv_outputs": [g.tensor_name(m.output)]}
+    if isinstance(m, ConvMatch):
+        return {"op": "KcspConv2D", "output": g.tensor_name(m.output), "replaces": ["CONV_2D"],
+                "conv": _conv_text(m.conv.params) + " (stem)", "conv_outputs": [g.tensor_name(m.output)]}
     if isinstance(m, BlockMatch):
         return {"op": "CspBlock", "output": g.tensor_name(m.output),
                 "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
@@ -179,11 +183,12 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             last = m.concat
             hard = [m.conv.op_index, m.concat] + m.conv.post_ops
             hard += [m.skip_dw.op_index] if m.skip_dw is not None else []
-        elif isinstance(m, DepthwiseMatch):
-            op.opcodeIndex = g.custom_opcode_index("KcspDepthwiseConv2D")
-            op.inputs = np.asarray([m.input, m.dw.weights, _bias_tensor(g, m.dw, f"kcsp_{node}"), key], np.int32)
-            last = m.dw.op_index
-            hard = [m.dw.op_index]
+        elif isinstance(m, (DepthwiseMatch, ConvMatch)):
+            op.opcodeIndex = g.custom_opcode_index(m.kind)
+            c = m.dw if isinstance(m, DepthwiseMatch) else m.conv
+            op.inputs = np.asarray([m.input, c.weights, _bias_tensor(g, c, f"kcsp_{node}"), key], np.int32)
+            last = c.op_index
+            hard = [c.op_index]
         elif isinstance(m, BlockMatch):
             op.opcodeIndex = g.custom_opcode_index("CspBlock")
             ins = list(m.inputs)
@@ -249,7 +254,7 @@ def _diff_stats(r, o):
 def _activation_inputs(m):
     if isinstance(m, PartialConvMatch):
         return list(dict.fromkeys([m.skip_src, m.conv_src] + ([m.conv.residual] if m.conv.residual >= 0 else [])))
-    if isinstance(m, DepthwiseMatch):
+    if isinstance(m, (DepthwiseMatch, ConvMatch)):
         return [m.input]
     if isinstance(m, BlockMatch):
         return list(m.inputs)
@@ -555,6 +560,8 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
             fused_convs.update(c.op_index for c in _dense_convs(m))
         elif isinstance(m, BlockMatch):
             fused_convs.update(c.op_index for c in m.convs)
+        elif isinstance(m, ConvMatch):
+            fused_convs.add(m.conv.op_index)
     for i, op in enumerate(g.ops()):
         if g.op_type(op) == "CONV_2D" and i not in fused_convs:
             name = g.tensor_name(int(op.outputs[0]))

@@ -654,6 +654,59 @@ class DepthwiseConvKernel : public NodeKernel {
   DepthwiseSpec dw_;
 };
 
+// ---- KcspConv2D: one CONV_2D alone (a stem conv: few input channels, where our per-tap channel
+// padding beats the stock kernels'); inputs x, weights, bias, key ----
+class ConvKernel : public NodeKernel {
+ public:
+  void Parse(const Ref& m, Numerics numerics) {
+    conv_.Parse(m, "conv", numerics);
+    Require(!conv_.post.on() && !conv_.add.on, "KcspConv2D takes no post op");
+  }
+
+  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
+    if (ni != 4 || no != 1)
+      return "expects 4 inputs (x, weights, bias, key) and 1 output, got " + std::to_string(ni) + "/" +
+             std::to_string(no);
+    const LiteRtLayout& x = in[0];
+    const auto& g = conv_.geometry;
+    if (x.rank != 4 || x.dimensions[3] != g.in_channels)
+      return "input " + LayoutStr(x) + " must be NHWC with in_channels = " + std::to_string(g.in_channels) +
+             " channels";
+    if (auto e = conv_.CheckLayouts(in[1], in[2]); !e.empty()) return e;
+    std::string err;
+    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
+    if (!err.empty()) return err;
+    SetLayout(out, {x.dimensions[0], os.out_h, os.out_w, g.out_channels});
+    return "";
+  }
+
+  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
+                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
+                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
+    if (in.size() != 4 || out.size() != 1) return "bad input/output count";
+    if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
+    if (auto e = conv_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]); !e.empty()) return e;
+    const auto& x = t[0].layout;
+    const auto& g = conv_.geometry;
+    if (x.rank != 4 || x.dimensions[3] != g.in_channels) return "input shape changed: " + LayoutStr(x);
+    std::string err;
+    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
+    if (!err.empty()) return err;
+    const int n = x.dimensions[0];
+    const TensorLayout li = NhwcSlice(n, x.dimensions[1], x.dimensions[2], g.in_channels, 0, g.in_channels);
+    const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
+    if (in_bytes[0] < size_t(li.buffer_elements) || out_bytes[0] < size_t(lo.buffer_elements))
+      return "buffer sizes inconsistent with shapes";
+    Status st = Conv2DInt8(*conv_.packed, static_cast<const int8_t*>(in[0]), li, static_cast<int8_t*>(out[0]), lo, pool);
+    return st.ok() ? "" : std::string("kernel failed: ") + st.message();
+  }
+
+  std::string Describe() const override { return "stem " + conv_.Describe(); }
+
+ private:
+  ConvSpec conv_;
+};
+
 // ---------------------------------------------------------------------------------------
 class CspDenseBlockKernel : public NodeKernel {
  public:
@@ -1076,7 +1129,7 @@ std::string LayoutStr(const LiteRtLayout& l) {
 }
 
 std::vector<std::string> CustomOpNames() {
-  return {"CspPartialConv", "CspDenseBlock", "CspBlock", "KcspDepthwiseConv2D", "KcspTestAffine"};
+  return {"CspPartialConv", "CspDenseBlock", "CspBlock", "KcspDepthwiseConv2D", "KcspConv2D", "KcspTestAffine"};
 }
 
 const char* NumericsName(Numerics n) {
@@ -1135,6 +1188,11 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
     }
     if (name == "KcspDepthwiseConv2D") {
       auto k = std::make_unique<DepthwiseConvKernel>();
+      k->Parse(root, numerics);
+      return k;
+    }
+    if (name == "KcspConv2D") {
+      auto k = std::make_unique<ConvKernel>();
       k->Parse(root, numerics);
       return k;
     }

@@ -11,6 +11,9 @@
 //   KcspDepthwiseConv2D  TFLite's DEPTHWISE_CONV_2D (options: the conv fields + depth_multiplier)
 //                   on our kernels, where the stock ones are weak (multiplier > 1).
 //                   inputs: x, weights [1,kh,kw,cout] int8, bias int32, node key.
+//   KcspConv2D      one CONV_2D alone: a stem conv (at most 4 input channels), where the stock
+//                   kernels pad every tap's channels to 8 (options: the conv fields, no post op).
+//                   inputs: x, weights [cout,kh,kw,cin] int8, bias int32, node key.
 //   CspDenseBlock   a chain of dense layers x_{i+1} = concat(x_i, f_i(x_i)), f_i a chain of
 //                   convs, computed in one preallocated block buffer (no concat copies).
 //                   inputs: x (x0 = x[..., in_offset:in_offset+in_channels]), (weights, bias)
