@@ -76,6 +76,26 @@ Case RandomCase() {
   return c;
 }
 
+// A stem: a dense 1-3 channel image (no slice), a 3x3 / 5x5 / 7x7 kernel, mostly strided: the
+// staging path that converts whole small pixels at once.
+Case StemCase() {
+  Case c;
+  const int k = 3 + 2 * RandInt(0, 2);
+  c.g.kernel_h = c.g.kernel_w = k;
+  c.g.stride_h = c.g.stride_w = RandInt(0, 3) == 0 ? 1 : 2;
+  c.g.padding = RandInt(0, 1) ? Padding::kSame : Padding::kValid;
+  c.g.in_channels = RandInt(1, 3);
+  c.g.out_channels = RandInt(0, 1) ? RandInt(1, 20) : RandInt(30, 70);
+  c.n = RandInt(1, 2);
+  c.h = RandInt(k, 29);
+  c.w = RandInt(k, 29);
+  c.in_off = 0;
+  c.in_total = c.g.in_channels;
+  c.out_off = 0;
+  c.out_total = c.g.out_channels;
+  return c;
+}
+
 Int8QuantParams RandomQuant(int out_channels) {
   std::vector<float> fs(out_channels);
   for (auto& f : fs) f = RandF(0.0005f, 0.05f);
@@ -99,10 +119,12 @@ Int8QuantParams RandomQuant(int out_channels) {
   return q;
 }
 
-void TestVariantsMatchScalarInt8(int trials) {
+// pool: also run every variant on these threads (same bits expected).
+void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, ThreadPool* pool = nullptr,
+                                 const char* what = "int8") {
   int compared = 0;
   for (int t = 0; t < trials; ++t) {
-    const Case c = RandomCase();
+    const Case c = make_case();
     ConvOutputShape os;
     if (!ComputeOutputShape(c.g, c.h, c.w, &os).ok()) continue;
     const int taps = c.g.kernel_h * c.g.kernel_w;
@@ -126,18 +148,21 @@ void TestVariantsMatchScalarInt8(int trials) {
       std::unique_ptr<PackedConvInt8> p;
       s = PackedConvInt8::Create(c.g, wts.data(), bias.data(), q, v, &p);
       CHECK(s.ok(), "%s", s.message().c_str());
-      std::vector<int8_t> out(lo.buffer_elements, 77);
-      s = Conv2DInt8(*p, in.data(), li, out.data(), lo);
-      CHECK(s.ok(), "%s", s.message().c_str());
-      size_t bad = 0;
-      for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
-      CHECK(bad == 0, "int8 %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d)",
-            VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding,
-            c.g.in_channels, c.g.out_channels, c.h, c.w, c.n);
-      ++compared;
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), pool}) {
+        if (tp == nullptr && pool != nullptr) continue;  // with a pool: the pool run only
+        std::vector<int8_t> out(lo.buffer_elements, 77);
+        s = Conv2DInt8(*p, in.data(), li, out.data(), lo, tp);
+        CHECK(s.ok(), "%s", s.message().c_str());
+        size_t bad = 0;
+        for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+        CHECK(bad == 0, "%s %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d threads=%d)", what,
+              VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding, c.g.in_channels,
+              c.g.out_channels, c.h, c.w, c.n, tp ? tp->threads() : 1);
+        ++compared;
+      }
     }
   }
-  std::printf("int8 variant-vs-scalar comparisons: %d\n", compared);
+  std::printf("%s variant-vs-scalar comparisons: %d\n", what, compared);
 }
 
 // Depthwise: every variant against the scalar reference (multipliers 1, 2 and 3: the last runs the
@@ -737,6 +762,11 @@ int main(int argc, char** argv) {
   TestValidation();
   TestFusedOps();
   TestVariantsMatchScalarInt8(trials);
+  TestVariantsMatchScalarInt8(trials / 4, StemCase, nullptr, "stem");
+  {
+    ThreadPool pool(3);
+    TestVariantsMatchScalarInt8(trials / 4, StemCase, &pool, "stem (3 threads)");
+  }
   TestLargeShapesInt8();
   TestTaskGrid();
   TestThreadsBitIdentical();
