@@ -11,11 +11,13 @@ def test_shape_table_covers_the_three_models():
     shapes = bench.shape_table()
     models = {s["model"] for s in shapes}
     assert models == {"cspdensenet121", "densenet121", "cspresnet50"}
-    assert {s["hw"] for s in shapes} == {56, 28, 14, 7}
+    assert {s["hw"] for s in shapes} == {224, 56, 28, 14, 7}  # 224: the 7x7/2 stem's input
+    stem, = [s for s in shapes if s.get("stride") == 2]
+    assert (stem["cin"], stem["k"], stem["cout"]) == (3, 7, 64)
     assert {s["kind"] for s in shapes} == {"conv_slice", "append", "csp", "conv"}
     assert all(s["cout"] == 32 for s in shapes if s["kind"] == "append")  # growth rate
     quick = bench.shape_table(quick=True)
-    assert 0 < len(quick) < len(shapes)
+    assert 0 < len(quick) < len(shapes) and stem in quick
 
 
 def test_bench_kernels_cli_quick_json(tmp_path):

@@ -11,7 +11,8 @@ same thread count (`threads`, default 1):
                             preallocated block buffer, XNNPACK runs CONV_2D + CONCATENATION(block, y);
             - "csp":        CSP partial transition concat(x[..., :c_skip], conv(x[..., c_skip:])),
                             XNNPACK runs SLICE + SLICE + CONV_2D + CONCATENATION;
-            - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed).
+            - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed), and
+                            the 3-channel 7x7/2 stem (a KcspConv2D in fused models).
 * xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
             default XNNPACK delegate, num_threads=threads, same process, interleaved with ours.
 * peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
@@ -40,6 +41,9 @@ def _densenet_shapes(model: str, csp: bool) -> list[dict]:
     """One representative (middle) dense layer per stage + the CSP partial transition."""
     blocks, sizes = (6, 12, 24, 16), (56, 28, 14, 7)
     shapes, channels = [], 64  # stem output
+    if csp:  # the 7x7/2 stem (the same in DenseNet-121 and CSPResNet-50), a KcspConv2D when fused
+        shapes.append(dict(shape=f"{model}/stem 7x7/2 3->64 @224", model=model, kind="conv", hw=224, cin=3,
+                           cout=64, k=7, stride=2))
     for i, (depth, hw) in enumerate(zip(blocks, sizes)):
         last = i == len(blocks) - 1
         part = channels // 2 if csp else channels
@@ -82,7 +86,7 @@ def shape_table(quick: bool = False) -> list[dict]:
     shapes = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
               + _cspresnet50_shapes())
     if quick:
-        keep = ("cspdensenet121/s1 growth", "cspdensenet121/s2 partial", "densenet121/s1 bottleneck",
+        keep = ("cspdensenet121/stem", "cspdensenet121/s1 growth", "cspdensenet121/s2 partial", "densenet121/s1 bottleneck",
                 "densenet121/s3 growth", "cspresnet50/s2 partial", "cspresnet50/s3 bottleneck")
         shapes = [s for s in shapes if s["shape"].startswith(keep)]
     return shapes
@@ -105,9 +109,11 @@ class _Case:
         # runtime's default), so both sides compute the same bits.
         quant = K.Int8Quant(0.05, -3, fscales, 0.05 if same_q else 0.08, -3 if same_q else 5, "relu",
                             rounding="fp32")
-        self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads)
+        stride = spec.get("stride", 1)
+        out_hw = -(-hw // stride)  # SAME padding
+        self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads, strides=stride)
         self.variant = self.conv.variant
-        self.macs = hw * hw * cin * cout * k * k
+        self.macs = out_hw * out_hw * cin * cout * k * k
         if kind == "conv_slice":
             self.block = rng.integers(-128, 128, (1, hw, hw, spec["c_total"])).astype(np.int8)
             self.x = np.ascontiguousarray(self.block[..., :cin])
@@ -139,10 +145,10 @@ class _Case:
             self.conv_only = (K.build_tflite_model("conv", part.shape, weights, bias, quant), part)
         elif kind == "conv":
             self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
-            self.out = np.empty((1, hw, hw, cout), np.int8)
+            self.out = np.empty((1, out_hw, out_hw, cout), np.int8)
             self.run_ours = lambda: self.conv._p.conv2d(self.x, self.out, threads)
             self.ours_result = lambda: self.out
-            model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant)
+            model = K.build_tflite_model("conv", self.x.shape, weights, bias, quant, strides=stride)
             inputs = [self.x]
         else:
             raise ValueError(kind)
