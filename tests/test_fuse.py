@@ -667,7 +667,7 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
     assert _equal_outputs(src, dst)
     # options that do not fit the model: a clear error, not a crash or wrong bits
-    for edit, msg in (({"in_channels": cin + 1}, "must be NHWC with in_channels"),
+    for edit, msg in (({"in_channels": cin + 1}, "must be NHWC with at least in_offset"),
                       ({"post": "table", "post_table_xnnpack": [0] * 256}, "KcspConv2D takes no post op")):
         g = Graph.load(dst)
         op = next(o for o in g.ops() if g.op_type(o) == "KcspConv2D")

@@ -189,24 +189,17 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
     in.push_back(key);
     macs += Macs({n, ch, cw, c.kh, c.kw, c.cin, c.cout});
     if (Elements(cl) < 0 || Elements(sl) < 0 || Elements(in[2].layout) < 0) return {};
-  } else if (name == "KcspDepthwiseConv2D") {
+  } else if (name == "KcspDepthwiseConv2D" || name == "KcspConv2D") {
+    const bool dw = name == "KcspDepthwiseConv2D";
     Conv c = ReadConv(root);
     const int64_t in_off = Get(root, "in_offset", 0);
     if (c.sh < 1 || c.sw < 1 || c.kh < 1 || c.kw < 1 || c.sh > 64 || c.sw > 64 || c.kh > 4096 || c.kw > 4096) return {};
     int64_t ih = h * c.sh, iw = w * c.sw;
     if (c.pad == 0) { ih += c.kh - c.sh; iw += c.kw - c.sw; }
     in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, in_off + c.cin + ((shape >> 5) & 1)})),
-          T(kLiteRtElementTypeInt8, L({1, c.kh, c.kw, c.cout})), T(kLiteRtElementTypeInt32, L({c.cout})), key};
-    macs = Macs({n, h, w, c.kh, c.kw, c.cout});
-    if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
-  } else if (name == "KcspConv2D") {
-    Conv c = ReadConv(root);
-    if (c.sh < 1 || c.sw < 1 || c.kh < 1 || c.kw < 1 || c.sh > 64 || c.sw > 64 || c.kh > 4096 || c.kw > 4096) return {};
-    int64_t ih = h * c.sh, iw = w * c.sw;
-    if (c.pad == 0) { ih += c.kh - c.sh; iw += c.kw - c.sw; }
-    in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, c.cin + ((shape >> 5) & 1)})),  // odd bit: wrong channels
-          T(kLiteRtElementTypeInt8, L({c.cout, c.kh, c.kw, c.cin})), T(kLiteRtElementTypeInt32, L({c.cout})), key};
-    macs = Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
+          T(kLiteRtElementTypeInt8, dw ? L({1, c.kh, c.kw, c.cout}) : L({c.cout, c.kh, c.kw, c.cin})),
+          T(kLiteRtElementTypeInt32, L({c.cout})), key};
+    macs = dw ? Macs({n, h, w, c.kh, c.kw, c.cout}) : Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
     if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
   } else if (name == "CspDenseBlock") {
     const int64_t cin = Get(root, "in_channels", 1), in_off = Get(root, "in_offset", 0);

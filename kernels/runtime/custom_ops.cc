@@ -601,12 +601,22 @@ class CspPartialConvKernel : public NodeKernel {
 // ---------------------------------------------------------------------------------------
 // A DEPTHWISE_CONV_2D on our kernels: inputs (x, weights, bias, key). The fuse pass uses it where
 // the stock kernels are weak (depth multiplier > 1: XNNPACK runs those as many tiny group GEMMs).
-class DepthwiseConvKernel : public NodeKernel {
+// KcspDepthwiseConv2D (TFLite's DEPTHWISE_CONV_2D) and KcspConv2D (one CONV_2D alone: a stem conv,
+// few input channels, where our per-tap channel padding beats the stock kernels'): inputs x (its
+// channels [in_offset, in_offset + in_channels) are read), weights, bias, key.
+class SingleConvKernel : public NodeKernel {
  public:
+  explicit SingleConvKernel(bool depthwise) : depthwise_(depthwise) {}
+
   void Parse(const Ref& m, Numerics numerics) {
     in_offset_ = static_cast<int>(OptInt(m, "in_offset", 0));
     Require(in_offset_ >= 0, "in_offset must be >= 0");
-    dw_.Parse(m, "depthwise", numerics);
+    if (depthwise_) {
+      dw_.Parse(m, "depthwise", numerics);
+    } else {
+      conv_.Parse(m, "conv", numerics);
+      Require(!conv_.post.on() && !conv_.add.on, "KcspConv2D takes no post op");
+    }
   }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
@@ -614,11 +624,12 @@ class DepthwiseConvKernel : public NodeKernel {
       return "expects 4 inputs (x, weights, bias, key) and 1 output, got " + std::to_string(ni) + "/" +
              std::to_string(no);
     const LiteRtLayout& x = in[0];
-    const auto& g = dw_.options.geometry;
+    const auto& g = geometry();
     if (x.rank != 4 || x.dimensions[3] < in_offset_ + g.in_channels)
       return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
              std::to_string(in_offset_ + g.in_channels) + " channels";
-    if (auto e = dw_.CheckLayouts(in[1], in[2]); !e.empty()) return e;
+    if (auto e = depthwise_ ? dw_.CheckLayouts(in[1], in[2]) : conv_.CheckLayouts(in[1], in[2]); !e.empty())
+      return e;
     std::string err;
     auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
     if (!err.empty()) return err;
@@ -631,9 +642,12 @@ class DepthwiseConvKernel : public NodeKernel {
                   const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
     if (in.size() != 4 || out.size() != 1) return "bad input/output count";
     if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
-    if (auto e = dw_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]); !e.empty()) return e;
+    if (auto e = depthwise_ ? dw_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2])
+                            : conv_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]);
+        !e.empty())
+      return e;
     const auto& x = t[0].layout;
-    const auto& g = dw_.options.geometry;
+    const auto& g = geometry();
     std::string err;
     auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
     if (!err.empty()) return err;
@@ -642,69 +656,22 @@ class DepthwiseConvKernel : public NodeKernel {
     const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
     if (in_bytes[0] < size_t(li.buffer_elements) || out_bytes[0] < size_t(lo.buffer_elements))
       return "buffer sizes inconsistent with shapes";
-    Status st = DepthwiseConv2DInt8(*dw_.packed, static_cast<const int8_t*>(in[0]), li,
-                                    static_cast<int8_t*>(out[0]), lo, pool);
+    const auto* src = static_cast<const int8_t*>(in[0]);
+    auto* dst = static_cast<int8_t*>(out[0]);
+    Status st = depthwise_ ? DepthwiseConv2DInt8(*dw_.packed, src, li, dst, lo, pool)
+                           : Conv2DInt8(*conv_.packed, src, li, dst, lo, pool);
     return st.ok() ? "" : std::string("kernel failed: ") + st.message();
   }
 
-  std::string Describe() const override { return dw_.Describe(); }
+  std::string Describe() const override { return depthwise_ ? dw_.Describe() : "stem " + conv_.Describe(); }
 
  private:
+  const ConvGeometry& geometry() const { return depthwise_ ? dw_.options.geometry : conv_.geometry; }
+
+  bool depthwise_;
   int in_offset_ = 0;
-  DepthwiseSpec dw_;
-};
-
-// ---- KcspConv2D: one CONV_2D alone (a stem conv: few input channels, where our per-tap channel
-// padding beats the stock kernels'); inputs x, weights, bias, key ----
-class ConvKernel : public NodeKernel {
- public:
-  void Parse(const Ref& m, Numerics numerics) {
-    conv_.Parse(m, "conv", numerics);
-    Require(!conv_.post.on() && !conv_.add.on, "KcspConv2D takes no post op");
-  }
-
-  std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no, LiteRtLayout* out) override {
-    if (ni != 4 || no != 1)
-      return "expects 4 inputs (x, weights, bias, key) and 1 output, got " + std::to_string(ni) + "/" +
-             std::to_string(no);
-    const LiteRtLayout& x = in[0];
-    const auto& g = conv_.geometry;
-    if (x.rank != 4 || x.dimensions[3] != g.in_channels)
-      return "input " + LayoutStr(x) + " must be NHWC with in_channels = " + std::to_string(g.in_channels) +
-             " channels";
-    if (auto e = conv_.CheckLayouts(in[1], in[2]); !e.empty()) return e;
-    std::string err;
-    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
-    if (!err.empty()) return err;
-    SetLayout(out, {x.dimensions[0], os.out_h, os.out_w, g.out_channels});
-    return "";
-  }
-
-  std::string Run(const std::vector<void*>& in, const std::vector<size_t>& in_bytes,
-                  const std::vector<LiteRtRankedTensorType>& t, const std::vector<void*>& out,
-                  const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
-    if (in.size() != 4 || out.size() != 1) return "bad input/output count";
-    if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
-    if (auto e = conv_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]); !e.empty()) return e;
-    const auto& x = t[0].layout;
-    const auto& g = conv_.geometry;
-    if (x.rank != 4 || x.dimensions[3] != g.in_channels) return "input shape changed: " + LayoutStr(x);
-    std::string err;
-    auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
-    if (!err.empty()) return err;
-    const int n = x.dimensions[0];
-    const TensorLayout li = NhwcSlice(n, x.dimensions[1], x.dimensions[2], g.in_channels, 0, g.in_channels);
-    const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, g.out_channels, 0, g.out_channels);
-    if (in_bytes[0] < size_t(li.buffer_elements) || out_bytes[0] < size_t(lo.buffer_elements))
-      return "buffer sizes inconsistent with shapes";
-    Status st = Conv2DInt8(*conv_.packed, static_cast<const int8_t*>(in[0]), li, static_cast<int8_t*>(out[0]), lo, pool);
-    return st.ok() ? "" : std::string("kernel failed: ") + st.message();
-  }
-
-  std::string Describe() const override { return "stem " + conv_.Describe(); }
-
- private:
-  ConvSpec conv_;
+  DepthwiseSpec dw_;  // KcspDepthwiseConv2D
+  ConvSpec conv_;     // KcspConv2D
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1186,13 +1153,8 @@ std::unique_ptr<NodeKernel> CreateNodeKernel(const std::string& name, const uint
       k->Parse(root, numerics);
       return k;
     }
-    if (name == "KcspDepthwiseConv2D") {
-      auto k = std::make_unique<DepthwiseConvKernel>();
-      k->Parse(root, numerics);
-      return k;
-    }
-    if (name == "KcspConv2D") {
-      auto k = std::make_unique<ConvKernel>();
+    if (name == "KcspDepthwiseConv2D" || name == "KcspConv2D") {
+      auto k = std::make_unique<SingleConvKernel>(name == "KcspDepthwiseConv2D");
       k->Parse(root, numerics);
       return k;
     }
