@@ -292,7 +292,8 @@ def test_demo_fuse_and_run_steps(tmp):
     src = export_ptq_int8("cspdensenet_tiny", str(out / "model_int8.tflite"), 32)
     lines = []
     rep = _fuse_and_run(src, str(out), lines.append)
-    assert rep["fused_ops"] == 7 and (out / "model_int8_fused.tflite").exists()  # 6 CSP ops + the stem conv
+    # 6 CSP ops, the stem conv and the 2 transition average pools
+    assert rep["fused_ops"] == 9 and (out / "model_int8_fused.tflite").exists()
     n = rep["accuracy"]["examples"]
     assert n == 360
     for k in ("xnnpack", "tflite_builtin", "tflite_reference"):
@@ -367,13 +368,14 @@ def test_tune_whole_model_check_returns_ops_until_the_model_is_not_slower(partia
     assert any("whole-model check" in x["reason"] for x in rep["left"])
 
 
-@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 7), ("csppeleenet_tiny", 7),
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 7), ("csppeleenet_tiny", 9),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     if name.startswith("yolo"):
         fused_ops = {"CspBlock": fused_ops}
     """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
-    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every model's 3-channel stem conv a KcspConv2D),
+    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every model's 3-channel stem conv a KcspConv2D,
+    PeleeNet's two transition average pools KcspAvgPool2Ds),
     outputs bit-identical to the int8 model on the digits test split under all three kernel sets."""
     from keras_csp.benchmark import export_ptq_int8
     from keras_csp.demo import _fuse_and_run
@@ -676,6 +678,45 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
         field = next(iter(edit))
         op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
         bad = tmp / f"bad_stem_{field}.tflite"
+        g.save(bad)
+        with pytest.raises(rt.ModelLoadError, match=msg):
+            rt.Model(bad)
+
+
+@pytest.mark.parametrize("pool, stride, padding, relu", [
+    (2, 2, "valid", False),  # DenseNet transitions
+    (3, 1, "same", True), (3, 2, "same", False), (2, 1, "valid", False), (5, 3, "same", False)])
+def test_average_pool_runs_on_our_kernels_bit_exact(tmp, pool, stride, padding, relu):
+    """int8 AVERAGE_POOL_2D (XNNPACK has no signed int8 average pool, so stock LiteRT runs TFLite's
+    slow kernel) becomes a KcspAvgPool2D: ties away from zero, window counts without the padding,
+    bit-exact under XNNPACK, TFLite's builtin and reference kernels, also at 2 threads."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(6)
+    inp = tf.keras.Input((15, 13, 10))
+    y = L.AveragePooling2D(pool, stride, padding)(L.Conv2D(12, 1)(inp))
+    out = L.Conv2D(6, 1, activation="relu" if relu else None)(y)
+    name = f"avgpool_{pool}_{stride}_{padding}"
+    src, dst = str(tmp / f"{name}.tflite"), str(tmp / f"{name}_fused.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (15, 13, 10), src)
+    rep = fuse(src, dst, samples=4)
+    assert rep["fallbacks"] == [] and "AVERAGE_POOL_2D" not in rep["ops_after"]
+    pools = [f for f in rep["fused"] if f["op"] == "KcspAvgPool2D"]
+    assert len(pools) == 1 and pools[0]["pool"] == f"{pool}x{pool}/s{stride} x12"
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert _equal_outputs(src, dst, n=6, modes=("", "builtin", "reference"))
+    x = np.random.default_rng(2).integers(-128, 128, (1, 15, 13, 10)).astype(np.int8)
+    np.testing.assert_array_equal(rt.Model(dst, num_threads=1).run(x)[0], rt.Model(dst, num_threads=2).run(x)[0])
+    for edit, msg in (({"channels": 11}, "must be NHWC with 11 channels"), ({"filter_h": 0}, "pool filter out of range"),
+                      ({"act_min": 100, "act_max": 0}, "activation range invalid")):
+        g = Graph.load(dst)
+        op = next(o for o in g.ops() if g.op_type(o) == "KcspAvgPool2D")
+        opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
+        opts.update(edit)
+        op.customOptions = np.frombuffer(bytes(flexbuffers.Dumps(opts)), np.uint8).copy()
+        bad = tmp / f"{name}_bad_{next(iter(edit))}.tflite"
         g.save(bad)
         with pytest.raises(rt.ModelLoadError, match=msg):
             rt.Model(bad)

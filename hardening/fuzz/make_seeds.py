@@ -5,7 +5,7 @@
 corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
                         conv / split / conv-first / dense-block patterns, and their fused
                         versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock/
-                        KcspDepthwiseConv2D/CspBlock/KcspConv2D), with a CSPMobileNet-v2-style
+                        KcspDepthwiseConv2D/CspBlock/KcspConv2D/KcspAvgPool2D), with a CSPMobileNet-v2-style
                         depthwise head, YOLO-style C2f / SPPF blocks (SiLU, residual ADDs, max pools)
                         and a 3-channel stem conv
 corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
@@ -18,8 +18,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4,
-       "KcspConv2D": 5}
-OP_NAMES = 7  # option_inputs.h kOpNames: the six ops + an unknown one
+       "KcspConv2D": 5, "KcspAvgPool2D": 6}
+OP_NAMES = 8  # option_inputs.h kOpNames: the seven ops + an unknown one
 
 
 def main():
@@ -92,6 +92,8 @@ def main():
         keras_model("yolo_blocks", (4, 4, 3), lambda x: yolo_blocks(x)),
         # a 3-channel strided stem conv alone (KcspConv2D)
         keras_model("stem", (6, 6, 3), lambda x: L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)),
+        # a DenseNet transition's 2x2 average pool (KcspAvgPool2D)
+        keras_model("avg_pool", (4, 4, 3), lambda x: L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))

@@ -201,6 +201,15 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
           T(kLiteRtElementTypeInt32, L({c.cout})), key};
     macs = dw ? Macs({n, h, w, c.kh, c.kw, c.cout}) : Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
     if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
+  } else if (name == "KcspAvgPool2D") {
+    const int64_t fh = Get(root, "filter_h", 1), fw = Get(root, "filter_w", 1), sh = Get(root, "stride_h", 1),
+                  sw = Get(root, "stride_w", 1), ch = Get(root, "channels", 1);
+    if (sh < 1 || sw < 1 || fh < 1 || fw < 1 || sh > 64 || sw > 64 || fh > 64 || fw > 64) return {};
+    int64_t ih = h * sh, iw = w * sw;
+    if (Get(root, "padding", 1) == 0) { ih += fh - sh; iw += fw - sw; }
+    in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, ch + ((shape >> 5) & 1)})), key};
+    macs = Macs({n, ih, iw, ch, fh});
+    if (Elements(in[0].layout) < 0) return {};
   } else if (name == "CspDenseBlock") {
     const int64_t cin = Get(root, "in_channels", 1), in_off = Get(root, "in_offset", 0);
     in.push_back(T(kLiteRtElementTypeInt8, L({n, h, w, in_off + cin + ((shape >> 5) & 1)})));
@@ -262,11 +271,11 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
   return in;
 }
 
-// The op a fuzz input's selector byte (its first byte) names: our six custom ops or an unknown one.
-constexpr int kOpNames = 7;
+// The op a fuzz input's selector byte (its first byte) names: our seven custom ops or an unknown one.
+constexpr int kOpNames = 8;
 inline std::string OpName(uint8_t selector) {
   static const char* kNames[kOpNames] = {"CspPartialConv",      "CspDenseBlock", "KcspTestAffine", "CspBlock",
-                                         "KcspDepthwiseConv2D", "KcspConv2D",    "NoSuchOp"};
+                                         "KcspDepthwiseConv2D", "KcspConv2D",    "KcspAvgPool2D",  "NoSuchOp"};
   return kNames[selector % kOpNames];
 }
 

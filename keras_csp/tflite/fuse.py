@@ -14,6 +14,7 @@ Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
          CspDenseBlock:  x, (weights, bias) per conv, key
          CspBlock:       block inputs, (weights, bias) per conv step, key
          KcspDepthwiseConv2D, KcspConv2D: x, weights, bias, key
+         KcspAvgPool2D:  x, key
 
 Numerics. A fused op must give the same bits as the builtin ops it replaces, and those round
 differently depending on which CPU kernels run them: XNNPACK (LiteRT's default) requantizes
@@ -48,7 +49,7 @@ from flatbuffers import flexbuffers
 from .blocks import BlockMatch
 from .coverage import coverage
 from .graph import Graph
-from .patterns import ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
+from .patterns import AvgPoolMatch, ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection, find_matches
 from .schema import schema
 
 OPTIONS_VERSION = 1
@@ -84,6 +85,8 @@ def _options(m, node: int) -> dict:
         if m.skip_dw is not None:
             o["skip_dw"] = _conv_options(m.skip_dw)
         return o
+    if isinstance(m, AvgPoolMatch):
+        return dict(m.params, version=OPTIONS_VERSION, node=node)
     if isinstance(m, (DepthwiseMatch, ConvMatch)):
         o = _conv_options(m.dw if isinstance(m, DepthwiseMatch) else m.conv)
         o.update({"version": OPTIONS_VERSION, "node": node})
@@ -140,6 +143,10 @@ def _describe(g: Graph, m) -> dict:
         return {"op": "KcspDepthwiseConv2D", "output": g.tensor_name(m.output), "replaces": ["DEPTHWISE_CONV_2D"],
                 "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
                 "conv_outputs": [g.tensor_name(m.output)]}
+    if isinstance(m, AvgPoolMatch):
+        p = m.params
+        return {"op": "KcspAvgPool2D", "output": g.tensor_name(m.output), "replaces": ["AVERAGE_POOL_2D"],
+                "pool": f"{p['filter_h']}x{p['filter_w']}/s{p['stride_h']} x{p['channels']}", "conv_outputs": []}
     if isinstance(m, ConvMatch):
         return {"op": "KcspConv2D", "output": g.tensor_name(m.output), "replaces": ["CONV_2D"],
                 "conv": _conv_text(m.conv.params) + " (stem)", "conv_outputs": [g.tensor_name(m.output)]}
@@ -183,6 +190,11 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             last = m.concat
             hard = [m.conv.op_index, m.concat] + m.conv.post_ops
             hard += [m.skip_dw.op_index] if m.skip_dw is not None else []
+        elif isinstance(m, AvgPoolMatch):
+            op.opcodeIndex = g.custom_opcode_index(m.kind)
+            op.inputs = np.asarray([m.input, key], np.int32)
+            last = m.op_index
+            hard = [m.op_index]
         elif isinstance(m, (DepthwiseMatch, ConvMatch)):
             op.opcodeIndex = g.custom_opcode_index(m.kind)
             c = m.dw if isinstance(m, DepthwiseMatch) else m.conv
@@ -254,7 +266,7 @@ def _diff_stats(r, o):
 def _activation_inputs(m):
     if isinstance(m, PartialConvMatch):
         return list(dict.fromkeys([m.skip_src, m.conv_src] + ([m.conv.residual] if m.conv.residual >= 0 else [])))
-    if isinstance(m, (DepthwiseMatch, ConvMatch)):
+    if isinstance(m, (DepthwiseMatch, ConvMatch, AvgPoolMatch)):
         return [m.input]
     if isinstance(m, BlockMatch):
         return list(m.inputs)

@@ -16,6 +16,8 @@ depthwise one:
 
 * `DepthwiseMatch` (-> KcspDepthwiseConv2D): a DEPTHWISE_CONV_2D with depth multiplier > 1 on
   our kernels (the stock ones run those as per-group GEMMs); no concat involved.
+* `AvgPoolMatch` (-> KcspAvgPool2D): an int8 AVERAGE_POOL_2D (DenseNet transitions): XNNPACK has
+  no signed int8 average pool, so LiteRT runs it in TFLite's own kernels, slowly.
 * `ConvMatch` (-> KcspConv2D): a stem CONV_2D (an RGB or grayscale input: at most 4 input
   channels, a kernel larger than 1x1) on our kernels; no concat involved.
 
@@ -143,6 +145,16 @@ class ConvMatch:
     conv: ConvInfo
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspConv2D"
+
+
+@dataclass
+class AvgPoolMatch:
+    output: int
+    input: int
+    op_index: int
+    params: dict
+    removed_ops: list = field(default_factory=list)
+    kind: str = "KcspAvgPool2D"
 
 
 # Stem convs: XNNPACK's int8 conv kernels for x86 (AVX-512 VNNI, AVX2) and Arm i8mm pad every tap's
@@ -750,9 +762,39 @@ def _find_stem_convs(mt, exclude_ops, rejections):
     return matches
 
 
+def _find_avg_pools(mt, rejections):
+    """int8 AVERAGE_POOL_2D ops (input and output with one quantization, as TFLite requires)."""
+    matches = []
+    for i in range(len(mt.ops)):
+        if mt.type(i) != "AVERAGE_POOL_2D":
+            continue
+        op = mt.ops[i]
+        x, y = int(op.inputs[0]), int(op.outputs[0])
+        o = op.builtinOptions
+        reason = None
+        if not (mt.is_int8(x) and mt.is_int8(y)) or len(mt.g.shape(x)) != 4:
+            reason = "average pool is not an int8 NHWC tensor"
+        elif not mt.same_q(x, y):
+            reason = "average pool changes quantization"
+        rng = _act_range(int(o.fusedActivationFunction or 0), *mt.qparams(y)) if reason is None else None
+        if reason is None and rng is None:
+            reason = "unsupported fused activation"
+        fh, fw, sh, sw = int(o.filterHeight or 1), int(o.filterWidth or 1), int(o.strideH or 1), int(o.strideW or 1)
+        if reason is None and not (1 <= fh <= 64 and 1 <= fw <= 64 and 1 <= sh <= 64 and 1 <= sw <= 64):
+            reason = "pool window out of range"
+        if reason is not None:
+            rejections.append(Rejection(i, "AVERAGE_POOL_2D", mt.g.tensor_name(y), reason))
+            continue
+        params = {"filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw,
+                  "padding": 1 if o.padding == Padding.SAME else 0, "act_min": int(rng[0]), "act_max": int(rng[1]),
+                  "channels": int(mt.g.shape(x)[3])}
+        matches.append(AvgPoolMatch(output=y, input=x, op_index=i, params=params, removed_ops=[i]))
+    return matches
+
+
 def find_matches(g: Graph):
-    """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs) +
-    rejections."""
+    """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
+    average pools) + rejections."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -785,7 +827,8 @@ def find_matches(g: Graph):
     taken_ops |= {c.op_index for d in dense for layer in d.layers for ch in layer for c in ch}
     taken_ops |= {m.conv.op_index for m in partial} | {c.op_index for b in blocks for c in b.convs}
     stems = _find_stem_convs(mt, taken_ops, rejections)
+    pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, [m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                   + [c for b in blocks for c in b.convs])
-    return dense + partial + blocks + depthwise + stems, rejections, mt
+    return dense + partial + blocks + depthwise + stems + pools, rejections, mt

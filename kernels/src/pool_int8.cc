@@ -59,6 +59,72 @@ void MaxPoolRows(const PoolGeometry g, const int8_t* input, const TensorLayout i
   }
 }
 
+// Output rows [r0, r1) of an average pool: per output row the column sums of the window's input
+// rows (int32), then per output pixel the sum over the window's columns and the rounded division.
+// The division is a float division truncated toward zero, exact here: |t| < 2^20 and the quotient's
+// distance to the next integer, >= 1 / count, is above half a float ulp. So it vectorizes where an
+// integer division per element would not.
+void AvgPoolRows(const PoolGeometry g, const int8_t* input, const TensorLayout il, int8_t* output,
+                 const TensorLayout ol, const int oh, const int ow, const int pad_t, const int pad_l,
+                 const int32_t lo, const int32_t hi, const int r0, const int r1) {
+  const int c = il.channels, width = il.width;
+  std::vector<int32_t> colsum(size_t(width) * c);
+  std::vector<int32_t> acc(c);
+  for (int r = r0; r < r1; ++r) {
+    const int n = r / oh, oy = r % oh;
+    const int y0 = std::max(0, oy * g.stride_h - pad_t), y1 = std::min(il.height, oy * g.stride_h - pad_t + g.filter_h);
+    const int8_t* in_n = input + n * il.batch_stride + il.channel_offset;
+    for (int x = 0; x < width; ++x) {
+      int32_t* __restrict m = colsum.data() + size_t(x) * c;
+      const int8_t* __restrict p0 = in_n + y0 * il.row_stride + x * il.pixel_stride;
+      for (int k = 0; k < c; ++k) m[k] = p0[k];
+      for (int y = y0 + 1; y < y1; ++y) {
+        const int8_t* __restrict p = in_n + y * il.row_stride + x * il.pixel_stride;
+        for (int k = 0; k < c; ++k) m[k] += p[k];
+      }
+    }
+    int8_t* out_row = output + n * ol.batch_stride + oy * ol.row_stride + ol.channel_offset;
+    for (int ox = 0; ox < ow; ++ox) {
+      const int x0 = std::max(0, ox * g.stride_w - pad_l), x1 = std::min(width, ox * g.stride_w - pad_l + g.filter_w);
+      int32_t* __restrict a = acc.data();
+      std::memcpy(a, colsum.data() + size_t(x0) * c, c * sizeof(int32_t));
+      for (int x = x0 + 1; x < x1; ++x) {
+        const int32_t* __restrict m = colsum.data() + size_t(x) * c;
+        for (int k = 0; k < c; ++k) a[k] += m[k];
+      }
+      const int32_t count = (y1 - y0) * (x1 - x0), half = count / 2;
+      const float fcount = static_cast<float>(std::max(count, 1));  // a window always has a pixel
+      int8_t* __restrict o = out_row + ox * ol.pixel_stride;
+      for (int k = 0; k < c; ++k) {
+        const int32_t t = a[k] > 0 ? a[k] + half : a[k] - half;  // TFLite: round half away from zero
+        const int32_t q = static_cast<int32_t>(static_cast<float>(t) / fcount);
+        o[k] = static_cast<int8_t>(std::min(hi, std::max(lo, q)));
+      }
+    }
+  }
+}
+
+// Checks shared by the two pools; the output shape and pad offsets on success.
+Status CheckPool(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, const int8_t* output,
+                 const TensorLayout& ol, int32_t act_min, int32_t act_max, ConvOutputShape* shape) {
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(WindowGeometry(g), il.height, il.width, shape));
+  if (ol.height != shape->out_h || ol.width != shape->out_w || ol.batch != il.batch)
+    return Status::Error(StatusCode::kInvalidArgument, "pool output layout does not match the pooled shape");
+  if (ol.channels != il.channels) return Status::Error(StatusCode::kInvalidArgument, "pool input and output channel counts differ");
+  KCSP_RETURN_IF_ERROR(internal::CheckLayout(input, il, "pool input"));
+  KCSP_RETURN_IF_ERROR(internal::CheckLayout(output, ol, "pool output"));
+  KCSP_RETURN_IF_ERROR(internal::CheckAliasing(input, il, output, ol));
+  if (act_min < -128 || act_max > 127 || act_min > act_max) return Status::Error(StatusCode::kInvalidArgument, "pool activation range invalid");
+  return Status::Ok();
+}
+
+// Rows of work for the pool's threads: about 64K window operations per task at least (a small pool
+// is not worth waking the workers).
+int PoolTasks(const PoolGeometry& g, const TensorLayout& il, int rows, int ow, ThreadPool* pool) {
+  const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(ow) * g.filter_w) * il.channels;
+  return int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+}
+
 }  // namespace
 
 Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* out_h, int* out_w) {
@@ -72,25 +138,28 @@ Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* ou
 Status MaxPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, int8_t* output,
                      const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool) {
   ConvOutputShape shape;
-  KCSP_RETURN_IF_ERROR(ComputeOutputShape(WindowGeometry(g), il.height, il.width, &shape));
-  const int oh = shape.out_h, ow = shape.out_w, pad_t = shape.pad_top, pad_l = shape.pad_left;
-  if (ol.height != oh || ol.width != ow || ol.batch != il.batch)
-    return Status::Error(StatusCode::kInvalidArgument, "pool output layout does not match the pooled shape");
-  if (ol.channels != il.channels) return Status::Error(StatusCode::kInvalidArgument, "pool input and output channel counts differ");
-  KCSP_RETURN_IF_ERROR(internal::CheckLayout(input, il, "pool input"));
-  KCSP_RETURN_IF_ERROR(internal::CheckLayout(output, ol, "pool output"));
-  KCSP_RETURN_IF_ERROR(internal::CheckAliasing(input, il, output, ol));
-  if (act_min < -128 || act_max > 127 || act_min > act_max) return Status::Error(StatusCode::kInvalidArgument, "pool activation range invalid");
-  const int rows = il.batch * oh;
-  // about 64K max operations per task at least: a small pool is not worth waking the workers
-  const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(ow) * g.filter_w) * il.channels;
-  const int tasks = int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+  KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
+  const int oh = shape.out_h, ow = shape.out_w, rows = il.batch * oh;
+  const int tasks = PoolTasks(g, il, rows, ow, pool);
   // Values are kept as uint8 (x ^ 0x80, order-preserving) so that baseline SSE2 (pmaxub) vectorizes
   // the max; NEON has both.
   const uint8_t lo = static_cast<uint8_t>(act_min ^ 0x80), hi = static_cast<uint8_t>(act_max ^ 0x80);
   ParallelFor(pool, tasks, [&](int t) {
-    MaxPoolRows(g, input, il, output, ol, oh, ow, pad_t, pad_l, lo, hi, int(int64_t(rows) * t / tasks),
-                int(int64_t(rows) * (t + 1) / tasks));
+    MaxPoolRows(g, input, il, output, ol, oh, ow, shape.pad_top, shape.pad_left, lo, hi,
+                int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
+  });
+  return Status::Ok();
+}
+
+Status AvgPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, int8_t* output,
+                     const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool) {
+  ConvOutputShape shape;
+  KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
+  const int oh = shape.out_h, ow = shape.out_w, rows = il.batch * oh;
+  const int tasks = PoolTasks(g, il, rows, ow, pool);
+  ParallelFor(pool, tasks, [&](int t) {
+    AvgPoolRows(g, input, il, output, ol, oh, ow, shape.pad_top, shape.pad_left, act_min, act_max,
+                int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
   });
   return Status::Ok();
 }

@@ -677,16 +677,19 @@ void TestDirect1x1StaysInBuffer() {
 
 // Max pooling vs the plain loop TFLite's reference kernel runs (window clipped to the input,
 // max, clamp), on strided channel slices, at 1 and 3 threads.
-void TestMaxPoolMatchesReference(int trials) {
+// average: TFLite's int8 AVERAGE_POOL_2D (in-bounds count, ties away from zero) instead of the max.
+void TestPoolMatchesReference(int trials, bool average) {
   ThreadPool three(3);
   for (int t = 0; t < trials; ++t) {
     PoolGeometry g;
-    g.filter_h = RandInt(1, 5);
-    g.filter_w = RandInt(1, 5);
+    const int fmax = RandInt(0, 9) == 0 ? 16 : 5;  // sometimes large windows (counts up to 256)
+    g.filter_h = RandInt(1, fmax);
+    g.filter_w = RandInt(1, fmax);
     g.stride_h = RandInt(1, 3);
     g.stride_w = RandInt(1, 3);
     g.padding = RandInt(0, 1) ? Padding::kSame : Padding::kValid;
-    const int n = RandInt(1, 2), h = RandInt(g.filter_h, 9), w = RandInt(g.filter_w, 9), c = RandInt(1, 40);
+    const int n = RandInt(1, 2), h = RandInt(g.filter_h, g.filter_h + 8), w = RandInt(g.filter_w, g.filter_w + 8);
+    const int c = RandInt(1, 40);
     const int in_total = c + RandInt(0, 5), in_off = RandInt(0, in_total - c);
     const int out_total = c + RandInt(0, 5), out_off = RandInt(0, out_total - c);
     int oh = 0, ow = 0;
@@ -702,22 +705,50 @@ void TestMaxPoolMatchesReference(int trials) {
       for (int oy = 0; oy < oh; ++oy)
         for (int ox = 0; ox < ow; ++ox)
           for (int k = 0; k < c; ++k) {
-            int m = -128;
+            int m = -128, sum = 0, count = 0;
             for (int fy = 0; fy < g.filter_h; ++fy)
               for (int fx = 0; fx < g.filter_w; ++fx) {
                 const int y = oy * g.stride_h - pad_t + fy, x = ox * g.stride_w - pad_l + fx;
-                if (y >= 0 && y < h && x >= 0 && x < w)
-                  m = std::max<int>(m, in[((size_t(b) * h + y) * w + x) * in_total + in_off + k]);
+                if (y >= 0 && y < h && x >= 0 && x < w) {
+                  const int v = in[((size_t(b) * h + y) * w + x) * in_total + in_off + k];
+                  m = std::max(m, v);
+                  sum += v;
+                  ++count;
+                }
               }
+            // TFLite's reference_integer_ops::AveragePool
+            if (average) m = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
             ref[((size_t(b) * oh + oy) * ow + ox) * out_total + out_off + k] = static_cast<int8_t>(std::min(hi, std::max(lo, m)));
           }
     for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &three}) {
       std::vector<int8_t> got(ref.size(), 7);
-      Status st = MaxPool2DInt8(g, in.data(), li, got.data(), lo_, lo, hi, pool);
+      Status st = average ? AvgPool2DInt8(g, in.data(), li, got.data(), lo_, lo, hi, pool)
+                          : MaxPool2DInt8(g, in.data(), li, got.data(), lo_, lo, hi, pool);
       CHECK(st.ok(), "%s", st.message().c_str());
-      CHECK(got == ref, "max pool mismatch (f=%dx%d s=%dx%d pad=%d c=%d h=%d w=%d n=%d threads=%d)", g.filter_h,
-            g.filter_w, g.stride_h, g.stride_w, int(g.padding), c, h, w, n, pool ? 3 : 1);
+      CHECK(got == ref, "%s pool mismatch (f=%dx%d s=%dx%d pad=%d c=%d h=%d w=%d n=%d threads=%d)",
+            average ? "average" : "max", g.filter_h, g.filter_w, g.stride_h, g.stride_w, int(g.padding), c, h, w, n,
+            pool ? 3 : 1);
     }
+  }
+  if (average) {  // a 64x64 window (count 4096): ties +-2048 go away from zero, 2047 rounds down
+    PoolGeometry g;
+    g.filter_h = g.filter_w = 64;
+    g.stride_h = g.stride_w = 64;
+    g.padding = Padding::kValid;
+    std::vector<int8_t> in(64 * 64 * 3, 0), out(3, 7);
+    for (int i = 0; i < 2048; ++i) {
+      in[size_t(i) * 3] = 1;
+      in[size_t(i) * 3 + 1] = -1;
+      if (i < 2047) in[size_t(i) * 3 + 2] = 1;
+    }
+    CHECK(AvgPool2DInt8(g, in.data(), NhwcSlice(1, 64, 64, 3, 0, 3), out.data(), NhwcSlice(1, 1, 1, 3, 0, 3), -128, 127).ok(),
+          "64x64 average pool");
+    CHECK(out[0] == 1 && out[1] == -1 && out[2] == 0, "64x64 average pool rounding: %d %d %d", out[0], out[1], out[2]);
+    std::fill(in.begin(), in.end(), int8_t{-128});
+    CHECK(AvgPool2DInt8(g, in.data(), NhwcSlice(1, 64, 64, 3, 0, 3), out.data(), NhwcSlice(1, 1, 1, 3, 0, 3), -128, 127).ok() &&
+              out[0] == -128,
+          "64x64 average pool of -128");
+    return;
   }
   PoolGeometry bad;
   bad.filter_h = 0;
@@ -772,7 +803,8 @@ int main(int argc, char** argv) {
   TestThreadsBitIdentical();
   TestDirect1x1StaysInBuffer();
   TestDepthwiseMatchesScalar(trials);
-  TestMaxPoolMatchesReference(trials / 3);
+  TestPoolMatchesReference(trials / 3, false);
+  TestPoolMatchesReference(trials / 3, true);
   TestVariantsMatchScalarF32(trials / 2);
   std::printf("%d checks, %d failures\n", g_checks, g_failures);
   return g_failures == 0 ? 0 : 1;

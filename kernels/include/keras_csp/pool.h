@@ -27,4 +27,11 @@ Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* ou
 Status MaxPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& in_layout, int8_t* output,
                      const TensorLayout& out_layout, int32_t act_min, int32_t act_max, ThreadPool* pool = nullptr);
 
+// TFLite int8 AVERAGE_POOL_2D (input and output share one scale, as TFLite requires): the sum over
+// the window's in-bounds pixels, divided by their count with ties away from zero, then the
+// activation clamp; the same integers under TFLite's optimized and reference kernels. Same layout
+// rules as MaxPool2DInt8.
+Status AvgPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& in_layout, int8_t* output,
+                     const TensorLayout& out_layout, int32_t act_min, int32_t act_max, ThreadPool* pool = nullptr);
+
 }  // namespace keras_csp
