@@ -118,11 +118,21 @@ Status CheckPool(const PoolGeometry& g, const int8_t* input, const TensorLayout&
   return Status::Ok();
 }
 
-// Rows of work for the pool's threads: about 64K window operations per task at least (a small pool
-// is not worth waking the workers).
-int PoolTasks(const PoolGeometry& g, const TensorLayout& il, int rows, int ow, ThreadPool* pool) {
-  const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(ow) * g.filter_w) * il.channels;
-  return int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+// Checks the arguments, then runs rows(shape, r0, r1) over the output rows (batch x out_h) on the
+// pool's threads: about 64K window operations per task at least (a small pool is not worth waking
+// the workers).
+template <typename Rows>
+Status RunPool(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, const int8_t* output,
+               const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool, Rows rows_fn) {
+  ConvOutputShape shape;
+  KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
+  const int rows = il.batch * shape.out_h;
+  const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(shape.out_w) * g.filter_w) * il.channels;
+  const int tasks = int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+  ParallelFor(pool, tasks, [&](int t) {
+    rows_fn(shape, int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
+  });
+  return Status::Ok();
 }
 
 }  // namespace
@@ -137,31 +147,19 @@ Status ComputePoolOutputShape(const PoolGeometry& g, int in_h, int in_w, int* ou
 
 Status MaxPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, int8_t* output,
                      const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool) {
-  ConvOutputShape shape;
-  KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
-  const int oh = shape.out_h, ow = shape.out_w, rows = il.batch * oh;
-  const int tasks = PoolTasks(g, il, rows, ow, pool);
   // Values are kept as uint8 (x ^ 0x80, order-preserving) so that baseline SSE2 (pmaxub) vectorizes
   // the max; NEON has both.
   const uint8_t lo = static_cast<uint8_t>(act_min ^ 0x80), hi = static_cast<uint8_t>(act_max ^ 0x80);
-  ParallelFor(pool, tasks, [&](int t) {
-    MaxPoolRows(g, input, il, output, ol, oh, ow, shape.pad_top, shape.pad_left, lo, hi,
-                int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
+  return RunPool(g, input, il, output, ol, act_min, act_max, pool, [&](const ConvOutputShape& sh, int r0, int r1) {
+    MaxPoolRows(g, input, il, output, ol, sh.out_h, sh.out_w, sh.pad_top, sh.pad_left, lo, hi, r0, r1);
   });
-  return Status::Ok();
 }
 
 Status AvgPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, int8_t* output,
                      const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool) {
-  ConvOutputShape shape;
-  KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
-  const int oh = shape.out_h, ow = shape.out_w, rows = il.batch * oh;
-  const int tasks = PoolTasks(g, il, rows, ow, pool);
-  ParallelFor(pool, tasks, [&](int t) {
-    AvgPoolRows(g, input, il, output, ol, oh, ow, shape.pad_top, shape.pad_left, act_min, act_max,
-                int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
+  return RunPool(g, input, il, output, ol, act_min, act_max, pool, [&](const ConvOutputShape& sh, int r0, int r1) {
+    AvgPoolRows(g, input, il, output, ol, sh.out_h, sh.out_w, sh.pad_top, sh.pad_left, act_min, act_max, r0, r1);
   });
-  return Status::Ok();
 }
 
 }  // namespace keras_csp
