@@ -771,16 +771,15 @@ def _find_avg_pools(mt, rejections):
         op = mt.ops[i]
         x, y = int(op.inputs[0]), int(op.outputs[0])
         o = op.builtinOptions
-        reason = None
+        fh, fw, sh, sw = int(o.filterHeight or 1), int(o.filterWidth or 1), int(o.strideH or 1), int(o.strideW or 1)
+        rng, reason = None, None
         if not (mt.is_int8(x) and mt.is_int8(y)) or len(mt.g.shape(x)) != 4:
             reason = "average pool is not an int8 NHWC tensor"
         elif not mt.same_q(x, y):
             reason = "average pool changes quantization"
-        rng = _act_range(int(o.fusedActivationFunction or 0), *mt.qparams(y)) if reason is None else None
-        if reason is None and rng is None:
+        elif (rng := _act_range(int(o.fusedActivationFunction or 0), *mt.qparams(y))) is None:
             reason = "unsupported fused activation"
-        fh, fw, sh, sw = int(o.filterHeight or 1), int(o.filterWidth or 1), int(o.strideH or 1), int(o.strideW or 1)
-        if reason is None and not (1 <= fh <= 64 and 1 <= fw <= 64 and 1 <= sh <= 64 and 1 <= sw <= 64):
+        elif not (1 <= fh <= 64 and 1 <= fw <= 64 and 1 <= sh <= 64 and 1 <= sw <= 64):
             reason = "pool window out of range"
         if reason is not None:
             rejections.append(Rejection(i, "AVERAGE_POOL_2D", mt.g.tensor_name(y), reason))
@@ -823,12 +822,11 @@ def find_matches(g: Graph):
     rejections += [r for r in block_why if r.op_index not in two]
     in_partial = {m.skip_dw.op_index for m in partial if m.skip_dw is not None}
     depthwise = mt.find_depthwise(in_partial, rejections)
-    taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops}
-    taken_ops |= {c.op_index for d in dense for layer in d.layers for ch in layer for c in ch}
-    taken_ops |= {m.conv.op_index for m in partial} | {c.op_index for b in blocks for c in b.convs}
+    pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
+                     + [c for b in blocks for c in b.convs])
+    taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops} | {c.op_index for c in pattern_convs}
     stems = _find_stem_convs(mt, taken_ops, rejections)
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
-    attach_tables(g, [m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
-                  + [c for b in blocks for c in b.convs])
+    attach_tables(g, pattern_convs)
     return dense + partial + blocks + depthwise + stems + pools, rejections, mt

@@ -674,27 +674,38 @@ class SingleConvKernel : public NodeKernel {
   ConvSpec conv_;     // KcspConv2D
 };
 
+// A pool's options (filter_h/w, stride_h/w, padding, act_min/act_max), read by KcspAvgPool2D and by
+// CspBlock's max_pool steps; `where` prefixes the messages.
+struct PoolOptions {
+  PoolGeometry geometry;
+  int32_t act_min = -128, act_max = 127;
+
+  void Parse(const Ref& m, const std::string& where) {
+    geometry.filter_h = static_cast<int>(ReqInt(m, "filter_h"));
+    geometry.filter_w = static_cast<int>(ReqInt(m, "filter_w"));
+    geometry.stride_h = static_cast<int>(ReqInt(m, "stride_h"));
+    geometry.stride_w = static_cast<int>(ReqInt(m, "stride_w"));
+    const int64_t pad = ReqInt(m, "padding");
+    Require(pad == 0 || pad == 1, where + "padding must be 0 (VALID) or 1 (SAME)");
+    geometry.padding = pad == 1 ? Padding::kSame : Padding::kValid;
+    Require(geometry.filter_h >= 1 && geometry.filter_w >= 1 && geometry.filter_h <= 64 && geometry.filter_w <= 64,
+            where + "pool filter out of range [1, 64]");
+    Require(geometry.stride_h >= 1 && geometry.stride_w >= 1 && geometry.stride_h <= 64 && geometry.stride_w <= 64,
+            where + "pool stride out of range [1, 64]");
+    const int64_t lo = ReqInt(m, "act_min"), hi = ReqInt(m, "act_max");
+    Require(lo >= -128 && hi <= 127 && lo <= hi, where + "activation range invalid");
+    act_min = static_cast<int32_t>(lo);
+    act_max = static_cast<int32_t>(hi);
+  }
+};
+
 // KcspAvgPool2D: TFLite's int8 AVERAGE_POOL_2D (input and output share one quantization). The stock
 // int8 average pool runs outside XNNPACK in TFLite's kernels, ~0.9 ns per input element (CSPDenseNet-121's
 // three transition pools: ~0.75 ms of a ~15 ms model on Zen 4). Inputs x, key.
 class AvgPoolKernel : public NodeKernel {
  public:
   void Parse(const Ref& m) {
-    g_.filter_h = static_cast<int>(ReqInt(m, "filter_h"));
-    g_.filter_w = static_cast<int>(ReqInt(m, "filter_w"));
-    g_.stride_h = static_cast<int>(ReqInt(m, "stride_h"));
-    g_.stride_w = static_cast<int>(ReqInt(m, "stride_w"));
-    const int64_t pad = ReqInt(m, "padding");
-    Require(pad == 0 || pad == 1, "padding must be 0 (VALID) or 1 (SAME)");
-    g_.padding = pad == 1 ? Padding::kSame : Padding::kValid;
-    Require(g_.filter_h >= 1 && g_.filter_w >= 1 && g_.filter_h <= 64 && g_.filter_w <= 64,
-            "pool filter out of range [1, 64]");
-    Require(g_.stride_h >= 1 && g_.stride_w >= 1 && g_.stride_h <= 64 && g_.stride_w <= 64,
-            "pool stride out of range [1, 64]");
-    const int64_t lo = ReqInt(m, "act_min"), hi = ReqInt(m, "act_max");
-    Require(lo >= -128 && hi <= 127 && lo <= hi, "activation range invalid");
-    act_min_ = static_cast<int32_t>(lo);
-    act_max_ = static_cast<int32_t>(hi);
+    opt_.Parse(m, "");
     channels_ = static_cast<int>(ReqInt(m, "channels"));
     Require(channels_ >= 1 && channels_ <= (1 << 16), "channels out of range");
   }
@@ -706,7 +717,7 @@ class AvgPoolKernel : public NodeKernel {
     if (x.rank != 4 || x.dimensions[3] != channels_)
       return "input " + LayoutStr(x) + " must be NHWC with " + std::to_string(channels_) + " channels";
     int oh = 0, ow = 0;
-    Status st = ComputePoolOutputShape(g_, x.dimensions[1], x.dimensions[2], &oh, &ow);
+    Status st = ComputePoolOutputShape(opt_.geometry, x.dimensions[1], x.dimensions[2], &oh, &ow);
     if (!st.ok()) return st.message();
     SetLayout(out, {x.dimensions[0], oh, ow, channels_});
     return "";
@@ -720,27 +731,27 @@ class AvgPoolKernel : public NodeKernel {
     const auto& x = t[0].layout;
     if (x.rank != 4 || x.dimensions[3] != channels_) return "input shape changed: " + LayoutStr(x);
     int oh = 0, ow = 0;
-    Status st = ComputePoolOutputShape(g_, x.dimensions[1], x.dimensions[2], &oh, &ow);
+    Status st = ComputePoolOutputShape(opt_.geometry, x.dimensions[1], x.dimensions[2], &oh, &ow);
     if (!st.ok()) return st.message();
     const int n = x.dimensions[0];
     const TensorLayout li = NhwcSlice(n, x.dimensions[1], x.dimensions[2], channels_, 0, channels_);
     const TensorLayout lo = NhwcSlice(n, oh, ow, channels_, 0, channels_);
     if (in_bytes[0] < size_t(li.buffer_elements) || out_bytes[0] < size_t(lo.buffer_elements))
       return "buffer sizes inconsistent with shapes";
-    st = AvgPool2DInt8(g_, static_cast<const int8_t*>(in[0]), li, static_cast<int8_t*>(out[0]), lo, act_min_,
-                       act_max_, pool);
+    st = AvgPool2DInt8(opt_.geometry, static_cast<const int8_t*>(in[0]), li, static_cast<int8_t*>(out[0]), lo,
+                       opt_.act_min, opt_.act_max, pool);
     return st.ok() ? "" : std::string("kernel failed: ") + st.message();
   }
 
   std::string Describe() const override {
     std::ostringstream os;
-    os << "avg pool " << g_.filter_h << "x" << g_.filter_w << "/s" << g_.stride_h << " x" << channels_;
+    const PoolGeometry& g = opt_.geometry;
+    os << "avg pool " << g.filter_h << "x" << g.filter_w << "/s" << g.stride_h << " x" << channels_;
     return os.str();
   }
 
  private:
-  PoolGeometry g_;
-  int32_t act_min_ = -128, act_max_ = 127;
+  PoolOptions opt_;
   int channels_ = 0;
 };
 
@@ -905,8 +916,7 @@ struct BlockStep {
   enum Kind { kConv, kPool, kCopy } kind = kCopy;
   BlockSlot src, dst, residual;
   ConvSpec conv;
-  PoolGeometry pool;
-  int32_t act_min = -128, act_max = 127;
+  PoolOptions pool;
 };
 
 class CspBlockKernel : public NodeKernel {
@@ -964,22 +974,11 @@ class CspBlockKernel : public NodeKernel {
         }
       } else if (op == "max_pool") {
         st.kind = BlockStep::kPool;
-        st.pool.filter_h = static_cast<int>(ReqInt(sm, "filter_h"));
-        st.pool.filter_w = static_cast<int>(ReqInt(sm, "filter_w"));
-        st.pool.stride_h = static_cast<int>(ReqInt(sm, "stride_h"));
-        st.pool.stride_w = static_cast<int>(ReqInt(sm, "stride_w"));
-        const int64_t pad = ReqInt(sm, "padding");
-        Require(pad == 0 || pad == 1, where + ": padding must be 0 (VALID) or 1 (SAME)");
-        st.pool.padding = pad == 1 ? Padding::kSame : Padding::kValid;
-        Require(st.pool.filter_h >= 1 && st.pool.filter_w >= 1 && st.pool.filter_h <= 64 && st.pool.filter_w <= 64,
-                where + ": pool filter out of range [1, 64]");
-        Require(st.pool.stride_h == 1 && st.pool.stride_w == 1 &&
-                    (st.pool.padding == Padding::kSame || (st.pool.filter_h == 1 && st.pool.filter_w == 1)),
+        st.pool.Parse(sm, where + ": ");
+        Require(st.pool.geometry.stride_h == 1 && st.pool.geometry.stride_w == 1 &&
+                    (st.pool.geometry.padding == Padding::kSame ||
+                     (st.pool.geometry.filter_h == 1 && st.pool.geometry.filter_w == 1)),
                 where + ": block pools keep the spatial size (stride 1, SAME)");
-        const int64_t lo = ReqInt(sm, "act_min"), hi = ReqInt(sm, "act_max");
-        Require(lo >= -128 && hi <= 127 && lo <= hi, where + ": activation range invalid");
-        st.act_min = static_cast<int32_t>(lo);
-        st.act_max = static_cast<int32_t>(hi);
         Require(st.src.channels == st.dst.channels, where + ": pool src/dst channels differ");
       } else if (op == "copy") {
         Require(st.src.channels == st.dst.channels, where + ": copy src/dst channels differ");
@@ -1061,7 +1060,8 @@ class CspBlockKernel : public NodeKernel {
           st.conv.ApplyPostOps(dst, pixels, dst_c, st.dst.offset, rb.first, rb.second, st.residual.offset, pool);
         }
       } else if (st.kind == BlockStep::kPool) {
-        status = MaxPool2DInt8(st.pool, src, layout(st.src), dst, layout(st.dst), st.act_min, st.act_max, pool);
+        status = MaxPool2DInt8(st.pool.geometry, src, layout(st.src), dst, layout(st.dst), st.pool.act_min,
+                                st.pool.act_max, pool);
       } else {
         CopyChannels(dst, dst_c, st.dst.offset, src, src_c, st.src.offset, st.src.channels, pixels, pool);
       }

@@ -59,26 +59,19 @@ void BuildPaddedRows(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst 
       continue;
     }
     const Src* src_row = in + b * p.in.batch_stride + iy * p.in.row_stride + p.in.channel_offset;
-    if (p.in.pixel_stride == cin && cp == cin) {
-      // Dense rows (the common case): the border columns filled, the interior converted as one
-      // run of in_w * cin elements (per-pixel loops cost more than the copy for small cin).
-      const int c0 = std::max(0, p.pad_left), c1 = std::min(p.padded_w, p.pad_left + p.in_w);
-      std::fill(dst_row, dst_row + static_cast<int64_t>(c0) * cp, fill);
-      const Src* s = src_row + static_cast<int64_t>(c0 - p.pad_left) * cin;
-      Dst* d = dst_row + static_cast<int64_t>(c0) * cp;
-      const int64_t run = static_cast<int64_t>(std::max(0, c1 - c0)) * cin;
-      ConvertRun(s, d, run, convert);
-      std::fill(dst_row + static_cast<int64_t>(std::max(c0, c1)) * cp, dst_row + row_elems, fill);
-      continue;
-    }
-    if (p.in.pixel_stride == cin && cin <= 3 && cp == 4) {
-      // Stems (RGB / grayscale input, 4-element staged pixels): the channel count as a constant, so
-      // that the per-pixel loop unrolls (the generic loop below took ~25 % of a 7x7/2 3->64 stem).
+    // Dense rows: the border columns filled, the interior converted in one go. With cp == cin as one
+    // run of in_w * cin elements (per-pixel loops cost more than the copy for small cin); stems
+    // (RGB / grayscale pixels staged as 4 elements) pixel by pixel with the channel count as a
+    // constant, so that the loop unrolls (the generic loop below took ~25 % of a 7x7/2 3->64 stem).
+    const bool dense_run = p.in.pixel_stride == cin && cp == cin;
+    const bool small_pixels = p.in.pixel_stride == cin && cin <= 3 && cp == 4;
+    if (dense_run || small_pixels) {
       const int c0 = std::max(0, p.pad_left), c1 = std::max(c0, std::min(p.padded_w, p.pad_left + p.in_w));
       std::fill(dst_row, dst_row + static_cast<int64_t>(c0) * cp, fill);
       const Src* s = src_row + static_cast<int64_t>(c0 - p.pad_left) * cin;
       Dst* d = dst_row + static_cast<int64_t>(c0) * cp;
-      if (cin == 3) StageSmallPixels<3>(s, d, c1 - c0, channel_fill, convert);
+      if (dense_run) ConvertRun(s, d, static_cast<int64_t>(c1 - c0) * cin, convert);
+      else if (cin == 3) StageSmallPixels<3>(s, d, c1 - c0, channel_fill, convert);
       else if (cin == 2) StageSmallPixels<2>(s, d, c1 - c0, channel_fill, convert);
       else StageSmallPixels<1>(s, d, c1 - c0, channel_fill, convert);
       std::fill(dst_row + static_cast<int64_t>(c1) * cp, dst_row + row_elems, fill);

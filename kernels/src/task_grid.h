@@ -34,14 +34,12 @@ struct TaskGrid {
     return {task / (block_groups * chunks), first, pixel_end - first, gi * blocks_per_group, block_end};
   }
 
-  // The cost model, exposed for the tests: MACs of the busiest of `threads` threads when the tasks
-  // go, in order, each to the least-loaded thread (what the pool's dynamic hand-out does), with a
-  // fixed cost per task and the input reads, plus a quarter of the largest task (a worker that
-  // starts late).
+ private:
+  // The cost model: MACs of the busiest of `threads` threads when the tasks go, in order, each to the
+  // least-loaded thread (what the pool's dynamic hand-out does), with a fixed cost per task and the
+  // input reads, plus a quarter of the largest task (a worker that starts late).
   int64_t Score(int pixels, int blocks, int threads, int64_t macs_per_pixel_block,
                 int64_t input_bytes_per_pixel) const;
-
- private:
   void Set(int chunk_pixels, int groups, int pixels, int batch, int blocks);
 };
 
