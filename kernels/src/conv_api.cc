@@ -451,6 +451,22 @@ Status PackedConvF32::Create(const ConvGeometry& geometry, const float* weights,
   return NoThrow([&] { return CreateImpl(geometry, weights, bias, act_min, act_max, variant, out); });
 }
 
+namespace {
+// Largest |(acc + bias) * scale| over every input, against 2^30: |x - zero_point| <= 255 for int8
+// x, and padding taps add 0.
+bool Fp32ScaledMayOverflow(const PackedConvInt8& p) {
+  const ConvGeometry& g = p.geometry_;
+  const size_t per_channel = static_cast<size_t>(g.kernel_h) * g.kernel_w * g.in_channels;
+  for (int oc = 0; oc < g.out_channels; ++oc) {
+    double abs_sum = 0;
+    for (size_t k = 0; k < per_channel; ++k) abs_sum += std::abs(static_cast<int>(p.weights_[oc * per_channel + k]));
+    const double bound = 255.0 * abs_sum + std::abs(static_cast<double>(p.bias_[oc]));
+    if (bound * static_cast<double>(p.quant_.requant_scale[oc]) >= 1073741824.0) return true;
+  }
+  return false;
+}
+}  // namespace
+
 Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* weights,
                                   const int32_t* bias, const Int8QuantParams& quant_in,
                                   Variant variant, std::unique_ptr<PackedConvInt8>* out) {
@@ -475,6 +491,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
   p->bias_.assign(oc, 0);
   if (bias != nullptr) p->bias_.assign(bias, bias + oc);
   SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  if (quant.rounding == Rounding::kFp32) p->fp32_clamp_before_convert_ = Fp32ScaledMayOverflow(*p);
   Status s = Status::Ok();
   switch (v) {
 #if defined(__x86_64__)

@@ -408,7 +408,26 @@ void TestRequantEdgeCases() {
   CHECK(m == 1610612736 && sh == 0, "QuantizeMultiplier(0.75) = %d, %d", m, sh);
   QuantizeMultiplier(1.0 - 1e-12, &m, &sh);
   CHECK(m == 1073741824 && sh == 1, "QuantizeMultiplier(~1) = %d, %d", m, sh);
-  // Extreme accumulators through every variant: 1x1 conv, 1 channel, large weights & bias.
+  // fp32: the clamp before vcvtps2dq is dropped only when no input can take |acc * scale| to
+  // 2^30 (hand-computed bounds: 255 * sum|w| + |bias|, times the scale).
+  {
+    ConvGeometry g;
+    g.in_channels = 4;
+    g.out_channels = 2;
+    const std::vector<int8_t> wts(8, -127);
+    Int8QuantParams q;
+    q.rounding = Rounding::kFp32;
+    q.requant_scale = {0.5f, 128.f};
+    std::unique_ptr<PackedConvInt8> p;
+    std::vector<int32_t> bias = {0, 0};
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &p).ok(), "create");
+    CHECK(!p->fp32_clamp_before_convert_, "4 * 127 * 255 * 128 = 16.6M < 2^30: no clamp");
+    bias[1] = -(1 << 23);  // (129540 + 8388608) * 128 = 1.09e9 >= 2^30
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &p).ok(), "create");
+    CHECK(p->fp32_clamp_before_convert_, "bias 2^23 at scale 128 needs the clamp");
+  }
+  // Extreme accumulators through every variant: 1x1 conv, 1 channel, large weights & bias (fp32:
+  // with and without the clamp before the conversion, saturating either way).
   for (Variant v : kAllVariants) {
     if (!VariantAvailable(v)) continue;
     for (int trial = 0; trial < 200; ++trial) {

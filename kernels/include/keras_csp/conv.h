@@ -144,6 +144,10 @@ class PackedConvInt8 {
   // VNNI: the packing holds uint8 w + 128 and the kernel subtracts 128 * sum(x) per pixel; NEON
   // sdot / smmla multiply signed by signed and need no correction.
   bool direct_1x1_ = false;
+  // fp32 requantization: whether float(acc + bias) * scale can reach 2^30 for some input, so the
+  // kernels must clamp before converting to int32 (out of range, vcvtps2dq gives INT_MIN). When
+  // it cannot, the int8 clamp after the saturating packs gives the same bits one op cheaper.
+  bool fp32_clamp_before_convert_ = true;
   const void* packed() const { return packed_storage_.data() + packed_offset_; }
   void* packed() { return packed_storage_.data() + packed_offset_; }
 };
