@@ -854,6 +854,17 @@ class CspDenseBlockKernel : public NodeKernel {
       for (auto& chain : layer) {
         const int8_t* src = block;
         TensorLayout src_layout = NhwcSlice(n, h, w, out_channels_, 0, c);
+        // bottleneck -> growth conv: the 1x1 writes the 3x3's staging (AVX-512 VNNI).
+        if (chain.size() == 2 && !chain[0].post.on() && !chain[0].add.on &&
+            Conv2DInt8ChainSupported(*chain[0].packed, *chain[1].packed)) {
+          const int cout = chain[1].geometry.out_channels;
+          const TensorLayout dst = NhwcSlice(n, h, w, out_channels_, write, cout);
+          Status st = Conv2DInt8Chain(*chain[0].packed, *chain[1].packed, src, src_layout, &staged_, block, dst, pool);
+          if (!st.ok()) return std::string("kernel failed: ") + st.message();
+          chain[1].ApplyPostOps(block, pixels, out_channels_, write, nullptr, 0, 0, pool);
+          write += cout;
+          continue;
+        }
         for (size_t j = 0; j < chain.size(); ++j) {
           auto& g = chain[j].geometry;
           const bool last = j + 1 == chain.size();
@@ -893,6 +904,7 @@ class CspDenseBlockKernel : public NodeKernel {
   std::vector<std::vector<std::vector<ConvSpec>>> layers_;  // layer -> branch -> chain
   std::vector<ConvSpec*> convs_;                            // all of them, in input order
   std::vector<int8_t> scratch_[2];
+  std::vector<uint8_t> staged_;                             // Conv2DInt8Chain's staging
 };
 
 // ---------------------------------------------------------------------------------------

@@ -577,6 +577,90 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
   }
 }
 
+bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second) {
+  const ConvGeometry& g = second.geometry_;
+  // The AVX-512 VNNI staged path (uint8 x + 128) of a conv with several taps; 1x1 convs read
+  // their input in place or stage it per chunk.
+  return first.variant_ == Variant::kAvx512Vnni && second.variant_ == Variant::kAvx512Vnni &&
+         !second.direct_1x1_ && g.kernel_h * g.kernel_w > 1 &&
+         first.geometry_.out_channels == g.in_channels &&
+         first.quant_.output_zero_point == second.quant_.input_zero_point;
+}
+
+Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second, const int8_t* input,
+                       const TensorLayout& in_layout, std::vector<uint8_t>* staged, int8_t* output,
+                       const TensorLayout& out_layout, ThreadPool* pool) {
+  return NoThrow([&]() -> Status {
+    if (staged == nullptr) return Status::Error(StatusCode::kNullPointer, "staged is null");
+    if (first.geometry_.out_channels != second.geometry_.in_channels)
+      return Invalid("chained convs: first writes " + std::to_string(first.geometry_.out_channels) +
+                     " channels, second reads " + std::to_string(second.geometry_.in_channels));
+    if (first.quant_.output_zero_point != second.quant_.input_zero_point)
+      return Invalid("chained convs: first's output zero point differs from second's input zero point");
+    KCSP_RETURN_IF_ERROR(CheckLayout(input, in_layout, "input"));
+    ConvOutputShape s1;
+    KCSP_RETURN_IF_ERROR(ComputeOutputShape(first.geometry_, in_layout.height, in_layout.width, &s1));
+    const int cmid = second.geometry_.in_channels, batch = in_layout.batch;
+    const TensorLayout mid = NhwcSlice(batch, s1.out_h, s1.out_w, cmid, 0, cmid);
+    if (!Conv2DInt8ChainSupported(first, second)) {
+      staged->resize(static_cast<size_t>(batch) * s1.out_h * s1.out_w * cmid);
+      auto* m = reinterpret_cast<int8_t*>(staged->data());
+      KCSP_RETURN_IF_ERROR(Conv2DInt8(first, input, in_layout, m, mid, pool));
+      return Conv2DInt8(second, m, mid, output, out_layout, pool);
+    }
+#if defined(__x86_64__)
+    // The second conv's padded staging, sized as MakeProblem below sizes it.
+    const ConvGeometry& g2 = second.geometry_;
+    ConvOutputShape s2;
+    KCSP_RETURN_IF_ERROR(ComputeOutputShape(g2, s1.out_h, s1.out_w, &s2));
+    const int cp = second.k_padded_;
+    const int padded_h = std::max(s1.out_h + s2.pad_top, (s2.out_h - 1) * g2.stride_h + g2.kernel_h);
+    const int padded_w = std::max(s1.out_w + s2.pad_left, (s2.out_w - 1) * g2.stride_w + g2.kernel_w);
+    const int64_t row = static_cast<int64_t>(padded_w) * cp, image = row * padded_h;
+    staged->resize(static_cast<size_t>(image * batch));
+    uint8_t* buf = staged->data();
+    ConvProblem p2;  // the staging stands in for the dense input (same or more elements)
+    TensorLayout staged_in = mid;
+    staged_in.buffer_elements = image * batch;
+    KCSP_RETURN_IF_ERROR(MakeProblem(second, reinterpret_cast<const int8_t*>(buf), staged_in, output, out_layout, &p2));
+    if (p2.padded_h != padded_h || p2.padded_w != padded_w)
+      return Status::Error(StatusCode::kInvalidArgument, "internal: staged chain padding mismatch");
+    // Border pixels: zero point + 128 (what x = zero point stages to). Padding channels
+    // (k_padded_ > channels) meet zero weights: left as they are.
+    const auto fill = static_cast<uint8_t>(second.quant_.input_zero_point + 128);
+    for (int b = 0; b < batch; ++b)
+      for (int r = 0; r < p2.padded_h; ++r) {
+        uint8_t* d = buf + b * image + r * row;
+        const bool border_row = r < p2.pad_top || r >= p2.pad_top + s1.out_h;
+        for (int c = 0; c < p2.padded_w; ++c, d += cp)
+          if (border_row || c < p2.pad_left || c >= p2.pad_left + s1.out_w) std::memset(d, fill, cmid);
+      }
+    // The first conv writes the interior.
+    const int64_t interior = p2.pad_top * row + static_cast<int64_t>(p2.pad_left) * cp;
+    TensorLayout dst;
+    dst.batch = batch;
+    dst.height = s1.out_h;
+    dst.width = s1.out_w;
+    dst.channels = cmid;
+    dst.pixel_stride = cp;
+    dst.row_stride = row;
+    dst.batch_stride = image;
+    dst.buffer_elements = image * batch - interior;
+    auto* mid_ptr = reinterpret_cast<int8_t*>(buf + interior);
+    ConvProblem p1;
+    KCSP_RETURN_IF_ERROR(MakeProblem(first, input, in_layout, mid_ptr, dst, &p1));
+    p1.pool = pool;
+    p1.out_u8 = true;
+    KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx512Vnni(first, p1, input, mid_ptr));
+    p2.pool = pool;
+    p2.prestaged = buf;
+    return internal::ConvInt8Avx512Vnni(second, p2, reinterpret_cast<const int8_t*>(buf), output);
+#else
+    return Status::Error(StatusCode::kUnsupported, "no staged chain on this architecture");
+#endif
+  });
+}
+
 Status Conv2DF32(const PackedConvF32& w, const float* input, const TensorLayout& in_layout,
                  float* output, const TensorLayout& out_layout, ThreadPool* pool) {
   ConvProblem p;

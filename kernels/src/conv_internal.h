@@ -17,6 +17,10 @@ struct ConvProblem {
   // Padded staging buffer geometry (rows/cols of the input padded so that every tap is in range).
   int padded_h = 0, padded_w = 0;
   ThreadPool* pool = nullptr;  // null: single-threaded
+  // Conv2DInt8Chain (AVX-512 VNNI): the output is written as uint8 x + 128 (the next conv's
+  // staging), and a KxK conv's padded staging [batch][padded_h][padded_w][k_padded_] is given.
+  bool out_u8 = false;
+  const void* prestaged = nullptr;
 };
 
 // 64-byte aligned per-thread scratch memory, grown on demand. Returns nullptr on failure.

@@ -243,10 +243,12 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   constexpr int kMaxChunk = kMaxChunkPixels<MR>;
   ThreadPool* pool = PoolFor(p, g);
   const int threads = Threads(pool);
-  if (!per_chunk && threads > 1)
+  if (!per_chunk && threads > 1 && p.prestaged == nullptr)
     return SweepInt8Bands<MR, NR>(w, p, in, out, fill, convert, chunk_bytes, pool, kernel);
   const A* padded = nullptr;
-  if (!per_chunk) {  // staged once, read by every task
+  if (!per_chunk && p.prestaged != nullptr) {  // staged by the previous conv's epilogue
+    padded = static_cast<const A*>(p.prestaged);
+  } else if (!per_chunk) {  // staged once, read by every task
     auto* buf = static_cast<A*>(Scratch(static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp * sizeof(A)));
     if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
     BuildPadded(p, in, buf, cp, fill, A{0}, convert);

@@ -596,6 +596,89 @@ void TestTaskGrid() {
   std::printf("task grids checked: %d\n", grids + 1);
 }
 
+// Conv2DInt8Chain (a 1x1 or 3x3 conv into a KxK conv: on AVX-512 VNNI the first writes the
+// second's uint8 staging) against two scalar Conv2DInt8 calls: slices in and out, strides, batches,
+// all three roundings, 1 and 3 threads.
+void TestConvChain(int trials) {
+  ThreadPool pool(3);
+  int compared = 0, staged = 0;
+  for (int t = 0; t < trials; ++t) {
+    ConvGeometry g1, g2;
+    g1.kernel_h = g1.kernel_w = RandInt(0, 3) == 0 ? 3 : 1;
+    g1.padding = Padding::kSame;
+    g1.in_channels = RandInt(0, 2) == 0 ? RandInt(60, 200) : RandInt(1, 40);
+    g1.out_channels = RandInt(0, 2) == 0 ? RandInt(60, 140) : RandInt(1, 40);
+    g2.kernel_h = g2.kernel_w = RandInt(0, 3) == 0 ? 5 : 3;
+    g2.stride_h = g2.stride_w = RandInt(0, 3) == 0 ? 2 : 1;
+    g2.padding = RandInt(0, 3) == 0 ? Padding::kValid : Padding::kSame;
+    g2.in_channels = g1.out_channels;
+    g2.out_channels = RandInt(0, 2) == 0 ? RandInt(30, 70) : RandInt(1, 35);
+    const int n = RandInt(1, 2), h = RandInt(5, 15), w = RandInt(5, 15);
+    ConvOutputShape o2;
+    if (!ComputeOutputShape(g2, h, w, &o2).ok()) continue;
+    const int in_off = RandInt(0, 1) ? RandInt(0, 9) : 0, in_total = in_off + g1.in_channels + RandInt(0, 5);
+    const int out_off = RandInt(0, 1) ? RandInt(0, 9) : 0, out_total = out_off + g2.out_channels + RandInt(0, 5);
+    auto weights = [](const ConvGeometry& g) {
+      std::vector<int8_t> v(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
+      for (auto& e : v) e = static_cast<int8_t>(RandInt(-127, 127));
+      return v;
+    };
+    const std::vector<int8_t> w1 = weights(g1), w2 = weights(g2);
+    std::vector<int32_t> b1(g1.out_channels), b2(g2.out_channels);
+    for (auto& e : b1) e = RandInt(-20000, 20000);
+    for (auto& e : b2) e = RandInt(-20000, 20000);
+    Int8QuantParams q1 = RandomQuant(g1.out_channels), q2 = RandomQuant(g2.out_channels);
+    q2.input_zero_point = q1.output_zero_point;  // the tensor between them
+    std::vector<int8_t> in(static_cast<size_t>(n) * h * w * in_total);
+    for (auto& e : in) e = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(n, h, w, in_total, in_off, g1.in_channels);
+    const TensorLayout lm = NhwcSlice(n, h, w, g1.out_channels, 0, g1.out_channels);
+    const TensorLayout lo = NhwcSlice(n, o2.out_h, o2.out_w, out_total, out_off, g2.out_channels);
+    std::unique_ptr<PackedConvInt8> r1, r2;
+    CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, Variant::kScalar, &r1).ok(), "create");
+    CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, Variant::kScalar, &r2).ok(), "create");
+    std::vector<int8_t> mid(lm.buffer_elements), ref(lo.buffer_elements, 77);
+    CHECK(Conv2DInt8(*r1, in.data(), li, mid.data(), lm).ok() && Conv2DInt8(*r2, mid.data(), lm, ref.data(), lo).ok(),
+          "reference convs");
+    for (Variant v : kAllVariants) {
+      if (!VariantAvailable(v)) continue;
+      std::unique_ptr<PackedConvInt8> p1, p2;
+      CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, v, &p1).ok(), "create");
+      CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, v, &p2).ok(), "create");
+      const bool supported = Conv2DInt8ChainSupported(*p1, *p2);
+      CHECK(supported == (v == Variant::kAvx512Vnni), "%s: chain staging supported = %d", VariantName(v), supported);
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        std::vector<uint8_t> scratch(RandInt(0, 1) ? 0 : 100000, 0xAB);  // reused scratch is refilled
+        std::vector<int8_t> out(lo.buffer_elements, 77);
+        const Status st = Conv2DInt8Chain(*p1, *p2, in.data(), li, &scratch, out.data(), lo, tp);
+        CHECK(st.ok(), "%s", st.message().c_str());
+        size_t bad = 0;
+        for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+        CHECK(bad == 0, "chain %s: %zu mismatches (k %d->%d s=%d pad=%d c %d->%d->%d h=%d w=%d n=%d threads=%d)",
+              VariantName(v), bad, g1.kernel_h, g2.kernel_h, g2.stride_h, (int)g2.padding, g1.in_channels,
+              g1.out_channels, g2.out_channels, h, w, n, tp ? tp->threads() : 1);
+        ++compared;
+        staged += supported;
+      }
+    }
+  }
+  // Mismatched zero points are refused with a message, not run.
+  ConvGeometry g;
+  g.in_channels = g.out_channels = 4;
+  const std::vector<int8_t> w(16, 1);
+  Int8QuantParams q = RandomQuant(4), q2 = RandomQuant(4);
+  q2.input_zero_point = q.output_zero_point + 1 > 127 ? -128 : q.output_zero_point + 1;
+  std::unique_ptr<PackedConvInt8> a, b;
+  CHECK(PackedConvInt8::Create(g, w.data(), nullptr, q, Variant::kAuto, &a).ok(), "create");
+  CHECK(PackedConvInt8::Create(g, w.data(), nullptr, q2, Variant::kAuto, &b).ok(), "create");
+  std::vector<int8_t> x(16), y(16);
+  std::vector<uint8_t> scratch;
+  const TensorLayout l = NhwcSlice(1, 2, 2, 4, 0, 4);
+  const Status st = Conv2DInt8Chain(*a, *b, x.data(), l, &scratch, y.data(), l);
+  CHECK(!st.ok() && st.message().find("zero point") != std::string::npos, "zero point mismatch refused");
+  std::printf("conv chain comparisons: %d (%d through the staged path)\n", compared, staged);
+}
+
 void TestThreadsBitIdentical() {
   ThreadPool pool(3);
   // h, w, in, out channels, kernel, stride, batch
@@ -820,6 +903,7 @@ int main(int argc, char** argv) {
   TestLargeShapesInt8();
   TestTaskGrid();
   TestThreadsBitIdentical();
+  TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
   TestDepthwiseMatchesScalar(trials);
   TestPoolMatchesReference(trials / 3, false);

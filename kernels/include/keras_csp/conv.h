@@ -186,6 +186,17 @@ Status Conv2DInt8(const PackedConvInt8& packed, const int8_t* input, const Tenso
 Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLayout& in_layout,
                  float* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
 
+// ---- Two int8 convs in a row, second(first(input)), with the same results as two Conv2DInt8
+// calls. Where Conv2DInt8ChainSupported, the first conv's epilogue writes the second's padded
+// uint8 staging (x + 128, border = zero point + 128) into `staged` (caller-owned scratch, resized
+// here), so the second, a KxK conv, stages nothing: a dense layer's 1x1 bottleneck into its 3x3
+// growth conv. Elsewhere it runs the two convs through `staged` as an int8 intermediate.
+// first's output zero point must equal second's input zero point (the tensor between them).
+bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second);
+Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second, const int8_t* input,
+                       const TensorLayout& in_layout, std::vector<uint8_t>* staged, int8_t* output,
+                       const TensorLayout& out_layout, ThreadPool* pool = nullptr);
+
 // ---- (a) CSP partial conv.
 // x: dense NHWC [batch, h, w, channels]; the conv consumes x[..., c_skip:] (so
 // in_channels == channels - c_skip) and must preserve h, w (stride 1, SAME, or 1x1).

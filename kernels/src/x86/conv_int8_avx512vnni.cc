@@ -46,6 +46,7 @@ struct RequantConsts {
   __m512i zp32;            // fixed point: output zero point, added in int32 (wrapping, as TFLite)
   __m512i zp16;            // fp32: output zero point, int16 lanes, added after the first pack
   __m512i mn8, mx8;        // activation range, int8 lanes
+  bool u8_out;      // write x + 128 as uint8 (ConvProblem::out_u8): zp16 and the bounds hold the +128
   __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;        // XNNPACK's fp32 requantization; the multiplier row holds the float scales
   bool clamp;       // fp32: clamp before the conversion (PackedConvInt8::fp32_clamp_before_convert_)
@@ -202,7 +203,9 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
   for (int g = 0; g < kItems; g += 4) {
     const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(r[g], r[g + 1]), c.zp16);
     const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(r[g + 2], r[g + 3]), c.zp16);
-    __m512i q = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
+    // uint8 x + 128: packus of (x + zp + 128) equals packs of (x + zp), plus 128 (both saturate).
+    __m512i q = c.u8_out ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), c.mn8), c.mx8)
+                         : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
     q = _mm512_permutexvar_epi32(unzip, q);
     StoreGroup<MR, NB>(q, g, m, o, n);
   }
@@ -310,9 +313,11 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
   RequantConsts c;
   const bool fp32 = w.quant_.rounding == Rounding::kFp32;
   c.zp32 = _mm512_set1_epi32(w.quant_.output_zero_point);
-  c.zp16 = _mm512_set1_epi16(fp32 ? static_cast<int16_t>(w.quant_.output_zero_point) : int16_t{0});
-  c.mn8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_min));
-  c.mx8 = _mm512_set1_epi8(static_cast<int8_t>(w.quant_.act_max));
+  const int u8 = p.out_u8 ? 128 : 0;
+  c.u8_out = p.out_u8;
+  c.zp16 = _mm512_set1_epi16(static_cast<int16_t>((fp32 ? w.quant_.output_zero_point : 0) + u8));
+  c.mn8 = _mm512_set1_epi8(static_cast<char>(w.quant_.act_min + u8));
+  c.mx8 = _mm512_set1_epi8(static_cast<char>(w.quant_.act_max + u8));
   c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
   c.fp32 = fp32;
   c.clamp = w.fp32_clamp_before_convert_;
