@@ -789,6 +789,7 @@ void TestPoolMatchesReference(int trials, bool average) {
     g.filter_w = RandInt(1, fmax);
     g.stride_h = RandInt(1, 3);
     g.stride_w = RandInt(1, 3);
+    if (t % 4 == 0) g.filter_h = g.filter_w = g.stride_h = g.stride_w = 2;  // the 2x2 / 2 fast path
     g.padding = RandInt(0, 1) ? Padding::kSame : Padding::kValid;
     const int n = RandInt(1, 2), h = RandInt(g.filter_h, g.filter_h + 8), w = RandInt(g.filter_w, g.filter_w + 8);
     const int c = RandInt(1, 40);
@@ -831,6 +832,24 @@ void TestPoolMatchesReference(int trials, bool average) {
             average ? "average" : "max", g.filter_h, g.filter_w, g.stride_h, g.stride_w, int(g.padding), c, h, w, n,
             pool ? 3 : 1);
     }
+  }
+  if (average) {  // every 2x2 sum -512..508 (channel k: sum k - 512), against TFLite's division
+    PoolGeometry g;
+    g.filter_h = g.filter_w = g.stride_h = g.stride_w = 2;
+    g.padding = Padding::kValid;
+    const int c = 1021;
+    std::vector<int8_t> in(4 * c), out(c);
+    for (int k = 0; k < c; ++k)
+      for (int j = 0; j < 4; ++j)  // floor((s + j) / 4) over j = 0..3 sums to s
+        in[size_t(j) * c + k] = static_cast<int8_t>(static_cast<int>(std::floor((k - 512 + j) / 4.0)));
+    CHECK(AvgPool2DInt8(g, in.data(), NhwcSlice(1, 2, 2, c, 0, c), out.data(), NhwcSlice(1, 1, 1, c, 0, c), -128, 127).ok(),
+          "2x2 average pool");
+    int bad = 0;
+    for (int k = 0; k < c; ++k) {
+      const int sum = k - 512, want = sum > 0 ? (sum + 2) / 4 : (sum - 2) / 4;
+      bad += out[k] != want;
+    }
+    CHECK(bad == 0, "2x2 average pool: %d of %d sums rounded wrongly", bad, c);
   }
   if (average) {  // a 64x64 window (count 4096): ties +-2048 go away from zero, 2047 rounds down
     PoolGeometry g;
