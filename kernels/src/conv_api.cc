@@ -499,7 +499,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     // Every 1x1 in place on AVX-512 (measured: staging took 13 % of CSPDenseNet-121's 14x14 dense
     // block, whose 150 + 32 i channels are 2 mod 4); AVX-VNNI keeps in_channels % 4 == 0 until it
     // is run on a CPU that has it.
-    case Variant::kAvx512Vnni: s = internal::PackInt8Vpdpbusd(p.get(), 1); break;
+    case Variant::kAvx512Vnni: s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true); break;
     case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 4); break;
 #endif
 #if defined(__aarch64__)
@@ -582,7 +582,7 @@ bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8&
   // The AVX-512 VNNI staged path (uint8 x + 128) of a conv with several taps; 1x1 convs read
   // their input in place or stage it per chunk.
   return first.variant_ == Variant::kAvx512Vnni && second.variant_ == Variant::kAvx512Vnni &&
-         !second.direct_1x1_ && g.kernel_h * g.kernel_w > 1 &&
+         !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;
 }

@@ -139,6 +139,11 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
 constexpr int kPackNR = 16;
 constexpr size_t kPackParamBytes = 4 * kPackNR * sizeof(int32_t);
 size_t PackedBlockBytes(const PackedConvInt8& w);
+// The taps a sweep runs (kernel rows with row_taps_) and the elements of one staged pixel.
+inline int SweepTaps(const PackedConvInt8& w) {
+  return w.row_taps_ ? w.geometry_.kernel_h : w.geometry_.kernel_h * w.geometry_.kernel_w;
+}
+inline int StagedPixelElems(const PackedConvInt8& w) { return w.row_taps_ ? w.geometry_.in_channels : w.k_padded_; }
 // The 4 parameter rows of output channels [oc0, oc0 + kPackNR) (those < oc_total); `bias` as given
 // (already folded where the variant needs it).
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
@@ -150,8 +155,8 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
 
 // The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
 // in_channels % direct_channel_multiple == 0 read the int8 input in place (direct_1x1_), others
-// stage uint8 x + 128.
-Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple);
+// stage uint8 x + 128; with row_taps, KxK convs of 1-3 input channels take kernel rows as taps.
+Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps = false);
 
 // The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
 class PackedBlocks {

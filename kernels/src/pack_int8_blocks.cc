@@ -9,8 +9,7 @@ namespace keras_csp {
 namespace internal {
 
 size_t PackedBlockBytes(const PackedConvInt8& w) {
-  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
-  return kPackParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kPackNR;
+  return kPackParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kPackNR;
 }
 
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
@@ -31,10 +30,11 @@ void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, 
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor) {
   const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w;
+  // Row taps: OHWI weights read as [out][kernel_h][kernel_w * in_channels], the same bytes.
+  const int taps = SweepTaps(*w), cin = w->row_taps_ ? g.kernel_w * g.in_channels : g.in_channels;
   constexpr int nr = kPackNR;
   w->nr_ = nr;
-  w->k_padded_ = RoundUp(g.in_channels, k_multiple);
+  w->k_padded_ = RoundUp(cin, k_multiple);
   const int kg = w->k_padded_ / group;
   const int blocks = (g.out_channels + nr - 1) / nr;
   const size_t bb = PackedBlockBytes(*w);
@@ -50,17 +50,18 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
       const int oc = bi * nr + j;
       if (oc >= g.out_channels) continue;
       for (int t = 0; t < taps; ++t)
-        for (int k = 0; k < g.in_channels; ++k)
+        for (int k = 0; k < cin; ++k)
           wp[((static_cast<size_t>(t) * kg + k / group) * nr + j) * group + (k % group)] =
-              static_cast<int8_t>(w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k] ^
-                                  weight_xor);
+              static_cast<int8_t>(w->weights_[(static_cast<size_t>(oc) * taps + t) * cin + k] ^ weight_xor);
     }
   }
   return Status::Ok();
 }
 
-Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, direct_channel_multiple);
+Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps) {
+  const ConvGeometry& g = w->geometry_;
+  w->direct_1x1_ = DirectReadable1x1(g, direct_channel_multiple);
+  w->row_taps_ = row_taps && !w->direct_1x1_ && g.kernel_w > 1 && g.in_channels < 4;
   // In place: the weights are vpdpbusd's unsigned operand (w + 128), the bias folds zp * sum(w)
   // and the kernel takes 128 * sum(x) off per pixel.
   if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);

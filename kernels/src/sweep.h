@@ -73,6 +73,13 @@ inline void TapOffsets(const ConvGeometry& g, int64_t row_stride, int64_t pixel_
       tap_off[ky * g.kernel_w + kx] = ky * row_stride + kx * pixel_stride;
 }
 
+// The tap offsets of a packed int8 conv whose staged rows hold row_stride elements: kernel rows
+// with row_taps_, else every tap.
+inline void PackedTapOffsets(const PackedConvInt8& w, int64_t row_stride, int64_t* tap_off) {
+  if (!w.row_taps_) return TapOffsets(w.geometry_, row_stride, StagedPixelElems(w), tap_off);
+  for (int ky = 0; ky < w.geometry_.kernel_h; ++ky) tap_off[ky] = ky * row_stride;
+}
+
 // float32: 1x1 convs read the (strided) input slice in place; other kernels stage a zero-padded
 // copy. kernel(m, a, tap_off, taps, block_index, o, n) computes m <= MR pixels (a[i] input
 // pixel, o[i] output at the block's first channel) x n <= NR channels; a/o are padded to MR by
@@ -158,12 +165,12 @@ template <int MR, int NR, typename A, typename Convert, typename Kernel>
 Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, A fill,
                       Convert convert, int64_t chunk_bytes, ThreadPool* pool, Kernel kernel) {
   const ConvGeometry& g = w.geometry_;
-  const int cp = w.k_padded_;
-  const int taps = g.kernel_h * g.kernel_w;
+  const int cp = w.k_padded_, sp = StagedPixelElems(w);
+  const int taps = SweepTaps(w);
   constexpr int kMaxChunk = kMaxChunkPixels<MR>;
-  const int64_t row_elems = static_cast<int64_t>(p.padded_w) * cp;
+  const int64_t row_elems = static_cast<int64_t>(p.padded_w) * sp;
   int64_t tap_off[64 * 64];
-  TapOffsets(g, row_elems, cp, tap_off);
+  PackedTapOffsets(w, row_elems, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
   // Bands: runs of output pixels (not whole rows: 7 bands of 2 rows on a 14-row image leave one
   // thread 4 and the other 3), multiples of MR (the register tiles divide MR; a 25-pixel band
@@ -200,19 +207,20 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
     const int band_pixels = std::min(pixels, band_first + band_px) - band_first;
     const int oy0 = band_first / p.out_w, oy1 = (band_first + band_pixels - 1) / p.out_w;
     const int r0 = oy0 * g.stride_h, r1 = oy1 * g.stride_h + g.kernel_h;  // padded rows read
-    A* stage = static_cast<A*>(Scratch(static_cast<size_t>(max_in_rows) * row_elems * sizeof(A)));
+    // + cp: row taps read up to k_padded_ elements from a window's start, past the last row's end.
+    A* stage = static_cast<A*>(Scratch((static_cast<size_t>(max_in_rows) * row_elems + cp) * sizeof(A)));
     if (stage == nullptr) {
       out_of_memory = true;
       return;
     }
     const int first = b * p.padded_h;
-    BuildPaddedRows(p, in, stage, cp, fill, A{0}, convert, first + r0, first + r1, first + r0);
+    BuildPaddedRows(p, in, stage, sp, fill, A{0}, convert, first + r0, first + r1, first + r0);
     const A* a_ptr[kMaxChunkPixels<MR> + MR];
     int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
     for (int c0 = 0; c0 < band_pixels; c0 += chunk) {
       const int cn = std::min(chunk, band_pixels - c0);
       ForEachOutputPixel(band_first + c0, cn, p.out_w, [&](int i, int oy, int ox) {
-        a_ptr[i] = stage + (static_cast<int64_t>(oy * g.stride_h - r0) * p.padded_w + ox * g.stride_w) * cp;
+        a_ptr[i] = stage + (static_cast<int64_t>(oy * g.stride_h - r0) * p.padded_w + ox * g.stride_w) * sp;
         o_ptr[i] = OutputPixel(p, out, b, oy, ox);
       });
       RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
@@ -237,9 +245,9 @@ template <int MR, int NR, typename A, typename Convert, typename Kernel>
 Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                  A fill, Convert convert, int64_t chunk_bytes, Kernel kernel) {
   const ConvGeometry& g = w.geometry_;
-  const int cp = w.k_padded_;
-  const int taps = g.kernel_h * g.kernel_w;
-  const bool per_chunk = taps == 1;
+  const int cp = w.k_padded_, sp = StagedPixelElems(w);
+  const int taps = SweepTaps(w);
+  const bool per_chunk = g.kernel_h * g.kernel_w == 1;
   constexpr int kMaxChunk = kMaxChunkPixels<MR>;
   ThreadPool* pool = PoolFor(p, g);
   const int threads = Threads(pool);
@@ -249,13 +257,14 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   if (!per_chunk && p.prestaged != nullptr) {  // staged by the previous conv's epilogue
     padded = static_cast<const A*>(p.prestaged);
   } else if (!per_chunk) {  // staged once, read by every task
-    auto* buf = static_cast<A*>(Scratch(static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * cp * sizeof(A)));
+    // + cp: row taps read up to k_padded_ elements from a window's start, past the last row's end.
+    auto* buf = static_cast<A*>(Scratch((static_cast<size_t>(p.batch) * p.padded_h * p.padded_w * sp + cp) * sizeof(A)));
     if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
-    BuildPadded(p, in, buf, cp, fill, A{0}, convert);
+    BuildPadded(p, in, buf, sp, fill, A{0}, convert);
     padded = buf;
   }
   int64_t tap_off[64 * 64];
-  TapOffsets(g, static_cast<int64_t>(p.padded_w) * cp, cp, tap_off);
+  PackedTapOffsets(w, static_cast<int64_t>(p.padded_w) * sp, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
@@ -279,7 +288,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
         return;
       }
     }
-    const A* img = per_chunk ? stage : padded + static_cast<size_t>(b) * p.padded_h * p.padded_w * cp;
+    const A* img = per_chunk ? stage : padded + static_cast<size_t>(b) * p.padded_h * p.padded_w * sp;
     const A* a_ptr[kMaxChunkPixels<MR> + MR];
     int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
     // Input / output pixel addresses of the chunk, computed once (no divisions in the sweep),
@@ -293,7 +302,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
         std::fill(d + cin_local, d + cp_local, A{0});
         a_ptr[i] = d;
       } else {
-        a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * cp;
+        a_ptr[i] = img + (static_cast<int64_t>(oy) * g.stride_h * p.padded_w + ox * g.stride_w) * sp;
       }
       o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     });
