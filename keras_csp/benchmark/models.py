@@ -1,8 +1,9 @@
 """Model-level latency benchmarks: builtin (LiteRT + XNNPACK) vs fused (our custom ops), CSP vs plain.
 
 Every variant runs in this process through the same runtime (`keras_csp.runtime.Model`), and the
-timed invocations are interleaved round-robin (run 1 of every variant, then run 2, ...), so a
-slowdown of the machine hits every variant alike and the ratios of one run are comparable.
+timed invocations are interleaved round-robin (run 1 of every variant, then run 2, ...; each round
+in a new random order), so a slowdown of the machine hits every variant alike and the ratios of
+one run are comparable.
 A separate, untimed profiling pass gives the per-op breakdown.
 """
 from __future__ import annotations
@@ -146,8 +147,12 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
     for v in live:
         models[v.label].benchmark(runs=1, warmup=warmup)
         models[v.label].custom_op_stats(reset=True)
+    # A new order every round: a variant that always ran right after the same other one (its
+    # threads winding down, its data in the caches) was measured up to ~8 % slow at 2 threads.
+    rng = np.random.default_rng(0)
     for _ in range(runs):
-        for v in live:
+        for i in rng.permutation(len(live)):
+            v = live[i]
             v.latencies_ms.extend(models[v.label].benchmark(runs=1, warmup=0))
         if progress:
             progress.update(1)
