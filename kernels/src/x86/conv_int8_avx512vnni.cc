@@ -99,9 +99,10 @@ inline void StorePiece(__m512i v, int i, int8_t* o, int n) {
 }
 
 // Stores the four packed row-blocks of epilogue group g (items g .. g + 3, item = pixel * NB +
-// block) of an MR x NB tile: m pixels, n <= NB * 16 channels. With 4 blocks the group is one
-// pixel's 64 channels, with 2 blocks two pixels' 32: one (masked) store per pixel instead of a
-// 16-byte extract and store per block (the epilogue is ~40 % of a 1x1 conv with K = 32).
+// block) of an MR x NB tile: m pixels, n <= NB * 16 channels. With 4 blocks (or 3 and a zero
+// slot) the group is one pixel's 64 (48) channels, with 2 blocks two pixels' 32: one (masked)
+// store per pixel instead of a 16-byte extract and store per block (the epilogue is ~40 % of a
+// 1x1 conv with K = 32).
 template <int MR, int NB>
 inline void StoreGroup(__m512i q, int g, int m, int8_t* const* o, int n) {
   constexpr int kItems = MR * NB;
@@ -187,15 +188,21 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
   // row-blocks at a time: saturating packs to int16 (fp32: + zero point, as XNNPACK) and int8,
   // clamp, and one dword permute that undoes the packs' 128-bit interleave (bit-identical to
   // clamping in int32).
-  constexpr int kItems = MR * NB;
+  // 3-block tiles take a fourth, zero slot per pixel: one group of four is then one pixel's 48
+  // channels, stored at once (not three 16-byte extracts and stores spread over groups).
+  constexpr int kSlots = NB == 3 ? 4 : NB;
+  constexpr int kItems = MR * kSlots;
   __m512i r[(kItems + 3) / 4 * 4];
 #pragma GCC unroll 64
-  for (int it = 0; it < kItems; ++it) {
+  for (int it = 0; it < MR * NB; ++it) {
     const int i = it / NB, j = it % NB;
     const __m512i x = kDirect ? _mm512_sub_epi32(acc[i][j], _mm512_set1_epi32(corr[i]))
                               : _mm512_add_epi32(acc[i][j], _mm512_load_si512(b.prm[j]));
-    r[it] = Requant(x, b.prm[j], c);
+    r[i * kSlots + j] = Requant(x, b.prm[j], c);
   }
+  if constexpr (NB == 3)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) r[i * 4 + 3] = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int it = kItems; it < (kItems + 3) / 4 * 4; ++it) r[it] = _mm512_setzero_si512();
   const __m512i unzip = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -207,7 +214,7 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
     __m512i q = c.u8_out ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), c.mn8), c.mx8)
                          : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
     q = _mm512_permutexvar_epi32(unzip, q);
-    StoreGroup<MR, NB>(q, g, m, o, n);
+    StoreGroup<MR, kSlots>(q, g, m, o, n);
   }
 }
 
