@@ -744,7 +744,7 @@ class Matcher:
         return matches
 
 
-def _find_stem_convs(mt, exclude_ops, rejections):
+def _find_stem_convs(mt, exclude_ops):
     """Stem CONV_2D ops (at most STEM_MAX_IN_CHANNELS input channels, kernel larger than 1x1) no
     other match took, without ops after them: run alone on our kernels."""
     matches = []
@@ -825,7 +825,7 @@ def find_matches(g: Graph):
     pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                      + [c for b in blocks for c in b.convs])
     taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops} | {c.op_index for c in pattern_convs}
-    stems = _find_stem_convs(mt, taken_ops, rejections)
+    stems = _find_stem_convs(mt, taken_ops)
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, pattern_convs)

@@ -390,6 +390,13 @@ void SplitShifts(const Int8QuantParams& q, std::vector<int32_t>* left, std::vect
   }
 }
 
+// Rows and columns of the padded staging of an in_h x in_w input: every tap of every output pixel
+// (shape s) in range.
+void PaddedExtent(const ConvGeometry& g, const ConvOutputShape& s, int in_h, int in_w, int* padded_h, int* padded_w) {
+  *padded_h = std::max(in_h + s.pad_top, (s.out_h - 1) * g.stride_h + g.kernel_h);
+  *padded_w = std::max(in_w + s.pad_left, (s.out_w - 1) * g.stride_w + g.kernel_w);
+}
+
 template <typename T, typename P>
 Status MakeProblem(const P& w, const T* in, const TensorLayout& li, const T* out,
                    const TensorLayout& lo, ConvProblem* p) {
@@ -419,8 +426,7 @@ Status MakeProblem(const P& w, const T* in, const TensorLayout& li, const T* out
   p->pad_left = s.pad_left;
   p->in = li;
   p->out = lo;
-  p->padded_h = std::max(li.height + s.pad_top, (s.out_h - 1) * g.stride_h + g.kernel_h);
-  p->padded_w = std::max(li.width + s.pad_left, (s.out_w - 1) * g.stride_w + g.kernel_w);
+  PaddedExtent(g, s, li.height, li.width, &p->padded_h, &p->padded_w);
   return Status::Ok();
 }
 
@@ -610,12 +616,11 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     }
 #if defined(__x86_64__)
     // The second conv's padded staging, sized as MakeProblem below sizes it.
-    const ConvGeometry& g2 = second.geometry_;
     ConvOutputShape s2;
-    KCSP_RETURN_IF_ERROR(ComputeOutputShape(g2, s1.out_h, s1.out_w, &s2));
+    KCSP_RETURN_IF_ERROR(ComputeOutputShape(second.geometry_, s1.out_h, s1.out_w, &s2));
     const int cp = second.k_padded_;
-    const int padded_h = std::max(s1.out_h + s2.pad_top, (s2.out_h - 1) * g2.stride_h + g2.kernel_h);
-    const int padded_w = std::max(s1.out_w + s2.pad_left, (s2.out_w - 1) * g2.stride_w + g2.kernel_w);
+    int padded_h = 0, padded_w = 0;
+    PaddedExtent(second.geometry_, s2, s1.out_h, s1.out_w, &padded_h, &padded_w);
     const int64_t row = static_cast<int64_t>(padded_w) * cp, image = row * padded_h;
     staged->resize(static_cast<size_t>(image * batch));
     uint8_t* buf = staged->data();
@@ -623,8 +628,6 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     TensorLayout staged_in = mid;
     staged_in.buffer_elements = image * batch;
     KCSP_RETURN_IF_ERROR(MakeProblem(second, reinterpret_cast<const int8_t*>(buf), staged_in, output, out_layout, &p2));
-    if (p2.padded_h != padded_h || p2.padded_w != padded_w)
-      return Status::Error(StatusCode::kInvalidArgument, "internal: staged chain padding mismatch");
     // Border pixels: zero point + 128 (what x = zero point stages to). Padding channels
     // (k_padded_ > channels) meet zero weights: left as they are.
     const auto fill = static_cast<uint8_t>(second.quant_.input_zero_point + 128);

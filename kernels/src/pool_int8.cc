@@ -110,16 +110,15 @@ void AvgPoolRows(const PoolGeometry g, const int8_t* input, const TensorLayout i
 // so the channel loop vectorizes over 16-bit lanes; the generic path above took ~0.3 ns per input
 // element on Zen 4.
 void AvgPool2x2Rows(const int8_t* input, const TensorLayout il, int8_t* output, const TensorLayout ol,
-                    const int oh, const int ow, const int pad_t, const int pad_l, const int16_t lo,
-                    const int16_t hi, const int r0, const int r1) {
+                    const int oh, const int ow, const int16_t lo, const int16_t hi, const int r0, const int r1) {
   const int c = il.channels;
   for (int r = r0; r < r1; ++r) {
     const int n = r / oh, oy = r % oh;
-    const int8_t* row0 = input + n * il.batch_stride + (2 * oy - pad_t) * il.row_stride + il.channel_offset;
+    const int8_t* row0 = input + n * il.batch_stride + 2 * oy * il.row_stride + il.channel_offset;
     const int8_t* row1 = row0 + il.row_stride;
     int8_t* out_row = output + n * ol.batch_stride + oy * ol.row_stride + ol.channel_offset;
     for (int ox = 0; ox < ow; ++ox) {
-      const int64_t x = int64_t(2 * ox - pad_l) * il.pixel_stride;
+      const int64_t x = int64_t(2 * ox) * il.pixel_stride;
       const int8_t* __restrict a = row0 + x;
       const int8_t* __restrict b = a + il.pixel_stride;
       const int8_t* __restrict d = row1 + x;
@@ -191,7 +190,7 @@ Status AvgPool2DInt8(const PoolGeometry& g, const int8_t* input, const TensorLay
     // Every window inside the input: 2x2 / 2 whose last window ends by the last row and column.
     const bool inside = sh.pad_top == 0 && sh.pad_left == 0 && 2 * sh.out_h <= il.height && 2 * sh.out_w <= il.width;
     if (g.filter_h == 2 && g.filter_w == 2 && g.stride_h == 2 && g.stride_w == 2 && inside)
-      AvgPool2x2Rows(input, il, output, ol, sh.out_h, sh.out_w, 0, 0, int16_t(act_min), int16_t(act_max), r0, r1);
+      AvgPool2x2Rows(input, il, output, ol, sh.out_h, sh.out_w, int16_t(act_min), int16_t(act_max), r0, r1);
     else
       AvgPoolRows(g, input, il, output, ol, sh.out_h, sh.out_w, sh.pad_top, sh.pad_left, act_min, act_max, r0, r1);
   });
