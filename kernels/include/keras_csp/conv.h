@@ -144,10 +144,10 @@ class PackedConvInt8 {
   // VNNI: the packing holds uint8 w + 128 and the kernel subtracts 128 * sum(x) per pixel; NEON
   // sdot / smmla multiply signed by signed and need no correction.
   bool direct_1x1_ = false;
-  // KxK convs with 1-3 input channels (stems) on AVX-512 VNNI: a tap is a whole kernel row, the
-  // kernel_w * in_channels consecutive bytes of a staged input row (3-channel pixels are staged
-  // unpadded), so k_padded_ = RoundUp(kernel_w * in_channels, 4): 24 instead of 7 x 4 for a 7x7 RGB
-  // stem.
+  // KxK convs with 1-3 input channels (stems) on AVX-512 VNNI and AVX2: a tap is a whole kernel
+  // row, the kernel_w * in_channels consecutive elements of a staged input row (3-channel pixels
+  // are staged unpadded), so k_padded_ = RoundUp(kernel_w * in_channels, 4): 24 instead of 7 x 4
+  // for a 7x7 RGB stem (AVX2's int16 pairs: RoundUp(.., 2), 22 instead of 7 x 4).
   bool row_taps_ = false;
   // fp32 requantization: whether float(acc + bias) * scale can reach 2^30 for some input, so the
   // kernels must clamp before converting to int32 (out of range, vcvtps2dq gives INT_MIN). When

@@ -33,8 +33,7 @@ static_assert(kNR == kRequantNR, "the packed parameter rows are 16 channels wide
 #endif
 constexpr int64_t kChunkBytes = KCSP_CHUNK_BYTES;
 inline size_t BlockBytes(const PackedConvInt8& w) {
-  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
-  return kParamBytes + static_cast<size_t>(taps) * w.k_padded_ * kNR * sizeof(int16_t);
+  return kParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kNR * sizeof(int16_t);
 }
 
 inline __m256i Bcast(const int16_t* p) {
@@ -77,9 +76,13 @@ void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
 
 Status PackInt8Avx2(PackedConvInt8* w) {
   const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w;
+  // Row taps (stems, 1-3 input channels): a tap is a kernel row, kernel_w * in_channels int16 of
+  // an unpadded staged row (7 x 22 instead of 49 x 4 for a 7x7 RGB stem); OHWI weights read as
+  // [out][kernel_h][kernel_w * in_channels] are the same bytes.
+  w->row_taps_ = g.kernel_w > 1 && g.in_channels < 4;
+  const int taps = SweepTaps(*w), cin = w->row_taps_ ? g.kernel_w * g.in_channels : g.in_channels;
   w->nr_ = kNR;
-  w->k_padded_ = RoundUp(g.in_channels, 2);
+  w->k_padded_ = RoundUp(cin, 2);
   const int kp2 = w->k_padded_ / 2;
   const int blocks = (g.out_channels + kNR - 1) / kNR;
   const size_t bb = BlockBytes(*w);
@@ -92,9 +95,9 @@ Status PackInt8Avx2(PackedConvInt8* w) {
       const int oc = bi * kNR + j;
       if (oc >= g.out_channels) continue;
       for (int t = 0; t < taps; ++t)
-        for (int k = 0; k < g.in_channels; ++k)
+        for (int k = 0; k < cin; ++k)
           wp[((static_cast<size_t>(t) * kp2 + k / 2) * kNR + j) * 2 + (k % 2)] =
-              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
+              w->weights_[(static_cast<size_t>(oc) * taps + t) * cin + k];
     }
   }
   return Status::Ok();
