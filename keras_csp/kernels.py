@@ -46,7 +46,8 @@ def cpu_features() -> dict:
 
 
 def best_variant(float32: bool = False) -> str:
-    """Kernel variant that ``variant="auto"`` resolves to on this CPU."""
+    """The best kernel variant on this CPU: what ``variant="auto"`` resolves to unless the
+    KERAS_CSP_KERNEL_VARIANT environment variable (read once per process) names another."""
     return _kernels.best_variant(float32)
 
 

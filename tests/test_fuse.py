@@ -720,3 +720,55 @@ def test_average_pool_runs_on_our_kernels_bit_exact(tmp, pool, stride, padding, 
         g.save(bad)
         with pytest.raises(rt.ModelLoadError, match=msg):
             rt.Model(bad)
+
+
+_VARIANT_CHECK = """
+import sys, numpy as np
+from keras_csp import runtime as rt
+from keras_csp.tflite.fuse import representative_inputs
+for a, b in zip(sys.argv[1::2], sys.argv[2::2]):
+    for mode in ("", "builtin"):
+        ma, mb = rt.Model(a, cpu_kernel_mode=mode), rt.Model(b, cpu_kernel_mode=mode, num_threads=2)
+        for xs in representative_inputs(ma, samples=6, seed=11):
+            for u, v in zip(ma.run(*xs), mb.run(*xs)):
+                assert np.array_equal(u, v), (a, b, mode)
+print("checked", len(sys.argv) // 2, "pairs")
+"""
+
+
+def _run_with_variant(variant, *args):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, KERAS_CSP_KERNEL_VARIANT=variant)
+    return subprocess.run([sys.executable, "-c", _VARIANT_CHECK, *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_fused_models_bit_identical_on_every_variant_of_this_cpu(dense, partial, partial_variants, tmp):
+    """KERAS_CSP_KERNEL_VARIANT runs a whole model's fused ops on one variant (read once per process,
+    so each variant gets its own): every int8 variant this CPU has gives the original model's bits,
+    not only the best one (e.g. the avx2 kernels of AVX2-only CPUs, on an AVX-512 machine)."""
+    from keras_csp import kernels as K
+    pairs = []
+    for i, p in enumerate([dense, partial] + partial_variants):
+        out = tmp / f"per_variant_{i}.tflite"
+        fuse(p, out, verify=False)
+        pairs += [p, str(out)]
+    ran = []
+    for v in K.available_variants():
+        r = _run_with_variant(v, *pairs)
+        assert r.returncode == 0 and "checked" in r.stdout, (v, r.stdout[-2000:], r.stderr[-2000:])
+        ran.append(v)
+    print("variants run through the runtime:", ran)
+    assert "scalar" in ran
+
+
+@pytest.mark.parametrize("variant, msg", [("bogus", "unknown kernel variant 'bogus'"),
+                                          ("sme" if not __import__("platform").machine().startswith("aarch64")
+                                           else "avx2", "is not available on this CPU")])
+def test_unusable_kernel_variant_override_is_a_clear_error(dense, tmp, variant, msg):
+    out = tmp / "override_err.tflite"
+    fuse(dense, out, verify=False)
+    r = _run_with_variant(variant, dense, str(out))
+    assert r.returncode != 0 and "KERAS_CSP_KERNEL_VARIANT" in r.stderr and msg in r.stderr, r.stderr[-2000:]

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <limits>
 #include <new>
+#include <utility>
 
 #include "conv_internal.h"
 #include "keras_csp/conv.h"
@@ -315,9 +316,35 @@ Status CheckGeometry(const ConvGeometry& g) {
   return Status::Ok();
 }
 
+// KERAS_CSP_KERNEL_VARIANT: what kAuto resolves to in this process (read once), so that a whole
+// model (runtime, delegate, app) can run on a variant other than this CPU's best, e.g. the avx2
+// kernels of an AVX2-only CPU on an AVX-512 machine. Unset, empty or "auto": the best variant.
+const std::pair<Variant, Status>& AutoOverride() {
+  static const std::pair<Variant, Status> v = [] {
+    const char* e = std::getenv("KERAS_CSP_KERNEL_VARIANT");
+    Variant parsed = Variant::kAuto;
+    if (e == nullptr || *e == '\0') return std::make_pair(parsed, Status::Ok());
+    Status s = ParseVariant(e, &parsed);
+    if (!s.ok()) return std::make_pair(Variant::kAuto, Invalid("KERAS_CSP_KERNEL_VARIANT: " + s.message()));
+    return std::make_pair(parsed, Status::Ok());
+  }();
+  return v;
+}
+
 Status ResolveVariant(Variant requested, bool float32, Variant* out) {
   if (requested == Variant::kAuto) {
-    *out = BestVariant(float32);
+    const auto& [forced, status] = AutoOverride();
+    KCSP_RETURN_IF_ERROR(status);
+    // An int8-only variant forced for the whole process leaves float32 convs on their best.
+    if (forced == Variant::kAuto || (float32 && !VariantAvailable(forced, true) && VariantAvailable(forced, false))) {
+      *out = BestVariant(float32);
+      return Status::Ok();
+    }
+    if (!VariantAvailable(forced, float32))
+      return Status::Error(StatusCode::kUnsupported, std::string("KERAS_CSP_KERNEL_VARIANT='") +
+                                                         VariantName(forced) +
+                                                         "' is not available on this CPU/build");
+    *out = forced;
     return Status::Ok();
   }
   switch (requested) {

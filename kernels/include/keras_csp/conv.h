@@ -32,7 +32,9 @@ namespace keras_csp {
 enum class Padding { kValid = 0, kSame = 1 };
 
 enum class Variant {
-  kAuto = 0,        // best available on this CPU
+  kAuto = 0,        // best available on this CPU, or the KERAS_CSP_KERNEL_VARIANT environment
+                    // variable's (read once per process; must be available here, int8-only
+                    // variants leave float32 convs on their best)
   kScalar,          // portable reference (TFLite reference semantics)
   kAvx2,            // x86-64 AVX2 (+FMA for float)
   kAvx512Vnni,      // x86-64 AVX-512 VNNI (int8 only)
@@ -48,7 +50,7 @@ const char* VariantName(Variant v);
 Status ParseVariant(const std::string& name, Variant* out);
 // Whether the variant is compiled in and supported by this CPU (kAuto/kScalar: always true).
 bool VariantAvailable(Variant v, bool float32 = false);
-// What kAuto resolves to.
+// The best variant on this CPU (what kAuto resolves to without KERAS_CSP_KERNEL_VARIANT).
 Variant BestVariant(bool float32 = false);
 
 struct ConvGeometry {
