@@ -612,10 +612,11 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
 
 bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second) {
   const ConvGeometry& g = second.geometry_;
-  // The AVX-512 VNNI staged path (uint8 x + 128) of a conv with several taps; 1x1 convs read
-  // their input in place or stage it per chunk.
-  return first.variant_ == Variant::kAvx512Vnni && second.variant_ == Variant::kAvx512Vnni &&
-         !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
+  // The staged path of a conv with several taps, AVX-512 VNNI (uint8 x + 128) or AVX2 (int16
+  // x - zero point); 1x1 convs read their input in place or stage it per chunk.
+  const bool variant = (first.variant_ == Variant::kAvx512Vnni && second.variant_ == Variant::kAvx512Vnni) ||
+                       (first.variant_ == Variant::kAvx2 && second.variant_ == Variant::kAvx2);
+  return variant && !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;
 }
@@ -642,48 +643,56 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
       return Conv2DInt8(second, m, mid, output, out_layout, pool);
     }
 #if defined(__x86_64__)
-    // The second conv's padded staging, sized as MakeProblem below sizes it.
+    // The second conv's padded staging, sized as MakeProblem below sizes it: AVX-512 VNNI stages
+    // uint8 x + 128 (border: zero point + 128), AVX2 int16 x - zero point (border: 0).
+    const bool i16 = second.variant_ == Variant::kAvx2;
+    const int elem = i16 ? 2 : 1;
     ConvOutputShape s2;
     KCSP_RETURN_IF_ERROR(ComputeOutputShape(second.geometry_, s1.out_h, s1.out_w, &s2));
     const int cp = second.k_padded_;
     int padded_h = 0, padded_w = 0;
     PaddedExtent(second.geometry_, s2, s1.out_h, s1.out_w, &padded_h, &padded_w);
     const int64_t row = static_cast<int64_t>(padded_w) * cp, image = row * padded_h;
-    staged->resize(static_cast<size_t>(image * batch));
+    staged->resize(static_cast<size_t>(image * batch * elem));
     uint8_t* buf = staged->data();
     ConvProblem p2;  // the staging stands in for the dense input (same or more elements)
     TensorLayout staged_in = mid;
     staged_in.buffer_elements = image * batch;
     KCSP_RETURN_IF_ERROR(MakeProblem(second, reinterpret_cast<const int8_t*>(buf), staged_in, output, out_layout, &p2));
-    // Border pixels: zero point + 128 (what x = zero point stages to). Padding channels
-    // (k_padded_ > channels) meet zero weights: left as they are.
-    const auto fill = static_cast<uint8_t>(second.quant_.input_zero_point + 128);
+    // Border pixels: what x = zero point stages to. Padding channels (k_padded_ > channels) meet
+    // zero weights: left as they are.
+    const auto fill = static_cast<uint8_t>(i16 ? 0 : second.quant_.input_zero_point + 128);
     for (int b = 0; b < batch; ++b)
       for (int r = 0; r < p2.padded_h; ++r) {
-        uint8_t* d = buf + b * image + r * row;
+        uint8_t* d = buf + (b * image + r * row) * elem;
         const bool border_row = r < p2.pad_top || r >= p2.pad_top + s1.out_h;
-        for (int c = 0; c < p2.padded_w; ++c, d += cp)
-          if (border_row || c < p2.pad_left || c >= p2.pad_left + s1.out_w) std::memset(d, fill, cmid);
+        for (int c = 0; c < p2.padded_w; ++c, d += cp * elem)
+          if (border_row || c < p2.pad_left || c >= p2.pad_left + s1.out_w) std::memset(d, fill, cmid * elem);
       }
-    // The first conv writes the interior.
+    // The first conv writes the interior (strides in bytes for int16 staging).
     const int64_t interior = p2.pad_top * row + static_cast<int64_t>(p2.pad_left) * cp;
     TensorLayout dst;
     dst.batch = batch;
     dst.height = s1.out_h;
     dst.width = s1.out_w;
     dst.channels = cmid;
-    dst.pixel_stride = cp;
-    dst.row_stride = row;
-    dst.batch_stride = image;
-    dst.buffer_elements = image * batch - interior;
-    auto* mid_ptr = reinterpret_cast<int8_t*>(buf + interior);
+    dst.pixel_stride = cp * elem;
+    dst.row_stride = row * elem;
+    dst.batch_stride = image * elem;
+    dst.buffer_elements = (image * batch - interior) * elem;
+    auto* mid_ptr = reinterpret_cast<int8_t*>(buf + interior * elem);
     ConvProblem p1;
     KCSP_RETURN_IF_ERROR(MakeProblem(first, input, in_layout, mid_ptr, dst, &p1));
     p1.pool = pool;
-    p1.out_u8 = true;
-    KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx512Vnni(first, p1, input, mid_ptr));
     p2.pool = pool;
     p2.prestaged = buf;
+    if (i16) {
+      p1.out_i16 = true;
+      KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx2(first, p1, input, mid_ptr));
+      return internal::ConvInt8Avx2(second, p2, reinterpret_cast<const int8_t*>(buf), output);
+    }
+    p1.out_u8 = true;
+    KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx512Vnni(first, p1, input, mid_ptr));
     return internal::ConvInt8Avx512Vnni(second, p2, reinterpret_cast<const int8_t*>(buf), output);
 #else
     return Status::Error(StatusCode::kUnsupported, "no staged chain on this architecture");

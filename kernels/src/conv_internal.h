@@ -17,9 +17,11 @@ struct ConvProblem {
   // Padded staging buffer geometry (rows/cols of the input padded so that every tap is in range).
   int padded_h = 0, padded_w = 0;
   ThreadPool* pool = nullptr;  // null: single-threaded
-  // Conv2DInt8Chain (AVX-512 VNNI): the output is written as uint8 x + 128 (the next conv's
-  // staging), and a KxK conv's padded staging [batch][padded_h][padded_w][k_padded_] is given.
+  // Conv2DInt8Chain: the output is written as the next conv's staging, uint8 x + 128 (AVX-512
+  // VNNI) or int16 x - zero point (AVX2; `out`'s strides and offsets then count bytes), and a KxK
+  // conv's padded staging [batch][padded_h][padded_w][k_padded_] is given.
   bool out_u8 = false;
+  bool out_i16 = false;
   const void* prestaged = nullptr;
 };
 

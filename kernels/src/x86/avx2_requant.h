@@ -115,6 +115,22 @@ inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const Requa
   StoreBytes16(p8, o, n);
 }
 
+// The same 16 channels as int16 x - zero point, the next conv's AVX2 staging (Conv2DInt8Chain):
+// n <= 16 values, 2n bytes at o.
+inline void StoreRowInt16(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c, int8_t* o,
+                          int n) {
+  const __m256i r0 = _mm256_sub_epi32(Requant(acc0, prm, 0, c), c.zp);
+  const __m256i r1 = _mm256_sub_epi32(Requant(acc1, prm, 1, c), c.zp);
+  const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+  if (n == 16) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), p16);
+  } else {
+    alignas(32) int16_t tmp[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), p16);
+    std::memcpy(o, tmp, static_cast<size_t>(n) * sizeof(int16_t));
+  }
+}
+
 }  // namespace
 }  // namespace internal
 }  // namespace keras_csp

@@ -43,10 +43,11 @@ inline __m256i Bcast(const int16_t* p) {
 }
 
 // MR output pixels x 16 output channels.
+// i16_out: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
 template <int MR>
 void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp2,
                 const int16_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
-                int n) {
+                int n, bool i16_out) {
   __m256i acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
@@ -66,6 +67,10 @@ void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
         acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b, w1));
       }
     }
+  }
+  if (i16_out) {
+    for (int i = 0; i < m; ++i) StoreRowInt16(acc[i][0], acc[i][1], prm, c, o[i], n);
+    return;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -109,6 +114,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp2 = w.k_padded_ / 2;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
+  const bool i16_out = p.out_i16;
   // int16 (x - zp): padded taps contribute exactly 0, as in TFLite.
   return SweepInt8<kMR, kNR>(
       w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); },
@@ -117,7 +123,11 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
           int8_t* const* o, int n) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+        if (!i16_out) return KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n, false);
+        // The sweep advanced each pixel pointer by bi * kNR bytes; int16 channels take twice that.
+        int8_t* o16[kMR];
+        for (int i = 0; i < kMR; ++i) o16[i] = o[i] + bi * kNR;
+        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o16, n, true);
       });
 }
 
