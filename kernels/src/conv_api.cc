@@ -589,11 +589,9 @@ Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weig
   return Status::Ok();
 }
 
-Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout,
-                  int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
-  ConvProblem p;
-  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
-  p.pool = pool;
+namespace {
+// The variant's sweep on a validated problem.
+Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
   switch (w.variant_) {
 #if defined(__x86_64__)
     case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
@@ -610,13 +608,41 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
   }
 }
 
+// How a variant stages a KxK conv's input, as Conv2DInt8Chain writes it from the previous
+// conv's epilogue.
+enum class ChainStaging {
+  kNone,
+  kUint8Plus128,      // AVX-512 VNNI: uint8 x + 128, border zero point + 128 (ConvProblem::out_u8)
+  kInt16MinusZp,      // AVX2: int16 x - zero point, border 0 (ConvProblem::out_i16)
+  kRawInt8,           // sdot / smmla / SME: the int8 values themselves, border the zero point
+};
+
+ChainStaging StagingOf(Variant v) {
+  switch (v) {
+    case Variant::kAvx512Vnni: return ChainStaging::kUint8Plus128;
+    case Variant::kAvx2: return ChainStaging::kInt16MinusZp;
+    case Variant::kNeonDotprod:
+    case Variant::kNeonI8mm:
+    case Variant::kSme: return ChainStaging::kRawInt8;
+    default: return ChainStaging::kNone;
+  }
+}
+}  // namespace
+
+Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout,
+                  int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
+  return RunConvInt8(w, p, input, output);
+}
+
 bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second) {
   const ConvGeometry& g = second.geometry_;
-  // The staged path of a conv with several taps, AVX-512 VNNI (uint8 x + 128) or AVX2 (int16
-  // x - zero point); 1x1 convs read their input in place or stage it per chunk.
-  const bool variant = (first.variant_ == Variant::kAvx512Vnni && second.variant_ == Variant::kAvx512Vnni) ||
-                       (first.variant_ == Variant::kAvx2 && second.variant_ == Variant::kAvx2);
-  return variant && !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
+  // The staged path of a conv with several taps (1x1 convs read their input in place or stage
+  // it per chunk), both convs on one variant.
+  return first.variant_ == second.variant_ && StagingOf(second.variant_) != ChainStaging::kNone &&
+         !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;
 }
@@ -642,11 +668,10 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
       KCSP_RETURN_IF_ERROR(Conv2DInt8(first, input, in_layout, m, mid, pool));
       return Conv2DInt8(second, m, mid, output, out_layout, pool);
     }
-#if defined(__x86_64__)
-    // The second conv's padded staging, sized as MakeProblem below sizes it: AVX-512 VNNI stages
-    // uint8 x + 128 (border: zero point + 128), AVX2 int16 x - zero point (border: 0).
-    const bool i16 = second.variant_ == Variant::kAvx2;
-    const int elem = i16 ? 2 : 1;
+    // The second conv's padded staging, sized as MakeProblem below sizes it.
+    const ChainStaging kind = StagingOf(second.variant_);
+    const int elem = kind == ChainStaging::kInt16MinusZp ? 2 : 1;
+    const int zp = second.quant_.input_zero_point;
     ConvOutputShape s2;
     KCSP_RETURN_IF_ERROR(ComputeOutputShape(second.geometry_, s1.out_h, s1.out_w, &s2));
     const int cp = second.k_padded_;
@@ -661,7 +686,9 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     KCSP_RETURN_IF_ERROR(MakeProblem(second, reinterpret_cast<const int8_t*>(buf), staged_in, output, out_layout, &p2));
     // Border pixels: what x = zero point stages to. Padding channels (k_padded_ > channels) meet
     // zero weights: left as they are.
-    const auto fill = static_cast<uint8_t>(i16 ? 0 : second.quant_.input_zero_point + 128);
+    const auto fill = static_cast<uint8_t>(kind == ChainStaging::kUint8Plus128 ? zp + 128
+                                           : kind == ChainStaging::kRawInt8    ? zp
+                                                                               : 0);
     for (int b = 0; b < batch; ++b)
       for (int r = 0; r < p2.padded_h; ++r) {
         uint8_t* d = buf + (b * image + r * row) * elem;
@@ -684,19 +711,12 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     ConvProblem p1;
     KCSP_RETURN_IF_ERROR(MakeProblem(first, input, in_layout, mid_ptr, dst, &p1));
     p1.pool = pool;
+    p1.out_u8 = kind == ChainStaging::kUint8Plus128;
+    p1.out_i16 = kind == ChainStaging::kInt16MinusZp;
+    KCSP_RETURN_IF_ERROR(RunConvInt8(first, p1, input, mid_ptr));
     p2.pool = pool;
     p2.prestaged = buf;
-    if (i16) {
-      p1.out_i16 = true;
-      KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx2(first, p1, input, mid_ptr));
-      return internal::ConvInt8Avx2(second, p2, reinterpret_cast<const int8_t*>(buf), output);
-    }
-    p1.out_u8 = true;
-    KCSP_RETURN_IF_ERROR(internal::ConvInt8Avx512Vnni(first, p1, input, mid_ptr));
-    return internal::ConvInt8Avx512Vnni(second, p2, reinterpret_cast<const int8_t*>(buf), output);
-#else
-    return Status::Error(StatusCode::kUnsupported, "no staged chain on this architecture");
-#endif
+    return RunConvInt8(second, p2, reinterpret_cast<const int8_t*>(buf), output);
   });
 }
 
