@@ -17,9 +17,10 @@ namespace {
 constexpr int kMR = 4;
 constexpr int kNR = kPackNR;
 
+// i16_out: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
 void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp,
                 const int8_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
-                int n) {
+                int n, bool i16_out) {
   int32x4_t c00 = vdupq_n_s32(0), c01 = c00, c02 = c00, c03 = c00;
   int32x4_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
   int32x4_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
@@ -57,6 +58,13 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
       KCSP_MCA_END("neon_mlal_4x16");
     }
   }
+  if (i16_out) {
+    StoreRowInt16(c00, c01, c02, c03, prm, c, o[0], n);
+    if (m > 1) StoreRowInt16(c10, c11, c12, c13, prm, c, o[1], n);
+    if (m > 2) StoreRowInt16(c20, c21, c22, c23, prm, c, o[2], n);
+    if (m > 3) StoreRowInt16(c30, c31, c32, c33, prm, c, o[3], n);
+    return;
+  }
   StoreRow(c00, c01, c02, c03, prm, c, o[0], n);
   if (m > 1) StoreRow(c10, c11, c12, c13, prm, c, o[1], n);
   if (m > 2) StoreRow(c20, c21, c22, c23, prm, c, o[2], n);
@@ -73,12 +81,17 @@ Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const PackedBlocks blocks(w);
   const int kp = w.k_padded_;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
+  const bool i16_out = p.out_i16;
   return SweepInt8<kMR, kNR>(
       w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); },
       int64_t{64 * 1024},
       [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi,
           int8_t* const* o, int n) {
-        Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o, n);
+        if (!i16_out) return Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o, n, false);
+        // The sweep advanced each pixel pointer by bi * kNR bytes; int16 channels take twice that.
+        int8_t* o16[kMR];
+        for (int i = 0; i < kMR; ++i) o16[i] = o[i] + bi * kNR;
+        Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o16, n, true);
       });
 }
 

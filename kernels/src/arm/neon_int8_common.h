@@ -83,6 +83,21 @@ inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, con
   }
 }
 
+// The same 16 channels as int16 x - zero point, the plain NEON variant's staging of the next conv
+// (Conv2DInt8Chain): n <= 16 values, 2n bytes at o.
+inline void StoreRowInt16(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
+                          const RequantConsts& c, int8_t* o, int n) {
+  const int16x8_t lo = vcombine_s16(vqmovn_s32(vsubq_s32(Requant(a0, prm, 0, c), c.zp)),
+                                    vqmovn_s32(vsubq_s32(Requant(a1, prm, 1, c), c.zp)));
+  const int16x8_t hi = vcombine_s16(vqmovn_s32(vsubq_s32(Requant(a2, prm, 2, c), c.zp)),
+                                    vqmovn_s32(vsubq_s32(Requant(a3, prm, 3, c), c.zp)));
+  int16_t tmp[16];
+  int16_t* d = n == kPackNR ? reinterpret_cast<int16_t*>(o) : tmp;  // o: int16 staging, 2-byte aligned
+  vst1q_s16(d, lo);
+  vst1q_s16(d + 8, hi);
+  if (d == tmp) std::memcpy(o, tmp, static_cast<size_t>(n) * sizeof(int16_t));
+}
+
 // The sweep of the raw-int8 variants (sdot and smmla multiply signed by signed): 1x1 convs with
 // direct_1x1_ read the input slice in place; others stage raw int8 with border input_zero_point
 // (the zp * sum(w) correction is folded into the packed bias). kernel(m, a, tap_off, taps, params,
