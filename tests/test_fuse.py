@@ -772,3 +772,21 @@ def test_unusable_kernel_variant_override_is_a_clear_error(dense, tmp, variant, 
     fuse(dense, out, verify=False)
     r = _run_with_variant(variant, dense, str(out))
     assert r.returncode != 0 and "KERAS_CSP_KERNEL_VARIANT" in r.stderr and msg in r.stderr, r.stderr[-2000:]
+
+
+def test_bench_isolated_runs_each_variant_alone_in_its_own_processes(dense, tmp):
+    """`bench --isolated N`: every variant (builtin, our runtime, stock + delegate) timed in N
+    processes of its own, --runs each, instead of interleaved with the others in one process."""
+    from keras_csp.cli import cli
+    out = tmp / "isolated.json"
+    r = CliRunner().invoke(cli, ["bench", dense, "--fused", "--no-tune", "--isolated", "2", "--runs", "3",
+                                 "--warmup", "1", "--no-profile", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 processes per variant of 3 runs" in r.output
+    rep = json.load(open(out))
+    assert rep["interleaved"] is False and rep["isolated_rounds"] == 2
+    rows = {row["kind"]: row for row in rep["results"]}
+    assert set(rows) == {"builtin", "fused", "stock+delegate"}
+    assert all(row["runs"] == 6 and "error" not in row for row in rows.values())
+    assert rows["fused"]["speedup_vs_builtin"] > 0 and rows["fused"]["fused_ops"][0]["calls"] == 3
+    assert rows["builtin"]["fused_ops"] == []

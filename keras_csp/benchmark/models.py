@@ -3,7 +3,12 @@
 Every variant runs in this process through the same runtime (`keras_csp.runtime.Model`), and the
 timed invocations are interleaved round-robin (run 1 of every variant, then run 2, ...; each round
 in a new random order), so a slowdown of the machine hits every variant alike and the ratios of
-one run are comparable.
+one run are comparable. With `isolated` rounds, each variant instead runs alone in its own process
+(one model, its thread pools alone on the cores, as in an app), the processes alternating in a new
+random order every round: models loaded side by side in one process keep idle worker threads
+that the interleaved runs pay for, unevenly (measured on a 2-core Zen 4 at 2 threads: the runtime's
+fused CSPDenseNet-121 7 % slower than the same file in the stock interpreter when interleaved, the
+same speed alone).
 A separate, untimed profiling pass gives the per-op breakdown.
 """
 from __future__ import annotations
@@ -111,9 +116,43 @@ def fuse_to(path, out_dir, tune=True, threads=1):
     return dst, report
 
 
+def time_alone(kind, path, threads, runs, warmup):
+    """One variant alone in this process: `warmup` untimed and `runs` timed invocations (ms) on the
+    bench's inputs, and the time inside our fused ops (`bench --isolated` runs this per process)."""
+    from ..litert_delegate import StockModel
+    from ..runtime import Model
+    threads, runs, warmup = int(threads), int(runs), int(warmup)
+    m = StockModel(path, threads) if kind == "stock+delegate" else Model(path, threads)
+    m.set_inputs(*_random_inputs(m))
+    m.benchmark(runs=1, warmup=warmup)
+    m.custom_op_stats(reset=True)
+    latencies = m.benchmark(runs=runs, warmup=0)
+    return {"latencies_ms": [float(t) for t in latencies], "fused_ops": m.custom_op_stats()}
+
+
+_TIME_ALONE = "import json, sys; from keras_csp.benchmark.models import time_alone; " \
+              "print('KCSP_RESULT ' + json.dumps(time_alone(*sys.argv[1:])))"
+
+
+def _time_in_process(v, threads, runs, warmup):
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _TIME_ALONE, v.kind, v.path, str(threads), str(runs), str(warmup)],
+                       capture_output=True, text=True)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("KCSP_RESULT ")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"{v.label}: benchmark process failed (exit {r.returncode}): {r.stderr.strip()[-600:]}")
+    return json.loads(lines[-1][len("KCSP_RESULT "):])
+
+
 def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=True, progress=None,
-                work_dir=None, tune=True):
-    """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved. Returns a report dict."""
+                work_dir=None, tune=True, isolated=0):
+    """Benchmark .tflite files, builtin and (with `fused`) fused, interleaved in this process, or
+    with `isolated` > 0 each variant alone in `isolated` processes of `runs` runs (the processes
+    alternating in random order). Returns a report dict."""
+    if isolated < 0:
+        raise ValueError(f"isolated must be >= 0, got {isolated}")
     from ..litert_delegate import StockModel
     from ..runtime import Model
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
@@ -130,6 +169,30 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
                 variants.append(Variant(f"{stem} stock+delegate", fused_path, stem, True, "stock+delegate"))
             except Exception as e:  # noqa: BLE001 - reported per model, the rest still runs
                 variants.append(Variant(f"{stem} fused", "", stem, True, "fused", error=f"fuse failed: {e}"))
+
+    if isolated:
+        live = [v for v in variants if not v.error]
+        rng = np.random.default_rng(0)
+        for _ in range(isolated):
+            for i in rng.permutation(len(live)):
+                v = live[i]
+                if v.error:
+                    continue
+                try:
+                    res = _time_in_process(v, threads, runs, warmup)
+                except RuntimeError as e:
+                    v.error = str(e)
+                    continue
+                v.latencies_ms.extend(res["latencies_ms"])
+                v.fused_ops = res["fused_ops"]
+            if progress:
+                progress.update(1)
+        if profile_ops:
+            from ..runtime import Model
+            for v in live:
+                if v.kind != "stock+delegate" and not v.error:
+                    v.ops = _op_breakdown(v.path, threads, _random_inputs(Model(v.path, threads)), True)
+        return _report(variants, fuse_reports, threads, runs, warmup, isolated)
 
     models, inputs = {}, {}
     for v in variants:
@@ -172,7 +235,7 @@ def _summary(report):
     return getattr(report, "__dict__", str(report))
 
 
-def _report(variants, fuse_reports, threads, runs, warmup):
+def _report(variants, fuse_reports, threads, runs, warmup, isolated=0):
     by_label = {v.label: v for v in variants}
     rows = []
     for v in variants:
@@ -191,7 +254,8 @@ def _report(variants, fuse_reports, threads, runs, warmup):
         row["fused_ops"] = v.fused_ops
         rows.append(row)
     return {"machine": machine_info(), "threads": threads, "runs": runs, "warmup": warmup,
-            "interleaved": True, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "interleaved": not isolated, "isolated_rounds": isolated,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "results": rows, "fuse_reports": fuse_reports}
 
 
@@ -230,7 +294,7 @@ def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
 
 
 def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_dir=None, fused=True,
-              profile_ops=True, tune=True):
+              profile_ops=True, tune=True, isolated=0):
     """Build, quantize (PTQ) and benchmark CSP models against their plain twins."""
     from tqdm import tqdm
 
@@ -251,9 +315,10 @@ def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_di
         if not os.path.exists(path):
             export_ptq_int8(name, path, input_size)
         paths.append(path)
-    with tqdm(total=runs, desc="benchmark (interleaved)", unit="round") as bar:
+    desc = f"benchmark ({'one model per process' if isolated else 'interleaved'})"
+    with tqdm(total=isolated or runs, desc=desc, unit="round") as bar:
         report = bench_files(paths, fused=fused, threads=threads, runs=runs, warmup=warmup, progress=bar,
-                             profile_ops=profile_ops, work_dir=cache_dir, tune=tune)
+                             profile_ops=profile_ops, work_dir=cache_dir, tune=tune, isolated=isolated)
     for row in report["results"]:
         row["model"] = stem.get(row["model"], row["model"])
         row["label"] = f"{row['model']} {row['kind']}"

@@ -14,13 +14,17 @@ from . import write_json
 @click.option("--pairs", help="With --zoo: comma-separated CSP model names (default: all six ImageNet pairs).")
 @click.option("--input-size", default=224, show_default=True, help="With --zoo: square input side.")
 @click.option("--threads", default=1, show_default=True)
-@click.option("--runs", default=30, show_default=True, help="Timed runs per variant (interleaved).")
+@click.option("--runs", default=30, show_default=True,
+              help="Timed runs per variant (interleaved), or per process with --isolated.")
+@click.option("--isolated", default=0, show_default=True, type=click.IntRange(0, 1000), metavar="ROUNDS",
+              help="Time each variant alone in its own process, ROUNDS processes per variant in alternating "
+                   "order (0: all variants interleaved in this process).")
 @click.option("--warmup", default=3, show_default=True)
 @click.option("--no-profile", is_flag=True, help="Skip the per-op profiling pass.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
-def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs, warmup, no_profile, json_path,
-                  plot_path):
+def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs, warmup, isolated, no_profile,
+                  json_path, plot_path):
     """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
     from ..benchmark import ZOO_PAIRS, bench_files, bench_zoo, format_table, plot_report
     from ..models import plain_twin_of
@@ -36,16 +40,17 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
                     raise click.BadParameter(f"{name} is not a CSP model with a plain twin", param_hint="--pairs")
                 chosen.append((name.strip(), twin))
         report = bench_zoo(chosen, input_size=input_size, threads=threads, runs=runs, warmup=warmup,
-                           profile_ops=not no_profile, tune=not no_tune)
+                           profile_ops=not no_profile, tune=not no_tune, isolated=isolated)
     elif models:
         report = bench_files(list(models), fused=fused, threads=threads, runs=runs, warmup=warmup,
-                             profile_ops=not no_profile, tune=not no_tune)
+                             profile_ops=not no_profile, tune=not no_tune, isolated=isolated)
     else:
         raise click.UsageError("give .tflite files or --zoo")
     click.echo(format_table(report))
     m = report["machine"]
     click.echo(f"machine: {m['cpu']} ({m['machine']}), features {sorted(m['cpu_features'])}, "
-               f"LiteRT {m['ai_edge_litert']}, threads {threads}, runs {runs} interleaved")
+               f"LiteRT {m['ai_edge_litert']}, threads {threads}, " +
+               (f"{isolated} processes per variant of {runs} runs" if isolated else f"runs {runs} interleaved"))
     write_json(json_path, report, indent=1, announce=True, default=str)
     if plot_path:
         plot_report(report, plot_path)
