@@ -732,7 +732,8 @@ for a, b in zip(sys.argv[1::2], sys.argv[2::2]):
         for xs in representative_inputs(ma, samples=6, seed=11):
             for u, v in zip(ma.run(*xs), mb.run(*xs)):
                 assert np.array_equal(u, v), (a, b, mode)
-print("checked", len(sys.argv) // 2, "pairs")
+from keras_csp.kernels import auto_variant
+print("checked", len(sys.argv) // 2, "pairs on", auto_variant())
 """
 
 
@@ -758,7 +759,7 @@ def test_fused_models_bit_identical_on_every_variant_of_this_cpu(dense, partial,
     ran = []
     for v in K.available_variants():
         r = _run_with_variant(v, *pairs)
-        assert r.returncode == 0 and "checked" in r.stdout, (v, r.stdout[-2000:], r.stderr[-2000:])
+        assert r.returncode == 0 and f"pairs on {v}" in r.stdout, (v, r.stdout[-2000:], r.stderr[-2000:])
         ran.append(v)
     print("variants run through the runtime:", ran)
     assert "scalar" in ran
@@ -785,6 +786,8 @@ def test_bench_isolated_runs_each_variant_alone_in_its_own_processes(dense, tmp)
     assert "2 processes per variant of 3 runs" in r.output
     rep = json.load(open(out))
     assert rep["interleaved"] is False and rep["isolated_rounds"] == 2
+    from keras_csp import kernels as K
+    assert rep["machine"]["kernel_variant"] == K.auto_variant() == K.best_variant()
     rows = {row["kind"]: row for row in rep["results"]}
     assert set(rows) == {"builtin", "fused", "stock+delegate"}
     assert all(row["runs"] == 6 and "error" not in row for row in rows.values())

@@ -50,6 +50,11 @@ def machine_info():
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
+    from ..kernels import auto_variant
+    try:  # the fused ops' int8 kernels in this process (KERAS_CSP_KERNEL_VARIANT may pick another)
+        info["kernel_variant"] = auto_variant()
+    except Exception as e:  # noqa: BLE001 - a bad override is reported here and fails the fused models
+        info["kernel_variant"] = f"error: {e}"
     for module in ("numpy", "tensorflow", "ai_edge_litert"):
         try:
             info[module] = __import__(module).__version__
