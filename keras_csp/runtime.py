@@ -34,6 +34,11 @@ Notes (LiteRT 2.3.0, the tested release):
   pattern alone, builtin vs fused).
 * Tested with ai-edge-litert 2.3.x only: other versions raise LiteRtVersionError unless
   `allow_untested_version=True`.
+* The fused ops run on this CPU's best int8 kernels; the environment variable
+  KERAS_CSP_KERNEL_VARIANT (e.g. `avx2`, read once per process) picks another one the CPU has,
+  to try the kernels of a weaker CPU (`keras_csp.kernels.auto_variant()` says which runs).
+* Time a model alone in its process (`keras-csp bench --isolated N`): other models loaded beside
+  it keep idle thread pools that slowed its fused ops by up to ~7 % at 2 threads.
 """
 from __future__ import annotations
 
