@@ -18,13 +18,16 @@ struct ConvProblem {
   int padded_h = 0, padded_w = 0;
   ThreadPool* pool = nullptr;  // null: single-threaded
   // Conv2DInt8Chain: the output is written as the next conv's staging, uint8 x + 128 (AVX-512
-  // VNNI) or int16 x - zero point (AVX2; `out`'s strides and offsets then count bytes; the raw
-  // int8 staging of the ARM variants needs neither flag), and a KxK conv's padded staging
-  // [batch][padded_h][padded_w][k_padded_] is given.
+  // VNNI) or int16 x - zero point (AVX2, plain NEON; `out`'s strides and offsets then count
+  // bytes; the raw int8 staging of the other ARM variants needs neither flag), and a KxK conv's
+  // padded staging [batch][padded_h][padded_w][k_padded_] is given.
   bool out_u8 = false;
   bool out_i16 = false;
   const void* prestaged = nullptr;
 };
+
+// Bytes of one output channel (2 for Conv2DInt8Chain's int16 staging).
+inline int OutputChannelBytes(const ConvProblem& p) { return p.out_i16 ? 2 : 1; }
 
 // 64-byte aligned per-thread scratch memory, grown on demand. Returns nullptr on failure.
 void* Scratch(size_t bytes);
@@ -148,9 +151,17 @@ void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_b
 constexpr int kPackNR = 16;
 constexpr size_t kPackParamBytes = 4 * kPackNR * sizeof(int32_t);
 size_t PackedBlockBytes(const PackedConvInt8& w);
-// The taps a sweep runs (kernel rows with row_taps_) and the elements of one staged pixel.
+// Whether a conv can take whole kernel rows as taps (PackedConvInt8::row_taps_): KxK stems of 1-3
+// input channels, whose pixels are staged unpadded.
+inline bool RowTapsFit(const ConvGeometry& g) { return g.kernel_w > 1 && g.in_channels < 4; }
+// The taps a sweep runs (kernel rows with row_taps_), the elements one packed tap covers (a
+// kernel row's kernel_w * in_channels with row_taps_: OHWI weights read as
+// [out][kernel_h][kernel_w * in_channels] are the same bytes) and the elements of one staged pixel.
 inline int SweepTaps(const PackedConvInt8& w) {
   return w.row_taps_ ? w.geometry_.kernel_h : w.geometry_.kernel_h * w.geometry_.kernel_w;
+}
+inline int TapElems(const PackedConvInt8& w) {
+  return w.row_taps_ ? w.geometry_.kernel_w * w.geometry_.in_channels : w.geometry_.in_channels;
 }
 inline int StagedPixelElems(const PackedConvInt8& w) { return w.row_taps_ ? w.geometry_.in_channels : w.k_padded_; }
 // The 4 parameter rows of output channels [oc0, oc0 + kPackNR) (those < oc_total); `bias` as given

@@ -30,8 +30,7 @@ void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, 
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
                       uint8_t weight_xor) {
   const ConvGeometry& g = w->geometry_;
-  // Row taps: OHWI weights read as [out][kernel_h][kernel_w * in_channels], the same bytes.
-  const int taps = SweepTaps(*w), cin = w->row_taps_ ? g.kernel_w * g.in_channels : g.in_channels;
+  const int taps = SweepTaps(*w), cin = TapElems(*w);
   constexpr int nr = kPackNR;
   w->nr_ = nr;
   w->k_padded_ = RoundUp(cin, k_multiple);
@@ -61,7 +60,7 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
 Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps) {
   const ConvGeometry& g = w->geometry_;
   w->direct_1x1_ = DirectReadable1x1(g, direct_channel_multiple);
-  w->row_taps_ = row_taps && !w->direct_1x1_ && g.kernel_w > 1 && g.in_channels < 4;
+  w->row_taps_ = row_taps && !w->direct_1x1_ && RowTapsFit(g);
   // In place: the weights are vpdpbusd's unsigned operand (w + 128), the bias folds zp * sum(w)
   // and the kernel takes 128 * sum(x) off per pixel.
   if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);

@@ -51,14 +51,15 @@ void ForEachOutputPixel(int first, int count, int out_w, F f) {
 }
 
 // Every MR-pixel x NR-channel tile of an int8 task: tile(m, i0, block, o, n) for pixels
-// [i0, i0 + m) of the chunk, o[i] = o_ptr[i0 + i] at the block's first channel, n <= NR channels.
+// [i0, i0 + m) of the chunk, o[i] = o_ptr[i0 + i] at the block's first channel (channels of
+// channel_bytes, OutputChannelBytes), n <= NR channels.
 template <int MR, int NR, typename Tile>
-void SweepTiles(const TaskGrid::Task& t, int out_channels, int8_t* const* o_ptr, Tile tile) {
+void SweepTiles(const TaskGrid::Task& t, int out_channels, int8_t* const* o_ptr, int channel_bytes, Tile tile) {
   for (int bi = t.block_begin; bi < t.block_end; ++bi) {
     const int n = std::min(NR, out_channels - bi * NR);
     for (int i0 = 0; i0 < t.pixels; i0 += MR) {
       int8_t* o[MR];
-      for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR;
+      for (int i = 0; i < MR; ++i) o[i] = o_ptr[i0 + i] + bi * NR * channel_bytes;
       tile(std::min(MR, t.pixels - i0), i0, bi, o, n);
     }
   }
@@ -225,7 +226,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
       });
       RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
       const TaskGrid::Task t{b, c0, cn, 0, blocks};
-      SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
+      SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
         kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
       });
     }
@@ -307,7 +308,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
       o_ptr[i] = OutputPixel(p, out, b, oy, ox);
     });
     RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
-    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
+    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
     });
   });
@@ -387,7 +388,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     }
     correction_local(a_ptr, cn, cin_local, corr);
     RepeatLastPixel<MR>(cn, a_ptr, o_ptr, corr);
-    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, [&](int m, int i0, int bi, int8_t* const* o, int n) {
+    SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, corr + i0, bi, o, n);
     });
   });

@@ -87,11 +87,7 @@ Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
       int64_t{64 * 1024},
       [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi,
           int8_t* const* o, int n) {
-        if (!i16_out) return Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o, n, false);
-        // The sweep advanced each pixel pointer by bi * kNR bytes; int16 channels take twice that.
-        int8_t* o16[kMR];
-        for (int i = 0; i < kMR; ++i) o16[i] = o[i] + bi * kNR;
-        Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o16, n, true);
+        Kernel4x16(m, a, tap_off, taps, kp, blocks.weights(bi), blocks.params(bi), c, o, n, i16_out);
       });
 }
 

@@ -82,10 +82,9 @@ void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
 Status PackInt8Avx2(PackedConvInt8* w) {
   const ConvGeometry& g = w->geometry_;
   // Row taps (stems, 1-3 input channels): a tap is a kernel row, kernel_w * in_channels int16 of
-  // an unpadded staged row (7 x 22 instead of 49 x 4 for a 7x7 RGB stem); OHWI weights read as
-  // [out][kernel_h][kernel_w * in_channels] are the same bytes.
-  w->row_taps_ = g.kernel_w > 1 && g.in_channels < 4;
-  const int taps = SweepTaps(*w), cin = w->row_taps_ ? g.kernel_w * g.in_channels : g.in_channels;
+  // an unpadded staged row (7 x 22 instead of 49 x 4 for a 7x7 RGB stem).
+  w->row_taps_ = RowTapsFit(g);
+  const int taps = SweepTaps(*w), cin = TapElems(*w);
   w->nr_ = kNR;
   w->k_padded_ = RoundUp(cin, 2);
   const int kp2 = w->k_padded_ / 2;
@@ -123,11 +122,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
           int8_t* const* o, int n) {
         const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
         const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        if (!i16_out) return KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n, false);
-        // The sweep advanced each pixel pointer by bi * kNR bytes; int16 channels take twice that.
-        int8_t* o16[kMR];
-        for (int i = 0; i < kMR; ++i) o16[i] = o[i] + bi * kNR;
-        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o16, n, true);
+        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n, i16_out);
       });
 }
 
