@@ -34,7 +34,7 @@ ROUNDINGS = ("away_from_zero", "half_up", "fp32")
 
 __all__ = [
     "VARIANTS", "Int8Quant", "Int8Conv", "Float32Conv", "available_variants", "cpu_features",
-    "best_variant", "auto_variant", "quantize_multiplier", "conv2d_int8", "csp_partial_conv_int8",
+    "best_variant", "resolve_variant", "quantize_multiplier", "conv2d_int8", "csp_partial_conv_int8",
     "dense_append_int8", "conv2d_f32", "csp_partial_conv_f32", "dense_append_f32",
     "build_tflite_model", "run_tflite",
 ]
@@ -51,10 +51,10 @@ def best_variant(float32: bool = False) -> str:
     return _kernels.best_variant(float32)
 
 
-def auto_variant() -> str:
-    """The int8 variant ``variant="auto"`` resolves to in this process: `best_variant()`, or the one
-    KERAS_CSP_KERNEL_VARIANT names (a bad name raises, as packing any conv would)."""
-    return Int8Conv(np.ones((1, 1, 1, 1), np.int8), None, Int8Quant(1.0, 0, [1.0], 1.0, 0)).variant
+def resolve_variant(variant: str = "auto") -> str:
+    """The int8 variant that `variant` runs as in this process; "auto": `best_variant()`, or the one
+    KERAS_CSP_KERNEL_VARIANT names. A variant unusable here raises, as packing any conv would."""
+    return Int8Conv(np.ones((1, 1, 1, 1), np.int8), None, Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant
 
 
 def available_variants(float32: bool = False) -> list[str]:

@@ -36,7 +36,7 @@ Notes (LiteRT 2.3.0, the tested release):
   `allow_untested_version=True`.
 * The fused ops run on this CPU's best int8 kernels; the environment variable
   KERAS_CSP_KERNEL_VARIANT (e.g. `avx2`, read once per process) picks another one the CPU has,
-  to try the kernels of a weaker CPU (`keras_csp.kernels.auto_variant()` says which runs).
+  to try the kernels of a weaker CPU (`keras_csp.kernels.resolve_variant()` says which runs).
 * Time a model alone in its process (`keras-csp bench --isolated N`): other models loaded beside
   it keep idle thread pools that slowed its fused ops by up to ~7 % at 2 threads.
 """

@@ -732,8 +732,8 @@ for a, b in zip(sys.argv[1::2], sys.argv[2::2]):
         for xs in representative_inputs(ma, samples=6, seed=11):
             for u, v in zip(ma.run(*xs), mb.run(*xs)):
                 assert np.array_equal(u, v), (a, b, mode)
-from keras_csp.kernels import auto_variant
-print("checked", len(sys.argv) // 2, "pairs on", auto_variant())
+from keras_csp.kernels import resolve_variant
+print("checked", len(sys.argv) // 2, "pairs on", resolve_variant())
 """
 
 
@@ -787,7 +787,7 @@ def test_bench_isolated_runs_each_variant_alone_in_its_own_processes(dense, tmp)
     rep = json.load(open(out))
     assert rep["interleaved"] is False and rep["isolated_rounds"] == 2
     from keras_csp import kernels as K
-    assert rep["machine"]["kernel_variant"] == K.auto_variant() == K.best_variant()
+    assert rep["machine"]["kernel_variant"] == K.resolve_variant() == K.best_variant()
     rows = {row["kind"]: row for row in rep["results"]}
     assert set(rows) == {"builtin", "fused", "stock+delegate"}
     assert all(row["runs"] == 6 and "error" not in row for row in rows.values())

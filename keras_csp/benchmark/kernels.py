@@ -221,8 +221,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     budget_s = budget_s if budget_s is not None else (0.15 if quick else 0.4)
     rng = np.random.default_rng(seed)
     # the variant that runs, and the peak of its own dot-product instruction
-    variant = K.Int8Conv(np.ones((1, 1, 1, 1), np.int8), None, K.Int8Quant(1.0, 0, [1.0], 1.0, 0),
-                         variant=variant).variant
+    variant = K.resolve_variant(variant)
     peak = measure_peak(variant=variant)
     rows = []
     for spec in shape_table(quick):

@@ -50,9 +50,9 @@ def machine_info():
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
-    from ..kernels import auto_variant
+    from ..kernels import resolve_variant
     try:  # the fused ops' int8 kernels in this process (KERAS_CSP_KERNEL_VARIANT may pick another)
-        info["kernel_variant"] = auto_variant()
+        info["kernel_variant"] = resolve_variant()
     except Exception as e:  # noqa: BLE001 - a bad override is reported here and fails the fused models
         info["kernel_variant"] = f"error: {e}"
     for module in ("numpy", "tensorflow", "ai_edge_litert"):
@@ -88,11 +88,12 @@ def _random_inputs(model, seed=0):
     return inputs
 
 
-def _op_breakdown(path, threads, inputs, register_custom_ops):
-    """Per-op time of one profiled invocation, summed by op name (untimed pass)."""
+def _op_breakdown(path, threads, register_custom_ops):
+    """Per-op time of one profiled invocation on the bench's inputs, summed by op name (untimed pass)."""
     from ..runtime import Model
     try:
         m = Model(path, threads, enable_profiling=True, register_custom_ops=register_custom_ops)
+        inputs = _random_inputs(m)
         m.run(*inputs)
         m.run(*inputs)
         events = m.profile()
@@ -158,8 +159,6 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
     alternating in random order). Returns a report dict."""
     if isolated < 0:
         raise ValueError(f"isolated must be >= 0, got {isolated}")
-    from ..litert_delegate import StockModel
-    from ..runtime import Model
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
     variants, fuse_reports = [], {}
     for path in paths:
@@ -176,29 +175,19 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
                 variants.append(Variant(f"{stem} fused", "", stem, True, "fused", error=f"fuse failed: {e}"))
 
     if isolated:
-        live = [v for v in variants if not v.error]
-        rng = np.random.default_rng(0)
-        for _ in range(isolated):
-            for i in rng.permutation(len(live)):
-                v = live[i]
-                if v.error:
-                    continue
-                try:
-                    res = _time_in_process(v, threads, runs, warmup)
-                except RuntimeError as e:
-                    v.error = str(e)
-                    continue
-                v.latencies_ms.extend(res["latencies_ms"])
-                v.fused_ops = res["fused_ops"]
-            if progress:
-                progress.update(1)
-        if profile_ops:
-            from ..runtime import Model
-            for v in live:
-                if v.kind != "stock+delegate" and not v.error:
-                    v.ops = _op_breakdown(v.path, threads, _random_inputs(Model(v.path, threads)), True)
-        return _report(variants, fuse_reports, threads, runs, warmup, isolated)
+        _time_isolated(variants, threads, runs, warmup, isolated, progress)
+    else:
+        _time_interleaved(variants, threads, runs, warmup, progress)
+    if profile_ops:
+        for v in variants:
+            if not v.error and v.kind != "stock+delegate":  # the stock interpreter's profiler is not wired up here
+                v.ops = _op_breakdown(v.path, threads, True)
+    return _report(variants, fuse_reports, threads, runs, warmup, isolated)
 
+
+def _time_interleaved(variants, threads, runs, warmup, progress):
+    from ..litert_delegate import StockModel
+    from ..runtime import Model
     models, inputs = {}, {}
     for v in variants:
         if v.error:
@@ -226,12 +215,25 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
             progress.update(1)
     for v in live:
         v.fused_ops = models[v.label].custom_op_stats()
-    del models
-    if profile_ops:
-        for v in live:
-            if v.kind != "stock+delegate":  # the stock interpreter's profiler is not wired up here
-                v.ops = _op_breakdown(v.path, threads, inputs[v.model], True)
-    return _report(variants, fuse_reports, threads, runs, warmup)
+
+
+def _time_isolated(variants, threads, runs, warmup, rounds, progress):
+    live = [v for v in variants if not v.error]
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        for i in rng.permutation(len(live)):
+            v = live[i]
+            if v.error:  # its process failed in an earlier round
+                continue
+            try:
+                res = _time_in_process(v, threads, runs, warmup)
+            except RuntimeError as e:
+                v.error = str(e)
+                continue
+            v.latencies_ms.extend(res["latencies_ms"])
+            v.fused_ops = res["fused_ops"]
+        if progress:
+            progress.update(1)
 
 
 def _summary(report):
