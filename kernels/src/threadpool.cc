@@ -3,6 +3,7 @@
 #include "keras_csp/threadpool.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -51,54 +52,79 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_.store(true, std::memory_order_release);
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t s = state_.load(std::memory_order_relaxed);
+    state_.store(uint64_t{(Generation(s) + 1u) & 0xffff} << (2 * kCountBits), std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::RunTasks() {
+void ThreadPool::RunTasks(uint32_t generation) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    const int i = next_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n_) break;
-    (*fn_)(i);
+    if (Generation(s) != generation || Next(s) >= Count(s)) return;
+    // Claims task Next(s) of this very call: the whole word (generation, count, next) must match.
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int n = Count(s);
+    (*fn_)(Next(s));
+    if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+      std::lock_guard<std::mutex> l(mu_);  // the caller may be about to sleep on done_
+      done_.notify_all();
+    }
+    s = state_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::WorkerLoop() {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     // Spin briefly for the next call (the convs of a fused block come back to back), then sleep.
     // The spin is bounded in time, not iterations (a PAUSE takes ~10-150 cycles depending on the
     // core): a spinning worker steals a core from LiteRT's own threads running the next ops.
-    uint64_t g = generation_.load(std::memory_order_acquire);
+    uint32_t g = Generation(state_.load(std::memory_order_acquire));
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
     while (g == seen) {
       for (int i = 0; i < 32 && g == seen; ++i) {
         KCSP_PAUSE();
-        g = generation_.load(std::memory_order_acquire);
+        g = Generation(state_.load(std::memory_order_acquire));
       }
       if (std::chrono::steady_clock::now() >= spin_until) break;
     }
     const auto yield_until = spin_until + YieldSpin();
     while (g == seen && std::chrono::steady_clock::now() < yield_until) {
       std::this_thread::yield();
-      g = generation_.load(std::memory_order_acquire);
+      g = Generation(state_.load(std::memory_order_acquire));
     }
     if (g == seen) {
       std::unique_lock<std::mutex> l(mu_);
-      wake_.wait(l, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      g = generation_.load(std::memory_order_acquire);
+      wake_.wait(l, [&] { return Generation(state_.load(std::memory_order_acquire)) != seen; });
+      g = Generation(state_.load(std::memory_order_acquire));
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    RunTasks();
-    // Every worker checks in once per call, so the caller knows no one still reads fn_ / n_.
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> l(mu_);
-      done_.notify_all();
-    }
+    RunTasks(g);
   }
+}
+
+void ThreadPool::Run(int n, const std::function<void(int)>& fn) {
+  std::lock_guard<std::mutex> call(call_mu_);
+  fn_ = &fn;
+  completed_.store(0, std::memory_order_relaxed);
+  uint32_t generation;
+  {
+    std::lock_guard<std::mutex> l(mu_);  // a worker between its wait predicate and sleeping sees it
+    generation = (Generation(state_.load(std::memory_order_relaxed)) + 1) & 0xffff;
+    state_.store(uint64_t{generation} << (2 * kCountBits) | uint64_t(n) << kCountBits, std::memory_order_release);
+  }
+  wake_.notify_all();
+  RunTasks(generation);
+  // Tasks a worker claimed may still be running; tasks nobody claimed the caller ran itself.
+  for (int spin = 0; spin < 200000 && completed_.load(std::memory_order_acquire) != n; ++spin) KCSP_PAUSE();
+  if (completed_.load(std::memory_order_acquire) != n) {
+    std::unique_lock<std::mutex> l(mu_);
+    done_.wait(l, [&] { return completed_.load(std::memory_order_acquire) == n; });
+  }
+  fn_ = nullptr;
 }
 
 void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
@@ -107,23 +133,13 @@ void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; ++i) fn(i);
     return;
   }
-  std::lock_guard<std::mutex> call(call_mu_);
-  fn_ = &fn;
-  n_ = n;
-  next_.store(0, std::memory_order_relaxed);
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  wake_.notify_all();
-  RunTasks();
-  for (int spin = 0; spin < 200000 && pending_.load(std::memory_order_acquire) != 0; ++spin) KCSP_PAUSE();
-  if (pending_.load(std::memory_order_acquire) != 0) {
-    std::unique_lock<std::mutex> l(mu_);
-    done_.wait(l, [&] { return pending_.load(std::memory_order_acquire) == 0; });
-  }
-  fn_ = nullptr;
+  constexpr int kMaxTasks = static_cast<int>(kCountMask);
+  if (n <= kMaxTasks) return Run(n, fn);
+  // More indices than the state word counts: each task runs a contiguous run of them.
+  const int per = (n + kMaxTasks - 1) / kMaxTasks, tasks = (n + per - 1) / per;
+  Run(tasks, [&](int t) {
+    for (int i = t * per, end = std::min(n, i + per); i < end; ++i) fn(i);
+  });
 }
 
 void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {

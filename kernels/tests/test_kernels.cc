@@ -5,6 +5,7 @@
 // Usage: test_kernels [--expect VARIANT]... [--expect-missing VARIANT]... [--trials N]
 // Exit status is non-zero on any failure.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -885,6 +886,37 @@ void TestPoolMatchesReference(int trials, bool average) {
         "input layout past its buffer refused");
 }
 
+// The pool runs each index exactly once per call, also when a worker wakes after the call it was
+// woken for has ended (the sleeps let workers fall asleep, so their wake-ups race with later
+// calls) and when there are more indices than the pool's state word counts.
+void TestThreadPool() {
+  int calls = 0;
+  for (int threads : {2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int it = 0; it < 1500; ++it) {
+      const int n = RandInt(0, 70);
+      std::vector<int> counts(n, 0);  // per call: a stale task of an ended call would write freed memory
+      std::vector<std::atomic<int>> hits(n);
+      pool.ParallelFor(n, [&](int i) {
+        for (unsigned spin = (i * 2654435761u) >> 22; spin > 0; --spin) asm volatile("");  // uneven tasks
+        hits[i].fetch_add(1, std::memory_order_relaxed);
+        ++counts[i];
+      });
+      bool once = true;
+      for (int i = 0; i < n; ++i) once = once && counts[i] == 1 && hits[i].load() == 1;
+      CHECK(once, "threads %d, call %d: every index of %d exactly once\n", threads, it, n);
+      if (it % 40 == 0) usleep(RandInt(50, 400));
+      ++calls;
+    }
+  }
+  ThreadPool pool(3);
+  const int n = (1 << 24) + 7;
+  std::vector<uint8_t> seen(n, 0);
+  pool.ParallelFor(n, [&](int i) { ++seen[i]; });
+  CHECK(std::all_of(seen.begin(), seen.end(), [](uint8_t v) { return v == 1; }), "%d indices exactly once\n", n);
+  std::printf("thread pool: %d calls\n", calls + 1);
+}
+
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
@@ -923,6 +955,7 @@ int main(int argc, char** argv) {
   }
   TestLargeShapesInt8();
   TestTaskGrid();
+  TestThreadPool();
   TestThreadsBitIdentical();
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
