@@ -33,3 +33,37 @@ def test_bench_kernels_cli_quick_json(tmp_path):
         assert row["max_abs_diff_vs_xnnpack"] == 0
     if data["peak_gmacs"]:
         assert 0 < data["peak_fraction"] < 2
+
+
+class _CountingCase:
+    """Stand-in for bench._Case: counts the calls of each side."""
+
+    def __init__(self):
+        self.calls = {"ours": 0, "xnn": 0, "conv": 0}
+
+        class _It:
+            def __init__(it, key):
+                it.invoke = lambda: self.calls.__setitem__(key, self.calls[key] + 1)
+
+        self.run_ours = lambda: self.calls.__setitem__("ours", self.calls["ours"] + 1)
+        self.it, self.it_conv = _It("xnn"), _It("conv")
+
+
+def test_time_pair_bursts_time_all_but_the_first_call_of_each_burst():
+    case = _CountingCase()
+    ours, xnn, conv = bench._time_pair(case, budget_s=0.0, min_reps=6, burst=3)
+    # 3 rounds of 3 calls per side (plus 2 warm-up calls of ours and XNNPACK), 2 timed per round
+    assert (len(ours), len(xnn), len(conv)) == (6, 6, 6)
+    assert case.calls == {"ours": 11, "xnn": 11, "conv": 9}
+    case = _CountingCase()
+    ours, xnn, conv = bench._time_pair(case, budget_s=0.0, min_reps=4)
+    assert (len(ours), len(xnn), len(conv)) == (4, 4, 4) and case.calls == {"ours": 6, "xnn": 6, "conv": 4}
+
+
+def test_bench_kernels_cli_burst_is_recorded(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(bench_kernels_command, ["--quick", "--budget", "0.01", "--burst", "2",
+                                                        "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["burst"] == 2 and "first call of each burst not timed" in data["burst_timing"]

@@ -67,12 +67,15 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
               help="Seconds of interleaved repetitions per shape (default 0.4, --quick 0.15).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Threads for our fused ops and for XNNPACK alike.")
-def bench_kernels_command(json_path, quick, variant, budget, threads):
+@click.option("--burst", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Calls in a row per side and round; with more than 1 the first of each is not timed "
+                   "(on several threads it wakes workers the other side's run let fall asleep).")
+def bench_kernels_command(json_path, quick, variant, budget, threads, burst):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes, and our MAC rate against the measured int8 peak of this core."""
     from ..benchmark import kernels as bench
     try:
-        result = bench.run(quick=quick, variant=variant, budget_s=budget, threads=threads,
+        result = bench.run(quick=quick, variant=variant, budget_s=budget, threads=threads, burst=burst,
                            progress=lambda r: click.echo(
                                f"  {r['shape']:70s} ours {r['ours_ms']:8.3f} ms  xnnpack {r['xnnpack_ms']:8.3f} ms"
                                f"  {r['speedup']:.2f}x", err=True))
