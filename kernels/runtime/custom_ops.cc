@@ -435,17 +435,6 @@ ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) 
   return s;
 }
 
-// `channels` channels of `pixels` pixels: from `src_off` of pixels `src_stride` apart into `dst_off` of
-// pixels `dst_stride` apart (a concat input into its slice), on the pool's threads.
-void CopyChannels(int8_t* dst, int64_t dst_stride, int dst_off, const int8_t* src, int64_t src_stride, int src_off,
-                  int channels, int64_t pixels, ThreadPool* pool) {
-  const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
-  ParallelFor(pool, tasks, [&](int task) {
-    for (int64_t p = pixels * task / tasks; p < pixels * (task + 1) / tasks; ++p)
-      std::memcpy(dst + p * dst_stride + dst_off, src + p * src_stride + src_off, channels);
-  });
-}
-
 // The (weights, bias) input pairs of `convs`, in order from input `first`: their layouts, or packed.
 std::string CheckConvLayouts(const std::vector<ConvSpec*>& convs, const LiteRtLayout* in, size_t first) {
   for (size_t i = 0; i < convs.size(); ++i)

@@ -1,5 +1,7 @@
 // Argument validation, variant selection and the fused CSP / dense-block entry points.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <limits>
 #include <new>
@@ -738,6 +740,23 @@ Status Conv2DF32(const PackedConvF32& w, const float* input, const TensorLayout&
   }
 }
 
+template <typename T>
+void CopyChannels(T* dst, int64_t dst_stride, int dst_off, const T* src, int64_t src_stride, int src_off,
+                  int channels, int64_t pixels, ThreadPool* pool) {
+  // Serial before: at 2 threads the worker idled while the caller copied CSPResNet-50's 128-channel
+  // skip part at 56x56 (400 KB, ~40 us of a ~170 us op on Zen 4).
+  constexpr int64_t kMinTaskBytes = 16 * 1024;
+  const int64_t bytes = pixels * channels * static_cast<int64_t>(sizeof(T));
+  const int threads = pool ? pool->threads() : 1;
+  const int tasks = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({pixels, int64_t{4} * threads, bytes / kMinTaskBytes})));
+  ParallelFor(tasks > 1 ? pool : nullptr, tasks, [&](int task) {
+    for (int64_t p = pixels * task / tasks; p < pixels * (task + 1) / tasks; ++p)
+      std::memcpy(dst + p * dst_stride + dst_off, src + p * src_stride + src_off, sizeof(T) * channels);
+  });
+}
+template void CopyChannels<int8_t>(int8_t*, int64_t, int, const int8_t*, int64_t, int, int, int64_t, ThreadPool*);
+template void CopyChannels<float>(float*, int64_t, int, const float*, int64_t, int, int, int64_t, ThreadPool*);
+
 namespace {
 
 template <typename T, typename P, typename ConvFn>
@@ -773,12 +792,9 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
   lo.buffer_elements = out_elements;
   // Run the conv first: it validates pointers, alignment and aliasing.
   KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo, pool));
-  if (c_skip > 0) {
-    const int skip_off = order == ConcatOrder::kSkipFirst ? 0 : g.out_channels;
-    const int64_t pixels = static_cast<int64_t>(batch) * height * width;
-    for (int64_t i = 0; i < pixels; ++i)
-      std::memcpy(out + i * out_c + skip_off, x + i * channels, sizeof(T) * c_skip);
-  }
+  if (c_skip > 0)
+    CopyChannels(out, out_c, order == ConcatOrder::kSkipFirst ? 0 : g.out_channels, x, channels, 0, c_skip,
+                 static_cast<int64_t>(batch) * height * width, pool);
   return Status::Ok();
 }
 

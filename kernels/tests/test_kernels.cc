@@ -917,6 +917,32 @@ void TestThreadPool() {
   std::printf("thread pool: %d calls\n", calls + 1);
 }
 
+// CopyChannels (CSP skip parts) on 1 and 3 threads, copies above and below its per-task minimum:
+// exactly the channel slice of every pixel, nothing else written.
+template <typename T>
+void TestCopyChannelsOf(ThreadPool* pool) {
+  for (int trial = 0; trial < 20; ++trial) {
+    const int64_t pixels = trial % 2 ? RandInt(5000, 20000) : RandInt(1, 300);  // split / inline
+    const int src_c = RandInt(1, 40), ch = RandInt(1, src_c), src_off = RandInt(0, src_c - ch);
+    const int dst_c = ch + RandInt(0, 30), dst_off = RandInt(0, dst_c - ch);
+    std::vector<T> src(pixels * src_c), dst(pixels * dst_c, T(7)), want(dst);
+    for (auto& v : src) v = static_cast<T>(RandInt(-128, 127));
+    for (int64_t p = 0; p < pixels; ++p)
+      for (int k = 0; k < ch; ++k) want[p * dst_c + dst_off + k] = src[p * src_c + src_off + k];
+    CopyChannels(dst.data(), dst_c, dst_off, src.data(), src_c, src_off, ch, pixels, pool);
+    CHECK(dst == want, "copy %lld pixels x %d channels (%d threads)\n", (long long)pixels, ch,
+          pool ? pool->threads() : 1);
+  }
+}
+
+void TestCopyChannels() {
+  ThreadPool three(3);
+  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &three}) {
+    TestCopyChannelsOf<int8_t>(pool);
+    TestCopyChannelsOf<float>(pool);
+  }
+}
+
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
@@ -956,6 +982,7 @@ int main(int argc, char** argv) {
   TestLargeShapesInt8();
   TestTaskGrid();
   TestThreadPool();
+  TestCopyChannels();
   TestThreadsBitIdentical();
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();

@@ -221,6 +221,14 @@ Status CspPartialConvF32(const PackedConvF32& packed, const float* x, int batch,
                          int width, int channels, int c_skip, float* out, int64_t out_elements,
                          ConcatOrder order = ConcatOrder::kSkipFirst, ThreadPool* pool = nullptr);
 
+// Copies channels [src_off, src_off + channels) of `pixels` NHWC pixels (src_stride elements
+// apart) to channels [dst_off, ...) of dst (dst_stride apart): a CSP skip part into its slice of
+// the concat. Memory-bound, so split over `pool` by pixel ranges of at least ~16 KiB (smaller
+// copies run on the calling thread). No validation: the callers check the layouts.
+template <typename T>
+void CopyChannels(T* dst, int64_t dst_stride, int dst_off, const T* src, int64_t src_stride, int src_off,
+                  int channels, int64_t pixels, ThreadPool* pool);
+
 // ---- (b) Dense-block layer append, in place.
 // block: dense NHWC [batch, h, w, block_channels]. The conv reads channels
 // [in_offset, in_offset + in_channels) and writes channels [out_offset, out_offset + out_channels)
