@@ -614,14 +614,15 @@ Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
 // conv's epilogue.
 enum class ChainStaging {
   kNone,
-  kUint8Plus128,      // AVX-512 VNNI: uint8 x + 128, border zero point + 128 (ConvProblem::out_u8)
+  kUint8Plus128,      // AVX-512 VNNI, AVX-VNNI: uint8 x + 128, border zero point + 128 (ConvProblem::out_u8)
   kInt16MinusZp,      // AVX2, plain NEON: int16 x - zero point, border 0 (ConvProblem::out_i16)
   kRawInt8,           // sdot / smmla / SME: the int8 values themselves, border the zero point
 };
 
 ChainStaging StagingOf(Variant v) {
   switch (v) {
-    case Variant::kAvx512Vnni: return ChainStaging::kUint8Plus128;
+    case Variant::kAvx512Vnni:
+    case Variant::kAvxVnni: return ChainStaging::kUint8Plus128;
     case Variant::kAvx2:
     case Variant::kNeon: return ChainStaging::kInt16MinusZp;
     case Variant::kNeonDotprod:

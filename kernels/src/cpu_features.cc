@@ -35,6 +35,9 @@ CpuFeatures detect() {
     f.avx512vnni = os_avx512 && (ecx & (1u << 11));
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avxvnni = os_avx && (eax & (1u << 4));
+#if defined(KCSP_AVXVNNI_AS_EVEX)  // test build: the avxvnni variant runs on AVX-512 VNNI + VL
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) f.avxvnni = f.avxvnni || (f.avx512vnni && (ebx & (1u << 31)));
+#endif
   f.fma = f.fma && os_avx;
 #elif defined(__aarch64__)
   f.neon = true;

@@ -648,7 +648,7 @@ void TestConvChain(int trials) {
       CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, v, &p2).ok(), "create");
       const bool supported = Conv2DInt8ChainSupported(*p1, *p2);
       // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded).
-      const bool expected = v != Variant::kScalar && v != Variant::kAvxVnni && !p2->row_taps_ && !p2->direct_1x1_;
+      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_;
       CHECK(supported == expected, "%s: chain staging supported = %d", VariantName(v), supported);
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
         std::vector<uint8_t> scratch(RandInt(0, 1) ? 0 : 100000, 0xAB);  // reused scratch is refilled

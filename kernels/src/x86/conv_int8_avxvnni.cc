@@ -7,9 +7,18 @@
 //   1x1 (in_channels % 4 == 0): read in place; weights packed as uint8 w + 128 are the unsigned
 //   operand and the int8 activations the signed one, 128 * sum(x) per pixel comes off at the end.
 // Run and tested where the CPU has AVX-VNNI (AMD Zen 5 in this project); compiled everywhere.
+// KCSP_AVXVNNI_AS_EVEX (a test build, CMake option of the same name): the same code with the
+// EVEX-encoded 256-bit vpdpbusd of AVX-512 VNNI + VL (same semantics), so that CPUs with AVX-512
+// but no AVX-VNNI (Zen 4, Intel Xeon before Sapphire Rapids' AVX-VNNI) run and test this variant.
 #if defined(__x86_64__)
 #pragma GCC push_options
+#if defined(KCSP_AVXVNNI_AS_EVEX)
+#pragma GCC target("avx2,fma,avx512f,avx512vl,avx512vnni")
+#define KCSP_DPBUSD256 _mm256_dpbusd_epi32
+#else
 #pragma GCC target("avx2,fma,avxvnni")
+#define KCSP_DPBUSD256 _mm256_dpbusd_avx_epi32
+#endif
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,7 +26,9 @@
 #include "../sweep.h"
 #include "store_bytes.h"
 
-#if defined(__clang__)
+#if defined(__clang__) && defined(KCSP_AVXVNNI_AS_EVEX)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))), apply_to = function)
+#elif defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avxvnni"))), apply_to = function)
 #endif
 
@@ -32,6 +43,7 @@ struct RequantConsts {
   __m256i zp, mn, mx;
   __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;     // XNNPACK's fp32 requantization; the multiplier row holds the float scales
+  bool u8_out;   // write x + 128 as uint8 (ConvProblem::out_u8: the next conv's staging)
   __m256 fmin, fmax;
 };
 
@@ -71,7 +83,8 @@ inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantC
 inline void StoreRow(__m256i lo, __m256i hi, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
   __m256i p16 = _mm256_packs_epi32(Requant(lo, prm, 0, c), Requant(hi, prm, 1, c));
   p16 = _mm256_permute4x64_epi64(p16, 0xD8);
-  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  if (c.u8_out) p8 = _mm_xor_si128(p8, _mm_set1_epi8(static_cast<char>(0x80)));  // int8 v -> uint8 v + 128
   StoreBytes16(p8, o, n);
 }
 
@@ -85,7 +98,7 @@ inline __m256i Bcast(const void* p) {
 // (1x1 in place), the uint8 weights first and the int8 activations second.
 template <bool kDirect>
 inline __m256i Dot(__m256i acc, __m256i act, __m256i wt) {
-  return kDirect ? _mm256_dpbusd_avx_epi32(acc, wt, act) : _mm256_dpbusd_avx_epi32(acc, act, wt);
+  return kDirect ? KCSP_DPBUSD256(acc, wt, act) : KCSP_DPBUSD256(acc, act, wt);
 }
 
 // 6 pixels x 16 channels; the accumulators are named (not an array) so that all 15 live vectors
@@ -132,7 +145,7 @@ int32_t PixelCorrection(const int8_t* x, int cin) {
   __m256i acc = _mm256_setzero_si256();
   int k = 0;
   for (; k + 32 <= cin; k += 32)
-    acc = _mm256_dpbusd_avx_epi32(acc, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
+    acc = KCSP_DPBUSD256(acc, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
   int32_t sum = 0;
   for (; k < cin; ++k) sum += x[k];
   const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
@@ -154,6 +167,7 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
   c.mx = _mm256_set1_epi32(w.quant_.act_max);
   c.away = _mm256_set1_epi32(w.quant_.rounding == Rounding::kAwayFromZero ? -1 : 0);
   c.fp32 = w.quant_.rounding == Rounding::kFp32;
+  c.u8_out = p.out_u8;
   c.fmin = _mm256_set1_ps(static_cast<float>(w.quant_.act_min - w.quant_.output_zero_point));
   c.fmax = _mm256_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
   const PackedBlocks blocks(w);
