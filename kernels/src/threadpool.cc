@@ -2,8 +2,8 @@
 // back-to-back convs (a fused dense block runs dozens) do not pay a futex wake each.
 #include "keras_csp/threadpool.h"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
