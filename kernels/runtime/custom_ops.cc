@@ -843,7 +843,7 @@ class CspDenseBlockKernel : public NodeKernel {
       for (auto& chain : layer) {
         const int8_t* src = block;
         TensorLayout src_layout = NhwcSlice(n, h, w, out_channels_, 0, c);
-        // bottleneck -> growth conv: the 1x1 writes the 3x3's staging (every variant but scalar and avxvnni).
+        // bottleneck -> growth conv: the 1x1 writes the 3x3's staging (every variant but scalar).
         if (chain.size() == 2 && !chain[0].post.on() && !chain[0].add.on &&
             Conv2DInt8ChainSupported(*chain[0].packed, *chain[1].packed)) {
           const int cout = chain[1].geometry.out_channels;

@@ -18,7 +18,7 @@ struct ConvProblem {
   int padded_h = 0, padded_w = 0;
   ThreadPool* pool = nullptr;  // null: single-threaded
   // Conv2DInt8Chain: the output is written as the next conv's staging, uint8 x + 128 (AVX-512
-  // VNNI) or int16 x - zero point (AVX2, plain NEON; `out`'s strides and offsets then count
+  // VNNI, AVX-VNNI) or int16 x - zero point (AVX2, plain NEON; `out`'s strides and offsets then count
   // bytes; the raw int8 staging of the other ARM variants needs neither flag), and a KxK conv's
   // padded staging [batch][padded_h][padded_w][k_padded_] is given.
   bool out_u8 = false;

@@ -17,6 +17,7 @@ CpuFeatures detect() {
 #if defined(__x86_64__) || defined(_M_X64)
   unsigned eax, ebx, ecx, edx;
   bool os_avx = false, os_avx512 = false;
+  [[maybe_unused]] bool avx512vl = false;
   if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
     const bool osxsave = ecx & (1u << 27);
     f.fma = ecx & (1u << 12);
@@ -33,10 +34,13 @@ CpuFeatures detect() {
     f.avx512f = os_avx512 && (ebx & (1u << 16));
     f.avx512bw = os_avx512 && (ebx & (1u << 30));
     f.avx512vnni = os_avx512 && (ecx & (1u << 11));
+#if defined(KCSP_AVXVNNI_AS_EVEX)  // test build: the avxvnni variant runs on AVX-512 VNNI + VL
+    avx512vl = os_avx512 && (ebx & (1u << 31));
+#endif
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) f.avxvnni = os_avx && (eax & (1u << 4));
-#if defined(KCSP_AVXVNNI_AS_EVEX)  // test build: the avxvnni variant runs on AVX-512 VNNI + VL
-  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) f.avxvnni = f.avxvnni || (f.avx512vnni && (ebx & (1u << 31)));
+#if defined(KCSP_AVXVNNI_AS_EVEX)
+  f.avxvnni = f.avxvnni || (f.avx512vnni && avx512vl);
 #endif
   f.fma = f.fma && os_avx;
 #elif defined(__aarch64__)

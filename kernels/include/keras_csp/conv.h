@@ -195,11 +195,11 @@ Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLa
 
 // ---- Two int8 convs in a row, second(first(input)), with the same results as two Conv2DInt8
 // calls. Where Conv2DInt8ChainSupported, the first conv's epilogue writes the second's padded
-// staging into `staged` (caller-owned scratch, resized here): AVX-512 VNNI uint8 x + 128 (border
-// zero point + 128), AVX2 and plain NEON int16 x - zero point (border 0), NEON dotprod / i8mm / SME
-// the int8 values themselves (border the zero point). So the second, a KxK conv, stages nothing:
-// a dense layer's 1x1 bottleneck into its 3x3 growth conv. Elsewhere (scalar, avxvnni) it runs the
-// two convs through `staged` as an int8 intermediate.
+// staging into `staged` (caller-owned scratch, resized here): AVX-512 VNNI and AVX-VNNI uint8 x + 128
+// (border zero point + 128), AVX2 and plain NEON int16 x - zero point (border 0), NEON dotprod / i8mm /
+// SME the int8 values themselves (border the zero point). So the second, a KxK conv, stages nothing:
+// a dense layer's 1x1 bottleneck into its 3x3 growth conv. Elsewhere (scalar) it runs the two convs
+// through `staged` as an int8 intermediate.
 // first's output zero point must equal second's input zero point (the tensor between them).
 bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second);
 Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second, const int8_t* input,
