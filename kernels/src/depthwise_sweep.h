@@ -54,9 +54,13 @@ template <typename Kernel>
 void SweepDepthwise(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                     int row_begin, int row_end, Kernel kernel) {
   const ConvGeometry& g = w.geometry_;
+  // The in-range taps' pointers (48 KiB of stack for the largest kernels; only the first taps
+  // are touched). Not thread_local: in a shared library (the Python extension, the delegate)
+  // every pixel then called __tls_get_addr, and the call made the kernel reload its vector
+  // constants (x2 3x3 depthwise at 56x56: 3 % of the time in __tls_get_addr alone).
   constexpr int kMaxTaps = 64 * 64;  // kernel sizes are at most 64 x 64
-  thread_local const int8_t* x[kMaxTaps];
-  thread_local int tap[kMaxTaps];
+  const int8_t* x[kMaxTaps];
+  int tap[kMaxTaps];
   for (int r = row_begin; r < row_end; ++r) {
     const int b = r / p.out_h, oy = r % p.out_h;
     const int iy0 = oy * g.stride_h - p.pad_top;
