@@ -189,13 +189,19 @@ void TestDepthwiseMatchesScalar(int trials) {
     const int in_total = in_off + g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
     const int out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
     const int out_total = out_off + g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+    // A quarter of the trials also allow weight -128 (outside TFLite's symmetric range, but int8) and
+    // a quarter take inputs and weights from the extremes only: the NEON interior sums two taps'
+    // products in int16, exact only without -128 weights.
+    const bool wide_w = RandInt(0, 3) == 0, extremes = RandInt(0, 3) == 0;
+    auto extreme = [](int a, int b) { return static_cast<int8_t>(RandInt(0, 1) ? a : b); };
     std::vector<int8_t> wts(static_cast<size_t>(g.kernel_h) * g.kernel_w * g.out_channels);
-    for (auto& v : wts) v = static_cast<int8_t>(RandInt(-127, 127));
+    for (auto& v : wts)
+      v = extremes ? extreme(wide_w ? -128 : -127, 127) : static_cast<int8_t>(RandInt(wide_w ? -128 : -127, 127));
     std::vector<int32_t> bias(g.out_channels);
     for (auto& v : bias) v = RandInt(-20000, 20000);
     const Int8QuantParams q = RandomQuant(g.out_channels);
     std::vector<int8_t> in(static_cast<size_t>(n) * h * w * in_total);
-    for (auto& v : in) v = static_cast<int8_t>(RandInt(-128, 127));
+    for (auto& v : in) v = extremes ? extreme(-128, 127) : static_cast<int8_t>(RandInt(-128, 127));
     const TensorLayout li = NhwcSlice(n, h, w, in_total, in_off, g.in_channels);
     const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, out_total, out_off, g.out_channels);
     std::unique_ptr<PackedDepthwiseInt8> pref;
