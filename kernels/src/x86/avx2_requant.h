@@ -55,6 +55,8 @@ struct RequantConsts {
   __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;     // XNNPACK's fp32 requantization instead of the fixed-point one
   __m256 fmin, fmax;  // fp32: output range relative to the zero point
+  __m256i zp16;       // fp32: output zero point, int16 lanes (RequantFp32Row)
+  __m128i mn8;        // fp32: lower output bound, int8 lanes (RequantFp32Row)
 };
 
 inline RequantConsts MakeRequantConsts(const Int8QuantParams& q, const std::vector<int32_t>& left_shift) {
@@ -68,6 +70,8 @@ inline RequantConsts MakeRequantConsts(const Int8QuantParams& q, const std::vect
   c.fp32 = q.rounding == Rounding::kFp32;
   c.fmin = _mm256_set1_ps(static_cast<float>(q.act_min - q.output_zero_point));
   c.fmax = _mm256_set1_ps(static_cast<float>(q.act_max - q.output_zero_point));
+  c.zp16 = _mm256_set1_epi16(static_cast<int16_t>(q.output_zero_point));
+  c.mn8 = _mm_set1_epi8(static_cast<char>(q.act_min));
   return c;
 }
 
@@ -104,9 +108,27 @@ inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantC
   return _mm256_min_epi32(r, c.mx);
 }
 
+// XNNPACK's fp32 epilogue for 16 channels: scale, clamp from above in float (so the conversion
+// cannot overflow; below, INT_MIN saturates the same way), round to nearest even, then the zero
+// point in saturating int16 and the lower bound in int8: the same bytes as Requant's float clamp
+// on both sides plus the int32 zero point, four instructions fewer per 16 outputs.
+inline __m128i RequantFp32Row(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c) {
+  const __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc0, Row(prm, kBias, 0))),
+                                  _mm256_castsi256_ps(Row(prm, kScale, 0)));
+  const __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc1, Row(prm, kBias, 1))),
+                                  _mm256_castsi256_ps(Row(prm, kScale, 1)));
+  const __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(f0, c.fmax));
+  const __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(f1, c.fmax));
+  __m256i p16 = _mm256_adds_epi16(_mm256_packs_epi32(r0, r1), c.zp16);
+  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
+  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+  return _mm_max_epi8(p8, c.mn8);
+}
+
 // 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
 inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c,
                      int8_t* o, int n) {
+  if (c.fp32) return StoreBytes16(RequantFp32Row(acc0, acc1, prm, c), o, n);
   const __m256i r0 = Requant(acc0, prm, 0, c);
   const __m256i r1 = Requant(acc1, prm, 1, c);
   __m256i p16 = _mm256_packs_epi32(r0, r1);
