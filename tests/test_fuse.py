@@ -368,14 +368,15 @@ def test_tune_whole_model_check_returns_ops_until_the_model_is_not_slower(partia
     assert any("whole-model check" in x["reason"] for x in rep["left"])
 
 
-@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 7), ("csppeleenet_tiny", 9),
+@pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 8), ("csppeleenet_tiny", 9),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     if name.startswith("yolo"):
         fused_ops = {"CspBlock": fused_ops}
     """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
     3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every model's 3-channel stem conv a KcspConv2D,
-    PeleeNet's two transition average pools KcspAvgPool2Ds),
+    PeleeNet's two transition average pools KcspAvgPool2Ds, CSPMobileNet-v2's grouped 3x3 a dense
+    KcspConv2D),
     outputs bit-identical to the int8 model on the digits test split under all three kernel sets."""
     from keras_csp.benchmark import export_ptq_int8
     from keras_csp.demo import _fuse_and_run
@@ -408,10 +409,11 @@ def test_explain_lists_every_concat_and_the_fused_shares(tmp):
     # fused: the project convs ending the block paths (1x1 16->8 at 16x16, 48->16 at 8x8, 144->24 at
     # 4x4, the last with its residual ADD), the depthwise skips of the conv3 and conv4 heads (3x3/2,
     # 24 channels at 8x8, 48 at 4x4), the three x2 depthwise convs (24->48 and 48->96 strided to
-    # 8x8 and 4x4, 72->144 at 4x4), and the stem (3x3/2 3->16 to 16x16)
+    # 8x8 and 4x4, 72->144 at 4x4), the stem (3x3/2 3->16 to 16x16) and the stage-1 grouped 3x3
+    # (16->8 at 16x16, 2 input channels per group; counted as the graph computes it, not densified)
     assert cov["macs"]["fused"] == (16 * 16 * 16 * 8 + 8 * 8 * 48 * 16 + 4 * 4 * 144 * 24 + 8 * 8 * 24 * 9
                                     + 4 * 4 * 48 * 9 + 8 * 8 * 48 * 9 + 4 * 4 * 96 * 9 + 4 * 4 * 144 * 9
-                                    + 16 * 16 * 16 * 3 * 3 * 3)
+                                    + 16 * 16 * 16 * 3 * 3 * 3 + 16 * 16 * 8 * 2 * 3 * 3)
     # concats 16x16x16 + 8x8x40 + 4x4x72 bytes; left: the 8 skip channels the conv2 op copies (the
     # depthwise skips write in place)
     assert cov["copy_bytes"] == {"builtin": 4096 + 2560 + 1152, "fused": 16 * 16 * 8,
@@ -681,6 +683,53 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
         g.save(bad)
         with pytest.raises(rt.ModelLoadError, match=msg):
             rt.Model(bad)
+
+
+@pytest.mark.parametrize("cin, cout, groups, stride, fused", [
+    (32, 16, 16, 1, True),   # CSPMobileNet-v2's stage-1 grouped 3x3: 2 input channels -> 1 output per group
+    (16, 32, 4, 2, True),    # 4 -> 8 per group, strided
+    (64, 64, 32, 1, True),   # MAX_DENSIFIED_GROUPS
+    (66, 66, 33, 1, False),  # more groups than that: stays builtin (densified, 33x the MACs)
+])
+def test_grouped_conv_runs_dense_on_our_kernels_bit_exact(tmp, cin, cout, groups, stride, fused):
+    """A grouped CONV_2D becomes a KcspConv2D with block-diagonal dense weights: the zeros add
+    exact zeros, so it is bit-exact under XNNPACK, TFLite's builtin and reference kernels (each op
+    alone) and in the whole model."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.patterns import MAX_DENSIFIED_GROUPS
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(7)
+    inp = tf.keras.Input((12, 12, cin))
+    y = L.Conv2D(cin, 1, activation="relu")(inp)
+    y = L.Conv2D(cout, 3, strides=stride, padding="same", groups=groups, activation="relu")(y)
+    out = L.Conv2D(8, 1)(y)
+    src = str(tmp / f"grouped_{groups}.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (12, 12, cin), src)
+    dst = str(tmp / f"grouped_{groups}_fused.tflite")
+    rep = fuse(src, dst, samples=4)
+    convs = [f for f in rep["fused"] if f["op"] == "KcspConv2D"]
+    if not fused:
+        assert groups > MAX_DENSIFIED_GROUPS and convs == [] and rep["ops_after"]["CONV_2D"] == 3
+        assert any("33 groups" in r["reason"] for r in rep["left"]), rep["left"]
+        return
+    assert rep["fallbacks"] == []
+    assert [c["conv"] for c in convs] == [f"3x3/s{stride} {cin}->{cout} (grouped, run dense)"]
+    assert rep["ops_after"]["CONV_2D"] == 2, rep["ops_after"]
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert _equal_outputs(src, dst)
+    # the densified weights: each output channel keeps its group's weights, zeros elsewhere
+    g0, g1 = Graph.load(src), Graph.load(dst)
+    w0 = next(g0.constant(int(o.inputs[1])) for o in g0.ops()
+              if g0.op_type(o) == "CONV_2D" and g0.constant(int(o.inputs[1])).shape[3] != g0.shape(int(o.inputs[0]))[3])
+    w1 = next(g1.constant(int(o.inputs[1])) for o in g1.ops() if g1.op_type(o) == "KcspConv2D")
+    per, opg = cin // groups, cout // groups
+    assert w1.shape == (cout, 3, 3, cin)
+    for o in range(cout):
+        gi = o // opg
+        assert np.array_equal(w1[o, :, :, gi * per:(gi + 1) * per], w0[o])
+        assert not np.any(np.delete(w1[o], np.s_[gi * per:(gi + 1) * per], axis=2))
 
 
 @pytest.mark.parametrize("pool, stride, padding, relu", [

@@ -122,6 +122,16 @@ def _bias_tensor(g: Graph, conv, name):
     return g.add_tensor(name + "/kcsp_zero_bias", [cout], np.int32, data=np.zeros(cout, np.int32))
 
 
+def _weights_tensor(g: Graph, conv, name):
+    """The conv's weight tensor; a grouped conv's densified weights as a new tensor with the same
+    per-output-channel scales."""
+    if conv.dense_weights is None:
+        return conv.weights
+    scales, zps, _ = g.quant(conv.weights)
+    return g.add_tensor(name + "/kcsp_dense_weights", list(conv.dense_weights.shape), np.int8,
+                        data=conv.dense_weights, scales=scales, zero_points=zps, quantized_dimension=0)
+
+
 def _conv_text(p) -> str:
     return f"{p['kernel_h']}x{p['kernel_w']}/s{p['stride_h']} {p['in_channels']}->{p['out_channels']}"
 
@@ -148,8 +158,9 @@ def _describe(g: Graph, m) -> dict:
         return {"op": "KcspAvgPool2D", "output": g.tensor_name(m.output), "replaces": ["AVERAGE_POOL_2D"],
                 "pool": f"{p['filter_h']}x{p['filter_w']}/s{p['stride_h']} x{p['channels']}", "conv_outputs": []}
     if isinstance(m, ConvMatch):
+        kind = " (stem)" if m.conv.dense_weights is None else " (grouped, run dense)"
         return {"op": "KcspConv2D", "output": g.tensor_name(m.output), "replaces": ["CONV_2D"],
-                "conv": _conv_text(m.conv.params) + " (stem)", "conv_outputs": [g.tensor_name(m.output)]}
+                "conv": _conv_text(m.conv.params) + kind, "conv_outputs": [g.tensor_name(m.output)]}
     if isinstance(m, BlockMatch):
         return {"op": "CspBlock", "output": g.tensor_name(m.output),
                 "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
@@ -198,7 +209,8 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
         elif isinstance(m, (DepthwiseMatch, ConvMatch)):
             op.opcodeIndex = g.custom_opcode_index(m.kind)
             c = m.dw if isinstance(m, DepthwiseMatch) else m.conv
-            op.inputs = np.asarray([m.input, c.weights, _bias_tensor(g, c, f"kcsp_{node}"), key], np.int32)
+            op.inputs = np.asarray([m.input, _weights_tensor(g, c, f"kcsp_{node}"), _bias_tensor(g, c, f"kcsp_{node}"), key],
+                                   np.int32)
             last = c.op_index
             hard = [c.op_index]
         elif isinstance(m, BlockMatch):
