@@ -801,8 +801,10 @@ def _find_grouped_convs(mt, exclude_ops, rejections):
         if i in exclude_ops or mt.type(i) != "CONV_2D":
             continue
         op = mt.ops[i]
-        W = mt.g.constant(int(op.inputs[1]))
-        if W is None or W.ndim != 4 or W.shape[3] == mt.g.shape(int(op.inputs[0]))[3]:
+        if op.inputs is None or len(op.inputs) < 2:
+            continue
+        W, xs = mt.g.constant(int(op.inputs[1])), mt.g.shape(int(op.inputs[0]))
+        if W is None or W.ndim != 4 or len(xs) != 4 or W.shape[3] == xs[3]:
             continue
         why = []
         info = mt.grouped_conv_info(i, why)
