@@ -759,19 +759,24 @@ class Matcher:
         TFLite's optimized kernels are fast for multiplier 1, but run larger multipliers as many tiny
         per-group GEMMs (CSPMobileNet-v2's x2 depthwise convs: about 8x slower than a multiplier-1
         depthwise conv with the same outputs)."""
+        return self.single_op_matches(
+            "DEPTHWISE_CONV_2D", exclude_ops, rejections,
+            lambda op: int(op.builtinOptions.depthMultiplier or 1) > 1, self.depthwise_info,
+            lambda i, info: DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
+
+    def single_op_matches(self, op_type, exclude_ops, rejections, wanted, info_of, match_of):
+        """One match per `op_type` op not in exclude_ops for which wanted(op): match_of(i, info) when
+        info_of(i, why) gives an info, else a Rejection with the last reason."""
         matches = []
         for i in range(len(self.ops)):
-            if i in exclude_ops or self.type(i) != "DEPTHWISE_CONV_2D":
-                continue
-            op = self.ops[i]
-            if int(op.builtinOptions.depthMultiplier or 1) <= 1:
+            if i in exclude_ops or self.type(i) != op_type or not wanted(self.ops[i]):
                 continue
             why = []
-            info = self.depthwise_info(i, why)
+            info = info_of(i, why)
             if info is None:
-                rejections.append(Rejection(i, "DEPTHWISE_CONV_2D", self.g.tensor_name(int(op.outputs[0])), why[-1]))
+                rejections.append(Rejection(i, op_type, self.g.tensor_name(int(self.ops[i].outputs[0])), why[-1]))
                 continue
-            matches.append(DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
+            matches.append(match_of(i, info))
         return matches
 
 
@@ -796,23 +801,15 @@ def _find_stem_convs(mt, exclude_ops):
 def _find_grouped_convs(mt, exclude_ops, rejections):
     """Grouped CONV_2D ops (weights with fewer input channels than the input) no other match took:
     one densified `KcspConv2D` each (`Matcher.grouped_conv_info`)."""
-    matches = []
-    for i in range(len(mt.ops)):
-        if i in exclude_ops or mt.type(i) != "CONV_2D":
-            continue
-        op = mt.ops[i]
+    def grouped(op):  # weights with fewer input channels than the (rank-4) input
         if op.inputs is None or len(op.inputs) < 2:
-            continue
+            return False
         W, xs = mt.g.constant(int(op.inputs[1])), mt.g.shape(int(op.inputs[0]))
-        if W is None or W.ndim != 4 or len(xs) != 4 or W.shape[3] == xs[3]:
-            continue
-        why = []
-        info = mt.grouped_conv_info(i, why)
-        if info is None:
-            rejections.append(Rejection(i, "CONV_2D", mt.g.tensor_name(int(op.outputs[0])), why[-1]))
-            continue
-        matches.append(ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i]))
-    return matches
+        return W is not None and W.ndim == 4 and len(xs) == 4 and W.shape[3] != xs[3]
+
+    return mt.single_op_matches(
+        "CONV_2D", exclude_ops, rejections, grouped, mt.grouped_conv_info,
+        lambda i, info: ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i]))
 
 
 def _find_avg_pools(mt, rejections):
