@@ -4,7 +4,8 @@ Each match (see patterns.py) becomes ONE `CUSTOM` op whose flexbuffer custom opt
 channel split, stride, padding, activation range, zero points and the per-channel fixed-point
 multipliers/shifts (TFLite's own requantization parameters). Weights and biases stay what they
 were: constant input tensors of the custom op (the original OHWI int8 weights and int32 biases,
-so the file does not grow and tools still see them), 64-byte aligned in the file because LiteRT
+so the file does not grow and tools still see them; only a grouped conv's weights are written
+anew, densified to block-diagonal OHWI, `groups` times their size), 64-byte aligned in the file because LiteRT
 hands constant custom-op inputs to the kernel as host buffers that must be aligned. The kernel
 prepacks them once, on its first run. The last input of every fused op is a tiny constant
 int8 "node key" tensor of shape [node + 1] that identifies the node to our kernel callbacks
