@@ -48,6 +48,17 @@ void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams 
   PackDepthwiseBlocks<T>(w, param_bytes, pack_params, 0, [](uint8_t*, int) {});
 }
 
+// -input_zero_point * sum over taps of w[tap][oc] (0 past the last channel): the accumulator start
+// of the SIMD kernels' interior path, which multiplies the int8 inputs as they are instead of
+// (x - zp). |zp * sum(w)| <= 128 * 128 * 64 * 64 fits int32.
+inline int32_t DepthwiseZeroPointTerm(const PackedDepthwiseInt8& w, int oc) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w, cout = w.geometry_.out_channels;
+  if (oc >= cout) return 0;
+  int32_t sum = 0;
+  for (int t = 0; t < taps; ++t) sum += w.weights_[static_cast<size_t>(t) * cout + oc];
+  return -w.quant_.input_zero_point * sum;
+}
+
 // kernel(x, tap, n_taps, o): x[i] points at channel 0 of the input slice at tap tap[i] (index
 // ky * kernel_w + kx), o at channel 0 of the output pixel's slice.
 template <typename Kernel>

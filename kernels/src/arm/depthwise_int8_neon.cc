@@ -147,13 +147,9 @@ Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w) {
         auto* zr = reinterpret_cast<int32_t*>(extra);
         bool pairs_exact = true;
         for (int j = 0; j < kNR; ++j) {
-          int32_t sum = 0;  // |zp * sum(w)| <= 128 * 128 * taps: int32 for any kernel up to 64 x 64
-          for (int t = 0; t < taps && oc0 + j < cout; ++t) {
-            const int8_t v = w->weights_[static_cast<size_t>(t) * cout + oc0 + j];
-            sum += v;
-            pairs_exact = pairs_exact && v != -128;
-          }
-          zr[j] = -w->quant_.input_zero_point * sum;
+          zr[j] = DepthwiseZeroPointTerm(*w, oc0 + j);
+          for (int t = 0; t < taps && oc0 + j < cout; ++t)
+            pairs_exact = pairs_exact && w->weights_[static_cast<size_t>(t) * cout + oc0 + j] != -128;
         }
         auto* flags = reinterpret_cast<int32_t*>(extra + kZpRowBytes);
         flags[0] = pairs_exact ? 1 : 0;

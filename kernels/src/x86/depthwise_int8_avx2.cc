@@ -140,13 +140,8 @@ Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w) {
         auto weight = [&](int t, int j) -> int16_t {
           return t < taps && oc0 + j < cout ? w->weights_[static_cast<size_t>(t) * cout + oc0 + j] : 0;
         };
-        // |zp * sum(w)| <= 128 * 127 * taps: int32 for any kernel up to 64 x 64.
         auto* zr = reinterpret_cast<int32_t*>(extra + PairBytes(*w));
-        for (int j = 0; j < kNR; ++j) {
-          int32_t sum = 0;
-          for (int t = 0; t < taps; ++t) sum += weight(t, j);
-          zr[(j % 8) / 4 * 8 + j / 8 * 4 + j % 4] = -w->quant_.input_zero_point * sum;
-        }
+        for (int j = 0; j < kNR; ++j) zr[(j % 8) / 4 * 8 + j / 8 * 4 + j % 4] = DepthwiseZeroPointTerm(*w, oc0 + j);
         for (int q = 0; q < TapPairs(*w); ++q)
           for (int half = 0; half < 2; ++half)  // vpunpcklwd (channels 0-3, 8-11), vpunpckhwd (4-7, 12-15)
             for (int lane = 0; lane < 2; ++lane)
