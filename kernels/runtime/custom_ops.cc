@@ -8,6 +8,7 @@
 
 #include "flexbuffer_reader.h"
 #include "keras_csp/conv.h"
+#include "keras_csp/elementwise.h"
 #include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
 
@@ -180,6 +181,10 @@ struct ResidualAdd {
   bool on = false;
   bool conv_is_a = false;  // the conv output is the ADD's first input
   std::vector<int8_t> lut;  // [a][b] as uint8 indices
+  // XNNPACK's qs8 vadd (numerics kXnnpack): its parameters, for the vector kernels where
+  // Int8AddParamsSupported (the table stays the exact path for every other parameter set).
+  bool xnn_formula = false;
+  Int8AddParams xnn;
 
   void Parse(const Ref& m, Numerics numerics) {
     Ref a = m.Get("add");
@@ -205,6 +210,14 @@ struct ResidualAdd {
               "xnn add multipliers out of range");
       Require(shift >= 1 && shift <= 31, "xnn add shift out of range");
       Require(bias >= INT32_MIN && bias <= INT32_MAX, "xnn add bias out of int32 range");
+      xnn.y_multiplier = static_cast<int32_t>(conv_is_a ? am : bm);
+      xnn.r_multiplier = static_cast<int32_t>(conv_is_a ? bm : am);
+      xnn.bias = static_cast<int32_t>(bias);
+      xnn.shift = static_cast<int32_t>(shift);
+      xnn.output_zero_point = zo;
+      xnn.output_min = lo;
+      xnn.output_max = hi;
+      xnn_formula = true;
       for (int x = -128; x < 128; ++x)
         for (int y = -128; y < 128; ++y) {
           // |x * am| < 2^30: int64 keeps absurd (fuzzed) parameters defined
@@ -258,6 +271,10 @@ struct ConvSpec {
   Int8QuantParams quant;
   std::unique_ptr<PackedConvInt8> packed;
   const void* packed_from = nullptr;  // weights pointer the packing was built from
+  // The element-wise op (and the ADD where its parameters allow) on the vector kernels; null when
+  // neither is on. vector_add: whether the ADD is in it (else the ADD's table runs after it).
+  std::unique_ptr<Int8PostOps> vector_post;
+  bool vector_add = false;
 
   void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     try {
@@ -328,6 +345,7 @@ struct ConvSpec {
       }
       post.Parse(m, numerics);
       add.Parse(m, numerics);  // after the element-wise op when both are on (YOLO: ADD(r, SiLU(conv)))
+      PrepareVectorPostOps();
     } catch (const FlexError& e) {
       throw FlexError(where + ": " + e.what());
     }
@@ -356,15 +374,34 @@ struct ConvSpec {
   // The element-wise op, then the residual ADD (r: `r_stride` elements per pixel, from `r_offset`), in
   // place over the conv's output (out_channels at `offset` of pixels `stride` apart), on the pool's
   // threads: every element is computed once, so the bits do not depend on the thread count.
+  void PrepareVectorPostOps() {
+    if (!post.on() && !add.on) return;
+    vector_add = add.on && add.xnn_formula && Int8AddParamsSupported(add.xnn);
+    if (!post.on() && !vector_add) return;  // only a table ADD: nothing for the vector kernels
+    // Variant::kAuto: KERAS_CSP_KERNEL_VARIANT picks these kernels too (scalar: the reference).
+    Status s = Int8PostOps::Create(post.on() ? post.lut : nullptr, vector_add ? &add.xnn : nullptr, Variant::kAuto,
+                                   &vector_post);
+    if (!s.ok()) {  // e.g. a forced variant this CPU lacks: the conv's packing reports it
+      vector_post.reset();
+      vector_add = false;
+    }
+  }
+
   void ApplyPostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
                     int r_offset, ThreadPool* pool) const {
     if (!post.on() && !add.on) return;
     const int cout = geometry.out_channels;
+    if (vector_post) {  // arguments valid by construction (stride >= channels), so it cannot fail
+      (void)ApplyInt8PostOps(*vector_post, base + offset, pixels, stride, cout, vector_add ? r + r_offset : nullptr,
+                             r_stride, pool);
+    }
+    const bool table_post = post.on() && !vector_post, table_add = add.on && !vector_add;
+    if (!table_post && !table_add) return;
     const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
     ParallelFor(pool, tasks, [&](int task) {
       const int64_t p0 = pixels * task / tasks, p1 = pixels * (task + 1) / tasks;
-      post.Apply(base + p0 * stride, p1 - p0, stride, offset, cout);
-      if (add.on) add.Apply(base + p0 * stride, p1 - p0, stride, offset, cout, r + p0 * r_stride, r_stride, r_offset);
+      if (table_post) post.Apply(base + p0 * stride, p1 - p0, stride, offset, cout);
+      if (table_add) add.Apply(base + p0 * stride, p1 - p0, stride, offset, cout, r + p0 * r_stride, r_stride, r_offset);
     });
   }
 

@@ -461,6 +461,10 @@ Status MakeProblem(const P& w, const T* in, const TensorLayout& li, const T* out
 
 }  // namespace
 
+namespace internal {
+Status ResolveInt8Variant(Variant requested, Variant* out) { return ResolveVariant(requested, false, out); }
+}  // namespace internal
+
 namespace {
 template <typename F>
 Status NoThrow(F f) {

@@ -34,6 +34,7 @@ CpuFeatures detect() {
     f.avx512f = os_avx512 && (ebx & (1u << 16));
     f.avx512bw = os_avx512 && (ebx & (1u << 30));
     f.avx512vnni = os_avx512 && (ecx & (1u << 11));
+    f.avx512vbmi = os_avx512 && (ecx & (1u << 1));
 #if defined(KCSP_AVXVNNI_AS_EVEX)  // test build: the avxvnni variant runs on AVX-512 VNNI + VL
     avx512vl = os_avx512 && (ebx & (1u << 31));
 #endif

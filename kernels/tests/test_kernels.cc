@@ -21,6 +21,7 @@
 
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
+#include "keras_csp/elementwise.h"
 #include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
 #include "keras_csp/threadpool.h"
@@ -949,6 +950,94 @@ void TestCopyChannels() {
   }
 }
 
+// Int8PostOps: every kernel this CPU runs against the scalar kernel and an int64 formula, on
+// random tables, ADD parameters up to the int32 bound, strided and dense slices, 1 and 3 threads.
+Int8AddParams RandomAddParams() {
+  Int8AddParams a;
+  const int big = RandInt(0, 2);  // 0: XNNPACK-like, 1: large multipliers, 2: at the int32 bound
+  const int32_t m = big ? (1 << 22) : (1 << 16);
+  a.y_multiplier = RandInt(-m, m);
+  a.r_multiplier = RandInt(-m, m);
+  const int64_t room = (int64_t{1} << 31) - 1 - 128 * (int64_t{std::abs(a.y_multiplier)} + std::abs(a.r_multiplier));
+  const int64_t b = big == 2 ? room : std::min<int64_t>(room, 1 << 24);
+  a.bias = static_cast<int32_t>(std::uniform_int_distribution<int64_t>(-b, b)(rng));
+  a.shift = RandInt(1, 31);
+  a.output_zero_point = RandInt(-128, 127);
+  a.output_min = RandInt(-128, 0);
+  a.output_max = RandInt(a.output_min, 127);
+  return a;
+}
+
+int8_t AddReference(const Int8AddParams& a, int y, int r) {
+  const int64_t acc = int64_t{a.bias} + int64_t{y} * a.y_multiplier + int64_t{r} * a.r_multiplier;
+  const int64_t v = (acc >> a.shift) + a.output_zero_point;
+  return static_cast<int8_t>(std::min<int64_t>(a.output_max, std::max<int64_t>(a.output_min, v)));
+}
+
+void TestPostOps(int trials) {
+  const struct {
+    Variant variant;
+    Int8PostOps::Kernel kernel;
+  } kernels[] = {{Variant::kScalar, Int8PostOps::Kernel::kScalar},
+                 {Variant::kAvx2, Int8PostOps::Kernel::kAvx2},
+                 {Variant::kAvx512Vnni, Int8PostOps::Kernel::kAvx512Vbmi},
+                 {Variant::kNeon, Int8PostOps::Kernel::kNeon}};
+  ThreadPool three(3);
+  std::string ran;
+  for (const auto& k : kernels) {
+    if (!Int8PostOpsKernelAvailable(k.kernel) || !VariantAvailable(k.variant)) continue;
+    for (int trial = 0; trial < trials; ++trial) {
+      const int mode = trial % 3;  // 0: table, 1: add, 2: both
+      std::vector<int8_t> table(256);
+      for (auto& v : table) v = static_cast<int8_t>(RandInt(-128, 127));
+      const Int8AddParams add = RandomAddParams();
+      std::unique_ptr<Int8PostOps> ops;
+      Status s = Int8PostOps::Create(mode != 1 ? table.data() : nullptr, mode != 0 ? &add : nullptr, k.variant, &ops);
+      CHECK(s.ok(), "Create: %s", s.message().c_str());
+      if (!s.ok()) continue;
+      CHECK(ops->kernel() == k.kernel, "kernel %s for variant %s", ops->kernel_name(), VariantName(k.variant));
+      const bool large = trial % 7 == 0;
+      const int64_t pixels = large ? RandInt(2000, 9000) : RandInt(1, 200);
+      const int channels = RandInt(0, 3) == 0 ? RandInt(1, 200) : 16 * RandInt(1, 4);
+      const bool dense = RandInt(0, 1);
+      const int64_t ys = dense ? channels : channels + RandInt(0, 70), rs = dense ? channels : channels + RandInt(0, 50);
+      std::vector<int8_t> y(pixels * ys), r(pixels * rs), want;
+      for (auto& v : y) v = static_cast<int8_t>(RandInt(-128, 127));
+      for (auto& v : r) v = static_cast<int8_t>(RandInt(-128, 127));
+      const int y_off = static_cast<int>(ys - channels) > 0 ? RandInt(0, static_cast<int>(ys - channels)) : 0;
+      const int r_off = static_cast<int>(rs - channels) > 0 ? RandInt(0, static_cast<int>(rs - channels)) : 0;
+      want = y;
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int c = 0; c < channels; ++c) {
+          int8_t& v = want[p * ys + y_off + c];
+          if (mode != 1) v = table[static_cast<uint8_t>(v)];
+          if (mode != 0) v = AddReference(add, v, r[p * rs + r_off + c]);
+        }
+      ThreadPool* pool = trial % 2 ? &three : nullptr;
+      s = ApplyInt8PostOps(*ops, y.data() + y_off, pixels, ys, channels, r.data() + r_off, rs, pool);
+      CHECK(s.ok() && y == want, "post ops %s mode %d: %lld pixels x %d channels, strides %lld/%lld (%s)",
+            ops->kernel_name(), mode, (long long)pixels, channels, (long long)ys, (long long)rs, s.message().c_str());
+    }
+    ran += std::string(" ") + (k.kernel == Int8PostOps::Kernel::kScalar ? "scalar" : k.kernel == Int8PostOps::Kernel::kAvx2 ? "avx2" : k.kernel == Int8PostOps::Kernel::kAvx512Vbmi ? "avx512vbmi" : "neon");
+  }
+  std::printf("post-op kernels run:%s\n", ran.c_str());
+  // Validation: out-of-range ADDs are refused (the runtime keeps its exact table for them), a
+  // missing residual is an error, not a crash.
+  Int8AddParams bad;
+  bad.y_multiplier = 1 << 24;
+  bad.r_multiplier = 1 << 24;
+  std::unique_ptr<Int8PostOps> ops;
+  CHECK(!Int8PostOps::Create(nullptr, &bad, Variant::kAuto, &ops).ok(), "int32-overflowing add accepted");
+  bad = Int8AddParams();
+  bad.shift = 0;
+  CHECK(!Int8PostOps::Create(nullptr, &bad, Variant::kAuto, &ops).ok(), "shift 0 accepted");
+  const Int8AddParams ok;
+  CHECK(Int8PostOps::Create(nullptr, &ok, Variant::kAuto, &ops).ok(), "default add refused");
+  int8_t y[4] = {};
+  CHECK(!ApplyInt8PostOps(*ops, y, 1, 4, 4, nullptr, 4).ok(), "add without a residual accepted");
+  CHECK(!ApplyInt8PostOps(*ops, y, 2, 2, 4, y, 4).ok(), "y_stride < channels accepted");
+}
+
 int main(int argc, char** argv) {
   int trials = 300;
   std::vector<std::string> expect, expect_missing;
@@ -989,6 +1078,7 @@ int main(int argc, char** argv) {
   TestTaskGrid();
   TestThreadPool();
   TestCopyChannels();
+  TestPostOps(trials);
   TestThreadsBitIdentical();
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();

@@ -11,6 +11,7 @@ struct CpuFeatures {
   bool avx512f = false;
   bool avx512bw = false;
   bool avx512vnni = false;
+  bool avx512vbmi = false;  // vpermt2b: the post ops' 256-entry table lookups
   bool avxvnni = false;  // VEX-encoded 256-bit VNNI (CPUID.(7,1):EAX bit 4)
   bool neon = false;
   bool neon_dotprod = false;
