@@ -57,14 +57,16 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
   return Status::Ok();
 }
 
-Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps) {
+Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps, bool direct_xor) {
   const ConvGeometry& g = w->geometry_;
   w->direct_1x1_ = DirectReadable1x1(g, direct_channel_multiple);
+  w->direct_1x1_xor_ = direct_xor && w->direct_1x1_ && g.out_channels <= 2 * kPackNR;
   w->row_taps_ = row_taps && !w->direct_1x1_ && RowTapsFit(g);
   // In place: the weights are vpdpbusd's unsigned operand (w + 128), the bias folds zp * sum(w)
   // and the kernel takes 128 * sum(x) off per pixel.
-  if (w->direct_1x1_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
-  // Staged: uint8 x + 128 inputs with border zp + 128, the bias folds (zp + 128) * sum(w).
+  if (w->direct_1x1_ && !w->direct_1x1_xor_) return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4, 0x80);
+  // Staged (and direct_1x1_xor_): uint8 x + 128 inputs with border zp + 128, the bias folds
+  // (zp + 128) * sum(w).
   return PackInt8Groups(w, w->quant_.input_zero_point + 128, 4, 4);
 }
 

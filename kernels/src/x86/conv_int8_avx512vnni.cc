@@ -154,10 +154,11 @@ struct TileBlocks {
 // MR pixels x NB*16 channels, MR*NB independent accumulators (enough to cover vpdpbusd's latency at
 // two per cycle), NB weight loads and MR broadcasts per MR*NB vpdpbusd. kDirect: 1x1 from the
 // int8 input (weights w + 128 as the unsigned operand, the int8 activations the signed one;
-// corr[i] = 128 * sum(x_i) comes off); otherwise uint8 staged activations, the taps' offsets
-// from a[i].
+// corr[i] = 128 * sum(x_i) comes off; kXor: PackedConvInt8::direct_1x1_xor_, the int8 activations'
+// sign bit flipped in registers against signed weights, no corr); otherwise uint8 staged
+// activations, the taps' offsets from a[i].
 // Not inlined: inside the sweep's loops GCC spilled accumulators to the stack.
-template <int MR, int NB, bool kDirect>
+template <int MR, int NB, bool kDirect, bool kXor = false>
 __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                        const TileBlocks<NB>& b, const int32_t* corr, const RequantConsts& c,
                        int8_t* const* o, int n) {
@@ -186,10 +187,10 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
       for (int i = 0; i < MR; ++i) {
         // One broadcast per pixel for the NB dot products (folding it into each vpdpbusd as a
         // {1to16} memory operand measured slower on Zen 5).
-        const __m512i x = Bcast(ap[i] + k);
+        const __m512i x = kXor ? _mm512_xor_si512(Bcast(ap[i] + k), _mm512_set1_epi8(-128)) : Bcast(ap[i] + k);
 #pragma GCC unroll 4
         for (int j = 0; j < NB; ++j)
-          acc[i][j] = kDirect ? _mm512_dpbusd_epi32(acc[i][j], wv[j], x) : _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
+          acc[i][j] = kDirect && !kXor ? _mm512_dpbusd_epi32(acc[i][j], wv[j], x) : _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
       }
     }
   }
@@ -205,8 +206,9 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
 #pragma GCC unroll 64
   for (int it = 0; it < MR * NB; ++it) {
     const int i = it / NB, j = it % NB;
-    const __m512i x = kDirect ? _mm512_sub_epi32(acc[i][j], _mm512_set1_epi32(corr[i]))
-                              : _mm512_add_epi32(acc[i][j], _mm512_load_si512(b.prm[j]));
+    const __m512i x = kXor      ? acc[i][j]
+                      : kDirect ? _mm512_sub_epi32(acc[i][j], _mm512_set1_epi32(corr[i]))
+                                : _mm512_add_epi32(acc[i][j], _mm512_load_si512(b.prm[j]));
     r[i * kSlots + j] = Requant(x, b.prm[j], c);
   }
   if constexpr (NB == 3)
@@ -264,6 +266,9 @@ void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out)
   }
 }
 
+// direct_1x1_xor_ convs take nothing off per pixel.
+void NoCorrections(const int8_t* const*, int, int, int32_t*) {}
+
 }  // namespace
 
 namespace {
@@ -276,9 +281,9 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   const int packed_blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
   // A sweep tile of m <= 24 pixels x up to 4 blocks runs register tiles of RegisterMR(NB) pixels,
   // then 4-, 2- and 1-pixel kernels for the rest (7x7 images: 49 = 2 x 24 + 1).
-  auto tile = [&](auto direct, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti,
+  auto tile = [&](auto direct, auto flip, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti,
                   const int32_t* corr, int8_t* const* o, int n) {
-    constexpr bool kDirect = decltype(direct)::value;
+    constexpr bool kDirect = decltype(direct)::value, kXor = decltype(flip)::value;
     const int b0 = ti * kTileBlocks;
     auto run = [&](auto nb) {
       constexpr int kNB = decltype(nb)::value, kMR = RegisterMR(kNB);
@@ -289,7 +294,8 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       }
       auto call = [&](auto rows, int i) {
         constexpr int kRows = decltype(rows)::value;
-        KernelTile<kRows, kNB, kDirect>(kRows, a + i, tap_off, taps, kp4, b, kDirect ? corr + i : nullptr, c, o + i, n);
+        KernelTile<kRows, kNB, kDirect, kXor>(kRows, a + i, tap_off, taps, kp4, b, kDirect && !kXor ? corr + i : nullptr,
+                                              c, o + i, n);
       };
       int i = 0;
       for (; i + kMR <= m; i += kMR) call(std::integral_constant<int, kMR>{}, i);
@@ -305,12 +311,21 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
     }
   };
   constexpr int kTileNR = kTileBlocks * kNR;
+  static const int64_t kNoOffset = 0;
+  if (w.direct_1x1_xor_) {
+    return SweepInt8Direct1x1<kSweepMR, kTileNR>(
+        w, p, in, out, int64_t{64 * 1024}, NoCorrections,
+        [&](int m, const int8_t* const* a, const int32_t*, int ti, int8_t* const* o, int n) {
+          tile(std::true_type{}, std::true_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti,
+               nullptr, o, n);
+        });
+  }
   if (w.direct_1x1_) {
-    static const int64_t kNoOffset = 0;
     return SweepInt8Direct1x1<kSweepMR, kTileNR>(
         w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
         [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
-          tile(std::true_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti, corr, o, n);
+          tile(std::true_type{}, std::false_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti,
+               corr, o, n);
         });
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
@@ -318,7 +333,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
-        tile(std::false_type{}, m, a, tap_off, taps, ti, nullptr, o, n);
+        tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, ti, nullptr, o, n);
       });
 }
 
