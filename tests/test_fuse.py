@@ -374,7 +374,9 @@ def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     if name.startswith("yolo"):
         fused_ops = {"CspBlock": fused_ops}
     """The paper's mobile models and the YOLO backbones (untrained, PTQ): every fused op kept (YOLOv8:
-    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every model's 3-channel stem conv a KcspConv2D,
+    3 C2f + SPPF; YOLOv5: 3 C3 + SPPF, all CspBlocks; every other YOLO conv, SiLU included, a
+    KcspConv2D: the stem, the three down-sampling convs, the three transitions, SPPF's cv2; the
+    mobile models' 3-channel stem conv a KcspConv2D,
     PeleeNet's two transition average pools KcspAvgPool2Ds, CSPMobileNet-v2's grouped 3x3 a dense
     KcspConv2D),
     outputs bit-identical to the int8 model on the digits test split under all three kernel sets."""
@@ -386,8 +388,9 @@ def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):
     rep = _fuse_and_run(export_ptq_int8(name, str(out / "model_int8.tflite"), 32), str(out), lambda line: None)
     if isinstance(fused_ops, dict):  # every block one CspBlock
         (kind, count), = fused_ops.items()
-        assert rep["fused_ops"] == count + 1 and rep["ops_after"].get(kind) == count, rep["ops_after"]
-        assert rep["ops_after"].get("KcspConv2D") == 1, rep["ops_after"]
+        after = rep["ops_after"]
+        assert rep["fused_ops"] == count + 8 and after.get(kind) == count and after.get("KcspConv2D") == 8, after
+        assert not {"CONV_2D", "LOGISTIC", "MUL"} & set(after), after
     else:
         assert rep["fused_ops"] == fused_ops
     n = rep["accuracy"]["examples"]
@@ -538,9 +541,13 @@ def test_yolo_blocks_fuse_as_whole_blocks_bit_exact(tmp):
     _convert_int8(model, shape, src)
     dst = str(tmp / "yolo_fused.tflite")
     rep = fuse(src, dst, samples=4)
-    assert rep["fallbacks"] == [] and rep["fused_ops"] == 4
+    assert rep["fallbacks"] == [] and rep["fused_ops"] == 7
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
-    assert rep["fused"][3]["op"] == "KcspConv2D"  # the 3-channel stem (its SiLU stays builtin)
+    # the 3-channel stem and the three transitions, each with its SiLU (LOGISTIC, MUL)
+    convs = rep["fused"][3:]
+    assert [f["op"] for f in convs] == ["KcspConv2D"] * 4
+    assert convs[0]["conv"].endswith("(stem, with its element-wise chain)")
+    assert all(f["replaces"] == ["CONV_2D", "LOGISTIC", "MUL"] for f in convs)
     blocks = {f["steps"][-1]: f for f in rep["fused"][:3]}
     assert all(f["op"] == "CspBlock" and f["concat_inputs"] == 4 and f["inputs"] == 1 for f in rep["fused"][:3])
     # C2f: cv1 (1x1, into both halves), 2 x (3x3 into scratch, 3x3 + ADD into place)
@@ -557,8 +564,7 @@ def test_yolo_blocks_fuse_as_whole_blocks_bit_exact(tmp):
     assert cov["copy_bytes"]["builtin"] == 3 * 8 * 8 * 32 + 2 * 8 * 8 * 8
     after = rep["ops_after"]
     assert after["CspBlock"] == 3 and not {"SPLIT", "ADD", "MAX_POOL_2D", "CONCATENATION"} & set(after)
-    # the three transitions stay builtin convs; they and the stem keep their SiLU ops
-    assert after["CONV_2D"] == 3 and after["KcspConv2D"] == 1 and after["LOGISTIC"] == after["MUL"] == 4
+    assert after["KcspConv2D"] == 4 and not {"CONV_2D", "LOGISTIC", "MUL"} & set(after)
     assert _equal_outputs(src, dst, n=4, modes=("", "builtin", "reference"))
     # same bits at 2 threads
     x = np.random.default_rng(1).integers(-128, 128, (1,) + shape).astype(np.int8)
@@ -583,7 +589,9 @@ def test_block_used_outside_keeps_that_tensor(tmp):
     src = str(tmp / "outside.tflite")
     _convert_int8(tf.keras.Model(inp, [out, L.Conv2D(2, 1)(p1)]), (8, 8, 4), src)
     rep = fuse(src, str(tmp / "outside_fused.tflite"), samples=3)
-    (f,) = rep["fused"]
+    (f,) = [f for f in rep["fused"] if f["op"] == "CspBlock"]
+    # the 1x1 conv and its SiLU, outside the block: a KcspConv2D of their own
+    assert [x["replaces"] for x in rep["fused"] if x["op"] == "KcspConv2D"] == [["CONV_2D", "LOGISTIC", "MUL"]]
     assert f["op"] == "CspBlock" and f["inputs"] == 2 and f["steps"] == ["copy", "copy", "max_pool"]
     assert rep["coverage"]["copy_bytes"]["fused"] == 2 * 8 * 8 * 4
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
@@ -671,8 +679,11 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
     assert _equal_outputs(src, dst)
     # options that do not fit the model: a clear error, not a crash or wrong bits
+    add = {"conv_input": 0, "a_zero_point": 0, "b_zero_point": 0, "output_zero_point": 0, "act_min": -128,
+           "act_max": 127, "a_multiplier": 1 << 30, "a_shift": 0, "b_multiplier": 1 << 30, "b_shift": 0,
+           "output_multiplier": 1 << 30, "output_shift": 0, "xnn_unsupported": True}
     for edit, msg in (({"in_channels": cin + 1}, "must be NHWC with at least in_offset"),
-                      ({"post": "table", "post_table_xnnpack": [0] * 256}, "KcspConv2D takes no post op")):
+                      ({"add": add}, "KcspConv2D takes no residual add")):
         g = Graph.load(dst)
         op = next(o for o in g.ops() if g.op_type(o) == "KcspConv2D")
         opts = dict(flexbuffers.Loads(bytes(op.customOptions)))
@@ -683,6 +694,39 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
         g.save(bad)
         with pytest.raises(rt.ModelLoadError, match=msg):
             rt.Model(bad)
+
+
+def test_activated_convs_run_on_our_kernels_bit_exact(tmp):
+    """A CONV_2D outside every CSP pattern followed by an element-wise chain (SiLU as x * LOGISTIC(x),
+    HARD_SWISH, LEAKY_RELU) becomes one KcspConv2D that applies the chain in place (the vector post
+    ops); a conv whose output is also read elsewhere, or one with only a fused activation, stays
+    builtin. Bit-exact under XNNPACK, TFLite's builtin and reference kernels, at 1 and 2 threads."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(3)
+    inp = tf.keras.Input((12, 12, 8))
+    a = L.Conv2D(24, 3, strides=2, padding="same", activation="silu")(inp)      # 3x3/2 + SiLU
+    b = L.Conv2D(40, 1, activation="hard_swish")(a)                            # 1x1 + HARD_SWISH
+    c = L.LeakyReLU(0.1)(L.Conv2D(16, 3, padding="same")(b))                   # 3x3 + LEAKY_RELU
+    d = L.Conv2D(16, 1, activation="relu")(c)                                  # fused ReLU only: builtin
+    e = L.Conv2D(16, 1)(d)
+    out = L.Add()([L.Activation("sigmoid")(e), e])                             # e read twice: builtin
+    src = str(tmp / "act.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (12, 12, 8), src)
+    dst = str(tmp / "act_fused.tflite")
+    rep = fuse(src, dst, samples=4)
+    convs = [f for f in rep["fused"] if f["op"] == "KcspConv2D"]
+    assert rep["fallbacks"] == [] and len(convs) == 3, rep["fused"]
+    assert [f["replaces"] for f in convs] == [["CONV_2D", "LOGISTIC", "MUL"], ["CONV_2D", "HARD_SWISH"],
+                                              ["CONV_2D", "LEAKY_RELU"]]
+    assert all(f["conv"].endswith("(with its element-wise chain)") for f in convs)
+    assert rep["ops_after"]["CONV_2D"] == 2 and "HARD_SWISH" not in rep["ops_after"]
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert _equal_outputs(src, dst, n=4, modes=("", "builtin", "reference"))
+    x = np.random.default_rng(2).integers(-128, 128, (1, 12, 12, 8)).astype(np.int8)
+    np.testing.assert_array_equal(rt.Model(dst, num_threads=1).run(x)[0], rt.Model(dst, num_threads=2).run(x)[0])
 
 
 @pytest.mark.parametrize("cin, cout, groups, stride, fused", [

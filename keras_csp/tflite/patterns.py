@@ -19,7 +19,9 @@ depthwise one:
 * `AvgPoolMatch` (-> KcspAvgPool2D): an int8 AVERAGE_POOL_2D (DenseNet transitions): XNNPACK has
   no signed int8 average pool, so LiteRT runs it in TFLite's own kernels, slowly.
 * `ConvMatch` (-> KcspConv2D): a stem CONV_2D (an RGB or grayscale input: at most 4 input
-  channels, a kernel larger than 1x1) on our kernels; no concat involved.
+  channels, a kernel larger than 1x1), a grouped CONV_2D (run dense), or any other CONV_2D followed
+  by an element-wise chain (SiLU, HARD_SWISH, LEAKY_RELU, ...: applied in place after the conv) on
+  our kernels; no concat involved.
 
 A conv inside a pattern may carry what follows it: a LEAKY_RELU, a residual ADD (partial convs), or
 a chain of element-wise ops (TABLE_OPS, SiLU as x * LOGISTIC(x)) that `tables.py` turns into
@@ -147,6 +149,7 @@ class ConvMatch:
     conv: ConvInfo
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspConv2D"
+    role: str = "stem"  # "stem", "grouped" (run dense) or "activated" (with its element-wise chain)
 
 
 @dataclass
@@ -798,6 +801,26 @@ def _find_stem_convs(mt, exclude_ops):
     return matches
 
 
+def _find_activated_convs(mt, exclude_ops):
+    """CONV_2D ops followed by an element-wise chain (SiLU as x * LOGISTIC(x), HARD_SWISH, LEAKY_RELU,
+    ... 1-4 steps) that no other match took: one KcspConv2D each, the chain run in place by the
+    vector post-op kernels. The stock kernels run the chain as separate passes (LOGISTIC, then MUL),
+    and every builtin op between two fused ops hands the CPU from our threads to LiteRT's and back
+    (YOLO backbones: the down-sampling convs and C2f / C3 transitions between the blocks). The
+    longest chain per conv."""
+    best = {}
+    for i in range(len(mt.ops)):
+        if mt.type(i) not in TABLE_OPS and mt.type(i) != "MUL":
+            continue
+        info = mt.conv_producing(int(mt.ops[i].outputs[0]), [])
+        if info is None or not info.post_ops or info.op_index in exclude_ops or set(info.post_ops) & exclude_ops:
+            continue
+        if len(info.post_ops) > len(best.get(info.op_index, info).post_ops) or info.op_index not in best:
+            best[info.op_index] = info
+    return [ConvMatch(output=c.output, input=c.input, conv=c, removed_ops=[c.op_index] + list(c.post_ops),
+                      role="activated") for _, c in sorted(best.items())]
+
+
 def _find_grouped_convs(mt, exclude_ops, rejections):
     """Grouped CONV_2D ops (weights with fewer input channels than the input) no other match took:
     one densified `KcspConv2D` each (`Matcher.grouped_conv_info`)."""
@@ -809,7 +832,7 @@ def _find_grouped_convs(mt, exclude_ops, rejections):
 
     return mt.single_op_matches(
         "CONV_2D", exclude_ops, rejections, grouped, mt.grouped_conv_info,
-        lambda i, info: ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i]))
+        lambda i, info: ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i], role="grouped"))
 
 
 def _find_avg_pools(mt, rejections):
@@ -875,9 +898,11 @@ def find_matches(g: Graph):
     pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                      + [c for b in blocks for c in b.convs])
     taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops} | {c.op_index for c in pattern_convs}
+    activated = _find_activated_convs(mt, taken_ops)
+    taken_ops |= {i for m in activated for i in m.removed_ops}
     stems = _find_stem_convs(mt, taken_ops)
     grouped = _find_grouped_convs(mt, taken_ops, rejections)
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
-    attach_tables(g, pattern_convs)
-    return dense + partial + blocks + depthwise + stems + grouped + pools, rejections, mt
+    attach_tables(g, pattern_convs + [m.conv for m in activated])
+    return dense + partial + blocks + depthwise + activated + stems + grouped + pools, rejections, mt

@@ -641,7 +641,7 @@ class SingleConvKernel : public NodeKernel {
       dw_.Parse(m, "depthwise", numerics);
     } else {
       conv_.Parse(m, "conv", numerics);
-      Require(!conv_.post.on() && !conv_.add.on, "KcspConv2D takes no post op");
+      Require(!conv_.add.on, "KcspConv2D takes no residual add");  // an element-wise post op it takes
     }
   }
 
@@ -686,10 +686,13 @@ class SingleConvKernel : public NodeKernel {
     auto* dst = static_cast<int8_t*>(out[0]);
     Status st = depthwise_ ? DepthwiseConv2DInt8(*dw_.packed, src, li, dst, lo, pool)
                            : Conv2DInt8(*conv_.packed, src, li, dst, lo, pool);
-    return st.ok() ? "" : std::string("kernel failed: ") + st.message();
+    if (!st.ok()) return std::string("kernel failed: ") + st.message();
+    if (!depthwise_)
+      conv_.ApplyPostOps(dst, int64_t(n) * os.out_h * os.out_w, g.out_channels, 0, nullptr, 0, 0, pool);
+    return "";
   }
 
-  std::string Describe() const override { return depthwise_ ? dw_.Describe() : "stem " + conv_.Describe(); }
+  std::string Describe() const override { return depthwise_ ? dw_.Describe() : "conv " + conv_.Describe(); }
 
  private:
   const ConvGeometry& geometry() const { return depthwise_ ? dw_.options.geometry : conv_.geometry; }
