@@ -368,6 +368,38 @@ def test_tune_whole_model_check_returns_ops_until_the_model_is_not_slower(partia
     assert any("whole-model check" in x["reason"] for x in rep["left"])
 
 
+@pytest.mark.parametrize("every_ms, fused", [(0.8, 2), (1.05, 1)])
+def test_tune_keeps_every_op_when_that_model_is_faster(partial, tmp, monkeypatch, every_ms, fused):
+    """Each op returned to the builtins adds hand-overs between LiteRT's threads and ours, so where an
+    op loses alone the model with every candidate fused is timed too and kept when it is the faster
+    model (stubbed timings: one op wins alone, one loses; the model with both at 0.8 ms beats the
+    winner alone at 0.95 ms and both stay; at 1.05 ms it does not, and the loser stays builtin)."""
+    from click.testing import CliRunner
+
+    from keras_csp.cli import cli
+    from keras_csp.tflite import bench
+
+    def time_patterns(g, matches, **kw):
+        return [{"op": "CspPartialConv", "output": f"t{i}", "detail": "conv", "builtin_ms": 1.0, "fused_ms": 1.0 / s,
+                 "speedup": s} for i, s in zip(range(len(matches)), (1.1, 0.9))]
+
+    def compare_models(paths, **kw):
+        fused_ops = Graph.load(paths[0]).op_counts().get("CspPartialConv", 0)
+        return {"models": [{"median_ms": every_ms if fused_ops == 2 else 0.95}, {"median_ms": 1.0}]}
+
+    monkeypatch.setattr(bench, "time_patterns", time_patterns)
+    monkeypatch.setattr(bench, "compare_models", compare_models)
+    rep = fuse(partial, tmp / "tune_every.tflite", tune=True, tune_runs=1)
+    t = rep["tuning"]
+    assert rep["fused_ops"] == fused and t["kept"] == fused and t["candidates"] == 2
+    assert [s["fused_ops"] for s in t["whole_model"]] == [2, 1] and t["whole_model"][0]["every_candidate"]
+    assert bool(t["ops"][1].get("kept_by_model_check")) == (fused == 2)
+    assert sum("fuse --tune" in x["reason"] for x in rep["left"]) == 2 - fused
+    r = CliRunner().invoke(cli, ["fuse", partial, str(tmp / "tune_every_cli.tflite"), "--tune"])
+    assert r.exit_code == 0, r.output
+    assert "whole model, 2 fused op(s) (every candidate)" in r.output
+
+
 @pytest.mark.parametrize("name, fused_ops", [("cspmobilenetv2_tiny", 8), ("csppeleenet_tiny", 9),
                                              ("yolov8_backbone_tiny", 4), ("yolov5_cspdarknet_tiny", 4)])
 def test_mobile_models_fused_bit_identical_on_digits(tmp, name, fused_ops):

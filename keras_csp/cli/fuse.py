@@ -46,7 +46,12 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, e
         t = rep["tuning"]
         click.echo(f"--tune ({t['threads']} thread(s)): kept {t['kept']} of {t['candidates']} candidate(s)")
         for r in t["ops"]:
-            click.echo(f"  {_pattern_timing(r)}  {'kept' if r['kept'] else 'left as builtins'}")
+            why = (" (slower alone, kept: the model with every op fused was faster)" if r.get("kept_by_model_check")
+                   else " (by the whole-model check)" if r.get("dropped_by_model_check") else "")
+            click.echo(f"  {_pattern_timing(r)}  {'kept' if r['kept'] else 'left as builtins'}{why}")
+        for st in t["whole_model"]:
+            click.echo(f"  whole model, {st['fused_ops']} fused op(s){' (every candidate)' if st.get('every_candidate') else ''}: "
+                       f"{st['speedup']:.3f}x the builtin model")
     click.echo(f"ops before: {rep['ops_before']}")
     click.echo(f"ops after:  {rep['ops_after']}")
     if rep["fallbacks"]:
