@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "keras_csp/elementwise.h"
 
@@ -17,6 +18,19 @@ Status ResolveInt8Variant(Variant requested, Variant* out);
 inline int8_t AddInt8(const Int8AddParams& a, int32_t y, int32_t r) {
   const int32_t v = ((a.bias + y * a.y_multiplier + r * a.r_multiplier) >> a.shift) + a.output_zero_point;
   return static_cast<int8_t>(std::min(a.output_max, std::max(a.output_min, v)));
+}
+
+// The per-ISA kernels' loop over runs: run(table, add, y_i, r_i, n) per run, with table / add as
+// std::bool_constant (resolved once, so each ISA instantiates its three op combinations).
+template <typename RunOne>
+void ForEachRun(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
+                int64_t r_stride, RunOne run) {
+  auto loop = [&](auto table, auto add) {
+    for (int64_t i = 0; i < runs; ++i) run(table, add, y + i * y_stride, decltype(add)::value ? r + i * r_stride : nullptr, n);
+  };
+  if (ops.has_table_ && ops.has_add_) loop(std::true_type{}, std::true_type{});
+  else if (ops.has_table_) loop(std::true_type{}, std::false_type{});
+  else if (ops.has_add_) loop(std::false_type{}, std::true_type{});
 }
 
 // `runs` runs of `n` elements: run i at y + i * y_stride (and r + i * r_stride with an add).

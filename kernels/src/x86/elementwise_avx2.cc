@@ -101,20 +101,14 @@ void Run(const Consts& k, int8_t* y, const int8_t* r, int64_t n) {
   }
 }
 
-template <bool kTable, bool kAdd>
-void Runs(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
-          int64_t r_stride) {
-  const Consts k(ops);
-  for (int64_t i = 0; i < runs; ++i) Run<kTable, kAdd>(k, y + i * y_stride, kAdd ? r + i * r_stride : nullptr, n);
-}
-
 }  // namespace
 
 void PostOpsAvx2(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
                  int64_t r_stride) {
-  if (ops.has_table_ && ops.has_add_) Runs<true, true>(ops, y, runs, y_stride, n, r, r_stride);
-  else if (ops.has_table_) Runs<true, false>(ops, y, runs, y_stride, n, r, r_stride);
-  else if (ops.has_add_) Runs<false, true>(ops, y, runs, y_stride, n, r, r_stride);
+  const Consts k(ops);
+  ForEachRun(ops, y, runs, y_stride, n, r, r_stride, [&](auto table, auto add, int8_t* yi, const int8_t* ri, int64_t len) {
+    Run<decltype(table)::value, decltype(add)::value>(k, yi, ri, len);
+  });
 }
 
 }  // namespace internal
