@@ -11,6 +11,9 @@
 //     (the whole output buffer) are bit-identical (differential check);
 //   * a rejected call leaves its output buffer untouched.
 // Calls whose (valid) work would exceed kMaxMacs are skipped to keep executions fast.
+// The element-wise post ops (elementwise.h) ride on the helpers' inputs: fuzzed tables and ADD
+// parameters (refused when out of range), strides and channel counts, every kernel against the
+// scalar one on buffers of exactly the size the call reads.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cmath>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "keras_csp/conv.h"
+#include "keras_csp/elementwise.h"
 
 using namespace keras_csp;
 
@@ -408,6 +412,52 @@ void FuzzF32(FuzzedDataProvider& f) {
   }
 }
 
+void FuzzPostOps(FuzzedDataProvider& f) {
+  std::vector<int8_t> table(256);
+  for (auto& t : table) t = f.ConsumeIntegral<int8_t>();
+  Int8AddParams a;
+  a.y_multiplier = f.ConsumeBool() ? f.ConsumeIntegralInRange<int32_t>(-(1 << 22), 1 << 22) : f.ConsumeIntegral<int32_t>();
+  a.r_multiplier = f.ConsumeBool() ? f.ConsumeIntegralInRange<int32_t>(-(1 << 22), 1 << 22) : f.ConsumeIntegral<int32_t>();
+  a.bias = f.ConsumeIntegral<int32_t>();
+  a.shift = f.ConsumeIntegralInRange<int32_t>(-1, 33);
+  a.output_zero_point = f.ConsumeIntegralInRange<int32_t>(-130, 130);
+  a.output_min = f.ConsumeIntegralInRange<int32_t>(-130, 130);
+  a.output_max = f.ConsumeIntegralInRange<int32_t>(-130, 130);
+  const bool with_table = f.ConsumeBool(), with_add = f.ConsumeBool();
+  const Variant v = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni, Variant::kAvxVnni,
+                                        Variant::kNeon, Variant::kNeonDotprod, Variant::kSme});
+  std::unique_ptr<Int8PostOps> ops, ref;
+  const Status s = Int8PostOps::Create(with_table ? table.data() : nullptr, with_add ? &a : nullptr, v, &ops);
+  if (!s.ok()) {
+    if (with_add && Int8AddParamsSupported(a) && s.code() != StatusCode::kUnsupported) Die("post ops refused", s);
+    return;
+  }
+  if (!Int8PostOps::Create(with_table ? table.data() : nullptr, with_add ? &a : nullptr, Variant::kScalar, &ref).ok())
+    Die("scalar post ops refused what another kernel took", s);
+  const int64_t pixels = f.ConsumeIntegralInRange<int64_t>(-1, 300);
+  const int channels = f.ConsumeIntegralInRange<int>(-1, 130);
+  const int64_t ys = channels + f.ConsumeIntegralInRange<int64_t>(-2, 40), rs = channels + f.ConsumeIntegralInRange<int64_t>(-2, 40);
+  // what an accepted call reads and writes: pixels - 1 strides and one pixel's channels
+  const bool valid = pixels >= 0 && channels >= 0 && (pixels <= 1 || (ys >= channels && (!with_add || rs >= channels)));
+  auto need = [&](int64_t stride) { return pixels > 0 && channels > 0 ? (pixels - 1) * stride + channels : 0; };
+  if (!valid) {  // refused before any access
+    int8_t one = 0;
+    if (ApplyInt8PostOps(*ops, &one, pixels, ys, channels, &one, rs).ok() && pixels > 0 && channels > 0 &&
+        (with_table || with_add))  // an empty op list touches nothing and accepts anything
+      Die("invalid post-op call accepted", Status::Ok());
+    return;
+  }
+  if (need(ys) > kMaxElems || need(rs) > kMaxElems) return;
+  std::vector<int8_t> y(need(ys)), r(with_add ? need(rs) : 0);
+  for (auto& b : y) b = f.ConsumeIntegral<int8_t>();
+  for (auto& b : r) b = f.ConsumeIntegral<int8_t>();
+  std::vector<int8_t> y2 = y;
+  const Status a1 = ApplyInt8PostOps(*ops, y.empty() ? nullptr : y.data(), pixels, ys, channels, r.empty() ? nullptr : r.data(), rs);
+  const Status a2 = ApplyInt8PostOps(*ref, y2.empty() ? nullptr : y2.data(), pixels, ys, channels, r.empty() ? nullptr : r.data(), rs);
+  if (a1.ok() != a2.ok()) Die("post-op kernels disagree on validity", a1.ok() ? a2 : a1);
+  if (y != y2) Die("post-op kernel differs from the scalar one", a1);
+}
+
 void FuzzHelpers(FuzzedDataProvider& f) {
   const ConvGeometry g = Geometry(f);
   ConvOutputShape s;
@@ -425,6 +475,7 @@ void FuzzHelpers(FuzzedDataProvider& f) {
                       &amin, &amax);
   Variant v;
   (void)ParseVariant(f.ConsumeRandomLengthString(16), &v);
+  FuzzPostOps(f);
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ void Run(const Consts& k, int8_t* y, const int8_t* r, int64_t n) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), v);
   }
   for (; c + 16 <= n; c += 16) {
-    const __m128i v = Post16<kTable, kAdd>(k, _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + c)), r + c);
+    const __m128i v = Post16<kTable, kAdd>(k, _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + c)), kAdd ? r + c : nullptr);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(y + c), v);
   }
   if (c < n) {
