@@ -92,6 +92,8 @@ def main():
         keras_model("yolo_blocks", (4, 4, 3), lambda x: yolo_blocks(x)),
         # a 3-channel strided stem conv alone (KcspConv2D)
         keras_model("stem", (6, 6, 3), lambda x: L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)),
+        # a strided conv with its SiLU outside any CSP pattern (KcspConv2D with a post table)
+        keras_model("conv_silu", (6, 6, 5), lambda x: L.Conv2D(4, 3, strides=2, padding="same", activation="silu")(x)),
         # a DenseNet transition's 2x2 average pool (KcspAvgPool2D)
         keras_model("avg_pool", (4, 4, 3), lambda x: L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))),
     ]
