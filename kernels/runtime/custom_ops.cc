@@ -371,9 +371,6 @@ struct ConvSpec {
     return "";
   }
 
-  // The element-wise op, then the residual ADD (r: `r_stride` elements per pixel, from `r_offset`), in
-  // place over the conv's output (out_channels at `offset` of pixels `stride` apart), on the pool's
-  // threads: every element is computed once, so the bits do not depend on the thread count.
   void PrepareVectorPostOps() {
     if (!post.on() && !add.on) return;
     vector_add = add.on && add.xnn_formula && Int8AddParamsSupported(add.xnn);
@@ -387,6 +384,9 @@ struct ConvSpec {
     }
   }
 
+  // The element-wise op, then the residual ADD (r: `r_stride` elements per pixel, from `r_offset`), in
+  // place over the conv's output (out_channels at `offset` of pixels `stride` apart), on the pool's
+  // threads: every element is computed once, so the bits do not depend on the thread count.
   void ApplyPostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
                     int r_offset, ThreadPool* pool) const {
     if (!post.on() && !add.on) return;
