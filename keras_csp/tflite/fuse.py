@@ -50,8 +50,8 @@ from flatbuffers import flexbuffers
 from .blocks import BlockMatch
 from .coverage import coverage
 from .graph import Graph
-from .patterns import (STEM_MAX_IN_CHANNELS, AvgPoolMatch, ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch,
-                       Rejection, find_matches)
+from .patterns import (AvgPoolMatch, ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection,
+                       find_matches, is_stem_conv)
 from .schema import schema
 
 OPTIONS_VERSION = 1
@@ -161,9 +161,8 @@ def _describe(g: Graph, m) -> dict:
                 "pool": f"{p['filter_h']}x{p['filter_w']}/s{p['stride_h']} x{p['channels']}", "conv_outputs": []}
     if isinstance(m, ConvMatch):
         p = m.conv.params
-        stem = p["in_channels"] <= STEM_MAX_IN_CHANNELS and p["kernel_h"] * p["kernel_w"] > 1
         kind = {"stem": " (stem)", "grouped": " (grouped, run dense)",
-                "activated": " (stem, with its element-wise chain)" if stem else " (with its element-wise chain)"}
+                "activated": " (stem, with its element-wise chain)" if is_stem_conv(p) else " (with its element-wise chain)"}
         return {"op": "KcspConv2D", "output": g.tensor_name(m.output),
                 "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
                 "conv": _conv_text(p) + kind[m.role], "conv_outputs": [g.tensor_name(m.output)]}
@@ -218,7 +217,7 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
             op.inputs = np.asarray([m.input, _weights_tensor(g, c, f"kcsp_{node}"), _bias_tensor(g, c, f"kcsp_{node}"), key],
                                    np.int32)
             last = c.op_index
-            hard = list(m.removed_ops) or [c.op_index]  # a KcspConv2D's element-wise chain goes too
+            hard = list(m.removed_ops)  # the conv, and a KcspConv2D's element-wise chain
         elif isinstance(m, BlockMatch):
             op.opcodeIndex = g.custom_opcode_index("CspBlock")
             ins = list(m.inputs)

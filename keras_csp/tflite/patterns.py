@@ -172,6 +172,11 @@ STEM_MAX_IN_CHANNELS = 4
 MAX_DENSIFIED_GROUPS = 32
 
 
+def is_stem_conv(params) -> bool:
+    """A stem conv's shape: at most STEM_MAX_IN_CHANNELS input channels, a kernel larger than 1x1."""
+    return params["in_channels"] <= STEM_MAX_IN_CHANNELS and params["kernel_h"] * params["kernel_w"] > 1
+
+
 @dataclass
 class DenseBlockMatch:
     output: int
@@ -795,7 +800,7 @@ def _find_stem_convs(mt, exclude_ops):
         if info is None:
             continue  # reported as "not part of a fusable CSP pattern" by fuse()
         p = info.params
-        if p["in_channels"] > STEM_MAX_IN_CHANNELS or p["kernel_h"] * p["kernel_w"] == 1:
+        if not is_stem_conv(p):
             continue
         matches.append(ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i]))
     return matches
@@ -815,7 +820,7 @@ def _find_activated_convs(mt, exclude_ops):
         info = mt.conv_producing(int(mt.ops[i].outputs[0]), [])
         if info is None or not info.post_ops or info.op_index in exclude_ops or set(info.post_ops) & exclude_ops:
             continue
-        if len(info.post_ops) > len(best.get(info.op_index, info).post_ops) or info.op_index not in best:
+        if info.op_index not in best or len(info.post_ops) > len(best[info.op_index].post_ops):
             best[info.op_index] = info
     return [ConvMatch(output=c.output, input=c.input, conv=c, removed_ops=[c.op_index] + list(c.post_ops),
                       role="activated") for _, c in sorted(best.items())]

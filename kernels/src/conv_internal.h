@@ -178,7 +178,7 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
 // The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
 // in_channels % direct_channel_multiple == 0 read the int8 input in place (direct_1x1_), others
 // stage uint8 x + 128; with row_taps, KxK convs of 1-3 input channels take kernel rows as taps.
-// direct_xor: PackedConvInt8::direct_1x1_xor_ for one-block 1x1 convs (the AVX-512 VNNI kernel).
+// direct_xor: PackedConvInt8::direct_1x1_xor_ for 1x1 convs of one or two blocks (the AVX-512 VNNI kernel).
 Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps = false,
                         bool direct_xor = false);
 

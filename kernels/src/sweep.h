@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <cstddef>
+#include <type_traits>
 
 #include "conv_internal.h"
 #include "task_grid.h"
@@ -349,6 +351,8 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
 // per-pixel term, e.g. 128 * sum(x), for `count` pixels at once so that it can vectorize across
 // pixels) are computed once for all output-channel blocks.
 // kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction.
+// corrections = nullptr: the variant needs none (signed x signed dot products, or activations
+// sign-flipped in registers); nothing is computed and the kernel gets corr = nullptr.
 // The kernel reads k_padded_ bytes per pixel: with in_channels not a multiple of the dot-product
 // group, the last group runs past the slice into bytes its zero weights ignore (the next channels
 // or pixel, as XNNPACK's kernels over-read their inputs). A pixel whose read would leave the
@@ -415,10 +419,15 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
         }
       }
     }
-    correction_local(a_ptr, cn, cin_local, corr);
-    RepeatLastPixel<MR>(cn, a_ptr, o_ptr, corr);
+    constexpr bool kCorrected = !std::is_same_v<Correction, std::nullptr_t>;
+    if constexpr (kCorrected) {
+      correction_local(a_ptr, cn, cin_local, corr);
+      RepeatLastPixel<MR>(cn, a_ptr, o_ptr, corr);
+    } else {
+      RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
+    }
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
-      kernel(m, a_ptr + i0, corr + i0, bi, o, n);
+      kernel(m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
     });
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");

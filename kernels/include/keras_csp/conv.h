@@ -150,7 +150,7 @@ class PackedConvInt8 {
   // activations' sign bit flipped in registers (x ^ 0x80 = uint8 x + 128: one vpxord per
   // broadcast, shared by the tile's 1-2 blocks) against signed weights with (zp + 128) * sum(w) in
   // the bias, instead of w + 128 and 128 * sum(x) taken off per pixel (Zen 4: 1x1 16->16 at 80x80
-  // 31.7 -> 21.9 us, 32->32 54 -> 48 us; with 4 blocks the 6 x 64 tile ran out of registers, 2x slower).
+  // 31.7 -> 22.4 us, 32->32 54 -> 47 us; with 4 blocks the 6 x 64 tile ran out of registers, 2x slower).
   bool direct_1x1_xor_ = false;
   // KxK convs with 1-3 input channels (stems) on AVX-512 VNNI and AVX2: a tap is a whole kernel
   // row, the kernel_w * in_channels consecutive elements of a staged input row (3-channel pixels

@@ -109,8 +109,7 @@ Status SweepRawInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   if (w.direct_1x1_) {
     static const int64_t kNoOffset[1] = {0};
     return SweepInt8Direct1x1<MR, kPackNR>(
-        w, p, in, out, int64_t{64 * 1024},
-        [](const int8_t* const*, int count, int, int32_t* corr) { std::fill(corr, corr + count, 0); },
+        w, p, in, out, int64_t{64 * 1024}, nullptr,  // sdot / smmla: signed x signed, no correction
         [&](int m, const int8_t* const* a, const int32_t*, int bi, int8_t* const* o, int n) {
           kernel(m, a, kNoOffset, 1, blocks.params(bi), blocks.weights(bi), o, n);
         });

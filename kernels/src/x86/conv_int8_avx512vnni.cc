@@ -266,9 +266,6 @@ void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out)
   }
 }
 
-// direct_1x1_xor_ convs take nothing off per pixel.
-void NoCorrections(const int8_t* const*, int, int, int32_t*) {}
-
 }  // namespace
 
 namespace {
@@ -311,22 +308,21 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
     }
   };
   constexpr int kTileNR = kTileBlocks * kNR;
-  static const int64_t kNoOffset = 0;
-  if (w.direct_1x1_xor_) {
-    return SweepInt8Direct1x1<kSweepMR, kTileNR>(
-        w, p, in, out, int64_t{64 * 1024}, NoCorrections,
-        [&](int m, const int8_t* const* a, const int32_t*, int ti, int8_t* const* o, int n) {
-          tile(std::true_type{}, std::true_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti,
-               nullptr, o, n);
-        });
-  }
   if (w.direct_1x1_) {
-    return SweepInt8Direct1x1<kSweepMR, kTileNR>(
-        w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
-        [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
-          tile(std::true_type{}, std::false_type{}, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti,
-               corr, o, n);
-        });
+    // direct_1x1_xor_: the activations' sign bit flipped in the tile, nothing taken off per pixel.
+    auto direct = [&](auto flip) {
+      static const int64_t kNoOffset = 0;
+      auto corrections = [] {
+        if constexpr (decltype(flip)::value) return nullptr;
+        else return PixelCorrections;
+      }();
+      return SweepInt8Direct1x1<kSweepMR, kTileNR>(
+          w, p, in, out, int64_t{64 * 1024}, corrections,
+          [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
+            tile(std::true_type{}, flip, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti, corr, o, n);
+          });
+    };
+    return w.direct_1x1_xor_ ? direct(std::true_type{}) : direct(std::false_type{});
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
   return SweepInt8<kSweepMR, kTileNR>(
