@@ -202,39 +202,17 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
   int64_t tap_off[64 * 64];
   PackedTapOffsets(w, row_elems, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
-  // Bands: runs of output pixels (not whole rows: 7 bands of 2 rows on a 14-row image leave one
-  // thread 4 and the other 3), multiples of MR (the register tiles divide MR; a 25-pixel band
-  // ran a 1-pixel kernel), T to 8T bands per image (several per thread: dynamic hand-out evens out
-  // a worker that starts late), the count with the shortest round-robin makespan plus half a band.
-  // Against 4T bands of ceil(pixels / 4T), same process: 0.98-1.04x on CSPDenseNet-121's blocks
-  // (within this VM's noise); kept for the missing 1-pixel tails.
-  const int pixels = p.out_h * p.out_w, threads = pool->threads();
-  int band_px = RoundUp(pixels, MR), best = -1;
-  for (int want = threads; want <= 8 * threads; ++want) {
-    const int bp = RoundUp((pixels + want - 1) / want, MR), nb = (pixels + bp - 1) / bp;
-    int makespan = 0;  // pixels of the busiest thread when bands go round-robin, per image
-    for (int t = 0; t < threads; ++t) {
-      int load = 0;
-      for (int i = t; i < nb; i += threads) load += std::min(bp, pixels - i * bp);
-      makespan = std::max(makespan, load);
-    }
-    // + half a band: about what a worker that starts late costs (else 2 bands of 1584 pixels
-    // would win on a 56x56 image, leaving no slack).
-    const int score = makespan + bp / 2;
-    if (best < 0 || score < best) {
-      best = score;
-      band_px = bp;
-    }
-  }
-  const int bands = (pixels + band_px - 1) / band_px;
+  const int pixels = p.out_h * p.out_w;
+  const BandPlan plan(pixels, pool->threads(), MR);
+  const int bands = plan.bands, band_px = plan.MaxPixels();
   const int max_in_rows = (band_px + p.out_w - 2) / p.out_w * g.stride_h + g.kernel_h;  // rows a band may span
   // Pixel chunks inside a band: ~chunk_bytes of the staged taps per chunk (weights in L1 per block).
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
   const int chunk = std::min<int>(kMaxChunk, std::max<int>(MR, static_cast<int>(chunk_bytes / per_pixel / MR * MR)));
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, p.batch * bands, [&](int task) {
-    const int b = task / bands, band_first = task % bands * band_px;
-    const int band_pixels = std::min(pixels, band_first + band_px) - band_first;
+    const int b = task / bands, band_first = plan.First(task % bands);
+    const int band_pixels = std::min(pixels, plan.First(task % bands + 1)) - band_first;
     const int oy0 = band_first / p.out_w, oy1 = (band_first + band_pixels - 1) / p.out_w;
     const int r0 = oy0 * g.stride_h, r1 = oy1 * g.stride_h + g.kernel_h;  // padded rows read
     // + cp: row taps read up to k_padded_ elements from a window's start, past the last row's end.

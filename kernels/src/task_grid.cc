@@ -34,7 +34,7 @@ constexpr int kSlots = 1024;
 struct Slot {
   bool used = false;
   Key key{};
-  int chunk = 0, groups = 0;
+  int chunks = 0, groups = 0;
 };
 std::mutex g_cache_mu;
 Slot g_cache[kSlots];
@@ -49,15 +49,14 @@ size_t Hash(const Key& k) {
 
 }  // namespace
 
-void TaskGrid::Set(int c, int groups, int pixels, int batch, int blocks) {
-  chunk = c;
-  chunks = (pixels + chunk - 1) / chunk;
+void TaskGrid::Set(int chunk_count, int groups, int batch, int blocks) {
+  chunks = chunk_count;
   blocks_per_group = (blocks + groups - 1) / groups;
   block_groups = (blocks + blocks_per_group - 1) / blocks_per_group;
   tasks = batch * chunks * block_groups;
 }
 
-int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t unit, int64_t bytes) const {
+int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t macs_unit, int64_t bytes) const {
   // Loads as a min-heap (std::greater): the next task goes to the least-loaded thread.
   constexpr int kMaxThreads = 256;
   int64_t load[kMaxThreads] = {};
@@ -65,7 +64,7 @@ int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t unit, int64
   int64_t largest = 0;
   for (int t = 0; t < tasks; ++t) {
     const Task k = At(t, pixels, blocks);
-    const int64_t cost = int64_t{k.pixels} * ((k.block_end - k.block_begin) * unit + bytes * kInputByteCost) + kTaskCost;
+    const int64_t cost = int64_t{k.pixels} * ((k.block_end - k.block_begin) * macs_unit + bytes * kInputByteCost) + kTaskCost;
     largest = std::max(largest, cost);
     std::pop_heap(load, load + n, std::greater<int64_t>());
     load[n - 1] += cost;
@@ -75,42 +74,61 @@ int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t unit, int64
 }
 
 TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads,
-                   int64_t unit, int64_t bytes) {
-  // One thread: the L2-sized chunk (at most the image, rounded up to whole register tiles).
-  const int rounded = (pixels + mr - 1) / mr * mr;
-  const int l2_chunk =
-      std::min(max_chunk, std::max(mr, static_cast<int>(std::min<int64_t>(rounded, chunk_pixels / mr * mr))));
-  Set(l2_chunk, 1, pixels, batch, blocks);
+                   int64_t macs_unit, int64_t bytes)
+    : mr(mr), tiles((pixels + mr - 1) / mr) {
+  // One thread: L2-sized chunks (at most the image).
+  const int l2_tiles = std::max(1, static_cast<int>(std::min<int64_t>(max_chunk, chunk_pixels) / mr));
+  const int min_chunks = (tiles + l2_tiles - 1) / l2_tiles;
+  Set(min_chunks, 1, batch, blocks);
   if (threads <= 1) return;
-  const Key key{pixels, batch, blocks, mr, max_chunk, threads, chunk_pixels, unit, bytes};
+  const Key key{pixels, batch, blocks, mr, max_chunk, threads, chunk_pixels, macs_unit, bytes};
   Slot& slot = g_cache[Hash(key)];
   {
     std::lock_guard<std::mutex> l(g_cache_mu);
     if (slot.used && slot.key == key) {
-      Set(slot.chunk, slot.groups, pixels, batch, blocks);
+      Set(slot.chunks, slot.groups, batch, blocks);
       return;
     }
   }
   int64_t best = -1;
-  int best_chunk = l2_chunk, best_groups = 1;
+  int best_chunks = min_chunks, best_groups = 1;
   for (int groups = 1; groups <= std::min(blocks, 8); groups *= 2) {
-    for (int c = mr; c <= l2_chunk; c += mr) {
-      Set(c, groups, pixels, batch, blocks);
-      if (tasks > kMaxTasksPerThread * threads) continue;
-      const int64_t score = Score(pixels, blocks, threads, unit, bytes);
+    for (int n = min_chunks; n <= tiles; ++n) {  // down to one tile per chunk
+      Set(n, groups, batch, blocks);
+      if (tasks > kMaxTasksPerThread * threads) break;
+      const int64_t score = Score(pixels, blocks, threads, macs_unit, bytes);
       if (best < 0 || score < best) {
         best = score;
-        best_chunk = c;
+        best_chunks = n;
         best_groups = groups;
       }
     }
   }
-  Set(best_chunk, best_groups, pixels, batch, blocks);
+  Set(best_chunks, best_groups, batch, blocks);
   std::lock_guard<std::mutex> l(g_cache_mu);
   slot.used = true;
   slot.key = key;
-  slot.chunk = best_chunk;
+  slot.chunks = best_chunks;
   slot.groups = best_groups;
+}
+
+BandPlan::BandPlan(int pixels, int threads, int mr) : mr(mr), tiles((pixels + mr - 1) / mr) {
+  int best = -1, best_bands = 1;
+  for (int want = threads; want <= 8 * threads; ++want) {
+    bands = std::min(want, tiles);  // First() below splits in this many
+    int makespan = 0;  // pixels of the busiest thread when bands go round-robin
+    for (int t = 0; t < threads; ++t) {
+      int load = 0;
+      for (int i = t; i < bands; i += threads) load += std::min(pixels, First(i + 1)) - First(i);
+      makespan = std::max(makespan, load);
+    }
+    const int score = makespan + MaxPixels() / 2;
+    if (best < 0 || score < best) {
+      best = score;
+      best_bands = bands;
+    }
+  }
+  bands = best_bands;
 }
 
 }  // namespace internal

@@ -7,15 +7,27 @@
 namespace keras_csp {
 namespace internal {
 
-// Chunks of `chunk` output pixels (a multiple of MR; on one thread sized so that a chunk's input
+// First of `parts` near-equal runs of `units` units: the first units % parts runs hold one unit
+// more. Chunks and bands split an image's MR-pixel tiles this way, so a task count that is a
+// multiple of the thread count ends together on every thread, and the last (partial) tile falls in
+// the smallest, last run, which a thread that finished early picks up. (Equal runs plus a short
+// remainder had left a thread idle for most of a run at the end: 3x3/s2 32->64 at 80x80, 2
+// threads, Zen 4, 14 bands, the last of 40 pixels.)
+inline int EvenSplitFirst(int units, int parts, int i) {
+  const int q = units / parts, r = units % parts;
+  return i * q + (i < r ? i : r);
+}
+
+// Chunks of output pixels (whole MR-pixel tiles; on one thread sized so that a chunk's input
 // stays in L2), times groups of output-channel blocks. On several threads, the chunk and group
 // count whose tasks, handed out dynamically, finish soonest (TaskGrid::Score).
 struct TaskGrid {
-  int chunk = 0, chunks = 0, block_groups = 0, blocks_per_group = 0, tasks = 0;
+  int chunks = 0, block_groups = 0, blocks_per_group = 0, tasks = 0;
+  int mr = 1, tiles = 0;  // pixels per tile; tiles per image (the last may be partial)
 
   // pixels, batch: output pixels per image and images; blocks: output-channel blocks; mr: pixels
-  // per register tile; max_chunk: most pixels per task (a multiple of mr); chunk_pixels: pixels
-  // whose input fills the L2 budget; macs_per_pixel_block: MACs of one output pixel x one block;
+  // per sweep tile; max_chunk: most pixels per task (a multiple of mr); chunk_pixels: pixels whose
+  // input fills the L2 budget; macs_per_pixel_block: MACs of one output pixel x one block;
   // input_bytes_per_pixel: what a task reads per output pixel (its cost when two tasks of one
   // chunk read the same input).
   TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads,
@@ -28,9 +40,10 @@ struct TaskGrid {
   };
   Task At(int task, int total_pixels, int blocks) const {
     const int gi = task % block_groups;
-    const int first = (task / block_groups) % chunks * chunk;
+    const int ci = (task / block_groups) % chunks;
+    const int first = EvenSplitFirst(tiles, chunks, ci) * mr, end = EvenSplitFirst(tiles, chunks, ci + 1) * mr;
     const int block_end = (gi + 1) * blocks_per_group < blocks ? (gi + 1) * blocks_per_group : blocks;
-    const int pixel_end = first + chunk < total_pixels ? first + chunk : total_pixels;
+    const int pixel_end = end < total_pixels ? end : total_pixels;
     return {task / (block_groups * chunks), first, pixel_end - first, gi * blocks_per_group, block_end};
   }
 
@@ -40,7 +53,23 @@ struct TaskGrid {
   // input reads, plus a quarter of the largest task (a worker that starts late).
   int64_t Score(int pixels, int blocks, int threads, int64_t macs_per_pixel_block,
                 int64_t input_bytes_per_pixel) const;
-  void Set(int chunk_pixels, int groups, int pixels, int batch, int blocks);
+  void Set(int chunk_count, int groups, int batch, int blocks);
+};
+
+// Bands of a KxK conv on several threads (SweepInt8Bands): runs of output pixels (not whole rows:
+// 7 bands of 2 rows on a 14-row image leave one thread 4 and the other 3) that split the image's
+// MR-pixel tiles evenly (whole tiles: a 25-pixel band ran a 1-pixel kernel). T to 8T bands per
+// image (several per thread: dynamic hand-out evens out a worker that starts late), the count with
+// the shortest round-robin makespan plus half a band (about what a worker that starts late costs:
+// else 2 bands would win on a 56x56 image, leaving no slack). Finer units (a register tile, 6 or 8
+// pixels on AVX-512) and a cost model with the bands' staging and hand-out were tried: 1-3 %
+// faster on 20x20 to 160x160 images, 3-6 % slower on 7x7 and 14x14 ones (Zen 4, 2 threads).
+struct BandPlan {
+  int bands = 1, mr = 1, tiles = 1;
+
+  BandPlan(int pixels, int threads, int mr);
+  int First(int i) const { return EvenSplitFirst(tiles, bands, i) * mr; }
+  int MaxPixels() const { return (tiles + bands - 1) / bands * mr; }
 };
 
 }  // namespace internal

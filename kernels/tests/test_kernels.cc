@@ -556,8 +556,10 @@ void TestValidation() {
 // Every variant gives the same bits on 1 and 3 threads (shapes above the parallel threshold:
 // pixel chunks, output-channel block groups, strides, the direct 1x1 path).
 // The task split of the int8 sweeps: every (image, output pixel, channel block) in exactly one
-// task, chunks whole register tiles, one group on one thread, the same answer from the cache, and
-// balanced on two threads (the split before this test gave one thread 61 % of a 28x28 1x1 conv).
+// task, chunks of whole split units (whole sweep tiles on one thread) no larger than the pointer
+// tables, one group on one thread, the same answer from the cache, and balanced on two threads
+// (the split before this test gave one thread 61 % of a 28x28 1x1 conv), and the bands of KxK
+// convs likewise.
 void TestTaskGrid() {
   using internal::TaskGrid;
   std::mt19937 rng(7);
@@ -572,20 +574,23 @@ void TestTaskGrid() {
     const int64_t unit = 64 * (1 + static_cast<int64_t>(rng() % 1024)), bytes = unit / 64;
     const TaskGrid g(pixels, batch, blocks, mr, max_chunk, chunk_pixels, threads, unit, bytes);
     const TaskGrid again(pixels, batch, blocks, mr, max_chunk, chunk_pixels, threads, unit, bytes);
-    CHECK(g.chunk % mr == 0 && g.chunk >= mr && g.chunk <= max_chunk, "chunk %d (mr %d)", g.chunk, mr);
     CHECK(threads > 1 || g.block_groups == 1, "one thread, %d groups", g.block_groups);
-    CHECK(again.chunk == g.chunk && again.block_groups == g.block_groups, "cached grid differs");
+    CHECK(again.chunks == g.chunks && again.block_groups == g.block_groups, "cached grid differs");
     CHECK(g.tasks == batch * g.chunks * g.block_groups, "task count");
     std::vector<uint8_t> seen(static_cast<size_t>(batch) * pixels * blocks, 0);
-    bool empty_task = false;
+    bool empty_task = false, bad_chunk = false;
     for (int t = 0; t < g.tasks; ++t) {
       const TaskGrid::Task k = g.At(t, pixels, blocks);
       empty_task |= k.pixels <= 0 || k.block_end <= k.block_begin;
+      bad_chunk |= k.first_pixel % mr != 0 || k.pixels > max_chunk ||
+                   (k.first_pixel + k.pixels < pixels && k.pixels % mr != 0);
       for (int b = k.block_begin; b < k.block_end; ++b)
         for (int i = k.first_pixel; i < k.first_pixel + k.pixels; ++i)
           ++seen[(static_cast<size_t>(k.batch) * pixels + i) * blocks + b];
     }
     CHECK(!empty_task, "pixels %d blocks %d threads %d: an empty task", pixels, blocks, threads);
+    CHECK(!bad_chunk, "pixels %d mr %d threads %d: a chunk not of whole tiles or over %d pixels", pixels, mr,
+          threads, max_chunk);
     CHECK(std::all_of(seen.begin(), seen.end(), [](uint8_t v) { return v == 1; }),
           "pixels %d batch %d blocks %d mr %d threads %d: not covered exactly once", pixels, batch, blocks, mr,
           threads);
@@ -601,7 +606,30 @@ void TestTaskGrid() {
   }
   CHECK(std::max(load[0], load[1]) <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks",
         static_cast<long long>(std::max(load[0], load[1])), 784 * 2);
-  std::printf("task grids checked: %d\n", grids + 1);
+  ++grids;
+  // Bands: every pixel in exactly one band of whole tiles (the last may be partial), T to 8T of
+  // them, sizes at most one tile apart; on 2 threads round-robin the busiest gets at most 52 % of
+  // 40x40 (3x3/s2 at 80x80; equal bands plus a remainder gave it 53 %: 7 of 14 bands of 120
+  // pixels against 6 and the last 40).
+  for (int trial = 0; trial < 300; ++trial) {
+    const int mrs[] = {1, 4, 6, 8, 24};
+    const int mr = mrs[rng() % 5], pixels = 1 + static_cast<int>(rng() % 5000), threads = 1 + static_cast<int>(rng() % 6);
+    const internal::BandPlan plan(pixels, threads, mr);
+    bool ok = plan.bands >= std::min(threads, plan.tiles) && plan.bands <= 8 * threads && plan.First(0) == 0 &&
+              std::min(pixels, plan.First(plan.bands)) == pixels;
+    for (int i = 0; i < plan.bands; ++i) {
+      const int n = std::min(pixels, plan.First(i + 1)) - plan.First(i);
+      ok &= n > 0 && plan.First(i) % mr == 0 && n <= plan.MaxPixels() && (i + 1 == plan.bands || n >= plan.MaxPixels() - mr);
+    }
+    CHECK(ok, "bands: pixels %d mr %d threads %d -> %d bands", pixels, mr, threads, plan.bands);
+    ++grids;
+  }
+  const internal::BandPlan plan(1600, 2, 24);
+  int busiest[2] = {0, 0};
+  for (int i = 0; i < plan.bands; ++i) busiest[i % 2] += std::min(1600, plan.First(i + 1)) - plan.First(i);
+  CHECK(std::max(busiest[0], busiest[1]) <= 0.52 * 1600, "40x40 bands: busiest thread %d of 1600 pixels",
+        std::max(busiest[0], busiest[1]));
+  std::printf("task grids checked: %d\n", grids);
 }
 
 // Conv2DInt8Chain (a 1x1 or 3x3 conv into a KxK conv: on AVX-512 VNNI the first writes the
