@@ -9,7 +9,9 @@ llvm-mca on a loop of independent instructions (so both numbers come from the sa
     python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...]
 
 Loops: neon_dotprod_6x16 (sdot), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
-neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53).
+neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53). Also the
+post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
+in cycles per 16 bytes.
 """
 import argparse
 import json
@@ -43,6 +45,10 @@ LOOPS = (
          "smmla {acc}.4s, v30.16b, v31.16b", ("cortex-a710", "neoverse-v1")),
     Loop("neon_mlal_4x16", "conv_int8_neon.cc", "armv8-a", "smlal", 4,
          "smlal {acc}.4s, v30.4h, v15.h[0]", ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710")),
+)
+# Element-wise loops: (region name, source, -march, bytes per iteration, cores).
+BYTE_LOOPS = (
+    ("neon_table_48", "elementwise_neon.cc", "armv8-a", 48, ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
 )
 PEAK_ACCUMULATORS = [r for r in range(30) if r != 15][:24]  # v15: smlal's by-element operand
 
@@ -87,7 +93,7 @@ def mca(asm, cpu, mca_bin, iterations=200):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
-    ap.add_argument("--loops", default=",".join(lp.name for lp in LOOPS))
+    ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [b[0] for b in BYTE_LOOPS]))
     args = ap.parse_args(argv)
     cxx = tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
@@ -112,13 +118,29 @@ def main(argv=None):
                          "instructions": instrs, "cycles_per_iteration": round(cycles, 2),
                          "macs_per_cycle": round(macs, 2), "peak_macs_per_cycle": round(peak, 2),
                          "fraction_of_peak": round(macs / peak, 4)})
+    table_rows = []
+    for name, source, march, nbytes, cpus in BYTE_LOOPS:
+        if name not in wanted:
+            continue
+        asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", "-DKCSP_MCA_MARKERS",
+                              "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
+                              os.path.join(ARM, source)], capture_output=True, text=True, check=True).stdout
+        body = region(asm, name)
+        for cpu in cpus:
+            cycles = mca(body, cpu, mca_bin)
+            table_rows.append({"cpu": cpu, "loop": name, "bytes_per_iteration": nbytes,
+                               "cycles_per_iteration": round(cycles, 2),
+                               "cycles_per_16_bytes": round(16 * cycles / nbytes, 2)})
     print(f"{'loop':18s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
         print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
               f"{r['peak_macs_per_cycle']:6.1f} {100 * r['fraction_of_peak']:7.1f}%")
+    for r in table_rows:
+        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} "
+              f"{r['cycles_per_16_bytes']:6.2f} cycles per 16 bytes")
     if args.json_path:
         with open(args.json_path, "w") as f:
-            json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows}, f, indent=2)
+            json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "table_rows": table_rows}, f, indent=2)
     return rows
 
 

@@ -10,19 +10,7 @@
 
 #include "../sweep.h"
 
-// llvm-mca region markers around the main loop (kernels/tools/mca_arm.py compiles this file with
-// -DKCSP_MCA_MARKERS; normal builds have no markers).
-#if defined(KCSP_MCA_MARKERS)
-#define KCSP_MCA_BEGIN(name) asm volatile("// LLVM-MCA-BEGIN " name)
-#define KCSP_MCA_END(name) asm volatile("// LLVM-MCA-END " name)
-#define KCSP_MCA_ASM_BEGIN(name) "// LLVM-MCA-BEGIN " name "\n"  // inside an asm string
-#define KCSP_MCA_ASM_END(name) "// LLVM-MCA-END " name "\n"
-#else
-#define KCSP_MCA_BEGIN(name) ((void)0)
-#define KCSP_MCA_END(name) ((void)0)
-#define KCSP_MCA_ASM_BEGIN(name) ""
-#define KCSP_MCA_ASM_END(name) ""
-#endif
+#include "mca_markers.h"
 
 namespace keras_csp {
 namespace internal {
