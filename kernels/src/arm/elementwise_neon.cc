@@ -1,7 +1,7 @@
 // Element-wise post ops, aarch64 NEON: the 256-entry table as one tbl and three tbx of 64 entries
 // (tbx keeps the lanes whose index is out of its range), or, for the table alone, four tbl or-ed
-// (LookupBulk); the ADD in int32 lanes (sxtl, mul / mla, sshl by -shift, clamp, xtn). 16 bytes per
-// step; a shorter tail goes through a stack copy.
+// (LookupBulk); the ADD in int32 lanes (sxtl, mla, sshl by -shift, saturating narrows, the zero
+// point and clamp in int16 / int8). 16 bytes per step; a shorter tail goes through a stack copy.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
@@ -16,7 +16,9 @@ namespace {
 
 struct Consts {
   uint8x16x4_t t[4];
-  int32x4_t bias, zp, lo, hi, neg_shift;
+  int32x4_t bias, neg_shift;
+  int16x8_t zp;
+  int8x16_t lo, hi;
   int32_t y_mult, r_mult;
 
   explicit Consts(const Int8PostOps& ops) {
@@ -25,9 +27,9 @@ struct Consts {
       for (int j = 0; j < 4; ++j) t[q].val[j] = vld1q_u8(table + 64 * q + 16 * j);
     const Int8AddParams& a = ops.add_;
     bias = vdupq_n_s32(a.bias);
-    zp = vdupq_n_s32(a.output_zero_point);
-    lo = vdupq_n_s32(a.output_min);
-    hi = vdupq_n_s32(a.output_max);
+    zp = vdupq_n_s16(static_cast<int16_t>(a.output_zero_point));
+    lo = vdupq_n_s8(static_cast<int8_t>(a.output_min));
+    hi = vdupq_n_s8(static_cast<int8_t>(a.output_max));
     neg_shift = vdupq_n_s32(-a.shift);
     y_mult = a.y_multiplier;
     r_mult = a.r_multiplier;
@@ -44,18 +46,25 @@ inline int8x16_t Lookup(const Consts& k, int8x16_t x) {
   return vreinterpretq_s8_u8(y);
 }
 
-inline int16x4_t Add4(const Consts& k, int16x4_t y, int16x4_t r) {
-  int32x4_t acc = vmlaq_n_s32(vmlaq_n_s32(k.bias, vmovl_s16(y), k.y_mult), vmovl_s16(r), k.r_mult);
-  acc = vaddq_s32(vshlq_s32(acc, k.neg_shift), k.zp);  // sshl by a negative count: arithmetic >>
-  return vmovn_s32(vminq_s32(vmaxq_s32(acc, k.lo), k.hi));
+// (bias + y * y_mult + r * r_mult) >> shift in int32 lanes; the zero point and the clamp after
+// saturating narrows to int16 and int8, as XNNPACK's qs8 vadd does (one max / min per 16 lanes
+// instead of four): the same result, since the bounds lie in int8 and a sum that saturates int16
+// lies beyond them either way.
+inline int32x4_t Sum4(const Consts& k, int16x4_t y, int16x4_t r) {
+  const int32x4_t acc = vmlaq_n_s32(vmlaq_n_s32(k.bias, vmovl_s16(y), k.y_mult), vmovl_s16(r), k.r_mult);
+  return vshlq_s32(acc, k.neg_shift);  // sshl by a negative count: arithmetic >>
 }
 
 inline int8x16_t Add16(const Consts& k, int8x16_t y, int8x16_t r) {
-  const int16x8_t y0 = vmovl_s8(vget_low_s8(y)), y1 = vmovl_s8(vget_high_s8(y));
-  const int16x8_t r0 = vmovl_s8(vget_low_s8(r)), r1 = vmovl_s8(vget_high_s8(r));
-  const int16x8_t a = vcombine_s16(Add4(k, vget_low_s16(y0), vget_low_s16(r0)), Add4(k, vget_high_s16(y0), vget_high_s16(r0)));
-  const int16x8_t b = vcombine_s16(Add4(k, vget_low_s16(y1), vget_low_s16(r1)), Add4(k, vget_high_s16(y1), vget_high_s16(r1)));
-  return vcombine_s8(vmovn_s16(a), vmovn_s16(b));
+  const int16x8_t y0 = vmovl_s8(vget_low_s8(y)), y1 = vmovl_high_s8(y);
+  const int16x8_t r0 = vmovl_s8(vget_low_s8(r)), r1 = vmovl_high_s8(r);
+  int16x8_t a = vqmovn_high_s32(vqmovn_s32(Sum4(k, vget_low_s16(y0), vget_low_s16(r0))),
+                                Sum4(k, vget_high_s16(y0), vget_high_s16(r0)));
+  int16x8_t b = vqmovn_high_s32(vqmovn_s32(Sum4(k, vget_low_s16(y1), vget_low_s16(r1))),
+                                Sum4(k, vget_high_s16(y1), vget_high_s16(r1)));
+  a = vqaddq_s16(a, k.zp);
+  b = vqaddq_s16(b, k.zp);
+  return vminq_s8(vmaxq_s8(vqmovn_high_s16(vqmovn_s16(a), b), k.lo), k.hi);
 }
 
 template <bool kTable, bool kAdd>
