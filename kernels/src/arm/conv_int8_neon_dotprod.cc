@@ -69,16 +69,28 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
       "add x12, x12, x17\n"
       "add x13, x13, x17\n"
       "add x14, x14, x17\n"
-      "mov x6, %[k16]\n"
-      "cbz x6, 3f\n"
+      // The 16-channel loop reads the pixels at one offset, x7, that runs from -16 * k16 up to 0
+      // with the pointers moved past the channels first: one `adds` per step advances all six
+      // pixels and counts the steps (before: six adds and a subs; on the in-order cortex-a55
+      // model every instruction costs an issue slot: 75.6 % -> 80.0 % of the sdot peak).
+      "lsl x7, %[k16], #4\n"
+      "cbz x7, 3f\n"
+      "add x9, x9, x7\n"
+      "add x10, x10, x7\n"
+      "add x11, x11, x7\n"
+      "add x12, x12, x7\n"
+      "add x13, x13, x7\n"
+      "add x14, x14, x7\n"
+      "neg x7, x7\n"
       KCSP_MCA_ASM_BEGIN("neon_dotprod_6x16")
       "1:\n"
-      "ldr q0, [x9]\n"
-      "ldr q1, [x10]\n"
-      "ldr q2, [x11]\n"
-      "ldr q3, [x12]\n"
-      "ldr q4, [x13]\n"
-      "ldr q5, [x14]\n"
+      "ldr q0, [x9, x7]\n"
+      "ldr q1, [x10, x7]\n"
+      "ldr q2, [x11, x7]\n"
+      "ldr q3, [x12, x7]\n"
+      "ldr q4, [x13, x7]\n"
+      "ldr q5, [x14, x7]\n"
+      "adds x7, x7, #16\n"  // the flags for the b.ne at the end (nothing in between sets them)
       "ldr q6, [%[w]]\n"
       "sdot v8.4s, v6.16b, v0.4b[0]\n"
       "sdot v12.4s, v6.16b, v1.4b[0]\n"
@@ -179,26 +191,19 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
       "sdot v25.4s, v7.16b, v4.4b[3]\n"
       "sdot v29.4s, v7.16b, v5.4b[3]\n"
       "sdot v10.4s, v6.16b, v0.4b[3]\n"
-      "add x9, x9, #16\n"
       "sdot v14.4s, v6.16b, v1.4b[3]\n"
       "ldr q7, [%[w], #240]\n"
       "sdot v18.4s, v6.16b, v2.4b[3]\n"
-      "add x10, x10, #16\n"
       "sdot v22.4s, v6.16b, v3.4b[3]\n"
       "sdot v26.4s, v6.16b, v4.4b[3]\n"
-      "add x11, x11, #16\n"
       "sdot v30.4s, v6.16b, v5.4b[3]\n"
-      "add x12, x12, #16\n"
       "sdot v11.4s, v7.16b, v0.4b[3]\n"
-      "add x13, x13, #16\n"
       "sdot v15.4s, v7.16b, v1.4b[3]\n"
       "sdot v19.4s, v7.16b, v2.4b[3]\n"
-      "add x14, x14, #16\n"
       "sdot v23.4s, v7.16b, v3.4b[3]\n"
       "sdot v27.4s, v7.16b, v4.4b[3]\n"
       "add %[w], %[w], #256\n"
       "sdot v31.4s, v7.16b, v5.4b[3]\n"
-      "subs x6, x6, #1\n"
       KCSP_MCA_ASM_END("neon_dotprod_6x16")
       "b.ne 1b\n"
       "3:\n"
@@ -253,7 +258,7 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
       : [w] "+r"(w)
       : [a] "r"(a), [tap_off] "r"(tap_off), [taps] "r"(static_cast<int64_t>(taps)), [k16] "r"(k16),
         [krem] "r"(krem), [acc] "r"(acc)
-      : "x5", "x6", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "v0", "v1",
+      : "x5", "x7", "x9", "x10", "x11", "x12", "x13", "x14", "x15", "x16", "x17", "v0", "v1",
         "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15",
         "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27",
         "v28", "v29", "v30", "v31", "cc", "memory");
