@@ -32,7 +32,7 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
   alignas(16) int32_t acc[64];
   if (taps > 0 && kp > 0) {
     const int16_t *p0, *p1, *p2, *p3;
-    int64_t k, kk, t = taps, off;
+    int64_t kk, t = taps, off;
     const int64_t* offs = tap_off;
     asm volatile(
           "movi v16.16b, #0\n"
@@ -53,19 +53,20 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
           "movi v31.16b, #0\n"
           "2:\n"
           "ldr %[off], [%[offs]], #8\n"
+          // past the tap's channels: kk runs from -8 * steps up to 0, its adds counting the steps
+          "add %[off], %[off], %[steps], lsl #2\n"
           "add %[p0], %[a0], %[off], lsl #1\n"
           "add %[p1], %[a1], %[off], lsl #1\n"
           "add %[p2], %[a2], %[off], lsl #1\n"
           "add %[p3], %[a3], %[off], lsl #1\n"
-          "mov %[k], %[steps]\n"
-          "mov %[kk], #0\n"
+          "neg %[kk], %[steps], lsl #3\n"
           "1:\n" KCSP_MCA_ASM_BEGIN("neon_mlal_4x16")
           "ldr d0, [%[p0], %[kk]]\n"
           "ldp q4, q5, [%[w]]\n"
           "ldr d1, [%[p1], %[kk]]\n"
           "ldr d2, [%[p2], %[kk]]\n"
           "ldr d3, [%[p3], %[kk]]\n"
-          "add %[kk], %[kk], #8\n"
+          "adds %[kk], %[kk], #8\n"  // the flags for b.ne (nothing after sets them)
           "sxtl2 v8.8h, v4.16b\n"
           "sxtl v4.8h, v4.8b\n"
           "ldp q6, q7, [%[w], #32]\n"
@@ -140,7 +141,6 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
           "smlal2 v29.4s, v7.8h, v3.h[3]\n"
           "smlal v30.4s, v11.4h, v3.h[3]\n"
           "smlal2 v31.4s, v11.8h, v3.h[3]\n"
-          "subs %[k], %[k], #1\n"
           KCSP_MCA_ASM_END("neon_mlal_4x16")
           "b.ne 1b\n"
           "subs %[t], %[t], #1\n"
@@ -149,7 +149,7 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
           "st1 {v20.4s, v21.4s, v22.4s, v23.4s}, [%[acc]], #64\n"
           "st1 {v24.4s, v25.4s, v26.4s, v27.4s}, [%[acc]], #64\n"
           "st1 {v28.4s, v29.4s, v30.4s, v31.4s}, [%[acc]]\n"
-          : [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [k] "=&r"(k), [kk] "=&r"(kk), [off] "=&r"(off),
+          : [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [kk] "=&r"(kk), [off] "=&r"(off),
             [t] "+r"(t), [offs] "+r"(offs), [w] "+r"(w)
           : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [steps] "r"(static_cast<int64_t>(kp / 4)),
             [acc] "r"(acc)
