@@ -26,9 +26,9 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
   // registers every step (84 instructions, 72 % / 65 % of the smlal peak on the cortex-a53 / a55
   // models of llvm-mca-19) and clang 19 did worse (~63 %). Per step of 4 channels: the 4 pixels'
   // int16 x in v0-v3 (smlal's by-element operand must be in v0-v15), loaded at one offset
-  // register (post-indexed loads issued 4 cycles apart on the A53 model); 4 x 16 weights widened in
-  // place (low halves v4-v7, high halves v8-v11), lanes 2 and 3 between the MACs of lanes 0 and 1,
-  // so no MAC waits for its widening. Model figures: 77 % (A53), 70 % (A55), 100 % (A76, A710).
+  // register whose adds also counts the steps (post-indexed loads issued 4 cycles apart on the A53
+  // model); 4 x 16 weights widened in place (low halves v4-v7, high halves v8-v11), lanes 2 and 3
+  // between the MACs of lanes 0 and 1, so no MAC waits for its widening. Model figures: 78 % (A53), 71 % (A55), 100 % (A76, A710).
   alignas(16) int32_t acc[64];
   if (taps > 0 && kp > 0) {
     const int16_t *p0, *p1, *p2, *p3;
