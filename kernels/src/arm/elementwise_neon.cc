@@ -79,12 +79,14 @@ inline int8x16_t Post16(const Consts& k, int8x16_t y, const int8_t* r) {
 // 4-register tbl (each gives 0 where the index is outside its quarter) or-ed together, instead of
 // a tbl and a dependent chain of three tbx. llvm-mca-19, cycles per 16 bytes, compiled intrinsics
 // (2 vectors per step) -> this loop: cortex-a55 29-30 -> 14.0, cortex-a76 22-23 -> 21.0,
-// cortex-a710 16 -> 11.7, neoverse-v1 9.3 -> 6.7. Returns the bytes it did (a multiple of 48).
-int64_t LookupBulk(const uint8_t* table, int8_t* y, int64_t n) {
-  int64_t left = n / 48 * 48;
-  const int64_t done = left;
-  if (left == 0) return 0;
-  int8_t* p = y;
+// cortex-a710 16 -> 11.5, neoverse-v1 9.3 -> 6.7. All `runs` runs of n bytes in one call, so the
+// table is loaded once (a strided slice is a run per pixel). Returns the bytes it did per run (a
+// multiple of 48); the rest of each run is left to Run.
+int64_t LookupBulk(const uint8_t* table, int8_t* y, int64_t runs, int64_t y_stride, int64_t n) {
+  const int64_t bulk = n / 48 * 48;
+  if (bulk == 0 || runs <= 0) return 0;
+  int8_t* p;
+  int64_t left;
   const uint8_t* t = table;
   asm volatile(
       "ld1 {v16.16b, v17.16b, v18.16b, v19.16b}, [%[t]], #64\n\t"
@@ -92,6 +94,9 @@ int64_t LookupBulk(const uint8_t* table, int8_t* y, int64_t n) {
       "ld1 {v24.16b, v25.16b, v26.16b, v27.16b}, [%[t]], #64\n\t"
       "ld1 {v28.16b, v29.16b, v30.16b, v31.16b}, [%[t]]\n\t"
       "movi v15.16b, #64\n"
+      "2:\n\t"
+      "mov %[p], %[y]\n\t"
+      "mov %[left], %[bulk]\n"
       "1:\n\t" KCSP_MCA_ASM_BEGIN("neon_table_48")
       "ldp q0, q1, [%[p]]\n\t"
       "ldr q2, [%[p], #32]\n\t"
@@ -131,20 +136,24 @@ int64_t LookupBulk(const uint8_t* table, int8_t* y, int64_t n) {
       "str q2, [%[p], #32]\n\t"
       "add %[p], %[p], #48\n\t"
       "subs %[left], %[left], #48\n\t" KCSP_MCA_ASM_END("neon_table_48")
-      "b.ne 1b\n"
-      : [p] "+r"(p), [left] "+r"(left), [t] "+r"(t)
-      :
+      "b.ne 1b\n\t"
+      "add %[y], %[y], %[y_stride]\n\t"
+      "subs %[runs], %[runs], #1\n\t"
+      "b.ne 2b\n"
+      : [p] "=&r"(p), [left] "=&r"(left), [t] "+r"(t), [y] "+r"(y), [runs] "+r"(runs)
+      : [bulk] "r"(bulk), [y_stride] "r"(y_stride)
       : "cc", "memory", "v0", "v1", "v2", "v4", "v5", "v6", "v8", "v9", "v10", "v12", "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
-  return done;
+  return bulk;
 }
 
+// The table with the ADD, the ADD alone, and what LookupBulk leaves of the table alone.
 template <bool kTable, bool kAdd>
-void Run(const Consts& k, const uint8_t* table, int8_t* y, const int8_t* r, int64_t n) {
-  int64_t c = kTable && !kAdd ? LookupBulk(table, y, n) : 0;
+void Run(const Consts& k, int8_t* y, const int8_t* r, int64_t n) {
+  int64_t c = 0;
   // (clang's vst1q_s8 is a macro: the template's comma must not be inside its arguments)
   // Two vectors per step: the tbl / tbx chain of one is dependent (four 4-register lookups), so an
   // in-order core needs a second chain to overlap (llvm-mca-19, table only, cycles per 32 bytes:
-  // cortex-a55 46 -> 33; cortex-a76 40 -> 39, cortex-a710 32 -> 32, bound by the lookups there).
+  // cortex-a55 46 -> 33; cortex-a76 40 -> 39, cortex-a710 32 -> 32, measured before LookupBulk).
   for (; c + 32 <= n; c += 32) {
     const int8x16_t a = Post16<kTable, kAdd>(k, vld1q_s8(y + c), kAdd ? r + c : nullptr);
     const int8x16_t b = Post16<kTable, kAdd>(k, vld1q_s8(y + c + 16), kAdd ? r + c + 16 : nullptr);
@@ -170,8 +179,11 @@ void Run(const Consts& k, const uint8_t* table, int8_t* y, const int8_t* r, int6
 void PostOpsNeon(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
                  int64_t r_stride) {
   const Consts k(ops);
+  const int64_t done = ops.has_table_ && !ops.has_add_
+                           ? LookupBulk(reinterpret_cast<const uint8_t*>(ops.table_), y, runs, y_stride, n)
+                           : 0;
   ForEachRun(ops, y, runs, y_stride, n, r, r_stride, [&](auto table, auto add, int8_t* yi, const int8_t* ri, int64_t len) {
-    Run<decltype(table)::value, decltype(add)::value>(k, reinterpret_cast<const uint8_t*>(ops.table_), yi, ri, len);
+    Run<decltype(table)::value, decltype(add)::value>(k, yi + done, ri, len - done);  // done: 0 with an ADD
   });
 }
 
