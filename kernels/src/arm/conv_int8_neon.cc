@@ -28,10 +28,12 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
   // int16 x in v0-v3 (smlal's by-element operand must be in v0-v15), loaded at one offset
   // register whose adds also counts the steps (post-indexed loads issued 4 cycles apart on the A53
   // model); 4 x 16 weights widened in place (low halves v4-v7, high halves v8-v11), lanes 2 and 3
-  // between the MACs of lanes 0 and 1, so no MAC waits for its widening. Model figures: 78 % (A53), 71 % (A55), 100 % (A76, A710).
+  // between the MACs of lanes 0 and 1, so no MAC waits for its widening. Model figures: 78 % (A53),
+  // 71 % (A55), 100 % (A76, A710).
   alignas(16) int32_t acc[64];
   if (taps > 0 && kp > 0) {
     const int16_t *p0, *p1, *p2, *p3;
+    int32_t* store = acc;  // the stores post-increment it: an in-out operand, not acc itself
     int64_t kk, t = taps, off;
     const int64_t* offs = tap_off;
     asm volatile(
@@ -145,14 +147,13 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
           "b.ne 1b\n"
           "subs %[t], %[t], #1\n"
           "b.ne 2b\n"
-          "st1 {v16.4s, v17.4s, v18.4s, v19.4s}, [%[acc]], #64\n"
-          "st1 {v20.4s, v21.4s, v22.4s, v23.4s}, [%[acc]], #64\n"
-          "st1 {v24.4s, v25.4s, v26.4s, v27.4s}, [%[acc]], #64\n"
-          "st1 {v28.4s, v29.4s, v30.4s, v31.4s}, [%[acc]]\n"
+          "st1 {v16.4s, v17.4s, v18.4s, v19.4s}, [%[store]], #64\n"
+          "st1 {v20.4s, v21.4s, v22.4s, v23.4s}, [%[store]], #64\n"
+          "st1 {v24.4s, v25.4s, v26.4s, v27.4s}, [%[store]], #64\n"
+          "st1 {v28.4s, v29.4s, v30.4s, v31.4s}, [%[store]]\n"
           : [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [kk] "=&r"(kk), [off] "=&r"(off),
-            [t] "+r"(t), [offs] "+r"(offs), [w] "+r"(w)
-          : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [steps] "r"(static_cast<int64_t>(kp / 4)),
-            [acc] "r"(acc)
+            [t] "+r"(t), [offs] "+r"(offs), [w] "+r"(w), [store] "+r"(store)
+          : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [steps] "r"(static_cast<int64_t>(kp / 4))
           : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
   } else {
     std::memset(acc, 0, sizeof(acc));
