@@ -90,6 +90,14 @@ def mca(asm, cpu, mca_bin, iterations=200):
     return cycles / iterations
 
 
+def marked_region(cxx, source, march, name):
+    """The LLVM-MCA region `name` of kernels/src/arm/`source` as `cxx` -O3 compiles it for `march`."""
+    asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", "-DKCSP_MCA_MARKERS",
+                          "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
+                          os.path.join(ARM, source)], capture_output=True, text=True, check=True).stdout
+    return region(asm, name)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
@@ -102,10 +110,7 @@ def main(argv=None):
     for lp in LOOPS:
         if lp.name not in wanted:
             continue
-        asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={lp.march}", "-DKCSP_MCA_MARKERS",
-                              "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
-                              os.path.join(ARM, lp.source)], capture_output=True, text=True, check=True).stdout
-        body = region(asm, lp.name)
+        body = marked_region(cxx, lp.source, lp.march, lp.name)
         n = count(body, lp.instruction)
         instrs = sum(1 for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("//")
                      and not ln.strip().endswith(":"))
@@ -122,10 +127,7 @@ def main(argv=None):
     for name, source, march, nbytes, cpus in BYTE_LOOPS:
         if name not in wanted:
             continue
-        asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", "-DKCSP_MCA_MARKERS",
-                              "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
-                              os.path.join(ARM, source)], capture_output=True, text=True, check=True).stdout
-        body = region(asm, name)
+        body = marked_region(cxx, source, march, name)
         for cpu in cpus:
             cycles = mca(body, cpu, mca_bin)
             table_rows.append({"cpu": cpu, "loop": name, "bytes_per_iteration": nbytes,
