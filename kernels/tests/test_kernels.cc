@@ -98,6 +98,27 @@ Case StemCase() {
   return c;
 }
 
+// Stride-1 KxK convs of 13-16 input and up to 16 output channels on rows of 16+ pixels: the
+// AVX-512 VNNI row tiles (16 pixels of a row; rows that are not a multiple of 16 mix them with the
+// 8 x 16 tiles), slices in and out.
+Case RowTileCase() {
+  Case c;
+  c.g.kernel_h = RandInt(0, 3) == 0 ? 1 + 2 * RandInt(0, 2) : 3;
+  c.g.kernel_w = RandInt(0, 3) == 0 ? 1 + 2 * RandInt(0, 2) : 3;
+  if (c.g.kernel_h == 1 && c.g.kernel_w == 1) c.g.kernel_w = 3;
+  c.g.padding = RandInt(0, 3) == 0 ? Padding::kValid : Padding::kSame;
+  c.g.in_channels = RandInt(13, 16);
+  c.g.out_channels = RandInt(0, 2) == 0 ? RandInt(1, 15) : 16;
+  c.n = RandInt(1, 2);
+  c.h = RandInt(c.g.kernel_h, 9);
+  c.w = RandInt(0, 1) ? 16 * RandInt(1, 3) + c.g.kernel_w - 1 : RandInt(16 + c.g.kernel_w, 70);
+  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  return c;
+}
+
 Int8QuantParams RandomQuant(int out_channels) {
   std::vector<float> fs(out_channels);
   for (auto& f : fs) f = RandF(0.0005f, 0.05f);
@@ -649,7 +670,15 @@ void TestConvChain(int trials) {
     g2.padding = RandInt(0, 3) == 0 ? Padding::kValid : Padding::kSame;
     g2.in_channels = g1.out_channels;
     g2.out_channels = RandInt(0, 2) == 0 ? RandInt(30, 70) : RandInt(1, 35);
-    const int n = RandInt(1, 2), h = RandInt(5, 15), w = RandInt(5, 15);
+    int n = RandInt(1, 2), h = RandInt(5, 15), w = RandInt(5, 15);
+    if (RandInt(0, 3) == 0) {  // into AVX-512 VNNI row tiles (RowTileCase)
+      g1.out_channels = g2.in_channels = RandInt(13, 16);
+      g2.kernel_h = g2.kernel_w = 3;
+      g2.stride_h = g2.stride_w = 1;
+      g2.out_channels = RandInt(1, 16);
+      w = RandInt(16, 40);
+      h = RandInt(3, 6);
+    }
     ConvOutputShape o2;
     if (!ComputeOutputShape(g2, h, w, &o2).ok()) continue;
     const int in_off = RandInt(0, 1) ? RandInt(0, 9) : 0, in_total = in_off + g1.in_channels + RandInt(0, 5);
@@ -1101,6 +1130,11 @@ int main(int argc, char** argv) {
   {
     ThreadPool pool(3);
     TestVariantsMatchScalarInt8(trials / 4, StemCase, &pool, "stem (3 threads)");
+  }
+  TestVariantsMatchScalarInt8(trials / 4, RowTileCase, nullptr, "row tile");
+  {
+    ThreadPool pool(3);
+    TestVariantsMatchScalarInt8(trials / 4, RowTileCase, &pool, "row tile (3 threads)");
   }
   TestLargeShapesInt8();
   TestTaskGrid();
