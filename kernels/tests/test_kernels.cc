@@ -98,7 +98,7 @@ Case StemCase() {
   return c;
 }
 
-// Stride-1 KxK convs of 13-16 input and up to 16 output channels on rows of 16+ pixels: the
+// Stride-1 KxK convs of 13-32 input and up to 32 output channels on rows of 16+ pixels: the
 // AVX-512 VNNI row tiles (16 pixels of a row; rows that are not a multiple of 16 mix them with the
 // 8 x 16 tiles), slices in and out.
 Case RowTileCase() {
@@ -107,8 +107,8 @@ Case RowTileCase() {
   c.g.kernel_w = RandInt(0, 3) == 0 ? 1 + 2 * RandInt(0, 2) : 3;
   if (c.g.kernel_h == 1 && c.g.kernel_w == 1) c.g.kernel_w = 3;
   c.g.padding = RandInt(0, 3) == 0 ? Padding::kValid : Padding::kSame;
-  c.g.in_channels = RandInt(13, 16);
-  c.g.out_channels = RandInt(0, 2) == 0 ? RandInt(1, 15) : 16;
+  c.g.in_channels = RandInt(0, 2) == 0 ? RandInt(17, 32) : RandInt(13, 16);
+  c.g.out_channels = RandInt(0, 2) == 0 ? RandInt(1, 32) : 16;
   c.n = RandInt(1, 2);
   c.h = RandInt(c.g.kernel_h, 9);
   c.w = RandInt(0, 1) ? 16 * RandInt(1, 3) + c.g.kernel_w - 1 : RandInt(16 + c.g.kernel_w, 70);
@@ -672,10 +672,10 @@ void TestConvChain(int trials) {
     g2.out_channels = RandInt(0, 2) == 0 ? RandInt(30, 70) : RandInt(1, 35);
     int n = RandInt(1, 2), h = RandInt(5, 15), w = RandInt(5, 15);
     if (RandInt(0, 3) == 0) {  // into AVX-512 VNNI row tiles (RowTileCase)
-      g1.out_channels = g2.in_channels = RandInt(13, 16);
+      g1.out_channels = g2.in_channels = RandInt(0, 2) == 0 ? RandInt(17, 32) : RandInt(13, 16);
       g2.kernel_h = g2.kernel_w = 3;
       g2.stride_h = g2.stride_w = 1;
-      g2.out_channels = RandInt(1, 16);
+      g2.out_channels = RandInt(1, 32);
       w = RandInt(16, 40);
       h = RandInt(3, 6);
     }

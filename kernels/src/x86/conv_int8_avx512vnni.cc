@@ -5,8 +5,9 @@
 // 1x1 convs read the int8 input in place (see KernelTile). Weights packed by PackInt8Vpdpbusd,
 // [tap][k/4][16][4] per 16-channel block; a register tile spans up to 4 blocks (6 x 64 or
 // 8 x 48/32/16 accumulators), one 64-byte weight load per block and one broadcast per pixel feed
-// MR x NB vpdpbusd. The epilogue packs four row-blocks per zmm (XNNPACK style). Bit-exact TFLite /
-// XNNPACK requantization.
+// MR x NB vpdpbusd. The epilogue packs four row-blocks per zmm (XNNPACK style). Stride-1 convs of
+// 13-32 input channels and few output channels run transposed 16-pixel row tiles instead
+// (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization.
 //
 // QEMU's TCG cannot emulate AVX-512, so this file is compiled everywhere but executed (and tested)
 // only on AVX-512 VNNI CPUs (run and tested on AMD Zen 4, Zen 5 and Intel Xeon).
@@ -251,28 +252,35 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
 constexpr int kRowTilePixels = 16;
 
 // Whether a staged conv runs KernelRowTile16 on its runs of 16 pixels within an output row: stride
-// 1, one block of output channels, 16-byte staged pixels (13-16 input channels), rows of 16+.
+// 1, rows of 16+, and 16-byte staged pixels (13-16 input channels) into up to 32 channels or
+// 32-byte ones (17-32) into up to 16. Zen 4, 1 thread, against the 8 x 16 / 8 x 32 tiles: 3x3
+// 16->16 at 80x80 1.14x, 16->32 1.03x, 32->16 1.07x; but 16->64 0.98x, 32->32 1.0x (a tile
+// reloads and reshuffles its pixels per block; 32-byte pixels take 24 shuffles per 128 vpdpbusd).
 bool RowTilesFit(const PackedConvInt8& w, const ConvProblem& p) {
   const ConvGeometry& g = w.geometry_;
-  return !w.direct_1x1_ && !w.row_taps_ && g.stride_h == 1 && g.stride_w == 1 && g.out_channels <= kNR &&
-         w.k_padded_ == 16 && p.out_w >= kRowTilePixels;
+  const bool fits = (w.k_padded_ == 16 && g.out_channels <= 2 * kNR) || (w.k_padded_ == 32 && g.out_channels <= kNR);
+  return fits && !w.direct_1x1_ && !w.row_taps_ && g.stride_h == 1 && g.stride_w == 1 && p.out_w >= kRowTilePixels;
 }
 
 // 16 consecutive output pixels of a row x one 16-channel block, transposed: a zmm holds one input
 // channel group (4 channels) of the 16 pixels, an accumulator one output channel of them, and the
 // weights are {1to16} broadcast operands. The 8 x 16 KernelTile needs a broadcast per pixel and
-// group and only 8 accumulators; here a tap's 16 pixels x 16 channels are 256 contiguous staged
-// bytes, four loads and eight shuffles feed 64 vpdpbusd (3x3 16->16 at 80x80, Zen 4: ~75 % of
-// the vpdpbusd peak in KernelTile). a: the first pixel (staged uint8, k_padded_ == 16); weights w
-// and parameters prm of the block; o[i]: pixel i's output; n <= 16 channels.
+// group and only 8 accumulators; here a tap's 16 pixels are 256 (512) contiguous staged bytes, and
+// four (eight) loads and eight (24) shuffles feed 64 (128) vpdpbusd (3x3 16->16 at 80x80, Zen 4:
+// ~75 % of the vpdpbusd peak in KernelTile). kChunks: staged pixel bytes / 16 (k_padded_ 16 or
+// 32). a: the first pixel; weights w and parameters prm of the block; o[i]: pixel i's output;
+// n <= 16 channels.
+template <int kChunks>
 __attribute__((noinline)) void KernelRowTile16(const uint8_t* a, const int64_t* tap_off, int taps, const int8_t* w,
                                                const int32_t* prm, const RequantConsts& c, int8_t* const* o, int n) {
+  static_assert(kChunks == 1 || kChunks == 2, "16 or 32 staged bytes per pixel");
   // The tap loop in assembly, accumulators in zmm0-15 (started at the bias, stored to acc at the
   // end): from intrinsics GCC 12 loaded every weight with its own vpbroadcastd (not as a {1to16}
-  // operand), spilled an accumulator and added ~20 register moves per tap. Per tap: z_j
-  // (zmm20-23) = pixels 4j .. 4j + 3, one per 128-bit lane, channel groups 0-3 as dwords; the
-  // in-lane 4 x 4 dword transpose leaves group g of pixel 4j + L in lane L, dword j of x_g
-  // (zmm16-19); then acc[ch] += x_g . w[tap][g][ch] for every g and ch.
+  // operand), spilled an accumulator and added ~20 register moves per tap. Per tap, 16 pixels:
+  // a_k = pixels 4k .. 4k + 3, one per 128-bit lane, channel groups 0-3 as dwords (with 32-byte
+  // pixels b_k the same for groups 4-7, both from lane shuffles of the eight 2-pixel loads); the
+  // in-lane 4 x 4 dword transpose of a_0..a_3 leaves group g of pixel 4j + L in lane L, dword j
+  // of x_g; then acc[ch] += x_g . w[tap][g][ch] for every g and ch.
   alignas(64) __m512i acc[16];
   {
     const int64_t* tp = tap_off;
@@ -285,38 +293,83 @@ __attribute__((noinline)) void KernelRowTile16(const uint8_t* a, const int64_t* 
   M(__VA_ARGS__ 0) M(__VA_ARGS__ 1) M(__VA_ARGS__ 2) M(__VA_ARGS__ 3) M(__VA_ARGS__ 4) M(__VA_ARGS__ 5)        \
   M(__VA_ARGS__ 6) M(__VA_ARGS__ 7) M(__VA_ARGS__ 8) M(__VA_ARGS__ 9) M(__VA_ARGS__ 10) M(__VA_ARGS__ 11)      \
   M(__VA_ARGS__ 12) M(__VA_ARGS__ 13) M(__VA_ARGS__ 14) M(__VA_ARGS__ 15)
-    __asm__ volatile(
-        KCSP_EACH_CHANNEL(KCSP_BIAS, )
-        "test %[t], %[t]\n\t"
-        "jle 2f\n\t"
-        "1:\n\t"
-        "mov (%[tp]), %%rcx\n\t"
-        "add $8, %[tp]\n\t"
-        "add %[a], %%rcx\n\t"
-        "vmovdqu64 (%%rcx), %%zmm20\n\t"
-        "vmovdqu64 64(%%rcx), %%zmm21\n\t"
-        "vmovdqu64 128(%%rcx), %%zmm22\n\t"
-        "vmovdqu64 192(%%rcx), %%zmm23\n\t"
-        "vpunpckldq %%zmm21, %%zmm20, %%zmm24\n\t"
-        "vpunpckhdq %%zmm21, %%zmm20, %%zmm25\n\t"
-        "vpunpckldq %%zmm23, %%zmm22, %%zmm26\n\t"
-        "vpunpckhdq %%zmm23, %%zmm22, %%zmm27\n\t"
-        "vpunpcklqdq %%zmm26, %%zmm24, %%zmm16\n\t"
-        "vpunpckhqdq %%zmm26, %%zmm24, %%zmm17\n\t"
-        "vpunpcklqdq %%zmm27, %%zmm25, %%zmm18\n\t"
-        "vpunpckhqdq %%zmm27, %%zmm25, %%zmm19\n\t"
-        KCSP_EACH_CHANNEL(KCSP_DP, 0, 16,) KCSP_EACH_CHANNEL(KCSP_DP, 1, 17,)
-        KCSP_EACH_CHANNEL(KCSP_DP, 2, 18,) KCSP_EACH_CHANNEL(KCSP_DP, 3, 19,)
-        "add $256, %[w]\n\t"
-        "dec %[t]\n\t"
-        "jnz 1b\n\t"
-        "2:\n\t"
-        KCSP_EACH_CHANNEL(KCSP_STORE, )
-        : [tp] "+r"(tp), [w] "+r"(wp), [t] "+r"(t)
-        : [a] "r"(a), [prm] "r"(prm), [acc] "r"(acc)
-        : "rcx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-          "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23",
-          "xmm24", "xmm25", "xmm26", "xmm27", "cc", "memory");
+// The in-lane 4 x 4 dword transpose of zmm a0..a3 into x0..x3 through t0..t3.
+#define KCSP_TRANSPOSE(a0, a1, a2, a3, t0, t1, t2, t3, x0, x1, x2, x3)           \
+  "vpunpckldq %%zmm" #a1 ", %%zmm" #a0 ", %%zmm" #t0 "\n\t"                      \
+  "vpunpckhdq %%zmm" #a1 ", %%zmm" #a0 ", %%zmm" #t1 "\n\t"                      \
+  "vpunpckldq %%zmm" #a3 ", %%zmm" #a2 ", %%zmm" #t2 "\n\t"                      \
+  "vpunpckhdq %%zmm" #a3 ", %%zmm" #a2 ", %%zmm" #t3 "\n\t"                      \
+  "vpunpcklqdq %%zmm" #t2 ", %%zmm" #t0 ", %%zmm" #x0 "\n\t"                     \
+  "vpunpckhqdq %%zmm" #t2 ", %%zmm" #t0 ", %%zmm" #x1 "\n\t"                     \
+  "vpunpcklqdq %%zmm" #t3 ", %%zmm" #t1 ", %%zmm" #x2 "\n\t"                     \
+  "vpunpckhqdq %%zmm" #t3 ", %%zmm" #t1 ", %%zmm" #x3 "\n\t"
+#define KCSP_LOOP_HEAD                        \
+  KCSP_EACH_CHANNEL(KCSP_BIAS, )              \
+  "test %[t], %[t]\n\t"                       \
+  "jle 2f\n\t"                                \
+  "1:\n\t"                                    \
+  "mov (%[tp]), %%rcx\n\t"                    \
+  "add $8, %[tp]\n\t"                         \
+  "add %[a], %%rcx\n\t"
+#define KCSP_LOOP_TAIL(wstep)                 \
+  "add $" #wstep ", %[w]\n\t"                 \
+  "dec %[t]\n\t"                              \
+  "jnz 1b\n\t"                                \
+  "2:\n\t"                                    \
+  KCSP_EACH_CHANNEL(KCSP_STORE, )
+#define KCSP_OPERANDS                                                                                         \
+  : [tp] "+r"(tp), [w] "+r"(wp), [t] "+r"(t)                                                                  \
+  : [a] "r"(a), [prm] "r"(prm), [acc] "r"(acc)                                                                \
+  : "rcx", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",  \
+    "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", \
+    "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "cc", "memory"
+    if constexpr (kChunks == 1) {
+      __asm__ volatile(
+          KCSP_LOOP_HEAD
+          "vmovdqu64 (%%rcx), %%zmm20\n\t"
+          "vmovdqu64 64(%%rcx), %%zmm21\n\t"
+          "vmovdqu64 128(%%rcx), %%zmm22\n\t"
+          "vmovdqu64 192(%%rcx), %%zmm23\n\t"
+          KCSP_TRANSPOSE(20, 21, 22, 23, 24, 25, 26, 27, 16, 17, 18, 19)
+          KCSP_EACH_CHANNEL(KCSP_DP, 0, 16,) KCSP_EACH_CHANNEL(KCSP_DP, 1, 17,)
+          KCSP_EACH_CHANNEL(KCSP_DP, 2, 18,) KCSP_EACH_CHANNEL(KCSP_DP, 3, 19,)
+          KCSP_LOOP_TAIL(256)
+          KCSP_OPERANDS);
+    } else {
+      // z_j (zmm16-23) = pixels 2j, 2j + 1 (groups 0-3, 4-7, 0-3, 4-7 per lane); a_k (zmm24-27)
+      // and b_k (zmm28-31) take lanes 0, 2 and 1, 3 of z_2k and z_2k+1.
+      __asm__ volatile(
+          KCSP_LOOP_HEAD
+          "vmovdqu64 (%%rcx), %%zmm16\n\t"
+          "vmovdqu64 64(%%rcx), %%zmm17\n\t"
+          "vmovdqu64 128(%%rcx), %%zmm18\n\t"
+          "vmovdqu64 192(%%rcx), %%zmm19\n\t"
+          "vmovdqu64 256(%%rcx), %%zmm20\n\t"
+          "vmovdqu64 320(%%rcx), %%zmm21\n\t"
+          "vmovdqu64 384(%%rcx), %%zmm22\n\t"
+          "vmovdqu64 448(%%rcx), %%zmm23\n\t"
+          "vshufi32x4 $0x88, %%zmm17, %%zmm16, %%zmm24\n\t"
+          "vshufi32x4 $0xDD, %%zmm17, %%zmm16, %%zmm28\n\t"
+          "vshufi32x4 $0x88, %%zmm19, %%zmm18, %%zmm25\n\t"
+          "vshufi32x4 $0xDD, %%zmm19, %%zmm18, %%zmm29\n\t"
+          "vshufi32x4 $0x88, %%zmm21, %%zmm20, %%zmm26\n\t"
+          "vshufi32x4 $0xDD, %%zmm21, %%zmm20, %%zmm30\n\t"
+          "vshufi32x4 $0x88, %%zmm23, %%zmm22, %%zmm27\n\t"
+          "vshufi32x4 $0xDD, %%zmm23, %%zmm22, %%zmm31\n\t"
+          // groups 0-3 to zmm20-23 (temporaries zmm16-19), 4-7 to zmm28-31 (temporaries zmm24-27)
+          KCSP_TRANSPOSE(24, 25, 26, 27, 16, 17, 18, 19, 20, 21, 22, 23)
+          KCSP_TRANSPOSE(28, 29, 30, 31, 24, 25, 26, 27, 28, 29, 30, 31)
+          KCSP_EACH_CHANNEL(KCSP_DP, 0, 20,) KCSP_EACH_CHANNEL(KCSP_DP, 1, 21,)
+          KCSP_EACH_CHANNEL(KCSP_DP, 2, 22,) KCSP_EACH_CHANNEL(KCSP_DP, 3, 23,)
+          KCSP_EACH_CHANNEL(KCSP_DP, 4, 28,) KCSP_EACH_CHANNEL(KCSP_DP, 5, 29,)
+          KCSP_EACH_CHANNEL(KCSP_DP, 6, 30,) KCSP_EACH_CHANNEL(KCSP_DP, 7, 31,)
+          KCSP_LOOP_TAIL(512)
+          KCSP_OPERANDS);
+    }
+#undef KCSP_OPERANDS
+#undef KCSP_LOOP_TAIL
+#undef KCSP_LOOP_HEAD
+#undef KCSP_TRANSPOSE
 #undef KCSP_EACH_CHANNEL
 #undef KCSP_DP
 #undef KCSP_STORE
@@ -398,10 +451,10 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   const int packed_blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
   // A sweep tile of m <= 24 pixels x up to 4 blocks runs register tiles of RegisterMR(NB) pixels,
   // then 4-, 2- and 1-pixel kernels for the rest (7x7 images: 49 = 2 x 24 + 1).
-  auto tile = [&](auto direct, auto flip, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti,
-                  const int32_t* corr, int8_t* const* o, int n) {
+  // Packed blocks b0 .. b0 + max_blocks - 1 (those that exist) of pixels a[0 .. m).
+  auto tile = [&](auto direct, auto flip, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int b0,
+                  int max_blocks, const int32_t* corr, int8_t* const* o, int n) {
     constexpr bool kDirect = decltype(direct)::value, kXor = decltype(flip)::value;
-    const int b0 = ti * kTileBlocks;
     auto run = [&](auto nb) {
       constexpr int kNB = decltype(nb)::value, kMR = RegisterMR(kNB);
       TileBlocks<kNB> b;
@@ -420,7 +473,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       for (; i + 2 <= m; i += 2) call(std::integral_constant<int, 2>{}, i);
       for (; i < m; ++i) call(std::integral_constant<int, 1>{}, i);
     };
-    switch (std::min(kTileBlocks, packed_blocks - b0)) {
+    switch (std::min(max_blocks, packed_blocks - b0)) {
       case 4: run(std::integral_constant<int, 4>{}); break;
       case 3: run(std::integral_constant<int, 3>{}); break;
       case 2: run(std::integral_constant<int, 2>{}); break;
@@ -439,7 +492,8 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       return SweepInt8Direct1x1<kSweepMR, kTileNR>(
           w, p, in, out, int64_t{64 * 1024}, corrections,
           [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
-            tile(std::true_type{}, flip, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti, corr, o, n);
+            tile(std::true_type{}, flip, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti * kTileBlocks,
+                 kTileBlocks, corr, o, n);
           });
     };
     return w.direct_1x1_xor_ ? direct(std::true_type{}) : direct(std::false_type{});
@@ -448,21 +502,25 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   const auto fill = static_cast<uint8_t>(w.quant_.input_zero_point + 128);
   const auto to_u8 = [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); };
   if (RowTilesFit(w, p)) {
-    // Tiles of 16 pixels: those inside one row run KernelRowTile16, the rest (a tile across a
-    // row's end, the image's last pixels) the 8 x 16 tiles.
-    return SweepInt8<kRowTilePixels, kNR>(
-        w, p, in, out, fill, to_u8, int64_t{64 * 1024},
-        [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
-          if (m == kRowTilePixels && a[m - 1] == a[0] + (m - 1) * 16)
-            KernelRowTile16(a[0], tap_off, taps, blocks.weights(bi), blocks.params(bi), c, o, n);
-          else
-            tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, bi, nullptr, o, n);
-        });
+    // Tiles of 16 pixels x 16 channels: those inside one row run KernelRowTile16, the rest (a tile
+    // across a row's end, the image's last pixels) the 8 x 16 tiles.
+    auto rows = [&](auto chunks) {
+      constexpr int kChunks = decltype(chunks)::value;
+      return SweepInt8<kRowTilePixels, kNR>(
+          w, p, in, out, fill, to_u8, int64_t{64 * 1024},
+          [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
+            if (m == kRowTilePixels && a[m - 1] == a[0] + (m - 1) * 16 * kChunks)
+              KernelRowTile16<kChunks>(a[0], tap_off, taps, blocks.weights(bi), blocks.params(bi), c, o, n);
+            else
+              tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, bi, 1, nullptr, o, n);
+          });
+    };
+    return w.k_padded_ == 16 ? rows(std::integral_constant<int, 1>{}) : rows(std::integral_constant<int, 2>{});
   }
   return SweepInt8<kSweepMR, kTileNR>(
       w, p, in, out, fill, to_u8, int64_t{64 * 1024},
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
-        tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, ti, nullptr, o, n);
+        tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, ti * kTileBlocks, kTileBlocks, nullptr, o, n);
       });
 }
 
