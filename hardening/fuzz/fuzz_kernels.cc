@@ -258,6 +258,12 @@ void FuzzInt8(FuzzedDataProvider& f) {
     return;
   }
   if (!pk.var) pk.var = nullptr;
+  if (f.ConsumeIntegralInRange<int>(0, 3) == 0) {  // an output table (PackedConvInt8::SetOutputTable) on both
+    int8_t table[256];
+    for (auto& e : table) e = f.ConsumeIntegral<int8_t>();
+    pk.ref->SetOutputTable(table);
+    if (pk.var) pk.var->SetOutputTable(table);
+  }
 
   const int op = f.ConsumeIntegralInRange<int>(0, 2);
   const int batch = f.ConsumeIntegralInRange<int>(0, 7) == 0 ? Dim(f, 1, 3)

@@ -275,6 +275,9 @@ struct ConvSpec {
   // neither is on. vector_add: whether the ADD is in it (else the ADD's table runs after it).
   std::unique_ptr<Int8PostOps> vector_post;
   bool vector_add = false;
+  // The element-wise op without an ADD goes into the conv (PackedConvInt8::SetOutputTable: AVX-512
+  // VNNI looks it up in its epilogue), not a pass of its own after it.
+  bool post_in_conv = false;
 
   void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     try {
@@ -367,6 +370,8 @@ struct ConvSpec {
                                       static_cast<const int32_t*>(bias), quant, Variant::kAuto,
                                       &packed);
     if (!s.ok()) return std::string("packing weights failed: ") + s.message();
+    post_in_conv = post.on() && !add.on;
+    if (post_in_conv) packed->SetOutputTable(post.lut);
     packed_from = weights;
     return "";
   }
@@ -389,7 +394,7 @@ struct ConvSpec {
   // threads: every element is computed once, so the bits do not depend on the thread count.
   void ApplyPostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
                     int r_offset, ThreadPool* pool) const {
-    if (!post.on() && !add.on) return;
+    if ((!post.on() || post_in_conv) && !add.on) return;
     const int cout = geometry.out_channels;
     if (vector_post) {  // arguments valid by construction (stride >= channels), so it cannot fail
       (void)ApplyInt8PostOps(*vector_post, base + offset, pixels, stride, cout, vector_add ? r + r_offset : nullptr,

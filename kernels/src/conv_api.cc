@@ -10,6 +10,7 @@
 #include "conv_internal.h"
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
+#include "keras_csp/elementwise.h"
 #include "keras_csp/quantization.h"
 
 namespace keras_csp {
@@ -484,6 +485,28 @@ Status PackedConvInt8::Create(const ConvGeometry& geometry, const int8_t* weight
   return NoThrow([&] { return CreateImpl(geometry, weights, bias, quant, variant, out); });
 }
 
+void PackedConvInt8::SetOutputTable(const int8_t* table) {
+  has_output_table_ = table != nullptr;
+  output_table_pass_.reset();
+  if (!has_output_table_) return;
+  std::memcpy(output_table_, table, sizeof(output_table_));
+  if (output_table_in_epilogue()) return;
+  std::unique_ptr<Int8PostOps> pass;
+  // Cannot fail for a conv variant this CPU runs (the conv's packing checked it); the scalar
+  // kernel if it somehow does.
+  if (!Int8PostOps::Create(table, nullptr, variant_, &pass).ok())
+    (void)Int8PostOps::Create(table, nullptr, Variant::kScalar, &pass);
+  output_table_pass_ = std::move(pass);
+}
+
+bool PackedConvInt8::output_table_in_epilogue() const {
+#if defined(__x86_64__)
+  return has_output_table_ && variant_ == Variant::kAvx512Vnni && cpu_features().avx512vbmi;
+#else
+  return false;
+#endif
+}
+
 Status PackedConvF32::Create(const ConvGeometry& geometry, const float* weights, const float* bias,
                              float act_min, float act_max, Variant variant,
                              std::unique_ptr<PackedConvF32>* out) {
@@ -597,7 +620,35 @@ Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weig
 
 namespace {
 // The variant's sweep on a validated problem.
+// The conv's output table over its output slice, after the conv (variants that cannot look it up in
+// their epilogue).
+Status ApplyOutputTable(const PackedConvInt8& w, const ConvProblem& p, int8_t* output) {
+  const Int8PostOps& pass = *w.output_table_pass_;
+  const TensorLayout& o = p.out;
+  const int cout = w.geometry_.out_channels;
+  if (o.row_stride == p.out_w * o.pixel_stride && o.batch_stride == p.out_h * o.row_stride)
+    return ApplyInt8PostOps(pass, output + o.channel_offset, int64_t{p.batch} * p.out_h * p.out_w, o.pixel_stride, cout,
+                            nullptr, 0, p.pool);
+  for (int b = 0; b < p.batch; ++b)
+    for (int y = 0; y < p.out_h; ++y)
+      KCSP_RETURN_IF_ERROR(ApplyInt8PostOps(pass, output + b * o.batch_stride + y * o.row_stride + o.channel_offset,
+                                            p.out_w, o.pixel_stride, cout, nullptr, 0, p.pool));
+  return Status::Ok();
+}
+
+Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output);
+
 Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
+  if (!w.has_output_table_) return RunConvInt8Variant(w, p, input, output);
+  if (p.out_u8 || p.out_i16) return Invalid("a conv with an output table cannot write a chain's staging");
+#if defined(__x86_64__)
+  if (w.output_table_in_epilogue()) return internal::ConvInt8Avx512VnniTable(w, p, input, output);
+#endif
+  KCSP_RETURN_IF_ERROR(RunConvInt8Variant(w, p, input, output));
+  return ApplyOutputTable(w, p, output);
+}
+
+Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
   switch (w.variant_) {
 #if defined(__x86_64__)
     case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
@@ -649,7 +700,7 @@ bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8&
   const ConvGeometry& g = second.geometry_;
   // The staged path of a conv with several taps (1x1 convs read their input in place or stage
   // it per chunk), both convs on one variant.
-  return first.variant_ == second.variant_ && StagingOf(second.variant_) != ChainStaging::kNone &&
+  return !first.has_output_table_ && first.variant_ == second.variant_ && StagingOf(second.variant_) != ChainStaging::kNone &&
          !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;

@@ -222,6 +222,8 @@ Status PackF32Avx2(PackedConvF32* w);
 Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                           int8_t* out);
+// The same with w's output table looked up in the epilogue (CPUs with AVX-512 VBMI).
+Status ConvInt8Avx512VnniTable(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 #endif
 #if defined(__aarch64__)

@@ -145,7 +145,7 @@ Int8QuantParams RandomQuant(int out_channels) {
 // pool: also run every variant on these threads (same bits expected).
 void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, ThreadPool* pool = nullptr,
                                  const char* what = "int8") {
-  int compared = 0;
+  int compared = 0, with_table = 0, in_epilogue = 0;
   for (int t = 0; t < trials; ++t) {
     const Case c = make_case();
     ConvOutputShape os;
@@ -166,11 +166,27 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
     CHECK(s.ok(), "%s", s.message().c_str());
     s = Conv2DInt8(*pref, in.data(), li, ref.data(), lo);
     CHECK(s.ok(), "%s", s.message().c_str());
+    // A third of the cases with an output table (PackedConvInt8::SetOutputTable), the reference
+    // looked up here over the output slice.
+    std::vector<int8_t> table;
+    if (RandInt(0, 2) == 0) {
+      table.resize(256);
+      for (auto& e : table) e = static_cast<int8_t>(RandInt(-128, 127));
+      for (int b = 0; b < c.n; ++b)
+        for (int y = 0; y < os.out_h; ++y)
+          for (int x = 0; x < os.out_w; ++x)
+            for (int k = 0; k < c.g.out_channels; ++k) {
+              int8_t& e = ref[b * lo.batch_stride + y * lo.row_stride + x * lo.pixel_stride + lo.channel_offset + k];
+              e = table[static_cast<uint8_t>(e)];
+            }
+    }
     for (Variant v : kAllVariants) {
-      if (v == Variant::kScalar || !VariantAvailable(v)) continue;
+      if (v == Variant::kScalar && table.empty()) continue;
+      if (!VariantAvailable(v)) continue;
       std::unique_ptr<PackedConvInt8> p;
       s = PackedConvInt8::Create(c.g, wts.data(), bias.data(), q, v, &p);
       CHECK(s.ok(), "%s", s.message().c_str());
+      if (!table.empty()) p->SetOutputTable(table.data());
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), pool}) {
         if (tp == nullptr && pool != nullptr) continue;  // with a pool: the pool run only
         std::vector<int8_t> out(lo.buffer_elements, 77);
@@ -178,14 +194,18 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
         CHECK(s.ok(), "%s", s.message().c_str());
         size_t bad = 0;
         for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
-        CHECK(bad == 0, "%s %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d threads=%d)", what,
-              VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding, c.g.in_channels,
-              c.g.out_channels, c.h, c.w, c.n, tp ? tp->threads() : 1);
+        CHECK(bad == 0, "%s %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d threads=%d table=%d%s)",
+              what, VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding, c.g.in_channels,
+              c.g.out_channels, c.h, c.w, c.n, tp ? tp->threads() : 1, !table.empty(),
+              p->output_table_in_epilogue() ? " in the epilogue" : "");
         ++compared;
+        with_table += !table.empty();
+        in_epilogue += p->output_table_in_epilogue();
       }
     }
   }
-  std::printf("%s variant-vs-scalar comparisons: %d\n", what, compared);
+  std::printf("%s variant-vs-scalar comparisons: %d (%d with an output table, %d of them in the epilogue)\n", what,
+              compared, with_table, in_epilogue);
 }
 
 // Depthwise: every variant against the scalar reference (multipliers 1, 2 and 3: the last runs the

@@ -117,6 +117,8 @@ TensorLayout NhwcSlice(int batch, int height, int width, int total_channels, int
                        int channels);
 
 // Weights prepacked once for one variant. Immutable after Create; safe to share across threads.
+class Int8PostOps;  // elementwise.h
+
 class PackedConvInt8 {
  public:
   // weights: OHWI [out_channels][kernel_h][kernel_w][in_channels] int8 (symmetric, zero point 0).
@@ -130,8 +132,18 @@ class PackedConvInt8 {
   static Status CreateImpl(const ConvGeometry&, const int8_t*, const int32_t*,
                            const Int8QuantParams&, Variant, std::unique_ptr<PackedConvInt8>*);
   Variant variant() const { return variant_; }
+  // An int8 -> int8 map every output of Conv2DInt8 goes through (y = table[uint8(conv(x))]; a SiLU,
+  // HARD_SWISH or LEAKY_RELU tabulated by the fuse pass), 256 entries; null: none (the default).
+  // AVX-512 VNNI looks it up in its epilogue where the CPU has VBMI (output_table_in_epilogue());
+  // elsewhere Conv2DInt8 runs one pass over the output after the conv. Same bits either way.
+  void SetOutputTable(const int8_t* table);
+  bool has_output_table() const { return has_output_table_; }
+  bool output_table_in_epilogue() const;
 
   // Implementation data (read by the variant kernels).
+  bool has_output_table_ = false;
+  alignas(64) int8_t output_table_[256] = {};
+  std::shared_ptr<const Int8PostOps> output_table_pass_;  // the pass where the epilogue cannot
   ConvGeometry geometry_;
   Int8QuantParams quant_;
   Variant variant_ = Variant::kScalar;
@@ -206,7 +218,8 @@ Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLa
 // SME the int8 values themselves (border the zero point). So the second, a KxK conv, stages nothing:
 // a dense layer's 1x1 bottleneck into its 3x3 growth conv. Elsewhere (scalar) it runs the two convs
 // through `staged` as an int8 intermediate.
-// first's output zero point must equal second's input zero point (the tensor between them).
+// first's output zero point must equal second's input zero point (the tensor between them), and
+// first has no output table (else the two convs run one after the other).
 bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second);
 Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second, const int8_t* input,
                        const TensorLayout& in_layout, std::vector<uint8_t>* staged, int8_t* output,
