@@ -722,6 +722,15 @@ void TestConvChain(int trials) {
     std::unique_ptr<PackedConvInt8> r1, r2;
     CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, Variant::kScalar, &r1).ok(), "create");
     CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, Variant::kScalar, &r2).ok(), "create");
+    // Output tables on either conv (a first conv with one is not chained).
+    std::vector<int8_t> table1, table2;
+    for (auto* t : {&table1, &table2})
+      if (RandInt(0, 3) == 0) {
+        t->resize(256);
+        for (auto& e : *t) e = static_cast<int8_t>(RandInt(-128, 127));
+      }
+    if (!table1.empty()) r1->SetOutputTable(table1.data());
+    if (!table2.empty()) r2->SetOutputTable(table2.data());
     std::vector<int8_t> mid(lm.buffer_elements), ref(lo.buffer_elements, 77);
     CHECK(Conv2DInt8(*r1, in.data(), li, mid.data(), lm).ok() && Conv2DInt8(*r2, mid.data(), lm, ref.data(), lo).ok(),
           "reference convs");
@@ -730,9 +739,11 @@ void TestConvChain(int trials) {
       std::unique_ptr<PackedConvInt8> p1, p2;
       CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, v, &p1).ok(), "create");
       CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, v, &p2).ok(), "create");
+      if (!table1.empty()) p1->SetOutputTable(table1.data());
+      if (!table2.empty()) p2->SetOutputTable(table2.data());
       const bool supported = Conv2DInt8ChainSupported(*p1, *p2);
       // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded).
-      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_;
+      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_ && table1.empty();
       CHECK(supported == expected, "%s: chain staging supported = %d", VariantName(v), supported);
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
         std::vector<uint8_t> scratch(RandInt(0, 1) ? 0 : 100000, 0xAB);  // reused scratch is refilled
