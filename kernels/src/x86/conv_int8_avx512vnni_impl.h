@@ -186,11 +186,17 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
                        int8_t* const* o, int n) {
   // 1x1: the accumulators start at the bias (one add less per output in the epilogue; measured
   // 3-8 % on short-K 1x1 convs). Not with taps: there GCC then kept every accumulator on the stack.
-  __m512i acc[MR][NB];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
+  // Tiles of 1-2 accumulators (a 7x7 image's last pixel) split K over kSets accumulator sets,
+  // summed at the end: one chain of dependent vpdpbusd ran at a quarter of the rate.
+  constexpr int kSets = MR * NB == 1 ? 4 : MR * NB == 2 ? 2 : 1;
+  __m512i acc[kSets][MR][NB];
 #pragma GCC unroll 4
-    for (int j = 0; j < NB; ++j) acc[i][j] = kDirect ? _mm512_load_si512(b.prm[j]) : _mm512_setzero_si512();
+  for (int s = 0; s < kSets; ++s)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NB; ++j)
+        acc[s][i][j] = kDirect && s == 0 ? _mm512_load_si512(b.prm[j]) : _mm512_setzero_si512();
   const int8_t* w[NB];
 #pragma GCC unroll 4
   for (int j = 0; j < NB; ++j) w[j] = b.w[j];
@@ -198,7 +204,8 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
     const uint8_t* ap[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
-    for (int k = 0; k < 4 * kp4; k += 4) {
+    // One k step (4 input channels) into accumulator set s.
+    auto step = [&](int k, int s) __attribute__((always_inline)) {
       __m512i wv[NB];
 #pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) {
@@ -212,10 +219,23 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
         const __m512i x = kXor ? _mm512_xor_si512(Bcast(ap[i] + k), _mm512_set1_epi8(-128)) : Bcast(ap[i] + k);
 #pragma GCC unroll 4
         for (int j = 0; j < NB; ++j)
-          acc[i][j] = kDirect && !kXor ? _mm512_dpbusd_epi32(acc[i][j], wv[j], x) : _mm512_dpbusd_epi32(acc[i][j], x, wv[j]);
+          acc[s][i][j] = kDirect && !kXor ? _mm512_dpbusd_epi32(acc[s][i][j], wv[j], x)
+                                          : _mm512_dpbusd_epi32(acc[s][i][j], x, wv[j]);
       }
-    }
+    };
+    int k = 0;
+    if constexpr (kSets > 1)
+      for (; k + 4 * kSets <= 4 * kp4; k += 4 * kSets)
+#pragma GCC unroll 4
+        for (int s = 0; s < kSets; ++s) step(k + 4 * s, s);
+    for (; k < 4 * kp4; k += 4) step(k, 0);
   }
+#pragma GCC unroll 4
+  for (int s = 1; s < kSets; ++s)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NB; ++j) acc[0][i][j] = _mm512_add_epi32(acc[0][i][j], acc[s][i][j]);
   // Requantize acc + bias to int32 (fp32: zero point not yet added), then four 16-channel
   // row-blocks at a time: saturating packs to int16 (fp32: + zero point, as XNNPACK) and int8,
   // clamp, and one dword permute that undoes the packs' 128-bit interleave (bit-identical to
@@ -228,9 +248,9 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
 #pragma GCC unroll 64
   for (int it = 0; it < MR * NB; ++it) {
     const int i = it / NB, j = it % NB;
-    const __m512i x = kXor      ? acc[i][j]
-                      : kDirect ? _mm512_sub_epi32(acc[i][j], _mm512_set1_epi32(corr[i]))
-                                : _mm512_add_epi32(acc[i][j], _mm512_load_si512(b.prm[j]));
+    const __m512i x = kXor      ? acc[0][i][j]
+                      : kDirect ? _mm512_sub_epi32(acc[0][i][j], _mm512_set1_epi32(corr[i]))
+                                : _mm512_add_epi32(acc[0][i][j], _mm512_load_si512(b.prm[j]));
     r[i * kSlots + j] = Requant(x, b.prm[j], c);
   }
   if constexpr (NB == 3)
