@@ -20,6 +20,25 @@ def test_shape_table_covers_the_three_models():
     assert 0 < len(quick) < len(shapes) and stem in quick
 
 
+def test_yolo_shape_set_is_the_yolov8n_backbone():
+    shapes = bench.shape_table(shapes="yolo")
+    assert {s["model"] for s in shapes} == {"yolov8n"} and {s["kind"] for s in shapes} == {"conv"}
+    down = [s for s in shapes if s.get("stride") == 2]
+    assert [(s["hw"], s["cin"], s["cout"]) for s in down] == [(160, 16, 32), (80, 32, 64), (40, 64, 128),
+                                                              (20, 128, 256)]
+    # C2f: cv2 reads (2 + n) halves (n = 1, 2, 2, 1); the bottleneck 3x3 keeps the half's width
+    cv2 = [(s["hw"], s["cin"], s["cout"]) for s in shapes if s["k"] == 1]
+    assert cv2 == [(80, 48, 32), (40, 128, 64), (20, 256, 128), (10, 384, 256)]
+    assert (80, 16, 16) in [(s["hw"], s["cin"], s["cout"]) for s in shapes if s["k"] == 3 and "stride" not in s]
+    assert 0 < len(bench.shape_table(quick=True, shapes="yolo")) < len(shapes)
+    try:
+        bench.shape_table(shapes="imagenet")
+    except ValueError as e:
+        assert "imagenet" in str(e)
+    else:
+        raise AssertionError("an unknown shape set must raise")
+
+
 def test_bench_kernels_cli_quick_json(tmp_path):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(bench_kernels_command, ["--quick", "--budget", "0.01", "--json", str(out)])
@@ -67,3 +86,13 @@ def test_bench_kernels_cli_burst_is_recorded(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["burst"] == 2 and "first call of each burst not timed" in data["burst_timing"]
+
+
+def test_bench_kernels_cli_yolo_shapes(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(bench_kernels_command, ["--shapes", "yolo", "--quick", "--budget", "0.01",
+                                                        "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["shape_set"] == "yolo" and {r["model"] for r in data["shapes"]} == {"yolov8n"}
+    assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in data["shapes"])

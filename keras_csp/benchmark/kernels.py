@@ -82,7 +82,34 @@ def _cspresnet50_shapes() -> list[dict]:
     return shapes
 
 
-def shape_table(quick: bool = False) -> list[dict]:
+def _yolov8n_shapes() -> list[dict]:
+    """The YOLOv8-n backbone's convs at 320x320 (plain convs: in a fused model the CspBlock writes them
+    into place): each stage's 3x3/2 downsampling conv and C2f's 1x1 cv2 and bottleneck 3x3s."""
+    shapes = []
+    for i, (hw, c) in enumerate(zip((160, 80, 40, 20), (16, 32, 64, 128))):
+        tag = f"yolov8n/s{i + 1}"
+        shapes.append(dict(shape=f"{tag} down 3x3/2 {c}->{2 * c} @{hw}", model="yolov8n", kind="conv", hw=hw,
+                           cin=c, cout=2 * c, k=3, stride=2))
+        n = 1 if i in (0, 3) else 2  # C2f repeats
+        half, cout = c, 2 * c  # C2f(2c): cv1 splits into halves of c
+        shapes.append(dict(shape=f"{tag} C2f cv2 1x1 {(2 + n) * half}->{cout} @{hw // 2}", model="yolov8n", kind="conv",
+                           hw=hw // 2, cin=(2 + n) * half, cout=cout, k=1))
+        shapes.append(dict(shape=f"{tag} C2f bottleneck 3x3 {half}->{half} @{hw // 2}", model="yolov8n", kind="conv",
+                           hw=hw // 2, cin=half, cout=half, k=3))
+    return shapes
+
+
+SHAPE_SETS = ("csp", "yolo")
+
+
+def shape_table(quick: bool = False, shapes: str = "csp") -> list[dict]:
+    """The benchmark's shapes: "csp" (CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages) or
+    "yolo" (the YOLOv8-n backbone's convs at 320x320)."""
+    if shapes not in SHAPE_SETS:
+        raise ValueError(f"unknown shape set {shapes!r} (expected one of {SHAPE_SETS})")
+    if shapes == "yolo":
+        table = _yolov8n_shapes()
+        return table[::3] if quick else table
     shapes = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
               + _cspresnet50_shapes())
     if quick:
@@ -219,7 +246,7 @@ def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = N
 
 
 def run(quick: bool = False, variant: str = "auto", budget_s: float | None = None, seed: int = 0,
-        progress=None, threads: int = 1, burst: int = 1) -> dict:
+        progress=None, threads: int = 1, burst: int = 1, shapes: str = "csp") -> dict:
     """Our fused ops and XNNPACK both on `threads` threads. The peak loop runs on one core, so the
     peak fractions compare against `threads` x that peak. `burst`: calls in a row per side and
     round, the first not timed when > 1 (_time_pair)."""
@@ -231,7 +258,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     variant = K.resolve_variant(variant)
     peak = measure_peak(variant=variant)
     rows = []
-    for spec in shape_table(quick):
+    for spec in shape_table(quick, shapes):
         case = _Case(spec, variant, rng, threads)
         diff = case.max_diff_vs_xnnpack()
         ours, xnn, conv_only = _time_pair(case, budget_s, burst=burst)
@@ -276,6 +303,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     conv_speedups = [r["xnnpack_conv_only_ms"] / r["ours_ms"] for r in rows if "xnnpack_conv_only_ms" in r]
     return {
         "benchmark": f"keras-csp fused int8 kernels vs XNNPACK split+conv+concat ({threads} thread(s))",
+        "shape_set": shapes,
         "threads": threads,
         "quick": quick,
         "variant": variant,
