@@ -39,11 +39,16 @@ def test_yolo_shape_set_is_the_yolov8n_backbone():
         raise AssertionError("an unknown shape set must raise")
 
 
-def test_bench_kernels_cli_quick_json(tmp_path):
+def _bench_kernels_json(tmp_path, *args):
+    """`keras-csp bench-kernels --quick --budget 0.01 ARGS --json FILE`: the JSON it wrote."""
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(bench_kernels_command, ["--quick", "--budget", "0.01", "--json", str(out)])
+    result = CliRunner().invoke(bench_kernels_command, ["--quick", "--budget", "0.01", *args, "--json", str(out)])
     assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_bench_kernels_cli_quick_json(tmp_path):
+    data = _bench_kernels_json(tmp_path)
     assert data["shapes"] and data["geomean_speedup"] > 0
     for row in data["shapes"]:
         assert {"shape", "ours_ms", "xnnpack_ms", "speedup"} <= set(row)
@@ -80,19 +85,11 @@ def test_time_pair_bursts_time_all_but_the_first_call_of_each_burst():
 
 
 def test_bench_kernels_cli_burst_is_recorded(tmp_path):
-    out = tmp_path / "bench.json"
-    result = CliRunner().invoke(bench_kernels_command, ["--quick", "--budget", "0.01", "--burst", "2",
-                                                        "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
+    data = _bench_kernels_json(tmp_path, "--burst", "2")
     assert data["burst"] == 2 and "first call of each burst not timed" in data["burst_timing"]
 
 
 def test_bench_kernels_cli_yolo_shapes(tmp_path):
-    out = tmp_path / "bench.json"
-    result = CliRunner().invoke(bench_kernels_command, ["--shapes", "yolo", "--quick", "--budget", "0.01",
-                                                        "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    data = json.loads(out.read_text())
+    data = _bench_kernels_json(tmp_path, "--shapes", "yolo")
     assert data["shape_set"] == "yolo" and {r["model"] for r in data["shapes"]} == {"yolov8n"}
     assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in data["shapes"])
