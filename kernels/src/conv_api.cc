@@ -619,7 +619,6 @@ Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weig
 }
 
 namespace {
-// The variant's sweep on a validated problem.
 // The conv's output table over its output slice, after the conv (variants that cannot look it up in
 // their epilogue).
 Status ApplyOutputTable(const PackedConvInt8& w, const ConvProblem& p, int8_t* output) {
@@ -638,6 +637,7 @@ Status ApplyOutputTable(const PackedConvInt8& w, const ConvProblem& p, int8_t* o
 
 Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output);
 
+// The conv on a validated problem, its output table included.
 Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
   if (!w.has_output_table_) return RunConvInt8Variant(w, p, input, output);
   if (p.out_u8 || p.out_i16) return Invalid("a conv with an output table cannot write a chain's staging");
@@ -648,6 +648,7 @@ Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
   return ApplyOutputTable(w, p, output);
 }
 
+// The variant's sweep on a validated problem.
 Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
   switch (w.variant_) {
 #if defined(__x86_64__)
@@ -700,8 +701,8 @@ bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8&
   const ConvGeometry& g = second.geometry_;
   // The staged path of a conv with several taps (1x1 convs read their input in place or stage
   // it per chunk), both convs on one variant.
-  return !first.has_output_table_ && first.variant_ == second.variant_ && StagingOf(second.variant_) != ChainStaging::kNone &&
-         !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
+  return !first.has_output_table_ && first.variant_ == second.variant_ &&
+         StagingOf(second.variant_) != ChainStaging::kNone && !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;
 }

@@ -116,7 +116,8 @@ struct TensorLayout {
 TensorLayout NhwcSlice(int batch, int height, int width, int total_channels, int channel_offset,
                        int channels);
 
-// Weights prepacked once for one variant. Immutable after Create; safe to share across threads.
+// Weights prepacked once for one variant. Immutable after Create (and SetOutputTable, which belongs
+// to the setup); safe to share across threads.
 class Int8PostOps;  // elementwise.h
 
 class PackedConvInt8 {
@@ -135,7 +136,8 @@ class PackedConvInt8 {
   // An int8 -> int8 map every output of Conv2DInt8 goes through (y = table[uint8(conv(x))]; a SiLU,
   // HARD_SWISH or LEAKY_RELU tabulated by the fuse pass), 256 entries; null: none (the default).
   // AVX-512 VNNI looks it up in its epilogue where the CPU has VBMI (output_table_in_epilogue());
-  // elsewhere Conv2DInt8 runs one pass over the output after the conv. Same bits either way.
+  // elsewhere Conv2DInt8 runs one pass over the output after the conv. Same bits either way. Not
+  // while a conv runs on this object.
   void SetOutputTable(const int8_t* table);
   bool has_output_table() const { return has_output_table_; }
   bool output_table_in_epilogue() const;
