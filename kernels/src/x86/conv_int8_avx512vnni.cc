@@ -7,7 +7,9 @@
 // 8 x 48/32/16 accumulators), one 64-byte weight load per block and one broadcast per pixel feed
 // MR x NB vpdpbusd. The epilogue packs four row-blocks per zmm (XNNPACK style). Stride-1 convs of
 // 13-32 input channels and few output channels run transposed 16-pixel row tiles instead
-// (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization.
+// (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization. The code is in
+// conv_int8_avx512vnni_impl.h, shared with conv_int8_avx512vnni_table.cc (the same kernels with
+// VBMI, looking PackedConvInt8's output table up in the epilogue); this file is the plain build.
 //
 // QEMU's TCG cannot emulate AVX-512, so this file is compiled everywhere but executed (and tested)
 // only on AVX-512 VNNI CPUs (run and tested on AMD Zen 4, Zen 5 and Intel Xeon).
