@@ -271,13 +271,14 @@ struct ConvSpec {
   Int8QuantParams quant;
   std::unique_ptr<PackedConvInt8> packed;
   const void* packed_from = nullptr;  // weights pointer the packing was built from
-  // The element-wise op (and the ADD where its parameters allow) on the vector kernels; null when
-  // neither is on. vector_add: whether the ADD is in it (else the ADD's table runs after it).
+  // The element-wise op (and the ADD where its parameters allow) on the vector kernels, for convs
+  // with an ADD; null when there is none. vector_add: whether the ADD is in it (else the ADD's
+  // table runs after it).
   std::unique_ptr<Int8PostOps> vector_post;
   bool vector_add = false;
   // The element-wise op without an ADD goes into the conv (PackedConvInt8::SetOutputTable: AVX-512
   // VNNI looks it up in its epilogue), not a pass of its own after it.
-  bool post_in_conv = false;
+  bool PostInConv() const { return post.on() && !add.on; }
 
   void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     try {
@@ -370,14 +371,13 @@ struct ConvSpec {
                                       static_cast<const int32_t*>(bias), quant, Variant::kAuto,
                                       &packed);
     if (!s.ok()) return std::string("packing weights failed: ") + s.message();
-    post_in_conv = post.on() && !add.on;
-    if (post_in_conv) packed->SetOutputTable(post.lut);
+    if (PostInConv()) packed->SetOutputTable(post.lut);
     packed_from = weights;
     return "";
   }
 
   void PrepareVectorPostOps() {
-    if (!post.on() && !add.on) return;
+    if ((!post.on() && !add.on) || PostInConv()) return;  // nothing after the conv
     vector_add = add.on && add.xnn_formula && Int8AddParamsSupported(add.xnn);
     if (!post.on() && !vector_add) return;  // only a table ADD: nothing for the vector kernels
     // Variant::kAuto: KERAS_CSP_KERNEL_VARIANT picks these kernels too (scalar: the reference).
@@ -394,7 +394,7 @@ struct ConvSpec {
   // threads: every element is computed once, so the bits do not depend on the thread count.
   void ApplyPostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
                     int r_offset, ThreadPool* pool) const {
-    if ((!post.on() || post_in_conv) && !add.on) return;
+    if (!add.on) return;  // nothing, or the element-wise op alone, which the conv applied (PostInConv)
     const int cout = geometry.out_channels;
     if (vector_post) {  // arguments valid by construction (stride >= channels), so it cannot fail
       (void)ApplyInt8PostOps(*vector_post, base + offset, pixels, stride, cout, vector_add ? r + r_offset : nullptr,
