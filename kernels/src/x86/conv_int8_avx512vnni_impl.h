@@ -97,6 +97,9 @@ inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const Requa
   return RequantRows(x, [prm, ch](int r) { return _mm512_set1_epi32(prm[16 * r + ch]); }, c);
 }
 
+// The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j.
+inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+
 // Four requantized int32 vectors to int8 (uint8 with c.u8_out) in the lanes' 128-bit interleave:
 // saturating packs to int16 (fp32: + zero point, as XNNPACK), to int8, then the clamp
 // (bit-identical to clamping in int32). Result lane L = [r0 L, r1 L, r2 L, r3 L], 4 bytes each.
@@ -258,7 +261,7 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
     for (int i = 0; i < MR; ++i) r[i * 4 + 3] = _mm512_setzero_si512();
 #pragma GCC unroll 4
   for (int it = kItems; it < (kItems + 3) / 4 * 4; ++it) r[it] = _mm512_setzero_si512();
-  const __m512i unzip = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i unzip = UnzipDwords();
 #pragma GCC unroll 16
   for (int g = 0; g < kItems; g += 4) {
     __m512i q = _mm512_permutexvar_epi32(unzip, PackClamp4(r[g], r[g + 1], r[g + 2], r[g + 3], c));
@@ -412,7 +415,7 @@ __attribute__((noinline)) void KernelRowTile16(const uint8_t* a, const int64_t* 
   const __m512i u2 = _mm512_shuffle_i32x4(q[2], q[3], 0x44), u3 = _mm512_shuffle_i32x4(q[2], q[3], 0xEE);
   const __m512i lanes[4] = {_mm512_shuffle_i32x4(u0, u2, 0x88), _mm512_shuffle_i32x4(u0, u2, 0xDD),
                             _mm512_shuffle_i32x4(u1, u3, 0x88), _mm512_shuffle_i32x4(u1, u3, 0xDD)};
-  const __m512i unzip = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __m512i unzip = UnzipDwords();
 #pragma GCC unroll 4
   for (int l = 0; l < 4; ++l) {
     __m512i v = _mm512_permutexvar_epi32(unzip, lanes[l]);
