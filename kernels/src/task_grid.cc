@@ -114,8 +114,9 @@ TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int
 
 BandPlan::BandPlan(int pixels, int threads, int mr) : mr(mr), tiles((pixels + mr - 1) / mr) {
   int best = -1, best_bands = 1;
-  for (int want = threads; want <= 8 * threads; ++want) {
-    bands = std::min(want, tiles);  // First() below splits in this many
+  // T to 8T bands, at most one per tile (more would repeat the last count).
+  for (int want = std::min(threads, tiles); want <= std::min(8 * threads, tiles); ++want) {
+    bands = want;  // First() below splits in this many
     int makespan = 0;  // pixels of the busiest thread when bands go round-robin
     for (int t = 0; t < threads; ++t) {
       int load = 0;
