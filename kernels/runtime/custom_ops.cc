@@ -400,6 +400,34 @@ struct ConvSpec {
       (void)ApplyInt8PostOps(*vector_post, base + offset, pixels, stride, cout, vector_add ? r + r_offset : nullptr,
                              r_stride, pool);
     }
+    ApplyTablePostOps(base, pixels, stride, offset, r, r_stride, r_offset, pool);
+  }
+
+  // The conv from `src` into `dst` (dense NHWC slices), then ApplyPostOps' ops with the residual r: the
+  // vector kernels' inside the conv's tasks, each on the outputs it has just written (no pass and no
+  // barrier of their own: a YOLO bottleneck's ADD), the table lookups after.
+  Status RunConv(const int8_t* src, const TensorLayout& sl, int8_t* dst, const TensorLayout& dl, const int8_t* r,
+                 const TensorLayout& rl, ThreadPool* pool) const {
+    ConvOutputOps ops;
+    if (add.on && vector_post) {
+      ops.ops = vector_post.get();
+      if (vector_add) {
+        ops.residual = r;
+        ops.residual_layout = rl;
+      }
+    }
+    Status s = Conv2DInt8(*packed, src, sl, dst, dl, ops, pool);
+    if (s.ok())
+      ApplyTablePostOps(dst, int64_t(dl.batch) * dl.height * dl.width, dl.pixel_stride, dl.channel_offset, r,
+                        rl.pixel_stride, rl.channel_offset, pool);
+    return s;
+  }
+
+  // The parts of the element-wise op and ADD the vector kernels do not take (table lookups), after them.
+  void ApplyTablePostOps(int8_t* base, int64_t pixels, int64_t stride, int offset, const int8_t* r, int64_t r_stride,
+                         int r_offset, ThreadPool* pool) const {
+    if (!add.on) return;
+    const int cout = geometry.out_channels;
     const bool table_post = post.on() && !vector_post, table_add = add.on && !vector_add;
     if (!table_post && !table_add) return;
     const int tasks = int(std::min<int64_t>(pixels, pool ? pool->threads() * 4 : 1));
@@ -597,14 +625,16 @@ class CspPartialConvKernel : public NodeKernel {
     const int conv_out_off = order_ == 0 ? c_skip_ : 0;
     const int skip_out_off = order_ == 0 ? 0 : cout;
     Status st;
-    if (!skip_dw_ && in[0] == in[1] && order_ == 0 && skip_offset_ == 0 && conv_offset_ == c_skip_ &&
-        conv_offset_ + conv_.geometry.in_channels == cc && ch == h && cw == w) {
+    const bool in_place = !skip_dw_ && in[0] == in[1] && order_ == 0 && skip_offset_ == 0 &&
+                          conv_offset_ == c_skip_ && conv_offset_ + conv_.geometry.in_channels == cc && ch == h && cw == w;
+    if (in_place) {
       st = CspPartialConvInt8(*conv_.packed, xc, n, h, w, cc, c_skip_, o,
                               int64_t(out_bytes[0]), ConcatOrder::kSkipFirst, pool);
     } else {
       TensorLayout il = NhwcSlice(n, ch, cw, cc, conv_offset_, conv_.geometry.in_channels);
       TensorLayout ol = NhwcSlice(n, h, w, ctot, conv_out_off, cout);
-      st = Conv2DInt8(*conv_.packed, xc, il, o, ol, pool);
+      st = conv_.RunConv(xc, il, o, ol, conv_.add.on ? static_cast<const int8_t*>(in[ri]) : nullptr,
+                         NhwcSlice(n, h, w, cout, 0, cout), pool);
       if (st.ok() && skip_dw_) {  // the skip part computed straight into its slice
         st = DepthwiseConv2DInt8(*skip_dw_->packed, xs, NhwcSlice(n, sh, sw, cs, skip_offset_, SkipReads()), o,
                                  NhwcSlice(n, h, w, ctot, skip_out_off, c_skip_), pool);
@@ -613,8 +643,9 @@ class CspPartialConvKernel : public NodeKernel {
       }
     }
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
-    conv_.ApplyPostOps(o, pixels, ctot, conv_out_off, conv_.add.on ? static_cast<const int8_t*>(in[ri]) : nullptr,
-                       cout, 0, pool);
+    if (in_place)  // CspPartialConvInt8 ran the conv alone
+      conv_.ApplyPostOps(o, pixels, ctot, conv_out_off, conv_.add.on ? static_cast<const int8_t*>(in[ri]) : nullptr,
+                         cout, 0, pool);
     return "";
   }
 
@@ -1100,11 +1131,9 @@ class CspBlockKernel : public NodeKernel {
       const int src_c = sb.second, dst_c = db.second;
       Status status;
       if (st.kind == BlockStep::kConv) {
-        status = Conv2DInt8(*st.conv.packed, src, layout(st.src), dst, layout(st.dst), pool);
-        if (status.ok()) {
-          const Buffer rb = st.residual.on() ? buffer(st.residual) : Buffer{nullptr, 0};
-          st.conv.ApplyPostOps(dst, pixels, dst_c, st.dst.offset, rb.first, rb.second, st.residual.offset, pool);
-        }
+        const bool residual = st.residual.on();
+        status = st.conv.RunConv(src, layout(st.src), dst, layout(st.dst), residual ? buffer(st.residual).first : nullptr,
+                                 residual ? layout(st.residual) : TensorLayout(), pool);
       } else if (st.kind == BlockStep::kPool) {
         status = MaxPool2DInt8(st.pool.geometry, src, layout(st.src), dst, layout(st.dst), st.pool.act_min,
                                 st.pool.act_max, pool);

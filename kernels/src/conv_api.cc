@@ -619,33 +619,53 @@ Status PackedConvF32::CreateImpl(const ConvGeometry& geometry, const float* weig
 }
 
 namespace {
-// The conv's output table over its output slice, after the conv (variants that cannot look it up in
-// their epilogue).
-Status ApplyOutputTable(const PackedConvInt8& w, const ConvProblem& p, int8_t* output) {
-  const Int8PostOps& pass = *w.output_table_pass_;
-  const TensorLayout& o = p.out;
-  const int cout = w.geometry_.out_channels;
-  if (o.row_stride == p.out_w * o.pixel_stride && o.batch_stride == p.out_h * o.row_stride)
-    return ApplyInt8PostOps(pass, output + o.channel_offset, int64_t{p.batch} * p.out_h * p.out_w, o.pixel_stride, cout,
-                            nullptr, 0, p.pool);
-  for (int b = 0; b < p.batch; ++b)
-    for (int y = 0; y < p.out_h; ++y)
-      KCSP_RETURN_IF_ERROR(ApplyInt8PostOps(pass, output + b * o.batch_stride + y * o.row_stride + o.channel_offset,
-                                            p.out_w, o.pixel_stride, cout, nullptr, 0, p.pool));
-  return Status::Ok();
-}
-
 Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output);
+}  // namespace
 
-// The conv on a validated problem, its output table included.
-Status RunConvInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output) {
-  if (!w.has_output_table_) return RunConvInt8Variant(w, p, input, output);
-  if (p.out_u8 || p.out_i16) return Invalid("a conv with an output table cannot write a chain's staging");
+namespace internal {
+void ApplyTaskOutputOps(const ConvProblem& p, int8_t* out, int b, int first, int count, int c0, int c1) {
+  const TensorLayout &o = p.out, &r = p.residual_layout;
+  const int channels = c1 - c0;
+  // Rows of a layout without gaps between them are one run of pixels (and so, for a dense slice, of bytes).
+  const bool rows_joined = o.row_stride == p.out_w * o.pixel_stride &&
+                           (p.residual == nullptr || r.row_stride == p.out_w * r.pixel_stride);
+  int oy = first / p.out_w, ox = first % p.out_w;
+  for (int left = count; left > 0;) {
+    const int run = rows_joined ? left : std::min(left, p.out_w - ox);
+    int8_t* y = out + b * o.batch_stride + oy * o.row_stride + ox * o.pixel_stride + o.channel_offset + c0;
+    // Arguments valid by construction (the layouts were checked), so these cannot fail.
+    if (p.table_ops != nullptr) (void)ApplyInt8PostOps(*p.table_ops, y, run, o.pixel_stride, channels);
+    if (p.post_ops != nullptr) {
+      const int8_t* res = p.residual == nullptr ? nullptr
+                          : p.residual + b * r.batch_stride + oy * r.row_stride + ox * r.pixel_stride + r.channel_offset + c0;
+      (void)ApplyInt8PostOps(*p.post_ops, y, run, o.pixel_stride, channels, res, r.pixel_stride);
+    }
+    left -= run;
+    ox += run;
+    oy += ox / p.out_w;
+    ox %= p.out_w;
+  }
+}
+}  // namespace internal
+
+namespace {
+// The conv on a validated problem, its output table and post ops included: the table in the epilogue
+// where the variant can look it up there, the rest inside the sweep's tasks (the scalar variant:
+// after it).
+Status RunConvInt8(const PackedConvInt8& w, ConvProblem p, const int8_t* input, int8_t* output) {
+  if (!w.has_output_table_ && p.post_ops == nullptr) return RunConvInt8Variant(w, p, input, output);
+  if (p.out_u8 || p.out_i16) return Invalid("a conv with output ops cannot write a chain's staging");
 #if defined(__x86_64__)
   if (w.output_table_in_epilogue()) return internal::ConvInt8Avx512VnniTable(w, p, input, output);
 #endif
-  KCSP_RETURN_IF_ERROR(RunConvInt8Variant(w, p, input, output));
-  return ApplyOutputTable(w, p, output);
+  if (w.has_output_table_) p.table_ops = w.output_table_pass_.get();
+  if (w.variant_ != Variant::kScalar) return RunConvInt8Variant(w, p, input, output);
+  ConvProblem conv_only = p;
+  conv_only.table_ops = conv_only.post_ops = nullptr;
+  internal::ConvInt8Scalar(w, conv_only, input, output);
+  for (int b = 0; b < p.batch; ++b)
+    internal::ApplyTaskOutputOps(p, output, b, 0, p.out_h * p.out_w, 0, w.geometry_.out_channels);
+  return Status::Ok();
 }
 
 // The variant's sweep on a validated problem.
@@ -694,6 +714,32 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
   p.pool = pool;
+  return RunConvInt8(w, p, input, output);
+}
+
+Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout, int8_t* output,
+                  const TensorLayout& out_layout, const ConvOutputOps& post, ThreadPool* pool) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
+  if (post.ops == nullptr || (!post.ops->has_table() && !post.ops->has_add())) return RunConvInt8(w, p, input, output);
+  p.post_ops = post.ops;
+  if (post.ops->has_add()) {
+    const TensorLayout& r = post.residual_layout;
+    KCSP_RETURN_IF_ERROR(CheckLayout(post.residual, r, "residual"));
+    if (r.batch != out_layout.batch || r.height != out_layout.height || r.width != out_layout.width ||
+        r.channels != out_layout.channels)
+      return Invalid("residual slice is " + std::to_string(r.batch) + "x" + std::to_string(r.height) + "x" +
+                     std::to_string(r.width) + "x" + std::to_string(r.channels) + ", the conv output " +
+                     std::to_string(out_layout.batch) + "x" + std::to_string(out_layout.height) + "x" +
+                     std::to_string(out_layout.width) + "x" + std::to_string(out_layout.channels));
+    // Read while the output is written: only a disjoint slice of the output's buffer.
+    if (!CheckAliasing(post.residual, r, static_cast<const int8_t*>(output), out_layout).ok())
+      return Invalid("residual and output overlap (only disjoint channel slices of the same buffer with the "
+                     "same strides are allowed)");
+    p.residual = post.residual;
+    p.residual_layout = r;
+  }
   return RunConvInt8(w, p, input, output);
 }
 
@@ -879,13 +925,17 @@ Status DenseAppend(const P& w, T* block, int batch, int height, int width, int b
   return conv(w, block, li, block, lo, pool);
 }
 
+// Conv2DInt8 without output ops (the overload these templates take).
+constexpr Status (*kConv2DInt8)(const PackedConvInt8&, const int8_t*, const TensorLayout&, int8_t*, const TensorLayout&,
+                                ThreadPool*) = Conv2DInt8;
+
 }  // namespace
 
 Status CspPartialConvInt8(const PackedConvInt8& w, const int8_t* x, int batch, int height,
                           int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
                           ConcatOrder order, ThreadPool* pool) {
   return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
-                    Conv2DInt8);
+                    kConv2DInt8);
 }
 Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int height, int width,
                          int channels, int c_skip, float* out, int64_t out_elements,
@@ -896,7 +946,7 @@ Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int 
 Status DenseAppendInt8(const PackedConvInt8& w, int8_t* block, int batch, int height, int width,
                        int block_channels, int in_offset, int out_offset, ThreadPool* pool) {
   return DenseAppend(w, block, batch, height, width, block_channels, in_offset, out_offset, pool,
-                     Conv2DInt8);
+                     kConv2DInt8);
 }
 Status DenseAppendF32(const PackedConvF32& w, float* block, int batch, int height, int width,
                       int block_channels, int in_offset, int out_offset, ThreadPool* pool) {

@@ -24,7 +24,19 @@ struct ConvProblem {
   bool out_u8 = false;
   bool out_i16 = false;
   const void* prestaged = nullptr;
+  // Element-wise ops every sweep task applies to the outputs it has just written (ApplyTaskOutputOps;
+  // the scalar variant's are applied after it): the output table where the epilogue cannot look it
+  // up, then Conv2DInt8's ConvOutputOps. Null: none.
+  const Int8PostOps* table_ops = nullptr;
+  const Int8PostOps* post_ops = nullptr;
+  const int8_t* residual = nullptr;
+  TensorLayout residual_layout;
+  bool HasTaskOps() const { return table_ops != nullptr || post_ops != nullptr; }
 };
+
+// The problem's task ops on output pixels [first, first + count) (raster order) of image b, channels
+// [c0, c1) of the output slice.
+void ApplyTaskOutputOps(const ConvProblem& p, int8_t* out, int b, int first, int count, int c0, int c1);
 
 // Bytes of one output channel (2 for Conv2DInt8Chain's int16 staging).
 inline int OutputChannelBytes(const ConvProblem& p) { return p.out_i16 ? 2 : 1; }

@@ -94,6 +94,14 @@ void SweepTiles(const TaskGrid::Task& t, int out_channels, int8_t* const* o_ptr,
   }
 }
 
+// The problem's task ops (ApplyTaskOutputOps) on a task's outputs, NR-channel blocks.
+template <int NR>
+void ApplyTaskOps(const ConvProblem& p, int8_t* out, const TaskGrid::Task& t, int out_channels) {
+  if (p.HasTaskOps())
+    ApplyTaskOutputOps(p, out, t.batch, t.first_pixel, t.pixels, t.block_begin * NR,
+                       std::min(out_channels, t.block_end * NR));
+}
+
 // Offsets (elements) of every kernel tap from the top-left tap, for rows `row_stride` and
 // pixels `pixel_stride` apart.
 inline void TapOffsets(const ConvGeometry& g, int64_t row_stride, int64_t pixel_stride,
@@ -235,6 +243,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
       SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
         kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
       });
+      if (p.HasTaskOps()) ApplyTaskOutputOps(p, out, b, band_first + c0, cn, 0, g.out_channels);
     }
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
@@ -319,6 +328,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
     });
+    ApplyTaskOps<NR>(p, out, t, g.out_channels);
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
@@ -407,6 +417,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
     });
+    ApplyTaskOps<NR>(p, out, t, g.out_channels);
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();

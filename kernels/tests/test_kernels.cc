@@ -119,6 +119,30 @@ Case RowTileCase() {
   return c;
 }
 
+// Convs big enough to run on several threads (over 2^19 MACs, the sweeps' kMinParallelMacs): 1x1
+// task chunks x block groups, KxK bands, each applying the output ops to its own outputs.
+Case ThreadedCase() {
+  Case c;
+  c.g.kernel_h = c.g.kernel_w = RandInt(0, 1) ? 3 : 1;
+  c.g.stride_h = c.g.stride_w = RandInt(0, 3) == 0 ? 2 : 1;
+  c.g.padding = RandInt(0, 3) == 0 ? Padding::kValid : Padding::kSame;
+  c.g.in_channels = RandInt(8, 96);
+  c.g.out_channels = RandInt(0, 1) ? 16 * RandInt(1, 6) : RandInt(1, 100);
+  c.n = RandInt(1, 2);
+  c.h = RandInt(8, 40);
+  c.w = RandInt(8, 40);
+  auto macs = [&c] {
+    return int64_t{c.g.kernel_h} * c.g.kernel_w * c.g.in_channels * c.g.out_channels * c.h * c.w /
+           (c.g.stride_h * c.g.stride_w);
+  };
+  while (macs() < (int64_t{1} << 20)) c.h += 16;
+  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  return c;
+}
+
 Int8QuantParams RandomQuant(int out_channels) {
   std::vector<float> fs(out_channels);
   for (auto& f : fs) f = RandF(0.0005f, 0.05f);
@@ -142,10 +166,32 @@ Int8QuantParams RandomQuant(int out_channels) {
   return q;
 }
 
+Int8AddParams RandomAddParams() {
+  Int8AddParams a;
+  const int big = RandInt(0, 2);  // 0: XNNPACK-like, 1: large multipliers, 2: at the int32 bound
+  const int32_t m = big ? (1 << 22) : (1 << 16);
+  a.y_multiplier = RandInt(-m, m);
+  a.r_multiplier = RandInt(-m, m);
+  const int64_t room = (int64_t{1} << 31) - 1 - 128 * (int64_t{std::abs(a.y_multiplier)} + std::abs(a.r_multiplier));
+  const int64_t b = big == 2 ? room : std::min<int64_t>(room, 1 << 24);
+  a.bias = static_cast<int32_t>(std::uniform_int_distribution<int64_t>(-b, b)(rng));
+  a.shift = RandInt(1, 31);
+  a.output_zero_point = RandInt(-128, 127);
+  a.output_min = RandInt(-128, 0);
+  a.output_max = RandInt(a.output_min, 127);
+  return a;
+}
+
+int8_t AddReference(const Int8AddParams& a, int y, int r) {
+  const int64_t acc = int64_t{a.bias} + int64_t{y} * a.y_multiplier + int64_t{r} * a.r_multiplier;
+  const int64_t v = (acc >> a.shift) + a.output_zero_point;
+  return static_cast<int8_t>(std::min<int64_t>(a.output_max, std::max<int64_t>(a.output_min, v)));
+}
+
 // pool: also run every variant on these threads (same bits expected).
 void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, ThreadPool* pool = nullptr,
                                  const char* what = "int8") {
-  int compared = 0, with_table = 0, in_epilogue = 0;
+  int compared = 0, with_table = 0, in_epilogue = 0, with_post = 0;
   for (int t = 0; t < trials; ++t) {
     const Case c = make_case();
     ConvOutputShape os;
@@ -180,8 +226,48 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
               e = table[static_cast<uint8_t>(e)];
             }
     }
+    // A third with post ops (Conv2DInt8's ConvOutputOps, applied inside the sweep's tasks): a table, an
+    // ADD or both; the residual in a buffer of its own or in a slice of the input's buffer.
+    ConvOutputOps post;
+    std::unique_ptr<Int8PostOps> post_ops;
+    std::vector<int8_t> own_residual;
+    if (RandInt(0, 2) == 0) {
+      const int mode = RandInt(0, 2);  // 0: table, 1: add, 2: both
+      std::vector<int8_t> post_table(256);
+      for (auto& e : post_table) e = static_cast<int8_t>(RandInt(-128, 127));
+      const Int8AddParams add = RandomAddParams();
+      s = Int8PostOps::Create(mode != 1 ? post_table.data() : nullptr, mode != 0 ? &add : nullptr, Variant::kAuto,
+                              &post_ops);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      post.ops = post_ops.get();
+      const int cout = c.g.out_channels;
+      if (mode != 0) {
+        if (RandInt(0, 2) == 0 && c.in_total >= cout && os.out_h == c.h && os.out_w == c.w) {
+          post.residual = in.data();
+          post.residual_layout = NhwcSlice(c.n, c.h, c.w, c.in_total, RandInt(0, c.in_total - cout), cout);
+        } else {
+          const int r_total = cout + RandInt(0, 9), r_off = RandInt(0, r_total - cout);
+          own_residual.resize(static_cast<size_t>(c.n) * os.out_h * os.out_w * r_total);
+          for (auto& v : own_residual) v = static_cast<int8_t>(RandInt(-128, 127));
+          post.residual = own_residual.data();
+          post.residual_layout = NhwcSlice(c.n, os.out_h, os.out_w, r_total, r_off, cout);
+        }
+      }
+      const TensorLayout& lr = post.residual_layout;
+      for (int b = 0; b < c.n; ++b)
+        for (int y = 0; y < os.out_h; ++y)
+          for (int x = 0; x < os.out_w; ++x)
+            for (int k = 0; k < cout; ++k) {
+              int8_t& e = ref[b * lo.batch_stride + y * lo.row_stride + x * lo.pixel_stride + lo.channel_offset + k];
+              if (mode != 1) e = post_table[static_cast<uint8_t>(e)];
+              if (mode != 0)
+                e = AddReference(add, e,
+                                 post.residual[b * lr.batch_stride + y * lr.row_stride + x * lr.pixel_stride +
+                                               lr.channel_offset + k]);
+            }
+    }
     for (Variant v : kAllVariants) {
-      if (v == Variant::kScalar && table.empty()) continue;
+      if (v == Variant::kScalar && table.empty() && !post.ops) continue;
       if (!VariantAvailable(v)) continue;
       std::unique_ptr<PackedConvInt8> p;
       s = PackedConvInt8::Create(c.g, wts.data(), bias.data(), q, v, &p);
@@ -190,22 +276,24 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), pool}) {
         if (tp == nullptr && pool != nullptr) continue;  // with a pool: the pool run only
         std::vector<int8_t> out(lo.buffer_elements, 77);
-        s = Conv2DInt8(*p, in.data(), li, out.data(), lo, tp);
+        s = post.ops ? Conv2DInt8(*p, in.data(), li, out.data(), lo, post, tp)
+                     : Conv2DInt8(*p, in.data(), li, out.data(), lo, tp);
         CHECK(s.ok(), "%s", s.message().c_str());
         size_t bad = 0;
         for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
-        CHECK(bad == 0, "%s %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d threads=%d table=%d%s)",
+        CHECK(bad == 0, "%s %s: %zu mismatches (k=%d s=%dx%d pad=%d cin=%d cout=%d h=%d w=%d n=%d threads=%d table=%d%s post=%d residual=%d)",
               what, VariantName(v), bad, c.g.kernel_h, c.g.stride_h, c.g.stride_w, (int)c.g.padding, c.g.in_channels,
               c.g.out_channels, c.h, c.w, c.n, tp ? tp->threads() : 1, !table.empty(),
-              p->output_table_in_epilogue() ? " in the epilogue" : "");
+              p->output_table_in_epilogue() ? " in the epilogue" : "", post.ops != nullptr, post.residual != nullptr);
         ++compared;
         with_table += !table.empty();
+        with_post += post.ops != nullptr;
         in_epilogue += p->output_table_in_epilogue();
       }
     }
   }
-  std::printf("%s variant-vs-scalar comparisons: %d (%d with an output table, %d of them in the epilogue)\n", what,
-              compared, with_table, in_epilogue);
+  std::printf("%s variant-vs-scalar comparisons: %d (%d with an output table, %d of them in the epilogue; %d with post ops)\n",
+              what, compared, with_table, in_epilogue, with_post);
 }
 
 // Depthwise: every variant against the scalar reference (multipliers 1, 2 and 3: the last runs the
@@ -565,6 +653,36 @@ void TestValidation() {
   CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), l2).ok(), "wrong output size");
   l2 = NhwcSlice(2, 5, 5, 3, 0, 3);
   CHECK(!Conv2DInt8(*p, in.data(), l2, out.data(), lo).ok(), "channel mismatch");
+  // Output ops: the residual must match the output's shape, exist for an ADD, and not overlap what is written.
+  std::unique_ptr<Int8PostOps> add_ops;
+  const Int8AddParams add;
+  CHECK(Int8PostOps::Create(nullptr, &add, Variant::kAuto, &add_ops).ok(), "add ops");
+  std::vector<int8_t> res(2 * 5 * 5 * 8);
+  ConvOutputOps post;
+  post.ops = add_ops.get();
+  post.residual = res.data();
+  post.residual_layout = lo;
+  CHECK(Conv2DInt8(*p, in.data(), li, out.data(), lo, post).ok(), "valid call with a residual add");
+  post.residual_layout = NhwcSlice(2, 5, 4, 8, 0, 8);
+  CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), lo, post).ok(), "residual of the wrong shape");
+  post.residual_layout = NhwcSlice(2, 5, 5, 9, 0, 9);
+  CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), lo, post).ok(), "residual of the wrong channel count");
+  post.residual_layout = lo;
+  post.residual_layout.buffer_elements -= 1;
+  CHECK(Conv2DInt8(*p, in.data(), li, out.data(), lo, post).code() == StatusCode::kOutOfRange, "residual too small");
+  post.residual_layout = lo;
+  post.residual = nullptr;
+  CHECK(Conv2DInt8(*p, in.data(), li, out.data(), lo, post).code() == StatusCode::kNullPointer, "add without a residual");
+  post.residual = out.data();
+  CHECK(!Conv2DInt8(*p, in.data(), li, out.data(), lo, post).ok(), "residual is the output");
+  std::vector<int8_t> wide(2 * 5 * 5 * 16);
+  post.residual = wide.data();
+  post.residual_layout = NhwcSlice(2, 5, 5, 16, 8, 8);
+  CHECK(Conv2DInt8(*p, in.data(), li, wide.data(), NhwcSlice(2, 5, 5, 16, 0, 8), post).ok(),
+        "residual in a disjoint slice of the output's buffer");
+  post.residual_layout = NhwcSlice(2, 5, 5, 16, 4, 8);
+  CHECK(!Conv2DInt8(*p, in.data(), li, wide.data(), NhwcSlice(2, 5, 5, 16, 0, 8), post).ok(),
+        "residual slice overlapping the output's");
   // overlapping slices of one buffer
   std::vector<int8_t> block(2 * 5 * 5 * 10);
   CHECK(!DenseAppendInt8(*p, block.data(), 2, 5, 5, 10, 0, 2).ok(), "overlapping channel ranges");
@@ -1040,28 +1158,6 @@ void TestCopyChannels() {
 
 // Int8PostOps: every kernel this CPU runs against the scalar kernel and an int64 formula, on
 // random tables, ADD parameters up to the int32 bound, strided and dense slices, 1 and 3 threads.
-Int8AddParams RandomAddParams() {
-  Int8AddParams a;
-  const int big = RandInt(0, 2);  // 0: XNNPACK-like, 1: large multipliers, 2: at the int32 bound
-  const int32_t m = big ? (1 << 22) : (1 << 16);
-  a.y_multiplier = RandInt(-m, m);
-  a.r_multiplier = RandInt(-m, m);
-  const int64_t room = (int64_t{1} << 31) - 1 - 128 * (int64_t{std::abs(a.y_multiplier)} + std::abs(a.r_multiplier));
-  const int64_t b = big == 2 ? room : std::min<int64_t>(room, 1 << 24);
-  a.bias = static_cast<int32_t>(std::uniform_int_distribution<int64_t>(-b, b)(rng));
-  a.shift = RandInt(1, 31);
-  a.output_zero_point = RandInt(-128, 127);
-  a.output_min = RandInt(-128, 0);
-  a.output_max = RandInt(a.output_min, 127);
-  return a;
-}
-
-int8_t AddReference(const Int8AddParams& a, int y, int r) {
-  const int64_t acc = int64_t{a.bias} + int64_t{y} * a.y_multiplier + int64_t{r} * a.r_multiplier;
-  const int64_t v = (acc >> a.shift) + a.output_zero_point;
-  return static_cast<int8_t>(std::min<int64_t>(a.output_max, std::max<int64_t>(a.output_min, v)));
-}
-
 void TestPostOps(int trials) {
   const struct {
     Variant variant;
@@ -1161,6 +1257,10 @@ int main(int argc, char** argv) {
   {
     ThreadPool pool(3);
     TestVariantsMatchScalarInt8(trials / 4, StemCase, &pool, "stem (3 threads)");
+  }
+  {
+    ThreadPool pool(3);
+    TestVariantsMatchScalarInt8(trials / 10, ThreadedCase, &pool, "large (3 threads)");
   }
   TestVariantsMatchScalarInt8(trials / 4, RowTileCase, nullptr, "row tile");
   {

@@ -213,6 +213,22 @@ Status Conv2DInt8(const PackedConvInt8& packed, const int8_t* input, const Tenso
 Status Conv2DF32(const PackedConvF32& packed, const float* input, const TensorLayout& in_layout,
                  float* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
 
+// Element-wise ops (elementwise.h) after a conv: y = ops(y, r) over every output y (after the output
+// table), r the residual read through residual_layout (the output's batch and spatial size,
+// out_channels channels; unused without an ADD). The residual may share a buffer with the input, and
+// with the output in a disjoint channel slice of the same strides.
+struct ConvOutputOps {
+  const Int8PostOps* ops = nullptr;  // null: none
+  const int8_t* residual = nullptr;
+  TensorLayout residual_layout;
+};
+// Conv2DInt8, then `post`. The SIMD variants apply it inside the conv's tasks, each to the outputs it
+// has just written (still in cache): no pass over the output and no barrier of its own (a residual
+// ADD after every YOLO bottleneck). The same bits as Conv2DInt8 followed by ApplyInt8PostOps.
+Status Conv2DInt8(const PackedConvInt8& packed, const int8_t* input, const TensorLayout& in_layout,
+                  int8_t* output, const TensorLayout& out_layout, const ConvOutputOps& post,
+                  ThreadPool* pool = nullptr);
+
 // ---- Two int8 convs in a row, second(first(input)), with the same results as two Conv2DInt8
 // calls. Where Conv2DInt8ChainSupported, the first conv's epilogue writes the second's padded
 // staging into `staged` (caller-owned scratch, resized here): AVX-512 VNNI and AVX-VNNI uint8 x + 128
