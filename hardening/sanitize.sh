@@ -7,7 +7,8 @@
 #   SAN_PYTEST_ARGS="-x -q" hardening/sanitize.sh
 #
 # 1. kernels/ (CMake, clang) with its C++ test harness test_kernels  -> ctest
-# 2. keras_csp._kernels / keras_csp._runtime (setup.py build_ext with clang, separate build dir)
+# 2. keras_csp._kernels / keras_csp._runtime / the delegate library (setup.py build_ext with clang,
+#    separate build dir)
 #    overlaid on the pure-Python package in hardening/build/asan/site; pytest runs the native
 #    test files with the ASan runtime preloaded into python (LeakSanitizer off: TensorFlow
 #    leaks by design) and from that directory, so `import keras_csp` picks the sanitized build.
@@ -39,7 +40,7 @@ for f in "$ROOT"/keras_csp/*; do
   case "$(basename "$f")" in *.so|__pycache__) continue ;; esac
   ln -s "$f" "$B/site/keras_csp/"
 done
-cp "$B"/ext/keras_csp/_*.so "$B/site/keras_csp/"
+cp "$B"/ext/keras_csp/*.so "$B/site/keras_csp/"  # the modules and the delegate library
 [ "$MODE" = build ] && exit 0
 
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_odr_violation=0:${ASAN_OPTIONS_EXTRA:-}"
@@ -48,11 +49,11 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 echo "== [3/4] C++ tests under ASan+UBSan"
 ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=0/detect_leaks=1}" ctest --test-dir "$B/cmake" --output-on-failure
 
-echo "== [4/4] pytest (kernels, runtime, fuse, bad inputs) under ASan+UBSan"
+echo "== [4/4] pytest (kernels, runtime, fuse, bad inputs, delegate) under ASan+UBSan"
 cd "$B/site"
 TESTS=()
 for t in "$ROOT"/tests/test_kernels*.py "$ROOT"/tests/test_runtime*.py "$ROOT"/tests/test_fuse*.py \
-         "$ROOT"/tests/test_bad_inputs.py; do
+         "$ROOT"/tests/test_bad_inputs.py "$ROOT"/tests/test_delegate.py; do
   [ -f "$t" ] && TESTS+=("$t")
 done
 LD_PRELOAD="$ASAN_RT" KCSP_SANITIZED_SITE="$B/site" python3 -c \
