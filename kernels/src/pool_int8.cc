@@ -148,8 +148,11 @@ Status CheckPool(const PoolGeometry& g, const int8_t* input, const TensorLayout&
 }
 
 // Checks the arguments, then runs rows(shape, r0, r1) over the output rows (batch x out_h) on the
-// pool's threads: about 64K window operations per task at least (a small pool is not worth waking
-// the workers).
+// pool's threads: one task per thread, and more of about 64K window operations each for a large pool
+// (a pool of under 32K operations runs on the calling thread). Before, a pool under 64K window
+// operations ran on the calling thread: the SPPF's three 5x5 pools at 10x10x128 (YOLOv8-n / v5-n at
+// 320) took 13.1 us there, 9.9 us split over two threads (Zen 4), and the worker, idle for that
+// long, fell asleep before the next conv (~17 us to wake it on this VM).
 template <typename Rows>
 Status RunPool(const PoolGeometry& g, const int8_t* input, const TensorLayout& il, const int8_t* output,
                const TensorLayout& ol, int32_t act_min, int32_t act_max, ThreadPool* pool, Rows rows_fn) {
@@ -157,7 +160,9 @@ Status RunPool(const PoolGeometry& g, const int8_t* input, const TensorLayout& i
   KCSP_RETURN_IF_ERROR(CheckPool(g, input, il, output, ol, act_min, act_max, &shape));
   const int rows = il.batch * shape.out_h;
   const int64_t work = int64_t(rows) * (int64_t(il.width) * g.filter_h + int64_t(shape.out_w) * g.filter_w) * il.channels;
-  const int tasks = int(std::max<int64_t>(1, std::min<int64_t>({rows, pool ? pool->threads() * 4 : 1, work >> 16})));
+  const int threads = pool ? pool->threads() : 1;
+  const int64_t want = work < (int64_t{1} << 15) ? 1 : std::max<int64_t>(threads, work >> 16);
+  const int tasks = int(std::max<int64_t>(1, std::min<int64_t>({rows, threads * 4, want})));
   ParallelFor(pool, tasks, [&](int t) {
     rows_fn(shape, int(int64_t(rows) * t / tasks), int(int64_t(rows) * (t + 1) / tasks));
   });
