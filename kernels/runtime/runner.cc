@@ -451,6 +451,7 @@ bool Runner::Invoke(std::string* error) {
     }
     profile_first_event_ = n;
   }
+  if (pool_) pool_->Wake();  // the first fused op's second thread is awake by the time it starts
   auto t0 = std::chrono::steady_clock::now();
   LiteRtStatus s = lib_->RunCompiledModel(compiled_, 0, in_buffers_.size(), in_buffers_.data(),
                                           out_buffers_.size(), out_buffers_.data());

@@ -76,7 +76,7 @@ void ThreadPool::RunTasks(uint32_t generation) {
 }
 
 void ThreadPool::WorkerLoop() {
-  uint32_t seen = 0;
+  uint32_t seen = 0, woken = wake_calls_.load(std::memory_order_acquire);
   for (;;) {
     // Spin briefly for the next call (the convs of a fused block come back to back), then sleep.
     // The spin is bounded in time, not iterations (a PAUSE takes ~10-150 cycles depending on the
@@ -97,8 +97,13 @@ void ThreadPool::WorkerLoop() {
     }
     if (g == seen) {
       std::unique_lock<std::mutex> l(mu_);
-      wake_.wait(l, [&] { return Generation(state_.load(std::memory_order_acquire)) != seen; });
+      wake_.wait(l, [&] {
+        return Generation(state_.load(std::memory_order_acquire)) != seen ||
+               wake_calls_.load(std::memory_order_acquire) != woken;
+      });
+      woken = wake_calls_.load(std::memory_order_acquire);
       g = Generation(state_.load(std::memory_order_acquire));
+      if (g == seen) continue;  // Wake(): spin for the call that is coming
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
@@ -108,6 +113,10 @@ void ThreadPool::WorkerLoop() {
 
 void ThreadPool::Run(int n, const std::function<void(int)>& fn) {
   std::lock_guard<std::mutex> call(call_mu_);
+  if (wake_pending_) {
+    wake_pending_ = false;
+    wake_in_time_ = std::chrono::steady_clock::now() - wake_time_ < kSpin;
+  }
   fn_ = &fn;
   completed_.store(0, std::memory_order_relaxed);
   uint32_t generation;
@@ -125,6 +134,21 @@ void ThreadPool::Run(int n, const std::function<void(int)>& fn) {
     done_.wait(l, [&] { return completed_.load(std::memory_order_acquire) == n; });
   }
   fn_ = nullptr;
+}
+
+void ThreadPool::Wake() {
+  if (workers_.empty()) return;
+  {
+    std::lock_guard<std::mutex> call(call_mu_);
+    wake_time_ = std::chrono::steady_clock::now();
+    wake_pending_ = true;
+    if (!wake_in_time_) return;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);  // as Run: a worker between its predicate and sleeping sees it
+    wake_calls_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
 }
 
 void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {

@@ -1119,8 +1119,22 @@ void TestThreadPool() {
       for (int i = 0; i < n; ++i) once = once && counts[i] == 1 && hits[i].load() == 1;
       CHECK(once, "threads %d, call %d: every index of %d exactly once\n", threads, it, n);
       if (it % 40 == 0) usleep(RandInt(50, 400));
+      // Wake() (a model's invoke starting) between calls, sometimes twice or with a sleep after it.
+      if (it % 7 == 0) {
+        pool.Wake();
+        if (it % 3 == 0) pool.Wake();
+        if (it % 5 == 0) usleep(RandInt(10, 200));
+      }
       ++calls;
     }
+    pool.Wake();  // and right before the pool is destroyed
+  }
+  {
+    ThreadPool one(1);
+    one.Wake();  // no workers: nothing to do
+    int ran = 0;
+    one.ParallelFor(3, [&](int) { ++ran; });
+    CHECK(ran == 3, "a 1-thread pool runs every index after Wake()\n");
   }
   ThreadPool pool(3);
   const int n = (1 << 24) + 7;
