@@ -305,10 +305,48 @@ void FuzzInt8(FuzzedDataProvider& f) {
     out_var = out_ref;
     out_var.p = out_var.p ? out_var.storage.data() : nullptr;
     const Buffer<int8_t> before = out_ref;
-    Status a = Conv2DInt8(*pk.ref, in.p, li, out_ref.p, lo);
+    // A quarter with output ops (ConvOutputOps): a table and / or an ADD, its residual in a buffer of
+    // its own, in the output's buffer (each side its own copy) or missing, through a fuzzed layout.
+    std::unique_ptr<Int8PostOps> post_ops;
+    Buffer<int8_t> res;
+    ConvOutputOps post_ref, post_var;
+    if (f.ConsumeIntegralInRange<int>(0, 3) == 0) {
+      int8_t table[256];
+      for (auto& e : table) e = f.ConsumeIntegral<int8_t>();
+      Int8AddParams add;
+      add.y_multiplier = f.ConsumeIntegralInRange<int32_t>(-(1 << 22), 1 << 22);
+      add.r_multiplier = f.ConsumeIntegralInRange<int32_t>(-(1 << 22), 1 << 22);
+      add.bias = f.ConsumeIntegralInRange<int32_t>(-(1 << 24), 1 << 24);
+      add.shift = f.ConsumeIntegralInRange<int32_t>(1, 31);
+      add.output_zero_point = f.ConsumeIntegralInRange<int32_t>(-128, 127);
+      add.output_min = f.ConsumeIntegralInRange<int32_t>(-128, 0);
+      add.output_max = f.ConsumeIntegralInRange<int32_t>(0, 127);
+      const int mode = f.ConsumeIntegralInRange<int>(0, 2);  // 0: table, 1: add, 2: both
+      if (Int8PostOps::Create(mode != 1 ? table : nullptr, mode != 0 ? &add : nullptr, Variant::kAuto, &post_ops).ok()) {
+        post_ref.ops = post_var.ops = post_ops.get();
+        const int where = f.ConsumeIntegralInRange<int>(0, 7);
+        const int r_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
+        const TensorLayout lr = where == 0 ? Layout(f, batch, oh, ow, out_total, f.ConsumeIntegralInRange<int>(-1, out_total),
+                                                    g.out_channels)
+                                           : Layout(f, batch, oh, ow, r_total,
+                                                    f.ConsumeIntegralInRange<int>(0, r_total - g.out_channels), g.out_channels);
+        post_ref.residual_layout = post_var.residual_layout = lr;
+        if (where == 0) {  // a slice of the output's buffer: refused unless disjoint with the same strides
+          post_ref.residual = out_ref.p;
+          post_var.residual = out_var.p;
+        } else if (where != 1) {
+          res.Init(f, lr.buffer_elements, false);
+          post_ref.residual = post_var.residual = res.p;
+        }
+      }
+    }
+    auto conv = [&](const PackedConvInt8& pc, int8_t* o, const ConvOutputOps& post) {
+      return post.ops ? Conv2DInt8(pc, in.p, li, o, lo, post) : Conv2DInt8(pc, in.p, li, o, lo);
+    };
+    Status a = conv(*pk.ref, out_ref.p, post_ref);
     if (!a.ok() && !Same(out_ref, before)) Die("rejected call wrote its output", a);
     if (pk.var) {
-      Status b = Conv2DInt8(*pk.var, in.p, li, out_var.p, lo);
+      Status b = conv(*pk.var, out_var.p, post_var);
       if (a.ok() != b.ok()) Die("scalar/variant status differ", a.ok() ? b : a);
       if (a.ok() && !Same(out_ref, out_var)) Die("variant output differs from scalar", a);
     }
