@@ -403,9 +403,9 @@ struct ConvSpec {
     ApplyTablePostOps(base, pixels, stride, offset, r, r_stride, r_offset, pool);
   }
 
-  // The conv from `src` into `dst` (dense NHWC slices), then ApplyPostOps' ops with the residual r: the
-  // vector kernels' inside the conv's tasks, each on the outputs it has just written (no pass and no
-  // barrier of their own: a YOLO bottleneck's ADD), the table lookups after.
+  // The conv from `src` into `dst` (dense NHWC slices), then ApplyPostOps' ops with the residual r: those
+  // on the vector kernels inside the conv's tasks, each task on the outputs it has just written (no pass
+  // and no barrier of their own: a YOLO bottleneck's ADD), the table lookups after the conv.
   Status RunConv(const int8_t* src, const TensorLayout& sl, int8_t* dst, const TensorLayout& dl, const int8_t* r,
                  const TensorLayout& rl, ThreadPool* pool) const {
     ConvOutputOps ops;

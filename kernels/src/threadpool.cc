@@ -76,8 +76,9 @@ void ThreadPool::RunTasks(uint32_t generation) {
 }
 
 void ThreadPool::WorkerLoop() {
-  uint32_t seen = 0, woken = wake_calls_.load(std::memory_order_acquire);
+  uint32_t seen = 0, woken = 0;
   for (;;) {
+    woken = wake_calls_.load(std::memory_order_acquire);  // awake now: earlier Wake() calls are served
     // Spin briefly for the next call (the convs of a fused block come back to back), then sleep.
     // The spin is bounded in time, not iterations (a PAUSE takes ~10-150 cycles depending on the
     // core): a spinning worker steals a core from LiteRT's own threads running the next ops.
@@ -101,7 +102,6 @@ void ThreadPool::WorkerLoop() {
         return Generation(state_.load(std::memory_order_acquire)) != seen ||
                wake_calls_.load(std::memory_order_acquire) != woken;
       });
-      woken = wake_calls_.load(std::memory_order_acquire);
       g = Generation(state_.load(std::memory_order_acquire));
       if (g == seen) continue;  // Wake(): spin for the call that is coming
     }
