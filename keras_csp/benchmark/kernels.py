@@ -110,13 +110,13 @@ def shape_table(quick: bool = False, shapes: str = "csp") -> list[dict]:
     if shapes == "yolo":
         table = _yolov8n_shapes()
         return table[::3] if quick else table
-    shapes = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
-              + _cspresnet50_shapes())
+    table = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
+             + _cspresnet50_shapes())
     if quick:
         keep = ("cspdensenet121/stem", "cspdensenet121/s1 growth", "cspdensenet121/s2 partial", "densenet121/s1 bottleneck",
                 "densenet121/s3 growth", "cspresnet50/s2 partial", "cspresnet50/s3 bottleneck")
-        shapes = [s for s in shapes if s["shape"].startswith(keep)]
-    return shapes
+        table = [s for s in table if s["shape"].startswith(keep)]
+    return table
 
 
 class _Case:

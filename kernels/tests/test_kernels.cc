@@ -58,6 +58,14 @@ struct Case {
   int in_total, in_off, out_total, out_off;
 };
 
+// Input and output as channel slices of wider buffers half the time (offsets 0-9, 0-7 more channels).
+void RandomSlices(Case* c) {
+  c->in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c->in_total = c->in_off + c->g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  c->out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
+  c->out_total = c->out_off + c->g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+}
+
 Case RandomCase() {
   Case c;
   const int k = RandInt(0, 3) == 0 ? 1 : (RandInt(0, 1) ? 3 : 1);
@@ -71,10 +79,7 @@ Case RandomCase() {
   const int lo = c.g.padding == Padding::kValid ? k : 1;
   c.h = RandInt(lo, 11);
   c.w = RandInt(lo, 11);
-  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
-  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  RandomSlices(&c);
   return c;
 }
 
@@ -112,10 +117,7 @@ Case RowTileCase() {
   c.n = RandInt(1, 2);
   c.h = RandInt(c.g.kernel_h, 9);
   c.w = RandInt(0, 1) ? 16 * RandInt(1, 3) + c.g.kernel_w - 1 : RandInt(16 + c.g.kernel_w, 70);
-  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
-  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  RandomSlices(&c);
   return c;
 }
 
@@ -136,10 +138,7 @@ Case ThreadedCase() {
            (c.g.stride_h * c.g.stride_w);
   };
   while (macs() < (int64_t{1} << 20)) c.h += 16;
-  c.in_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.in_total = c.in_off + c.g.in_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
-  c.out_off = RandInt(0, 1) ? RandInt(0, 9) : 0;
-  c.out_total = c.out_off + c.g.out_channels + (RandInt(0, 1) ? RandInt(0, 7) : 0);
+  RandomSlices(&c);
   return c;
 }
 

@@ -136,7 +136,8 @@ class PackedConvInt8 {
   // An int8 -> int8 map every output of Conv2DInt8 goes through (y = table[uint8(conv(x))]; a SiLU,
   // HARD_SWISH or LEAKY_RELU tabulated by the fuse pass), 256 entries; null: none (the default).
   // AVX-512 VNNI looks it up in its epilogue where the CPU has VBMI (output_table_in_epilogue());
-  // elsewhere Conv2DInt8 runs one pass over the output after the conv. Same bits either way. Not
+  // elsewhere each sweep task applies it to the outputs it has just written (the scalar reference: one
+  // pass after the conv). Same bits either way. Not
   // while a conv runs on this object.
   void SetOutputTable(const int8_t* table);
   bool has_output_table() const { return has_output_table_; }
