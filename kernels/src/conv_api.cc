@@ -983,7 +983,8 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   Variant kernel = Variant::kScalar;
   if (depth_multiplier <= 2) {
 #if defined(__x86_64__)
-    if (v == Variant::kAvx2 || v == Variant::kAvx512Vnni || v == Variant::kAvxVnni) kernel = Variant::kAvx2;
+    if (v == Variant::kAvx2 || v == Variant::kAvxVnni) kernel = Variant::kAvx2;
+    if (v == Variant::kAvx512Vnni) kernel = Variant::kAvx512Vnni;
 #endif
 #if defined(__aarch64__)
     if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon || v == Variant::kSme)
@@ -1004,6 +1005,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   switch (kernel) {
 #if defined(__x86_64__)
     case Variant::kAvx2: s = internal::PackDepthwiseInt8Avx2(p.get()); break;
+    case Variant::kAvx512Vnni: s = internal::PackDepthwiseInt8Avx512Vnni(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeon: s = internal::PackDepthwiseInt8Neon(p.get()); break;
@@ -1028,6 +1030,7 @@ Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, co
     switch (w.variant_) {
 #if defined(__x86_64__)
       case Variant::kAvx2: internal::DepthwiseInt8Avx2(w, p, input, output, r0, r1); break;
+      case Variant::kAvx512Vnni: internal::DepthwiseInt8Avx512Vnni(w, p, input, output, r0, r1); break;
 #endif
 #if defined(__aarch64__)
       case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;

@@ -228,6 +228,9 @@ void DepthwiseInt8Scalar(const PackedDepthwiseInt8& w, const ConvProblem& p, con
 Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w);
 void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);
+Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w);
+void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                             int row_begin, int row_end);
 Status PackInt8Avx2(PackedConvInt8* w);
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Avx2(PackedConvF32* w);

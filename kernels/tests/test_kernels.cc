@@ -306,6 +306,13 @@ void TestDepthwiseMatchesScalar(int trials) {
     g.kernel_h = k;
     g.kernel_w = RandInt(0, 5) == 0 ? RandInt(1, 5) : k;
     g.stride_h = g.stride_w = RandInt(1, 2);
+    // A third of the trials: 3-column kernels of 1-5 rows (the AVX-512 kernel's column path takes
+    // 1-4 rows at strides 1 and 2 across), some with stride 3 across (its per-pixel path).
+    if (RandInt(0, 2) == 0) {
+      g.kernel_w = 3;
+      g.kernel_h = RandInt(1, 5);
+      g.stride_w = RandInt(1, 3);
+    }
     g.padding = RandInt(0, 3) ? Padding::kSame : Padding::kValid;
     const int mult = RandInt(0, 5) == 0 ? 3 : RandInt(1, 2);
     g.in_channels = RandInt(0, 3) == 0 ? RandInt(40, 100) : RandInt(1, 37);

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "../sweep.h"
+#include "avx512_requant.h"
 #include "store_bytes.h"
 
 namespace keras_csp {
@@ -25,18 +26,6 @@ constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register ti
 constexpr int kTileBlocks = 4;
 // Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16.
 constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
-
-struct RequantConsts {
-  __m512i zp32;            // fixed point: output zero point, added in int32 (wrapping, as TFLite)
-  __m512i zp16;            // fp32: output zero point, int16 lanes, added after the first pack
-  __m512i mn8, mx8;        // activation range, int8 lanes
-  bool u8_out;      // write x + 128 as uint8 (ConvProblem::out_u8): zp16 and the bounds hold the +128
-  __mmask16 away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
-  bool fp32;        // XNNPACK's fp32 requantization; the multiplier row holds the float scales
-  bool clamp;       // fp32: clamp before the conversion (PackedConvInt8::fp32_clamp_before_convert_)
-  __m512 fmax;      // fp32: upper output bound relative to the zero point (keeps vcvtps2dq in range)
-  __m512i table[4];  // kTable kernels: PackedConvInt8's output table, 64 entries per zmm
-};
 
 // The output table looked up on 64 output bytes (entry i for input byte i): vpermt2b takes an
 // index's low 7 bits, so one lookup covers entries 0-127, the other 128-255, and the byte's top
@@ -52,46 +41,6 @@ inline __m512i LookupTable(__m512i q, const RequantConsts& c) {
 inline __m512i LookupTable(__m512i q, const RequantConsts&) { return q; }  // never called
 #endif
 
-// TFLite fixed-point requantization (MultiplyByQuantizedMultiplier) of x = acc + bias, plus the
-// zero point in int32: it wraps there like the reference's int32 add (extreme multipliers).
-inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh, const RequantConsts& c) {
-  x = _mm512_sllv_epi32(x, lsh);
-  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
-  __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, mult), nudge);
-  __m512i odd = _mm512_add_epi64(
-      _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(mult, 32)), nudge);
-  even = _mm512_srli_epi64(even, 31);
-  odd = _mm512_slli_epi64(odd, 1);
-  const __m512i h = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
-  const __m512i rem = _mm512_and_si512(h, mask);
-  const __m512i half = _mm512_srli_epi32(mask, 1);
-  const __m512i thr =
-      _mm512_mask_add_epi32(half, _mm512_cmplt_epi32_mask(h, _mm512_setzero_si512()) & c.away, half, one);
-  const __m512i r = _mm512_srav_epi32(h, rsh);
-  return _mm512_add_epi32(_mm512_mask_add_epi32(r, _mm512_cmpgt_epi32_mask(rem, thr), r, one), c.zp32);
-}
-
-// XNNPACK's fp32 requantization of x = acc + bias before the zero point: scale, upper clamp (so the
-// conversion cannot overflow; below, INT_MIN saturates the same way), round to nearest even.
-// row(r): parameter row r (1 multiplier / scale, 2 left shift, 3 right shift) for x's lanes.
-template <typename Row>
-inline __m512i RequantRows(__m512i x, Row row, const RequantConsts& c) {
-  const __m512i mult = row(1);
-  if (c.fp32) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(mult));
-    if (c.clamp) f = _mm512_min_ps(f, c.fmax);
-    return _mm512_cvtps_epi32(f);
-  }
-  return RequantFixed(x, mult, row(2), row(3), c);
-}
-
-// Lanes = the block's 16 channels.
-inline __m512i Requant(__m512i x, const int32_t* prm, const RequantConsts& c) {
-  return RequantRows(x, [prm](int r) { return _mm512_load_si512(prm + 16 * r); }, c);
-}
-
 // Lanes = pixels of channel ch.
 inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const RequantConsts& c) {
   return RequantRows(x, [prm, ch](int r) { return _mm512_set1_epi32(prm[16 * r + ch]); }, c);
@@ -99,17 +48,6 @@ inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const Requa
 
 // The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j.
 inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
-
-// Four requantized int32 vectors to int8 (uint8 with c.u8_out) in the lanes' 128-bit interleave:
-// saturating packs to int16 (fp32: + zero point, as XNNPACK), to int8, then the clamp
-// (bit-identical to clamping in int32). Result lane L = [r0 L, r1 L, r2 L, r3 L], 4 bytes each.
-inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const RequantConsts& c) {
-  const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(r0, r1), c.zp16);
-  const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(r2, r3), c.zp16);
-  // uint8 x + 128: packus of (x + zp + 128) equals packs of (x + zp), plus 128 (both saturate).
-  return c.u8_out ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), c.mn8), c.mx8)
-                  : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
-}
 
 // Piece `i` (16 bytes) of a zmm, stored to o (n <= 16 bytes).
 inline void StorePiece(__m512i v, int i, int8_t* o, int n) {
@@ -551,18 +489,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
 // The conv, with PackedConvInt8's output table looked up in the epilogue (kTable) or not.
 template <bool kTable>
 Status ConvAvx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
-  RequantConsts c;
-  const bool fp32 = w.quant_.rounding == Rounding::kFp32;
-  c.zp32 = _mm512_set1_epi32(w.quant_.output_zero_point);
-  const int u8 = p.out_u8 ? 128 : 0;
-  c.u8_out = p.out_u8;
-  c.zp16 = _mm512_set1_epi16(static_cast<int16_t>((fp32 ? w.quant_.output_zero_point : 0) + u8));
-  c.mn8 = _mm512_set1_epi8(static_cast<char>(w.quant_.act_min + u8));
-  c.mx8 = _mm512_set1_epi8(static_cast<char>(w.quant_.act_max + u8));
-  c.away = w.quant_.rounding == Rounding::kAwayFromZero ? 0xFFFF : 0;
-  c.fp32 = fp32;
-  c.clamp = w.fp32_clamp_before_convert_;
-  c.fmax = _mm512_set1_ps(static_cast<float>(w.quant_.act_max - w.quant_.output_zero_point));
+  RequantConsts c = MakeRequantConsts(w.quant_, p.out_u8, w.fp32_clamp_before_convert_);
   if constexpr (kTable)
     for (int i = 0; i < 4; ++i) c.table[i] = _mm512_loadu_si512(w.output_table_ + 64 * i);
   return Sweep<kTable>(w, p, in, out, c);

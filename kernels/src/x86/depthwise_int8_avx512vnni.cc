@@ -1,0 +1,342 @@
+// int8 depthwise conv, x86-64 AVX-512 VNNI. A depthwise conv has no sum over input channels, but
+// it has one over taps: vpdpbusd sums four taps per output channel. Per 64 output channels and
+// group of four taps, the taps' 64 input bytes are interleaved by channel in registers
+// (vpunpck{l,h}bw, then vpunpck{l,h}wd: four zmm, each 16 channels x 4 taps) and multiplied by
+// weights packed in that order: 4 vpdpbusd per 256 MACs, where the AVX2 kernel needs ~20
+// instructions per 32. The unpacks keep each 128-bit lane's channels, and the epilogue's packs
+// (PackClamp4) undo them: the outputs come out in channel order with no cross-lane permute.
+//
+// Unsigned inputs for vpdpbusd: x + 128 (the sign bit flipped), so that
+//   sum((x - zp) * w) = sum((x + 128) * w) - (zp + 128) * sum(w),
+// the second term folded into the packed bias. Padded taps read a row of zero points (x - zp = 0)
+// like every other tap (XNNPACK's indirection), so border pixels take the same path; a group's
+// unused tap slots have zero weights. Kernels of up to 4 rows group taps by column, and the
+// 3-column ones at stride 1 or 2 across interleave each input column once per row and block
+// (ColumnRows). Multiplier 2: output channels 2c and 2c + 1 read input channel c; the 32 inputs
+// of a block are interleaved in ymm and each dword duplicated by a two-source permute
+// (Interleave2). Epilogue and requantization (all three roundings, bit-exact): avx512_requant.h, shared with the conv.
+//
+// QEMU's TCG cannot emulate AVX-512: compiled everywhere, executed and tested on AVX-512 VNNI CPUs.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
+// GCC 12 false positive inside avx512fintrin.h (_mm512_undefined_*).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "../conv_internal.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#endif
+
+#include "avx512_requant.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kBlock = 64;  // output channels per packed block: four zmm accumulators
+// Per block: 4 quarters x 4 parameter rows x 16 int32 (bias folded, multiplier or fp32 scale,
+// left shift, right shift), then per group of 4 taps 4 x 64 weight bytes. Quarter q's lane j is
+// channel 16 * (j / 4) + 4 * q + j % 4 of the block (the unpacks' order).
+constexpr size_t kParamBytes = 4 * 4 * 16 * sizeof(int32_t);
+constexpr size_t kGroupBytes = 4 * 64;
+inline int BlockChannel(int q, int j) { return 16 * (j / 4) + 4 * q + j % 4; }
+// Kernels of up to 4 rows group their taps by column (group kx, slot ky), so that a column's
+// interleaved inputs serve every output pixel whose window holds it (ColumnRows); taller kernels
+// take 4 taps at a time in row-major order.
+inline bool ColumnGroups(const ConvGeometry& g) { return g.kernel_h <= 4; }
+inline int TapGroups(const PackedDepthwiseInt8& w) {
+  const ConvGeometry& g = w.geometry_;
+  return ColumnGroups(g) ? g.kernel_w : (g.kernel_h * g.kernel_w + 3) / 4;
+}
+// The slot (4 * group + index in the group) of tap (ky, kx).
+inline int Slot(const ConvGeometry& g, int ky, int kx) {
+  return ColumnGroups(g) ? 4 * kx + ky : ky * g.kernel_w + kx;
+}
+inline size_t BlockBytes(const PackedDepthwiseInt8& w) { return kParamBytes + TapGroups(w) * kGroupBytes; }
+inline int Blocks(const PackedDepthwiseInt8& w) { return (w.geometry_.out_channels + kBlock - 1) / kBlock; }
+// The zero-point row after the blocks: what padded taps and unused tap slots read (64 bytes past
+// the input channels, so a full block's load from it stays inside).
+inline size_t ZeroPointRowBytes(const PackedDepthwiseInt8& w) {
+  return static_cast<size_t>(w.geometry_.in_channels + kBlock + 63) / 64 * 64;
+}
+
+// Multiplier 1: the 64 (kFull) or n inputs of block oc0 at one tap, as uint8 x + 128.
+template <bool kFull>
+inline __m512i LoadTap(const int8_t* x, int oc0, int n) {
+  const __m512i v = kFull ? _mm512_loadu_si512(x + oc0) : _mm512_maskz_loadu_epi8((~__mmask64{0}) >> (64 - n), x + oc0);
+  return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+
+// Multiplier 2: the 32 (kFull) or n / 2 inputs that block oc0's outputs read at one tap, uint8 x + 128.
+template <bool kFull>
+inline __m256i LoadHalfTap(const int8_t* x, int oc0, int n) {
+  const __m256i v = kFull ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + oc0 / 2))
+                          : _mm256_maskz_loadu_epi8((~__mmask32{0}) >> (32 - n / 2), x + oc0 / 2);
+  return _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
+// Four taps' inputs interleaved by channel: quarter q = 16 channels x 4 taps, lane j holding
+// channel BlockChannel(q, j).
+struct Quarters {
+  __m512i q[4];
+};
+
+// kFour: the fourth slot holds a tap; else its weights are zero and it takes a zero register.
+template <bool kFull, bool kFour = true>
+inline Quarters Interleave1(const int8_t* const* x, int oc0, int n) {
+  const __m512i t0 = LoadTap<kFull>(x[0], oc0, n), t1 = LoadTap<kFull>(x[1], oc0, n);
+  const __m512i t2 = LoadTap<kFull>(x[2], oc0, n);
+  const __m512i t3 = kFour ? LoadTap<kFull>(x[3], oc0, n) : _mm512_setzero_si512();
+  const __m512i lo01 = _mm512_unpacklo_epi8(t0, t1), hi01 = _mm512_unpackhi_epi8(t0, t1);
+  const __m512i lo23 = _mm512_unpacklo_epi8(t2, t3), hi23 = _mm512_unpackhi_epi8(t2, t3);
+  return {{_mm512_unpacklo_epi16(lo01, lo23), _mm512_unpackhi_epi16(lo01, lo23), _mm512_unpacklo_epi16(hi01, hi23),
+           _mm512_unpackhi_epi16(hi01, hi23)}};
+}
+
+// Multiplier 2: the 32 input channels interleaved in ymm (a = inputs {0-3, 16-19}, b = {4-7, 20-23},
+// c = {8-11, 24-27}, d = {12-15, 28-31}, 4 taps each), then each input's dword duplicated into
+// the two outputs it feeds, in BlockChannel order, by one two-source dword permute per quarter:
+// outputs 16L + k (k < 4) read input 8L + k / 2, in a (L even) or c (L odd); the next four
+// outputs input 8L + 2 + k / 2.
+template <bool kFull, bool kFour = true>
+inline Quarters Interleave2(const int8_t* const* x, int oc0, int n) {
+  const __m256i t0 = LoadHalfTap<kFull>(x[0], oc0, n), t1 = LoadHalfTap<kFull>(x[1], oc0, n);
+  const __m256i t2 = LoadHalfTap<kFull>(x[2], oc0, n);
+  const __m256i t3 = kFour ? LoadHalfTap<kFull>(x[3], oc0, n) : _mm256_setzero_si256();
+  const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
+  const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
+  const __m512i a = _mm512_castsi256_si512(_mm256_unpacklo_epi16(lo01, lo23));
+  const __m512i b = _mm512_castsi256_si512(_mm256_unpackhi_epi16(lo01, lo23));
+  const __m512i c = _mm512_castsi256_si512(_mm256_unpacklo_epi16(hi01, hi23));
+  const __m512i d = _mm512_castsi256_si512(_mm256_unpackhi_epi16(hi01, hi23));
+  const __m512i first = _mm512_setr_epi32(0, 0, 1, 1, 16, 16, 17, 17, 4, 4, 5, 5, 20, 20, 21, 21);
+  const __m512i second = _mm512_setr_epi32(2, 2, 3, 3, 18, 18, 19, 19, 6, 6, 7, 7, 22, 22, 23, 23);
+  return {{_mm512_permutex2var_epi32(a, first, c), _mm512_permutex2var_epi32(a, second, c),
+           _mm512_permutex2var_epi32(b, first, d), _mm512_permutex2var_epi32(b, second, d)}};
+}
+
+// The epilogue: the block's four accumulators requantized, packed back into channel order, stored.
+template <bool kFull>
+inline void Store(const __m512i* acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int oc0, int n) {
+  __m512i r[4];
+  for (int q = 0; q < 4; ++q) r[q] = Requant(acc[q], prm + 64 * q, c);
+  const __m512i bytes = PackClamp4(r[0], r[1], r[2], r[3], c);
+  if (kFull)
+    _mm512_storeu_si512(o + oc0, bytes);
+  else
+    _mm512_mask_storeu_epi8(o + oc0, (~__mmask64{0}) >> (64 - n), bytes);
+}
+
+// One block of one output pixel: x[4 * groups] tap pointers (input channel 0 of the tap's pixel,
+// or the zero-point row), wg the block's packed weights, prm its parameter rows.
+template <int M, bool kFull, int kGroups>
+inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int32_t* prm, const int8_t* wg,
+                  const RequantConsts& c, int8_t* o) {
+  const int g_count = kGroups > 0 ? kGroups : groups;
+  __m512i acc[4];
+  for (int q = 0; q < 4; ++q) acc[q] = _mm512_load_si512(prm + 64 * q);  // the folded bias
+#pragma GCC unroll 4
+  for (int g = 0; g < g_count; ++g) {
+    const Quarters t = M == 1 ? Interleave1<kFull>(x + 4 * g, oc0, n) : Interleave2<kFull>(x + 4 * g, oc0, n);
+    const int8_t* wq = wg + g * kGroupBytes;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) acc[q] = _mm512_dpbusd_epi32(acc[q], t.q[q], _mm512_load_si512(wq + 64 * q));
+  }
+  Store<kFull>(acc, prm, c, o, oc0, n);
+}
+
+template <int M, int kGroups>
+void Rows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
+          int row_end) {
+  const ConvGeometry& g = w.geometry_;
+  const RequantConsts c = MakeRequantConsts(w.quant_, false, true);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const size_t bb = BlockBytes(w);
+  const int cout = g.out_channels, groups = kGroups > 0 ? kGroups : TapGroups(w);
+  const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
+  // The tap pointers of one pixel (48 KiB for the largest kernels, 64 x 64; only the first are
+  // touched). Not thread_local: see SweepDepthwise.
+  constexpr int kMaxSlots = 64 * 64;
+  const int8_t* x[kMaxSlots];
+  for (int i = 0; i < 4 * groups; ++i) x[i] = zp_row;  // the slots no tap fills keep it
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const int ix0 = ox * g.stride_w - p.pad_left;
+      for (int ky = 0; ky < g.kernel_h; ++ky) {
+        const int iy = iy0 + ky;
+        const bool row_in = iy >= 0 && iy < p.in_h;
+        const int8_t* irow = image + iy * p.in.row_stride;
+        for (int kx = 0; kx < g.kernel_w; ++kx) {
+          const int ix = ix0 + kx;
+          x[Slot(g, ky, kx)] = row_in && ix >= 0 && ix < p.in_w ? irow + ix * p.in.pixel_stride : zp_row;
+        }
+      }
+      int8_t* o = orow + ox * p.out.pixel_stride;
+      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+        const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+        const int n = std::min(kBlock, cout - oc0);
+        if (n == kBlock)
+          Block<M, true, kGroups>(x, groups, oc0, n, prm, wg, c, o);
+        else
+          Block<M, false, kGroups>(x, groups, oc0, n, prm, wg, c, o);
+      }
+    }
+  }
+}
+
+// 3-column kernels of up to 4 rows, stride 1 or 2 across: per block, the row's output pixels in
+// order, each column's taps interleaved once and kept in registers for the next pixels whose
+// windows hold it (stride 1: one new column per pixel instead of three; stride 2: two). Zen 4,
+// 1 thread, 3x3/1 28x28x384: 69-70 us with every pixel interleaving its 3 groups, 42 us (stride
+// and row count as template parameters: 69 -> 42 of it; without them GCC spilled the columns).
+// kStride: 1 or 2; kFour: a 4-row kernel (else the fourth slot is a zero register).
+template <int M, bool kFull, int kStride, bool kFour>
+void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
+                    int out_w, int64_t out_pixel_stride, int oc0, int n, const int32_t* prm,
+                    const int8_t* wg, const RequantConsts& c, int8_t* o) {
+  auto column = [&](int ix) {
+    const bool in = ix >= 0 && ix < in_w;
+    const int8_t* x[4];
+    for (int ky = 0; ky < (kFour ? 4 : 3); ++ky) x[ky] = in && rows[ky] ? rows[ky] + ix * pixel_stride : zp_row;
+    return M == 1 ? Interleave1<kFull, kFour>(x, oc0, n) : Interleave2<kFull, kFour>(x, oc0, n);
+  };
+  Quarters left = column(ix0), mid = kStride == 1 ? column(ix0 + 1) : left;
+  for (int ox = 0; ox < out_w; ++ox, ix0 += kStride) {
+    if (kStride != 1) mid = column(ix0 + 1);
+    const Quarters right = column(ix0 + 2);
+    __m512i acc[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      acc[q] = _mm512_dpbusd_epi32(_mm512_load_si512(prm + 64 * q), left.q[q], _mm512_load_si512(wg + 64 * q));
+      acc[q] = _mm512_dpbusd_epi32(acc[q], mid.q[q], _mm512_load_si512(wg + kGroupBytes + 64 * q));
+      acc[q] = _mm512_dpbusd_epi32(acc[q], right.q[q], _mm512_load_si512(wg + 2 * kGroupBytes + 64 * q));
+    }
+    Store<kFull>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
+    left = kStride == 1 ? mid : right;
+    mid = right;
+  }
+}
+
+template <int M>
+void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
+                int row_end) {
+  const ConvGeometry& g = w.geometry_;
+  const RequantConsts c = MakeRequantConsts(w.quant_, false, true);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const size_t bb = BlockBytes(w);
+  const int cout = g.out_channels;
+  const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    const int8_t* rows[4];  // the kernel rows' input rows, null outside the image (and past kernel_h)
+    for (int ky = 0; ky < 4; ++ky) {
+      const int iy = iy0 + ky;
+      rows[ky] = ky < g.kernel_h && iy >= 0 && iy < p.in_h ? image + iy * p.in.row_stride : nullptr;
+    }
+    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+      const int n = std::min(kBlock, cout - oc0);
+      auto run = [&](auto full, auto stride, auto four) {
+        ColumnBlockRow<M, decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
+            rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, prm, wg, c,
+            orow);
+      };
+      auto with_full = [&](auto stride, auto four) {
+        if (n == kBlock)
+          run(std::true_type{}, stride, four);
+        else
+          run(std::false_type{}, stride, four);
+      };
+      const bool four = g.kernel_h == 4;
+      if (g.stride_w == 1)
+        four ? with_full(std::integral_constant<int, 1>{}, std::true_type{})
+             : with_full(std::integral_constant<int, 1>{}, std::false_type{});
+      else
+        four ? with_full(std::integral_constant<int, 2>{}, std::true_type{})
+             : with_full(std::integral_constant<int, 2>{}, std::false_type{});
+    }
+  }
+}
+
+template <int M>
+void RowsFor(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int r0, int r1) {
+  const ConvGeometry& g = w.geometry_;
+  if (ColumnGroups(g) && g.kernel_w == 3 && g.stride_w <= 2)
+    ColumnRows<M>(w, p, in, out, r0, r1);
+  else if (TapGroups(w) == 3)  // the group loop unrolled
+    Rows<M, 3>(w, p, in, out, r0, r1);
+  else
+    Rows<M, 0>(w, p, in, out, r0, r1);
+}
+
+}  // namespace
+
+Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
+  const ConvGeometry& g = w->geometry_;
+  const int taps = g.kernel_h * g.kernel_w, cout = g.out_channels, groups = TapGroups(*w);
+  const size_t bb = BlockBytes(*w);
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + ZeroPointRowBytes(*w)));
+  const Int8QuantParams& quant = w->quant_;
+  for (int bi = 0; bi < Blocks(*w); ++bi) {
+    auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
+    auto* wg = reinterpret_cast<int8_t*>(base + bi * bb + kParamBytes);
+    for (int q = 0; q < 4; ++q)
+      for (int j = 0; j < 16; ++j) {
+        const int oc = bi * kBlock + BlockChannel(q, j);
+        if (oc >= cout) continue;  // zero parameters and weights: the lane's output is not stored
+        int32_t* rows = prm + 64 * q + j;
+        int64_t sum_w = 0;
+        for (int t = 0; t < taps; ++t) sum_w += w->weights_[static_cast<size_t>(t) * cout + oc];
+        // bias - (zp + 128) * sum(w), wrapping like the reference's int32 accumulator
+        rows[0] = static_cast<int32_t>(static_cast<uint32_t>(w->bias_[oc]) -
+                                       static_cast<uint32_t>((quant.input_zero_point + 128) * sum_w));
+        if (quant.rounding == Rounding::kFp32)
+          std::memcpy(&rows[16], &quant.requant_scale[oc], sizeof(float));
+        else
+          rows[16] = quant.output_multiplier[oc];
+        rows[32] = w->left_shift_[oc];
+        rows[48] = w->right_shift_[oc];
+        for (int gi = 0; gi < groups; ++gi)
+          for (int k = 0; k < 4; ++k) {
+            const int t = ColumnGroups(g) ? (k < g.kernel_h ? k * g.kernel_w + gi : taps) : 4 * gi + k;
+            wg[gi * kGroupBytes + q * 64 + 4 * j + k] = t < taps ? w->weights_[static_cast<size_t>(t) * cout + oc] : 0;
+          }
+      }
+  }
+  std::memset(base + Blocks(*w) * bb, static_cast<uint8_t>(quant.input_zero_point), ZeroPointRowBytes(*w));
+  return Status::Ok();
+}
+
+void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                             int row_begin, int row_end) {
+  if (w.multiplier_ == 1)
+    RowsFor<1>(w, p, in, out, row_begin, row_end);
+  else
+    RowsFor<2>(w, p, in, out, row_begin, row_end);
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+#endif  // __x86_64__
