@@ -918,3 +918,28 @@ def test_bench_isolated_runs_each_variant_alone_in_its_own_processes(dense, tmp)
     assert all(row["runs"] == 6 and "error" not in row for row in rows.values())
     assert rows["fused"]["speedup_vs_builtin"] > 0 and rows["fused"]["fused_ops"][0]["calls"] == 3
     assert rows["builtin"]["fused_ops"] == []
+
+
+@pytest.mark.parametrize("stride, relu6", [(1, True), (2, False)])
+def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, relu6):
+    """A multiplier-1 DEPTHWISE_CONV_2D (MobileNet-v2's) is fused only under --tune, which times it
+    (kept here whatever the timing: min speedup 0); the fused model stays bit-exact under XNNPACK,
+    TFLite's builtin and reference kernels. Without --tune XNNPACK keeps it."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(5)
+    inp = tf.keras.Input((10, 10, 72))
+    y = L.Conv2D(80, 1, activation="relu")(inp)
+    y = L.DepthwiseConv2D(3, strides=stride, padding="same")(y)
+    y = L.ReLU(6.0)(y) if relu6 else L.ReLU()(y)
+    src = str(tmp / f"dw1_{stride}.tflite")
+    _convert_int8(tf.keras.Model(inp, L.Conv2D(16, 1)(y)), (10, 10, 72), src)
+    plain = fuse(src, str(tmp / f"dw1_{stride}_plain.tflite"), samples=2)
+    assert "KcspDepthwiseConv2D" not in plain["ops_after"]
+    rep = fuse(src, str(tmp / f"dw1_{stride}_tuned.tflite"), samples=4, tune=True, tune_min_speedup=0.0, tune_runs=2)
+    dws = [f for f in rep["fused"] if f["op"] == "KcspDepthwiseConv2D"]
+    assert [f["depthwise"] for f in dws] == [f"3x3/s{stride} 80->80 x1"], rep["fused"]
+    assert rep["fallbacks"] == [] and "DEPTHWISE_CONV_2D" not in rep["ops_after"]
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}

@@ -343,7 +343,7 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
     bad = {}
     for i, m in enumerate(matches):
         sub = _pattern_submodel(g, m)
-        sub_ms, _, _ = find_matches(sub)
+        sub_ms, _, _ = find_matches(sub, depthwise_any_multiplier=True)  # the sub-model holds one match
         if len(sub_ms) != 1 or type(sub_ms[0]) is not type(m):
             bad[i] = "pattern could not be isolated for verification"
             continue
@@ -561,7 +561,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
     except Exception as e:
         raise FuseError(f"cannot read {src!r} as a .tflite model: {e}") from None
     try:
-        matches, rejections, mt = find_matches(g)
+        matches, rejections, mt = find_matches(g, depthwise_any_multiplier=tune)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError,
             OverflowError) as e:
         # A model that parses but is internally inconsistent (e.g. shapes that contradict the

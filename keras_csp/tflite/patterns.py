@@ -762,14 +762,15 @@ class Matcher:
                 matches.append(m)
         return matches
 
-    def find_depthwise(self, exclude_ops, rejections):
+    def find_depthwise(self, exclude_ops, rejections, any_multiplier=False):
         """DEPTHWISE_CONV_2D ops with a depth multiplier > 1, run on our kernels: XNNPACK and
         TFLite's optimized kernels are fast for multiplier 1, but run larger multipliers as many tiny
         per-group GEMMs (CSPMobileNet-v2's x2 depthwise convs: about 8x slower than a multiplier-1
-        depthwise conv with the same outputs)."""
+        depthwise conv with the same outputs). any_multiplier: multiplier 1 too (fuse --tune, which
+        keeps them only where our kernel wins on this CPU: AVX-512 VNNI sums four taps per vpdpbusd)."""
         return self.single_op_matches(
             "DEPTHWISE_CONV_2D", exclude_ops, rejections,
-            lambda op: int(op.builtinOptions.depthMultiplier or 1) > 1, self.depthwise_info,
+            lambda op: any_multiplier or int(op.builtinOptions.depthMultiplier or 1) > 1, self.depthwise_info,
             lambda i, info: DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
 
     def single_op_matches(self, op_type, exclude_ops, rejections, wanted, info_of, match_of):
@@ -869,9 +870,10 @@ def _find_avg_pools(mt, rejections):
     return matches
 
 
-def find_matches(g: Graph):
+def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
-    average pools) + rejections."""
+    average pools) + rejections. depthwise_any_multiplier: multiplier-1 depthwise convs are
+    candidates too (Matcher.find_depthwise)."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -898,8 +900,9 @@ def find_matches(g: Graph):
     two = {r.op_index for r in partial_why if len(mt.ops[r.op_index].inputs) == 2}
     rejections += [r for r in partial_why if r.op_index in two and r.op_index not in planned]
     rejections += [r for r in block_why if r.op_index not in two]
-    in_partial = {m.skip_dw.op_index for m in partial if m.skip_dw is not None}
-    depthwise = mt.find_depthwise(in_partial, rejections)
+    in_patterns = ({m.skip_dw.op_index for m in partial if m.skip_dw is not None}
+                   | {i for m in dense + partial + blocks for i in m.removed_ops})
+    depthwise = mt.find_depthwise(in_patterns, rejections, depthwise_any_multiplier)
     pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                      + [c for b in blocks for c in b.convs])
     taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops} | {c.op_index for c in pattern_convs}
