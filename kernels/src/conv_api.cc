@@ -987,8 +987,8 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
     if (v == Variant::kAvx512Vnni) kernel = Variant::kAvx512Vnni;
 #endif
 #if defined(__aarch64__)
-    if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kNeon || v == Variant::kSme)
-      kernel = Variant::kNeon;
+    if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kSme) kernel = Variant::kNeonDotprod;
+    if (v == Variant::kNeon) kernel = Variant::kNeon;
 #endif
   }
   std::unique_ptr<PackedDepthwiseInt8> p(new (std::nothrow) PackedDepthwiseInt8());
@@ -1009,6 +1009,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
 #endif
 #if defined(__aarch64__)
     case Variant::kNeon: s = internal::PackDepthwiseInt8Neon(p.get()); break;
+    case Variant::kNeonDotprod: s = internal::PackDepthwiseInt8NeonDotprod(p.get()); break;
 #endif
     default: break;
   }
@@ -1034,6 +1035,7 @@ Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, co
 #endif
 #if defined(__aarch64__)
       case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;
+      case Variant::kNeonDotprod: internal::DepthwiseInt8NeonDotprod(w, p, input, output, r0, r1); break;
 #endif
       default: internal::DepthwiseInt8Scalar(w, p, input, output, r0, r1); break;
     }

@@ -245,6 +245,9 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);
 void DepthwiseInt8Neon(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);
+Status PackDepthwiseInt8NeonDotprod(PackedDepthwiseInt8* w);
+void DepthwiseInt8NeonDotprod(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                              int row_begin, int row_end);
 Status PackInt8NeonDotprod(PackedConvInt8* w);
 Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,
                            int8_t* out);

@@ -11,7 +11,8 @@ llvm-mca on a loop of independent instructions (so both numbers come from the sa
 Loops: neon_dotprod_6x16 (sdot), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
 neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53). Also the
 post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
-in cycles per 16 bytes.
+in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
+(neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels.
 """
 import argparse
 import json
@@ -46,6 +47,15 @@ LOOPS = (
     Loop("neon_mlal_4x16", "conv_int8_neon.cc", "armv8-a", "smlal", 4,
          "smlal {acc}.4s, v30.4h, v15.h[0]", ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710")),
 )
+# Depthwise: one output pixel's 16 channels of a 3x3 (144 MACs) per iteration, the plain NEON
+# kernel's interior block and the dotprod kernel's column path. (region, source, -march, cores)
+DEPTHWISE_LOOPS = (
+    ("neon_depthwise_3x3", "depthwise_int8_neon.cc", "armv8-a",
+     ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
+    ("neon_dotprod_depthwise_3x3", "depthwise_int8_neon_dotprod.cc", "armv8.2-a+dotprod",
+     ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
+)
+DEPTHWISE_MACS = 3 * 3 * 16
 # Element-wise loops: (region name, source, -march, bytes per iteration, cores).
 BYTE_LOOPS = (
     ("neon_table_48", "elementwise_neon.cc", "armv8-a", 48, ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
@@ -62,9 +72,19 @@ def tool(*names):
 
 def region(asm_text, name):
     m = re.search(rf"LLVM-MCA-BEGIN {name}\n(.*?)LLVM-MCA-END {name}", asm_text, re.S)
-    if not m:
-        sys.exit(f"region {name} not found in the compiled assembly")
-    body = [ln for ln in m.group(1).splitlines()
+    if m:
+        text = m.group(1)
+    else:
+        # GCC rotated the loop, END before BEGIN: one iteration runs from BEGIN to its first
+        # unconditional branch, then from that branch's label to END.
+        begin = asm_text.find(f"LLVM-MCA-BEGIN {name}")
+        jump = re.compile(r"^\s+b\s+(\.L\w+)\s*$", re.M).search(asm_text, max(begin, 0))
+        label = asm_text.find(f"\n{jump.group(1)}:") if jump else -1
+        end = asm_text.find(f"LLVM-MCA-END {name}", max(label, 0))
+        if begin < 0 or label < 0 or end < 0:
+            sys.exit(f"region {name} not found in the compiled assembly")
+        text = asm_text[begin:jump.start()] + asm_text[label:end]
+    body = [ln for ln in text.splitlines()
             if ln.strip() and not ln.strip().startswith(("//", "#", ".")) and "LLVM-MCA" not in ln]
     return "\n".join([f"// LLVM-MCA-BEGIN {name}"] + body + [f"// LLVM-MCA-END {name}", ""])
 
@@ -101,7 +121,8 @@ def marked_region(cxx, source, march, name):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
-    ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [b[0] for b in BYTE_LOOPS]))
+    ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [d[0] for d in DEPTHWISE_LOOPS]
+                                                 + [b[0] for b in BYTE_LOOPS]))
     args = ap.parse_args(argv)
     cxx = tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
@@ -123,6 +144,16 @@ def main(argv=None):
                          "instructions": instrs, "cycles_per_iteration": round(cycles, 2),
                          "macs_per_cycle": round(macs, 2), "peak_macs_per_cycle": round(peak, 2),
                          "fraction_of_peak": round(macs / peak, 4)})
+    dw_rows = []
+    for name, source, march, cpus in DEPTHWISE_LOOPS:
+        if name not in wanted:
+            continue
+        body = marked_region(cxx, source, march, name)
+        for cpu in cpus:
+            cycles = mca(body, cpu, mca_bin)
+            dw_rows.append({"cpu": cpu, "loop": name, "macs_per_iteration": DEPTHWISE_MACS,
+                            "cycles_per_iteration": round(cycles, 2),
+                            "macs_per_cycle": round(DEPTHWISE_MACS / cycles, 2)})
     table_rows = []
     for name, source, march, nbytes, cpus in BYTE_LOOPS:
         if name not in wanted:
@@ -137,12 +168,16 @@ def main(argv=None):
     for r in rows:
         print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
               f"{r['peak_macs_per_cycle']:6.1f} {100 * r['fraction_of_peak']:7.1f}%")
+    for r in dw_rows:
+        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
+              "(one output pixel, 16 channels, 3x3)")
     for r in table_rows:
         print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} "
               f"{r['cycles_per_16_bytes']:6.2f} cycles per 16 bytes")
     if args.json_path:
         with open(args.json_path, "w") as f:
-            json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "table_rows": table_rows}, f, indent=2)
+            json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "depthwise_rows": dw_rows,
+                       "table_rows": table_rows}, f, indent=2)
     return rows
 
 

@@ -285,8 +285,8 @@ class PackedDepthwiseInt8 {
   // weights: [1][kernel_h][kernel_w][out_channels] int8 (TFLite's layout, symmetric per channel);
   // bias: out_channels int32 or null. The SIMD variants cover multipliers 1 and 2; other
   // multipliers, and kScalar, run the scalar reference. kAvx512Vnni has its own kernel (vpdpbusd
-  // summing four taps per channel), kAvxVnni runs the AVX2 one and every NEON variant the plain
-  // NEON one; variant() reports the kernel that runs.
+  // summing four taps per channel), kAvxVnni runs the AVX2 one, kNeonI8mm and kSme the NEON
+  // dotprod one (sdot over taps); variant() reports the kernel that runs.
   static Status Create(const ConvGeometry& geometry, int depth_multiplier, const int8_t* weights,
                        const int32_t* bias, const Int8QuantParams& quant, Variant variant,
                        std::unique_ptr<PackedDepthwiseInt8>* out);

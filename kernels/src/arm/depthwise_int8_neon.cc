@@ -69,13 +69,18 @@ inline int8x16_t LoadRaw(const int8_t* x, int oc0) {
 }
 
 // One whole 16-channel block of an interior pixel: taps in pairs, each pair's products summed in
-// int16 (exact: checked at packing) and widened into the int32 accumulators.
-template <int M>
+// int16 (exact: checked at packing) and widened into the int32 accumulators. kTaps: the tap count
+// when known at compile time (3x3: unrolled), else 0.
+template <int M, int kTaps>
 inline void InteriorBlock(const int8_t* const* x, int taps, int oc0, const int8_t* wt, const int32_t* zr,
                           const int32_t* prm, const RequantConsts& c, int8_t* o) {
+  constexpr bool kMca = M == 1 && kTaps == 9;  // the llvm-mca region (kernels/tools/mca_arm.py)
+  if constexpr (kMca) KCSP_MCA_BEGIN("neon_depthwise_3x3");
+  const int t_count = kTaps > 0 ? kTaps : taps;
   int32x4_t a0 = vld1q_s32(zr), a1 = vld1q_s32(zr + 4), a2 = vld1q_s32(zr + 8), a3 = vld1q_s32(zr + 12);
   int t = 0;
-  for (; t + 2 <= taps; t += 2) {
+#pragma GCC unroll 8
+  for (; t + 2 <= t_count; t += 2) {
     const int8x16_t xa = LoadRaw<M>(x[t], oc0), xb = LoadRaw<M>(x[t + 1], oc0);
     const int8x16_t wa = vld1q_s8(wt + t * kNR), wb = vld1q_s8(wt + (t + 1) * kNR);
     int16x8_t lo = vmull_s8(vget_low_s8(xa), vget_low_s8(wa));
@@ -87,7 +92,7 @@ inline void InteriorBlock(const int8_t* const* x, int taps, int oc0, const int8_
     a2 = vaddw_s16(a2, vget_low_s16(hi));
     a3 = vaddw_high_s16(a3, hi);
   }
-  if (t < taps) {
+  if (t < t_count) {
     const int8x16_t xa = LoadRaw<M>(x[t], oc0), wa = vld1q_s8(wt + t * kNR);
     const int16x8_t lo = vmull_s8(vget_low_s8(xa), vget_low_s8(wa)), hi = vmull_high_s8(xa, wa);
     a0 = vaddw_s16(a0, vget_low_s16(lo));
@@ -96,6 +101,7 @@ inline void InteriorBlock(const int8_t* const* x, int taps, int oc0, const int8_
     a3 = vaddw_high_s16(a3, hi);
   }
   StoreRow(a0, a1, a2, a3, prm, c, o + oc0, kNR);
+  if constexpr (kMca) KCSP_MCA_END("neon_depthwise_3x3");
 }
 
 template <int M>
@@ -114,7 +120,11 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
       const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
       const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes);
       if (taps == all_taps && n == kNR && *reinterpret_cast<const int32_t*>(base + bi * bb + flag_off) != 0) {
-        InteriorBlock<M>(x, taps, oc0, wt, reinterpret_cast<const int32_t*>(base + bi * bb + zp_off), prm, c, o);
+        const auto* zr = reinterpret_cast<const int32_t*>(base + bi * bb + zp_off);
+        if (taps == 9)
+          InteriorBlock<M, 9>(x, taps, oc0, wt, zr, prm, c, o);
+        else
+          InteriorBlock<M, 0>(x, taps, oc0, wt, zr, prm, c, o);
         continue;
       }
       int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;

@@ -26,7 +26,7 @@ struct RequantConsts {
 inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
   const int32x4_t bias = vld1q_s32(prm + 4 * q);
   const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
-  if (c.fp32) {
+  if (KCSP_MCA_FP32_ONLY || c.fp32) {
     // As XNNPACK's fp32 neonv8 requantization: scale, clamp, vcvtn (nearest, ties to even).
     float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, bias)), vreinterpretq_f32_s32(mult));
     f = vminq_f32(vmaxq_f32(f, c.fmin), c.fmax);
@@ -56,8 +56,10 @@ inline RequantConsts MakeRequantConsts(const Int8QuantParams& q) {
   return c;
 }
 
-// One output pixel's 16 channels (4 x int32x4) requantized and stored (n <= 16 of them).
-inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
+// One output pixel's 16 channels (4 x int32x4) requantized and stored (n <= 16 of them). Always
+// inlined: called out of line (as GCC chose in the dotprod depthwise kernel's pixel loop), the
+// caller saves its live vector registers around the call.
+__attribute__((always_inline)) inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
                      const RequantConsts& c, int8_t* o, int n) {
   const int16x8_t lo = vcombine_s16(vqmovn_s32(Requant(a0, prm, 0, c)), vqmovn_s32(Requant(a1, prm, 1, c)));
   const int16x8_t hi = vcombine_s16(vqmovn_s32(Requant(a2, prm, 2, c)), vqmovn_s32(Requant(a3, prm, 3, c)));

@@ -29,7 +29,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../conv_internal.h"
+#include "../depthwise_sweep.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
@@ -48,25 +48,8 @@ constexpr int kBlock = 64;  // output channels per packed block: four zmm accumu
 constexpr size_t kParamBytes = 4 * 4 * 16 * sizeof(int32_t);
 constexpr size_t kGroupBytes = 4 * 64;
 inline int BlockChannel(int q, int j) { return 16 * (j / 4) + 4 * q + j % 4; }
-// Kernels of up to 4 rows group their taps by column (group kx, slot ky), so that a column's
-// interleaved inputs serve every output pixel whose window holds it (ColumnRows); taller kernels
-// take 4 taps at a time in row-major order.
-inline bool ColumnGroups(const ConvGeometry& g) { return g.kernel_h <= 4; }
-inline int TapGroups(const PackedDepthwiseInt8& w) {
-  const ConvGeometry& g = w.geometry_;
-  return ColumnGroups(g) ? g.kernel_w : (g.kernel_h * g.kernel_w + 3) / 4;
-}
-// The slot (4 * group + index in the group) of tap (ky, kx).
-inline int Slot(const ConvGeometry& g, int ky, int kx) {
-  return ColumnGroups(g) ? 4 * kx + ky : ky * g.kernel_w + kx;
-}
-inline size_t BlockBytes(const PackedDepthwiseInt8& w) { return kParamBytes + TapGroups(w) * kGroupBytes; }
+inline size_t BlockBytes(const PackedDepthwiseInt8& w) { return kParamBytes + DotTapGroups(w.geometry_) * kGroupBytes; }
 inline int Blocks(const PackedDepthwiseInt8& w) { return (w.geometry_.out_channels + kBlock - 1) / kBlock; }
-// The zero-point row after the blocks: what padded taps and unused tap slots read (64 bytes past
-// the input channels, so a full block's load from it stays inside).
-inline size_t ZeroPointRowBytes(const PackedDepthwiseInt8& w) {
-  return static_cast<size_t>(w.geometry_.in_channels + kBlock + 63) / 64 * 64;
-}
 
 // Multiplier 1: the 64 (kFull) or n inputs of block oc0 at one tap, as uint8 x + 128.
 template <bool kFull>
@@ -153,64 +136,40 @@ inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int3
   Store<kFull>(acc, prm, c, o, oc0, n);
 }
 
+// Any kernel: every output pixel gathers its taps' pointers into their slots.
 template <int M, int kGroups>
-void Rows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
-          int row_end) {
-  const ConvGeometry& g = w.geometry_;
+void PixelRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
+               int row_end) {
   const RequantConsts c = MakeRequantConsts(w.quant_, false, true);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = BlockBytes(w);
-  const int cout = g.out_channels, groups = kGroups > 0 ? kGroups : TapGroups(w);
+  const int cout = w.geometry_.out_channels, groups = kGroups > 0 ? kGroups : DotTapGroups(w.geometry_);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  // The tap pointers of one pixel (48 KiB for the largest kernels, 64 x 64; only the first are
-  // touched). Not thread_local: see SweepDepthwise.
-  constexpr int kMaxSlots = 64 * 64;
-  const int8_t* x[kMaxSlots];
-  for (int i = 0; i < 4 * groups; ++i) x[i] = zp_row;  // the slots no tap fills keep it
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      for (int ky = 0; ky < g.kernel_h; ++ky) {
-        const int iy = iy0 + ky;
-        const bool row_in = iy >= 0 && iy < p.in_h;
-        const int8_t* irow = image + iy * p.in.row_stride;
-        for (int kx = 0; kx < g.kernel_w; ++kx) {
-          const int ix = ix0 + kx;
-          x[Slot(g, ky, kx)] = row_in && ix >= 0 && ix < p.in_w ? irow + ix * p.in.pixel_stride : zp_row;
-        }
-      }
-      int8_t* o = orow + ox * p.out.pixel_stride;
-      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        const int n = std::min(kBlock, cout - oc0);
-        if (n == kBlock)
-          Block<M, true, kGroups>(x, groups, oc0, n, prm, wg, c, o);
-        else
-          Block<M, false, kGroups>(x, groups, oc0, n, prm, wg, c, o);
-      }
+  SweepDotDepthwise(w, p, in, out, row_begin, row_end, zp_row, [&](const int8_t* const* x, int8_t* o) {
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+      const int n = std::min(kBlock, cout - oc0);
+      if (n == kBlock)
+        Block<M, true, kGroups>(x, groups, oc0, n, prm, wg, c, o);
+      else
+        Block<M, false, kGroups>(x, groups, oc0, n, prm, wg, c, o);
     }
-  }
+  });
 }
 
-// 3-column kernels of up to 4 rows, stride 1 or 2 across: per block, the row's output pixels in
-// order, each column's taps interleaved once and kept in registers for the next pixels whose
-// windows hold it (stride 1: one new column per pixel instead of three; stride 2: two). Zen 4,
-// 1 thread, 3x3/1 28x28x384: 69-70 us with every pixel interleaving its 3 groups, 42 us (stride
-// and row count as template parameters: 69 -> 42 of it; without them GCC spilled the columns).
+// 3-column kernels of up to 4 rows, stride 1 or 2 across (DotColumnPath): per block, the row's
+// output pixels in order, each column's taps interleaved once and kept in registers for the next
+// pixels whose windows hold it (stride 1: one new column per pixel instead of three; stride 2:
+// two). Zen 4, 1 thread, 3x3/1 28x28x384: 69-70 us with every pixel interleaving its 3 groups, 42 us.
 // kStride: 1 or 2; kFour: a 4-row kernel (else the fourth slot is a zero register).
 template <int M, bool kFull, int kStride, bool kFour>
 void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
                     int out_w, int64_t out_pixel_stride, int oc0, int n, const int32_t* prm,
                     const int8_t* wg, const RequantConsts& c, int8_t* o) {
   auto column = [&](int ix) {
-    const bool in = ix >= 0 && ix < in_w;
     const int8_t* x[4];
-    for (int ky = 0; ky < (kFour ? 4 : 3); ++ky) x[ky] = in && rows[ky] ? rows[ky] + ix * pixel_stride : zp_row;
+    ColumnPointers<kFour>(rows, zp_row, in_w, pixel_stride, ix, x);
     return M == 1 ? Interleave1<kFull, kFour>(x, oc0, n) : Interleave2<kFull, kFour>(x, oc0, n);
   };
   Quarters left = column(ix0), mid = kStride == 1 ? column(ix0 + 1) : left;
@@ -237,62 +196,39 @@ void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t
   const RequantConsts c = MakeRequantConsts(w.quant_, false, true);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = BlockBytes(w);
-  const int cout = g.out_channels;
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    const int8_t* rows[4];  // the kernel rows' input rows, null outside the image (and past kernel_h)
-    for (int ky = 0; ky < 4; ++ky) {
-      const int iy = iy0 + ky;
-      rows[ky] = ky < g.kernel_h && iy >= 0 && iy < p.in_h ? image + iy * p.in.row_stride : nullptr;
-    }
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+  SweepDotColumns(w, p, in, out, row_begin, row_end, [&](const int8_t* const* rows, int8_t* orow) {
+    for (int oc0 = 0, bi = 0; oc0 < g.out_channels; oc0 += kBlock, ++bi) {
       const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
       const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-      const int n = std::min(kBlock, cout - oc0);
-      auto run = [&](auto full, auto stride, auto four) {
+      const int n = std::min(kBlock, g.out_channels - oc0);
+      DispatchColumnBlockRow(g, n == kBlock, [&](auto full, auto stride, auto four) {
         ColumnBlockRow<M, decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
             rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, prm, wg, c,
             orow);
-      };
-      auto with_full = [&](auto stride, auto four) {
-        if (n == kBlock)
-          run(std::true_type{}, stride, four);
-        else
-          run(std::false_type{}, stride, four);
-      };
-      const bool four = g.kernel_h == 4;
-      if (g.stride_w == 1)
-        four ? with_full(std::integral_constant<int, 1>{}, std::true_type{})
-             : with_full(std::integral_constant<int, 1>{}, std::false_type{});
-      else
-        four ? with_full(std::integral_constant<int, 2>{}, std::true_type{})
-             : with_full(std::integral_constant<int, 2>{}, std::false_type{});
+      });
     }
-  }
+  });
 }
 
 template <int M>
 void RowsFor(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int r0, int r1) {
   const ConvGeometry& g = w.geometry_;
-  if (ColumnGroups(g) && g.kernel_w == 3 && g.stride_w <= 2)
+  if (DotColumnPath(g))
     ColumnRows<M>(w, p, in, out, r0, r1);
-  else if (TapGroups(w) == 3)  // the group loop unrolled
-    Rows<M, 3>(w, p, in, out, r0, r1);
+  else if (DotTapGroups(g) == 3)  // the group loop unrolled
+    PixelRows<M, 3>(w, p, in, out, r0, r1);
   else
-    Rows<M, 0>(w, p, in, out, r0, r1);
+    PixelRows<M, 0>(w, p, in, out, r0, r1);
 }
 
 }  // namespace
 
 Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
   const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w, cout = g.out_channels, groups = TapGroups(*w);
+  const int cout = g.out_channels, groups = DotTapGroups(g);
   const size_t bb = BlockBytes(*w);
-  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + ZeroPointRowBytes(*w)));
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + DotZeroPointRowBytes(*w)));
   const Int8QuantParams& quant = w->quant_;
   for (int bi = 0; bi < Blocks(*w); ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
@@ -302,11 +238,7 @@ Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
         const int oc = bi * kBlock + BlockChannel(q, j);
         if (oc >= cout) continue;  // zero parameters and weights: the lane's output is not stored
         int32_t* rows = prm + 64 * q + j;
-        int64_t sum_w = 0;
-        for (int t = 0; t < taps; ++t) sum_w += w->weights_[static_cast<size_t>(t) * cout + oc];
-        // bias - (zp + 128) * sum(w), wrapping like the reference's int32 accumulator
-        rows[0] = static_cast<int32_t>(static_cast<uint32_t>(w->bias_[oc]) -
-                                       static_cast<uint32_t>((quant.input_zero_point + 128) * sum_w));
+        rows[0] = DotFoldedBias(*w, oc, quant.input_zero_point + 128);  // inputs x + 128
         if (quant.rounding == Rounding::kFp32)
           std::memcpy(&rows[16], &quant.requant_scale[oc], sizeof(float));
         else
@@ -315,12 +247,12 @@ Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
         rows[48] = w->right_shift_[oc];
         for (int gi = 0; gi < groups; ++gi)
           for (int k = 0; k < 4; ++k) {
-            const int t = ColumnGroups(g) ? (k < g.kernel_h ? k * g.kernel_w + gi : taps) : 4 * gi + k;
-            wg[gi * kGroupBytes + q * 64 + 4 * j + k] = t < taps ? w->weights_[static_cast<size_t>(t) * cout + oc] : 0;
+            const int t = DotSlotTap(g, gi, k);
+            wg[gi * kGroupBytes + q * 64 + 4 * j + k] = t < 0 ? 0 : w->weights_[static_cast<size_t>(t) * cout + oc];
           }
       }
   }
-  std::memset(base + Blocks(*w) * bb, static_cast<uint8_t>(quant.input_zero_point), ZeroPointRowBytes(*w));
+  std::memset(base + Blocks(*w) * bb, static_cast<uint8_t>(quant.input_zero_point), DotZeroPointRowBytes(*w));
   return Status::Ok();
 }
 
