@@ -502,6 +502,55 @@ void FuzzPostOps(FuzzedDataProvider& f) {
   if (y != y2) Die("post-op kernel differs from the scalar one", a1);
 }
 
+// Depthwise (PackedDepthwiseInt8 / DepthwiseConv2DInt8): the variant's kernel (AVX-512 VNNI, AVX2,
+// NEON dotprod, plain NEON; multipliers above 2 the scalar one) against the scalar reference, on
+// fuzzed geometry, quantization and (perturbed) layouts: the same status, the same bytes.
+void FuzzDepthwise(FuzzedDataProvider& f) {
+  ConvGeometry g = Geometry(f);
+  const int mult = f.ConsumeIntegralInRange<int>(0, 7) == 0 ? Dim(f, 1, 4) : f.ConsumeIntegralInRange<int>(1, 2);
+  if (f.ConsumeIntegralInRange<int>(0, 7) != 0 && g.in_channels > 0 && g.in_channels <= (1 << 16) && mult > 0 &&
+      mult <= 64)
+    g.out_channels = g.in_channels * mult;  // mostly consistent; otherwise Create must refuse
+  const Int8QuantParams q = Quant(f, g.out_channels);
+  const int64_t nw = Elems(g.kernel_h, g.kernel_w, g.out_channels, 1);
+  if (nw > kMaxWeights) return;
+  Buffer<int8_t> weights;
+  weights.Init(f, nw, false);
+  Buffer<int32_t> bias;
+  bias.Init(f, g.out_channels > 0 && g.out_channels <= 4096 ? g.out_channels : 0, false);
+  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
+                                              Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
+  std::unique_ptr<PackedDepthwiseInt8> ref, var;
+  const Status s_ref = PackedDepthwiseInt8::Create(g, mult, weights.p, bias.n >= g.out_channels ? bias.p : nullptr, q,
+                                                   Variant::kScalar, &ref);
+  const Status s_var = PackedDepthwiseInt8::Create(g, mult, weights.p, bias.n >= g.out_channels ? bias.p : nullptr, q,
+                                                   variant, &var);
+  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
+    Die("depthwise: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
+  if (!s_ref.ok() || !var) return;
+  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
+  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
+  if (Elems(Elems(batch, h, w, 1), g.out_channels, g.kernel_h, g.kernel_w) > kMaxMacs) return;
+  const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  const TensorLayout li = Layout(f, batch, h, w, in_total, f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels),
+                                 g.in_channels);
+  ConvOutputShape os;
+  if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
+  const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  const TensorLayout lo = Layout(f, batch, os.out_h, os.out_w, out_total,
+                                 f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels), g.out_channels);
+  Buffer<int8_t> in, out_ref, out_var;
+  in.Init(f, li.buffer_elements, false);
+  out_ref.Init(f, lo.buffer_elements, false);
+  out_var = out_ref;
+  out_var.p = out_ref.p ? out_var.storage.data() : nullptr;
+  static ThreadPool pool(2);
+  const Status a = DepthwiseConv2DInt8(*ref, in.p, li, out_ref.p, lo);
+  const Status b = DepthwiseConv2DInt8(*var, in.p, li, out_var.p, lo, f.ConsumeBool() ? &pool : nullptr);
+  if (a.ok() != b.ok()) Die("depthwise: scalar/variant status differ", a.ok() ? b : a);
+  if (a.ok() && !Same(out_ref, out_var)) Die("depthwise: variant output differs from scalar", a);
+}
+
 void FuzzHelpers(FuzzedDataProvider& f) {
   const ConvGeometry g = Geometry(f);
   ConvOutputShape s;
@@ -520,6 +569,8 @@ void FuzzHelpers(FuzzedDataProvider& f) {
   Variant v;
   (void)ParseVariant(f.ConsumeRandomLengthString(16), &v);
   FuzzPostOps(f);
+  // Here rather than as a case of its own, so that the saved inputs keep reaching their paths.
+  FuzzDepthwise(f);
 }
 
 }  // namespace

@@ -616,6 +616,10 @@ class CspPartialConvKernel : public NodeKernel {
     if (in_bytes[0] < size_t(n) * sh * sw * cs || in_bytes[1] < size_t(n) * ch * cw * cc ||
         out_bytes[0] < size_t(pixels) * ctot || (!skip_dw_ && (sh != h || sw != w)))
       return "buffer sizes inconsistent with shapes";
+    // The slices again: Run may get other shapes than OutputLayouts checked (the skip copy reads
+    // skip_offset + c_skip channels of every skip_src pixel; found by fuzz_custom_options).
+    if (skip_offset_ + SkipReads() > cs || conv_offset_ + conv_.geometry.in_channels > cc)
+      return "skip or conv input slice exceeds its tensor's channels";
     const size_t ri = ResidualInput();
     if (conv_.add.on && (t[ri].element_type != kLiteRtElementTypeInt8 || in_bytes[ri] < size_t(pixels) * cout))
       return "residual must be int8 with the conv output's shape";
