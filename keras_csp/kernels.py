@@ -222,6 +222,59 @@ class Int8Conv:
         return block
 
 
+class Int8Depthwise:
+    """An int8 depthwise conv (TFLite's DEPTHWISE_CONV_2D) with weights prepacked once.
+
+    weights: int8 ``[1, kh, kw, in_channels * depth_multiplier]`` (TFLite's layout); output channel
+    ``c * depth_multiplier + j`` reads input channel ``c``. bias: int32 ``[out_channels]`` or None.
+    """
+
+    def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *,
+                 depth_multiplier: int = 1, strides=1, padding: str = "same", variant: str = "auto",
+                 threads: int = 1):
+        _check_array(weights, "weights", np.int8, 4)
+        if weights.shape[0] != 1:
+            raise ValueError(f"depthwise weights must be [1, kh, kw, out_channels], got {weights.shape}")
+        oc = weights.shape[3]
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, np.integer)) \
+                or depth_multiplier < 1 or oc % depth_multiplier:
+            raise ValueError(f"depth_multiplier must be a positive int dividing out_channels ({oc}), "
+                             f"got {depth_multiplier!r}")
+        self.threads = _check_threads(threads)
+        if bias is not None:
+            _check_array(bias, "bias", np.int32, 1)
+            if bias.shape[0] != oc:
+                raise ValueError(f"bias has {bias.shape[0]} entries, weights have {oc} output channels")
+            bias = np.ascontiguousarray(bias)
+        if not isinstance(quant, Int8Quant):
+            raise TypeError("quant must be an Int8Quant")
+        if quant.filter_scales_array.shape[0] != oc:
+            raise ValueError(f"quant has {quant.filter_scales_array.shape[0]} filter scales, weights "
+                             f"have {oc} output channels")
+        sh, sw = _check_strides(strides)
+        mult, shift = quant.multipliers()
+        act_min, act_max = quant.activation_range()
+        self.quant = quant
+        self._p = _kernels.PackedDepthwiseInt8(
+            np.ascontiguousarray(weights), bias, int(depth_multiplier), sh, sw, _check_padding(padding),
+            int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
+            _check_variant(variant), quant.rounding,
+            quant.requant_scales() if quant.rounding == "fp32" else None)
+
+    @property
+    def variant(self) -> str:
+        """The depthwise kernel that runs (avx512vnni, avx2, neon_dotprod, neon or scalar)."""
+        return self._p.variant
+
+    @property
+    def geometry(self) -> dict:
+        return self._p.geometry
+
+    def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Depthwise conv of a dense NHWC int8 tensor."""
+        return self._p.depthwise(_check_array(x, "x", np.int8, 4), out, self.threads)
+
+
 class Float32Conv:
     """float32 twin of :class:`Int8Conv` (clamp range ``act_min``/``act_max`` or ``activation``)."""
 
@@ -303,7 +356,7 @@ def dense_append_f32(block, in_offset, out_offset, weights, bias, *, padding="sa
 
 def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, bias: np.ndarray,
                        quant: Int8Quant, *, c_skip: int = 0, order: str = "skip_first", strides=1,
-                       padding: str = "same", block_channels: int = 0) -> bytes:
+                       padding: str = "same", block_channels: int = 0, depth_multiplier: int = 1) -> bytes:
     """Int8 .tflite flatbuffer built directly (full control of scales / zero points).
 
     kind="conv":  x -> CONV_2D -> y  (output quantization from ``quant``)
@@ -311,16 +364,21 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
     kind="dense": x -> CONV_2D -> CONCATENATION(x, y)
     kind="append": inputs (block [n,h,w,block_channels], x) -> CONCATENATION(block, CONV_2D(x));
                    ``block`` uses the conv's output quantization (a dense-block layer).
+    kind="depthwise": x -> DEPTHWISE_CONV_2D (``depth_multiplier``) -> y; weights [1, kh, kw, out_channels].
     For "csp"/"dense" the conv output must use the input's scale/zero point (TFLite int8
     CONCATENATION requires equal quantization), so ``quant.output_*`` must equal ``quant.input_*``.
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as S
 
-    if kind not in ("conv", "csp", "dense", "append"):
-        raise ValueError(f"kind must be conv, csp, dense or append, got {kind!r}")
+    if kind not in ("conv", "csp", "dense", "append", "depthwise"):
+        raise ValueError(f"kind must be conv, csp, dense, append or depthwise, got {kind!r}")
     n, h, w, c = (int(v) for v in x_shape)
-    oc, kh, kw, cin = weights.shape
+    if kind == "depthwise":  # [1, kh, kw, out_channels]: as a conv's OHWI, out_channels / multiplier inputs each
+        _, kh, kw, oc = weights.shape
+        cin = oc // depth_multiplier if depth_multiplier >= 1 and oc % depth_multiplier == 0 else -1
+    else:
+        oc, kh, kw, cin = weights.shape
     sh, sw = _check_strides(strides)
     padding = _check_padding(padding)
     if kind in ("csp", "dense") and (quant.output_scale != quant.input_scale
@@ -404,7 +462,8 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
     if kind == "csp" and c_skip > 0:
         skip = slice_(0, c_skip, "skip")
         conv_in = slice_(c_skip, c - c_skip, "part")
-    wt = add_tensor("w", weights.shape, I8, fs, np.zeros(oc, np.int64), data=weights.astype(np.int8))
+    wt = add_tensor("w", weights.shape, I8, fs, np.zeros(oc, np.int64), data=weights.astype(np.int8),
+                    qdim=3 if kind == "depthwise" else 0)
     bias_scales = (np.float64(np.float32(xs)) * fs.astype(np.float64)).astype(np.float32)
     bt = add_tensor("b", (oc,), I32, bias_scales, np.zeros(oc, np.int64),
                     data=(np.zeros(oc, np.int32) if bias is None else bias.astype(np.int32)))
@@ -416,7 +475,16 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
     copt.fusedActivationFunction = {"none": S.ActivationFunctionType.NONE,
                                     "relu": S.ActivationFunctionType.RELU,
                                     "relu6": S.ActivationFunctionType.RELU6}[quant.activation]
-    add_op(S.BuiltinOperator.CONV_2D, [conv_in, wt, bt], [y], S.BuiltinOptions.Conv2DOptions, copt)
+    if kind == "depthwise":
+        dopt = S.DepthwiseConv2DOptionsT()
+        dopt.padding, dopt.strideH, dopt.strideW = copt.padding, sh, sw
+        dopt.depthMultiplier = depth_multiplier
+        dopt.dilationHFactor = dopt.dilationWFactor = 1
+        dopt.fusedActivationFunction = copt.fusedActivationFunction
+        add_op(S.BuiltinOperator.DEPTHWISE_CONV_2D, [conv_in, wt, bt], [y], S.BuiltinOptions.DepthwiseConv2DOptions,
+               dopt)
+    else:
+        add_op(S.BuiltinOperator.CONV_2D, [conv_in, wt, bt], [y], S.BuiltinOptions.Conv2DOptions, copt)
     out = y
     parts = None
     if kind == "csp" and c_skip > 0:

@@ -943,3 +943,23 @@ def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, rel
     assert [f["depthwise"] for f in dws] == [f"3x3/s{stride} 80->80 x1"], rep["fused"]
     assert rep["fallbacks"] == [] and "DEPTHWISE_CONV_2D" not in rep["ops_after"]
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_depthwise_ties_round_as_the_builtin_depthwise_kernel(tmp, mult):
+    """TFLite's optimized DEPTHWISE_CONV_2D rounds ties away from zero (its CONV_2D, through ruy, rounds
+    them up): power-of-two scales make ties common, and the fused op must match it under TFLite's
+    builtin kernels as well as under XNNPACK and the reference kernels."""
+    from keras_csp import kernels as K
+
+    rng = np.random.default_rng(7)
+    c, oc = 24, 24 * mult
+    w = rng.integers(-127, 128, (1, 3, 3, oc)).astype(np.int8)
+    b = rng.integers(-20000, 20000, oc).astype(np.int32)
+    q = K.Int8Quant(0.125, 0, np.full(oc, 0.25, np.float32), 0.5, 0, "none")
+    src = tmp / f"dw_ties_{mult}.tflite"
+    src.write_bytes(K.build_tflite_model("depthwise", (1, 9, 9, c), w, b, q, depth_multiplier=mult))
+    rep = fuse(str(src), str(tmp / f"dw_ties_{mult}_fused.tflite"), samples=8, tune=mult == 1,
+               tune_min_speedup=0.0, tune_runs=2)
+    assert rep["ops_after"] == {"KcspDepthwiseConv2D": 1}, rep["ops_after"]
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}

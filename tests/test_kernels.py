@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import assume, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keras_csp import _kernels
@@ -475,3 +475,63 @@ def test_threads_argument_is_checked():
         with pytest.raises(ValueError, match="threads"):
             _conv(variant="scalar").__class__(np.ones((4, 1, 1, 4), np.int8), None,
                                               K.Int8Quant(0.1, 0, [0.01] * 4, 0.2, 0), threads=bad)
+
+
+@st.composite
+def depthwise_cases(draw):
+    k = draw(st.sampled_from([1, 2, 3, 3, 3, 5]))
+    mult = draw(st.sampled_from([1, 1, 2, 2, 3]))
+    return dict(k=k, mult=mult, stride=draw(st.integers(1, 2)), padding=draw(st.sampled_from(["same", "valid"])),
+                n=draw(st.integers(1, 2)), h=draw(st.integers(k, 9)), w=draw(st.integers(k, 9)),
+                c=draw(st.sampled_from([1, 3, 8, 16, 24, 33, 64, 72, 80, 100])),
+                in_scale=draw(st.floats(0.002, 0.2)), in_zp=draw(st.integers(-128, 127)),
+                out_scale=draw(st.floats(0.005, 1.0)), out_zp=draw(st.integers(-128, 127)),
+                act=draw(st.sampled_from(["none", "relu", "relu6"])), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def check_depthwise_against_tflite(case, resolver):
+    rng = np.random.default_rng(case["seed"])
+    oc = case["c"] * case["mult"]
+    weights = rng.integers(-127, 128, (1, case["k"], case["k"], oc)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, oc).astype(np.int32)
+    x = rng.integers(-128, 128, (case["n"], case["h"], case["w"], case["c"])).astype(np.int8)
+    rounding = {"ref": "away_from_zero", "builtin": "half_up", "xnnpack": "fp32"}[resolver]
+    quant = K.Int8Quant(case["in_scale"], case["in_zp"], rng.uniform(0.0005, 0.05, oc).astype(np.float32),
+                        case["out_scale"], case["out_zp"], case["act"], rounding=rounding)
+    model = K.build_tflite_model("depthwise", x.shape, weights, bias, quant, strides=case["stride"],
+                                 padding=case["padding"], depth_multiplier=case["mult"])
+    expected = K.run_tflite(model, x, resolver=resolver)
+    for variant in AVAILABLE:
+        dw = K.Int8Depthwise(weights, bias, quant, depth_multiplier=case["mult"], strides=case["stride"],
+                             padding=case["padding"], variant=variant, threads=1 + case["seed"] % 2)
+        got = dw(x)
+        assert got.shape == expected.shape
+        mismatches = int(np.count_nonzero(got != expected))
+        assert mismatches == 0, f"{variant} (kernel {dw.variant}): {mismatches} mismatching elements for {case}"
+
+
+@HYP
+@given(depthwise_cases(), st.sampled_from(["ref", "builtin", "xnnpack"]))
+def test_depthwise_bit_exact_vs_tflite(case, resolver):
+    """Int8Depthwise (the AVX-512 VNNI kernel where the CPU has it; AVX2, NEON dotprod / NEON,
+    scalar) bit-exact with LiteRT's DEPTHWISE_CONV_2D under its three kernel sets and roundings,
+    multipliers 1-3, at 1 and 2 threads. TFLite's optimized builtin depthwise kernel (LiteRT 2.3,
+    x86-64) rounds ties up in whole groups of 8 output channels and away from zero in the
+    out_channels % 8 left over (measured with power-of-two scales): half_up matches it when
+    out_channels is a multiple of 8, which the builtin case keeps to."""
+    assume(resolver != "builtin" or case["c"] * case["mult"] % 8 == 0)
+    check_depthwise_against_tflite(case, resolver)
+
+
+def test_depthwise_reports_its_kernel_and_refuses_bad_arguments():
+    q = K.Int8Quant(0.05, 0, np.full(16, 0.01, np.float32), 0.1, 0)
+    w = np.ones((1, 3, 3, 16), np.int8)
+    dw = K.Int8Depthwise(w, None, q, depth_multiplier=2)
+    assert dw.variant in ("avx512vnni", "avx2", "neon_dotprod", "neon", "scalar")
+    assert dw.geometry["in_channels"] == 8 and dw.geometry["out_channels"] == 16
+    with pytest.raises(ValueError, match="depth_multiplier"):
+        K.Int8Depthwise(w, None, q, depth_multiplier=3)
+    with pytest.raises(ValueError, match=r"\[1, kh, kw, out_channels\]"):
+        K.Int8Depthwise(np.ones((2, 3, 3, 16), np.int8), None, q)
+    with pytest.raises(ValueError, match="channels"):
+        dw(np.zeros((1, 5, 5, 16), np.int8))  # 8 input channels expected

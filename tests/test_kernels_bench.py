@@ -93,3 +93,20 @@ def test_bench_kernels_cli_yolo_shapes(tmp_path):
     data = _bench_kernels_json(tmp_path, "--shapes", "yolo")
     assert data["shape_set"] == "yolo" and {r["model"] for r in data["shapes"]} == {"yolov8n"}
     assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in data["shapes"])
+
+
+def test_mobile_shape_set_is_the_mobile_models_depthwise_convs():
+    shapes = bench.shape_table(shapes="mobile")
+    assert {s["kind"] for s in shapes} == {"depthwise"} and {s["model"] for s in shapes} == {"mobilenetv2",
+                                                                                            "cspmobilenetv2"}
+    # MobileNet-v2's multiplier-1 convs (cout == cin), CSPMobileNet-v2's x2 (cout == 2 cin)
+    assert all(s["cout"] == s["cin"] * (1 if s["model"] == "mobilenetv2" else 2) for s in shapes)
+    assert (112, 32, 1) in [(s["hw"], s["cin"], s["stride"]) for s in shapes if s["model"] == "mobilenetv2"]
+    assert 0 < len(bench.shape_table(quick=True, shapes="mobile")) < len(shapes)
+
+
+def test_bench_kernels_cli_mobile_shapes(tmp_path):
+    """The depthwise shapes run our Int8Depthwise against LiteRT's DEPTHWISE_CONV_2D, the same bits."""
+    data = _bench_kernels_json(tmp_path, "--shapes", "mobile")
+    assert data["shape_set"] == "mobile" and {r["kind"] for r in data["shapes"]} == {"depthwise"}
+    assert all(r["max_abs_diff_vs_xnnpack"] == 0 and r["macs"] > 0 for r in data["shapes"])

@@ -12,7 +12,9 @@ same thread count (`threads`, default 1):
             - "csp":        CSP partial transition concat(x[..., :c_skip], conv(x[..., c_skip:])),
                             XNNPACK runs SLICE + SLICE + CONV_2D + CONCATENATION;
             - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed), and
-                            the 3-channel 7x7/2 stem (a KcspConv2D in fused models).
+                            the 3-channel 7x7/2 stem (a KcspConv2D in fused models);
+            - "depthwise":  a 3x3 DEPTHWISE_CONV_2D (`--shapes mobile`: MobileNet-v2's multiplier-1
+                            ones, CSPMobileNet-v2's x2 ones), LiteRT running the same op.
 * xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
             default XNNPACK delegate, num_threads=threads, same process, interleaved with ours.
 * peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
@@ -99,14 +101,33 @@ def _yolov8n_shapes() -> list[dict]:
     return shapes
 
 
-SHAPE_SETS = ("csp", "yolo")
+SHAPE_SETS = ("csp", "yolo", "mobile")
+
+
+def _mobile_shapes() -> list[dict]:
+    """The 3x3 depthwise convs of MobileNet-v2 (multiplier 1) and CSPMobileNet-v2 (x2) at 224x224,
+    one per distinct shape (input side, input channels, multiplier, stride)."""
+    mnv2 = [(112, 32, 1), (112, 96, 2), (56, 144, 1), (56, 144, 2), (28, 192, 1), (28, 384, 1), (28, 384, 2),
+            (14, 576, 1), (14, 576, 2), (7, 960, 1)]
+    csp = [(112, 48, 2), (56, 72, 1), (56, 72, 2), (28, 96, 1), (28, 192, 1), (28, 192, 2), (14, 288, 1),
+           (14, 288, 2), (7, 480, 1)]
+    shapes = []
+    for model, table, mult in (("mobilenetv2", mnv2, 1), ("cspmobilenetv2", csp, 2)):
+        for hw, c, stride in table:
+            shapes.append(dict(shape=f"{model} dw 3x3/{stride} {c}x{mult} @{hw}", model=model, kind="depthwise",
+                               hw=hw, cin=c, cout=c * mult, k=3, stride=stride, multiplier=mult))
+    return shapes
 
 
 def shape_table(quick: bool = False, shapes: str = "csp") -> list[dict]:
-    """The benchmark's shapes: "csp" (CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages) or
-    "yolo" (the YOLOv8-n backbone's convs at 320x320)."""
+    """The benchmark's shapes: "csp" (CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages),
+    "yolo" (the YOLOv8-n backbone's convs at 320x320) or "mobile" (the 3x3 depthwise convs of
+    MobileNet-v2 and CSPMobileNet-v2 at 224x224)."""
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r} (expected one of {SHAPE_SETS})")
+    if shapes == "mobile":
+        table = _mobile_shapes()
+        return table[::3] if quick else table
     if shapes == "yolo":
         table = _yolov8n_shapes()
         return table[::3] if quick else table
@@ -138,9 +159,15 @@ class _Case:
                             rounding="fp32")
         stride = spec.get("stride", 1)
         out_hw = -(-hw // stride)  # SAME padding
-        self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads, strides=stride)
+        if kind == "depthwise":  # weights [1, k, k, cout]; one MAC per output and tap
+            weights = np.ascontiguousarray(weights.reshape(cout, k * k * cin)[:, :k * k].T.reshape(1, k, k, cout))
+            self.conv = K.Int8Depthwise(weights, bias, quant, depth_multiplier=spec["multiplier"], variant=variant,
+                                        threads=threads, strides=stride)
+            self.macs = out_hw * out_hw * cout * k * k
+        else:
+            self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads, strides=stride)
+            self.macs = out_hw * out_hw * cin * cout * k * k
         self.variant = self.conv.variant
-        self.macs = out_hw * out_hw * cin * cout * k * k
         if kind == "conv_slice":
             self.block = rng.integers(-128, 128, (1, hw, hw, spec["c_total"])).astype(np.int8)
             self.x = np.ascontiguousarray(self.block[..., :cin])
@@ -170,6 +197,14 @@ class _Case:
             inputs = [self.x]
             part = np.ascontiguousarray(self.x[..., spec["c_skip"]:])
             self.conv_only = (K.build_tflite_model("conv", part.shape, weights, bias, quant), part)
+        elif kind == "depthwise":
+            self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
+            self.out = np.empty((1, out_hw, out_hw, cout), np.int8)
+            self.run_ours = lambda: self.conv._p.depthwise(self.x, self.out, threads)
+            self.ours_result = lambda: self.out
+            model = K.build_tflite_model("depthwise", self.x.shape, weights, bias, quant, strides=stride,
+                                         depth_multiplier=spec["multiplier"])
+            inputs = [self.x]
         elif kind == "conv":
             self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
             self.out = np.empty((1, out_hw, out_hw, cout), np.int8)

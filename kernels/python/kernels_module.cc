@@ -202,6 +202,34 @@ const T* OptionalChannelVector(const py::object& v, const char* name, int out_ch
   return CPtr<T>(*holder);
 }
 
+// The int8 quantization the constructors take (TFLite's per-channel multiplier / shift; with
+// rounding "fp32" XNNPACK's float scales too).
+Int8QuantParams QuantFrom(int out_channels, int input_zero_point, int output_zero_point, const py::array& multiplier,
+                          const py::array& shift, int act_min, int act_max, const std::string& rounding,
+                          const py::object& requant_scale) {
+  CheckArray<int32_t>(multiplier, "multiplier", 1, false);
+  CheckArray<int32_t>(shift, "shift", 1, false);
+  Int8QuantParams q;
+  q.input_zero_point = input_zero_point;
+  q.output_zero_point = output_zero_point;
+  q.act_min = act_min;
+  q.act_max = act_max;
+  if (rounding == "away_from_zero") q.rounding = Rounding::kAwayFromZero;
+  else if (rounding == "half_up") q.rounding = Rounding::kHalfUp;
+  else if (rounding == "fp32") q.rounding = Rounding::kFp32;
+  else throw py::value_error("rounding must be 'away_from_zero', 'half_up' or 'fp32', got '" + rounding + "'");
+  if (q.rounding == Rounding::kFp32) {
+    if (requant_scale.is_none())
+      throw py::value_error("rounding 'fp32' needs requant_scale (float32, out_channels entries)");
+    py::array rs;
+    const float* r = OptionalChannelVector<float>(requant_scale, "requant_scale", out_channels, &rs);
+    q.requant_scale.assign(r, r + out_channels);
+  }
+  q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
+  q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
+  return q;
+}
+
 // The methods both element types bind alike.
 template <typename T, typename Packed, typename CspFn, typename DenseFn>
 void BindCommon(py::class_<Packed>& cls, CspFn csp_fn, DenseFn dense_fn) {
@@ -306,29 +334,11 @@ PYBIND11_MODULE(_kernels, m) {
                        const std::string& variant, const std::string& rounding,
                        py::object requant_scale) {
              CheckArray<int8_t>(weights, "weights", 4, false);
-             CheckArray<int32_t>(multiplier, "multiplier", 1, false);
-             CheckArray<int32_t>(shift, "shift", 1, false);
              ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
              py::array barr;
              const int32_t* bptr = OptionalChannelVector<int32_t>(bias, "bias", g.out_channels, &barr);
-             Int8QuantParams q;
-             q.input_zero_point = input_zero_point;
-             q.output_zero_point = output_zero_point;
-             q.act_min = act_min;
-             q.act_max = act_max;
-             if (rounding == "away_from_zero") q.rounding = Rounding::kAwayFromZero;
-             else if (rounding == "half_up") q.rounding = Rounding::kHalfUp;
-             else if (rounding == "fp32") q.rounding = Rounding::kFp32;
-             else throw py::value_error("rounding must be 'away_from_zero', 'half_up' or 'fp32', got '" + rounding + "'");
-             if (q.rounding == Rounding::kFp32) {
-               if (requant_scale.is_none())
-                 throw py::value_error("rounding 'fp32' needs requant_scale (float32, out_channels entries)");
-               py::array rs;
-               const float* r = OptionalChannelVector<float>(requant_scale, "requant_scale", g.out_channels, &rs);
-               q.requant_scale.assign(r, r + g.out_channels);
-             }
-             q.output_multiplier.assign(CPtr<int32_t>(multiplier), CPtr<int32_t>(multiplier) + multiplier.size());
-             q.output_shift.assign(CPtr<int32_t>(shift), CPtr<int32_t>(shift) + shift.size());
+             const Int8QuantParams q = QuantFrom(g.out_channels, input_zero_point, output_zero_point, multiplier,
+                                                 shift, act_min, act_max, rounding, requant_scale);
              std::unique_ptr<PackedConvInt8> p;
              Throw(PackedConvInt8::Create(g, CPtr<int8_t>(weights), bptr, q, ToVariant(variant), &p));
              return p;
@@ -338,6 +348,65 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"),
            py::arg("act_min") = -128, py::arg("act_max") = 127, py::arg("variant") = "auto",
            py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none());
+
+  py::class_<PackedDepthwiseInt8>(m, "PackedDepthwiseInt8",
+                                  "int8 depthwise conv (TFLite's DEPTHWISE_CONV_2D) prepacked for one variant")
+      .def(py::init([](py::array weights, py::object bias, int depth_multiplier, int stride_h, int stride_w,
+                       const std::string& padding, int input_zero_point, int output_zero_point,
+                       py::array multiplier, py::array shift, int act_min, int act_max,
+                       const std::string& variant, const std::string& rounding, py::object requant_scale) {
+             // weights: [1, kh, kw, in_channels * depth_multiplier], TFLite's layout
+             CheckArray<int8_t>(weights, "weights", 4, false);
+             if (weights.shape(0) != 1) throw py::value_error("depthwise weights must be [1, kh, kw, out_channels]");
+             if (depth_multiplier < 1 || weights.shape(3) % depth_multiplier != 0)
+               throw py::value_error("out_channels must be a positive multiple of depth_multiplier");
+             ConvGeometry g;
+             g.kernel_h = static_cast<int>(weights.shape(1));
+             g.kernel_w = static_cast<int>(weights.shape(2));
+             g.out_channels = static_cast<int>(weights.shape(3));
+             g.in_channels = g.out_channels / depth_multiplier;
+             g.stride_h = stride_h;
+             g.stride_w = stride_w;
+             g.padding = ToPadding(padding);
+             py::array barr;
+             const int32_t* bptr = OptionalChannelVector<int32_t>(bias, "bias", g.out_channels, &barr);
+             const Int8QuantParams q = QuantFrom(g.out_channels, input_zero_point, output_zero_point, multiplier,
+                                                 shift, act_min, act_max, rounding, requant_scale);
+             std::unique_ptr<PackedDepthwiseInt8> p;
+             Throw(PackedDepthwiseInt8::Create(g, depth_multiplier, CPtr<int8_t>(weights), bptr, q,
+                                               ToVariant(variant), &p));
+             return p;
+           }),
+           py::arg("weights"), py::arg("bias"), py::arg("depth_multiplier") = 1, py::arg("stride_h") = 1,
+           py::arg("stride_w") = 1, py::arg("padding") = "same", py::arg("input_zero_point") = 0,
+           py::arg("output_zero_point") = 0, py::arg("multiplier"), py::arg("shift"), py::arg("act_min") = -128,
+           py::arg("act_max") = 127, py::arg("variant") = "auto", py::arg("rounding") = "away_from_zero",
+           py::arg("requant_scale") = py::none())
+      .def_property_readonly("variant", [](const PackedDepthwiseInt8& p) { return std::string(VariantName(p.variant())); })
+      .def_property_readonly("geometry", [](const PackedDepthwiseInt8& p) { return GeometryDict(p.geometry()); })
+      .def("depthwise", [](const PackedDepthwiseInt8& p, const py::array& x, py::object out_obj, int threads) {
+             ThreadPool* pool = PoolFor(threads);
+             CheckArray<int8_t>(x, "x", 4, false);
+             const Dims d = DimsOf(x);
+             if (d.c != p.geometry().in_channels)
+               throw py::value_error("x has " + std::to_string(d.c) + " channels, the depthwise conv reads " +
+                                     std::to_string(p.geometry().in_channels));
+             ConvOutputShape s;
+             Throw(ComputeOutputShape(p.geometry(), d.h, d.w, &s));
+             py::array out = OutputArray<int8_t>(out_obj, {d.n, s.out_h, s.out_w, p.geometry().out_channels});
+             const Dims o = DimsOf(out);
+             const TensorLayout li = NhwcSlice(d.n, d.h, d.w, d.c, 0, d.c);
+             const TensorLayout lo = NhwcSlice(o.n, o.h, o.w, o.c, 0, o.c);
+             Status st;
+             {
+               const int8_t* xi = CPtr<int8_t>(x);
+               int8_t* oo = MPtr<int8_t>(out);
+               py::gil_scoped_release nogil;
+               st = DepthwiseConv2DInt8(p, xi, li, oo, lo, pool);
+             }
+             Throw(st);
+             return out;
+           }, py::arg("x"), py::arg("out") = py::none(), py::arg("threads") = 1);
 
   py::class_<PackedConvF32> f32_conv(m, "PackedConvF32", "float32 conv with weights prepacked for one variant");
   BindCommon<float>(f32_conv, CspPartialConvF32, DenseAppendF32);
