@@ -945,21 +945,41 @@ def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, rel
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
 
 
-@pytest.mark.parametrize("mult", [1, 2])
-def test_depthwise_ties_round_as_the_builtin_depthwise_kernel(tmp, mult):
-    """TFLite's optimized DEPTHWISE_CONV_2D rounds ties away from zero (its CONV_2D, through ruy, rounds
-    them up): power-of-two scales make ties common, and the fused op must match it under TFLite's
-    builtin kernels as well as under XNNPACK and the reference kernels."""
+@pytest.mark.parametrize("c, mult", [(24, 1), (24, 2), (6, 1), (12, 1), (5, 2), (3, 4)])
+def test_depthwise_ties_round_as_the_builtin_depthwise_kernel(tmp, c, mult):
+    """TFLite's optimized DEPTHWISE_CONV_2D (LiteRT 2.3, x86-64) rounds ties up in whole groups of 8
+    output channels and away from zero in the out_channels % 8 left over. Power-of-two scales make
+    ties common; the fused op must match the model under TFLite's builtin kernels (those channels
+    run as a second op), under XNNPACK and under the reference kernels."""
     from keras_csp import kernels as K
+    from keras_csp.runtime import Model
 
     rng = np.random.default_rng(7)
-    c, oc = 24, 24 * mult
+    oc = c * mult
     w = rng.integers(-127, 128, (1, 3, 3, oc)).astype(np.int8)
     b = rng.integers(-20000, 20000, oc).astype(np.int32)
     q = K.Int8Quant(0.125, 0, np.full(oc, 0.25, np.float32), 0.5, 0, "none")
-    src = tmp / f"dw_ties_{mult}.tflite"
+    src, dst = tmp / f"dw_ties_{c}_{mult}.tflite", tmp / f"dw_ties_{c}_{mult}_fused.tflite"
     src.write_bytes(K.build_tflite_model("depthwise", (1, 9, 9, c), w, b, q, depth_multiplier=mult))
-    rep = fuse(str(src), str(tmp / f"dw_ties_{mult}_fused.tflite"), samples=8, tune=mult == 1,
-               tune_min_speedup=0.0, tune_runs=2)
+    rep = fuse(str(src), str(dst), samples=8, tune=mult == 1, tune_min_speedup=0.0, tune_runs=2)
     assert rep["ops_after"] == {"KcspDepthwiseConv2D": 1}, rep["ops_after"]
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    xs = [np.random.default_rng(s).integers(-128, 128, (1, 9, 9, c)).astype(np.int8) for s in range(10)]
+    for mode in ("builtin", "reference", ""):
+        a, f = Model(str(src), cpu_kernel_mode=mode), Model(str(dst), cpu_kernel_mode=mode)
+        assert all(np.array_equal(a.run(x)[0], f.run(x)[0]) for x in xs), mode or "xnnpack"
+
+
+def test_depthwise_whose_builtin_rounding_splits_an_input_channel_stays_builtin(tmp):
+    """x3 with 9 output channels: TFLite's builtin kernel rounds output channel 8 apart from 6 and 7,
+    which read the same input channel; the fuse pass leaves such an op to LiteRT and says why."""
+    from keras_csp import kernels as K
+
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (1, 3, 3, 9)).astype(np.int8)
+    q = K.Int8Quant(0.125, 0, np.full(9, 0.25, np.float32), 0.5, 0, "none")
+    src = tmp / "dw_x3.tflite"
+    src.write_bytes(K.build_tflite_model("depthwise", (1, 9, 9, 3), w, None, q, depth_multiplier=3))
+    rep = fuse(str(src), str(tmp / "dw_x3_fused.tflite"), samples=2)
+    assert rep["ops_after"] == {"DEPTHWISE_CONV_2D": 1}
+    assert "rounds the last 1 apart" in rep["left"][0]["reason"]

@@ -432,6 +432,13 @@ class Matcher:
         if W.shape[0] != 1 or cin * mult != W.shape[3] or not 1 <= mult <= 64:
             why.append("depthwise weights do not match input channels x depth multiplier")
             return None
+        head = W.shape[3] - W.shape[3] % 8
+        if head % mult:
+            # TFLite's builtin DEPTHWISE_CONV_2D rounds the last out_channels % 8 channels apart; the
+            # runtime runs them as a second op, which must start at an input channel's first output
+            why.append(f"depth multiplier {mult} with {W.shape[3]} output channels: TFLite's builtin kernel "
+                       f"rounds the last {W.shape[3] % 8} apart, within an input channel's outputs")
+            return None
         params.update({"in_channels": int(cin), "depth_multiplier": mult})
         return ConvInfo(op_index=di, input=x, weights=w, bias=b, output=y, params=params)
 

@@ -1,6 +1,7 @@
 #include "custom_ops.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -453,10 +454,17 @@ struct DepthwiseSpec {
   ConvSpec options;  // geometry + quantization (its packed conv is unused)
   int multiplier = 1;
   std::unique_ptr<PackedDepthwiseInt8> packed;
+  // TFLite's builtin numerics: its optimized DEPTHWISE_CONV_2D (LiteRT 2.3, measured on x86-64)
+  // rounds ties up in whole groups of 8 output channels and away from zero in the out_channels % 8
+  // left over. Those channels then run as a second op (`tail`, from output channel `head`).
+  std::unique_ptr<PackedDepthwiseInt8> tail;
+  int head = 0;
+  bool builtin = false;
   const void* packed_from = nullptr;
 
   void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     options.Parse(m, where, numerics);
+    builtin = numerics == Numerics::kTfliteBuiltin;
     try {
       const int64_t mult = ReqInt(m, "depth_multiplier");
       const auto& g = options.geometry;
@@ -482,11 +490,60 @@ struct DepthwiseSpec {
     const size_t need_w = size_t(g.kernel_h) * g.kernel_w * g.out_channels;
     if (auto e = CheckFilterBuffers(wt, w_bytes, bt, b_bytes, need_w, g.out_channels, "depthwise "); !e.empty())
       return e;
-    Status s = PackedDepthwiseInt8::Create(g, multiplier, static_cast<const int8_t*>(weights),
-                                           static_cast<const int32_t*>(bias), options.quant, Variant::kAuto, &packed);
-    if (!s.ok()) return std::string("packing depthwise weights failed: ") + s.message();
+    const auto* w = static_cast<const int8_t*>(weights);
+    const auto* b = static_cast<const int32_t*>(bias);
+    const int left = builtin ? g.out_channels % 8 : 0;
+    head = g.out_channels - left;
+    tail.reset();
+    if (left == 0 || head == 0) {  // one rounding for every channel
+      Int8QuantParams q = options.quant;
+      if (left > 0) q.rounding = Rounding::kAwayFromZero;
+      Status s = PackedDepthwiseInt8::Create(g, multiplier, w, b, q, Variant::kAuto, &packed);
+      if (!s.ok()) return std::string("packing depthwise weights failed: ") + s.message();
+    } else {
+      if (head % multiplier != 0)
+        return "depthwise: under TFLite's builtin numerics the last out_channels % 8 channels round apart, "
+               "which splits an input channel's outputs (depth_multiplier " + std::to_string(multiplier) + ")";
+      if (auto e = PackPart(0, head, w, b, options.quant.rounding, &packed); !e.empty()) return e;
+      if (auto e = PackPart(head, g.out_channels, w, b, Rounding::kAwayFromZero, &tail); !e.empty()) return e;
+    }
     packed_from = weights;
     return "";
+  }
+
+  // Output channels [c0, c1) as a depthwise conv of their own (input channels [c0, c1) / multiplier).
+  std::string PackPart(int c0, int c1, const int8_t* w, const int32_t* b, Rounding rounding,
+                       std::unique_ptr<PackedDepthwiseInt8>* out) const {
+    const auto& g = options.geometry;
+    ConvGeometry pg = g;
+    pg.out_channels = c1 - c0;
+    pg.in_channels = pg.out_channels / multiplier;
+    const int taps = g.kernel_h * g.kernel_w;
+    std::vector<int8_t> pw(size_t(taps) * pg.out_channels);
+    for (int t = 0; t < taps; ++t)
+      std::copy(w + size_t(t) * g.out_channels + c0, w + size_t(t) * g.out_channels + c1, pw.begin() + size_t(t) * pg.out_channels);
+    Int8QuantParams q = options.quant;
+    q.rounding = rounding;
+    auto part = [c0, c1](const auto& v) { return v.empty() ? v : std::decay_t<decltype(v)>(v.begin() + c0, v.begin() + c1); };
+    q.output_multiplier = part(q.output_multiplier);
+    q.output_shift = part(q.output_shift);
+    q.requant_scale = part(q.requant_scale);
+    Status s = PackedDepthwiseInt8::Create(pg, multiplier, pw.data(), b ? b + c0 : nullptr, q, Variant::kAuto, out);
+    return s.ok() ? "" : std::string("packing depthwise weights failed: ") + s.message();
+  }
+
+  // The conv over `li` (input channels) into `lo` (output channels), in two parts when `tail` is.
+  Status Run(const int8_t* in, const TensorLayout& li, int8_t* out, const TensorLayout& lo, ThreadPool* pool) const {
+    if (!tail) return DepthwiseConv2DInt8(*packed, in, li, out, lo, pool);
+    TensorLayout hi = li, ho = lo, ti = li, to = lo;
+    hi.channels = head / multiplier;
+    ho.channels = head;
+    ti.channel_offset += hi.channels;
+    ti.channels = li.channels - hi.channels;
+    to.channel_offset += head;
+    to.channels = lo.channels - head;
+    Status st = DepthwiseConv2DInt8(*packed, in, hi, out, ho, pool);
+    return st.ok() ? DepthwiseConv2DInt8(*tail, in, ti, out, to, pool) : st;
   }
 
   std::string Describe() const {
@@ -640,8 +697,8 @@ class CspPartialConvKernel : public NodeKernel {
       st = conv_.RunConv(xc, il, o, ol, conv_.add.on ? static_cast<const int8_t*>(in[ri]) : nullptr,
                          NhwcSlice(n, h, w, cout, 0, cout), pool);
       if (st.ok() && skip_dw_) {  // the skip part computed straight into its slice
-        st = DepthwiseConv2DInt8(*skip_dw_->packed, xs, NhwcSlice(n, sh, sw, cs, skip_offset_, SkipReads()), o,
-                                 NhwcSlice(n, h, w, ctot, skip_out_off, c_skip_), pool);
+        st = skip_dw_->Run(xs, NhwcSlice(n, sh, sw, cs, skip_offset_, SkipReads()), o,
+                           NhwcSlice(n, h, w, ctot, skip_out_off, c_skip_), pool);
       } else if (st.ok()) {
         CopyChannels(o, ctot, skip_out_off, xs, cs, skip_offset_, c_skip_, pixels, pool);
       }
@@ -724,7 +781,7 @@ class SingleConvKernel : public NodeKernel {
       return "buffer sizes inconsistent with shapes";
     const auto* src = static_cast<const int8_t*>(in[0]);
     auto* dst = static_cast<int8_t*>(out[0]);
-    Status st = depthwise_ ? DepthwiseConv2DInt8(*dw_.packed, src, li, dst, lo, pool)
+    Status st = depthwise_ ? dw_.Run(src, li, dst, lo, pool)
                            : Conv2DInt8(*conv_.packed, src, li, dst, lo, pool);
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
     if (!depthwise_)
