@@ -161,6 +161,31 @@ def _check_threads(threads):
     return int(threads)
 
 
+def _check_bias_and_quant(bias, quant, out_channels: int):
+    """The bias (int32 [out_channels] or None, made contiguous) after checking it and `quant` against
+    the weights' output channels."""
+    if bias is not None:
+        _check_array(bias, "bias", np.int32, 1)
+        if bias.shape[0] != out_channels:
+            raise ValueError(f"bias has {bias.shape[0]} entries, weights have {out_channels} output channels")
+        bias = np.ascontiguousarray(bias)
+    if not isinstance(quant, Int8Quant):
+        raise TypeError("quant must be an Int8Quant")
+    if quant.filter_scales_array.shape[0] != out_channels:
+        raise ValueError(f"quant has {quant.filter_scales_array.shape[0]} filter scales, weights "
+                         f"have {out_channels} output channels")
+    return bias
+
+
+def _requant_args(quant: Int8Quant, variant: str) -> tuple:
+    """The packed-op constructors' trailing arguments: zero points, TFLite's multipliers and shifts,
+    the activation range, the variant, the rounding and (fp32) XNNPACK's scales."""
+    mult, shift = quant.multipliers()
+    act_min, act_max = quant.activation_range()
+    return (int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
+            _check_variant(variant), quant.rounding, quant.requant_scales() if quant.rounding == "fp32" else None)
+
+
 class Int8Conv:
     """An int8 conv with weights prepacked once (for one kernel variant).
 
@@ -171,26 +196,11 @@ class Int8Conv:
                  strides=1, padding: str = "same", variant: str = "auto", threads: int = 1):
         _check_array(weights, "weights", np.int8, 4)
         self.threads = _check_threads(threads)
-        if bias is not None:
-            _check_array(bias, "bias", np.int32, 1)
-            if bias.shape[0] != weights.shape[0]:
-                raise ValueError(f"bias has {bias.shape[0]} entries, weights have {weights.shape[0]} "
-                                 "output channels")
-            bias = np.ascontiguousarray(bias)
-        if not isinstance(quant, Int8Quant):
-            raise TypeError("quant must be an Int8Quant")
-        if quant.filter_scales_array.shape[0] != weights.shape[0]:
-            raise ValueError(f"quant has {quant.filter_scales_array.shape[0]} filter scales, weights "
-                             f"have {weights.shape[0]} output channels")
+        bias = _check_bias_and_quant(bias, quant, weights.shape[0])
         sh, sw = _check_strides(strides)
-        mult, shift = quant.multipliers()
-        act_min, act_max = quant.activation_range()
         self.quant = quant
-        self._p = _kernels.PackedConvInt8(
-            np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
-            int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
-            _check_variant(variant), quant.rounding,
-            quant.requant_scales() if quant.rounding == "fp32" else None)
+        self._p = _kernels.PackedConvInt8(np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
+                                          *_requant_args(quant, variant))
 
     @property
     def variant(self) -> str:
@@ -241,25 +251,11 @@ class Int8Depthwise:
             raise ValueError(f"depth_multiplier must be a positive int dividing out_channels ({oc}), "
                              f"got {depth_multiplier!r}")
         self.threads = _check_threads(threads)
-        if bias is not None:
-            _check_array(bias, "bias", np.int32, 1)
-            if bias.shape[0] != oc:
-                raise ValueError(f"bias has {bias.shape[0]} entries, weights have {oc} output channels")
-            bias = np.ascontiguousarray(bias)
-        if not isinstance(quant, Int8Quant):
-            raise TypeError("quant must be an Int8Quant")
-        if quant.filter_scales_array.shape[0] != oc:
-            raise ValueError(f"quant has {quant.filter_scales_array.shape[0]} filter scales, weights "
-                             f"have {oc} output channels")
+        bias = _check_bias_and_quant(bias, quant, oc)
         sh, sw = _check_strides(strides)
-        mult, shift = quant.multipliers()
-        act_min, act_max = quant.activation_range()
         self.quant = quant
-        self._p = _kernels.PackedDepthwiseInt8(
-            np.ascontiguousarray(weights), bias, int(depth_multiplier), sh, sw, _check_padding(padding),
-            int(quant.input_zero_point), int(quant.output_zero_point), mult, shift, act_min, act_max,
-            _check_variant(variant), quant.rounding,
-            quant.requant_scales() if quant.rounding == "fp32" else None)
+        self._p = _kernels.PackedDepthwiseInt8(np.ascontiguousarray(weights), bias, int(depth_multiplier), sh, sw,
+                                               _check_padding(padding), *_requant_args(quant, variant))
 
     @property
     def variant(self) -> str:

@@ -125,6 +125,12 @@ Status Ops<int8_t, PackedConvInt8>::Run(const PackedConvInt8& p, const int8_t* i
   return Conv2DInt8(p, in, li, out, lo, pool);
 }
 template <>
+Status Ops<int8_t, PackedDepthwiseInt8>::Run(const PackedDepthwiseInt8& p, const int8_t* in,
+                                             const TensorLayout& li, int8_t* out, const TensorLayout& lo,
+                                             ThreadPool* pool) {
+  return DepthwiseConv2DInt8(p, in, li, out, lo, pool);
+}
+template <>
 Status Ops<float, PackedConvF32>::Run(const PackedConvF32& p, const float* in,
                                       const TensorLayout& li, float* out, const TensorLayout& lo,
                                       ThreadPool* pool) {
@@ -384,29 +390,8 @@ PYBIND11_MODULE(_kernels, m) {
            py::arg("requant_scale") = py::none())
       .def_property_readonly("variant", [](const PackedDepthwiseInt8& p) { return std::string(VariantName(p.variant())); })
       .def_property_readonly("geometry", [](const PackedDepthwiseInt8& p) { return GeometryDict(p.geometry()); })
-      .def("depthwise", [](const PackedDepthwiseInt8& p, const py::array& x, py::object out_obj, int threads) {
-             ThreadPool* pool = PoolFor(threads);
-             CheckArray<int8_t>(x, "x", 4, false);
-             const Dims d = DimsOf(x);
-             if (d.c != p.geometry().in_channels)
-               throw py::value_error("x has " + std::to_string(d.c) + " channels, the depthwise conv reads " +
-                                     std::to_string(p.geometry().in_channels));
-             ConvOutputShape s;
-             Throw(ComputeOutputShape(p.geometry(), d.h, d.w, &s));
-             py::array out = OutputArray<int8_t>(out_obj, {d.n, s.out_h, s.out_w, p.geometry().out_channels});
-             const Dims o = DimsOf(out);
-             const TensorLayout li = NhwcSlice(d.n, d.h, d.w, d.c, 0, d.c);
-             const TensorLayout lo = NhwcSlice(o.n, o.h, o.w, o.c, 0, o.c);
-             Status st;
-             {
-               const int8_t* xi = CPtr<int8_t>(x);
-               int8_t* oo = MPtr<int8_t>(out);
-               py::gil_scoped_release nogil;
-               st = DepthwiseConv2DInt8(p, xi, li, oo, lo, pool);
-             }
-             Throw(st);
-             return out;
-           }, py::arg("x"), py::arg("out") = py::none(), py::arg("threads") = 1);
+      .def("depthwise", &Ops<int8_t, PackedDepthwiseInt8>::Conv, py::arg("x"), py::arg("out") = py::none(),
+           py::arg("threads") = 1);
 
   py::class_<PackedConvF32> f32_conv(m, "PackedConvF32", "float32 conv with weights prepacked for one variant");
   BindCommon<float>(f32_conv, CspPartialConvF32, DenseAppendF32);
