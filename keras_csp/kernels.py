@@ -186,7 +186,20 @@ def _requant_args(quant: Int8Quant, variant: str) -> tuple:
             _check_variant(variant), quant.rounding, quant.requant_scales() if quant.rounding == "fp32" else None)
 
 
-class Int8Conv:
+class _PackedInt8:
+    """What the int8 ops report of their packed weights (``self._p``)."""
+
+    @property
+    def variant(self) -> str:
+        """The kernel that runs (for a depthwise conv: avx512vnni, avx2, neon_dotprod, neon or scalar)."""
+        return self._p.variant
+
+    @property
+    def geometry(self) -> dict:
+        return self._p.geometry
+
+
+class Int8Conv(_PackedInt8):
     """An int8 conv with weights prepacked once (for one kernel variant).
 
     weights: int8 OHWI ``[out_channels, kh, kw, in_channels]``; bias: int32 ``[out_channels]`` or None.
@@ -201,14 +214,6 @@ class Int8Conv:
         self.quant = quant
         self._p = _kernels.PackedConvInt8(np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
                                           *_requant_args(quant, variant))
-
-    @property
-    def variant(self) -> str:
-        return self._p.variant
-
-    @property
-    def geometry(self) -> dict:
-        return self._p.geometry
 
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Plain conv of a dense NHWC int8 tensor."""
@@ -232,7 +237,7 @@ class Int8Conv:
         return block
 
 
-class Int8Depthwise:
+class Int8Depthwise(_PackedInt8):
     """An int8 depthwise conv (TFLite's DEPTHWISE_CONV_2D) with weights prepacked once.
 
     weights: int8 ``[1, kh, kw, in_channels * depth_multiplier]`` (TFLite's layout); output channel
@@ -256,15 +261,6 @@ class Int8Depthwise:
         self.quant = quant
         self._p = _kernels.PackedDepthwiseInt8(np.ascontiguousarray(weights), bias, int(depth_multiplier), sh, sw,
                                                _check_padding(padding), *_requant_args(quant, variant))
-
-    @property
-    def variant(self) -> str:
-        """The depthwise kernel that runs (avx512vnni, avx2, neon_dotprod, neon or scalar)."""
-        return self._p.variant
-
-    @property
-    def geometry(self) -> dict:
-        return self._p.geometry
 
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Depthwise conv of a dense NHWC int8 tensor."""

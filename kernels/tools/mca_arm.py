@@ -118,6 +118,16 @@ def marked_region(cxx, source, march, name):
     return region(asm, name)
 
 
+def region_cycles(cxx, mca_bin, loops, wanted):
+    """(loop, core, cycles per iteration) for each wanted loop (name, source, march, ..., cores) and core."""
+    for lp in loops:
+        if lp[0] not in wanted:
+            continue
+        body = marked_region(cxx, lp[1], lp[2], lp[0])
+        for cpu in lp[-1]:
+            yield lp, cpu, mca(body, cpu, mca_bin)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
@@ -144,26 +154,12 @@ def main(argv=None):
                          "instructions": instrs, "cycles_per_iteration": round(cycles, 2),
                          "macs_per_cycle": round(macs, 2), "peak_macs_per_cycle": round(peak, 2),
                          "fraction_of_peak": round(macs / peak, 4)})
-    dw_rows = []
-    for name, source, march, cpus in DEPTHWISE_LOOPS:
-        if name not in wanted:
-            continue
-        body = marked_region(cxx, source, march, name)
-        for cpu in cpus:
-            cycles = mca(body, cpu, mca_bin)
-            dw_rows.append({"cpu": cpu, "loop": name, "macs_per_iteration": DEPTHWISE_MACS,
-                            "cycles_per_iteration": round(cycles, 2),
-                            "macs_per_cycle": round(DEPTHWISE_MACS / cycles, 2)})
-    table_rows = []
-    for name, source, march, nbytes, cpus in BYTE_LOOPS:
-        if name not in wanted:
-            continue
-        body = marked_region(cxx, source, march, name)
-        for cpu in cpus:
-            cycles = mca(body, cpu, mca_bin)
-            table_rows.append({"cpu": cpu, "loop": name, "bytes_per_iteration": nbytes,
-                               "cycles_per_iteration": round(cycles, 2),
-                               "cycles_per_16_bytes": round(16 * cycles / nbytes, 2)})
+    dw_rows = [{"cpu": cpu, "loop": lp[0], "macs_per_iteration": DEPTHWISE_MACS,
+                "cycles_per_iteration": round(cycles, 2), "macs_per_cycle": round(DEPTHWISE_MACS / cycles, 2)}
+               for lp, cpu, cycles in region_cycles(cxx, mca_bin, DEPTHWISE_LOOPS, wanted)]
+    table_rows = [{"cpu": cpu, "loop": lp[0], "bytes_per_iteration": lp[3], "cycles_per_iteration": round(cycles, 2),
+                   "cycles_per_16_bytes": round(16 * cycles / lp[3], 2)}
+                  for lp, cpu, cycles in region_cycles(cxx, mca_bin, BYTE_LOOPS, wanted)]
     print(f"{'loop':18s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
         print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
