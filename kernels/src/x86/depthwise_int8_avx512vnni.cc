@@ -189,6 +189,55 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
   }
 }
 
+// Multiplier-1 tails of at most 32 channels: the same interleave in ymm (lanes 0-7 of each quarter),
+// half the vector work of a whole block; the epilogue runs on the widened zmm and stores n bytes.
+// Zen 4, 1 thread: 112x112x32 104 -> 93 us, 56x56x144 78 -> 74.5 us. The x2 tails the same way
+// measured no faster, and the x2 full blocks slower (the column sweep's code changed around them).
+struct HalfQuarters {
+  __m256i q[4];
+};
+
+template <bool kFour>
+inline HalfQuarters InterleaveHalf1(const int8_t* const* x, int oc0, int n) {
+  const __mmask32 m = (~__mmask32{0}) >> (32 - n);
+  auto load = [&](const int8_t* p) {
+    return _mm256_xor_si256(_mm256_maskz_loadu_epi8(m, p + oc0), _mm256_set1_epi8(static_cast<char>(0x80)));
+  };
+  const __m256i t0 = load(x[0]), t1 = load(x[1]), t2 = load(x[2]);
+  const __m256i t3 = kFour ? load(x[3]) : _mm256_setzero_si256();
+  const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
+  const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
+  return {{_mm256_unpacklo_epi16(lo01, lo23), _mm256_unpackhi_epi16(lo01, lo23), _mm256_unpacklo_epi16(hi01, hi23),
+           _mm256_unpackhi_epi16(hi01, hi23)}};
+}
+
+template <int kStride, bool kFour>
+void ColumnHalfBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
+                        int out_w, int64_t out_pixel_stride, int oc0, int n, const int32_t* prm, const int8_t* wg,
+                        const RequantConsts& c, int8_t* o) {
+  auto column = [&](int ix) {
+    const int8_t* x[4];
+    ColumnPointers<kFour>(rows, zp_row, in_w, pixel_stride, ix, x);
+    return InterleaveHalf1<kFour>(x, oc0, n);
+  };
+  auto row = [](const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); };
+  HalfQuarters left = column(ix0), mid = kStride == 1 ? column(ix0 + 1) : left;
+  for (int ox = 0; ox < out_w; ++ox, ix0 += kStride) {
+    if (kStride != 1) mid = column(ix0 + 1);
+    const HalfQuarters right = column(ix0 + 2);
+    __m512i acc[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      __m256i a = _mm256_dpbusd_epi32(row(prm + 64 * q), left.q[q], row(wg + 64 * q));
+      a = _mm256_dpbusd_epi32(a, mid.q[q], row(wg + kGroupBytes + 64 * q));
+      acc[q] = _mm512_castsi256_si512(_mm256_dpbusd_epi32(a, right.q[q], row(wg + 2 * kGroupBytes + 64 * q)));
+    }
+    Store<false>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
+    left = kStride == 1 ? mid : right;
+    mid = right;
+  }
+}
+
 template <int M>
 void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                 int row_end) {
@@ -202,6 +251,16 @@ void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t
       const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
       const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
       const int n = std::min(kBlock, g.out_channels - oc0);
+      if constexpr (M == 1) {
+        if (n <= 32) {
+          DispatchColumnBlockRow(g, false, [&](auto, auto stride, auto four) {
+            ColumnHalfBlockRow<decltype(stride)::value, decltype(four)::value>(
+                rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, prm, wg,
+                c, orow);
+          });
+          continue;
+        }
+      }
       DispatchColumnBlockRow(g, n == kBlock, [&](auto full, auto stride, auto four) {
         ColumnBlockRow<M, decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
             rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, prm, wg, c,
