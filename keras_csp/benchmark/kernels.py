@@ -149,7 +149,8 @@ class _Case:
         self.spec = spec
         hw, cin, cout, k = spec["hw"], spec["cin"], spec["cout"], spec["k"]
         kind = spec["kind"]
-        weights = rng.integers(-127, 128, (cout, k, k, cin)).astype(np.int8)
+        # a depthwise conv's weights: [1, k, k, cout], one per output channel and tap
+        weights = rng.integers(-127, 128, (1, k, k, cout) if kind == "depthwise" else (cout, k, k, cin)).astype(np.int8)
         bias = rng.integers(-2000, 2000, cout).astype(np.int32)
         fscales = rng.uniform(0.001, 0.01, cout).astype(np.float32)
         same_q = kind in ("csp",)
@@ -159,8 +160,7 @@ class _Case:
                             rounding="fp32")
         stride = spec.get("stride", 1)
         out_hw = -(-hw // stride)  # SAME padding
-        if kind == "depthwise":  # weights [1, k, k, cout]; one MAC per output and tap
-            weights = np.ascontiguousarray(weights.reshape(cout, k * k * cin)[:, :k * k].T.reshape(1, k, k, cout))
+        if kind == "depthwise":  # one MAC per output and tap
             self.conv = K.Int8Depthwise(weights, bias, quant, depth_multiplier=spec["multiplier"], variant=variant,
                                         threads=threads, strides=stride)
             self.macs = out_hw * out_hw * cout * k * k

@@ -454,17 +454,16 @@ struct DepthwiseSpec {
   ConvSpec options;  // geometry + quantization (its packed conv is unused)
   int multiplier = 1;
   std::unique_ptr<PackedDepthwiseInt8> packed;
-  // TFLite's builtin numerics: its optimized DEPTHWISE_CONV_2D (LiteRT 2.3, measured on x86-64)
-  // rounds ties up in whole groups of 8 output channels and away from zero in the out_channels % 8
-  // left over. Those channels then run as a second op (`tail`, from output channel `head`).
+  // TFLite's builtin numerics (rounding half up): its optimized DEPTHWISE_CONV_2D (LiteRT 2.3,
+  // measured on x86-64) rounds ties up in whole groups of 8 output channels and away from zero in
+  // the out_channels % 8 left over. Those channels then run as a second op (`tail`, from output
+  // channel `head`).
   std::unique_ptr<PackedDepthwiseInt8> tail;
   int head = 0;
-  bool builtin = false;
   const void* packed_from = nullptr;
 
   void Parse(const Ref& m, const std::string& where, Numerics numerics) {
     options.Parse(m, where, numerics);
-    builtin = numerics == Numerics::kTfliteBuiltin;
     try {
       const int64_t mult = ReqInt(m, "depth_multiplier");
       const auto& g = options.geometry;
@@ -492,7 +491,7 @@ struct DepthwiseSpec {
       return e;
     const auto* w = static_cast<const int8_t*>(weights);
     const auto* b = static_cast<const int32_t*>(bias);
-    const int left = builtin ? g.out_channels % 8 : 0;
+    const int left = options.quant.rounding == Rounding::kHalfUp ? g.out_channels % 8 : 0;
     head = g.out_channels - left;
     tail.reset();
     if (left == 0 || head == 0) {  // one rounding for every channel
@@ -605,6 +604,15 @@ class CspPartialConvKernel : public NodeKernel {
   int SkipReads() const { return skip_dw_ ? skip_dw_->options.geometry.in_channels : c_skip_; }
   size_t Inputs() const { return 5 + (skip_dw_ ? 2 : 0) + (conv_.add.on ? 1 : 0); }
   size_t ResidualInput() const { return skip_dw_ ? 6 : 4; }  // the residual ADD's other input
+  // The skip and conv slices against skip_src's and conv_src's channels.
+  std::string SliceError(int skip_channels, int conv_channels) const {
+    if (skip_offset_ + SkipReads() > skip_channels)
+      return "skip slice [" + std::to_string(skip_offset_) + ", " + std::to_string(skip_offset_ + SkipReads()) +
+             ") exceeds skip_src channels " + std::to_string(skip_channels);
+    if (conv_offset_ + conv_.geometry.in_channels > conv_channels)
+      return "conv input slice exceeds conv_src channels " + std::to_string(conv_channels);
+    return "";
+  }
 
   std::string OutputLayouts(size_t ni, const LiteRtLayout* in, size_t no,
                             LiteRtLayout* out) override {
@@ -616,12 +624,7 @@ class CspPartialConvKernel : public NodeKernel {
     const LiteRtLayout& s = in[0];
     const LiteRtLayout& c = in[1];
     if (s.rank != 4 || c.rank != 4) return "skip_src and conv_src must be rank-4 NHWC";
-    if (skip_offset_ + SkipReads() > s.dimensions[3])
-      return "skip slice [" + std::to_string(skip_offset_) + ", " +
-             std::to_string(skip_offset_ + SkipReads()) + ") exceeds skip_src channels " +
-             std::to_string(s.dimensions[3]);
-    if (conv_offset_ + conv_.geometry.in_channels > c.dimensions[3])
-      return "conv input slice exceeds conv_src channels " + std::to_string(c.dimensions[3]);
+    if (auto e = SliceError(s.dimensions[3], c.dimensions[3]); !e.empty()) return e;
     if (auto e = conv_.CheckLayouts(in[2], in[3]); !e.empty()) return e;
     std::string err;
     auto os = OutShape(conv_.geometry, c.dimensions[1], c.dimensions[2], &err);
@@ -675,8 +678,7 @@ class CspPartialConvKernel : public NodeKernel {
       return "buffer sizes inconsistent with shapes";
     // The slices again: Run may get other shapes than OutputLayouts checked (the skip copy reads
     // skip_offset + c_skip channels of every skip_src pixel; found by fuzz_custom_options).
-    if (skip_offset_ + SkipReads() > cs || conv_offset_ + conv_.geometry.in_channels > cc)
-      return "skip or conv input slice exceeds its tensor's channels";
+    if (auto e = SliceError(cs, cc); !e.empty()) return e;
     const size_t ri = ResidualInput();
     if (conv_.add.on && (t[ri].element_type != kLiteRtElementTypeInt8 || in_bytes[ri] < size_t(pixels) * cout))
       return "residual must be int8 with the conv output's shape";

@@ -182,6 +182,10 @@ inline int StagedPixelElems(const PackedConvInt8& w) { return w.row_taps_ ? w.ge
 // (already folded where the variant needs it).
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
                    const int32_t* right_shift, int oc0, int oc_total);
+// Output channel oc's 4 parameters into lane[0], lane[kPackNR], lane[2 * kPackNR], lane[3 * kPackNR]
+// (PackParamRows' lane j; the AVX-512 depthwise kernel packs its lanes in another channel order).
+void PackParamLane(int32_t* lane, const Int8QuantParams& q, int32_t bias, int32_t left_shift, int32_t right_shift,
+                   int oc);
 // weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
 // in_channels padding stays 0 either way: a product with whatever a kernel reads there is 0.
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,

@@ -12,18 +12,23 @@ size_t PackedBlockBytes(const PackedConvInt8& w) {
   return kPackParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kPackNR;
 }
 
+void PackParamLane(int32_t* lane, const Int8QuantParams& q, int32_t bias, int32_t left_shift, int32_t right_shift,
+                   int oc) {
+  constexpr int nr = kPackNR;
+  lane[0] = bias;
+  if (q.rounding == Rounding::kFp32)  // the multiplier row holds the float scale's bits
+    std::memcpy(&lane[nr], &q.requant_scale[oc], sizeof(float));
+  else
+    lane[nr] = q.output_multiplier[oc];
+  lane[2 * nr] = left_shift;
+  lane[3 * nr] = right_shift;
+}
+
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
                    const int32_t* right_shift, int oc0, int oc_total) {
-  constexpr int nr = kPackNR;
-  for (int j = 0; j < nr && oc0 + j < oc_total; ++j) {
+  for (int j = 0; j < kPackNR && oc0 + j < oc_total; ++j) {
     const int oc = oc0 + j;
-    prm[j] = bias[oc];
-    if (q.rounding == Rounding::kFp32)  // the multiplier row holds the float scale's bits
-      std::memcpy(&prm[nr + j], &q.requant_scale[oc], sizeof(float));
-    else
-      prm[nr + j] = q.output_multiplier[oc];
-    prm[2 * nr + j] = left_shift[oc];
-    prm[3 * nr + j] = right_shift[oc];
+    PackParamLane(prm + j, q, bias[oc], left_shift[oc], right_shift[oc], oc);
   }
 }
 

@@ -73,18 +73,13 @@ inline void Dot(int32x4_t* acc, const Quarters& t, const int8_t* wg) {
   for (int q = 0; q < 4; ++q) acc[q] = vdotq_s32(acc[q], t.q[q], vld1q_s8(wg + 16 * q));
 }
 
+// One block of one output pixel: x[4 * groups] tap pointers, prm / wg the block's parameters and weights.
 template <int M, bool kFull>
-void PixelBlocks(const int8_t* const* x, int groups, int cout, const uint8_t* base, size_t bb,
-                 const RequantConsts& c, int8_t* o) {
-  for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
-    const int n = std::min(kNR, cout - oc0);
-    if (kFull != (n == kNR)) continue;  // the caller runs the full blocks, then the tail
-    const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-    const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes);
-    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    for (int g = 0; g < groups; ++g) Dot(acc, Interleave<M, kFull>(x + 4 * g, oc0, n), wg + g * kGroupBytes);
-    StoreRow(acc[0], acc[1], acc[2], acc[3], prm, c, o + oc0, n);
-  }
+void PixelBlock(const int8_t* const* x, int groups, int oc0, int n, const int32_t* prm, const int8_t* wg,
+                const RequantConsts& c, int8_t* o) {
+  int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  for (int g = 0; g < groups; ++g) Dot(acc, Interleave<M, kFull>(x + 4 * g, oc0, n), wg + g * kGroupBytes);
+  StoreRow(acc[0], acc[1], acc[2], acc[3], prm, c, o + oc0, n);
 }
 
 // Any kernel: every output pixel gathers its taps' pointers into their slots.
@@ -97,8 +92,15 @@ void PixelRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t*
   const int cout = w.geometry_.out_channels, groups = DotTapGroups(w.geometry_);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
   SweepDotDepthwise(w, p, in, out, row_begin, row_end, zp_row, [&](const int8_t* const* x, int8_t* o) {
-    PixelBlocks<M, true>(x, groups, cout, base, bb, c, o);
-    PixelBlocks<M, false>(x, groups, cout, base, bb, c, o);
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kNR, ++bi) {
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + kPackParamBytes);
+      const int n = std::min(kNR, cout - oc0);
+      if (n == kNR)
+        PixelBlock<M, true>(x, groups, oc0, n, prm, wg, c, o);
+      else
+        PixelBlock<M, false>(x, groups, oc0, n, prm, wg, c, o);
+    }
   });
 }
 

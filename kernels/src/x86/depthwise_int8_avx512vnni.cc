@@ -296,14 +296,9 @@ Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
       for (int j = 0; j < 16; ++j) {
         const int oc = bi * kBlock + BlockChannel(q, j);
         if (oc >= cout) continue;  // zero parameters and weights: the lane's output is not stored
-        int32_t* rows = prm + 64 * q + j;
-        rows[0] = DotFoldedBias(*w, oc, quant.input_zero_point + 128);  // inputs x + 128
-        if (quant.rounding == Rounding::kFp32)
-          std::memcpy(&rows[16], &quant.requant_scale[oc], sizeof(float));
-        else
-          rows[16] = quant.output_multiplier[oc];
-        rows[32] = w->left_shift_[oc];
-        rows[48] = w->right_shift_[oc];
+        // inputs x + 128: the bias folds -(zp + 128) * sum(w)
+        PackParamLane(prm + 64 * q + j, quant, DotFoldedBias(*w, oc, quant.input_zero_point + 128),
+                      w->left_shift_[oc], w->right_shift_[oc], oc);
         for (int gi = 0; gi < groups; ++gi)
           for (int k = 0; k < 4; ++k) {
             const int t = DotSlotTap(g, gi, k);
