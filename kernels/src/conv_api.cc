@@ -1018,6 +1018,24 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   return Status::Ok();
 }
 
+namespace {
+// Output rows [r0, r1) (over batch * out_h) of problem p on the packed variant's kernel.
+void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* input, int8_t* output, int r0,
+                   int r1) {
+  switch (w.variant_) {
+#if defined(__x86_64__)
+    case Variant::kAvx2: internal::DepthwiseInt8Avx2(w, p, input, output, r0, r1); break;
+    case Variant::kAvx512Vnni: internal::DepthwiseInt8Avx512Vnni(w, p, input, output, r0, r1); break;
+#endif
+#if defined(__aarch64__)
+    case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;
+    case Variant::kNeonDotprod: internal::DepthwiseInt8NeonDotprod(w, p, input, output, r0, r1); break;
+#endif
+    default: internal::DepthwiseInt8Scalar(w, p, input, output, r0, r1); break;
+  }
+}
+}  // namespace
+
 Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, const TensorLayout& in_layout,
                            int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
   ConvProblem p;
@@ -1028,18 +1046,50 @@ Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, co
   const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
   ParallelFor(pool, tasks, [&](int t) {
     const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
-    switch (w.variant_) {
-#if defined(__x86_64__)
-      case Variant::kAvx2: internal::DepthwiseInt8Avx2(w, p, input, output, r0, r1); break;
-      case Variant::kAvx512Vnni: internal::DepthwiseInt8Avx512Vnni(w, p, input, output, r0, r1); break;
-#endif
-#if defined(__aarch64__)
-      case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;
-      case Variant::kNeonDotprod: internal::DepthwiseInt8NeonDotprod(w, p, input, output, r0, r1); break;
-#endif
-      default: internal::DepthwiseInt8Scalar(w, p, input, output, r0, r1); break;
-    }
+    DepthwiseRows(w, p, input, output, r0, r1);
   });
+  return Status::Ok();
+}
+
+Status DepthwiseConv2DInt8Rows(const PackedDepthwiseInt8& w, const int8_t* input, const TensorLayout& in_layout,
+                               int first_row, int image_height, int8_t* output, const TensorLayout& out_layout,
+                               int out_row) {
+  KCSP_RETURN_IF_ERROR(CheckLayout(input, in_layout, "input"));
+  KCSP_RETURN_IF_ERROR(CheckLayout(output, out_layout, "output"));
+  const ConvGeometry& g = w.geometry_;
+  if (in_layout.channels != g.in_channels || out_layout.channels != g.out_channels)
+    return Invalid("input/output slices do not match the depthwise conv's channels");
+  if (in_layout.batch != 1 || out_layout.batch != 1) return Invalid("a row band is one image (batch 1)");
+  ConvOutputShape s;
+  KCSP_RETURN_IF_ERROR(ComputeOutputShape(g, image_height, in_layout.width, &s));
+  const int rows = out_layout.height;
+  if (out_layout.width != s.out_w || out_row < 0 || rows < 1 || out_row + rows > s.out_h)
+    return Invalid("output rows [" + std::to_string(out_row) + ", " + std::to_string(out_row + rows) +
+                   ") x width " + std::to_string(out_layout.width) + " outside the conv output " +
+                   std::to_string(s.out_h) + "x" + std::to_string(s.out_w));
+  // Taps outside the band count as padding, so the band must hold every in-image row those outputs
+  // read and nothing below the image.
+  const int need0 = std::max(0, out_row * g.stride_h - s.pad_top);
+  const int need1 = std::min(image_height, (out_row + rows - 1) * g.stride_h - s.pad_top + g.kernel_h);
+  if (first_row < 0 || first_row > need0 || first_row + in_layout.height < need1 ||
+      first_row + in_layout.height > image_height)
+    return Invalid("input rows [" + std::to_string(first_row) + ", " + std::to_string(first_row + in_layout.height) +
+                   ") do not hold rows [" + std::to_string(need0) + ", " + std::to_string(need1) + ") of the " +
+                   std::to_string(image_height) + "-row image");
+  KCSP_RETURN_IF_ERROR(CheckAliasing(input, in_layout, output, out_layout));
+  ConvProblem p;
+  p.batch = 1;
+  p.in_h = in_layout.height;
+  p.in_w = in_layout.width;
+  p.out_h = rows;
+  p.out_w = s.out_w;
+  // output row j is row out_row + j of the image; band row i is image row first_row + i
+  p.pad_top = s.pad_top + first_row - out_row * g.stride_h;
+  p.pad_left = s.pad_left;
+  p.in = in_layout;
+  p.out = out_layout;
+  PaddedExtent(g, s, image_height, in_layout.width, &p.padded_h, &p.padded_w);
+  DepthwiseRows(w, p, input, output, 0, rows);
   return Status::Ok();
 }
 

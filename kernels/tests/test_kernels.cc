@@ -360,6 +360,29 @@ void TestDepthwiseMatchesScalar(int trials) {
             mult, g.in_channels, h, w, n);
       CHECK(mult > 2 ? p->variant() == Variant::kScalar : true, "multiplier 3 must run the scalar kernel");
       ++compared;
+      // A band of image 0's output rows from a band of its input rows (DepthwiseConv2DInt8Rows): the
+      // same bytes as those rows of the whole conv. Extra in-image rows around the band are allowed.
+      const int r0 = RandInt(0, os.out_h - 1), rows = RandInt(1, os.out_h - r0);
+      const int need0 = std::max(0, r0 * g.stride_h - os.pad_top);
+      const int need1 = std::min(h, (r0 + rows - 1) * g.stride_h - os.pad_top + g.kernel_h);
+      const int first = need0 - RandInt(0, std::min(need0, 2));
+      const int band_h = need1 - first + RandInt(0, h - need1);
+      const int64_t in_row = int64_t(w) * in_total, out_row = int64_t(os.out_w) * out_total;
+      const TensorLayout bi = NhwcSlice(1, band_h, w, in_total, in_off, g.in_channels);
+      const TensorLayout bo = NhwcSlice(1, rows, os.out_w, out_total, out_off, g.out_channels);
+      std::vector<int8_t> band(bo.buffer_elements, 77);
+      s = DepthwiseConv2DInt8Rows(*p, in.data() + first * in_row, bi, first, h, band.data(), bo, r0);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      CHECK(std::equal(band.begin(), band.end(), ref.begin() + r0 * out_row),
+            "depthwise %s rows [%d, %d) from input rows [%d, %d) differ from the whole conv's", VariantName(v), r0,
+            r0 + rows, first, first + band_h);
+      if (need0 < need1) {  // a band missing a row the outputs read is refused
+        const TensorLayout short_band = NhwcSlice(1, need1 - need0 - 1, w, in_total, in_off, g.in_channels);
+        CHECK(need1 - need0 == 1 ||
+                  !DepthwiseConv2DInt8Rows(*p, in.data() + (need0 + 1) * in_row, short_band, need0 + 1, h,
+                                           band.data(), bo, r0).ok(),
+              "a band without input row %d must be refused", need0);
+      }
     }
   }
   // Arguments that do not describe a depthwise conv are refused.

@@ -312,4 +312,14 @@ class PackedDepthwiseInt8 {
 Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& packed, const int8_t* input, const TensorLayout& in_layout,
                            int8_t* output, const TensorLayout& out_layout, ThreadPool* pool = nullptr);
 
+// A band of output rows on the calling thread: rows [out_row, out_row + out_layout.height) of the
+// depthwise conv of an image `image_height` rows tall (batch 1), of which `input` holds only rows
+// [first_row, first_row + in_layout.height): every in-image row those outputs read, and no row past
+// the image (taps outside the band are the image's padding). Same bits as the whole conv's rows. An
+// inverted residual runs its expand conv, this and its project conv band by band, so the expanded
+// rows stay in cache between them.
+Status DepthwiseConv2DInt8Rows(const PackedDepthwiseInt8& packed, const int8_t* input, const TensorLayout& in_layout,
+                               int first_row, int image_height, int8_t* output, const TensorLayout& out_layout,
+                               int out_row);
+
 }  // namespace keras_csp
