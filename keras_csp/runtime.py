@@ -2,7 +2,8 @@
 
 `Model(path)` loads the LiteRT C API from the installed `ai-edge-litert` wheel
 (`ai_edge_litert/libLiteRt.so`, tested with 2.3.x), registers our custom ops (`CspPartialConv`,
-`CspDenseBlock`, `KcspDepthwiseConv2D`, `KcspConv2D`, plus the `KcspTestAffine` test op), and runs the model on the CPU: builtin ops
+`CspDenseBlock`, `CspBlock`, `KcspDepthwiseConv2D`, `KcspConv2D`, `KcspInvertedResidual`, `KcspAvgPool2D`,
+plus the `KcspTestAffine` test op), and runs the model on the CPU: builtin ops
 go to XNNPACK as usual, fused ops to our kernels. It runs unfused models too, so fused vs
 builtin comparisons use the same runtime.
 

@@ -1,5 +1,8 @@
 """keras_csp.tflite.fuse: CSP rewrite pass + custom ops (issue 5, phase 2)."""
 import json  # noqa: I001
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -924,7 +927,8 @@ def test_bench_isolated_runs_each_variant_alone_in_its_own_processes(dense, tmp)
 def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, relu6):
     """A multiplier-1 DEPTHWISE_CONV_2D (MobileNet-v2's) is fused only under --tune, which times it
     (kept here whatever the timing: min speedup 0); the fused model stays bit-exact under XNNPACK,
-    TFLite's builtin and reference kernels. Without --tune XNNPACK keeps it."""
+    TFLite's builtin and reference kernels. Without --tune XNNPACK keeps it. One whose output no 1x1
+    conv reads runs alone (KcspDepthwiseConv2D), not as an inverted residual."""
     import tensorflow as tf
 
     from keras_csp.tflite.testing import _convert_int8
@@ -935,7 +939,7 @@ def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, rel
     y = L.DepthwiseConv2D(3, strides=stride, padding="same")(y)
     y = L.ReLU(6.0)(y) if relu6 else L.ReLU()(y)
     src = str(tmp / f"dw1_{stride}.tflite")
-    _convert_int8(tf.keras.Model(inp, L.Conv2D(16, 1)(y)), (10, 10, 72), src)
+    _convert_int8(tf.keras.Model(inp, L.GlobalAveragePooling2D()(y)), (10, 10, 72), src)
     plain = fuse(src, str(tmp / f"dw1_{stride}_plain.tflite"), samples=2)
     assert "KcspDepthwiseConv2D" not in plain["ops_after"]
     rep = fuse(src, str(tmp / f"dw1_{stride}_tuned.tflite"), samples=4, tune=True, tune_min_speedup=0.0, tune_runs=2)
@@ -943,6 +947,103 @@ def test_multiplier_one_depthwise_is_a_tune_candidate_bit_exact(tmp, stride, rel
     assert [f["depthwise"] for f in dws] == [f"3x3/s{stride} 80->80 x1"], rep["fused"]
     assert rep["fallbacks"] == [] and "DEPTHWISE_CONV_2D" not in rep["ops_after"]
     assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+
+
+def _mobilenet_v2_blocks(path, mult=1):
+    """A MobileNet-v2 stem-less body: blocks (expansion t, output channels, stride) with BN folded
+    and ReLU6 fused by the converter; `mult` the depth multiplier of every depthwise conv."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(11)
+    inp = tf.keras.Input((12, 11, 16))
+    x, cin = inp, 16
+    for t, cout, stride in ((1, 16, 1), (6, 24, 2), (6, 24, 1), (4, 40, 1)):
+        y = x
+        if t != 1:
+            y = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(cin * t, 1, use_bias=False)(y)))
+        y = L.DepthwiseConv2D(3, strides=stride, padding="same", depth_multiplier=mult, use_bias=False)(y)
+        y = L.BatchNormalization()(L.Conv2D(cout, 1, use_bias=False)(L.ReLU(6.0)(L.BatchNormalization()(y))))
+        x = L.Add()([x, y]) if stride == 1 and cin == cout else y
+        cin = cout
+    _convert_int8(tf.keras.Model(inp, L.Dense(10)(L.GlobalAveragePooling2D()(x))), (12, 11, 16), path)
+    return path
+
+
+@pytest.mark.parametrize("mult", [1, 2])
+def test_inverted_residuals_fuse_whole_under_tune_bit_exact(tmp, mult):
+    """Under --tune each MobileNet-v2 block ([1x1 expand ->] depthwise -> 1x1 project [+ ADD of the
+    block input]) becomes one KcspInvertedResidual: no hand-over between our threads and LiteRT's
+    inside it. Bit-exact under XNNPACK, TFLite's builtin and reference kernels at 1, 2 and 3 threads;
+    without --tune the multiplier-1 blocks stay builtin."""
+    src = _mobilenet_v2_blocks(str(tmp / f"mnv2_blocks_x{mult}.tflite"), mult)
+    dst = str(tmp / f"mnv2_blocks_x{mult}_fused.tflite")
+    rep = fuse(src, dst, samples=4, tune=True, tune_min_speedup=0.0, tune_runs=2)
+    blocks = [f for f in rep["fused"] if f["op"] == "KcspInvertedResidual"]
+    e = 16 * mult
+    assert [(f["expand"], f["depthwise"], f["project"]) for f in blocks] == [
+        (None, f"3x3/s1 16->{e} x{mult}", f"1x1/s1 {e}->16 +residual add"),
+        ("1x1/s1 16->96", f"3x3/s2 96->{96 * mult} x{mult}", f"1x1/s1 {96 * mult}->24"),
+        ("1x1/s1 24->144", f"3x3/s1 144->{144 * mult} x{mult}", f"1x1/s1 {144 * mult}->24 +residual add"),
+        ("1x1/s1 24->96", f"3x3/s1 96->{96 * mult} x{mult}", f"1x1/s1 {96 * mult}->40"),
+    ], rep["fused"]
+    assert rep["fallbacks"] == [] and set(rep["ops_after"]) == {"KcspInvertedResidual", "MEAN", "FULLY_CONNECTED"}
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    for threads in (1, 2, 3):
+        for mode in ("", "builtin", "reference"):
+            a, f = rt.Model(src, cpu_kernel_mode=mode), rt.Model(dst, num_threads=threads, cpu_kernel_mode=mode)
+            for xs in representative_inputs(a, samples=3, seed=threads):
+                assert np.array_equal(a.run(*xs)[0], f.run(*xs)[0]), (threads, mode or "xnnpack")
+    # one output row per band (KCSP_IR_BAND_KB, read once per process): expanded rows kept from band
+    # to band, and the runs of rows two and three threads split the image into
+    script = ("import sys, numpy as np; from keras_csp import runtime as rt; "
+              "from keras_csp.tflite.fuse import representative_inputs\n"
+              "for th in (1, 2, 3):\n for mode in ('', 'builtin', 'reference'):\n"
+              "  a, f = rt.Model(sys.argv[1], cpu_kernel_mode=mode), rt.Model(sys.argv[2], num_threads=th, cpu_kernel_mode=mode)\n"
+              "  for xs in representative_inputs(a, samples=3, seed=th):\n"
+              "   assert np.array_equal(a.run(*xs)[0], f.run(*xs)[0]), (th, mode)\n"
+              "print('bands ok')")
+    r = subprocess.run([sys.executable, "-c", script, src, dst], capture_output=True, text=True,
+                       env=dict(os.environ, KCSP_IR_BAND_KB="1"))
+    assert r.returncode == 0 and "bands ok" in r.stdout, r.stderr[-2000:]
+    if mult == 1:
+        plain = fuse(src, str(tmp / "mnv2_blocks_plain.tflite"), samples=2)
+        assert "KcspInvertedResidual" not in plain["ops_after"] and plain["ops_after"]["DEPTHWISE_CONV_2D"] == 4
+
+
+def test_inverted_residual_options_that_do_not_fit_fail_clearly(tmp):
+    """KcspInvertedResidual options inconsistent with each other or with the model: a clear error
+    naming the problem, never a crash or wrong bits."""
+    src = _mobilenet_v2_blocks(str(tmp / "mnv2_blocks_opts.tflite"))
+    dst = str(tmp / "mnv2_blocks_opts_fused.tflite")
+    fuse(src, dst, samples=2, tune=True, tune_min_speedup=0.0, tune_runs=1, verify=False)
+
+    def first_block_with(key):
+        def edit(o):
+            if "expand" in o and o["project"].get("add") is not None:
+                key(o)
+        return edit
+
+    def stride_2(o):
+        o["depthwise"] = dict(o["depthwise"], stride_h=2, stride_w=2)
+
+    def project_3x3(o):
+        o["project"] = dict(o["project"], kernel_h=3, kernel_w=3)
+
+    def wider_expand(o):
+        o["expand"] = dict(o["expand"], out_channels=o["expand"]["out_channels"] + 1)
+
+    def no_project(o):
+        del o["project"]
+
+    for name, edit, msg in (("stride", stride_2, "residual add: input 6x6x24 does not match the output 3x3x24"),
+                            ("project", project_3x3, "project: must be a 1x1 conv with stride 1"),
+                            ("expand", wider_expand, "expand: multipliers has"),
+                            ("missing", no_project, "missing option 'project'")):
+        bad = edit_custom_options(dst, tmp / f"bad_ir_{name}.tflite", first_block_with(edit), prefix="KcspInverted")
+        with pytest.raises(rt.ModelLoadError, match=msg):
+            rt.Model(bad)
 
 
 @pytest.mark.parametrize("c, mult", [(24, 1), (24, 2), (6, 1), (12, 1), (5, 2), (3, 4)])

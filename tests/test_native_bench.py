@@ -53,6 +53,13 @@ def mobile_int8_model(tmp_path_factory):
     return export_ptq_int8("cspmobilenetv2_tiny", str(tmp_path_factory.mktemp("bench") / "mbv2_int8.tflite"), 32)
 
 
+@pytest.fixture(scope="module")
+def mnv2_int8_model(tmp_path_factory):
+    """mobilenetv2_tiny, int8 PTQ: under `fuse --tune` its blocks become KcspInvertedResidual ops."""
+    from keras_csp.benchmark import export_ptq_int8
+    return export_ptq_int8("mobilenetv2_tiny", str(tmp_path_factory.mktemp("bench") / "mnv2_int8.tflite"), 32)
+
+
 def run_bench(binary, model, litert, *extra, qemu_cpu=None):
     cmd = [binary, "--litert", litert, "--model", model, "--runs", "2", "--warmup", "1", *extra]
     if qemu_cpu:
@@ -106,12 +113,13 @@ def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path)
     assert arm_out.read_bytes() == x86_out.read_bytes()
 
 
-@pytest.mark.parametrize("model_fixture", ["int8_model", "mobile_int8_model"])
+@pytest.mark.parametrize("model_fixture", ["int8_model", "mobile_int8_model", "mnv2_int8_model"])
 def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, model_fixture, tmp_path, request):
     """The fused ops round like XNNPACK (fp32 requantization) on both architectures, so on each
     one the fused model's outputs equal the unfused model's under LiteRT's default XNNPACK path;
-    on aarch64 this runs the NEON i8mm kernels (qemu -cpu max) next to XNNPACK's ARM kernels, and
-    for the mobile model the NEON depthwise kernels next to XNNPACK's ARM depthwise ones."""
+    on aarch64 this runs the NEON i8mm kernels (qemu -cpu max) next to XNNPACK's ARM kernels, for
+    the mobile model the NEON depthwise kernels next to XNNPACK's ARM depthwise ones, and for
+    MobileNet-v2 (tuned: every block one KcspInvertedResidual) their row bands."""
     int8_model = request.getfixturevalue(model_fixture)
     if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
         pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
@@ -120,11 +128,15 @@ def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, mod
     from keras_csp.tflite import fuse
 
     fused = str(tmp_path / "tiny_fused.tflite")
-    rep = fuse(int8_model, fused)
+    tune = dict(tune=True, tune_min_speedup=0.0, tune_runs=1) if model_fixture == "mnv2_int8_model" else {}
+    rep = fuse(int8_model, fused, **tune)
     assert rep["fused_ops"] >= 1
     if model_fixture == "mobile_int8_model":
         assert rep["ops_after"]["KcspDepthwiseConv2D"] == 3 and any("skip_depthwise" in f for f in rep["fused"])
         assert "ADD" not in rep["ops_after"]  # the residual ADD runs inside a fused op too
+    if model_fixture == "mnv2_int8_model":
+        assert rep["ops_after"]["KcspInvertedResidual"] >= 3, rep["ops_after"]
+        assert "DEPTHWISE_CONV_2D" not in rep["ops_after"] and "ADD" not in rep["ops_after"]
     outs = {}
     for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
                                    ("arm", native_build["aarch64"], AARCH64_LIB, "max")):

@@ -3,7 +3,7 @@
 //
 // Input layout:  [op selector][shape byte][perturbation byte][flexbuffer custom options ...]
 //   op selector       CspPartialConv / CspDenseBlock / KcspTestAffine / CspBlock / KcspDepthwiseConv2D /
-//                     KcspConv2D / KcspAvgPool2D /
+//                     KcspConv2D / KcspAvgPool2D / KcspInvertedResidual /
 //                     an unknown name
 //   options           the bytes LiteRT hands to the custom op's Init (seeds: the options of the
 //                     fused models keras_csp.tflite.fuse writes, see make_seeds.py)

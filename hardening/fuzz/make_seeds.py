@@ -5,7 +5,8 @@
 corpus/tflite/          tiny full-int8 .tflite models (keras_csp.tflite.testing) with CSP partial
                         conv / split / conv-first / dense-block patterns, and their fused
                         versions (keras_csp.tflite.fuse, custom ops CspPartialConv/CspDenseBlock/
-                        KcspDepthwiseConv2D/CspBlock/KcspConv2D/KcspAvgPool2D), with a CSPMobileNet-v2-style
+                        KcspDepthwiseConv2D/CspBlock/KcspConv2D/KcspAvgPool2D/KcspInvertedResidual),
+                        with MobileNet-v2 inverted residuals (fused under --tune), a CSPMobileNet-v2-style
                         depthwise head, YOLO-style C2f / SPPF blocks (SiLU, residual ADDs, max pools)
                         and a 3-channel stem conv
 corpus/custom_options/  the flexbuffer custom options of every fused op (and of the
@@ -18,8 +19,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4,
-       "KcspConv2D": 5, "KcspAvgPool2D": 6}
-OP_NAMES = 8  # option_inputs.h kOpNames: the seven ops + an unknown one
+       "KcspConv2D": 5, "KcspAvgPool2D": 6, "KcspInvertedResidual": 7}
+OP_NAMES = 9  # option_inputs.h kOpNames: the eight ops + an unknown one
+TUNED = ("inverted_residuals",)  # fused with `fuse --tune` (its ops are tune candidates only)
 
 
 def main():
@@ -76,6 +78,12 @@ def main():
         p2 = L.MaxPooling2D(3, 1, "same")(p1)
         return L.Concatenate()([y, p1, p2])
 
+    def inverted_residuals(x):
+        y = L.Conv2D(3, 1)(L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu6")(
+            L.Conv2D(6, 1, activation="relu6")(x)))
+        return L.Add()([y, L.Conv2D(3, 1)(L.DepthwiseConv2D(3, padding="same", activation="relu6")(
+            L.Conv2D(6, 1, activation="relu6")(y)))])
+
     # Tiny graphs (no classifier head, metadata or signatures stripped): parsing cost per
     # fuzz input is dominated by the flatbuffers object API, so small seeds = fast fuzzing.
     models = [
@@ -96,6 +104,8 @@ def main():
         keras_model("conv_silu", (6, 6, 5), lambda x: L.Conv2D(4, 3, strides=2, padding="same", activation="silu")(x)),
         # a DenseNet transition's 2x2 average pool (KcspAvgPool2D)
         keras_model("avg_pool", (4, 4, 3), lambda x: L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))),
+        # MobileNet-v2 blocks: expand + strided depthwise + project, then one with its residual ADD
+        keras_model("inverted_residuals", (4, 4, 3), lambda x: inverted_residuals(x)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))
@@ -108,7 +118,8 @@ def main():
             g.model.description = None
             g.remove_unused()
             g.save(src)
-            rep = fuse(src, os.path.join(tdir, name + "_fused.tflite"), verify=False)
+            tune = dict(tune=True, tune_min_speedup=0.0, tune_runs=1) if name in TUNED else {}
+            rep = fuse(src, os.path.join(tdir, name + "_fused.tflite"), verify=False, **tune)
             assert rep["fused_ops"] >= 1, (name, rep)
     n = 0
     for f in sorted(os.listdir(tdir)):

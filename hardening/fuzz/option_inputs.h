@@ -201,6 +201,34 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
           T(kLiteRtElementTypeInt32, L({c.cout})), key};
     macs = dw ? Macs({n, h, w, c.kh, c.kw, c.cout}) : Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
     if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};
+  } else if (name == "KcspInvertedResidual") {
+    // x at the depthwise conv's input size; weights and bias per conv in input order
+    flex::Ref maps[3];
+    try {
+      maps[0] = root.Get("expand");
+      maps[1] = root.Get("depthwise");
+      maps[2] = root.Get("project");
+    } catch (const flex::FlexError&) {
+      return {};
+    }
+    if (maps[1].IsNull() || maps[2].IsNull()) return {};
+    Conv c[3];
+    for (int i = 0; i < 3; ++i) c[i] = maps[i].IsNull() ? Conv{} : ReadConv(maps[i]);
+    const Conv& d = c[1];
+    if (d.sh < 1 || d.sw < 1 || d.kh < 1 || d.kw < 1 || d.sh > 64 || d.sw > 64 || d.kh > 4096 || d.kw > 4096) return {};
+    int64_t ih = h * d.sh, iw = w * d.sw;
+    if (d.pad == 0) { ih += d.kh - d.sh; iw += d.kw - d.sw; }
+    in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, (maps[0].IsNull() ? d.cin : c[0].cin) + ((shape >> 5) & 1)}))};
+    for (int i = 0; i < 3; ++i) {
+      if (maps[i].IsNull()) continue;
+      in.push_back(T(kLiteRtElementTypeInt8, i == 1 ? L({1, d.kh, d.kw, d.cout}) : L({c[i].cout, 1, 1, c[i].cin})));
+      in.push_back(T(kLiteRtElementTypeInt32, L({c[i].cout})));
+      if (Elements(in[in.size() - 2].layout) < 0) return {};
+    }
+    in.push_back(key);
+    macs = Macs({n, ih, iw, c[0].cin, c[0].cout}) + Macs({n, h, w, d.kh, d.kw, d.cout}) +
+           Macs({n, h, w, c[2].cin, c[2].cout});
+    if (Elements(in[0].layout) < 0) return {};
   } else if (name == "KcspAvgPool2D") {
     const int64_t fh = Get(root, "filter_h", 1), fw = Get(root, "filter_w", 1), sh = Get(root, "stride_h", 1),
                   sw = Get(root, "stride_w", 1), ch = Get(root, "channels", 1);
@@ -271,11 +299,12 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
   return in;
 }
 
-// The op a fuzz input's selector byte (its first byte) names: our seven custom ops or an unknown one.
-constexpr int kOpNames = 8;
+// The op a fuzz input's selector byte (its first byte) names: our eight custom ops or an unknown one.
+constexpr int kOpNames = 9;
 inline std::string OpName(uint8_t selector) {
-  static const char* kNames[kOpNames] = {"CspPartialConv",      "CspDenseBlock", "KcspTestAffine", "CspBlock",
-                                         "KcspDepthwiseConv2D", "KcspConv2D",    "KcspAvgPool2D",  "NoSuchOp"};
+  static const char* kNames[kOpNames] = {"CspPartialConv", "CspDenseBlock",        "KcspTestAffine",
+                                         "CspBlock",       "KcspDepthwiseConv2D",  "KcspConv2D",
+                                         "KcspAvgPool2D",  "KcspInvertedResidual", "NoSuchOp"};
   return kNames[selector % kOpNames];
 }
 

@@ -15,6 +15,7 @@ Inputs:  CspPartialConv: skip_src, conv_src, weights, bias, key
          CspDenseBlock:  x, (weights, bias) per conv, key
          CspBlock:       block inputs, (weights, bias) per conv step, key
          KcspDepthwiseConv2D, KcspConv2D: x, weights, bias, key
+         KcspInvertedResidual: x, [expand weights, bias], depthwise weights, bias, project weights, bias, key
          KcspAvgPool2D:  x, key
 
 Numerics. A fused op must give the same bits as the builtin ops it replaces, and those round
@@ -50,7 +51,8 @@ from flatbuffers import flexbuffers
 from .blocks import BlockMatch
 from .coverage import coverage
 from .graph import Graph
-from .patterns import (AvgPoolMatch, ConvMatch, DenseBlockMatch, DepthwiseMatch, PartialConvMatch, Rejection,
+from .patterns import (AvgPoolMatch, ConvMatch, DenseBlockMatch, DepthwiseMatch, InvertedResidualMatch,
+                       PartialConvMatch, Rejection,
                        find_matches, is_stem_conv)
 from .schema import schema
 
@@ -92,6 +94,12 @@ def _options(m, node: int) -> dict:
     if isinstance(m, (DepthwiseMatch, ConvMatch)):
         o = _conv_options(m.dw if isinstance(m, DepthwiseMatch) else m.conv)
         o.update({"version": OPTIONS_VERSION, "node": node})
+        return o
+    if isinstance(m, InvertedResidualMatch):
+        o = {"version": OPTIONS_VERSION, "node": node, "depthwise": _conv_options(m.dw),
+             "project": _conv_options(m.project)}
+        if m.expand is not None:
+            o["expand"] = _conv_options(m.expand)
         return o
     if isinstance(m, BlockMatch):
         return {"version": OPTIONS_VERSION, "node": node, "inputs": len(m.inputs), "out_channels": m.out_channels,
@@ -155,6 +163,13 @@ def _describe(g: Graph, m) -> dict:
         return {"op": "KcspDepthwiseConv2D", "output": g.tensor_name(m.output), "replaces": ["DEPTHWISE_CONV_2D"],
                 "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
                 "conv_outputs": [g.tensor_name(m.output)]}
+    if isinstance(m, InvertedResidualMatch):
+        return {"op": m.kind, "output": g.tensor_name(m.output),
+                "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
+                "expand": _conv_text(m.expand.params) if m.expand is not None else None,
+                "depthwise": _conv_text(m.dw.params) + f" x{m.dw.params['depth_multiplier']}",
+                "project": _conv_text(m.project.params) + (" +residual add" if m.project.residual >= 0 else ""),
+                "conv_outputs": [g.tensor_name(c.output) for c in m.convs]}
     if isinstance(m, AvgPoolMatch):
         p = m.params
         return {"op": "KcspAvgPool2D", "output": g.tensor_name(m.output), "replaces": ["AVERAGE_POOL_2D"],
@@ -218,6 +233,15 @@ def rewrite(g0: Graph, matches, keep_dead_tensors=False) -> Graph:
                                    np.int32)
             last = c.op_index
             hard = list(m.removed_ops)  # the conv, and a KcspConv2D's element-wise chain
+        elif isinstance(m, InvertedResidualMatch):
+            op.opcodeIndex = g.custom_opcode_index(m.kind)
+            ins = [m.input]
+            for k, c in enumerate([m.expand, m.dw, m.project]):
+                if c is not None:
+                    ins += [c.weights, _bias_tensor(g, c, f"kcsp_{node}_{k}")]
+            op.inputs = np.asarray(ins + [key], np.int32)
+            last = max(m.removed_ops)
+            hard = list(m.removed_ops)
         elif isinstance(m, BlockMatch):
             op.opcodeIndex = g.custom_opcode_index("CspBlock")
             ins = list(m.inputs)
@@ -283,7 +307,7 @@ def _diff_stats(r, o):
 def _activation_inputs(m):
     if isinstance(m, PartialConvMatch):
         return list(dict.fromkeys([m.skip_src, m.conv_src] + ([m.conv.residual] if m.conv.residual >= 0 else [])))
-    if isinstance(m, (DepthwiseMatch, ConvMatch, AvgPoolMatch)):
+    if isinstance(m, (DepthwiseMatch, ConvMatch, AvgPoolMatch, InvertedResidualMatch)):
         return [m.input]
     if isinstance(m, BlockMatch):
         return list(m.inputs)
@@ -605,7 +629,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
             fused_convs.add(m.conv.op_index)
         elif isinstance(m, DenseBlockMatch):
             fused_convs.update(c.op_index for c in _dense_convs(m))
-        elif isinstance(m, BlockMatch):
+        elif isinstance(m, (BlockMatch, InvertedResidualMatch)):
             fused_convs.update(c.op_index for c in m.convs)
         elif isinstance(m, ConvMatch):
             fused_convs.add(m.conv.op_index)

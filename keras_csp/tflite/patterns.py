@@ -16,6 +16,9 @@ depthwise one:
 
 * `DepthwiseMatch` (-> KcspDepthwiseConv2D): a DEPTHWISE_CONV_2D with depth multiplier > 1 on
   our kernels (the stock ones run those as per-group GEMMs); no concat involved.
+* `InvertedResidualMatch` (-> KcspInvertedResidual): MobileNet-v2's block, [1x1 expand CONV_2D ->]
+  DEPTHWISE_CONV_2D -> 1x1 project CONV_2D [-> ADD of the block input], in one op: no hand-over
+  between our threads and LiteRT's inside the block (a candidate for `fuse --tune`).
 * `AvgPoolMatch` (-> KcspAvgPool2D): an int8 AVERAGE_POOL_2D (DenseNet transitions): XNNPACK has
   no signed int8 average pool, so LiteRT runs it in TFLite's own kernels, slowly.
 * `ConvMatch` (-> KcspConv2D): a stem CONV_2D (an RGB or grayscale input: at most 4 input
@@ -140,6 +143,21 @@ class DepthwiseMatch:
     dw: ConvInfo
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspDepthwiseConv2D"
+
+
+@dataclass
+class InvertedResidualMatch:
+    output: int
+    input: int
+    dw: ConvInfo
+    project: ConvInfo       # with the residual ADD (its `residual` is `input`) when the block has one
+    expand: ConvInfo | None = None
+    removed_ops: list = field(default_factory=list)
+    kind: str = "KcspInvertedResidual"
+
+    @property
+    def convs(self):
+        return [c for c in (self.expand, self.project) if c is not None]
 
 
 @dataclass
@@ -780,6 +798,52 @@ class Matcher:
             lambda op: any_multiplier or int(op.builtinOptions.depthMultiplier or 1) > 1, self.depthwise_info,
             lambda i, info: DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
 
+    def pointwise_info(self, ci):
+        """ConvInfo for CONV_2D op ci when it is a 1x1 / stride 1 conv on our kernels, else None."""
+        info = self.conv_info(ci, []) if self.type(ci) == "CONV_2D" else None
+        if info is None:
+            return None
+        p = info.params
+        return info if (p["kernel_h"], p["kernel_w"], p["stride_h"], p["stride_w"]) == (1, 1, 1, 1) else None
+
+    def inverted_residual(self, di):
+        """InvertedResidualMatch around DEPTHWISE_CONV_2D op di: its input a single-use 1x1 conv's output
+        (the expand conv; else the block starts at the depthwise conv), its output read only by a 1x1
+        conv (the projection), whose output, read only by an ADD with the block input, takes that ADD
+        along. None when there is no projection."""
+        dw = self.depthwise_info(di, [])
+        if dw is None or not self.single_use(dw.output):
+            return None
+        pi = self.cons[dw.output][0]
+        project = self.pointwise_info(pi)
+        if project is None or project.input != dw.output:
+            return None
+        expand, x = None, dw.input
+        ei = self.prod.get(dw.input)
+        if ei is not None and self.single_use(dw.input):
+            expand = self.pointwise_info(ei)
+            x = expand.input if expand is not None else x
+        removed = ([expand.op_index] if expand else []) + [di, pi]
+        if self.single_use(project.output) and self.type(self.cons[project.output][0]) == "ADD":
+            ai = self.cons[project.output][0]
+            with_add = self.residual_add(ai, int(self.ops[ai].outputs[0]), [])
+            if with_add is not None and with_add.op_index == pi and with_add.residual == x:
+                project = with_add
+                removed.append(ai)
+        return InvertedResidualMatch(output=project.output, input=x, dw=dw, project=project, expand=expand,
+                                     removed_ops=removed)
+
+    def find_inverted_residuals(self, exclude_ops):
+        """InvertedResidualMatch per DEPTHWISE_CONV_2D whose block shares no op with exclude_ops."""
+        matches = []
+        for di in range(len(self.ops)):
+            if di in exclude_ops or self.type(di) != "DEPTHWISE_CONV_2D":
+                continue
+            m = self.inverted_residual(di)
+            if m is not None and not set(m.removed_ops) & exclude_ops:
+                matches.append(m)
+        return matches
+
     def single_op_matches(self, op_type, exclude_ops, rejections, wanted, info_of, match_of):
         """One match per `op_type` op not in exclude_ops for which wanted(op): match_of(i, info) when
         info_of(i, why) gives an info, else a Rejection with the last reason."""
@@ -879,8 +943,9 @@ def _find_avg_pools(mt, rejections):
 
 def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
-    average pools) + rejections. depthwise_any_multiplier: multiplier-1 depthwise convs are
-    candidates too (Matcher.find_depthwise)."""
+    average pools) + rejections. depthwise_any_multiplier (fuse --tune): multiplier-1 depthwise convs
+    are candidates too (Matcher.find_depthwise), and so are whole inverted residuals around any
+    depthwise conv (Matcher.find_inverted_residuals)."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -909,10 +974,13 @@ def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     rejections += [r for r in block_why if r.op_index not in two]
     in_patterns = ({m.skip_dw.op_index for m in partial if m.skip_dw is not None}
                    | {i for m in dense + partial + blocks for i in m.removed_ops})
+    # fuse --tune: whole inverted residuals first, so their depthwise convs do not run alone
+    inverted = mt.find_inverted_residuals(in_patterns) if depthwise_any_multiplier else []
+    in_patterns |= {i for m in inverted for i in m.removed_ops}
     depthwise = mt.find_depthwise(in_patterns, rejections, depthwise_any_multiplier)
     pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                      + [c for b in blocks for c in b.convs])
-    taken_ops = {i for m in dense + partial + blocks for i in m.removed_ops} | {c.op_index for c in pattern_convs}
+    taken_ops = {i for m in dense + partial + blocks + inverted for i in m.removed_ops} | {c.op_index for c in pattern_convs}
     activated = _find_activated_convs(mt, taken_ops)
     taken_ops |= {i for m in activated for i in m.removed_ops}
     stems = _find_stem_convs(mt, taken_ops)
@@ -920,4 +988,4 @@ def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, pattern_convs + [m.conv for m in activated])
-    return dense + partial + blocks + depthwise + activated + stems + grouped + pools, rejections, mt
+    return dense + partial + blocks + inverted + depthwise + activated + stems + grouped + pools, rejections, mt

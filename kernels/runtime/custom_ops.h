@@ -14,6 +14,10 @@
 //   KcspConv2D      one CONV_2D alone: a stem conv (at most 4 input channels), where the stock
 //                   kernels pad every tap's channels to 8 (options: the conv fields, no post op).
 //                   inputs: x, weights [cout,kh,kw,cin] int8, bias int32, node key.
+//   KcspInvertedResidual  [expand 1x1 conv ->] depthwise conv -> project 1x1 conv [+ ADD of x]
+//                   (MobileNet-v2's block) in one op, band by band of output rows.
+//                   inputs: x, [expand weights, bias], depthwise weights, bias, project weights,
+//                           bias, node key.
 //   KcspAvgPool2D   TFLite's int8 AVERAGE_POOL_2D (options: filter_h/w, stride_h/w, padding,
 //                   act_min/act_max, channels). inputs: x, node key.
 //   CspDenseBlock   a chain of dense layers x_{i+1} = concat(x_i, f_i(x_i)), f_i a chain of

@@ -2,7 +2,7 @@
 //
 // A stock interpreter (Python `ai_edge_litert.interpreter.Interpreter`, Android
 // `org.tensorflow.lite.Interpreter`) cannot resolve our CUSTOM ops. This delegate claims every
-// `CspPartialConv` / `CspDenseBlock` / `CspBlock` / `KcspDepthwiseConv2D` / `KcspConv2D` / `KcspAvgPool2D` / `KcspTestAffine`
+// `CspPartialConv` / `CspDenseBlock` / `CspBlock` / `KcspDepthwiseConv2D` / `KcspConv2D` / `KcspInvertedResidual` / `KcspAvgPool2D` / `KcspTestAffine`
 // node and runs it with the same NodeKernel code as the runtime's custom ops
 // (custom_ops.h: CreateNodeKernel + NodeKernel::Run). The rest of the graph stays with the
 // interpreter's own kernels (XNNPACK or TFLite builtin).
