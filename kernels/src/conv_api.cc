@@ -1093,4 +1093,74 @@ Status DepthwiseConv2DInt8Rows(const PackedDepthwiseInt8& w, const int8_t* input
   return Status::Ok();
 }
 
+// ---------------------------------------------------------------------------------------
+bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant variant) {
+  if (groups < 1 || g.in_channels % groups || g.out_channels % groups) return false;
+#if defined(__x86_64__)
+  const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
+  if (variant == Variant::kAvx512Vnni && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
+#endif
+  (void)variant;
+  return false;
+}
+
+Status PackedGroupedConvInt8::Create(const ConvGeometry& geometry, int groups, const int8_t* weights,
+                                     const int32_t* bias, const Int8QuantParams& quant, Variant variant,
+                                     std::unique_ptr<PackedGroupedConvInt8>* out) {
+  return NoThrow([&] { return CreateImpl(geometry, groups, weights, bias, quant, variant, out); });
+}
+
+Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int groups, const int8_t* weights,
+                                         const int32_t* bias, const Int8QuantParams& quant_in, Variant variant,
+                                         std::unique_ptr<PackedGroupedConvInt8>* out) {
+  Int8QuantParams quant = quant_in;
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
+  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
+    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
+  if (groups < 1 || geometry.in_channels % groups != 0 || geometry.out_channels % groups != 0)
+    return Invalid("groups (" + std::to_string(groups) + ") must divide in_channels (" +
+                   std::to_string(geometry.in_channels) + ") and out_channels (" +
+                   std::to_string(geometry.out_channels) + ")");
+  const int oc = geometry.out_channels;
+  KCSP_RETURN_IF_ERROR(CheckInt8Quant(oc, &quant));
+  Variant v;
+  KCSP_RETURN_IF_ERROR(ResolveVariant(variant, false, &v));
+  std::unique_ptr<PackedGroupedConvInt8> p(new (std::nothrow) PackedGroupedConvInt8());
+  if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
+  p->geometry_ = geometry;
+  p->groups_ = groups;
+  p->quant_ = quant;
+  p->variant_ = HasKernel(geometry, groups, v) ? v : Variant::kScalar;
+  p->weights_.assign(weights, weights + static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
+                                            (geometry.in_channels / groups));
+  p->bias_.assign(oc, 0);
+  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
+  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+#if defined(__x86_64__)
+  if (p->variant_ == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));
+#endif
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, const TensorLayout& in_layout,
+                         int8_t* output, const TensorLayout& out_layout, ThreadPool* pool) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
+  // Output rows split over the pool; each row is computed the same way at every thread count.
+  const int rows = p.batch * p.out_h;
+  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
+  ParallelFor(pool, tasks, [&](int t) {
+    const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
+#if defined(__x86_64__)
+    if (w.variant_ == Variant::kAvx512Vnni) return internal::GroupedInt8Avx512Vnni(w, p, input, output, r0, r1);
+#endif
+    internal::GroupedInt8Scalar(w, p, input, output, r0, r1);
+  });
+  return Status::Ok();
+}
+
 }  // namespace keras_csp

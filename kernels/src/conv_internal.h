@@ -228,7 +228,14 @@ void ConvF32Scalar(const PackedConvF32& w, const ConvProblem& p, const float* in
 void DepthwiseInt8Scalar(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                          int row_begin, int row_end);
 
+// Grouped: output rows [row_begin, row_end) of batch * out_h.
+void GroupedInt8Scalar(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                       int row_begin, int row_end);
+
 #if defined(__x86_64__)
+Status PackGroupedInt8Avx512Vnni(PackedGroupedConvInt8* w);
+void GroupedInt8Avx512Vnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                           int row_begin, int row_end);
 Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w);
 void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);

@@ -295,6 +295,89 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
               what, compared, with_table, in_epilogue, with_post);
 }
 
+// Grouped convs: the scalar reference against the dense conv with block-diagonal weights (the same
+// int32 sums), then every variant against the scalar reference; groups of 4 and 8 (the AVX-512 VNNI
+// kernel's) and others (the scalar kernel in every variant), slices, all three roundings, 1 vs 3 threads.
+void TestGroupedMatchesScalar(int trials) {
+  ThreadPool pool(3);
+  int compared = 0, simd = 0;
+  for (int t = 0; t < trials; ++t) {
+    ConvGeometry g;
+    g.kernel_h = RandInt(0, 3) == 0 ? RandInt(1, 4) : 3;
+    g.kernel_w = RandInt(0, 3) == 0 ? RandInt(1, 4) : g.kernel_h;
+    g.stride_h = g.stride_w = RandInt(1, 2);
+    g.padding = RandInt(0, 3) ? Padding::kSame : Padding::kValid;
+    const int gc = RandInt(0, 3) ? (RandInt(0, 1) ? 4 : 8) : RandInt(1, 6);  // input channels per group
+    const int oc_g = RandInt(0, 3) ? gc : RandInt(1, 5);                       // output channels per group
+    const int groups = RandInt(1, 24);
+    g.in_channels = gc * groups;
+    g.out_channels = oc_g * groups;
+    const int n = RandInt(1, 2), h = RandInt(std::max(1, g.kernel_h), 9), w = RandInt(std::max(1, g.kernel_w), 9);
+    ConvOutputShape os;
+    if (!ComputeOutputShape(g, h, w, &os).ok()) continue;
+    const int in_off = RandInt(0, 1) ? RandInt(0, 5) : 0, in_total = in_off + g.in_channels + RandInt(0, 3);
+    const int out_off = RandInt(0, 1) ? RandInt(0, 5) : 0, out_total = out_off + g.out_channels + RandInt(0, 3);
+    const bool extremes = RandInt(0, 3) == 0;
+    auto value = [&](int lo) { return static_cast<int8_t>(extremes ? (RandInt(0, 1) ? lo : 127) : RandInt(lo, 127)); };
+    std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * gc);
+    for (auto& v : wts) v = value(-127);
+    std::vector<int32_t> bias(g.out_channels);
+    for (auto& v : bias) v = RandInt(-20000, 20000);
+    const Int8QuantParams q = RandomQuant(g.out_channels);
+    std::vector<int8_t> in(static_cast<size_t>(n) * h * w * in_total);
+    for (auto& v : in) v = value(-128);
+    const TensorLayout li = NhwcSlice(n, h, w, in_total, in_off, g.in_channels);
+    const TensorLayout lo = NhwcSlice(n, os.out_h, os.out_w, out_total, out_off, g.out_channels);
+    std::unique_ptr<PackedGroupedConvInt8> pref;
+    Status s = PackedGroupedConvInt8::Create(g, groups, wts.data(), bias.data(), q, Variant::kScalar, &pref);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    std::vector<int8_t> ref(lo.buffer_elements, 77);
+    CHECK(GroupedConv2DInt8(*pref, in.data(), li, ref.data(), lo).ok(), "scalar grouped conv");
+    // the dense conv with block-diagonal weights
+    const int taps = g.kernel_h * g.kernel_w;
+    std::vector<int8_t> dense(static_cast<size_t>(g.out_channels) * taps * g.in_channels, 0);
+    for (int o = 0; o < g.out_channels; ++o)
+      for (int k = 0; k < taps; ++k)
+        for (int i = 0; i < gc; ++i)
+          dense[(static_cast<size_t>(o) * taps + k) * g.in_channels + o / oc_g * gc + i] =
+              wts[(static_cast<size_t>(o) * taps + k) * gc + i];
+    std::unique_ptr<PackedConvInt8> pdense;
+    s = PackedConvInt8::Create(g, dense.data(), bias.data(), q, Variant::kScalar, &pdense);
+    CHECK(s.ok(), "%s", s.message().c_str());
+    std::vector<int8_t> dref(lo.buffer_elements, 77);
+    CHECK(Conv2DInt8(*pdense, in.data(), li, dref.data(), lo).ok(), "dense conv");
+    CHECK(dref == ref, "grouped scalar differs from the dense conv (k=%dx%d s=%d groups=%d %d->%d)", g.kernel_h,
+          g.kernel_w, g.stride_h, groups, gc, oc_g);
+    for (Variant v : kAllVariants) {
+      if (!VariantAvailable(v)) continue;
+      std::unique_ptr<PackedGroupedConvInt8> p;
+      s = PackedGroupedConvInt8::Create(g, groups, wts.data(), bias.data(), q, v, &p);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      std::vector<int8_t> out(lo.buffer_elements, 77);
+      s = GroupedConv2DInt8(*p, in.data(), li, out.data(), lo, t % 2 ? &pool : nullptr);
+      CHECK(s.ok(), "%s", s.message().c_str());
+      size_t bad = 0;
+      for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+      CHECK(bad == 0, "grouped %s (kernel %s): %zu mismatches (k=%dx%d s=%d groups=%d %d->%d h=%d w=%d n=%d)",
+            VariantName(v), VariantName(p->variant()), bad, g.kernel_h, g.kernel_w, g.stride_h, groups, gc, oc_g, h, w,
+            n);
+      CHECK(p->variant() == (PackedGroupedConvInt8::HasKernel(g, groups, v) ? v : Variant::kScalar),
+            "grouped kernel choice");
+      simd += p->variant() != Variant::kScalar;
+      ++compared;
+    }
+  }
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = 3;
+  g.in_channels = 12;
+  g.out_channels = 12;
+  std::vector<int8_t> wts(12 * 9 * 4, 1);
+  std::unique_ptr<PackedGroupedConvInt8> p;
+  CHECK(!PackedGroupedConvInt8::Create(g, 5, wts.data(), nullptr, RandomQuant(12), Variant::kAuto, &p).ok(),
+        "5 groups do not divide 12 channels");
+  std::printf("grouped variant-vs-scalar comparisons: %d (%d on a SIMD kernel)\n", compared, simd);
+}
+
 // Depthwise: every variant against the scalar reference (multipliers 1, 2 and 3: the last runs the
 // scalar kernel in every variant), slices in and out, all three roundings, 1 vs 3 threads.
 void TestDepthwiseMatchesScalar(int trials) {
@@ -1319,6 +1402,7 @@ int main(int argc, char** argv) {
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
   TestDepthwiseMatchesScalar(trials);
+  TestGroupedMatchesScalar(trials);
   TestPoolMatchesReference(trials / 3, false);
   TestPoolMatchesReference(trials / 3, true);
   TestVariantsMatchScalarF32(trials / 2);

@@ -1,5 +1,6 @@
 // The AVX-512 int8 requantization epilogue shared by the AVX-512 VNNI conv
-// (conv_int8_avx512vnni_impl.h) and depthwise (depthwise_int8_avx512vnni.cc) kernels: int32
+// (conv_int8_avx512vnni_impl.h), depthwise (depthwise_int8_avx512vnni.cc) and grouped
+// (grouped_int8_avx512vnni.cc) kernels: int32
 // accumulators to int8, bit-exact to TFLite's fixed-point MultiplyByQuantizedMultiplier (ties away
 // from zero or up) and to XNNPACK's fp32 requantization. Include it after the file's
 // `#pragma GCC target` (AVX-512 F/BW), inside `#if defined(__x86_64__)`; everything here has
@@ -95,6 +96,21 @@ inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const 
   // uint8 x + 128: packus of (x + zp + 128) equals packs of (x + zp), plus 128 (both saturate).
   return c.u8_out ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), c.mn8), c.mx8)
                   : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
+}
+
+// The epilogue of the kernels whose four accumulators hold a 64-channel block in PackClamp4's lane
+// order (the depthwise and grouped kernels: quarter q's lane j is channel 16 * (j / 4) + 4 * q + j % 4,
+// its parameter rows at prm + 64 * q): requantized, packed back into channel order, stored (the
+// first n channels unless kFull).
+template <bool kFull>
+inline void StoreQuarters(const __m512i* acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int oc0, int n) {
+  __m512i r[4];
+  for (int q = 0; q < 4; ++q) r[q] = Requant(acc[q], prm + 64 * q, c);
+  const __m512i bytes = PackClamp4(r[0], r[1], r[2], r[3], c);
+  if (kFull)
+    _mm512_storeu_si512(o + oc0, bytes);
+  else
+    _mm512_mask_storeu_epi8(o + oc0, (~__mmask64{0}) >> (64 - n), bytes);
 }
 
 }  // namespace

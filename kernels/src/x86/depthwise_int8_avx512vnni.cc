@@ -106,18 +106,6 @@ inline Quarters Interleave2(const int8_t* const* x, int oc0, int n) {
            _mm512_permutex2var_epi32(b, first, d), _mm512_permutex2var_epi32(b, second, d)}};
 }
 
-// The epilogue: the block's four accumulators requantized, packed back into channel order, stored.
-template <bool kFull>
-inline void Store(const __m512i* acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int oc0, int n) {
-  __m512i r[4];
-  for (int q = 0; q < 4; ++q) r[q] = Requant(acc[q], prm + 64 * q, c);
-  const __m512i bytes = PackClamp4(r[0], r[1], r[2], r[3], c);
-  if (kFull)
-    _mm512_storeu_si512(o + oc0, bytes);
-  else
-    _mm512_mask_storeu_epi8(o + oc0, (~__mmask64{0}) >> (64 - n), bytes);
-}
-
 // One block of one output pixel: x[4 * groups] tap pointers (input channel 0 of the tap's pixel,
 // or the zero-point row), wg the block's packed weights, prm its parameter rows.
 template <int M, bool kFull, int kGroups>
@@ -133,7 +121,7 @@ inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int3
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[q] = _mm512_dpbusd_epi32(acc[q], t.q[q], _mm512_load_si512(wq + 64 * q));
   }
-  Store<kFull>(acc, prm, c, o, oc0, n);
+  StoreQuarters<kFull>(acc, prm, c, o, oc0, n);
 }
 
 // Any kernel: every output pixel gathers its taps' pointers into their slots.
@@ -183,7 +171,7 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
       acc[q] = _mm512_dpbusd_epi32(acc[q], mid.q[q], _mm512_load_si512(wg + kGroupBytes + 64 * q));
       acc[q] = _mm512_dpbusd_epi32(acc[q], right.q[q], _mm512_load_si512(wg + 2 * kGroupBytes + 64 * q));
     }
-    Store<kFull>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
+    StoreQuarters<kFull>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
     left = kStride == 1 ? mid : right;
     mid = right;
   }
@@ -232,7 +220,7 @@ void ColumnHalfBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_
       a = _mm256_dpbusd_epi32(a, mid.q[q], row(wg + kGroupBytes + 64 * q));
       acc[q] = _mm512_castsi256_si512(_mm256_dpbusd_epi32(a, right.q[q], row(wg + 2 * kGroupBytes + 64 * q)));
     }
-    Store<false>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
+    StoreQuarters<false>(acc, prm, c, o + ox * out_pixel_stride, oc0, n);
     left = kStride == 1 ? mid : right;
     mid = right;
   }
