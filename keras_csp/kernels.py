@@ -351,7 +351,8 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
                        padding: str = "same", block_channels: int = 0, depth_multiplier: int = 1) -> bytes:
     """Int8 .tflite flatbuffer built directly (full control of scales / zero points).
 
-    kind="conv":  x -> CONV_2D -> y  (output quantization from ``quant``)
+    kind="conv":  x -> CONV_2D -> y  (output quantization from ``quant``; weights with in_channels / groups
+                  input channels make it a grouped conv)
     kind="csp":   x -> SLICE[:c_skip], SLICE[c_skip:] -> CONV_2D -> CONCATENATION (order)
     kind="dense": x -> CONV_2D -> CONCATENATION(x, y)
     kind="append": inputs (block [n,h,w,block_channels], x) -> CONCATENATION(block, CONV_2D(x));
@@ -378,8 +379,8 @@ def build_tflite_model(kind: str, x_shape: Sequence[int], weights: np.ndarray, b
         raise ValueError("csp/dense graphs need conv output quantization == input quantization")
     if kind == "csp" and cin != c - c_skip:
         raise ValueError("csp: weights in_channels must be channels - c_skip")
-    if kind != "csp" and cin != c:
-        raise ValueError("weights in_channels must equal the input channels")
+    if kind != "csp" and cin != c and not (kind == "conv" and c % cin == 0):
+        raise ValueError("weights in_channels must equal the input channels (or divide them: a grouped conv)")
     if padding == "same":
         oh, ow = -(-h // sh), -(-w // sw)
     else:

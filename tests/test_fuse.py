@@ -1074,6 +1074,40 @@ def test_depthwise_ties_round_as_the_builtin_depthwise_kernel(tmp, c, mult):
         assert all(np.array_equal(a.run(x)[0], f.run(x)[0]) for x in xs), mode or "xnnpack"
 
 
+@pytest.mark.parametrize("c, per_group, tune", [(32, 4, False), (32, 4, True), (64, 8, True), (64, 4, True)])
+def test_grouped_convs_round_ties_as_the_builtin_grouped_conv(tmp, c, per_group, tune):
+    """TFLite's builtin CONV_2D runs a grouped conv on its reference kernel, which rounds ties away
+    from zero (its optimized convs round them up). Power-of-two scales make ties common: the fused
+    op, densified (without --tune, where that pays) or on the grouped kernel (--tune: groups of 4 or 8),
+    matches the model under TFLite's builtin, reference and XNNPACK kernels, at 1 to 3 threads."""
+    from keras_csp import kernels as K
+    from keras_csp.runtime import Model
+
+    rng = np.random.default_rng(7)
+    w = rng.integers(-127, 128, (c, 3, 3, per_group)).astype(np.int8)
+    b = rng.integers(-20000, 20000, c).astype(np.int32)
+    q = K.Int8Quant(0.125, 0, np.full(c, 0.25, np.float32), 0.5, 0, "none")
+    src, dst = tmp / f"grouped_ties_{c}_{per_group}.tflite", tmp / f"grouped_ties_{c}_{per_group}_{tune}.tflite"
+    src.write_bytes(K.build_tflite_model("conv", (1, 9, 9, c), w, b, q))
+    tuning = dict(tune=True, tune_min_speedup=0.0, tune_runs=1) if tune else {}
+    rep = fuse(str(src), str(dst), samples=8, **tuning)
+    assert rep["ops_after"] == {"KcspConv2D": 1} and rep["fallbacks"] == [], (rep["ops_after"], rep["fallbacks"])
+    from keras_csp.tflite.patterns import densify_pays
+    groups = c // per_group
+    dense = not tune or densify_pays(per_group, per_group, groups)  # 8 groups of 4: dense still pays
+    want = " (grouped, run dense)" if dense else f" (grouped, {groups} groups)"
+    assert rep["fused"][0]["conv"] == f"3x3/s1 {c}->{c}{want}"
+    xs = [np.random.default_rng(s).integers(-128, 128, (1, 9, 9, c)).astype(np.int8) for s in range(8)]
+    for threads in (1, 2, 3):
+        for mode in ("builtin", "reference", ""):
+            a, f = Model(str(src), cpu_kernel_mode=mode), Model(str(dst), num_threads=threads, cpu_kernel_mode=mode)
+            assert all(np.array_equal(a.run(x)[0], f.run(x)[0]) for x in xs), (threads, mode or "xnnpack")
+    if not dense:  # groups that do not divide the channels: refused with a message
+        bad = edit_custom_options(str(dst), tmp / f"grouped_bad_{c}.tflite", lambda o: o.update(groups=5), prefix="Kcsp")
+        with pytest.raises(rt.ModelLoadError, match="groups must be >= 2 and divide in_channels and out_channels"):
+            rt.Model(bad)
+
+
 def test_depthwise_whose_builtin_rounding_splits_an_input_channel_stays_builtin(tmp):
     """x3 with 9 output channels: TFLite's builtin kernel rounds output channel 8 apart from 6 and 7,
     which read the same input channel; the fuse pass leaves such an op to LiteRT and says why."""

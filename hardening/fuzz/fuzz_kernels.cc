@@ -549,6 +549,27 @@ void FuzzDepthwise(FuzzedDataProvider& f) {
   const Status b = DepthwiseConv2DInt8(*var, in.p, li, out_var.p, lo, f.ConsumeBool() ? &pool : nullptr);
   if (a.ok() != b.ok()) Die("depthwise: scalar/variant status differ", a.ok() ? b : a);
   if (a.ok() && !Same(out_ref, out_var)) Die("depthwise: variant output differs from scalar", a);
+  if (!a.ok() || !in.p || !out_ref.p) return;
+  // A band of image 0's output rows from a band of its input rows (DepthwiseConv2DInt8Rows), fuzzed and
+  // often invalid (then refused): where accepted, the same bytes as those rows of the whole conv.
+  const int first = f.ConsumeIntegralInRange<int>(0, h), band_h = f.ConsumeIntegralInRange<int>(1, h - first + 1);
+  const int r0 = f.ConsumeIntegralInRange<int>(0, os.out_h), rows = f.ConsumeIntegralInRange<int>(1, os.out_h - r0 + 1);
+  TensorLayout bi = li, bo = lo;
+  bi.batch = bo.batch = 1;
+  bi.height = band_h;
+  bi.buffer_elements = li.buffer_elements - first * li.row_stride;
+  bo.height = rows;
+  bo.buffer_elements = rows * lo.row_stride;
+  if (bi.buffer_elements < 0 || bo.buffer_elements <= 0 || bo.buffer_elements > kMaxElems) return;
+  std::vector<int8_t> band(bo.buffer_elements, 0x5a);
+  const Status c = DepthwiseConv2DInt8Rows(*var, in.p + first * li.row_stride, bi, first, h, band.data(), bo, r0);
+  if (!c.ok()) return;
+  for (int y = 0; y < rows; ++y)
+    for (int x = 0; x < os.out_w; ++x)
+      for (int k = 0; k < g.out_channels; ++k) {
+        const int64_t at = y * lo.row_stride + x * lo.pixel_stride + lo.channel_offset + k;
+        if (band[at] != out_ref.p[r0 * lo.row_stride + at]) Die("depthwise: a band of rows differs from the whole conv", c);
+      }
 }
 
 void FuzzHelpers(FuzzedDataProvider& f) {

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OPS = {"CspPartialConv": 0, "CspDenseBlock": 1, "KcspTestAffine": 2, "CspBlock": 3, "KcspDepthwiseConv2D": 4,
        "KcspConv2D": 5, "KcspAvgPool2D": 6, "KcspInvertedResidual": 7}
 OP_NAMES = 9  # option_inputs.h kOpNames: the eight ops + an unknown one
-TUNED = ("inverted_residuals",)  # fused with `fuse --tune` (its ops are tune candidates only)
+TUNED = ("inverted_residuals", "grouped")  # fused with `fuse --tune` (its ops are tune candidates only)
 
 
 def main():
@@ -106,6 +106,8 @@ def main():
         keras_model("avg_pool", (4, 4, 3), lambda x: L.AveragePooling2D(2)(L.Conv2D(4, 1)(x))),
         # MobileNet-v2 blocks: expand + strided depthwise + project, then one with its residual ADD
         keras_model("inverted_residuals", (4, 4, 3), lambda x: inverted_residuals(x)),
+        # ResNeXt's grouped 3x3 (16 groups of 4: the grouped kernel under --tune)
+        keras_model("grouped", (4, 4, 64), lambda x: L.Conv2D(64, 3, padding="same", groups=16, activation="relu")(x)),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         T.make_custom_op_model(os.path.join(tdir, "custom_affine.tflite"))

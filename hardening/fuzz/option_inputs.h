@@ -196,8 +196,9 @@ inline std::vector<LiteRtRankedTensorType> InputsFor(const std::string& name, co
     if (c.sh < 1 || c.sw < 1 || c.kh < 1 || c.kw < 1 || c.sh > 64 || c.sw > 64 || c.kh > 4096 || c.kw > 4096) return {};
     int64_t ih = h * c.sh, iw = w * c.sw;
     if (c.pad == 0) { ih += c.kh - c.sh; iw += c.kw - c.sw; }
+    const int64_t groups = dw ? 1 : std::max<int64_t>(1, Get(root, "groups", 1));  // a grouped KcspConv2D
     in = {T(kLiteRtElementTypeInt8, L({n, ih, iw, in_off + c.cin + ((shape >> 5) & 1)})),
-          T(kLiteRtElementTypeInt8, dw ? L({1, c.kh, c.kw, c.cout}) : L({c.cout, c.kh, c.kw, c.cin})),
+          T(kLiteRtElementTypeInt8, dw ? L({1, c.kh, c.kw, c.cout}) : L({c.cout, c.kh, c.kw, c.cin / groups})),
           T(kLiteRtElementTypeInt32, L({c.cout})), key};
     macs = dw ? Macs({n, h, w, c.kh, c.kw, c.cout}) : Macs({n, h, w, c.kh, c.kw, c.cin, c.cout});
     if (Elements(in[0].layout) < 0 || Elements(in[1].layout) < 0) return {};

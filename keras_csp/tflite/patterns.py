@@ -167,7 +167,7 @@ class ConvMatch:
     conv: ConvInfo
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspConv2D"
-    role: str = "stem"  # "stem", "grouped" (run dense) or "activated" (with its element-wise chain)
+    role: str = "stem"  # "stem", "grouped" (run dense), "grouped_kernel" or "activated" (with its element-wise chain)
 
 
 @dataclass
@@ -188,6 +188,10 @@ STEM_MAX_IN_CHANNELS = 4
 # them as per-group GEMMs: CSPMobileNet-v2's stage-1 grouped 3x3 (112x112, 32 -> 16, 16 groups,
 # 3.6M MACs) took 1.51 ms under XNNPACK on a Zen 4 core, about 2.4 GMAC/s.
 MAX_DENSIFIED_GROUPS = 32
+
+
+# Channels per group (in and out) of the grouped kernel (PackedGroupedConvInt8 on AVX-512 VNNI).
+GROUPED_KERNEL_CHANNELS = (4, 8)
 
 
 def densify_pays(in_per_group: int, out_per_group: int, groups: int) -> bool:
@@ -427,10 +431,13 @@ class Matcher:
         params["in_channels"] = int(W.shape[3])
         return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
 
-    def grouped_conv_info(self, ci, why: list):
+    def grouped_conv_info(self, ci, why: list, grouped_kernel: bool = False):
         """ConvInfo for a grouped CONV_2D op ci (weights [cout, kh, kw, cin / groups]) as the dense conv
         with block-diagonal weights: the zeros add exact zeros to every accumulator, so the dense
-        conv gives the same int32 sums and the same bytes, at `groups` times the MACs."""
+        conv gives the same int32 sums and the same bytes, at `groups` times the MACs. Where that
+        does not pay (densify_pays) and `grouped_kernel` (fuse --tune), groups of 4 or 8 channels in
+        and out run on the grouped kernel instead (params["groups"]; AVX-512 VNNI: vpdpbusd over a
+        group's inputs; other CPUs: one conv per group)."""
         r = self._filter_info(ci, why, "conv")
         if r is None:
             return None
@@ -441,11 +448,17 @@ class Matcher:
             why.append("not a grouped conv with whole groups")
             return None
         groups = cin // per_group
+        # TFLite's builtin CONV_2D runs a grouped conv on its reference kernel: ties away from zero
+        # (its optimized convs round them up), under the builtin kernel set too
+        params["builtin_rounding"] = "away"
         if groups > MAX_DENSIFIED_GROUPS:
             why.append(f"grouped conv with {groups} groups (densified only up to {MAX_DENSIFIED_GROUPS})")
             return None
         out_per_group = cout // groups
         if not densify_pays(per_group, out_per_group, groups):
+            if grouped_kernel and per_group == out_per_group and per_group in GROUPED_KERNEL_CHANNELS:
+                params.update({"in_channels": cin, "groups": groups})
+                return ConvInfo(op_index=ci, input=x, weights=w, bias=b, output=y, params=params)
             why.append(f"grouped conv, {groups} groups of {per_group} -> {out_per_group} channels: XNNPACK's "
                        f"per-group kernels beat a dense conv with {groups}x the MACs")
             return None
@@ -915,9 +928,10 @@ def _find_activated_convs(mt, exclude_ops):
                       role="activated") for _, c in sorted(best.items())]
 
 
-def _find_grouped_convs(mt, exclude_ops, rejections):
+def _find_grouped_convs(mt, exclude_ops, rejections, grouped_kernel=False):
     """Grouped CONV_2D ops (weights with fewer input channels than the input) no other match took:
-    one densified `KcspConv2D` each (`Matcher.grouped_conv_info`)."""
+    one `KcspConv2D` each, densified or (grouped_kernel: fuse --tune) on the grouped kernel
+    (`Matcher.grouped_conv_info`)."""
     def grouped(op):  # weights with fewer input channels than the (rank-4) input
         if op.inputs is None or len(op.inputs) < 2:
             return False
@@ -925,8 +939,9 @@ def _find_grouped_convs(mt, exclude_ops, rejections):
         return W is not None and W.ndim == 4 and len(xs) == 4 and W.shape[3] != xs[3]
 
     return mt.single_op_matches(
-        "CONV_2D", exclude_ops, rejections, grouped, mt.grouped_conv_info,
-        lambda i, info: ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i], role="grouped"))
+        "CONV_2D", exclude_ops, rejections, grouped, lambda i, why: mt.grouped_conv_info(i, why, grouped_kernel),
+        lambda i, info: ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i],
+                                  role="grouped_kernel" if "groups" in info.params else "grouped"))
 
 
 def _find_avg_pools(mt, rejections):
@@ -962,7 +977,8 @@ def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
     average pools) + rejections. depthwise_any_multiplier (fuse --tune): multiplier-1 depthwise convs
     are candidates too (Matcher.find_depthwise), and so are whole inverted residuals around any
-    depthwise conv (Matcher.find_inverted_residuals)."""
+    depthwise conv (Matcher.find_inverted_residuals) and grouped convs on the grouped kernel
+    (Matcher.grouped_conv_info)."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -1001,7 +1017,7 @@ def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     activated = _find_activated_convs(mt, taken_ops)
     taken_ops |= {i for m in activated for i in m.removed_ops}
     stems = _find_stem_convs(mt, taken_ops)
-    grouped = _find_grouped_convs(mt, taken_ops, rejections)
+    grouped = _find_grouped_convs(mt, taken_ops, rejections, grouped_kernel=depthwise_any_multiplier)
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, pattern_convs + [m.conv for m in activated])

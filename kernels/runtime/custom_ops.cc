@@ -345,7 +345,15 @@ struct ConvSpec {
           }
           break;
         }
-        case Numerics::kTfliteBuiltin: quant.rounding = Rounding::kHalfUp; break;
+        case Numerics::kTfliteBuiltin: {
+          // TFLite's builtin CONV_2D runs grouped convs on its reference kernel (ties away from
+          // zero; measured: power-of-two scales, LiteRT 2.3): the fuse pass marks them.
+          Ref br = m.Get("builtin_rounding");
+          const std::string away = br.IsNull() ? "" : br.AsString();
+          Require(br.IsNull() || away == "away", "builtin_rounding must be 'away'");
+          quant.rounding = away == "away" ? Rounding::kAwayFromZero : Rounding::kHalfUp;
+          break;
+        }
         case Numerics::kTfliteReference: quant.rounding = Rounding::kAwayFromZero; break;
       }
       post.Parse(m, numerics);
@@ -571,6 +579,57 @@ struct DepthwiseSpec {
   }
 };
 
+// ---- one int8 grouped conv (a CONV_2D with in_channels / groups inputs per output): the conv
+// options plus `groups`; weights [out_channels, kh, kw, in_channels / groups] ----
+struct GroupedSpec {
+  ConvSpec options;  // geometry (the whole conv's channels) + quantization (its packed conv is unused)
+  int groups = 1;
+  std::unique_ptr<PackedGroupedConvInt8> packed;
+  const void* packed_from = nullptr;
+
+  void Parse(const Ref& m, const std::string& where, Numerics numerics) {
+    options.Parse(m, where, numerics);
+    try {
+      const int64_t gr = ReqInt(m, "groups");
+      const auto& g = options.geometry;
+      Require(gr >= 2 && gr <= g.in_channels && g.in_channels % gr == 0 && g.out_channels % gr == 0,
+              "groups must be >= 2 and divide in_channels and out_channels");
+      Require(!options.post.on() && !options.add.on, "a grouped conv takes no post op");
+      groups = static_cast<int>(gr);
+    } catch (const FlexError& e) {
+      throw FlexError(where + ": " + e.what());
+    }
+  }
+
+  std::string CheckLayouts(const LiteRtLayout& w, const LiteRtLayout& b) const {
+    const auto& g = options.geometry;
+    return CheckFilterLayouts(w, b, {g.out_channels, g.kernel_h, g.kernel_w, g.in_channels / groups}, g.out_channels,
+                              "grouped ");
+  }
+
+  std::string EnsurePacked(const void* weights, size_t w_bytes, const LiteRtRankedTensorType& wt,
+                           const void* bias, size_t b_bytes, const LiteRtRankedTensorType& bt) {
+    if (packed && packed_from == weights) return "";
+    const auto& g = options.geometry;
+    const size_t need_w = size_t(g.out_channels) * g.kernel_h * g.kernel_w * (g.in_channels / groups);
+    if (auto e = CheckFilterBuffers(wt, w_bytes, bt, b_bytes, need_w, g.out_channels, "grouped "); !e.empty())
+      return e;
+    Status s = PackedGroupedConvInt8::Create(g, groups, static_cast<const int8_t*>(weights),
+                                             static_cast<const int32_t*>(bias), options.quant, Variant::kAuto, &packed);
+    if (!s.ok()) return std::string("packing grouped weights failed: ") + s.message();
+    packed_from = weights;
+    return "";
+  }
+
+  std::string Describe() const {
+    const auto& g = options.geometry;
+    std::ostringstream os;
+    os << g.kernel_h << "x" << g.kernel_w << "/s" << g.stride_h << " " << g.in_channels << "->" << g.out_channels
+       << " in " << groups << " groups";
+    return os.str();
+  }
+};
+
 ConvOutputShape OutShape(const ConvGeometry& g, int h, int w, std::string* err) {
   ConvOutputShape s;
   Status st = ComputeOutputShape(g, h, w, &s);
@@ -755,6 +814,9 @@ class SingleConvKernel : public NodeKernel {
     Require(in_offset_ >= 0, "in_offset must be >= 0");
     if (depthwise_) {
       dw_.Parse(m, "depthwise", numerics);
+    } else if (m.Has("groups")) {  // a grouped conv on the grouped kernels
+      grouped_ = std::make_unique<GroupedSpec>();
+      grouped_->Parse(m, "grouped conv", numerics);
     } else {
       conv_.Parse(m, "conv", numerics);
       Require(!conv_.add.on, "KcspConv2D takes no residual add");  // an element-wise post op it takes
@@ -770,7 +832,10 @@ class SingleConvKernel : public NodeKernel {
     if (x.rank != 4 || x.dimensions[3] < in_offset_ + g.in_channels)
       return "input " + LayoutStr(x) + " must be NHWC with at least in_offset + in_channels = " +
              std::to_string(in_offset_ + g.in_channels) + " channels";
-    if (auto e = depthwise_ ? dw_.CheckLayouts(in[1], in[2]) : conv_.CheckLayouts(in[1], in[2]); !e.empty())
+    if (auto e = depthwise_  ? dw_.CheckLayouts(in[1], in[2])
+                 : grouped_ ? grouped_->CheckLayouts(in[1], in[2])
+                            : conv_.CheckLayouts(in[1], in[2]);
+        !e.empty())
       return e;
     std::string err;
     auto os = OutShape(g, x.dimensions[1], x.dimensions[2], &err);
@@ -784,7 +849,8 @@ class SingleConvKernel : public NodeKernel {
                   const std::vector<size_t>& out_bytes, ThreadPool* pool) override {
     if (in.size() != 4 || out.size() != 1) return "bad input/output count";
     if (t[0].element_type != kLiteRtElementTypeInt8) return "activations must be int8";
-    if (auto e = depthwise_ ? dw_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2])
+    if (auto e = depthwise_  ? dw_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2])
+                 : grouped_ ? grouped_->EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2])
                             : conv_.EnsurePacked(in[1], in_bytes[1], t[1], in[2], in_bytes[2], t[2]);
         !e.empty())
       return e;
@@ -800,23 +866,29 @@ class SingleConvKernel : public NodeKernel {
       return "buffer sizes inconsistent with shapes";
     const auto* src = static_cast<const int8_t*>(in[0]);
     auto* dst = static_cast<int8_t*>(out[0]);
-    Status st = depthwise_ ? dw_.Run(src, li, dst, lo, pool)
+    Status st = depthwise_  ? dw_.Run(src, li, dst, lo, pool)
+                : grouped_ ? GroupedConv2DInt8(*grouped_->packed, src, li, dst, lo, pool)
                            : Conv2DInt8(*conv_.packed, src, li, dst, lo, pool);
     if (!st.ok()) return std::string("kernel failed: ") + st.message();
-    if (!depthwise_)
+    if (!depthwise_ && !grouped_)
       conv_.ApplyPostOps(dst, int64_t(n) * os.out_h * os.out_w, g.out_channels, 0, nullptr, 0, 0, pool);
     return "";
   }
 
-  std::string Describe() const override { return depthwise_ ? dw_.Describe() : "conv " + conv_.Describe(); }
+  std::string Describe() const override {
+    return depthwise_ ? dw_.Describe() : grouped_ ? "conv " + grouped_->Describe() : "conv " + conv_.Describe();
+  }
 
  private:
-  const ConvGeometry& geometry() const { return depthwise_ ? dw_.options.geometry : conv_.geometry; }
+  const ConvGeometry& geometry() const {
+    return depthwise_ ? dw_.options.geometry : grouped_ ? grouped_->options.geometry : conv_.geometry;
+  }
 
   bool depthwise_;
   int in_offset_ = 0;
-  DepthwiseSpec dw_;  // KcspDepthwiseConv2D
-  ConvSpec conv_;     // KcspConv2D
+  DepthwiseSpec dw_;                      // KcspDepthwiseConv2D
+  ConvSpec conv_;                         // KcspConv2D
+  std::unique_ptr<GroupedSpec> grouped_;  // KcspConv2D with `groups`
 };
 
 // KcspInvertedResidual: MobileNet-v2's inverted residual block in one op,

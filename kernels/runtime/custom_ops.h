@@ -13,7 +13,10 @@
 //                   inputs: x, weights [1,kh,kw,cout] int8, bias int32, node key.
 //   KcspConv2D      one CONV_2D alone: a stem conv (at most 4 input channels), where the stock
 //                   kernels pad every tap's channels to 8 (options: the conv fields, no post op).
-//                   inputs: x, weights [cout,kh,kw,cin] int8, bias int32, node key.
+//                   inputs: x, weights [cout,kh,kw,cin] int8, bias int32, node key. With a
+//                   `groups` option a grouped conv on the grouped kernels (weights
+//                   [cout,kh,kw,cin/groups]); `builtin_rounding: "away"` marks a conv that TFLite's
+//                   builtin kernels run on their reference path (grouped convs: ties away from zero).
 //   KcspInvertedResidual  [expand 1x1 conv ->] depthwise conv -> project 1x1 conv [+ ADD of x]
 //                   (MobileNet-v2's block) in one op, band by band of output rows.
 //                   inputs: x, [expand weights, bias], depthwise weights, bias, project weights,

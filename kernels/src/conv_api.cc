@@ -1132,15 +1132,35 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   p->geometry_ = geometry;
   p->groups_ = groups;
   p->quant_ = quant;
-  p->variant_ = HasKernel(geometry, groups, v) ? v : Variant::kScalar;
-  p->weights_.assign(weights, weights + static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
-                                            (geometry.in_channels / groups));
+  p->variant_ = v;
+  const int cin_g = geometry.in_channels / groups, cout_g = oc / groups;
+  const size_t group_weights = static_cast<size_t>(cout_g) * geometry.kernel_h * geometry.kernel_w * cin_g;
+  p->weights_.assign(weights, weights + group_weights * groups);
   p->bias_.assign(oc, 0);
   if (bias != nullptr) p->bias_.assign(bias, bias + oc);
   SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  if (HasKernel(geometry, groups, v)) {
 #if defined(__x86_64__)
-  if (p->variant_ == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));
+    if (v == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));
 #endif
+  } else if (v != Variant::kScalar) {  // the variant's conv per group, on the group's channel slices
+    ConvGeometry gg = geometry;
+    gg.in_channels = cin_g;
+    gg.out_channels = cout_g;
+    for (int gi = 0; gi < groups; ++gi) {
+      Int8QuantParams q = quant;
+      auto part = [&](const auto& vec) {
+        return vec.empty() ? vec : std::decay_t<decltype(vec)>(vec.begin() + gi * cout_g, vec.begin() + (gi + 1) * cout_g);
+      };
+      q.output_multiplier = part(q.output_multiplier);
+      q.output_shift = part(q.output_shift);
+      q.requant_scale = part(q.requant_scale);
+      std::unique_ptr<PackedConvInt8> conv;
+      KCSP_RETURN_IF_ERROR(PackedConvInt8::Create(gg, p->weights_.data() + gi * group_weights,
+                                                  p->bias_.data() + gi * cout_g, q, v, &conv));
+      p->per_group_.push_back(std::move(conv));
+    }
+  }
   *out = std::move(p);
   return Status::Ok();
 }
@@ -1150,6 +1170,18 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
   p.pool = pool;
+  if (w.per_group()) {
+    const int cin_g = w.geometry_.in_channels / w.groups_, cout_g = w.geometry_.out_channels / w.groups_;
+    for (int gi = 0; gi < w.groups_; ++gi) {
+      TensorLayout li = in_layout, lo = out_layout;
+      li.channel_offset += gi * cin_g;
+      li.channels = cin_g;
+      lo.channel_offset += gi * cout_g;
+      lo.channels = cout_g;
+      KCSP_RETURN_IF_ERROR(Conv2DInt8(*w.per_group_[gi], input, li, output, lo, pool));
+    }
+    return Status::Ok();
+  }
   // Output rows split over the pool; each row is computed the same way at every thread count.
   const int rows = p.batch * p.out_h;
   const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;

@@ -333,8 +333,9 @@ class PackedGroupedConvInt8 {
  public:
   // weights: OHWI [out_channels][kernel_h][kernel_w][in_channels / groups] int8; bias: out_channels
   // int32 or null. kAvx512Vnni has a kernel for cin_g == cout_g in {4, 8} (vpdpbusd over a group's
-  // input channels, each group's inputs permuted to its outputs' lanes); everything else, and
-  // kScalar, runs the scalar reference; variant() reports the kernel that runs.
+  // input channels, each group's inputs broadcast to its outputs' lanes); every other variant and
+  // group shape runs one of the variant's convs per group on the channel slices (per_group(), as
+  // XNNPACK does), kScalar the scalar reference.
   static Status Create(const ConvGeometry& geometry, int groups, const int8_t* weights, const int32_t* bias,
                        const Int8QuantParams& quant, Variant variant, std::unique_ptr<PackedGroupedConvInt8>* out);
   static Status CreateImpl(const ConvGeometry&, int, const int8_t*, const int32_t*, const Int8QuantParams&, Variant,
@@ -342,7 +343,8 @@ class PackedGroupedConvInt8 {
   const ConvGeometry& geometry() const { return geometry_; }
   int groups() const { return groups_; }
   Variant variant() const { return variant_; }
-  // Whether `variant` has a SIMD kernel for these groups (else the scalar reference runs).
+  bool per_group() const { return !per_group_.empty(); }
+  // Whether `variant` has a grouped kernel for these groups (else per-group convs run).
   static bool HasKernel(const ConvGeometry& geometry, int groups, Variant variant);
 
   ConvGeometry geometry_;
@@ -354,6 +356,7 @@ class PackedGroupedConvInt8 {
   std::vector<int32_t> left_shift_, right_shift_;
   std::vector<uint8_t> packed_storage_;
   size_t packed_offset_ = 0;
+  std::vector<std::unique_ptr<PackedConvInt8>> per_group_;  // one conv per group, or empty
   const void* packed() const { return packed_storage_.data() + packed_offset_; }
   void* packed() { return packed_storage_.data() + packed_offset_; }
 };
