@@ -572,6 +572,56 @@ void FuzzDepthwise(FuzzedDataProvider& f) {
       }
 }
 
+// Grouped convs: fuzzed geometry, groups and layouts; every variant against the scalar reference
+// (mostly groups of 4 or 8 in and out, the AVX-512 kernel's; others run per group).
+void FuzzGrouped(FuzzedDataProvider& f) {
+  ConvGeometry g = Geometry(f);
+  const int groups = f.ConsumeIntegralInRange<int>(0, 3) ? f.ConsumeIntegralInRange<int>(1, 12) : Dim(f, 0, 64);
+  if (f.ConsumeIntegralInRange<int>(0, 7) != 0 && groups > 0 && groups <= 4096) {  // mostly consistent; else Create must refuse
+    const int gc = f.ConsumeIntegralInRange<int>(0, 3) ? (f.ConsumeBool() ? 4 : 8) : f.ConsumeIntegralInRange<int>(1, 9);
+    g.in_channels = gc * groups;
+    g.out_channels = (f.ConsumeIntegralInRange<int>(0, 3) ? gc : f.ConsumeIntegralInRange<int>(1, 5)) * groups;
+  }
+  const Int8QuantParams q = Quant(f, g.out_channels);
+  const int cin_g = groups > 0 && g.in_channels > 0 ? g.in_channels / groups : 1;
+  const int64_t nw = Elems(Elems(g.kernel_h, g.kernel_w, g.out_channels, 1), cin_g, 1, 1);
+  if (nw > kMaxWeights || nw < 0) return;
+  Buffer<int8_t> weights;
+  weights.Init(f, nw, false);
+  Buffer<int32_t> bias;
+  bias.Init(f, g.out_channels > 0 && g.out_channels <= 4096 ? g.out_channels : 0, false);
+  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
+                                              Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
+  std::unique_ptr<PackedGroupedConvInt8> ref, var;
+  const int32_t* b = bias.n >= g.out_channels ? bias.p : nullptr;
+  const Status s_ref = PackedGroupedConvInt8::Create(g, groups, weights.p, b, q, Variant::kScalar, &ref);
+  const Status s_var = PackedGroupedConvInt8::Create(g, groups, weights.p, b, q, variant, &var);
+  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
+    Die("grouped: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
+  if (!s_ref.ok() || !var) return;
+  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
+  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
+  if (Elems(Elems(batch, h, w, 1), g.out_channels, g.kernel_h, g.kernel_w * cin_g) > kMaxMacs) return;
+  const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  const TensorLayout li = Layout(f, batch, h, w, in_total, f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels),
+                                 g.in_channels);
+  ConvOutputShape os;
+  if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
+  const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  const TensorLayout lo = Layout(f, batch, os.out_h, os.out_w, out_total,
+                                 f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels), g.out_channels);
+  Buffer<int8_t> in, out_ref, out_var;
+  in.Init(f, li.buffer_elements, false);
+  out_ref.Init(f, lo.buffer_elements, false);
+  out_var = out_ref;
+  out_var.p = out_ref.p ? out_var.storage.data() : nullptr;
+  static ThreadPool pool(2);
+  const Status a = GroupedConv2DInt8(*ref, in.p, li, out_ref.p, lo);
+  const Status c = GroupedConv2DInt8(*var, in.p, li, out_var.p, lo, f.ConsumeBool() ? &pool : nullptr);
+  if (a.ok() != c.ok()) Die("grouped: scalar/variant status differ", a.ok() ? c : a);
+  if (a.ok() && !Same(out_ref, out_var)) Die("grouped: variant output differs from scalar", a);
+}
+
 void FuzzHelpers(FuzzedDataProvider& f) {
   const ConvGeometry g = Geometry(f);
   ConvOutputShape s;
@@ -592,6 +642,7 @@ void FuzzHelpers(FuzzedDataProvider& f) {
   FuzzPostOps(f);
   // Here rather than as a case of its own, so that the saved inputs keep reaching their paths.
   FuzzDepthwise(f);
+  FuzzGrouped(f);
 }
 
 }  // namespace

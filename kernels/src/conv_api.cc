@@ -420,6 +420,24 @@ void SplitShifts(const Int8QuantParams& q, std::vector<int32_t>* left, std::vect
   }
 }
 
+// The pointer arguments every int8 Create takes.
+Status CheckPackPointers(const void* out, const int8_t* weights, const int32_t* bias) {
+  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
+  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
+  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
+    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  return Status::Ok();
+}
+
+// The n weights, the bias (zeros when null) and the split shifts of an int8 packed object.
+template <typename P>
+void KeepWeights(P* p, const int8_t* weights, size_t n, const int32_t* bias, int oc, const Int8QuantParams& quant) {
+  p->weights_.assign(weights, weights + n);
+  p->bias_.assign(oc, 0);
+  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
+  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+}
+
 // Rows and columns of the padded staging of an in_h x in_w input: every tap of every output pixel
 // (shape s) in range.
 void PaddedExtent(const ConvGeometry& g, const ConvOutputShape& s, int in_h, int in_w, int* padded_h, int* padded_w) {
@@ -533,10 +551,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
                                   const int32_t* bias, const Int8QuantParams& quant_in,
                                   Variant variant, std::unique_ptr<PackedConvInt8>* out) {
   Int8QuantParams quant = quant_in;
-  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
-  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
-  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
-    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckPackPointers(out, weights, bias));
   KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
   const int oc = geometry.out_channels;
   KCSP_RETURN_IF_ERROR(CheckInt8Quant(oc, &quant));
@@ -549,10 +564,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
   p->variant_ = v;
   const size_t n = static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
                    geometry.in_channels;
-  p->weights_.assign(weights, weights + n);
-  p->bias_.assign(oc, 0);
-  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
-  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  KeepWeights(p.get(), weights, n, bias, oc, quant);
   if (quant.rounding == Rounding::kFp32) p->fp32_clamp_before_convert_ = Fp32ScaledMayOverflow(*p);
   Status s = Status::Ok();
   switch (v) {
@@ -965,10 +977,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
                                        const Int8QuantParams& quant_in, Variant variant,
                                        std::unique_ptr<PackedDepthwiseInt8>* out) {
   Int8QuantParams quant = quant_in;
-  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
-  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
-  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
-    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckPackPointers(out, weights, bias));
   if (depth_multiplier < 1 || depth_multiplier > 64) return Invalid("depth_multiplier must be in [1, 64]");
   KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
   if (static_cast<int64_t>(geometry.in_channels) * depth_multiplier != geometry.out_channels)
@@ -997,10 +1006,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   p->multiplier_ = depth_multiplier;
   p->quant_ = quant;
   p->variant_ = kernel;
-  p->weights_.assign(weights, weights + static_cast<size_t>(geometry.kernel_h) * geometry.kernel_w * oc);
-  p->bias_.assign(oc, 0);
-  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
-  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  KeepWeights(p.get(), weights, static_cast<size_t>(geometry.kernel_h) * geometry.kernel_w * oc, bias, oc, quant);
   Status s = Status::Ok();
   switch (kernel) {
 #if defined(__x86_64__)
@@ -1114,10 +1120,7 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
                                          const int32_t* bias, const Int8QuantParams& quant_in, Variant variant,
                                          std::unique_ptr<PackedGroupedConvInt8>* out) {
   Int8QuantParams quant = quant_in;
-  if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
-  if (weights == nullptr) return Status::Error(StatusCode::kNullPointer, "weights pointer is null");
-  if (bias != nullptr && reinterpret_cast<uintptr_t>(bias) % alignof(int32_t) != 0)
-    return Status::Error(StatusCode::kMisaligned, "bias pointer is not 4-byte aligned");
+  KCSP_RETURN_IF_ERROR(CheckPackPointers(out, weights, bias));
   KCSP_RETURN_IF_ERROR(CheckGeometry(geometry));
   if (groups < 1 || geometry.in_channels % groups != 0 || geometry.out_channels % groups != 0)
     return Invalid("groups (" + std::to_string(groups) + ") must divide in_channels (" +
@@ -1135,10 +1138,7 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   p->variant_ = v;
   const int cin_g = geometry.in_channels / groups, cout_g = oc / groups;
   const size_t group_weights = static_cast<size_t>(cout_g) * geometry.kernel_h * geometry.kernel_w * cin_g;
-  p->weights_.assign(weights, weights + group_weights * groups);
-  p->bias_.assign(oc, 0);
-  if (bias != nullptr) p->bias_.assign(bias, bias + oc);
-  SplitShifts(quant, &p->left_shift_, &p->right_shift_);
+  KeepWeights(p.get(), weights, group_weights * groups, bias, oc, quant);
   if (HasKernel(geometry, groups, v)) {
 #if defined(__x86_64__)
     if (v == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));

@@ -90,7 +90,9 @@ void Rows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in
   const size_t bb = BlockBytes(w);
   const int cout = g.out_channels, taps = Taps(w);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  // The taps' input pointers (the largest kernels: 32 KiB of stack, the first slots touched).
+  // The taps' input pointers (the largest kernels: 32 KiB of stack, the first slots touched). The
+  // same walk as SweepDotDepthwise's (depthwise_sweep.h), kept here: through a shared sweep taking the
+  // slot and the pixel as lambdas this kernel measured 4 % slower (56x56x128: 158.5 -> 165 us).
   const int8_t* x[64 * 64];
   for (int r = row_begin; r < row_end; ++r) {
     const int b = r / p.out_h, oy = r % p.out_h;
