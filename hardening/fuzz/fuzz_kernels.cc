@@ -505,6 +505,47 @@ void FuzzPostOps(FuzzedDataProvider& f) {
 // Depthwise (PackedDepthwiseInt8 / DepthwiseConv2DInt8): the variant's kernel (AVX-512 VNNI, AVX2,
 // NEON dotprod, plain NEON; multipliers above 2 the scalar one) against the scalar reference, on
 // fuzzed geometry, quantization and (perturbed) layouts: the same status, the same bytes.
+// A conv run on fuzzed batch, spatial size and slice layouts by the scalar reference and by the
+// variant (on 1 or 2 threads): run(variant?, in, in_layout, out, out_layout, pool) must give the same
+// status and bytes. `macs_per_output`: the MACs of one output element (the run is skipped past kMaxMacs).
+struct LayoutRun {
+  bool ran = false;
+  int h = 0;
+  ConvOutputShape os;
+  TensorLayout li, lo;
+  Buffer<int8_t> in, out_ref;
+  Status status;
+};
+
+// (Filled in place: Buffer::p points into its own storage, so a LayoutRun is not copied.)
+template <typename Run>
+void RunOnLayouts(FuzzedDataProvider& f, const ConvGeometry& g, int64_t macs_per_output, const char* what, Run run,
+                  LayoutRun* out) {
+  LayoutRun& r = *out;
+  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
+  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
+  if (Elems(Elems(batch, h, w, 1), g.out_channels, macs_per_output, 1) > kMaxMacs) return;
+  const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  r.li = Layout(f, batch, h, w, in_total, f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels), g.in_channels);
+  if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &r.os).ok()) r.os = {1, 1, 0, 0};
+  const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
+  r.lo = Layout(f, batch, r.os.out_h, r.os.out_w, out_total,
+                f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels), g.out_channels);
+  Buffer<int8_t> out_var;
+  r.in.Init(f, r.li.buffer_elements, false);
+  r.out_ref.Init(f, r.lo.buffer_elements, false);
+  out_var = r.out_ref;
+  out_var.p = r.out_ref.p ? out_var.storage.data() : nullptr;
+  static ThreadPool pool(2);
+  r.status = run(false, r.in.p, r.li, r.out_ref.p, r.lo, nullptr);
+  const Status b = run(true, r.in.p, r.li, out_var.p, r.lo, f.ConsumeBool() ? &pool : nullptr);
+  if (r.status.ok() != b.ok()) Die((std::string(what) + ": scalar/variant status differ").c_str(), r.status.ok() ? b : r.status);
+  if (r.status.ok() && !Same(r.out_ref, out_var))
+    Die((std::string(what) + ": variant output differs from scalar").c_str(), r.status);
+  r.ran = true;
+  r.h = h;
+}
+
 void FuzzDepthwise(FuzzedDataProvider& f) {
   ConvGeometry g = Geometry(f);
   const int mult = f.ConsumeIntegralInRange<int>(0, 7) == 0 ? Dim(f, 1, 4) : f.ConsumeIntegralInRange<int>(1, 2);
@@ -528,28 +569,20 @@ void FuzzDepthwise(FuzzedDataProvider& f) {
   if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
     Die("depthwise: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
   if (!s_ref.ok() || !var) return;
-  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
-  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
-  if (Elems(Elems(batch, h, w, 1), g.out_channels, g.kernel_h, g.kernel_w) > kMaxMacs) return;
-  const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
-  const TensorLayout li = Layout(f, batch, h, w, in_total, f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels),
-                                 g.in_channels);
-  ConvOutputShape os;
-  if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
-  const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
-  const TensorLayout lo = Layout(f, batch, os.out_h, os.out_w, out_total,
-                                 f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels), g.out_channels);
-  Buffer<int8_t> in, out_ref, out_var;
-  in.Init(f, li.buffer_elements, false);
-  out_ref.Init(f, lo.buffer_elements, false);
-  out_var = out_ref;
-  out_var.p = out_ref.p ? out_var.storage.data() : nullptr;
-  static ThreadPool pool(2);
-  const Status a = DepthwiseConv2DInt8(*ref, in.p, li, out_ref.p, lo);
-  const Status b = DepthwiseConv2DInt8(*var, in.p, li, out_var.p, lo, f.ConsumeBool() ? &pool : nullptr);
-  if (a.ok() != b.ok()) Die("depthwise: scalar/variant status differ", a.ok() ? b : a);
-  if (a.ok() && !Same(out_ref, out_var)) Die("depthwise: variant output differs from scalar", a);
-  if (!a.ok() || !in.p || !out_ref.p) return;
+  LayoutRun r;
+  RunOnLayouts(
+      f, g, int64_t{g.kernel_h} * g.kernel_w, "depthwise",
+      [&](bool v, const int8_t* x, const TensorLayout& li, int8_t* y, const TensorLayout& lo, ThreadPool* pool) {
+        return DepthwiseConv2DInt8(v ? *var : *ref, x, li, y, lo, pool);
+      },
+      &r);
+  const int h = r.h;
+  const ConvOutputShape& os = r.os;
+  const TensorLayout &li = r.li, &lo = r.lo;
+  const Buffer<int8_t>& in = r.in;
+  const Buffer<int8_t>& out_ref = r.out_ref;
+  const Status& a = r.status;
+  if (!r.ran || !a.ok() || !in.p || !out_ref.p) return;
   // A band of image 0's output rows from a band of its input rows (DepthwiseConv2DInt8Rows), fuzzed and
   // often invalid (then refused): where accepted, the same bytes as those rows of the whole conv.
   const int first = f.ConsumeIntegralInRange<int>(0, h), band_h = f.ConsumeIntegralInRange<int>(1, h - first + 1);
@@ -599,27 +632,13 @@ void FuzzGrouped(FuzzedDataProvider& f) {
   if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
     Die("grouped: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
   if (!s_ref.ok() || !var) return;
-  const int batch = f.ConsumeIntegralInRange<int>(1, 2);
-  const int h = Dim(f, 1, 9), w = Dim(f, 1, 9);
-  if (Elems(Elems(batch, h, w, 1), g.out_channels, g.kernel_h, g.kernel_w * cin_g) > kMaxMacs) return;
-  const int in_total = g.in_channels + f.ConsumeIntegralInRange<int>(0, 5);
-  const TensorLayout li = Layout(f, batch, h, w, in_total, f.ConsumeIntegralInRange<int>(0, in_total - g.in_channels),
-                                 g.in_channels);
-  ConvOutputShape os;
-  if (!ComputeOutputShape(g, h > 0 ? h : 1, w > 0 ? w : 1, &os).ok()) os = {1, 1, 0, 0};
-  const int out_total = g.out_channels + f.ConsumeIntegralInRange<int>(0, 5);
-  const TensorLayout lo = Layout(f, batch, os.out_h, os.out_w, out_total,
-                                 f.ConsumeIntegralInRange<int>(0, out_total - g.out_channels), g.out_channels);
-  Buffer<int8_t> in, out_ref, out_var;
-  in.Init(f, li.buffer_elements, false);
-  out_ref.Init(f, lo.buffer_elements, false);
-  out_var = out_ref;
-  out_var.p = out_ref.p ? out_var.storage.data() : nullptr;
-  static ThreadPool pool(2);
-  const Status a = GroupedConv2DInt8(*ref, in.p, li, out_ref.p, lo);
-  const Status c = GroupedConv2DInt8(*var, in.p, li, out_var.p, lo, f.ConsumeBool() ? &pool : nullptr);
-  if (a.ok() != c.ok()) Die("grouped: scalar/variant status differ", a.ok() ? c : a);
-  if (a.ok() && !Same(out_ref, out_var)) Die("grouped: variant output differs from scalar", a);
+  LayoutRun r;
+  RunOnLayouts(
+      f, g, Elems(g.kernel_h, g.kernel_w, cin_g, 1), "grouped",
+      [&](bool v, const int8_t* x, const TensorLayout& li, int8_t* y, const TensorLayout& lo, ThreadPool* pool) {
+        return GroupedConv2DInt8(v ? *var : *ref, x, li, y, lo, pool);
+      },
+      &r);
 }
 
 void FuzzHelpers(FuzzedDataProvider& f) {
