@@ -1015,6 +1015,32 @@ def test_inverted_residuals_fuse_whole_under_tune_bit_exact(tmp, mult):
         assert "KcspInvertedResidual" not in plain["ops_after"] and plain["ops_after"]["DEPTHWISE_CONV_2D"] == 4
 
 
+def test_a_dropped_inverted_residual_falls_back_to_its_lone_depthwise_conv(tmp, monkeypatch):
+    """Where a whole block loses to the builtin ops (a CPU whose stock 1x1 convs beat ours) but its
+    depthwise conv alone wins, --tune keeps the lone depthwise op. Timings are faked: blocks 0.8x,
+    depthwise convs 2x, the whole model 1.1x."""
+    import keras_csp.tflite.bench as bench_mod
+
+    src = _mobilenet_v2_blocks(str(tmp / "mnv2_blocks_fallback.tflite"))
+
+    def fake_time_patterns(g, matches, **kw):
+        return [{"op": m.kind, "output": g.tensor_name(m.output), "replaces": [], "detail": "",
+                 "threads": 1, "builtin_ms": 1.0, "fused_ms": 1.25 if m.kind == "KcspInvertedResidual" else 0.5,
+                 "speedup": 0.8 if m.kind == "KcspInvertedResidual" else 2.0} for m in matches]
+
+    def fake_compare(paths, **kw):
+        return {"models": [{"median_ms": 1.0}, {"median_ms": 1.1}]}
+
+    monkeypatch.setattr(bench_mod, "time_patterns", fake_time_patterns)
+    monkeypatch.setattr(bench_mod, "compare_models", fake_compare)
+    rep = fuse(src, str(tmp / "mnv2_blocks_fallback_fused.tflite"), samples=2, tune=True)
+    assert rep["ops_after"].get("KcspInvertedResidual") is None and rep["ops_after"]["KcspDepthwiseConv2D"] == 4
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    rows = rep["tuning"]["ops"]
+    assert [r["kept"] for r in rows if r["op"] == "KcspInvertedResidual"] == [False] * 4
+    assert [r["kept"] for r in rows if r["op"] == "KcspDepthwiseConv2D"] == [True] * 4
+
+
 def test_inverted_residual_options_that_do_not_fit_fail_clearly(tmp):
     """KcspInvertedResidual options inconsistent with each other or with the model: a clear error
     naming the problem, never a crash or wrong bits."""

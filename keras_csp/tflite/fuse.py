@@ -503,7 +503,7 @@ def _tune(g: Graph, matches, threads, min_speedup, runs, seed):
     return kept, rows, slower
 
 
-def _tune_whole_model(g: Graph, src: str, candidates, kept, rows, threads, min_speedup, runs, seed):
+def _tune_whole_model(g: Graph, src: str, candidates, kept, rows, threads, min_speedup, runs, seed, every_set=None):
     """The per-op timings do not see everything the model sees: at several threads our pool and
     XNNPACK's hand the cores back and forth between ops, which an op timed alone does not pay.
     So the model with the kept ops is timed against the builtin model (interleaved, same process);
@@ -511,7 +511,9 @@ def _tune_whole_model(g: Graph, src: str, candidates, kept, rows, threads, min_s
     builtins. Each op returned to the builtins adds two such hand-overs, so where some candidates lost
     alone, the model with every candidate fused is timed too, and kept when it is the faster one (a
     YOLO backbone at 2 threads on Zen 4: every op fused 1.06x the builtin model, per-op winners alone
-    0.80x). Returns the ops left, the steps taken, the rejections and whether every candidate stays."""
+    0.80x). `every_set`: that every-candidate model's ops, where candidates overlap (an inverted
+    residual and its lone depthwise conv; default: the candidates). Returns the ops left, the steps
+    taken, the rejections and whether every candidate stays."""
     import tempfile
 
     from .bench import compare_models
@@ -529,7 +531,9 @@ def _tune_whole_model(g: Graph, src: str, candidates, kept, rows, threads, min_s
                           "speedup": builtin_ms / fused_ms})
             return builtin_ms / fused_ms
 
-        every = timed(candidates) if len(kept) < len(candidates) else None
+        every_set = candidates if every_set is None else every_set
+        kept_ids = {id(m) for m in kept}
+        every = timed(every_set) if any(id(m) not in kept_ids for m in every_set) else None
         if every is not None:
             steps[-1]["every_candidate"] = True
         speedup = None
@@ -548,12 +552,15 @@ def _tune_whole_model(g: Graph, src: str, candidates, kept, rows, threads, min_s
             kept = [m for m in kept if m is not worst]
             speedup = None
     if every is not None and every >= min_speedup and (speedup is None or every > speedup):
+        every_ids = {id(m) for m in every_set}
         for m in candidates:
             r = by_match[id(m)]
-            if not r["kept"]:
+            if id(m) not in every_ids:  # a lone depthwise conv whose block runs whole instead
+                r["kept"] = False
+            elif not r["kept"]:
                 r["kept"], r["kept_by_model_check"] = True, True
             r.pop("dropped_by_model_check", None)
-        return list(candidates), steps, [], True
+        return list(every_set), steps, [], True
     return kept, steps, dropped, False
 
 
@@ -597,10 +604,19 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
     tuning = None
     model_check = None
     if tune and matches:
-        candidates = matches
+        candidates = every_set = matches
         matches, tuning, slower = _tune(g, candidates, tune_threads, tune_min_speedup, tune_runs, seed)
+        # An inverted residual that lost as a whole: its depthwise conv alone may still win (a CPU whose
+        # stock 1x1 convs beat ours, e.g. XNNPACK on AMX tiles, while its depthwise ones do not).
+        kept_ids = {id(m) for m in matches}
+        lone = [DepthwiseMatch(output=m.dw.output, input=m.dw.input, dw=m.dw, removed_ops=[m.dw.op_index])
+                for m in candidates if isinstance(m, InvertedResidualMatch) and id(m) not in kept_ids]
+        if lone:
+            kept_lone, rows_lone, slower_lone = _tune(g, lone, tune_threads, tune_min_speedup, tune_runs, seed)
+            matches, tuning, slower = matches + kept_lone, tuning + rows_lone, slower + slower_lone
+            candidates = candidates + lone
         matches, model_check, dropped, every = _tune_whole_model(g, src, candidates, matches, tuning, tune_threads,
-                                                                 tune_min_speedup, tune_runs, seed)
+                                                                 tune_min_speedup, tune_runs, seed, every_set)
         rejections = list(rejections) + ([] if every else slower + dropped)
     fallbacks = []
     verified = {"enabled": verify, "samples": 0,
