@@ -505,6 +505,19 @@ void FuzzPostOps(FuzzedDataProvider& f) {
 // Depthwise (PackedDepthwiseInt8 / DepthwiseConv2DInt8): the variant's kernel (AVX-512 VNNI, AVX2,
 // NEON dotprod, plain NEON; multipliers above 2 the scalar one) against the scalar reference, on
 // fuzzed geometry, quantization and (perturbed) layouts: the same status, the same bytes.
+// The scalar reference and a fuzzed variant of one packed op (create(variant, &packed) -> Status): the
+// two Creates must agree (the variant may be unsupported on this CPU). False: nothing to run.
+template <typename P, typename Create>
+bool CreatePair(FuzzedDataProvider& f, const char* what, Create create, std::unique_ptr<P>* ref,
+                std::unique_ptr<P>* var) {
+  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
+                                              Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
+  const Status s_ref = create(Variant::kScalar, ref), s_var = create(variant, var);
+  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
+    Die((std::string(what) + ": scalar and variant Create disagree").c_str(), s_ref.ok() ? s_var : s_ref);
+  return s_ref.ok() && *var;
+}
+
 // A conv run on fuzzed batch, spatial size and slice layouts by the scalar reference and by the
 // variant (on 1 or 2 threads): run(variant?, in, in_layout, out, out_layout, pool) must give the same
 // status and bytes. `macs_per_output`: the MACs of one output element (the run is skipped past kMaxMacs).
@@ -559,16 +572,15 @@ void FuzzDepthwise(FuzzedDataProvider& f) {
   weights.Init(f, nw, false);
   Buffer<int32_t> bias;
   bias.Init(f, g.out_channels > 0 && g.out_channels <= 4096 ? g.out_channels : 0, false);
-  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
-                                              Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
   std::unique_ptr<PackedDepthwiseInt8> ref, var;
-  const Status s_ref = PackedDepthwiseInt8::Create(g, mult, weights.p, bias.n >= g.out_channels ? bias.p : nullptr, q,
-                                                   Variant::kScalar, &ref);
-  const Status s_var = PackedDepthwiseInt8::Create(g, mult, weights.p, bias.n >= g.out_channels ? bias.p : nullptr, q,
-                                                   variant, &var);
-  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
-    Die("depthwise: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
-  if (!s_ref.ok() || !var) return;
+  const int32_t* b = bias.n >= g.out_channels ? bias.p : nullptr;
+  if (!CreatePair(
+          f, "depthwise",
+          [&](Variant v, std::unique_ptr<PackedDepthwiseInt8>* p) {
+            return PackedDepthwiseInt8::Create(g, mult, weights.p, b, q, v, p);
+          },
+          &ref, &var))
+    return;
   LayoutRun r;
   RunOnLayouts(
       f, g, int64_t{g.kernel_h} * g.kernel_w, "depthwise",
@@ -623,15 +635,15 @@ void FuzzGrouped(FuzzedDataProvider& f) {
   weights.Init(f, nw, false);
   Buffer<int32_t> bias;
   bias.Init(f, g.out_channels > 0 && g.out_channels <= 4096 ? g.out_channels : 0, false);
-  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
-                                              Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
   std::unique_ptr<PackedGroupedConvInt8> ref, var;
   const int32_t* b = bias.n >= g.out_channels ? bias.p : nullptr;
-  const Status s_ref = PackedGroupedConvInt8::Create(g, groups, weights.p, b, q, Variant::kScalar, &ref);
-  const Status s_var = PackedGroupedConvInt8::Create(g, groups, weights.p, b, q, variant, &var);
-  if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)
-    Die("grouped: scalar and variant Create disagree", s_ref.ok() ? s_var : s_ref);
-  if (!s_ref.ok() || !var) return;
+  if (!CreatePair(
+          f, "grouped",
+          [&](Variant v, std::unique_ptr<PackedGroupedConvInt8>* p) {
+            return PackedGroupedConvInt8::Create(g, groups, weights.p, b, q, v, p);
+          },
+          &ref, &var))
+    return;
   LayoutRun r;
   RunOnLayouts(
       f, g, Elems(g.kernel_h, g.kernel_w, cin_g, 1), "grouped",

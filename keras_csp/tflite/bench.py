@@ -61,7 +61,7 @@ def time_patterns(g, matches, runs=10, warmup=2, num_threads=1, seed=0):
             a = os.path.join(tmp, f"b{i}.tflite")
             b = os.path.join(tmp, f"f{i}.tflite")
             sub.save(a)
-            sm, _, _ = find_matches(sub, depthwise_any_multiplier=True)  # the pattern alone
+            sm, _, _ = find_matches(sub, tune_candidates=True)  # the pattern alone
             rewrite(sub, sm).save(b)
             ma, mb = Model(a, num_threads=num_threads), Model(b, num_threads=num_threads)
             rng = np.random.default_rng(seed)

@@ -368,7 +368,7 @@ def _verify_ops_alone(g: Graph, matches, inputs, tmp):
     bad = {}
     for i, m in enumerate(matches):
         sub = _pattern_submodel(g, m)
-        sub_ms, _, _ = find_matches(sub, depthwise_any_multiplier=True)  # the sub-model holds one match
+        sub_ms, _, _ = find_matches(sub, tune_candidates=True)  # the sub-model holds one match
         if len(sub_ms) != 1 or type(sub_ms[0]) is not type(m):
             bad[i] = "pattern could not be isolated for verification"
             continue
@@ -593,7 +593,7 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
     except Exception as e:
         raise FuseError(f"cannot read {src!r} as a .tflite model: {e}") from None
     try:
-        matches, rejections, mt = find_matches(g, depthwise_any_multiplier=tune)
+        matches, rejections, mt = find_matches(g, tune_candidates=tune)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError, ZeroDivisionError,
             OverflowError) as e:
         # A model that parses but is internally inconsistent (e.g. shapes that contradict the
@@ -609,8 +609,8 @@ def fuse(src, dst, report=None, inputs=None, samples: int = 8, verify: bool = Tr
         # An inverted residual that lost as a whole: its depthwise conv alone may still win (a CPU whose
         # stock 1x1 convs beat ours, e.g. XNNPACK on AMX tiles, while its depthwise ones do not).
         kept_ids = {id(m) for m in matches}
-        lone = [DepthwiseMatch(output=m.dw.output, input=m.dw.input, dw=m.dw, removed_ops=[m.dw.op_index])
-                for m in candidates if isinstance(m, InvertedResidualMatch) and id(m) not in kept_ids]
+        lone = [DepthwiseMatch.of(m.dw) for m in candidates
+                if isinstance(m, InvertedResidualMatch) and id(m) not in kept_ids]
         if lone:
             kept_lone, rows_lone, slower_lone = _tune(g, lone, tune_threads, tune_min_speedup, tune_runs, seed)
             matches, tuning, slower = matches + kept_lone, tuning + rows_lone, slower + slower_lone

@@ -144,6 +144,11 @@ class DepthwiseMatch:
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspDepthwiseConv2D"
 
+    @classmethod
+    def of(cls, dw: ConvInfo):
+        """The DEPTHWISE_CONV_2D of `dw` alone."""
+        return cls(output=dw.output, input=dw.input, dw=dw, removed_ops=[dw.op_index])
+
 
 @dataclass
 class InvertedResidualMatch:
@@ -826,7 +831,7 @@ class Matcher:
         return self.single_op_matches(
             "DEPTHWISE_CONV_2D", exclude_ops, rejections,
             lambda op: any_multiplier or int(op.builtinOptions.depthMultiplier or 1) > 1, self.depthwise_info,
-            lambda i, info: DepthwiseMatch(output=info.output, input=info.input, dw=info, removed_ops=[i]))
+            lambda i, info: DepthwiseMatch.of(info))
 
     def pointwise_info(self, ci):
         """ConvInfo for CONV_2D op ci when it is a 1x1 / stride 1 conv on our kernels, else None."""
@@ -973,9 +978,9 @@ def _find_avg_pools(mt, rejections):
     return matches
 
 
-def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
+def find_matches(g: Graph, tune_candidates: bool = False):
     """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
-    average pools) + rejections. depthwise_any_multiplier (fuse --tune): multiplier-1 depthwise convs
+    average pools) + rejections. tune_candidates (fuse --tune): multiplier-1 depthwise convs
     are candidates too (Matcher.find_depthwise), and so are whole inverted residuals around any
     depthwise conv (Matcher.find_inverted_residuals) and grouped convs on the grouped kernel
     (Matcher.grouped_conv_info)."""
@@ -1008,16 +1013,16 @@ def find_matches(g: Graph, depthwise_any_multiplier: bool = False):
     in_patterns = ({m.skip_dw.op_index for m in partial if m.skip_dw is not None}
                    | {i for m in dense + partial + blocks for i in m.removed_ops})
     # fuse --tune: whole inverted residuals first, so their depthwise convs do not run alone
-    inverted = mt.find_inverted_residuals(in_patterns) if depthwise_any_multiplier else []
+    inverted = mt.find_inverted_residuals(in_patterns) if tune_candidates else []
     in_patterns |= {i for m in inverted for i in m.removed_ops}
-    depthwise = mt.find_depthwise(in_patterns, rejections, depthwise_any_multiplier)
+    depthwise = mt.find_depthwise(in_patterns, rejections, tune_candidates)
     pattern_convs = ([m.conv for m in partial] + [c for d in dense for layer in d.layers for ch in layer for c in ch]
                      + [c for b in blocks for c in b.convs])
     taken_ops = {i for m in dense + partial + blocks + inverted for i in m.removed_ops} | {c.op_index for c in pattern_convs}
     activated = _find_activated_convs(mt, taken_ops)
     taken_ops |= {i for m in activated for i in m.removed_ops}
     stems = _find_stem_convs(mt, taken_ops)
-    grouped = _find_grouped_convs(mt, taken_ops, rejections, grouped_kernel=depthwise_any_multiplier)
+    grouped = _find_grouped_convs(mt, taken_ops, rejections, grouped_kernel=tune_candidates)
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, pattern_convs + [m.conv for m in activated])

@@ -1,7 +1,6 @@
 #include "custom_ops.h"
 
 #include <algorithm>
-#include <type_traits>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -529,12 +528,8 @@ struct DepthwiseSpec {
     std::vector<int8_t> pw(size_t(taps) * pg.out_channels);
     for (int t = 0; t < taps; ++t)
       std::copy(w + size_t(t) * g.out_channels + c0, w + size_t(t) * g.out_channels + c1, pw.begin() + size_t(t) * pg.out_channels);
-    Int8QuantParams q = options.quant;
+    Int8QuantParams q = Int8QuantChannels(options.quant, c0, c1);
     q.rounding = rounding;
-    auto part = [c0, c1](const auto& v) { return v.empty() ? v : std::decay_t<decltype(v)>(v.begin() + c0, v.begin() + c1); };
-    q.output_multiplier = part(q.output_multiplier);
-    q.output_shift = part(q.output_shift);
-    q.requant_scale = part(q.requant_scale);
     Status s = PackedDepthwiseInt8::Create(pg, multiplier, pw.data(), b ? b + c0 : nullptr, q, Variant::kAuto, out);
     return s.ok() ? "" : std::string("packing depthwise weights failed: ") + s.message();
   }
@@ -592,7 +587,7 @@ struct GroupedSpec {
     try {
       const int64_t gr = ReqInt(m, "groups");
       const auto& g = options.geometry;
-      Require(gr >= 2 && gr <= g.in_channels && g.in_channels % gr == 0 && g.out_channels % gr == 0,
+      Require(gr >= 2 && g.in_channels % gr == 0 && g.out_channels % gr == 0,
               "groups must be >= 2 and divide in_channels and out_channels");
       Require(!options.post.on() && !options.add.on, "a grouped conv takes no post op");
       groups = static_cast<int>(gr);

@@ -1,5 +1,6 @@
 // Argument validation, variant selection and the fused CSP / dense-block entry points.
 #include <algorithm>
+#include <type_traits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -173,6 +174,15 @@ void Int8ActivationRange(Activation act, float output_scale, int32_t output_zero
     *act_min = qmin;
     *act_max = qmax;
   }
+}
+
+Int8QuantParams Int8QuantChannels(const Int8QuantParams& q, int c0, int c1) {
+  Int8QuantParams part = q;
+  auto range = [c0, c1](const auto& v) { return v.empty() ? v : std::decay_t<decltype(v)>(v.begin() + c0, v.begin() + c1); };
+  part.output_multiplier = range(q.output_multiplier);
+  part.output_shift = range(q.output_shift);
+  part.requant_scale = range(q.requant_scale);
+  return part;
 }
 
 Status MakeInt8QuantParams(float input_scale, int32_t input_zero_point, const float* filter_scales,
@@ -1148,16 +1158,10 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
     gg.in_channels = cin_g;
     gg.out_channels = cout_g;
     for (int gi = 0; gi < groups; ++gi) {
-      Int8QuantParams q = quant;
-      auto part = [&](const auto& vec) {
-        return vec.empty() ? vec : std::decay_t<decltype(vec)>(vec.begin() + gi * cout_g, vec.begin() + (gi + 1) * cout_g);
-      };
-      q.output_multiplier = part(q.output_multiplier);
-      q.output_shift = part(q.output_shift);
-      q.requant_scale = part(q.requant_scale);
       std::unique_ptr<PackedConvInt8> conv;
       KCSP_RETURN_IF_ERROR(PackedConvInt8::Create(gg, p->weights_.data() + gi * group_weights,
-                                                  p->bias_.data() + gi * cout_g, q, v, &conv));
+                                                  p->bias_.data() + gi * cout_g,
+                                                  Int8QuantChannels(quant, gi * cout_g, (gi + 1) * cout_g), v, &conv));
       p->per_group_.push_back(std::move(conv));
     }
   }

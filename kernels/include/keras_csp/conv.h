@@ -97,6 +97,10 @@ Status MakeInt8QuantParams(float input_scale, int32_t input_zero_point, const fl
                            int out_channels, float output_scale, int32_t output_zero_point,
                            int32_t act_min, int32_t act_max, Int8QuantParams* out);
 
+// The parameters of output channels [c0, c1) alone (a conv over part of the channels: the grouped
+// convs' per-group convs, the runtime's split depthwise convs).
+Int8QuantParams Int8QuantChannels(const Int8QuantParams& q, int c0, int c1);
+
 enum class Activation { kNone = 0, kRelu = 1, kRelu6 = 2 };
 // TFLite CalculateActivationRangeQuantized for int8.
 void Int8ActivationRange(Activation act, float output_scale, int32_t output_zero_point,
