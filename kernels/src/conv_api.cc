@@ -1110,11 +1110,23 @@ Status DepthwiseConv2DInt8Rows(const PackedDepthwiseInt8& w, const int8_t* input
 }
 
 // ---------------------------------------------------------------------------------------
+#if defined(__aarch64__)
+namespace {
+// The variants whose CPUs have sdot: they run the NEON dotprod grouped kernel.
+bool HasDotprodGrouped(Variant v) {
+  return v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kSme;
+}
+}  // namespace
+#endif
+
 bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant variant) {
   if (groups < 1 || g.in_channels % groups || g.out_channels % groups) return false;
 #if defined(__x86_64__)
   const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
   if (variant == Variant::kAvx512Vnni && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
+#elif defined(__aarch64__)
+  const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
+  if (HasDotprodGrouped(variant) && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
 #endif
   (void)variant;
   return false;
@@ -1152,6 +1164,8 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   if (HasKernel(geometry, groups, v)) {
 #if defined(__x86_64__)
     if (v == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));
+#elif defined(__aarch64__)
+    KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8NeonDotprod(p.get()));
 #endif
   } else if (v != Variant::kScalar) {  // the variant's conv per group, on the group's channel slices
     ConvGeometry gg = geometry;
@@ -1193,6 +1207,8 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
 #if defined(__x86_64__)
     if (w.variant_ == Variant::kAvx512Vnni) return internal::GroupedInt8Avx512Vnni(w, p, input, output, r0, r1);
+#elif defined(__aarch64__)
+    if (HasDotprodGrouped(w.variant_)) return internal::GroupedInt8NeonDotprod(w, p, input, output, r0, r1);
 #endif
     internal::GroupedInt8Scalar(w, p, input, output, r0, r1);
   });

@@ -256,6 +256,9 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);
 void DepthwiseInt8Neon(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);
+Status PackGroupedInt8NeonDotprod(PackedGroupedConvInt8* w);
+void GroupedInt8NeonDotprod(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                            int row_begin, int row_end);
 Status PackDepthwiseInt8NeonDotprod(PackedDepthwiseInt8* w);
 void DepthwiseInt8NeonDotprod(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                               int row_begin, int row_end);

@@ -8,7 +8,7 @@ llvm-mca on a loop of independent instructions (so both numbers come from the sa
 
     python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...]
 
-Loops: neon_dotprod_6x16 (sdot), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
+Loops: neon_dotprod_6x16 (sdot), neon_dotprod_grouped_g4 / _g8 (the grouped conv's 3x3 block, ResNeXt's groups of 4 / 8), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
 neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53). Also the
 post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
 in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
@@ -41,6 +41,12 @@ class Loop:
 
 LOOPS = (
     Loop("neon_dotprod_6x16", "conv_int8_neon_dotprod.cc", "armv8.2-a+dotprod", "sdot", 16,
+         "sdot {acc}.4s, v30.16b, v31.4b[0]", ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
+    # the grouped kernel (ResNeXt's groups of 4 or 8): one 3x3 block of 4 pixels x 16 channels,
+    # accumulators zeroed to sums ready (the epilogue not included), every sdot's MACs real
+    Loop("neon_dotprod_grouped_g4", "grouped_int8_neon_dotprod.cc", "armv8.2-a+dotprod", "sdot", 16,
+         "sdot {acc}.4s, v30.16b, v31.4b[0]", ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
+    Loop("neon_dotprod_grouped_g8", "grouped_int8_neon_dotprod.cc", "armv8.2-a+dotprod", "sdot", 16,
          "sdot {acc}.4s, v30.16b, v31.4b[0]", ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
     Loop("neon_i8mm_4x16", "conv_int8_neon_i8mm.cc", "armv8.2-a+i8mm", "smmla", 32,
          "smmla {acc}.4s, v30.16b, v31.16b", ("cortex-a710", "neoverse-v1")),
@@ -160,15 +166,15 @@ def main(argv=None):
     table_rows = [{"cpu": cpu, "loop": lp[0], "bytes_per_iteration": lp[3], "cycles_per_iteration": round(cycles, 2),
                    "cycles_per_16_bytes": round(16 * cycles / lp[3], 2)}
                   for lp, cpu, cycles in region_cycles(cxx, mca_bin, BYTE_LOOPS, wanted)]
-    print(f"{'loop':18s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
+    print(f"{'loop':24s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
-        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
+        print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
               f"{r['peak_macs_per_cycle']:6.1f} {100 * r['fraction_of_peak']:7.1f}%")
     for r in dw_rows:
-        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
+        print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
               "(one output pixel, 16 channels, 3x3)")
     for r in table_rows:
-        print(f"{r['loop']:18s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} "
+        print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} "
               f"{r['cycles_per_16_bytes']:6.2f} cycles per 16 bytes")
     if args.json_path:
         with open(args.json_path, "w") as f:

@@ -8,7 +8,7 @@
 #   -cpu cortex-a53 has neither          -> dispatch falls back to the plain NEON variant
 # Needs: g++-aarch64-linux-gnu, qemu-user (Debian packages), cmake. Exits non-zero on failure.
 #
-# The library baseline is armv8-a; only src/arm/{conv,depthwise}_int8_neon_dotprod.cc and
+# The library baseline is armv8-a; only src/arm/{conv,depthwise,grouped}_int8_neon_dotprod.cc and
 # conv_int8_neon_i8mm.cc enable their extension (with a #pragma), so the cortex-a53 run proves that nothing outside the
 # dispatched variants uses dotprod or i8mm instructions; the objdump guard below checks it too.
 set -euo pipefail
@@ -40,12 +40,15 @@ build aarch64-toolchain.cmake "$BUILD"
 
 # Guard: sdot only in the dotprod variant, smmla only in the i8mm variant (and both in the peak loops).
 if command -v aarch64-linux-gnu-objdump >/dev/null; then
-  guard() {  # guard <instruction regex> <object allowed to hold it> [another]
-    for o in $(find "$BUILD" -name '*.o' ! -name "$2" ! -name "${3:-$2}" ! -name 'peak_arm.cc.o'); do
-      aarch64-linux-gnu-objdump -d "$o" | grep -E "\s($1)\s" | sed "s|^|$(basename "$o"): |" || true
+  guard() {  # guard <instruction regex> <object allowed to hold it> [more allowed objects]
+    local re="$1" allowed=(-name peak_arm.cc.o) o
+    shift
+    for o in "$@"; do allowed+=(-o -name "$o"); done
+    for o in $(find "$BUILD" -name '*.o' ! \( "${allowed[@]}" \)); do
+      aarch64-linux-gnu-objdump -d "$o" | grep -E "\s($re)\s" | sed "s|^|$(basename "$o"): |" || true
     done
   }
-  bad="$(guard '(s|u)dot' conv_int8_neon_dotprod.cc.o depthwise_int8_neon_dotprod.cc.o)$(guard '(s|u|us)mmla' conv_int8_neon_i8mm.cc.o)"
+  bad="$(guard '(s|u)dot' conv_int8_neon_dotprod.cc.o depthwise_int8_neon_dotprod.cc.o grouped_int8_neon_dotprod.cc.o)$(guard '(s|u|us)mmla' conv_int8_neon_i8mm.cc.o)"
   bad="$bad$(guard '(s|u)mopa|smstart' conv_int8_sme.cc.o)"
   if [ -n "$bad" ]; then echo "extension instructions outside their variant:"; echo "$bad"; exit 1; fi
 fi
