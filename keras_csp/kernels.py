@@ -33,7 +33,7 @@ ORDERS = ("skip_first", "skip_last")
 ROUNDINGS = ("away_from_zero", "half_up", "fp32")
 
 __all__ = [
-    "VARIANTS", "Int8Quant", "Int8Conv", "Float32Conv", "available_variants", "cpu_features",
+    "VARIANTS", "Int8Quant", "Int8Conv", "Int8Depthwise", "Int8GroupedConv", "Float32Conv", "available_variants", "cpu_features",
     "best_variant", "resolve_variant", "quantize_multiplier", "conv2d_int8", "csp_partial_conv_int8",
     "dense_append_int8", "conv2d_f32", "csp_partial_conv_f32", "dense_append_f32",
     "build_tflite_model", "run_tflite",
@@ -265,6 +265,43 @@ class Int8Depthwise(_PackedInt8):
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Depthwise conv of a dense NHWC int8 tensor."""
         return self._p.depthwise(_check_array(x, "x", np.int8, 4), out, self.threads)
+
+
+class Int8GroupedConv(_PackedInt8):
+    """An int8 grouped conv (TFLite's CONV_2D whose filter has in_channels / groups inputs, as
+    ResNeXt's 3x3 convs) with weights prepacked once.
+
+    weights: int8 OHWI ``[out_channels, kh, kw, in_channels / groups]``; output channel ``o`` reads
+    the input channels of group ``o // (out_channels / groups)``. bias: int32 ``[out_channels]`` or None.
+    Groups of 4 or 8 channels in and out run a grouped kernel (AVX-512 VNNI, NEON dotprod / i8mm /
+    SME); others run one of the variant's convs per group (``per_group``).
+    """
+
+    def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *, groups: int,
+                 strides=1, padding: str = "same", variant: str = "auto", threads: int = 1):
+        _check_array(weights, "weights", np.int8, 4)
+        oc = weights.shape[0]
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 or oc % groups:
+            raise ValueError(f"groups must be a positive int dividing out_channels ({oc}), got {groups!r}")
+        self.threads = _check_threads(threads)
+        bias = _check_bias_and_quant(bias, quant, oc)
+        sh, sw = _check_strides(strides)
+        self.quant = quant
+        self._p = _kernels.PackedGroupedConvInt8(np.ascontiguousarray(weights), bias, int(groups), sh, sw,
+                                                 _check_padding(padding), *_requant_args(quant, variant))
+
+    @property
+    def groups(self) -> int:
+        return self._p.groups
+
+    @property
+    def per_group(self) -> bool:
+        """True where no grouped kernel fits (this variant, or groups of other than 4 or 8 channels)."""
+        return self._p.per_group
+
+    def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Grouped conv of a dense NHWC int8 tensor."""
+        return self._p.conv2d(_check_array(x, "x", np.int8, 4), out, self.threads)
 
 
 class Float32Conv:

@@ -523,6 +523,61 @@ def test_depthwise_bit_exact_vs_tflite(case, resolver):
     check_depthwise_against_tflite(case, resolver)
 
 
+@st.composite
+def grouped_cases(draw):
+    k = draw(st.sampled_from([1, 3, 3, 3, 5]))
+    # groups of 4 and 8 (the grouped kernels: ResNeXt's 3x3 convs) and others (per-group convs)
+    per_group = draw(st.sampled_from([4, 4, 8, 8, 1, 3, 16]))
+    return dict(k=k, g=per_group, groups=draw(st.sampled_from([1, 2, 5, 8, 12])), stride=draw(st.integers(1, 2)),
+                padding=draw(st.sampled_from(["same", "valid"])), n=draw(st.integers(1, 2)),
+                h=draw(st.integers(k, 10)), w=draw(st.integers(k, 10)),
+                in_scale=draw(st.floats(0.002, 0.2)), in_zp=draw(st.integers(-128, 127)),
+                out_scale=draw(st.floats(0.005, 1.0)), out_zp=draw(st.integers(-128, 127)),
+                act=draw(st.sampled_from(["none", "relu", "relu6"])), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+@HYP
+@given(grouped_cases(), st.sampled_from(["ref", "builtin", "xnnpack"]))
+def test_grouped_conv_bit_exact_vs_tflite(case, resolver):
+    """Int8GroupedConv (the AVX-512 VNNI / NEON dotprod grouped kernel for groups of 4 or 8, per-group
+    convs otherwise, scalar) bit-exact with LiteRT's grouped CONV_2D under its three kernel sets, at 1
+    and 2 threads. LiteRT's builtin kernels run grouped convs on the reference kernel, which rounds
+    ties away from zero."""
+    rng = np.random.default_rng(case["seed"])
+    c = case["g"] * case["groups"]
+    weights = rng.integers(-127, 128, (c, case["k"], case["k"], case["g"])).astype(np.int8)
+    bias = rng.integers(-20000, 20000, c).astype(np.int32)
+    x = rng.integers(-128, 128, (case["n"], case["h"], case["w"], c)).astype(np.int8)
+    rounding = {"ref": "away_from_zero", "builtin": "away_from_zero", "xnnpack": "fp32"}[resolver]
+    quant = K.Int8Quant(case["in_scale"], case["in_zp"], rng.uniform(0.0005, 0.05, c).astype(np.float32),
+                        case["out_scale"], case["out_zp"], case["act"], rounding=rounding)
+    model = K.build_tflite_model("conv", x.shape, weights, bias, quant, strides=case["stride"],
+                                 padding=case["padding"])
+    expected = K.run_tflite(model, x, resolver=resolver)
+    for variant in AVAILABLE:
+        conv = K.Int8GroupedConv(weights, bias, quant, groups=case["groups"], strides=case["stride"],
+                                 padding=case["padding"], variant=variant, threads=1 + case["seed"] % 2)
+        got = conv(x)
+        assert got.shape == expected.shape
+        mismatches = int(np.count_nonzero(got != expected))
+        assert mismatches == 0, f"{variant} (per group: {conv.per_group}): {mismatches} mismatches for {case}"
+
+
+def test_grouped_conv_reports_its_path_and_refuses_bad_arguments():
+    q = K.Int8Quant(0.05, 0, np.full(128, 0.01, np.float32), 0.1, 0)
+    conv = K.Int8GroupedConv(np.ones((128, 3, 3, 4), np.int8), None, q, groups=32)
+    assert conv.groups == 32 and conv.geometry["in_channels"] == 128
+    grouped_kernel = conv.variant in ("avx512vnni", "neon_dotprod", "neon_i8mm", "sme")
+    assert conv.per_group == (conv.variant != "scalar" and not grouped_kernel)
+    wide = K.Int8GroupedConv(np.ones((128, 3, 3, 16), np.int8), None, q, groups=8)  # groups of 16
+    assert wide.per_group == (wide.variant != "scalar")
+    for bad in (0, 3, 1.5, True):
+        with pytest.raises(ValueError, match="groups"):
+            K.Int8GroupedConv(np.ones((128, 3, 3, 4), np.int8), None, q, groups=bad)
+    with pytest.raises(ValueError, match="channels"):
+        conv(np.zeros((1, 5, 5, 64), np.int8))  # 128 input channels expected
+
+
 def test_depthwise_reports_its_kernel_and_refuses_bad_arguments():
     q = K.Int8Quant(0.05, 0, np.full(16, 0.01, np.float32), 0.1, 0)
     w = np.ones((1, 3, 3, 16), np.int8)

@@ -110,3 +110,25 @@ def test_bench_kernels_cli_mobile_shapes(tmp_path):
     data = _bench_kernels_json(tmp_path, "--shapes", "mobile")
     assert data["shape_set"] == "mobile" and {r["kind"] for r in data["shapes"]} == {"depthwise"}
     assert all(r["max_abs_diff_vs_xnnpack"] == 0 and r["macs"] > 0 for r in data["shapes"])
+
+
+def test_resnext_shape_set_is_resnext50s_grouped_convs():
+    shapes = bench.shape_table(shapes="resnext")
+    assert {s["kind"] for s in shapes} == {"grouped"} and {s["groups"] for s in shapes} == {32}
+    # 32 groups of 4, 8, 16 and 32 channels, in == out
+    assert sorted({s["cin"] // s["groups"] for s in shapes}) == [4, 8, 16, 32]
+    assert all(s["cin"] == s["cout"] for s in shapes)
+    assert (56, 128, 1) in [(s["hw"], s["cin"], s["stride"]) for s in shapes]
+    assert 0 < len(bench.shape_table(quick=True, shapes="resnext")) < len(shapes)
+
+
+def test_bench_kernels_cli_resnext_shapes(tmp_path):
+    """The grouped shapes run our Int8GroupedConv against LiteRT's grouped CONV_2D, the same bits; the
+    MACs count only each group's own input channels; the variant says where per-group convs ran."""
+    data = _bench_kernels_json(tmp_path, "--shapes", "resnext")
+    assert data["shape_set"] == "resnext" and {r["kind"] for r in data["shapes"]} == {"grouped"}
+    assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in data["shapes"])
+    first = data["shapes"][0]  # 56x56, 128 channels in 32 groups of 4, 3x3 at stride 1
+    assert first["macs"] == 56 * 56 * 128 * 9 * 4
+    grouped_kernel = data["variant"] in ("avx512vnni", "neon_dotprod", "neon_i8mm", "sme")
+    assert first["variant"].endswith("per group") == (data["variant"] != "scalar" and not grouped_kernel)

@@ -14,7 +14,9 @@ same thread count (`threads`, default 1):
             - "conv":       plain conv inside a stage (no copy to remove; shows raw conv speed), and
                             the 3-channel 7x7/2 stem (a KcspConv2D in fused models);
             - "depthwise":  a 3x3 DEPTHWISE_CONV_2D (`--shapes mobile`: MobileNet-v2's multiplier-1
-                            ones, CSPMobileNet-v2's x2 ones), LiteRT running the same op.
+                            ones, CSPMobileNet-v2's x2 ones), LiteRT running the same op;
+            - "grouped":    a grouped 3x3 CONV_2D (`--shapes resnext`: ResNeXt-50's, 32 groups),
+                            LiteRT running the same op (XNNPACK: one GEMM per group).
 * xnnpack:  the equivalent single-op .tflite graph in the ai-edge-litert Interpreter with its
             default XNNPACK delegate, num_threads=threads, same process, interleaved with ours.
 * peak:     int8 MAC loops measured in the same run (AVX2 vpmaddwd / vpmaddubsw, AVX-512 VNNI
@@ -101,7 +103,15 @@ def _yolov8n_shapes() -> list[dict]:
     return shapes
 
 
-SHAPE_SETS = ("csp", "yolo", "mobile")
+SHAPE_SETS = ("csp", "yolo", "mobile", "resnext")
+
+
+def _resnext_shapes() -> list[dict]:
+    """The grouped 3x3 convs of ResNeXt-50 (32x4d) at 224x224, one per distinct shape (input side,
+    channels, stride): 32 groups of 4, 8, 16 and 32 channels. CSPResNeXt-50's are a subset."""
+    table = [(56, 128, 1), (56, 256, 2), (28, 256, 1), (28, 512, 2), (14, 512, 1), (14, 1024, 2), (7, 1024, 1)]
+    return [dict(shape=f"resnext50 grouped 3x3/{stride} {c} in 32 groups of {c // 32} @{hw}", model="resnext50",
+                 kind="grouped", hw=hw, cin=c, cout=c, k=3, stride=stride, groups=32) for hw, c, stride in table]
 
 
 def _mobile_shapes() -> list[dict]:
@@ -121,12 +131,15 @@ def _mobile_shapes() -> list[dict]:
 
 def shape_table(quick: bool = False, shapes: str = "csp") -> list[dict]:
     """The benchmark's shapes: "csp" (CSPDenseNet-121, DenseNet-121 and CSPResNet-50 stages),
-    "yolo" (the YOLOv8-n backbone's convs at 320x320) or "mobile" (the 3x3 depthwise convs of
-    MobileNet-v2 and CSPMobileNet-v2 at 224x224)."""
+    "yolo" (the YOLOv8-n backbone's convs at 320x320), "mobile" (the 3x3 depthwise convs of
+    MobileNet-v2 and CSPMobileNet-v2 at 224x224) or "resnext" (ResNeXt-50's grouped 3x3 convs)."""
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r} (expected one of {SHAPE_SETS})")
     if shapes == "mobile":
         table = _mobile_shapes()
+        return table[::3] if quick else table
+    if shapes == "resnext":
+        table = _resnext_shapes()
         return table[::3] if quick else table
     if shapes == "yolo":
         table = _yolov8n_shapes()
@@ -150,7 +163,10 @@ class _Case:
         hw, cin, cout, k = spec["hw"], spec["cin"], spec["cout"], spec["k"]
         kind = spec["kind"]
         # a depthwise conv's weights: [1, k, k, cout], one per output channel and tap
-        weights = rng.integers(-127, 128, (1, k, k, cout) if kind == "depthwise" else (cout, k, k, cin)).astype(np.int8)
+        # a grouped conv's: [cout, k, k, cin / groups]
+        groups = spec.get("groups", 1)
+        weights = rng.integers(-127, 128, (1, k, k, cout) if kind == "depthwise" else
+                               (cout, k, k, cin // groups)).astype(np.int8)
         bias = rng.integers(-2000, 2000, cout).astype(np.int32)
         fscales = rng.uniform(0.001, 0.01, cout).astype(np.float32)
         same_q = kind in ("csp",)
@@ -164,10 +180,16 @@ class _Case:
             self.conv = K.Int8Depthwise(weights, bias, quant, depth_multiplier=spec["multiplier"], variant=variant,
                                         threads=threads, strides=stride)
             self.macs = out_hw * out_hw * cout * k * k
+        elif kind == "grouped":  # one MAC per output, tap and input channel of its group
+            self.conv = K.Int8GroupedConv(weights, bias, quant, groups=groups, variant=variant, threads=threads,
+                                          strides=stride)
+            self.macs = out_hw * out_hw * cout * k * k * (cin // groups)
         else:
             self.conv = K.Int8Conv(weights, bias, quant, variant=variant, threads=threads, strides=stride)
             self.macs = out_hw * out_hw * cin * cout * k * k
         self.variant = self.conv.variant
+        if kind == "grouped" and self.conv.per_group:
+            self.variant += " per group"
         if kind == "conv_slice":
             self.block = rng.integers(-128, 128, (1, hw, hw, spec["c_total"])).astype(np.int8)
             self.x = np.ascontiguousarray(self.block[..., :cin])
@@ -205,7 +227,7 @@ class _Case:
             model = K.build_tflite_model("depthwise", self.x.shape, weights, bias, quant, strides=stride,
                                          depth_multiplier=spec["multiplier"])
             inputs = [self.x]
-        elif kind == "conv":
+        elif kind in ("conv", "grouped"):
             self.x = rng.integers(-128, 128, (1, hw, hw, cin)).astype(np.int8)
             self.out = np.empty((1, out_hw, out_hw, cout), np.int8)
             self.run_ours = lambda: self.conv._p.conv2d(self.x, self.out, threads)

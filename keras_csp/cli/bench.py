@@ -70,13 +70,14 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
 @click.option("--burst", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Calls in a row per side and round; with more than 1 the first of each is not timed "
                    "(on several threads it wakes workers the other side's run let fall asleep).")
-@click.option("--shapes", "shape_set", default="csp", show_default=True, type=click.Choice(["csp", "yolo", "mobile"]),
+@click.option("--shapes", "shape_set", default="csp", show_default=True, type=click.Choice(["csp", "yolo", "mobile", "resnext"]),
               help="csp: CSPDenseNet-121 / DenseNet-121 / CSPResNet-50 stage shapes; yolo: the YOLOv8-n "
                    "backbone's convs at 320x320; mobile: the 3x3 depthwise convs of MobileNet-v2 and "
-                   "CSPMobileNet-v2 at 224x224.")
+                   "CSPMobileNet-v2 at 224x224; resnext: ResNeXt-50's grouped 3x3 convs.")
 def bench_kernels_command(json_path, quick, variant, budget, threads, burst, shape_set):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
-    CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile), and our MAC rate against the measured int8
+    CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile; grouped convs,
+    --shapes resnext), and our MAC rate against the measured int8
     peak of this core."""
     from ..benchmark import kernels as bench
     try:

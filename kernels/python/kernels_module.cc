@@ -131,6 +131,12 @@ Status Ops<int8_t, PackedDepthwiseInt8>::Run(const PackedDepthwiseInt8& p, const
   return DepthwiseConv2DInt8(p, in, li, out, lo, pool);
 }
 template <>
+Status Ops<int8_t, PackedGroupedConvInt8>::Run(const PackedGroupedConvInt8& p, const int8_t* in,
+                                               const TensorLayout& li, int8_t* out, const TensorLayout& lo,
+                                               ThreadPool* pool) {
+  return GroupedConv2DInt8(p, in, li, out, lo, pool);
+}
+template <>
 Status Ops<float, PackedConvF32>::Run(const PackedConvF32& p, const float* in,
                                       const TensorLayout& li, float* out, const TensorLayout& lo,
                                       ThreadPool* pool) {
@@ -391,6 +397,37 @@ PYBIND11_MODULE(_kernels, m) {
       .def_property_readonly("variant", [](const PackedDepthwiseInt8& p) { return std::string(VariantName(p.variant())); })
       .def_property_readonly("geometry", [](const PackedDepthwiseInt8& p) { return GeometryDict(p.geometry()); })
       .def("depthwise", &Ops<int8_t, PackedDepthwiseInt8>::Conv, py::arg("x"), py::arg("out") = py::none(),
+           py::arg("threads") = 1);
+
+  py::class_<PackedGroupedConvInt8>(m, "PackedGroupedConvInt8",
+                                    "int8 grouped conv (TFLite's CONV_2D with in_channels / groups filter inputs)")
+      .def(py::init([](py::array weights, py::object bias, int groups, int stride_h, int stride_w,
+                       const std::string& padding, int input_zero_point, int output_zero_point,
+                       py::array multiplier, py::array shift, int act_min, int act_max,
+                       const std::string& variant, const std::string& rounding, py::object requant_scale) {
+             // weights: OHWI [out_channels, kh, kw, in_channels / groups]
+             CheckArray<int8_t>(weights, "weights", 4, false);
+             if (groups < 1 || groups > (1 << 20)) throw py::value_error("groups must be in [1, 2^20]");
+             ConvGeometry g = MakeGeometry(weights, stride_h, stride_w, padding);
+             g.in_channels *= groups;
+             py::array barr;
+             const int32_t* bptr = OptionalChannelVector<int32_t>(bias, "bias", g.out_channels, &barr);
+             const Int8QuantParams q = QuantFrom(g.out_channels, input_zero_point, output_zero_point, multiplier,
+                                                 shift, act_min, act_max, rounding, requant_scale);
+             std::unique_ptr<PackedGroupedConvInt8> p;
+             Throw(PackedGroupedConvInt8::Create(g, groups, CPtr<int8_t>(weights), bptr, q, ToVariant(variant), &p));
+             return p;
+           }),
+           py::arg("weights"), py::arg("bias"), py::arg("groups"), py::arg("stride_h") = 1, py::arg("stride_w") = 1,
+           py::arg("padding") = "same", py::arg("input_zero_point") = 0, py::arg("output_zero_point") = 0,
+           py::arg("multiplier"), py::arg("shift"), py::arg("act_min") = -128, py::arg("act_max") = 127,
+           py::arg("variant") = "auto", py::arg("rounding") = "away_from_zero", py::arg("requant_scale") = py::none())
+      .def_property_readonly("variant", [](const PackedGroupedConvInt8& p) { return std::string(VariantName(p.variant())); })
+      .def_property_readonly("geometry", [](const PackedGroupedConvInt8& p) { return GeometryDict(p.geometry()); })
+      .def_property_readonly("groups", &PackedGroupedConvInt8::groups)
+      .def_property_readonly("per_group", &PackedGroupedConvInt8::per_group,
+                             "whether it runs one of the variant's convs per group (no grouped kernel for it)")
+      .def("conv2d", &Ops<int8_t, PackedGroupedConvInt8>::Conv, py::arg("x"), py::arg("out") = py::none(),
            py::arg("threads") = 1);
 
   py::class_<PackedConvF32> f32_conv(m, "PackedConvF32", "float32 conv with weights prepacked for one variant");
