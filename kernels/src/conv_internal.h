@@ -154,6 +154,15 @@ void* AllocPacked(P* p, size_t bytes) {
 
 // Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).
 void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias);
+// The same for a grouped conv's output channel oc (its kernel_h * kernel_w * in_channels / groups
+// weights), wrapping like the reference's int32 accumulator.
+inline int32_t GroupedFoldedBias(const PackedGroupedConvInt8& w, int oc, int32_t fold_zero_point) {
+  const size_t n = static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * (w.geometry_.in_channels / w.groups_);
+  const int8_t* f = &w.weights_[static_cast<size_t>(oc) * n];
+  int64_t sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += f[i];
+  return static_cast<int32_t>(static_cast<uint32_t>(w.bias_[oc]) - static_cast<uint32_t>(fold_zero_point * sum));
+}
 
 // Packing shared by the blocked int8 variants (AVX-512 VNNI, NEON dotprod / i8mm / mlal): per
 // block of kPackNR output channels, 4 rows x kPackNR int32 parameters (bias folded with

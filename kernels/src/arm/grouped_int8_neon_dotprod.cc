@@ -317,13 +317,7 @@ Status PackGroupedInt8NeonDotprod(PackedGroupedConvInt8* w) {
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + ZeroPointRowBytes(*w)));
   const Int8QuantParams& quant = w->quant_;
   std::vector<int32_t> bias(cout);
-  for (int oc = 0; oc < cout; ++oc) {  // bias - zp * sum(w), wrapping like the reference's int32 sum
-    const int8_t* f = &w->weights_[static_cast<size_t>(oc) * taps * G];
-    int64_t sum = 0;
-    for (int i = 0; i < taps * G; ++i) sum += f[i];
-    bias[oc] = static_cast<int32_t>(static_cast<uint32_t>(w->bias_[oc]) -
-                                    static_cast<uint32_t>(quant.input_zero_point * sum));
-  }
+  for (int oc = 0; oc < cout; ++oc) bias[oc] = GroupedFoldedBias(*w, oc, quant.input_zero_point);
   for (int bi = 0; bi < Blocks(*w); ++bi) {
     PackParamRows(reinterpret_cast<int32_t*>(base + bi * bb), quant, bias.data(), w->left_shift_.data(),
                   w->right_shift_.data(), bi * kNR, cout);

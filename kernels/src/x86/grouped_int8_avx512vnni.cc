@@ -140,11 +140,8 @@ Status PackGroupedInt8Avx512Vnni(PackedGroupedConvInt8* w) {
         const int oc = bi * kBlock + BlockChannel(q, j);
         if (oc >= cout) continue;  // zero parameters and weights: the lane's output is not stored
         const int8_t* f = &w->weights_[static_cast<size_t>(oc) * taps * G];
-        int64_t sum = 0;
-        for (int i = 0; i < taps * G; ++i) sum += f[i];
-        const int32_t bias =
-            static_cast<int32_t>(static_cast<uint32_t>(w->bias_[oc]) - static_cast<uint32_t>(offset * sum));
-        PackParamLane(prm + 64 * q + j, quant, bias, w->left_shift_[oc], w->right_shift_[oc], oc);
+        PackParamLane(prm + 64 * q + j, quant, GroupedFoldedBias(*w, oc, offset), w->left_shift_[oc],
+                      w->right_shift_[oc], oc);
         for (int t = 0; t < taps; ++t)
           for (int jj = 0; jj < dwords; ++jj)
             std::memcpy(wt + (static_cast<size_t>(t) * dwords + jj) * 256 + q * 64 + 4 * j, f + t * G + 4 * jj, 4);
