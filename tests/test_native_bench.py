@@ -149,6 +149,44 @@ def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, mod
     assert outs["arm", "fused"] == outs["arm", "plain"]
 
 
+@pytest.mark.parametrize("per_group,stride", [(4, 1), (8, 1), (8, 2)])
+def test_grouped_conv_fused_equals_unfused_on_x86_and_aarch64(native_build, tmp_path, per_group, stride):
+    """ResNeXt-style grouped 3x3 convs (128 channels in groups of 4 or 8) fused under `fuse --tune`
+    (a KcspConv2D with `groups`) equal LiteRT's grouped CONV_2D under XNNPACK: on x86 on this CPU's
+    grouped kernel or per-group convs, on aarch64 under qemu on the NEON dotprod grouped kernel (-cpu
+    max: the SME variant's; cortex-a76: neon_dotprod), whose 3x3 stride-1 blocks are assembly, and
+    per-group convs on the plain NEON cortex-a53."""
+    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
+        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
+    if not os.path.exists(AARCH64_LIB):
+        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    from keras_csp import kernels as K
+    from keras_csp.tflite import fuse
+
+    c = 128
+    rng = np.random.default_rng(per_group + stride)
+    w = rng.integers(-127, 128, (c, 3, 3, per_group)).astype(np.int8)
+    b = rng.integers(-20000, 20000, c).astype(np.int32)
+    q = K.Int8Quant(0.05, -3, rng.uniform(0.001, 0.01, c).astype(np.float32), 0.08, 5, "relu")
+    plain, fused = str(tmp_path / "grouped.tflite"), str(tmp_path / "grouped_fused.tflite")
+    with open(plain, "wb") as f:
+        f.write(K.build_tflite_model("conv", (1, 10, 10, c), w, b, q, strides=stride))
+    rep = fuse(plain, fused, tune=True, tune_min_speedup=0.0, tune_runs=1)
+    assert rep["ops_after"] == {"KcspConv2D": 1}, rep["ops_after"]
+    assert rep["fused"][0]["conv"] == f"3x3/s{stride} {c}->{c} (grouped, {c // per_group} groups)"
+    outs = {}
+    for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
+                                   ("max", native_build["aarch64"], AARCH64_LIB, "max"),
+                                   ("a76", native_build["aarch64"], AARCH64_LIB, "cortex-a76"),
+                                   ("a53", native_build["aarch64"], AARCH64_LIB, "cortex-a53")):
+        for name, model in (("plain", plain), ("fused", fused)):
+            out = tmp_path / f"{arch}_{name}.bin"
+            report = run_bench(binary, model, lib, "--output", str(out), qemu_cpu=cpu)
+            assert report["custom_op_numerics"] == "xnnpack"
+            outs[arch, name] = out.read_bytes()
+        assert outs[arch, "fused"] == outs[arch, "plain"], arch
+
+
 # --- the Android demo's native library and Kotlin sources ----------------------------------------
 
 ANDROID = os.path.join(ROOT, "android_demo")
