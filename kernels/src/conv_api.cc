@@ -1123,7 +1123,8 @@ bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant
   if (groups < 1 || g.in_channels % groups || g.out_channels % groups) return false;
 #if defined(__x86_64__)
   const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
-  if (variant == Variant::kAvx512Vnni && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
+  const bool x86_kernel = variant == Variant::kAvx512Vnni || variant == Variant::kAvx2 || variant == Variant::kAvxVnni;
+  if (x86_kernel && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
 #elif defined(__aarch64__)
   const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
   if (HasDotprodGrouped(variant) && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
@@ -1163,7 +1164,8 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   KeepWeights(p.get(), weights, group_weights * groups, bias, oc, quant);
   if (HasKernel(geometry, groups, v)) {
 #if defined(__x86_64__)
-    if (v == Variant::kAvx512Vnni) KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8Avx512Vnni(p.get()));
+    KCSP_RETURN_IF_ERROR(v == Variant::kAvx512Vnni ? internal::PackGroupedInt8Avx512Vnni(p.get())
+                                                   : internal::PackGroupedInt8Avx2(p.get()));
 #elif defined(__aarch64__)
     KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8NeonDotprod(p.get()));
 #endif
@@ -1221,6 +1223,8 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
 #if defined(__x86_64__)
     if (w.variant_ == Variant::kAvx512Vnni) return internal::GroupedInt8Avx512Vnni(w, p, input, output, r0, r1);
+    if (w.variant_ == Variant::kAvx2 || w.variant_ == Variant::kAvxVnni)
+      return internal::GroupedInt8Avx2(w, p, input, output, r0, r1);
 #elif defined(__aarch64__)
     if (HasDotprodGrouped(w.variant_)) return internal::GroupedInt8NeonDotprod(w, p, input, output, r0, r1);
 #endif
