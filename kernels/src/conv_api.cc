@@ -1165,6 +1165,7 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   if (HasKernel(geometry, groups, v)) {
 #if defined(__x86_64__)
     KCSP_RETURN_IF_ERROR(v == Variant::kAvx512Vnni ? internal::PackGroupedInt8Avx512Vnni(p.get())
+                         : v == Variant::kAvxVnni  ? internal::PackGroupedInt8AvxVnni(p.get())
                                                    : internal::PackGroupedInt8Avx2(p.get()));
 #elif defined(__aarch64__)
     KCSP_RETURN_IF_ERROR(internal::PackGroupedInt8NeonDotprod(p.get()));
@@ -1223,8 +1224,8 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
 #if defined(__x86_64__)
     if (w.variant_ == Variant::kAvx512Vnni) return internal::GroupedInt8Avx512Vnni(w, p, input, output, r0, r1);
-    if (w.variant_ == Variant::kAvx2 || w.variant_ == Variant::kAvxVnni)
-      return internal::GroupedInt8Avx2(w, p, input, output, r0, r1);
+    if (w.variant_ == Variant::kAvxVnni) return internal::GroupedInt8AvxVnni(w, p, input, output, r0, r1);
+    if (w.variant_ == Variant::kAvx2) return internal::GroupedInt8Avx2(w, p, input, output, r0, r1);
 #elif defined(__aarch64__)
     if (HasDotprodGrouped(w.variant_)) return internal::GroupedInt8NeonDotprod(w, p, input, output, r0, r1);
 #endif

@@ -244,6 +244,9 @@ void GroupedInt8Scalar(const PackedGroupedConvInt8& w, const ConvProblem& p, con
 #if defined(__x86_64__)
 Status PackGroupedInt8Avx512Vnni(PackedGroupedConvInt8* w);
 Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w);
+Status PackGroupedInt8AvxVnni(PackedGroupedConvInt8* w);
+void GroupedInt8AvxVnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                        int row_begin, int row_end);
 void GroupedInt8Avx2(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                      int row_begin, int row_end);
 void GroupedInt8Avx512Vnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,

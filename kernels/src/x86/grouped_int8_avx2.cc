@@ -1,4 +1,4 @@
-// int8 grouped conv, x86-64 AVX2 (what the avx2 and avxvnni variants run), for groups of G = 4 or
+// int8 grouped conv, x86-64 AVX2 (what the avx2 variant runs), for groups of G = 4 or
 // 8 input and output channels (ResNeXt's 3x3 convs). One conv per group on these CPUs used 4 or 8
 // of the conv tile's 16 output lanes and 4 or 8 of its input channels per step: ResNeXt-50's
 // 56x56x128 in 32 groups of 4 ran at 8.9 GMAC/s on a Zen 4 core (XNNPACK's AVX-512 per-group
