@@ -23,7 +23,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../conv_internal.h"
+#include "../grouped_sweep.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
@@ -90,38 +90,18 @@ void Rows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in
   const size_t bb = BlockBytes(w);
   const int cout = g.out_channels, taps = Taps(w);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  // The taps' input pointers (the largest kernels: 32 KiB of stack, the first slots touched). The
-  // same walk as SweepDotDepthwise's (depthwise_sweep.h), kept here: through a shared sweep taking the
-  // slot and the pixel as lambdas this kernel measured 4 % slower (56x56x128: 158.5 -> 165 us).
-  const int8_t* x[64 * 64];
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      for (int ky = 0; ky < g.kernel_h; ++ky) {
-        const int iy = iy0 + ky;
-        const bool row_in = iy >= 0 && iy < p.in_h;
-        for (int kx = 0; kx < g.kernel_w; ++kx) {
-          const int ix = ix0 + kx;
-          x[ky * g.kernel_w + kx] =
-              row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
-        }
-      }
-      int8_t* o = orow + ox * p.out.pixel_stride;
-      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-        const int n = std::min(kBlock, cout - oc0);
-        if (n == kBlock)
-          Block<kDwords, true>(x, taps, oc0, n, prm, wt, c, o);
-        else
-          Block<kDwords, false>(x, taps, oc0, n, prm, wt, c, o);
-      }
+  SweepGroupedPixels(w, p, in, out, row_begin, row_end, zp_row,
+                     [&](const int8_t* const* x, int8_t* o) __attribute__((always_inline)) {
+    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+      const int n = std::min(kBlock, cout - oc0);
+      if (n == kBlock)
+        Block<kDwords, true>(x, taps, oc0, n, prm, wt, c, o);
+      else
+        Block<kDwords, false>(x, taps, oc0, n, prm, wt, c, o);
     }
-  }
+  });
 }
 
 }  // namespace
