@@ -191,7 +191,7 @@ class _PackedInt8:
 
     @property
     def variant(self) -> str:
-        """The kernel that runs (for a depthwise conv: avx512vnni, avx2, neon_dotprod, neon or scalar)."""
+        """The kernel that runs (for a depthwise conv: avx512vnni, avxvnni, avx2, neon_dotprod, neon or scalar)."""
         return self._p.variant
 
     @property

@@ -582,7 +582,7 @@ def test_depthwise_reports_its_kernel_and_refuses_bad_arguments():
     q = K.Int8Quant(0.05, 0, np.full(16, 0.01, np.float32), 0.1, 0)
     w = np.ones((1, 3, 3, 16), np.int8)
     dw = K.Int8Depthwise(w, None, q, depth_multiplier=2)
-    assert dw.variant in ("avx512vnni", "avx2", "neon_dotprod", "neon", "scalar")
+    assert dw.variant in ("avx512vnni", "avxvnni", "avx2", "neon_dotprod", "neon", "scalar")
     assert dw.geometry["in_channels"] == 8 and dw.geometry["out_channels"] == 16
     with pytest.raises(ValueError, match="depth_multiplier"):
         K.Int8Depthwise(w, None, q, depth_multiplier=3)

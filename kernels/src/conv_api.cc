@@ -1002,7 +1002,8 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   Variant kernel = Variant::kScalar;
   if (depth_multiplier <= 2) {
 #if defined(__x86_64__)
-    if (v == Variant::kAvx2 || v == Variant::kAvxVnni) kernel = Variant::kAvx2;
+    if (v == Variant::kAvx2) kernel = Variant::kAvx2;
+    if (v == Variant::kAvxVnni) kernel = depth_multiplier == 1 ? Variant::kAvxVnni : Variant::kAvx2;
     if (v == Variant::kAvx512Vnni) kernel = Variant::kAvx512Vnni;
 #endif
 #if defined(__aarch64__)
@@ -1022,6 +1023,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
 #if defined(__x86_64__)
     case Variant::kAvx2: s = internal::PackDepthwiseInt8Avx2(p.get()); break;
     case Variant::kAvx512Vnni: s = internal::PackDepthwiseInt8Avx512Vnni(p.get()); break;
+    case Variant::kAvxVnni: s = internal::PackDepthwiseInt8AvxVnni(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeon: s = internal::PackDepthwiseInt8Neon(p.get()); break;
@@ -1042,6 +1044,7 @@ void DepthwiseRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int
 #if defined(__x86_64__)
     case Variant::kAvx2: internal::DepthwiseInt8Avx2(w, p, input, output, r0, r1); break;
     case Variant::kAvx512Vnni: internal::DepthwiseInt8Avx512Vnni(w, p, input, output, r0, r1); break;
+    case Variant::kAvxVnni: internal::DepthwiseInt8AvxVnni(w, p, input, output, r0, r1); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeon: internal::DepthwiseInt8Neon(w, p, input, output, r0, r1); break;

@@ -255,6 +255,9 @@ Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w);
 void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);
 Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w);
+Status PackDepthwiseInt8AvxVnni(PackedDepthwiseInt8* w);
+void DepthwiseInt8AvxVnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                          int row_begin, int row_end);
 void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                              int row_begin, int row_end);
 Status PackInt8Avx2(PackedConvInt8* w);
