@@ -82,16 +82,6 @@ inline Quarters Interleave(const int8_t* const* x, int oc0, int n) {
            _mm256_unpackhi_epi16(hi01, hi23)}};
 }
 
-// The four quarters back in channel order (channels 0-7: quarters 0 and 1 of lane 0, 8-15:
-// quarters 2 and 3, 16-31: the same of lane 1), requantized and stored (n <= 32 of them).
-inline void StoreQuarters(const __m256i* acc, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
-  StoreRow(_mm256_permute2x128_si256(acc[0], acc[1], 0x20), _mm256_permute2x128_si256(acc[2], acc[3], 0x20), prm,
-           c, o, std::min(n, 16));
-  if (n > 16)
-    StoreRow(_mm256_permute2x128_si256(acc[0], acc[1], 0x31), _mm256_permute2x128_si256(acc[2], acc[3], 0x31),
-             prm + kParamBytes / sizeof(int32_t), c, o + 16, n - 16);
-}
-
 inline __m256i Weights(const int8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // One block of one output pixel: x[4 * groups] tap pointers, wg the block's packed weights.
@@ -107,7 +97,7 @@ inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int3
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[q] = KCSP_DPBUSD256(acc[q], t.q[q], Weights(wg + g * kGroupBytes + 32 * q));
   }
-  StoreQuarters(acc, prm, c, o + oc0, n);
+  StoreQuarters32(acc, prm, c, o + oc0, n);
 }
 
 template <int kGroups>
@@ -153,7 +143,7 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
       acc[q] = KCSP_DPBUSD256(acc[q], mid.q[q], Weights(wg + kGroupBytes + 32 * q));
       acc[q] = KCSP_DPBUSD256(acc[q], right.q[q], Weights(wg + 2 * kGroupBytes + 32 * q));
     }
-    StoreQuarters(acc, prm, c, o + ox * out_pixel_stride + oc0, n);
+    StoreQuarters32(acc, prm, c, o + ox * out_pixel_stride + oc0, n);
     left = kStride == 1 ? mid : right;
     mid = right;
   }

@@ -20,13 +20,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../grouped_sweep.h"
+#include "../conv_internal.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #endif
 
 #include "avx2_requant.h"
+#include "../grouped_sweep.h"  // after the clang target push: its walk inlines the kernels
 
 namespace keras_csp {
 namespace internal {

@@ -24,7 +24,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../grouped_sweep.h"
+#include "../conv_internal.h"
 
 #if defined(__clang__) && defined(KCSP_AVXVNNI_AS_EVEX)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512vl,avx512vnni"))), apply_to = function)
@@ -33,6 +33,7 @@
 #endif
 
 #include "avx2_requant.h"
+#include "../grouped_sweep.h"  // after the clang target push: its walk inlines the kernels
 
 namespace keras_csp {
 namespace internal {
@@ -81,12 +82,7 @@ inline void Block(const int8_t* const* x, int taps, int oc0, int n, const int32_
         acc[q] = KCSP_DPBUSD256(acc[q], d[LaneDword(kDwords, q, jj)],
                                 _mm256_load_si256(reinterpret_cast<const __m256i*>(wtap + jj * 128 + q * 32)));
   }
-  // channels 0-7: quarters 0 and 1 in lane 0; 8-15: quarters 2 and 3 in lane 0; 16-31: lanes 1
-  StoreRow(_mm256_permute2x128_si256(acc[0], acc[1], 0x20), _mm256_permute2x128_si256(acc[2], acc[3], 0x20), prm,
-           c, o + oc0, std::min(n, 16));
-  if (n > 16)
-    StoreRow(_mm256_permute2x128_si256(acc[0], acc[1], 0x31), _mm256_permute2x128_si256(acc[2], acc[3], 0x31),
-             prm + kParamBytes / sizeof(int32_t), c, o + oc0 + 16, n - 16);
+  StoreQuarters32(acc, prm, c, o + oc0, n);
 }
 
 template <int kDwords>
