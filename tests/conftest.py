@@ -8,6 +8,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# The kernel variants with a grouped conv kernel (groups of 4 or 8 channels in and out): every SIMD
+# variant but plain NEON; the others run one conv per group.
+GROUPED_KERNEL_VARIANTS = ("avx512vnni", "avxvnni", "avx2", "neon_dotprod", "neon_i8mm", "sme")
+
+
 def run_python(code, legacy=False, timeout=900):
     """Run `code` in a fresh interpreter (TF_USE_LEGACY_KERAS is only read when TF is imported)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1" if legacy else "0")

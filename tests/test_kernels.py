@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from keras_csp import _kernels
 from keras_csp import kernels as K
+from conftest import GROUPED_KERNEL_VARIANTS
 
 FEATURES = K.cpu_features()
 INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme"]
@@ -567,7 +568,7 @@ def test_grouped_conv_reports_its_path_and_refuses_bad_arguments():
     q = K.Int8Quant(0.05, 0, np.full(128, 0.01, np.float32), 0.1, 0)
     conv = K.Int8GroupedConv(np.ones((128, 3, 3, 4), np.int8), None, q, groups=32)
     assert conv.groups == 32 and conv.geometry["in_channels"] == 128
-    grouped_kernel = conv.variant in ("avx512vnni", "neon_dotprod", "neon_i8mm", "sme")
+    grouped_kernel = conv.variant in GROUPED_KERNEL_VARIANTS
     assert conv.per_group == (conv.variant != "scalar" and not grouped_kernel)
     wide = K.Int8GroupedConv(np.ones((128, 3, 3, 16), np.int8), None, q, groups=8)  # groups of 16
     assert wide.per_group == (wide.variant != "scalar")

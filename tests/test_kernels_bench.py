@@ -5,6 +5,7 @@ from click.testing import CliRunner
 
 from keras_csp.benchmark import kernels as bench
 from keras_csp.cli.bench import bench_kernels_command
+from conftest import GROUPED_KERNEL_VARIANTS
 
 
 def test_shape_table_covers_the_three_models():
@@ -130,5 +131,5 @@ def test_bench_kernels_cli_resnext_shapes(tmp_path):
     assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in data["shapes"])
     first = data["shapes"][0]  # 56x56, 128 channels in 32 groups of 4, 3x3 at stride 1
     assert first["macs"] == 56 * 56 * 128 * 9 * 4
-    grouped_kernel = data["variant"] in ("avx512vnni", "neon_dotprod", "neon_i8mm", "sme")
+    grouped_kernel = data["variant"] in GROUPED_KERNEL_VARIANTS
     assert first["variant"].endswith("per group") == (data["variant"] != "scalar" and not grouped_kernel)

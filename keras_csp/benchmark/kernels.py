@@ -135,14 +135,8 @@ def shape_table(quick: bool = False, shapes: str = "csp") -> list[dict]:
     MobileNet-v2 and CSPMobileNet-v2 at 224x224) or "resnext" (ResNeXt-50's grouped 3x3 convs)."""
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r} (expected one of {SHAPE_SETS})")
-    if shapes == "mobile":
-        table = _mobile_shapes()
-        return table[::3] if quick else table
-    if shapes == "resnext":
-        table = _resnext_shapes()
-        return table[::3] if quick else table
-    if shapes == "yolo":
-        table = _yolov8n_shapes()
+    if shapes in ("mobile", "resnext", "yolo"):  # --quick: every third shape
+        table = {"mobile": _mobile_shapes, "resnext": _resnext_shapes, "yolo": _yolov8n_shapes}[shapes]()
         return table[::3] if quick else table
     table = (_densenet_shapes("cspdensenet121", True) + _densenet_shapes("densenet121", False)
              + _cspresnet50_shapes())

@@ -195,7 +195,8 @@ STEM_MAX_IN_CHANNELS = 4
 MAX_DENSIFIED_GROUPS = 32
 
 
-# Channels per group (in and out) of the grouped kernel (PackedGroupedConvInt8 on AVX-512 VNNI).
+# Channels per group (in and out) of the grouped kernels (PackedGroupedConvInt8: every SIMD variant
+# but plain NEON).
 GROUPED_KERNEL_CHANNELS = (4, 8)
 
 
@@ -441,8 +442,8 @@ class Matcher:
         with block-diagonal weights: the zeros add exact zeros to every accumulator, so the dense
         conv gives the same int32 sums and the same bytes, at `groups` times the MACs. Where that
         does not pay (densify_pays) and `grouped_kernel` (fuse --tune), groups of 4 or 8 channels in
-        and out run on the grouped kernel instead (params["groups"]; AVX-512 VNNI: vpdpbusd over a
-        group's inputs; other CPUs: one conv per group)."""
+        and out run on the grouped kernel instead (params["groups"]; a group's inputs broadcast to its
+        outputs' lanes on every SIMD variant but plain NEON, which runs one conv per group)."""
         r = self._filter_info(ci, why, "conv")
         if r is None:
             return None

@@ -1060,13 +1060,7 @@ Status DepthwiseConv2DInt8(const PackedDepthwiseInt8& w, const int8_t* input, co
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
   p.pool = pool;
-  // Output rows split over the pool; each row is computed the same way at every thread count.
-  const int rows = p.batch * p.out_h;
-  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
-  ParallelFor(pool, tasks, [&](int t) {
-    const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
-    DepthwiseRows(w, p, input, output, r0, r1);
-  });
+  internal::ParallelRows(pool, p.batch * p.out_h, [&](int r0, int r1) { DepthwiseRows(w, p, input, output, r0, r1); });
   return Status::Ok();
 }
 
@@ -1124,16 +1118,16 @@ bool HasDotprodGrouped(Variant v) {
 
 bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant variant) {
   if (groups < 1 || g.in_channels % groups || g.out_channels % groups) return false;
+  const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
+  if (cin_g != cout_g || (cin_g != 4 && cin_g != 8)) return false;
 #if defined(__x86_64__)
-  const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
-  const bool x86_kernel = variant == Variant::kAvx512Vnni || variant == Variant::kAvx2 || variant == Variant::kAvxVnni;
-  if (x86_kernel && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
+  return variant == Variant::kAvx512Vnni || variant == Variant::kAvxVnni || variant == Variant::kAvx2;
 #elif defined(__aarch64__)
-  const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
-  if (HasDotprodGrouped(variant) && cin_g == cout_g && (cin_g == 4 || cin_g == 8)) return true;
-#endif
+  return HasDotprodGrouped(variant);
+#else
   (void)variant;
   return false;
+#endif
 }
 
 Status PackedGroupedConvInt8::Create(const ConvGeometry& geometry, int groups, const int8_t* weights,
@@ -1220,11 +1214,7 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     for (int gi = 0; gi < w.groups_; ++gi) KCSP_RETURN_IF_ERROR(group(gi, pool));
     return Status::Ok();
   }
-  // Output rows split over the pool; each row is computed the same way at every thread count.
-  const int rows = p.batch * p.out_h;
-  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
-  ParallelFor(pool, tasks, [&](int t) {
-    const int r0 = static_cast<int>(int64_t{rows} * t / tasks), r1 = static_cast<int>(int64_t{rows} * (t + 1) / tasks);
+  internal::ParallelRows(pool, p.batch * p.out_h, [&](int r0, int r1) {
 #if defined(__x86_64__)
     if (w.variant_ == Variant::kAvx512Vnni) return internal::GroupedInt8Avx512Vnni(w, p, input, output, r0, r1);
     if (w.variant_ == Variant::kAvxVnni) return internal::GroupedInt8AvxVnni(w, p, input, output, r0, r1);

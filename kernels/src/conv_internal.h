@@ -121,16 +121,22 @@ void BuildPaddedRows(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst 
   }
 }
 
+// rows_fn(r0, r1) over rows [0, rows) split into up to 4 tasks per thread of `pool` (null: one task on
+// the calling thread); each row is computed the same way at every thread count.
+template <typename RowsFn>
+void ParallelRows(ThreadPool* pool, int rows, RowsFn rows_fn) {
+  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
+  ParallelFor(pool, tasks, [&](int t) {
+    rows_fn(static_cast<int>(int64_t{rows} * t / tasks), static_cast<int>(int64_t{rows} * (t + 1) / tasks));
+  });
+}
+
 // The whole padded input, split into row groups on `pool` (null: the calling thread).
 template <typename Src, typename Dst, typename Convert>
 void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill, Dst channel_fill,
                  Convert convert, ThreadPool* pool = nullptr) {
-  const int rows = p.batch * p.padded_h;
-  const int tasks = pool ? std::min(rows, 4 * pool->threads()) : 1;
-  ParallelFor(pool, tasks, [&](int t) {
-    BuildPaddedRows(p, in, buf, cp, fill, channel_fill, convert, static_cast<int>(int64_t{rows} * t / tasks),
-                    static_cast<int>(int64_t{rows} * (t + 1) / tasks));
-  });
+  ParallelRows(pool, p.batch * p.padded_h,
+               [&](int r0, int r1) { BuildPaddedRows(p, in, buf, cp, fill, channel_fill, convert, r0, r1); });
 }
 
 inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }

@@ -336,10 +336,11 @@ Status DepthwiseConv2DInt8Rows(const PackedDepthwiseInt8& packed, const int8_t* 
 class PackedGroupedConvInt8 {
  public:
   // weights: OHWI [out_channels][kernel_h][kernel_w][in_channels / groups] int8; bias: out_channels
-  // int32 or null. kAvx512Vnni has a kernel for cin_g == cout_g in {4, 8} (vpdpbusd over a group's
-  // input channels, each group's inputs broadcast to its outputs' lanes); every other variant and
-  // group shape runs one of the variant's convs per group on the channel slices (per_group(), as
-  // XNNPACK does), kScalar the scalar reference.
+  // int32 or null. For cin_g == cout_g in {4, 8} every SIMD variant but kNeon has a kernel (each
+  // group's inputs broadcast to its outputs' lanes: vpdpbusd on AVX-512 VNNI / AVX-VNNI, vpmaddwd
+  // on AVX2, by-element sdot on the dotprod / i8mm / SME variants); other variants and group shapes
+  // run one of the variant's convs per group on the channel slices (per_group(), as XNNPACK does),
+  // kScalar the scalar reference.
   static Status Create(const ConvGeometry& geometry, int groups, const int8_t* weights, const int32_t* bias,
                        const Int8QuantParams& quant, Variant variant, std::unique_ptr<PackedGroupedConvInt8>* out);
   static Status CreateImpl(const ConvGeometry&, int, const int8_t*, const int32_t*, const Int8QuantParams&, Variant,
