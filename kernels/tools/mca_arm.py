@@ -6,7 +6,7 @@ LLVM-MCA-BEGIN/END comments), runs llvm-mca (Debian's llvm-19) on that region fo
 model, and compares the MACs per cycle with the core's peak for the loop's instruction, measured by
 llvm-mca on a loop of independent instructions (so both numbers come from the same model).
 
-    python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...]
+    python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...] [--clang]
 
 Loops: neon_dotprod_6x16 (sdot), neon_dotprod_grouped_g4 / _g8 (the grouped conv's 3x3 block, ResNeXt's groups of 4 / 8), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
 neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53). Also the
@@ -118,7 +118,7 @@ def mca(asm, cpu, mca_bin, iterations=200):
 
 def marked_region(cxx, source, march, name):
     """The LLVM-MCA region `name` of kernels/src/arm/`source` as `cxx` -O3 compiles it for `march`."""
-    asm = subprocess.run([cxx, "-O3", "-std=c++17", f"-march={march}", "-DKCSP_MCA_MARKERS",
+    asm = subprocess.run([*cxx.split(), "-O3", "-std=c++17", f"-march={march}", "-DKCSP_MCA_MARKERS",
                           "-I", os.path.join(ROOT, "kernels", "include"), "-S", "-o", "-",
                           os.path.join(ARM, source)], capture_output=True, text=True, check=True).stdout
     return region(asm, name)
@@ -137,10 +137,13 @@ def region_cycles(cxx, mca_bin, loops, wanted):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--clang", action="store_true",
+                    help="compile with clang++ --target=aarch64-linux-gnu (the Android NDK's compiler family) "
+                         "instead of aarch64-linux-gnu-g++")
     ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [d[0] for d in DEPTHWISE_LOOPS]
                                                  + [b[0] for b in BYTE_LOOPS]))
     args = ap.parse_args(argv)
-    cxx = tool("aarch64-linux-gnu-g++")
+    cxx = f"{tool('clang++')} --target=aarch64-linux-gnu" if args.clang else tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
     wanted = args.loops.split(",")
     rows = []

@@ -6,7 +6,7 @@
 // with themselves). Pixels whose taps are all in range (the interior) multiply the int8 inputs as
 // they are, two taps per int16 lane (smull + smlal of int8: |x * w| <= 128 * 127, so two fit int16
 // when no weight is -128, checked at packing), widened into the int32 accumulators with saddw,
-// which start at -input_zero_point * sum(w): 6 instructions per tap and 16 channels instead of 12.
+// which start at bias - input_zero_point * sum(w): 6 instructions per tap and 16 channels instead of 12.
 // Epilogue: neon_int8_common.h, shared with the NEON convs.
 #if defined(__aarch64__)
 #include <algorithm>
@@ -23,7 +23,7 @@ constexpr int kNR = kPackNR;
 
 static_assert(kNR == kDepthwiseNR, "16-channel blocks");
 // Per block of 16 output channels: the 4 parameter rows, [tap][16] int8 weights, then the
-// interior's accumulator start (-zp * sum over taps of w, 16 int32) and a row whose first int32
+// interior's accumulator start (bias - zp * sum over taps of w, 16 int32) and a row whose first int32
 // says whether the interior's int16 pairs are exact (no weight of the block is -128).
 constexpr size_t kZpRowBytes = kNR * sizeof(int32_t), kFlagRowBytes = 4 * sizeof(int32_t);
 inline size_t DwBlockBytes(const PackedDepthwiseInt8& w) {
@@ -100,7 +100,7 @@ inline void InteriorBlock(const int8_t* const* x, int taps, int oc0, const int8_
     a2 = vaddw_s16(a2, vget_low_s16(hi));
     a3 = vaddw_high_s16(a3, hi);
   }
-  StoreRow(a0, a1, a2, a3, prm, c, o + oc0, kNR);
+  StoreRow<true>(a0, a1, a2, a3, prm, c, o + oc0, kNR);
   if constexpr (kMca) KCSP_MCA_END("neon_depthwise_3x3");
 }
 
@@ -157,7 +157,9 @@ Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w) {
         auto* zr = reinterpret_cast<int32_t*>(extra);
         bool pairs_exact = true;
         for (int j = 0; j < kNR; ++j) {
-          zr[j] = DepthwiseZeroPointTerm(*w, oc0 + j);
+          const int32_t bias = oc0 + j < cout ? w->bias_[oc0 + j] : 0;  // wraps as the int32 sum does
+          zr[j] = static_cast<int32_t>(static_cast<uint32_t>(DepthwiseZeroPointTerm(*w, oc0 + j)) +
+                                       static_cast<uint32_t>(bias));
           for (int t = 0; t < taps && oc0 + j < cout; ++t)
             pairs_exact = pairs_exact && w->weights_[static_cast<size_t>(t) * cout + oc0 + j] != -128;
         }

@@ -73,13 +73,19 @@ inline void Dot(int32x4_t* acc, const Quarters& t, const int8_t* wg) {
   for (int q = 0; q < 4; ++q) acc[q] = vdotq_s32(acc[q], t.q[q], vld1q_s8(wg + 16 * q));
 }
 
+// The accumulators start at the block's (folded) bias: the epilogue then adds nothing.
+inline void BiasStart(int32x4_t* acc, const int32_t* prm) {
+  for (int q = 0; q < 4; ++q) acc[q] = vld1q_s32(prm + 4 * q);
+}
+
 // One block of one output pixel: x[4 * groups] tap pointers, prm / wg the block's parameters and weights.
 template <int M, bool kFull>
 void PixelBlock(const int8_t* const* x, int groups, int oc0, int n, const int32_t* prm, const int8_t* wg,
                 const RequantConsts& c, int8_t* o) {
-  int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  int32x4_t acc[4];
+  BiasStart(acc, prm);
   for (int g = 0; g < groups; ++g) Dot(acc, Interleave<M, kFull>(x + 4 * g, oc0, n), wg + g * kGroupBytes);
-  StoreRow(acc[0], acc[1], acc[2], acc[3], prm, c, o + oc0, n);
+  StoreRow<true>(acc[0], acc[1], acc[2], acc[3], prm, c, o + oc0, n);
 }
 
 // Any kernel: every output pixel gathers its taps' pointers into their slots.
@@ -110,23 +116,29 @@ template <int M, bool kFull, int kStride, bool kFour>
 void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
                     int out_w, int64_t out_pixel_stride, int oc0, int n, const int32_t* prm, const int8_t* wg,
                     const RequantConsts& c, int8_t* o) {
+  // the row pointers copied: read through `rows`, they were reloaded after every int8 store (which
+  // may alias them), spilled, and the A55 model's column step stalled on them (136 -> 104 cycles)
+  const int8_t* const row[4] = {rows[0], rows[1], rows[2], kFour ? rows[3] : nullptr};
   auto column = [&](int ix) {
     const int8_t* x[4];
-    ColumnPointers<kFour>(rows, zp_row, in_w, pixel_stride, ix, x);
+    ColumnPointers<kFour>(row, zp_row, in_w, pixel_stride, ix, x);
     return Interleave<M, kFull, kFour>(x, oc0, n);
   };
-  // the llvm-mca region (kernels/tools/mca_arm.py): one output pixel's 16 channels of a 3x3/1
+  // the llvm-mca region (kernels/tools/mca_arm.py): one output pixel's 16 channels of a 3x3/1.
+  // Not unrolled: the columns would change roles by name instead of by register moves (clang's 8
+  // mov per pixel), but three columns live across a pixel spill (clang: 52 -> 121 cycles, A76 model).
   constexpr bool kMca = M == 1 && kFull && kStride == 1 && !kFour;
   Quarters left = column(ix0), mid = kStride == 1 ? column(ix0 + 1) : left;
   for (int ox = 0; ox < out_w; ++ox, ix0 += kStride) {
     if constexpr (kMca) KCSP_MCA_BEGIN("neon_dotprod_depthwise_3x3");
     if (kStride != 1) mid = column(ix0 + 1);
     const Quarters right = column(ix0 + 2);
-    int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    int32x4_t acc[4];
+    BiasStart(acc, prm);
     Dot(acc, left, wg);
     Dot(acc, mid, wg + kGroupBytes);
     Dot(acc, right, wg + 2 * kGroupBytes);
-    StoreRow(acc[0], acc[1], acc[2], acc[3], prm, c, o + ox * out_pixel_stride + oc0, n);
+    StoreRow<true>(acc[0], acc[1], acc[2], acc[3], prm, c, o + ox * out_pixel_stride + oc0, kFull ? kNR : n);
     left = kStride == 1 ? mid : right;
     mid = right;
     if constexpr (kMca) KCSP_MCA_END("neon_dotprod_depthwise_3x3");

@@ -17,53 +17,63 @@ namespace internal {
 namespace {
 
 struct RequantConsts {
-  int32x4_t zp, mn, mx;
   int32x4_t away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;       // XNNPACK's fp32 requantization; the multiplier row holds the float scales
-  float32x4_t fmin, fmax;  // fp32: output range relative to the zero point
+  int16x8_t zp;    // output zero point, added after the first saturating narrow (as XNNPACK)
+  int16x8_t mn16, mx16;  // the activation range: clamped after the narrows, 8 or 16 lanes per op
+  int8x16_t mn, mx;
 };
 
-inline int32x4_t Requant(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
-  const int32x4_t bias = vld1q_s32(prm + 4 * q);
+// acc (+ bias unless kBiasInAcc: kernels that start their accumulators at the bias skip 4 adds)
+// scaled to the output's units, before the zero point and the clamp. Saturating narrows are
+// monotone and the clamp range lies inside int8, so zero point and clamp after the narrows give
+// what clamp(scaled + zp) gives, with 16 (8) lanes per instruction instead of 4.
+template <bool kBiasInAcc>
+inline int32x4_t Scaled(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
+  if (!kBiasInAcc) acc = vaddq_s32(acc, vld1q_s32(prm + 4 * q));
   const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
   if (KCSP_MCA_FP32_ONLY || c.fp32) {
-    // As XNNPACK's fp32 neonv8 requantization: scale, clamp, vcvtn (nearest, ties to even).
-    float32x4_t f = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, bias)), vreinterpretq_f32_s32(mult));
-    f = vminq_f32(vmaxq_f32(f, c.fmin), c.fmax);
-    return vaddq_s32(vcvtnq_s32_f32(f), c.zp);
+    // As XNNPACK's fp32 neonv8 requantization: scale, vcvtn (nearest, ties to even).
+    return vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc), vreinterpretq_f32_s32(mult)));
   }
   const int32x4_t lsh = vld1q_s32(prm + 32 + 4 * q);
   const int32x4_t rsh = vld1q_s32(prm + 48 + 4 * q);
-  int32x4_t x = vshlq_s32(vaddq_s32(acc, bias), lsh);
-  x = vqrdmulhq_s32(x, mult);
+  int32x4_t x = vqrdmulhq_s32(vshlq_s32(acc, lsh), mult);
   // RoundingDivideByPOT: round half away from zero.
   const int32x4_t neg = vnegq_s32(rsh);
   const int32x4_t fixup = vandq_s32(vshrq_n_s32(vandq_s32(x, neg), 31), c.away);
-  x = vrshlq_s32(vqaddq_s32(x, fixup), neg);
-  x = vaddq_s32(x, c.zp);
-  return vminq_s32(vmaxq_s32(x, c.mn), c.mx);
+  return vrshlq_s32(vqaddq_s32(x, fixup), neg);
+}
+
+// Four quarters scaled, narrowed to int16 and offset by the zero point: 16 lanes as two int16x8.
+template <bool kBiasInAcc>
+__attribute__((always_inline)) inline int16x8x2_t ScaledRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3,
+                                                            const int32_t* prm, const RequantConsts& c) {
+  const int16x8_t lo = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a0, prm, 0, c)), Scaled<kBiasInAcc>(a1, prm, 1, c));
+  const int16x8_t hi = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a2, prm, 2, c)), Scaled<kBiasInAcc>(a3, prm, 3, c));
+  return {{vqaddq_s16(lo, c.zp), vqaddq_s16(hi, c.zp)}};
 }
 
 inline RequantConsts MakeRequantConsts(const Int8QuantParams& q) {
   RequantConsts c;
-  c.zp = vdupq_n_s32(q.output_zero_point);
-  c.mn = vdupq_n_s32(q.act_min);
-  c.mx = vdupq_n_s32(q.act_max);
   c.away = vdupq_n_s32(q.rounding == Rounding::kAwayFromZero ? -1 : 0);
   c.fp32 = q.rounding == Rounding::kFp32;
-  c.fmin = vdupq_n_f32(static_cast<float>(q.act_min - q.output_zero_point));
-  c.fmax = vdupq_n_f32(static_cast<float>(q.act_max - q.output_zero_point));
+  c.zp = vdupq_n_s16(static_cast<int16_t>(q.output_zero_point));
+  c.mn16 = vdupq_n_s16(static_cast<int16_t>(q.act_min));
+  c.mx16 = vdupq_n_s16(static_cast<int16_t>(q.act_max));
+  c.mn = vdupq_n_s8(static_cast<int8_t>(q.act_min));
+  c.mx = vdupq_n_s8(static_cast<int8_t>(q.act_max));
   return c;
 }
 
 // One output pixel's 16 channels (4 x int32x4) requantized and stored (n <= 16 of them). Always
 // inlined: called out of line (as GCC chose in the dotprod depthwise kernel's pixel loop), the
 // caller saves its live vector registers around the call.
-__attribute__((always_inline)) inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
-                     const RequantConsts& c, int8_t* o, int n) {
-  const int16x8_t lo = vcombine_s16(vqmovn_s32(Requant(a0, prm, 0, c)), vqmovn_s32(Requant(a1, prm, 1, c)));
-  const int16x8_t hi = vcombine_s16(vqmovn_s32(Requant(a2, prm, 2, c)), vqmovn_s32(Requant(a3, prm, 3, c)));
-  const int8x16_t v = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+template <bool kBiasInAcc = false>
+__attribute__((always_inline)) inline void StoreRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3,
+                                                    const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  const int16x8x2_t r = ScaledRow<kBiasInAcc>(a0, a1, a2, a3, prm, c);
+  const int8x16_t v = vminq_s8(vmaxq_s8(vqmovn_high_s16(vqmovn_s16(r.val[0]), r.val[1]), c.mn), c.mx);
   if (n == kPackNR) {
     vst1q_s8(o, v);
   } else {
@@ -77,10 +87,10 @@ __attribute__((always_inline)) inline void StoreRow(int32x4_t a0, int32x4_t a1, 
 // (Conv2DInt8Chain): n <= 16 values, 2n bytes at o.
 inline void StoreRowInt16(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, const int32_t* prm,
                           const RequantConsts& c, int8_t* o, int n) {
-  const int16x8_t lo = vcombine_s16(vqmovn_s32(vsubq_s32(Requant(a0, prm, 0, c), c.zp)),
-                                    vqmovn_s32(vsubq_s32(Requant(a1, prm, 1, c), c.zp)));
-  const int16x8_t hi = vcombine_s16(vqmovn_s32(vsubq_s32(Requant(a2, prm, 2, c), c.zp)),
-                                    vqmovn_s32(vsubq_s32(Requant(a3, prm, 3, c), c.zp)));
+  const int16x8x2_t r = ScaledRow<false>(a0, a1, a2, a3, prm, c);
+  // clamped in int16 (the range lies inside int8), then the zero point off again: |x| <= 255
+  const int16x8_t lo = vsubq_s16(vminq_s16(vmaxq_s16(r.val[0], c.mn16), c.mx16), c.zp);
+  const int16x8_t hi = vsubq_s16(vminq_s16(vmaxq_s16(r.val[1], c.mn16), c.mx16), c.zp);
   int16_t tmp[16];
   int16_t* d = n == kPackNR ? reinterpret_cast<int16_t*>(o) : tmp;  // o: int16 staging, 2-byte aligned
   vst1q_s16(d, lo);
