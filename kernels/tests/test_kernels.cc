@@ -710,6 +710,46 @@ void TestRequantEdgeCases() {
       CHECK(a == b, "extreme requant mismatch for %s", VariantName(v));
     }
   }
+  // Scaled values at the int32 bounds: the fixed-point zero point add wraps there, as in TFLite's
+  // reference (WrapAdd), so x + zp past INT32_MAX clamps to act_min, not act_max. Bias within 200
+  // of a bound, multiplier ~1, no shift: the requantized value stays within ~33k of the bound.
+  int wrapped = 0;
+  for (Variant v : kAllVariants) {
+    if (!VariantAvailable(v)) continue;
+    for (int trial = 0; trial < 60; ++trial) {
+      ConvGeometry g;
+      g.in_channels = 1;
+      g.out_channels = 16;
+      std::vector<int8_t> wts(16);
+      std::vector<int32_t> bias(16);
+      Int8QuantParams q;
+      q.input_zero_point = RandInt(-128, 127);
+      q.output_zero_point = trial % 2 ? RandInt(1, 127) : RandInt(-128, -1);
+      const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
+      q.rounding = modes[trial % 3];
+      for (int c = 0; c < 16; ++c) {
+        wts[c] = static_cast<int8_t>(RandInt(-2, 2));
+        bias[c] = q.output_zero_point > 0 ? INT32_MAX - RandInt(0, 200) : INT32_MIN + RandInt(0, 200);
+        q.output_multiplier.push_back(RandInt(0x7fffff00, 0x7fffffff));
+        q.output_shift.push_back(0);
+        q.requant_scale.push_back(1.f);
+      }
+      std::unique_ptr<PackedConvInt8> p, pr;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
+      std::vector<int8_t> x(5 * 4), a(5 * 4 * 16), b(5 * 4 * 16);
+      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
+      const TensorLayout li = NhwcSlice(1, 5, 4, 1, 0, 1), lo = NhwcSlice(1, 5, 4, 16, 0, 16);
+      CHECK(Conv2DInt8(*p, x.data(), li, a.data(), lo).ok(), "run");
+      CHECK(Conv2DInt8(*pr, x.data(), li, b.data(), lo).ok(), "run");
+      CHECK(a == b, "requant at the int32 bound mismatch for %s (%s)", VariantName(v),
+            q.rounding == Rounding::kFp32 ? "fp32" : "fixed point");
+      // the reference's wrapped lanes: zp > 0 near INT32_MAX gives act_min (-128)
+      if (q.rounding != Rounding::kFp32)
+        for (int8_t e : b) wrapped += q.output_zero_point > 0 ? e == -128 : e == 127;
+    }
+  }
+  CHECK(wrapped > 0, "no lane reached the int32 bound");
 }
 
 void TestValidation() {

@@ -19,15 +19,17 @@ namespace {
 struct RequantConsts {
   int32x4_t away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;       // XNNPACK's fp32 requantization; the multiplier row holds the float scales
-  int16x8_t zp;    // output zero point, added after the first saturating narrow (as XNNPACK)
+  int32x4_t zp32;  // fixed point: output zero point, added in int32 (wrapping, as TFLite's reference)
+  int16x8_t zp;    // fp32: output zero point, added after the first saturating narrow (as XNNPACK)
   int16x8_t mn16, mx16;  // the activation range: clamped after the narrows, 8 or 16 lanes per op
   int8x16_t mn, mx;
 };
 
 // acc (+ bias unless kBiasInAcc: kernels that start their accumulators at the bias skip 4 adds)
-// scaled to the output's units, before the zero point and the clamp. Saturating narrows are
-// monotone and the clamp range lies inside int8, so zero point and clamp after the narrows give
-// what clamp(scaled + zp) gives, with 16 (8) lanes per instruction instead of 4.
+// scaled to the output's units, before the clamp; fixed point with the zero point (an int32 add
+// that wraps at the int32 bounds, as TFLite's reference does), fp32 without it. Saturating narrows
+// are monotone and the clamp range lies inside int8, so the fp32 zero point after the first narrow
+// and the clamp after the last give what clamp(scaled + zp) gives, 8 / 16 lanes per instruction.
 template <bool kBiasInAcc>
 inline int32x4_t Scaled(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
   if (!kBiasInAcc) acc = vaddq_s32(acc, vld1q_s32(prm + 4 * q));
@@ -42,22 +44,27 @@ inline int32x4_t Scaled(int32x4_t acc, const int32_t* prm, int q, const RequantC
   // RoundingDivideByPOT: round half away from zero.
   const int32x4_t neg = vnegq_s32(rsh);
   const int32x4_t fixup = vandq_s32(vshrq_n_s32(vandq_s32(x, neg), 31), c.away);
-  return vrshlq_s32(vqaddq_s32(x, fixup), neg);
+  return vaddq_s32(vrshlq_s32(vqaddq_s32(x, fixup), neg), c.zp32);
 }
 
 // Four quarters scaled, narrowed to int16 and offset by the zero point: 16 lanes as two int16x8.
 template <bool kBiasInAcc>
 __attribute__((always_inline)) inline int16x8x2_t ScaledRow(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3,
                                                             const int32_t* prm, const RequantConsts& c) {
-  const int16x8_t lo = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a0, prm, 0, c)), Scaled<kBiasInAcc>(a1, prm, 1, c));
-  const int16x8_t hi = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a2, prm, 2, c)), Scaled<kBiasInAcc>(a3, prm, 3, c));
-  return {{vqaddq_s16(lo, c.zp), vqaddq_s16(hi, c.zp)}};
+  int16x8_t lo = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a0, prm, 0, c)), Scaled<kBiasInAcc>(a1, prm, 1, c));
+  int16x8_t hi = vqmovn_high_s32(vqmovn_s32(Scaled<kBiasInAcc>(a2, prm, 2, c)), Scaled<kBiasInAcc>(a3, prm, 3, c));
+  if (KCSP_MCA_FP32_ONLY || c.fp32) {
+    lo = vqaddq_s16(lo, c.zp);
+    hi = vqaddq_s16(hi, c.zp);
+  }
+  return {{lo, hi}};
 }
 
 inline RequantConsts MakeRequantConsts(const Int8QuantParams& q) {
   RequantConsts c;
   c.away = vdupq_n_s32(q.rounding == Rounding::kAwayFromZero ? -1 : 0);
   c.fp32 = q.rounding == Rounding::kFp32;
+  c.zp32 = vdupq_n_s32(q.output_zero_point);
   c.zp = vdupq_n_s16(static_cast<int16_t>(q.output_zero_point));
   c.mn16 = vdupq_n_s16(static_cast<int16_t>(q.act_min));
   c.mx16 = vdupq_n_s16(static_cast<int16_t>(q.act_max));
