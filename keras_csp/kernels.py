@@ -273,8 +273,8 @@ class Int8GroupedConv(_PackedInt8):
 
     weights: int8 OHWI ``[out_channels, kh, kw, in_channels / groups]``; output channel ``o`` reads
     the input channels of group ``o // (out_channels / groups)``. bias: int32 ``[out_channels]`` or None.
-    Groups of 4 or 8 channels in and out run a grouped kernel (every SIMD variant but plain NEON);
-    others run one of the variant's convs per group (``per_group``).
+    Groups of 4 or 8 channels in and out run a grouped kernel (every SIMD variant but plain NEON), groups
+    of 16 or 32 too on AVX-512 VNNI; others run one of the variant's convs per group (``per_group``).
     """
 
     def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *, groups: int,
@@ -296,7 +296,7 @@ class Int8GroupedConv(_PackedInt8):
 
     @property
     def per_group(self) -> bool:
-        """True where no grouped kernel fits (this variant, or groups of other than 4 or 8 channels)."""
+        """True where no grouped kernel fits (this variant and group size: see the class docstring)."""
         return self._p.per_group
 
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:

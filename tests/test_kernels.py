@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from keras_csp import _kernels
 from keras_csp import kernels as K
-from conftest import GROUPED_KERNEL_VARIANTS
+from conftest import GROUPED_KERNEL_VARIANTS, WIDE_GROUPED_KERNEL_VARIANTS
 
 FEATURES = K.cpu_features()
 INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme"]
@@ -527,8 +527,8 @@ def test_depthwise_bit_exact_vs_tflite(case, resolver):
 @st.composite
 def grouped_cases(draw):
     k = draw(st.sampled_from([1, 3, 3, 3, 5]))
-    # groups of 4 and 8 (the grouped kernels: ResNeXt's 3x3 convs) and others (per-group convs)
-    per_group = draw(st.sampled_from([4, 4, 8, 8, 1, 3, 16]))
+    # groups of 4, 8, 16 and 32 (the grouped kernels: ResNeXt's 3x3 convs) and others (per-group convs)
+    per_group = draw(st.sampled_from([4, 4, 8, 8, 1, 3, 16, 32]))
     return dict(k=k, g=per_group, groups=draw(st.sampled_from([1, 2, 5, 8, 12])), stride=draw(st.integers(1, 2)),
                 padding=draw(st.sampled_from(["same", "valid"])), n=draw(st.integers(1, 2)),
                 h=draw(st.integers(k, 10)), w=draw(st.integers(k, 10)),
@@ -540,8 +540,8 @@ def grouped_cases(draw):
 @HYP
 @given(grouped_cases(), st.sampled_from(["ref", "builtin", "xnnpack"]))
 def test_grouped_conv_bit_exact_vs_tflite(case, resolver):
-    """Int8GroupedConv (the AVX-512 VNNI / NEON dotprod grouped kernel for groups of 4 or 8, per-group
-    convs otherwise, scalar) bit-exact with LiteRT's grouped CONV_2D under its three kernel sets, at 1
+    """Int8GroupedConv (the grouped kernels for groups of 4 or 8, and of 16 or 32 on AVX-512 VNNI,
+    per-group convs otherwise, scalar) bit-exact with LiteRT's grouped CONV_2D under its three kernel sets, at 1
     and 2 threads. LiteRT's builtin kernels run grouped convs on the reference kernel, which rounds
     ties away from zero."""
     rng = np.random.default_rng(case["seed"])
@@ -571,7 +571,10 @@ def test_grouped_conv_reports_its_path_and_refuses_bad_arguments():
     grouped_kernel = conv.variant in GROUPED_KERNEL_VARIANTS
     assert conv.per_group == (conv.variant != "scalar" and not grouped_kernel)
     wide = K.Int8GroupedConv(np.ones((128, 3, 3, 16), np.int8), None, q, groups=8)  # groups of 16
-    assert wide.per_group == (wide.variant != "scalar")
+    assert wide.per_group == (wide.variant not in ("scalar",) + WIDE_GROUPED_KERNEL_VARIANTS)
+    q120 = K.Int8Quant(0.05, 0, np.full(120, 0.01, np.float32), 0.1, 0)
+    odd = K.Int8GroupedConv(np.ones((120, 3, 3, 12), np.int8), None, q120, groups=10)  # groups of 12
+    assert odd.per_group == (odd.variant != "scalar")
     for bad in (0, 3, 1.5, True):
         with pytest.raises(ValueError, match="groups"):
             K.Int8GroupedConv(np.ones((128, 3, 3, 4), np.int8), None, q, groups=bad)

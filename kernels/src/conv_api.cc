@@ -1119,11 +1119,13 @@ bool HasDotprodGrouped(Variant v) {
 bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant variant) {
   if (groups < 1 || g.in_channels % groups || g.out_channels % groups) return false;
   const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
-  if (cin_g != cout_g || (cin_g != 4 && cin_g != 8)) return false;
+  if (cin_g != cout_g) return false;
 #if defined(__x86_64__)
+  if (cin_g == 16 || cin_g == 32) return variant == Variant::kAvx512Vnni;
+  if (cin_g != 4 && cin_g != 8) return false;
   return variant == Variant::kAvx512Vnni || variant == Variant::kAvxVnni || variant == Variant::kAvx2;
 #elif defined(__aarch64__)
-  return HasDotprodGrouped(variant);
+  return (cin_g == 4 || cin_g == 8) && HasDotprodGrouped(variant);
 #else
   (void)variant;
   return false;

@@ -6,6 +6,8 @@
 // groups of 4 / 8 on Zen 4: 158 -> 167 us, 101 -> 111 us); inlined it is level (156-157, 104-107).
 #pragma once
 
+#include <vector>
+
 #include "conv_internal.h"
 
 namespace keras_csp {
@@ -35,6 +37,35 @@ __attribute__((always_inline)) inline void SweepGroupedPixels(const PackedGroupe
       }
       pixel(static_cast<const int8_t* const*>(x), orow + ox * p.out.pixel_stride);
     }
+  }
+}
+
+// Whole output rows: row(x, o, pixel_stride) with x[ox * taps + t] the tap pointers of the row's
+// pixels, for kernels that keep one block's weights in L1 over a row (their per-pixel walk streamed
+// every block's weights from L2 per pixel: ResNeXt-50's groups of 32 at 7x7, 295 KB per pixel pair).
+template <typename Row>
+void SweepGroupedRows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                      int row_begin, int row_end, const int8_t* zp_row, Row row) {
+  const ConvGeometry& g = w.geometry_;
+  const int taps = g.kernel_h * g.kernel_w;
+  std::vector<const int8_t*> x(static_cast<size_t>(p.out_w) * taps);
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const int ix0 = ox * g.stride_w - p.pad_left;
+      for (int ky = 0; ky < g.kernel_h; ++ky) {
+        const int iy = iy0 + ky;
+        const bool row_in = iy >= 0 && iy < p.in_h;
+        for (int kx = 0; kx < g.kernel_w; ++kx) {
+          const int ix = ix0 + kx;
+          x[static_cast<size_t>(ox) * taps + ky * g.kernel_w + kx] =
+              row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
+        }
+      }
+    }
+    row(static_cast<const int8_t* const*>(x.data()), out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset);
   }
 }
 

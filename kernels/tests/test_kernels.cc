@@ -307,7 +307,8 @@ void TestGroupedMatchesScalar(int trials) {
     g.kernel_w = RandInt(0, 3) == 0 ? RandInt(1, 4) : g.kernel_h;
     g.stride_h = g.stride_w = RandInt(1, 2);
     g.padding = RandInt(0, 3) ? Padding::kSame : Padding::kValid;
-    const int gc = RandInt(0, 3) ? (RandInt(0, 1) ? 4 : 8) : RandInt(1, 6);  // input channels per group
+    const int kernel_group[] = {4, 8, 8, 16, 32};  // the grouped kernels' sizes (16, 32: AVX-512 VNNI)
+    const int gc = RandInt(0, 3) ? kernel_group[RandInt(0, 4)] : RandInt(1, 6);  // input channels per group
     const int oc_g = RandInt(0, 3) ? gc : RandInt(1, 5);                       // output channels per group
     const int groups = RandInt(1, 24);
     g.in_channels = gc * groups;

@@ -1,11 +1,14 @@
-// int8 grouped conv, x86-64 AVX-512 VNNI, for groups of G = 4 or 8 input and output channels
-// (ResNeXt's 3x3 convs: 32 groups of 4 at 56x56, of 8 at 28x28). XNNPACK runs such a conv as one
-// GEMM per group, its tiles padding every group to 8 inputs per tap and 16 outputs: 19 GMAC/s for
-// ResNeXt-50's 56x56x128 on a Zen 4 core. Here vpdpbusd sums 4 input channels of a group per
-// output channel: per tap and 64 output channels, one 64-byte load of the 64 input channels (the
-// same range, as cin_g == cout_g), four in-lane dword broadcasts (vpshufd) that hand every output
-// lane its group's input dwords, and per quarter of 16 outputs and per 4 inputs of their groups a
-// vpdpbusd against the packed weights: every MAC of the vpdpbusd is a real one.
+// int8 grouped conv, x86-64 AVX-512 VNNI, for groups of G = 4, 8, 16 or 32 input and output channels
+// (ResNeXt-50's 3x3 convs: 32 groups of 4 at 56x56, of 8 at 28x28, of 16 at 14x14, of 32 at 7x7).
+// XNNPACK runs such a conv as one GEMM per group, its tiles padding every group to 8 inputs per tap
+// and 16 outputs: 19 GMAC/s for ResNeXt-50's 56x56x128 on a Zen 4 core. Here vpdpbusd sums 4 input
+// channels of a group per output channel: per tap and 64 output channels, one 64-byte load of the 64
+// input channels (the same range, as cin_g == cout_g), in-lane dword broadcasts (vpshufd) that hand
+// every output lane its group's input dwords, and per quarter of 16 outputs and per 4 inputs of
+// their groups a vpdpbusd against the packed weights: every MAC of the vpdpbusd is a real one.
+// Groups of 32 span two 128-bit lanes: each lane pair is first copied to both lanes (vshufi32x4).
+// From 16 channels per group on, two output pixels share every weight load (G / 4 x 4 weight loads
+// per tap and pixel otherwise: one zmm load per vpdpbusd).
 //
 // Lanes, parameters, the x + 128 inputs with (zp + 128) * sum(w) folded into the bias, the
 // zero-point row that padded taps read, and the epilogue (StoreQuarters) are the AVX-512 depthwise
@@ -22,6 +25,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "../conv_internal.h"
 
@@ -52,26 +56,40 @@ inline size_t ZeroPointRowBytes(const PackedGroupedConvInt8& w) {
   return static_cast<size_t>(w.geometry_.in_channels + 64 + 63) / 64 * 64;
 }
 
-// Every lane's group inputs sit in its own 128-bit lane of the 64 input bytes: quarter q's lane j is
-// channel 16 * (j / 4) + 4 * q + j % 4, whose group starts at dword 4 * (j / 4) + q (G = 4) or
-// 4 * (j / 4) + 2 * (q / 2) (G = 8), so one in-lane dword broadcast (vpshufd) per dword of a lane
-// serves every quarter that reads it: four per tap, whatever G.
-inline int LaneDword(int dwords, int q, int jj) { return dwords == 1 ? q : 2 * (q / 2) + jj; }
+// Every lane's group inputs sit in its own 128-bit lane of the 64 input bytes (G <= 16): quarter q's
+// lane j is channel 16 * (j / 4) + 4 * q + j % 4, whose group starts at dword 4 * (j / 4) + q (G = 4),
+// 4 * (j / 4) + 2 * (q / 2) (G = 8) or 4 * (j / 4) (G = 16), so one in-lane dword broadcast (vpshufd)
+// per dword of a lane serves every quarter that reads it: four per tap, whatever G. G = 32: lane L's
+// group is lanes L & ~1 and (L & ~1) + 1, dword jj from the second for jj >= 4.
+inline int LaneDword(int dwords, int q, int jj) { return dwords == 8 ? jj : dwords * (q / dwords) + jj; }
 
-// One block of one output pixel: x[t] points at input channel 0 of tap t's pixel (or the zero-point
-// row). (Two pixels sharing each weight load measured slower: 56x56x128, 158 -> 171 us.)
-template <int kDwords, bool kFull>
-inline void Block(const int8_t* const* x, int taps, int oc0, int n, const int32_t* prm, const int8_t* wt,
-                  const RequantConsts& c, int8_t* o) {
+// The broadcasts of one pixel's x + 128 (`in`) that LaneDword indexes: 4 (G <= 16) or 8 (G = 32).
+template <int kDwords>
+__attribute__((always_inline)) inline void GroupDwords(__m512i in, __m512i* d) {
+  const __m512i src[2] = {kDwords == 8 ? _mm512_shuffle_i32x4(in, in, _MM_SHUFFLE(2, 2, 0, 0)) : in,
+                          kDwords == 8 ? _mm512_shuffle_i32x4(in, in, _MM_SHUFFLE(3, 3, 1, 1)) : in};
+  for (int h = 0; h < (kDwords == 8 ? 2 : 1); ++h) {
+    d[4 * h + 0] = _mm512_shuffle_epi32(src[h], _MM_PERM_AAAA);
+    d[4 * h + 1] = _mm512_shuffle_epi32(src[h], _MM_PERM_BBBB);
+    d[4 * h + 2] = _mm512_shuffle_epi32(src[h], _MM_PERM_CCCC);
+    d[4 * h + 3] = _mm512_shuffle_epi32(src[h], _MM_PERM_DDDD);
+  }
+}
+
+// One block of one output pixel: x[0][t] points at input channel 0 of tap t's pixel (or the
+// zero-point row). P (1 here) keeps the signature of the two-pixel block below.
+template <int kDwords, bool kFull, int P>
+inline void Block(const int8_t* const* const* x, int taps, int oc0, int n, const int32_t* prm, const int8_t* wt,
+                  const RequantConsts& c, int8_t* const* o) {
+  static_assert(P == 1, "one pixel");
   __m512i acc[4];
   for (int q = 0; q < 4; ++q) acc[q] = _mm512_load_si512(prm + 64 * q);  // the folded bias
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __mmask64 mask = (~__mmask64{0}) >> (64 - n);
   for (int t = 0; t < taps; ++t) {
-    const __m512i v = kFull ? _mm512_loadu_si512(x[t] + oc0) : _mm512_maskz_loadu_epi8(mask, x[t] + oc0);
-    const __m512i in = _mm512_xor_si512(v, flip);
-    const __m512i d[4] = {_mm512_shuffle_epi32(in, _MM_PERM_AAAA), _mm512_shuffle_epi32(in, _MM_PERM_BBBB),
-                          _mm512_shuffle_epi32(in, _MM_PERM_CCCC), _mm512_shuffle_epi32(in, _MM_PERM_DDDD)};
+    const __m512i v = kFull ? _mm512_loadu_si512(x[0][t] + oc0) : _mm512_maskz_loadu_epi8(mask, x[0][t] + oc0);
+    __m512i d[kDwords == 8 ? 8 : 4];
+    GroupDwords<kDwords>(_mm512_xor_si512(v, flip), d);
     const int8_t* wtap = wt + static_cast<size_t>(t) * kDwords * 256;
 #pragma GCC unroll 8
     for (int jj = 0; jj < kDwords; ++jj)
@@ -79,7 +97,61 @@ inline void Block(const int8_t* const* x, int taps, int oc0, int n, const int32_
       for (int q = 0; q < 4; ++q)
         acc[q] = _mm512_dpbusd_epi32(acc[q], d[LaneDword(kDwords, q, jj)], _mm512_load_si512(wtap + jj * 256 + q * 64));
   }
-  StoreQuarters<kFull>(acc, prm, c, o, oc0, n);
+  StoreQuarters<kFull>(acc, prm, c, o[0], oc0, n);
+}
+
+// Two output pixels sharing every weight load (G = 16 or 32: every quarter of a lane reads the same
+// dword of its group, so one broadcast per pixel and dword). Named accumulators: with arrays GCC 12
+// copied every accumulator through one register around its vpdpbusd and spilled two (ResNeXt-50's
+// 512 channels in groups of 16 at 14x14: 92 us).
+template <int kDwords, bool kFull>
+inline void BlockPair(const int8_t* const* const* x, int taps, int oc0, int n, const int32_t* prm, const int8_t* wt,
+                      const RequantConsts& c, int8_t* const* o) {
+  static_assert(kDwords == 4 || kDwords == 8, "groups of 16 or 32");
+  __m512i a0 = _mm512_load_si512(prm), a1 = _mm512_load_si512(prm + 64), a2 = _mm512_load_si512(prm + 128),
+          a3 = _mm512_load_si512(prm + 192);  // the folded bias
+  __m512i b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __mmask64 mask = (~__mmask64{0}) >> (64 - n);
+  const int8_t* const* x0 = x[0];
+  const int8_t* const* x1 = x[1];
+  for (int t = 0; t < taps; ++t) {
+    const __m512i v0 = kFull ? _mm512_loadu_si512(x0[t] + oc0) : _mm512_maskz_loadu_epi8(mask, x0[t] + oc0);
+    const __m512i v1 = kFull ? _mm512_loadu_si512(x1[t] + oc0) : _mm512_maskz_loadu_epi8(mask, x1[t] + oc0);
+    const __m512i in0 = _mm512_xor_si512(v0, flip), in1 = _mm512_xor_si512(v1, flip);
+    const int8_t* wtap = wt + static_cast<size_t>(t) * kDwords * 256;
+    auto step = [&](__m512i s0, __m512i s1, const int8_t* wj) __attribute__((always_inline)) {
+      __m512i w = _mm512_load_si512(wj);
+      a0 = _mm512_dpbusd_epi32(a0, s0, w);
+      b0 = _mm512_dpbusd_epi32(b0, s1, w);
+      w = _mm512_load_si512(wj + 64);
+      a1 = _mm512_dpbusd_epi32(a1, s0, w);
+      b1 = _mm512_dpbusd_epi32(b1, s1, w);
+      w = _mm512_load_si512(wj + 128);
+      a2 = _mm512_dpbusd_epi32(a2, s0, w);
+      b2 = _mm512_dpbusd_epi32(b2, s1, w);
+      w = _mm512_load_si512(wj + 192);
+      a3 = _mm512_dpbusd_epi32(a3, s0, w);
+      b3 = _mm512_dpbusd_epi32(b3, s1, w);
+    };
+    auto half = [&](__m512i h0, __m512i h1, const int8_t* wh) __attribute__((always_inline)) {
+      step(_mm512_shuffle_epi32(h0, _MM_PERM_AAAA), _mm512_shuffle_epi32(h1, _MM_PERM_AAAA), wh);
+      step(_mm512_shuffle_epi32(h0, _MM_PERM_BBBB), _mm512_shuffle_epi32(h1, _MM_PERM_BBBB), wh + 256);
+      step(_mm512_shuffle_epi32(h0, _MM_PERM_CCCC), _mm512_shuffle_epi32(h1, _MM_PERM_CCCC), wh + 512);
+      step(_mm512_shuffle_epi32(h0, _MM_PERM_DDDD), _mm512_shuffle_epi32(h1, _MM_PERM_DDDD), wh + 768);
+    };
+    if constexpr (kDwords == 4) {
+      half(in0, in1, wtap);
+    } else {
+      half(_mm512_shuffle_i32x4(in0, in0, _MM_SHUFFLE(2, 2, 0, 0)), _mm512_shuffle_i32x4(in1, in1, _MM_SHUFFLE(2, 2, 0, 0)),
+           wtap);
+      half(_mm512_shuffle_i32x4(in0, in0, _MM_SHUFFLE(3, 3, 1, 1)), _mm512_shuffle_i32x4(in1, in1, _MM_SHUFFLE(3, 3, 1, 1)),
+           wtap + 1024);
+    }
+  }
+  const __m512i acc0[4] = {a0, a1, a2, a3}, acc1[4] = {b0, b1, b2, b3};
+  StoreQuarters<kFull>(acc0, prm, c, o[0], oc0, n);
+  StoreQuarters<kFull>(acc1, prm, c, o[1], oc0, n);
 }
 
 template <int kDwords>
@@ -91,18 +163,49 @@ void Rows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in
   const size_t bb = BlockBytes(w);
   const int cout = g.out_channels, taps = Taps(w);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  SweepGroupedPixels(w, p, in, out, row_begin, row_end, zp_row,
-                     [&](const int8_t* const* x, int8_t* o) __attribute__((always_inline)) {
-    for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
-      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-      const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
-      const int n = std::min(kBlock, cout - oc0);
+  auto block = [&](auto pixels, const int8_t* const* const* x, int8_t* const* o, int oc0, int bi)
+      __attribute__((always_inline)) {
+    constexpr int P = decltype(pixels)::value;
+    const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+    const auto* wt = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
+    const int n = std::min(kBlock, cout - oc0);
+    if constexpr (P == 2) {
       if (n == kBlock)
-        Block<kDwords, true>(x, taps, oc0, n, prm, wt, c, o);
+        BlockPair<kDwords, true>(x, taps, oc0, n, prm, wt, c, o);
       else
-        Block<kDwords, false>(x, taps, oc0, n, prm, wt, c, o);
+        BlockPair<kDwords, false>(x, taps, oc0, n, prm, wt, c, o);
+    } else if (n == kBlock) {
+      Block<kDwords, true, 1>(x, taps, oc0, n, prm, wt, c, o);
+    } else {
+      Block<kDwords, false, 1>(x, taps, oc0, n, prm, wt, c, o);
     }
-  });
+  };
+  using One = std::integral_constant<int, 1>;
+  if constexpr (kDwords <= 2) {
+    SweepGroupedPixels(w, p, in, out, row_begin, row_end, zp_row,
+                       [&](const int8_t* const* x, int8_t* o) __attribute__((always_inline)) {
+      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) block(One{}, &x, &o, oc0, bi);
+    });
+  } else {
+    // Blocks outside, the row's pixels (in pairs) inside: a block's weights (9 KB for G = 16 at 3x3,
+    // 18 KB for G = 32) stay in L1 along the row.
+    const int64_t ps = p.out.pixel_stride;
+    SweepGroupedRows(w, p, in, out, row_begin, row_end, zp_row, [&](const int8_t* const* x, int8_t* orow) {
+      for (int oc0 = 0, bi = 0; oc0 < cout; oc0 += kBlock, ++bi) {
+        int ox = 0;
+        for (; ox + 2 <= p.out_w; ox += 2) {
+          const int8_t* const* xs[2] = {x + ox * taps, x + (ox + 1) * taps};
+          int8_t* os[2] = {orow + ox * ps, orow + (ox + 1) * ps};
+          block(std::integral_constant<int, 2>{}, xs, os, oc0, bi);
+        }
+        if (ox < p.out_w) {
+          const int8_t* const* xs[1] = {x + ox * taps};
+          int8_t* os[1] = {orow + ox * ps};
+          block(One{}, xs, os, oc0, bi);
+        }
+      }
+    });
+  }
 }
 
 }  // namespace
@@ -134,10 +237,12 @@ Status PackGroupedInt8Avx512Vnni(PackedGroupedConvInt8* w) {
 
 void GroupedInt8Avx512Vnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                            int row_begin, int row_end) {
-  if (GroupChannels(w) == 4)
-    Rows<1>(w, p, in, out, row_begin, row_end);
-  else
-    Rows<2>(w, p, in, out, row_begin, row_end);
+  switch (GroupChannels(w)) {
+    case 4: return Rows<1>(w, p, in, out, row_begin, row_end);
+    case 8: return Rows<2>(w, p, in, out, row_begin, row_end);
+    case 16: return Rows<4>(w, p, in, out, row_begin, row_end);
+    default: return Rows<8>(w, p, in, out, row_begin, row_end);
+  }
 }
 
 }  // namespace internal
