@@ -255,8 +255,11 @@ void GroupedInt8AvxVnni(const PackedGroupedConvInt8& w, const ConvProblem& p, co
                         int row_begin, int row_end);
 void GroupedInt8Avx2(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                      int row_begin, int row_end);
+// Also output blocks [block_begin, block_end) of GroupedAvx512VnniBlocks(w) (64 channels each) only:
+// groups of 16 or 32 split their blocks over threads, each thread streaming its blocks' weights once.
 void GroupedInt8Avx512Vnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
-                           int row_begin, int row_end);
+                           int row_begin, int row_end, int block_begin = 0, int block_end = 1 << 30);
+int GroupedAvx512VnniBlocks(const PackedGroupedConvInt8& w);
 Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w);
 void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);

@@ -40,33 +40,44 @@ __attribute__((always_inline)) inline void SweepGroupedPixels(const PackedGroupe
   }
 }
 
-// Whole output rows: row(x, o, pixel_stride) with x[ox * taps + t] the tap pointers of the row's
-// pixels, for kernels that keep one block's weights in L1 over a row (their per-pixel walk streamed
-// every block's weights from L2 per pixel: ResNeXt-50's groups of 32 at 7x7, 295 KB per pixel pair).
-template <typename Row>
-void SweepGroupedRows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
-                      int row_begin, int row_end, const int8_t* zp_row, Row row) {
+// Chunks of kChunk output pixels in row order (across row ends; the last one shorter): chunk(x, o, count) with
+// x[i * taps + t] pixel i's tap pointers and o[i] its output channel 0, for kernels that keep one
+// block's weights in L1 over many pixels and share weight loads between runs of them (their
+// per-pixel walk streamed every block's weights from L2 per pixel: ResNeXt-50's groups of 32 at
+// 7x7, 295 KB per pixel pair; whole 7-pixel rows left 3 of 7 to runs of 2 and 1).
+template <int kChunk, typename Chunk>
+void SweepGroupedChunks(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                        int row_begin, int row_end, const int8_t* zp_row, Chunk chunk) {
   const ConvGeometry& g = w.geometry_;
   const int taps = g.kernel_h * g.kernel_w;
-  std::vector<const int8_t*> x(static_cast<size_t>(p.out_w) * taps);
+  std::vector<const int8_t*> x(static_cast<size_t>(kChunk) * taps);
+  int8_t* o[kChunk];
+  int count = 0;
   for (int r = row_begin; r < row_end; ++r) {
     const int b = r / p.out_h, oy = r % p.out_h;
     const int iy0 = oy * g.stride_h - p.pad_top;
     const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
     for (int ox = 0; ox < p.out_w; ++ox) {
       const int ix0 = ox * g.stride_w - p.pad_left;
+      const int8_t** xi = x.data() + static_cast<size_t>(count) * taps;
       for (int ky = 0; ky < g.kernel_h; ++ky) {
         const int iy = iy0 + ky;
         const bool row_in = iy >= 0 && iy < p.in_h;
         for (int kx = 0; kx < g.kernel_w; ++kx) {
           const int ix = ix0 + kx;
-          x[static_cast<size_t>(ox) * taps + ky * g.kernel_w + kx] =
+          xi[ky * g.kernel_w + kx] =
               row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
         }
       }
+      o[count++] = orow + ox * p.out.pixel_stride;
+      if (count == kChunk) {
+        chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);
+        count = 0;
+      }
     }
-    row(static_cast<const int8_t* const*>(x.data()), out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset);
   }
+  if (count > 0) chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);
 }
 
 }  // namespace
