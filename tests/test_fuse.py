@@ -1100,12 +1100,15 @@ def test_depthwise_ties_round_as_the_builtin_depthwise_kernel(tmp, c, mult):
         assert all(np.array_equal(a.run(x)[0], f.run(x)[0]) for x in xs), mode or "xnnpack"
 
 
-@pytest.mark.parametrize("c, per_group, tune", [(32, 4, False), (32, 4, True), (64, 8, True), (64, 4, True)])
+@pytest.mark.parametrize("c, per_group, tune", [(32, 4, False), (32, 4, True), (64, 8, True), (64, 4, True),
+                                                (256, 16, True), (256, 32, True)])
 def test_grouped_convs_round_ties_as_the_builtin_grouped_conv(tmp, c, per_group, tune):
     """TFLite's builtin CONV_2D runs a grouped conv on its reference kernel, which rounds ties away
     from zero (its optimized convs round them up). Power-of-two scales make ties common: the fused
-    op, densified (without --tune, where that pays) or on the grouped kernel (--tune: groups of 4 or 8),
-    matches the model under TFLite's builtin, reference and XNNPACK kernels, at 1 to 3 threads."""
+    op, densified (without --tune, where that pays) or on the grouped kernel (--tune: groups of 4, 8,
+    16 or 32; 16 and 32 per group elsewhere than on AVX-512 VNNI), matches the model under TFLite's
+    builtin, reference and XNNPACK kernels, at 1 to 3 threads (3: the AVX-512 kernel's blocks split
+    over the threads for 16 and 32)."""
     from keras_csp import kernels as K
     from keras_csp.runtime import Model
 

@@ -195,9 +195,10 @@ STEM_MAX_IN_CHANNELS = 4
 MAX_DENSIFIED_GROUPS = 32
 
 
-# Channels per group (in and out) of the grouped kernels (PackedGroupedConvInt8: every SIMD variant
-# but plain NEON).
-GROUPED_KERNEL_CHANNELS = (4, 8)
+# Channels per group (in and out) of the grouped kernels (PackedGroupedConvInt8: 4 and 8 on every
+# SIMD variant but plain NEON, 16 and 32 on AVX-512 VNNI; elsewhere one conv per group, which
+# `fuse --tune` times like any candidate and keeps only where it wins).
+GROUPED_KERNEL_CHANNELS = (4, 8, 16, 32)
 
 
 def densify_pays(in_per_group: int, out_per_group: int, groups: int) -> bool:
@@ -441,9 +442,10 @@ class Matcher:
         """ConvInfo for a grouped CONV_2D op ci (weights [cout, kh, kw, cin / groups]) as the dense conv
         with block-diagonal weights: the zeros add exact zeros to every accumulator, so the dense
         conv gives the same int32 sums and the same bytes, at `groups` times the MACs. Where that
-        does not pay (densify_pays) and `grouped_kernel` (fuse --tune), groups of 4 or 8 channels in
-        and out run on the grouped kernel instead (params["groups"]; a group's inputs broadcast to its
-        outputs' lanes on every SIMD variant but plain NEON, which runs one conv per group)."""
+        does not pay (densify_pays) and `grouped_kernel` (fuse --tune), groups of GROUPED_KERNEL_CHANNELS
+        channels in and out run on the grouped kernel instead (params["groups"]; a group's inputs
+        broadcast to its outputs' lanes where the variant has a grouped kernel for that size, one conv
+        per group elsewhere)."""
         r = self._filter_info(ci, why, "conv")
         if r is None:
             return None
