@@ -26,13 +26,14 @@ size_t DepthwiseBlockBytes(const PackedDepthwiseInt8& w, size_t param_bytes, siz
 
 // pack_params(int32_t* rows, int oc0) writes block oc0's parameter rows; pack_extra(uint8_t* extra,
 // int oc0) its extra bytes.
+// Returns the packed base; trailing_bytes (zeroed) follow the blocks.
 template <typename T, typename PackParams, typename PackExtra>
-void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params, size_t extra_bytes,
-                         PackExtra pack_extra) {
+uint8_t* PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams pack_params, size_t extra_bytes,
+                             PackExtra pack_extra, size_t trailing_bytes = 0) {
   const int taps = w->geometry_.kernel_h * w->geometry_.kernel_w, cout = w->geometry_.out_channels;
   const size_t bb = DepthwiseBlockBytes<T>(*w, param_bytes, extra_bytes);
   const int blocks = (cout + kDepthwiseNR - 1) / kDepthwiseNR;
-  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
+  auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks + trailing_bytes));
   for (int bi = 0; bi < blocks; ++bi) {
     const int oc0 = bi * kDepthwiseNR;
     pack_params(reinterpret_cast<int32_t*>(base + bi * bb), oc0);
@@ -42,6 +43,7 @@ void PackDepthwiseBlocks(PackedDepthwiseInt8* w, size_t param_bytes, PackParams 
         wt[t * kDepthwiseNR + j] = w->weights_[static_cast<size_t>(t) * cout + oc0 + j];
     pack_extra(base + bi * bb + bb - extra_bytes, oc0);
   }
+  return base;
 }
 
 template <typename T, typename PackParams>
