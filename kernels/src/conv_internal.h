@@ -141,6 +141,24 @@ void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill
 
 inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
 
+// One output pixel's window, for the kernels whose padded taps read a zero-point row:
+// x[slot(ky, kx)] points at channel 0 of tap (ky, kx)'s input pixel, or at zp_row where the tap
+// falls outside the image. image: channel 0 of the batch image; (iy0, ix0): the window's top left.
+template <typename Slot>
+__attribute__((always_inline)) inline void WindowPointers(const ConvGeometry& g, const ConvProblem& p,
+                                                          const int8_t* image, int iy0, int ix0,
+                                                          const int8_t* zp_row, Slot slot, const int8_t** x) {
+  for (int ky = 0; ky < g.kernel_h; ++ky) {
+    const int iy = iy0 + ky;
+    const bool row_in = iy >= 0 && iy < p.in_h;
+    for (int kx = 0; kx < g.kernel_w; ++kx) {
+      const int ix = ix0 + kx;
+      x[slot(ky, kx)] =
+          row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
+    }
+  }
+}
+
 // Checks shared by the conv, depthwise and pool entry points (conv_api.cc; int8_t and float):
 // a non-null, aligned pointer and a channel slice inside its buffer; input and output either
 // disjoint or disjoint channel slices of one buffer with the same strides.

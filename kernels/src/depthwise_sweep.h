@@ -16,7 +16,6 @@ namespace internal {
 constexpr int kDepthwiseNR = 16;  // output channels per packed block
 
 // Packed layout of the SIMD depthwise kernels, per block of 16 output channels: the variant's
-// parameter rows (param_bytes), then the weights [tap][16] as T.
 // parameter rows (param_bytes), then the weights [tap][16] as T, then `extra_bytes` of a variant's own.
 template <typename T>
 size_t DepthwiseBlockBytes(const PackedDepthwiseInt8& w, size_t param_bytes, size_t extra_bytes = 0) {
@@ -145,16 +144,8 @@ void SweepDotDepthwise(const PackedDepthwiseInt8& w, const ConvProblem& p, const
     const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
     int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
     for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      for (int ky = 0; ky < g.kernel_h; ++ky) {
-        const int iy = iy0 + ky;
-        const bool row_in = iy >= 0 && iy < p.in_h;
-        for (int kx = 0; kx < g.kernel_w; ++kx) {
-          const int ix = ix0 + kx;
-          x[DotSlot(g, ky, kx)] =
-              row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
-        }
-      }
+      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
+                     [&](int ky, int kx) { return DotSlot(g, ky, kx); }, x);
       pixel(x, orow + ox * p.out.pixel_stride);
     }
   }
@@ -204,6 +195,22 @@ void DispatchColumnBlockRow(const ConvGeometry& g, bool full, Run run) {
     g.kernel_h == 4 ? with_full(One{}, std::true_type{}) : with_full(One{}, std::false_type{});
   else
     g.kernel_h == 4 ? with_full(Two{}, std::true_type{}) : with_full(Two{}, std::false_type{});
+}
+
+// The column path's walk: per output row and block of kBlock output channels (n of them, the
+// last block maybe fewer), run(rows, orow, oc0, bi, n, full, stride, four) with
+// DispatchColumnBlockRow's tags.
+template <int kBlock, typename Run>
+void SweepColumnBlocks(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
+                       int row_begin, int row_end, Run run) {
+  const ConvGeometry& g = w.geometry_;
+  SweepDotColumns(w, p, in, out, row_begin, row_end, [&](const int8_t* const* rows, int8_t* orow) {
+    for (int oc0 = 0, bi = 0; oc0 < g.out_channels; oc0 += kBlock, ++bi) {
+      const int n = std::min(kBlock, g.out_channels - oc0);
+      DispatchColumnBlockRow(g, n == kBlock,
+                             [&](auto full, auto stride, auto four) { run(rows, orow, oc0, bi, n, full, stride, four); });
+    }
+  });
 }
 
 }  // namespace internal

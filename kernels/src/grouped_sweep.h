@@ -25,16 +25,8 @@ __attribute__((always_inline)) inline void SweepGroupedPixels(const PackedGroupe
     const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
     int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
     for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      for (int ky = 0; ky < g.kernel_h; ++ky) {
-        const int iy = iy0 + ky;
-        const bool row_in = iy >= 0 && iy < p.in_h;
-        for (int kx = 0; kx < g.kernel_w; ++kx) {
-          const int ix = ix0 + kx;
-          x[ky * g.kernel_w + kx] =
-              row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
-        }
-      }
+      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
+                     [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x);
       pixel(static_cast<const int8_t* const*>(x), orow + ox * p.out.pixel_stride);
     }
   }
@@ -59,17 +51,8 @@ void SweepGroupedChunks(const PackedGroupedConvInt8& w, const ConvProblem& p, co
     const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
     int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
     for (int ox = 0; ox < p.out_w; ++ox) {
-      const int ix0 = ox * g.stride_w - p.pad_left;
-      const int8_t** xi = x.data() + static_cast<size_t>(count) * taps;
-      for (int ky = 0; ky < g.kernel_h; ++ky) {
-        const int iy = iy0 + ky;
-        const bool row_in = iy >= 0 && iy < p.in_h;
-        for (int kx = 0; kx < g.kernel_w; ++kx) {
-          const int ix = ix0 + kx;
-          xi[ky * g.kernel_w + kx] =
-              row_in && ix >= 0 && ix < p.in_w ? image + iy * p.in.row_stride + ix * p.in.pixel_stride : zp_row;
-        }
-      }
+      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
+                     [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x.data() + static_cast<size_t>(count) * taps);
       o[count++] = orow + ox * p.out.pixel_stride;
       if (count == kChunk) {
         chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);

@@ -678,36 +678,46 @@ void TestRequantEdgeCases() {
     CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &p).ok(), "create");
     CHECK(p->fp32_clamp_before_convert_, "bias 2^23 at scale 128 needs the clamp");
   }
-  // Extreme accumulators through every variant: 1x1 conv, 1 channel, large weights & bias (fp32:
-  // with and without the clamp before the conversion, saturating either way).
+  // A 1x1 conv of 1 input and 16 output channels on a 7x3 image with per-channel weights, biases
+  // and requantization from `channel(c, &w, &bias, &q)`, on variant v and on the scalar reference:
+  // both outputs into a and b.
+  auto one_channel_conv = [](Variant v, Int8QuantParams q, auto channel, std::vector<int8_t>* a,
+                             std::vector<int8_t>* b) {
+    ConvGeometry g;
+    g.in_channels = 1;
+    g.out_channels = 16;
+    std::vector<int8_t> wts(16);
+    std::vector<int32_t> bias(16);
+    for (int c = 0; c < 16; ++c) channel(c, &wts[c], &bias[c], &q);
+    std::unique_ptr<PackedConvInt8> p, pr;
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+    CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
+    std::vector<int8_t> x(7 * 3);
+    a->assign(7 * 3 * 16, 0);
+    b->assign(7 * 3 * 16, 0);
+    for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(1, 7, 3, 1, 0, 1), lo = NhwcSlice(1, 7, 3, 16, 0, 16);
+    CHECK(Conv2DInt8(*p, x.data(), li, a->data(), lo).ok(), "run");
+    CHECK(Conv2DInt8(*pr, x.data(), li, b->data(), lo).ok(), "run");
+  };
+  const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
+  std::vector<int8_t> a, b;
+  // Extreme accumulators through every variant: large weights & bias (fp32: with and without the
+  // clamp before the conversion, saturating either way).
   for (Variant v : kAllVariants) {
     if (!VariantAvailable(v)) continue;
     for (int trial = 0; trial < 200; ++trial) {
-      ConvGeometry g;
-      g.in_channels = 1;
-      g.out_channels = 16;
-      std::vector<int8_t> wts(16);
-      std::vector<int32_t> bias(16);
       Int8QuantParams q;
       q.input_zero_point = RandInt(-128, 127);
       q.output_zero_point = RandInt(-128, 127);
-      const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
       q.rounding = modes[trial % 3];
-      for (int c = 0; c < 16; ++c) {
-        wts[c] = static_cast<int8_t>(RandInt(-127, 127));
-        bias[c] = RandInt(-(1 << 24), 1 << 24);
-        q.output_multiplier.push_back(RandInt(1 << 30, 0x7fffffff));
-        q.output_shift.push_back(RandInt(-31, 4));
-        q.requant_scale.push_back(std::ldexp(RandF(1.f, 2.f), RandInt(-32, 7)));
-      }
-      std::unique_ptr<PackedConvInt8> p, pr;
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
-      std::vector<int8_t> x(7 * 3), a(7 * 3 * 16), b(7 * 3 * 16);
-      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
-      const TensorLayout li = NhwcSlice(1, 7, 3, 1, 0, 1), lo = NhwcSlice(1, 7, 3, 16, 0, 16);
-      CHECK(Conv2DInt8(*p, x.data(), li, a.data(), lo).ok(), "run");
-      CHECK(Conv2DInt8(*pr, x.data(), li, b.data(), lo).ok(), "run");
+      one_channel_conv(v, q, [](int, int8_t* w, int32_t* bias, Int8QuantParams* qc) {
+        *w = static_cast<int8_t>(RandInt(-127, 127));
+        *bias = RandInt(-(1 << 24), 1 << 24);
+        qc->output_multiplier.push_back(RandInt(1 << 30, 0x7fffffff));
+        qc->output_shift.push_back(RandInt(-31, 4));
+        qc->requant_scale.push_back(std::ldexp(RandF(1.f, 2.f), RandInt(-32, 7)));
+      }, &a, &b);
       CHECK(a == b, "extreme requant mismatch for %s", VariantName(v));
     }
   }
@@ -718,36 +728,23 @@ void TestRequantEdgeCases() {
   for (Variant v : kAllVariants) {
     if (!VariantAvailable(v)) continue;
     for (int trial = 0; trial < 60; ++trial) {
-      ConvGeometry g;
-      g.in_channels = 1;
-      g.out_channels = 16;
-      std::vector<int8_t> wts(16);
-      std::vector<int32_t> bias(16);
       Int8QuantParams q;
       q.input_zero_point = RandInt(-128, 127);
       q.output_zero_point = trial % 2 ? RandInt(1, 127) : RandInt(-128, -1);
-      const Rounding modes[] = {Rounding::kAwayFromZero, Rounding::kHalfUp, Rounding::kFp32};
       q.rounding = modes[trial % 3];
-      for (int c = 0; c < 16; ++c) {
-        wts[c] = static_cast<int8_t>(RandInt(-2, 2));
-        bias[c] = q.output_zero_point > 0 ? INT32_MAX - RandInt(0, 200) : INT32_MIN + RandInt(0, 200);
-        q.output_multiplier.push_back(RandInt(0x7fffff00, 0x7fffffff));
-        q.output_shift.push_back(0);
-        q.requant_scale.push_back(1.f);
-      }
-      std::unique_ptr<PackedConvInt8> p, pr;
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pr).ok(), "create");
-      std::vector<int8_t> x(5 * 4), a(5 * 4 * 16), b(5 * 4 * 16);
-      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
-      const TensorLayout li = NhwcSlice(1, 5, 4, 1, 0, 1), lo = NhwcSlice(1, 5, 4, 16, 0, 16);
-      CHECK(Conv2DInt8(*p, x.data(), li, a.data(), lo).ok(), "run");
-      CHECK(Conv2DInt8(*pr, x.data(), li, b.data(), lo).ok(), "run");
+      const bool high = q.output_zero_point > 0;
+      one_channel_conv(v, q, [high](int, int8_t* w, int32_t* bias, Int8QuantParams* qc) {
+        *w = static_cast<int8_t>(RandInt(-2, 2));
+        *bias = high ? INT32_MAX - RandInt(0, 200) : INT32_MIN + RandInt(0, 200);
+        qc->output_multiplier.push_back(RandInt(0x7fffff00, 0x7fffffff));
+        qc->output_shift.push_back(0);
+        qc->requant_scale.push_back(1.f);
+      }, &a, &b);
       CHECK(a == b, "requant at the int32 bound mismatch for %s (%s)", VariantName(v),
             q.rounding == Rounding::kFp32 ? "fp32" : "fixed point");
       // the reference's wrapped lanes: zp > 0 near INT32_MAX gives act_min (-128)
       if (q.rounding != Rounding::kFp32)
-        for (int8_t e : b) wrapped += q.output_zero_point > 0 ? e == -128 : e == 127;
+        for (int8_t e : b) wrapped += high ? e == -128 : e == 127;
     }
   }
   CHECK(wrapped > 0, "no lane reached the int32 bound");

@@ -148,25 +148,19 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
 
 void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                 int row_end) {
-  const ConvGeometry& g = w.geometry_;
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = DwBlockBytes(w);
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
+  const int blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + blocks * bb);
   const size_t zr_off = bb - ColumnBytes(w) - kZpRowBytes, cw_off = bb - ColumnBytes(w);
-  SweepDotColumns(w, p, in, out, row_begin, row_end, [&](const int8_t* const* rows, int8_t* orow) {
-    for (int oc0 = 0, bi = 0; oc0 < g.out_channels; oc0 += kNR, ++bi) {
-      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-      const auto* zr = reinterpret_cast<const __m256i*>(base + bi * bb + zr_off);
-      const auto* cw = reinterpret_cast<const __m256i*>(base + bi * bb + cw_off);
-      const int n = std::min(kNR, g.out_channels - oc0);
-      DispatchColumnBlockRow(g, n == kNR, [&](auto full, auto stride, auto four) {
-        ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
-            rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, cw, zr, prm, c,
-            orow);
-      });
-    }
+  SweepColumnBlocks<kNR>(w, p, in, out, row_begin, row_end,
+                         [&](const int8_t* const* rows, int8_t* orow, int oc0, int bi, int n, auto full, auto stride,
+                             auto four) {
+    ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
+        rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n,
+        reinterpret_cast<const __m256i*>(base + bi * bb + cw_off), reinterpret_cast<const __m256i*>(base + bi * bb + zr_off),
+        reinterpret_cast<const int32_t*>(base + bi * bb), c, orow);
   });
 }
 

@@ -151,22 +151,17 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
 
 void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                 int row_end) {
-  const ConvGeometry& g = w.geometry_;
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const size_t bb = BlockBytes(w);
   const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
-  SweepDotColumns(w, p, in, out, row_begin, row_end, [&](const int8_t* const* rows, int8_t* orow) {
-    for (int oc0 = 0, bi = 0; oc0 < g.out_channels; oc0 += kBlock, ++bi) {
-      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-      const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + 2 * kParamBytes);
-      const int n = std::min(kBlock, g.out_channels - oc0);
-      DispatchColumnBlockRow(g, n == kBlock, [&](auto full, auto stride, auto four) {
-        ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
-            rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n, prm, wg, c,
-            orow);
-      });
-    }
+  SweepColumnBlocks<kBlock>(w, p, in, out, row_begin, row_end,
+                            [&](const int8_t* const* rows, int8_t* orow, int oc0, int bi, int n, auto full, auto stride,
+                                auto four) {
+    ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
+        rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n,
+        reinterpret_cast<const int32_t*>(base + bi * bb), reinterpret_cast<const int8_t*>(base + bi * bb + 2 * kParamBytes),
+        c, orow);
   });
 }
 
