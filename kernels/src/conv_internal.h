@@ -141,6 +141,22 @@ void BuildPadded(const ConvProblem& p, const Src* in, Dst* buf, int cp, Dst fill
 
 inline int RoundUp(int x, int m) { return (x + m - 1) / m * m; }
 
+// Output rows [row_begin, row_end) of batch * out_h, pixel by pixel: fn(image, iy0, ix0, o) with
+// image at channel 0 of the pixel's batch image, (iy0, ix0) its window's top left (padding
+// included) and o at channel 0 of the output pixel. Forced inline (see grouped_sweep.h).
+template <typename Fn>
+__attribute__((always_inline)) inline void ForEachOutputPixel(const ConvGeometry& g, const ConvProblem& p,
+                                                              const int8_t* in, int8_t* out, int row_begin,
+                                                              int row_end, Fn fn) {
+  for (int r = row_begin; r < row_end; ++r) {
+    const int b = r / p.out_h, oy = r % p.out_h;
+    const int iy0 = oy * g.stride_h - p.pad_top;
+    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
+    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
+    for (int ox = 0; ox < p.out_w; ++ox) fn(image, iy0, ox * g.stride_w - p.pad_left, orow + ox * p.out.pixel_stride);
+  }
+}
+
 // One output pixel's window, for the kernels whose padded taps read a zero-point row:
 // x[slot(ky, kx)] points at channel 0 of tap (ky, kx)'s input pixel, or at zp_row where the tap
 // falls outside the image. image: channel 0 of the batch image; (iy0, ix0): the window's top left.

@@ -138,17 +138,10 @@ void SweepDotDepthwise(const PackedDepthwiseInt8& w, const ConvProblem& p, const
   // see SweepDepthwise.
   const int8_t* x[64 * 64];
   for (int i = 0; i < 4 * DotTapGroups(g); ++i) x[i] = zp_row;  // the slots no tap fills keep it
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
-                     [&](int ky, int kx) { return DotSlot(g, ky, kx); }, x);
-      pixel(x, orow + ox * p.out.pixel_stride);
-    }
-  }
+  ForEachOutputPixel(g, p, in, out, row_begin, row_end, [&](const int8_t* image, int iy0, int ix0, int8_t* o) {
+    WindowPointers(g, p, image, iy0, ix0, zp_row, [&](int ky, int kx) { return DotSlot(g, ky, kx); }, x);
+    pixel(x, o);
+  });
 }
 
 // The column path's rows: row(rows, orow) per output row, rows[ky] the input row under kernel row

@@ -19,17 +19,11 @@ __attribute__((always_inline)) inline void SweepGroupedPixels(const PackedGroupe
                                int row_begin, int row_end, const int8_t* zp_row, Pixel pixel) {
   const ConvGeometry& g = w.geometry_;
   const int8_t* x[64 * 64];  // kernels are at most 64 x 64 (CheckGeometry); the first slots touched
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
-                     [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x);
-      pixel(static_cast<const int8_t* const*>(x), orow + ox * p.out.pixel_stride);
-    }
-  }
+  ForEachOutputPixel(g, p, in, out, row_begin, row_end,
+                     [&](const int8_t* image, int iy0, int ix0, int8_t* o) __attribute__((always_inline)) {
+    WindowPointers(g, p, image, iy0, ix0, zp_row, [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x);
+    pixel(static_cast<const int8_t* const*>(x), o);
+  });
 }
 
 // Chunks of kChunk output pixels in row order (across row ends; the last one shorter): chunk(x, o, count) with
@@ -45,21 +39,15 @@ void SweepGroupedChunks(const PackedGroupedConvInt8& w, const ConvProblem& p, co
   std::vector<const int8_t*> x(static_cast<size_t>(kChunk) * taps);
   int8_t* o[kChunk];
   int count = 0;
-  for (int r = row_begin; r < row_end; ++r) {
-    const int b = r / p.out_h, oy = r % p.out_h;
-    const int iy0 = oy * g.stride_h - p.pad_top;
-    const int8_t* image = in + b * p.in.batch_stride + p.in.channel_offset;
-    int8_t* orow = out + b * p.out.batch_stride + oy * p.out.row_stride + p.out.channel_offset;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      WindowPointers(g, p, image, iy0, ox * g.stride_w - p.pad_left, zp_row,
-                     [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x.data() + static_cast<size_t>(count) * taps);
-      o[count++] = orow + ox * p.out.pixel_stride;
-      if (count == kChunk) {
-        chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);
-        count = 0;
-      }
+  ForEachOutputPixel(g, p, in, out, row_begin, row_end, [&](const int8_t* image, int iy0, int ix0, int8_t* op) {
+    WindowPointers(g, p, image, iy0, ix0, zp_row, [&](int ky, int kx) { return ky * g.kernel_w + kx; },
+                   x.data() + static_cast<size_t>(count) * taps);
+    o[count++] = op;
+    if (count == kChunk) {
+      chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);
+      count = 0;
     }
-  }
+  });
   if (count > 0) chunk(static_cast<const int8_t* const*>(x.data()), static_cast<int8_t* const*>(o), count);
 }
 
