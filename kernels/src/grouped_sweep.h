@@ -19,8 +19,8 @@ __attribute__((always_inline)) inline void SweepGroupedPixels(const PackedGroupe
                                int row_begin, int row_end, const int8_t* zp_row, Pixel pixel) {
   const ConvGeometry& g = w.geometry_;
   const int8_t* x[64 * 64];  // kernels are at most 64 x 64 (CheckGeometry); the first slots touched
-  ForEachOutputPixel(g, p, in, out, row_begin, row_end,
-                     [&](const int8_t* image, int iy0, int ix0, int8_t* o) __attribute__((always_inline)) {
+  // (not forced inline: under clang the lambda has the file's target and ForEachOutputPixel not)
+  ForEachOutputPixel(g, p, in, out, row_begin, row_end, [&](const int8_t* image, int iy0, int ix0, int8_t* o) {
     WindowPointers(g, p, image, iy0, ix0, zp_row, [&](int ky, int kx) { return ky * g.kernel_w + kx; }, x);
     pixel(static_cast<const int8_t* const*>(x), o);
   });
