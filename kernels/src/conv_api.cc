@@ -1217,12 +1217,11 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     return Status::Ok();
   }
 #if defined(__x86_64__)
-  if (w.variant_ == Variant::kAvx512Vnni && w.geometry_.in_channels / w.groups_ >= 16 && pool &&
-      pool->threads() > 1 && internal::GroupedAvx512VnniBlocks(w) >= pool->threads()) {
+  const int blocks = internal::GroupedAvx512VnniBlocks(w), tasks = pool ? pool->threads() : 1;
+  if (w.variant_ == Variant::kAvx512Vnni && internal::GroupChannels(w) >= 16 && tasks > 1 && blocks >= tasks) {
     // Groups of 16 or 32: the output blocks split over the threads, all rows each (split by rows,
     // every task streamed all blocks' weights for its few pixels: ResNeXt-50's 1024 in groups of 32
     // at 7x7, 2 threads, 0.83x XNNPACK).
-    const int blocks = internal::GroupedAvx512VnniBlocks(w), tasks = pool->threads();
     ParallelFor(pool, tasks, [&](int t) {
       internal::GroupedInt8Avx512Vnni(w, p, input, output, 0, p.batch * p.out_h, blocks * t / tasks,
                                       blocks * (t + 1) / tasks);

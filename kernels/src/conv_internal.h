@@ -194,10 +194,14 @@ void* AllocPacked(P* p, size_t bytes) {
 
 // Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).
 void FoldedBias(const PackedConvInt8& p, int32_t fold_zero_point, int32_t* out_bias);
-// The same for a grouped conv's output channel oc (its kernel_h * kernel_w * in_channels / groups
-// weights), wrapping like the reference's int32 accumulator.
+// A grouped conv's input channels per group (= output channels per group on the grouped kernels)
+// and taps.
+inline int GroupChannels(const PackedGroupedConvInt8& w) { return w.geometry_.in_channels / w.groups_; }
+inline int Taps(const PackedGroupedConvInt8& w) { return w.geometry_.kernel_h * w.geometry_.kernel_w; }
+// The same for a grouped conv's output channel oc (its taps * in_channels / groups weights),
+// wrapping like the reference's int32 accumulator.
 inline int32_t GroupedFoldedBias(const PackedGroupedConvInt8& w, int oc, int32_t fold_zero_point) {
-  const size_t n = static_cast<size_t>(w.geometry_.kernel_h) * w.geometry_.kernel_w * (w.geometry_.in_channels / w.groups_);
+  const size_t n = static_cast<size_t>(Taps(w)) * GroupChannels(w);
   const int8_t* f = &w.weights_[static_cast<size_t>(oc) * n];
   int64_t sum = 0;
   for (size_t i = 0; i < n; ++i) sum += f[i];

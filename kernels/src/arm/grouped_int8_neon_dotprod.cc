@@ -34,8 +34,6 @@ namespace {
 constexpr int kNR = kPackNR;  // 16 output (and input) channels per block: four accumulators
 constexpr int kPixels = 4;    // output pixels sharing each weight load
 constexpr int kMaxTaps = 64;  // kernels up to this many taps take the 4-pixel path
-inline int GroupChannels(const PackedGroupedConvInt8& w) { return w.geometry_.in_channels / w.groups_; }
-inline int Taps(const PackedGroupedConvInt8& w) { return w.geometry_.kernel_h * w.geometry_.kernel_w; }
 // Per block: the 4 parameter rows, then per tap and per 4 input channels of a group (G / 4 of
 // them) 4 accumulators x 16 weight bytes (lane i of accumulator a: output channel 4a + i's 4 weights).
 inline size_t BlockBytes(const PackedGroupedConvInt8& w) {

@@ -34,8 +34,6 @@ namespace internal {
 namespace {
 
 constexpr int kNR = kRequantNR;  // 16 output (and input) channels per block
-inline int GroupChannels(const PackedGroupedConvInt8& w) { return w.geometry_.in_channels / w.groups_; }
-inline int Taps(const PackedGroupedConvInt8& w) { return w.geometry_.kernel_h * w.geometry_.kernel_w; }
 // Per block: the parameter rows, then per tap, accumulator (2) and input pair of a group (G / 2)
 // 8 int16 weight pairs (lane l, slot j: output channel 8l + 4a + j).
 inline size_t BlockBytes(const PackedGroupedConvInt8& w) {

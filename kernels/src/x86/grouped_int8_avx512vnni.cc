@@ -45,8 +45,6 @@ constexpr int kBlock = 64;  // output (and input) channels per packed block: fou
 // per 4 input channels of a group (G / 4 of them) 4 quarters x 64 weight bytes.
 constexpr size_t kParamBytes = 4 * 4 * 16 * sizeof(int32_t);
 inline int BlockChannel(int q, int j) { return 16 * (j / 4) + 4 * q + j % 4; }
-inline int GroupChannels(const PackedGroupedConvInt8& w) { return w.geometry_.in_channels / w.groups_; }
-inline int Taps(const PackedGroupedConvInt8& w) { return w.geometry_.kernel_h * w.geometry_.kernel_w; }
 inline size_t BlockBytes(const PackedGroupedConvInt8& w) {
   return kParamBytes + static_cast<size_t>(Taps(w)) * (GroupChannels(w) / 4) * 4 * 64;
 }

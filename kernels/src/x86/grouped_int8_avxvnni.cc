@@ -40,8 +40,6 @@ namespace internal {
 namespace {
 
 constexpr int kBlock = 32;  // output (and input) channels per packed block: four ymm accumulators
-inline int GroupChannels(const PackedGroupedConvInt8& w) { return w.geometry_.in_channels / w.groups_; }
-inline int Taps(const PackedGroupedConvInt8& w) { return w.geometry_.kernel_h * w.geometry_.kernel_w; }
 // Per block: two 16-channel parameter blocks (avx2_requant.h), then per tap and per 4 input
 // channels of a group (G / 4 of them) 4 quarters x 32 weight bytes.
 inline size_t BlockBytes(const PackedGroupedConvInt8& w) {
