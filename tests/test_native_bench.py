@@ -69,6 +69,29 @@ def run_bench(binary, model, litert, *extra, qemu_cpu=None):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def require_aarch64(native_build):
+    """The aarch64 runner's prerequisites: the cross-built kcsp_bench, qemu-user and LiteRT's aarch64 library."""
+    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
+        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
+    if not os.path.exists(AARCH64_LIB):
+        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+
+
+def plain_and_fused_outputs(native_build, tmp_path, plain, fused, qemu_cpus):
+    """The output bytes of the plain and the fused model under XNNPACK numerics, {(target, "plain" |
+    "fused"): bytes}, on x86 (target "x86") and on aarch64 under qemu for each qemu_cpus[target]."""
+    targets = [("x86", native_build["host"], host_litert(), None)]
+    targets += [(name, native_build["aarch64"], AARCH64_LIB, cpu) for name, cpu in qemu_cpus.items()]
+    outs = {}
+    for target, binary, lib, cpu in targets:
+        for name, model in (("plain", plain), ("fused", fused)):
+            out = tmp_path / f"{target}_{name}.bin"
+            report = run_bench(binary, model, lib, "--output", str(out), qemu_cpu=cpu)
+            assert report["custom_op_numerics"] == "xnnpack"
+            outs[target, name] = out.read_bytes()
+    return outs
+
+
 def test_host_bench_matches_litert_interpreter(native_build, int8_model, tmp_path):
     out = tmp_path / "out.bin"
     report = run_bench(native_build["host"], int8_model, host_litert(), "--output", str(out))
@@ -99,10 +122,7 @@ def test_bench_rejects_bad_arguments(native_build, int8_model, tmp_path):
 
 
 def test_aarch64_bench_under_qemu_equals_x86(native_build, int8_model, tmp_path):
-    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
-        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
-    if not os.path.exists(AARCH64_LIB):
-        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    require_aarch64(native_build)
     x86_out, arm_out = tmp_path / "x86.bin", tmp_path / "arm.bin"
     # "builtin": TFLite's own int8 kernels on both sides (XNNPACK's ARM int8 requantization differs
     # by an LSB from its x86 one, so XNNPACK outputs are not bit-comparable across architectures).
@@ -121,10 +141,7 @@ def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, mod
     the mobile model the NEON depthwise kernels next to XNNPACK's ARM depthwise ones, and for
     MobileNet-v2 (tuned: every block one KcspInvertedResidual) their row bands."""
     int8_model = request.getfixturevalue(model_fixture)
-    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
-        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
-    if not os.path.exists(AARCH64_LIB):
-        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    require_aarch64(native_build)
     from keras_csp.tflite import fuse
 
     fused = str(tmp_path / "tiny_fused.tflite")
@@ -137,14 +154,7 @@ def test_fused_equals_unfused_under_xnnpack_on_x86_and_aarch64(native_build, mod
     if model_fixture == "mnv2_int8_model":
         assert rep["ops_after"]["KcspInvertedResidual"] >= 3, rep["ops_after"]
         assert "DEPTHWISE_CONV_2D" not in rep["ops_after"] and "ADD" not in rep["ops_after"]
-    outs = {}
-    for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
-                                   ("arm", native_build["aarch64"], AARCH64_LIB, "max")):
-        for name, model in (("plain", int8_model), ("fused", fused)):
-            out = tmp_path / f"{arch}_{name}.bin"
-            report = run_bench(binary, model, lib, "--output", str(out), qemu_cpu=cpu)
-            assert report["custom_op_numerics"] == "xnnpack"
-            outs[arch, name] = out.read_bytes()
+    outs = plain_and_fused_outputs(native_build, tmp_path, int8_model, fused, {"arm": "max"})
     assert outs["x86", "fused"] == outs["x86", "plain"]
     assert outs["arm", "fused"] == outs["arm", "plain"]
 
@@ -156,10 +166,7 @@ def test_grouped_conv_fused_equals_unfused_on_x86_and_aarch64(native_build, tmp_
     grouped kernel or per-group convs, on aarch64 under qemu on the NEON dotprod grouped kernel (-cpu
     max: the SME variant's; cortex-a76: neon_dotprod), whose 3x3 stride-1 blocks are assembly, and
     per-group convs on the plain NEON cortex-a53."""
-    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
-        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
-    if not os.path.exists(AARCH64_LIB):
-        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    require_aarch64(native_build)
     from keras_csp import kernels as K
     from keras_csp.tflite import fuse
 
@@ -174,17 +181,10 @@ def test_grouped_conv_fused_equals_unfused_on_x86_and_aarch64(native_build, tmp_
     rep = fuse(plain, fused, tune=True, tune_min_speedup=0.0, tune_runs=1)
     assert rep["ops_after"] == {"KcspConv2D": 1}, rep["ops_after"]
     assert rep["fused"][0]["conv"] == f"3x3/s{stride} {c}->{c} (grouped, {c // per_group} groups)"
-    outs = {}
-    for arch, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
-                                   ("max", native_build["aarch64"], AARCH64_LIB, "max"),
-                                   ("a76", native_build["aarch64"], AARCH64_LIB, "cortex-a76"),
-                                   ("a53", native_build["aarch64"], AARCH64_LIB, "cortex-a53")):
-        for name, model in (("plain", plain), ("fused", fused)):
-            out = tmp_path / f"{arch}_{name}.bin"
-            report = run_bench(binary, model, lib, "--output", str(out), qemu_cpu=cpu)
-            assert report["custom_op_numerics"] == "xnnpack"
-            outs[arch, name] = out.read_bytes()
-        assert outs[arch, "fused"] == outs[arch, "plain"], arch
+    outs = plain_and_fused_outputs(native_build, tmp_path, plain, fused,
+                                   {"max": "max", "a76": "cortex-a76", "a53": "cortex-a53"})
+    for target in ("x86", "max", "a76", "a53"):
+        assert outs[target, "fused"] == outs[target, "plain"], target
 
 
 # --- the Android demo's native library and Kotlin sources ----------------------------------------
@@ -257,10 +257,7 @@ def test_kotlin_app_code_runs_the_jni_library_on_a_desktop_jvm(native_build, int
 def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, tmp_path, qemu_cpu, variant):
     """The fused int8 model: each NEON int8 variant (picked by dispatch on the emulated core) vs
     the x86 kernels, byte for byte."""
-    if native_build["aarch64"] is None or not shutil.which("qemu-aarch64"):
-        pytest.fail("aarch64 cross compiler and qemu-user are required (scripts/install.sh installs them)")
-    if not os.path.exists(AARCH64_LIB):
-        subprocess.run([os.path.join(TOOLS, "fetch_litert_aarch64.sh")], check=True, capture_output=True)
+    require_aarch64(native_build)
     from keras_csp.tflite import fuse
     fused = str(tmp_path / "fused.tflite")
     assert len(fuse(int8_model, fused)["fused"]) > 0
