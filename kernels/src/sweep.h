@@ -218,6 +218,8 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
   const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
   const int chunk = std::min<int>(kMaxChunk, std::max<int>(MR, static_cast<int>(chunk_bytes / per_pixel / MR * MR)));
   std::atomic<bool> out_of_memory{false};
+  // First come, as the bands are planned (BandPlan): in contiguous ranges 3x3 128->32 convs at
+  // 14x14 and 7x7 ran 5-7 % slower (2 threads, Zen 4: 19.2 against 18.0 us at 14x14).
   ParallelFor(pool, p.batch * bands, [&](int task) {
     const int b = task / bands, band_first = plan.First(task % bands);
     const int band_pixels = std::min(pixels, plan.First(task % bands + 1)) - band_first;
@@ -245,7 +247,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
       });
       if (p.HasTaskOps()) ApplyTaskOutputOps(p, out, b, band_first + c0, cn, 0, g.out_channels);
     }
-  });
+  }, TaskOrder::kFirstCome);
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
 }

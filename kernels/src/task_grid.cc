@@ -1,8 +1,10 @@
 #include "task_grid.h"
 
 #include <algorithm>
-#include <functional>
 #include <mutex>
+#include <vector>
+
+#include "keras_csp/threadpool.h"
 
 namespace keras_csp {
 namespace internal {
@@ -35,6 +37,7 @@ struct Slot {
   bool used = false;
   Key key{};
   int chunks = 0, groups = 0;
+  bool group_major = false;
 };
 std::mutex g_cache_mu;
 Slot g_cache[kSlots];
@@ -49,28 +52,44 @@ size_t Hash(const Key& k) {
 
 }  // namespace
 
-void TaskGrid::Set(int chunk_count, int groups, int batch, int blocks) {
+int64_t PoolMakespan(const int64_t* cost, int n, int threads) {
+  const int t_count = std::max(threads, 1);
+  std::vector<int> front(t_count), back(t_count);
+  std::vector<int64_t> clock(t_count, 0);
+  for (int t = 0; t < t_count; ++t) {
+    front[t] = ThreadPool::RangeStart(n, t_count, t);
+    back[t] = ThreadPool::RangeStart(n, t_count, t + 1);
+  }
+  for (;;) {
+    const int t = static_cast<int>(std::min_element(clock.begin(), clock.end()) - clock.begin());
+    int task = -1;
+    for (int i = 0; i < t_count && task < 0; ++i) {
+      const int v = (t + i) % t_count;  // i == 0: its own range, from the front; then the others' backs
+      if (front[v] < back[v]) task = i == 0 ? front[v]++ : --back[v];
+    }
+    if (task < 0) break;  // every range is empty: the other threads find nothing either
+    clock[t] += cost[task];
+  }
+  int64_t makespan = 0;
+  for (int t = 0; t < t_count; ++t) makespan = std::max(makespan, clock[t]);
+  return makespan;
+}
+
+void TaskGrid::Set(int chunk_count, int groups, int batch, int blocks, bool by_group) {
   chunks = chunk_count;
+  group_major = by_group;
   blocks_per_group = (blocks + groups - 1) / groups;
   block_groups = (blocks + blocks_per_group - 1) / blocks_per_group;
   tasks = batch * chunks * block_groups;
 }
 
 int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t macs_unit, int64_t bytes) const {
-  // Loads as a min-heap (std::greater): the next task goes to the least-loaded thread.
-  constexpr int kMaxThreads = 256;
-  int64_t load[kMaxThreads] = {};
-  const int n = std::min(std::max(threads, 1), kMaxThreads);
-  int64_t largest = 0;
+  std::vector<int64_t> cost(tasks);
   for (int t = 0; t < tasks; ++t) {
     const Task k = At(t, pixels, blocks);
-    const int64_t cost = int64_t{k.pixels} * ((k.block_end - k.block_begin) * macs_unit + bytes * kInputByteCost) + kTaskCost;
-    largest = std::max(largest, cost);
-    std::pop_heap(load, load + n, std::greater<int64_t>());
-    load[n - 1] += cost;
-    std::push_heap(load, load + n, std::greater<int64_t>());
+    cost[t] = int64_t{k.pixels} * ((k.block_end - k.block_begin) * macs_unit + bytes * kInputByteCost) + kTaskCost;
   }
-  return *std::max_element(load, load + n) + largest / 4;
+  return PoolMakespan(cost.data(), tasks, threads) + *std::max_element(cost.begin(), cost.end()) / 4;
 }
 
 TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads,
@@ -86,30 +105,37 @@ TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int
   {
     std::lock_guard<std::mutex> l(g_cache_mu);
     if (slot.used && slot.key == key) {
-      Set(slot.chunks, slot.groups, batch, blocks);
+      Set(slot.chunks, slot.groups, batch, blocks, slot.group_major);
       return;
     }
   }
   int64_t best = -1;
   int best_chunks = min_chunks, best_groups = 1;
+  bool best_group_major = false;
   for (int groups = 1; groups <= std::min(blocks, 8); groups *= 2) {
     for (int n = min_chunks; n <= tiles; ++n) {  // down to one tile per chunk
       Set(n, groups, batch, blocks);
       if (tasks > kMaxTasksPerThread * threads) break;
-      const int64_t score = Score(pixels, blocks, threads, macs_unit, bytes);
-      if (best < 0 || score < best) {
-        best = score;
-        best_chunks = n;
-        best_groups = groups;
+      for (const bool by_group : {false, true}) {
+        if (by_group && (block_groups == 1 || chunks == 1)) continue;  // the same order
+        Set(n, groups, batch, blocks, by_group);
+        const int64_t score = Score(pixels, blocks, threads, macs_unit, bytes);
+        if (best < 0 || score < best) {
+          best = score;
+          best_chunks = n;
+          best_groups = groups;
+          best_group_major = by_group;
+        }
       }
     }
   }
-  Set(best_chunks, best_groups, batch, blocks);
+  Set(best_chunks, best_groups, batch, blocks, best_group_major);
   std::lock_guard<std::mutex> l(g_cache_mu);
   slot.used = true;
   slot.key = key;
   slot.chunks = best_chunks;
   slot.groups = best_groups;
+  slot.group_major = best_group_major;
 }
 
 BandPlan::BandPlan(int pixels, int threads, int mr) : mr(mr), tiles((pixels + mr - 1) / mr) {

@@ -44,8 +44,9 @@ std::chrono::microseconds YieldSpin() {
 
 ThreadPool::ThreadPool(int threads) {
   const int workers = threads > 1 ? threads - 1 : 0;
+  ranges_.reset(new TaskRange[workers + 1]);
   workers_.reserve(workers);
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this, i] { WorkerLoop(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -59,23 +60,36 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::RunTasks(uint32_t generation) {
-  uint64_t s = state_.load(std::memory_order_acquire);
+int ThreadPool::Claim(TaskRange& r, uint32_t generation, bool front) {
+  uint64_t w = r.word.load(std::memory_order_acquire);
   for (;;) {
-    if (Generation(s) != generation || Next(s) >= Count(s)) return;
-    // Claims task Next(s) of this very call: the whole word (generation, count, next) must match.
-    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    const int n = Count(s);
-    (*fn_)(Next(s));
-    if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-      std::lock_guard<std::mutex> l(mu_);  // the caller may be about to sleep on done_
-      done_.notify_all();
-    }
-    s = state_.load(std::memory_order_acquire);
+    if (Generation(w) != generation || Front(w) >= Back(w)) return -1;
+    // The whole word (generation, front, back) must match: the task is this very call's.
+    const uint64_t claimed = front ? w + (uint64_t{1} << kCountBits) : w - 1;
+    if (r.word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel, std::memory_order_acquire))
+      return front ? Front(w) : Back(w) - 1;
   }
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::RunTasks(uint32_t generation, int thread) {
+  const int threads = this->threads();
+  const uint64_t s = state_.load(std::memory_order_acquire);
+  if (Generation(s) != generation) return;  // that call has ended
+  const int n = Count(s);
+  const bool first_come = FirstCome(s);
+  for (int i = 0; i < threads; ++i) {
+    const int victim = (thread + i) % threads;  // i == 0: this thread's own range, from the front
+    for (int task; (task = Claim(ranges_[victim], generation, first_come || i == 0)) >= 0;) {
+      (*fn_)(task);
+      if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+        std::lock_guard<std::mutex> l(mu_);  // the caller may be about to sleep on done_
+        done_.notify_all();
+      }
+    }
+  }
+}
+
+void ThreadPool::WorkerLoop(int thread) {
   uint32_t seen = 0, woken = 0;
   for (;;) {
     woken = wake_calls_.load(std::memory_order_acquire);  // awake now: earlier Wake() calls are served
@@ -107,11 +121,11 @@ void ThreadPool::WorkerLoop() {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    RunTasks(g);
+    RunTasks(g, thread);
   }
 }
 
-void ThreadPool::Run(int n, const std::function<void(int)>& fn) {
+void ThreadPool::Run(int n, const std::function<void(int)>& fn, TaskOrder order) {
   std::lock_guard<std::mutex> call(call_mu_);
   if (wake_pending_) {
     wake_pending_ = false;
@@ -123,10 +137,17 @@ void ThreadPool::Run(int n, const std::function<void(int)>& fn) {
   {
     std::lock_guard<std::mutex> l(mu_);  // a worker between its wait predicate and sleeping sees it
     generation = (Generation(state_.load(std::memory_order_relaxed)) + 1) & 0xffff;
-    state_.store(uint64_t{generation} << (2 * kCountBits) | uint64_t(n) << kCountBits, std::memory_order_release);
+    const int threads = this->threads();
+    for (int t = 0; t < threads; ++t)
+      ranges_[t].word.store(order == TaskOrder::kFirstCome ? Range(generation, 0, t == 0 ? n : 0)
+                                        : Range(generation, RangeStart(n, threads, t), RangeStart(n, threads, t + 1)),
+                            std::memory_order_relaxed);
+    state_.store(uint64_t{generation} << (2 * kCountBits) | uint64_t(n) << kCountBits |
+                     (order == TaskOrder::kFirstCome ? 1u : 0u),
+                 std::memory_order_release);
   }
   wake_.notify_all();
-  RunTasks(generation);
+  RunTasks(generation, 0);
   // Tasks a worker claimed may still be running; tasks nobody claimed the caller ran itself.
   for (int spin = 0; spin < 200000 && completed_.load(std::memory_order_acquire) != n; ++spin) KCSP_PAUSE();
   if (completed_.load(std::memory_order_acquire) != n) {
@@ -151,23 +172,25 @@ void ThreadPool::Wake() {
   wake_.notify_all();
 }
 
-void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
+void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn, TaskOrder order) {
   if (n <= 0) return;
   if (workers_.empty() || n == 1) {
     for (int i = 0; i < n; ++i) fn(i);
     return;
   }
   constexpr int kMaxTasks = static_cast<int>(kCountMask);
-  if (n <= kMaxTasks) return Run(n, fn);
+  if (n <= kMaxTasks) return Run(n, fn, order);
   // More indices than the state word counts: each task runs a contiguous run of them.
   const int per = (n + kMaxTasks - 1) / kMaxTasks, tasks = (n + per - 1) / per;
-  Run(tasks, [&](int t) {
-    for (int i = t * per, end = std::min(n, i + per); i < end; ++i) fn(i);
-  });
+  Run(
+      tasks, [&](int t) {
+        for (int i = t * per, end = std::min(n, i + per); i < end; ++i) fn(i);
+      },
+      order);
 }
 
-void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {
-  if (pool != nullptr) return pool->ParallelFor(n, fn);  // runs inline itself when it can't split
+void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn, TaskOrder order) {
+  if (pool != nullptr) return pool->ParallelFor(n, fn, order);  // runs inline itself when it can't split
   for (int i = 0; i < n; ++i) fn(i);
 }
 

@@ -6,6 +6,7 @@
 // Exit status is non-zero on any failure.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/mman.h>
@@ -869,8 +871,8 @@ void TestValidation() {
 // The task split of the int8 sweeps: every (image, output pixel, channel block) in exactly one
 // task, chunks of whole split units (whole sweep tiles on one thread) no larger than the pointer
 // tables, one group on one thread, the same answer from the cache, and balanced on two threads
-// (the split before this test gave one thread 61 % of a 28x28 1x1 conv), and the bands of KxK
-// convs likewise.
+// as the pool hands the tasks out (the split before this test gave one thread 61 % of a 28x28 1x1
+// conv), and the bands of KxK convs likewise.
 void TestTaskGrid() {
   using internal::TaskGrid;
   std::mt19937 rng(7);
@@ -907,16 +909,39 @@ void TestTaskGrid() {
           threads);
     ++grids;
   }
+  // The pool's hand-out (PoolMakespan) against hand-computed makespans: thread t runs its range
+  // [ceil(n t / T), ceil(n (t + 1) / T)) from the front, then the last task left in the next ranges.
+  using internal::PoolMakespan;
+  const int64_t even[] = {1, 1, 1, 1}, heavy_first[] = {5, 1, 1, 1}, heavy_half[] = {3, 3, 3, 1, 1, 1}, two[] = {4, 7};
+  const int64_t odd[] = {1, 1, 3};
+  CHECK(PoolMakespan(odd, 3, 2) == 3, "1 + 1 | 3 (ranges [0, 2), [2, 3)): 3");
+  CHECK(PoolMakespan(even, 4, 2) == 2, "4 equal tasks on 2 threads");
+  CHECK(PoolMakespan(heavy_first, 4, 2) == 5, "5 | 1 (+ 1 + 1 stolen): 5");
+  CHECK(PoolMakespan(heavy_half, 6, 2) == 6, "3 + 3 | 1 + 1 + 1 + 3 stolen: 6");
+  CHECK(PoolMakespan(two, 2, 3) == 7, "2 tasks on 3 threads");
+  CHECK(PoolMakespan(heavy_half, 6, 1) == 12, "one thread runs all");
   // CSPDenseNet-121's 28x28 bottleneck (1x1 256->128, 24-pixel tiles, 64-channel blocks): the
-  // busiest of 2 threads gets at most 53 % of the work, handed out in order to the first free.
+  // busiest of 2 threads gets at most 53 % of the work as the pool hands it out.
   const TaskGrid g(784, 1, 2, 24, 1008, 64 * 1024 / 256, 2, 64 * 256, 256);
-  int64_t load[2] = {0, 0};
+  std::vector<int64_t> cost;
   for (int t = 0; t < g.tasks; ++t) {
     const TaskGrid::Task k = g.At(t, 784, 2);
-    load[load[1] < load[0] ? 1 : 0] += int64_t{k.pixels} * (k.block_end - k.block_begin);
+    cost.push_back(int64_t{k.pixels} * (k.block_end - k.block_begin));
   }
-  CHECK(std::max(load[0], load[1]) <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks",
-        static_cast<long long>(std::max(load[0], load[1])), 784 * 2);
+  CHECK(PoolMakespan(cost.data(), g.tasks, 2) <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks",
+        static_cast<long long>(PoolMakespan(cost.data(), g.tasks, 2)), 784 * 2);
+  ++grids;
+  // A 7x7 1x1 768->768 conv (49 pixels: 24-pixel tiles split 24 | 25 by pixels, the 1-pixel tile
+  // the costliest per pixel): the threads split the 12 blocks instead, group by group, each its half.
+  const TaskGrid small(49, 1, 12, 24, 1008, 64 * 1024 / 768, 2, 64 * 768, 768);
+  std::vector<int64_t> small_cost;
+  for (int t = 0; t < small.tasks; ++t) {
+    const TaskGrid::Task k = small.At(t, 49, 12);
+    small_cost.push_back(int64_t{k.pixels} * (k.block_end - k.block_begin));
+  }
+  CHECK(small.group_major && PoolMakespan(small_cost.data(), small.tasks, 2) == 49 * 6,
+        "7x7 grid: group-major %d, busiest thread %lld of %d pixel-blocks", small.group_major,
+        static_cast<long long>(PoolMakespan(small_cost.data(), small.tasks, 2)), 49 * 12);
   ++grids;
   // Bands: every pixel in exactly one band of whole tiles (the last may be partial), T to 8T of
   // them, sizes at most one tile apart; on 2 threads round-robin the busiest gets at most 52 % of
@@ -1287,6 +1312,30 @@ void TestThreadPool() {
     int ran = 0;
     one.ParallelFor(3, [&](int) { ++ran; });
     CHECK(ran == 3, "a 1-thread pool runs every index after Wake()\n");
+  }
+  {
+    // Each thread runs a contiguous range first (the same rows on the same core from call to
+    // call): the caller, thread 0, runs the first quarter of 64 equal tasks in order. A shared
+    // counter handed them out in whatever order the threads came (this failed with it).
+    ThreadPool two(2);
+    int contiguous = 0;
+    constexpr int kCalls = 50, kTasks = 64;
+    for (int call = 0; call < kCalls; ++call) {
+      const std::thread::id caller = std::this_thread::get_id();
+      std::atomic<int> order{0};
+      std::vector<int> by_caller_at(kTasks, -1);
+      two.ParallelFor(kTasks, [&](int i) {
+        const int at = order.fetch_add(1);
+        if (std::this_thread::get_id() == caller) by_caller_at[i] = at;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(5);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      });
+      bool ok = true;
+      for (int i = 1; i < kTasks / 4; ++i) ok = ok && by_caller_at[i - 1] >= 0 && by_caller_at[i] > by_caller_at[i - 1];
+      contiguous += ok;
+    }
+    CHECK(contiguous >= kCalls / 2, "the caller ran tasks 0-15 in order in %d of %d calls", contiguous, kCalls);
   }
   ThreadPool pool(3);
   const int n = (1 << 24) + 7;
