@@ -274,7 +274,7 @@ class Int8GroupedConv(_PackedInt8):
     weights: int8 OHWI ``[out_channels, kh, kw, in_channels / groups]``; output channel ``o`` reads
     the input channels of group ``o // (out_channels / groups)``. bias: int32 ``[out_channels]`` or None.
     Groups of 4 or 8 channels in and out run a grouped kernel (every SIMD variant but plain NEON), groups
-    of 16 or 32 too on AVX-512 VNNI; others run one of the variant's convs per group (``per_group``).
+    of 16 or 32 too on AVX-512 VNNI and AVX2; others run one of the variant's convs per group (``per_group``).
     """
 
     def __init__(self, weights: np.ndarray, bias: Optional[np.ndarray], quant: Int8Quant, *, groups: int,

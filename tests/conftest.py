@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # variant but plain NEON; the others run one conv per group.
 GROUPED_KERNEL_VARIANTS = ("avx512vnni", "avxvnni", "avx2", "neon_dotprod", "neon_i8mm", "sme")
 # ... and for groups of 16 or 32 channels
-WIDE_GROUPED_KERNEL_VARIANTS = ("avx512vnni",)
+WIDE_GROUPED_KERNEL_VARIANTS = ("avx512vnni", "avx2")
 
 
 def run_python(code, legacy=False, timeout=900):

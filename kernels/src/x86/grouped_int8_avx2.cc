@@ -16,6 +16,16 @@
 // avx2_requant.h. Zen 4, 1 thread, same-run A/B against the broadcasts: ResNeXt-50's 56x56x128 in
 // groups of 4 370 -> 352 us, 28x28x256 in groups of 8 336 -> 281 us (three pixels per weight load
 // for groups of 4 spilled: 442 us; one: 378 us).
+//
+// Groups of G = 16 or 32 (ResNeXt-50's last two stages): a 16-channel block is one group or half
+// of one. Per tap and 16 of the group's inputs, four in-lane dword broadcasts (vpshufd d: lane 0
+// the pair 2d, 2d + 1, lane 1 the pair 8 + 2d, 9 + 2d) each feed one vpmaddwd per quarter of the
+// outputs (4 shuffles per 16 vpmaddwd); accumulator q holds outputs 4q .. 4q + 3 in both lanes,
+// from the lanes' halves of the inputs, added once per pixel. Two pixels per weight load; the blocks
+// split over the threads as on AVX-512 (GroupedAvx2Blocks). Zen 4, same-run A/B against one AVX2
+// conv per group, 1 / 2 threads: 512 in groups of 16 /2 at 28x28 250 -> 210 / 129 -> 107 us, at
+// 14x14 205 -> 205 / 107 -> 106 us; 1024 in groups of 32 /2 at 14x14 198 -> 191 / 103 -> 97 us,
+// at 7x7 183 -> 186 / 95 -> 95 us.
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -144,6 +154,90 @@ void Rows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in
   });
 }
 
+// Groups of 16 (kVectors = 1) or 32 (2): one block of P output pixels, x and o as for Block, in0 the
+// block's group's first input channel (blocks are whole: channels are a multiple of G). Weights
+// per tap, vector v of 16 inputs, broadcast d and quarter q: 16 int16, lane l slot i the pair of
+// output 4q + i for the group's inputs 16v + 8l + 2d, + 1.
+// [lo.lane0 + lo.lane1 | hi.lane0 + hi.lane1]
+inline __m256i LaneSums(__m256i lo, __m256i hi) {
+  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+template <int kVectors, int P>
+inline void WideBlock(const int8_t* const* const* x, int taps, int in0, int oc0, int n, const int32_t* prm,
+                      const int16_t* wt, const RequantConsts& c, int8_t* const* o) {
+  static_assert(P == 1 || P == 2, "runs of 1 or 2 pixels");
+  // Named accumulators (a: pixel 0, b: pixel 1, unused at P = 1), as in the AVX-512 kernel.
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (int t = 0; t < taps; ++t) {
+#pragma GCC unroll 2
+    for (int v = 0; v < kVectors; ++v) {
+      const __m256i in_a = LoadInputs<true>(x[0][t] + in0 + 16 * v, 16);
+      const __m256i in_b = P == 2 ? LoadInputs<true>(x[1][t] + in0 + 16 * v, 16) : in_a;
+      const int16_t* wv = wt + (static_cast<size_t>(t) * kVectors + v) * 16 * 16;
+      // one broadcast per pixel (imm: vpshufd's) against the 4 quarters' weights
+      auto step = [&](auto imm, const int16_t* wd) __attribute__((always_inline)) {
+        const __m256i sa = _mm256_shuffle_epi32(in_a, decltype(imm)::value);
+        const __m256i sb = P == 2 ? _mm256_shuffle_epi32(in_b, decltype(imm)::value) : sa;
+        // The empty asm keeps each sum in its accumulator: GCC otherwise reassociated the adds into
+        // trees of products, computed ahead and spilled (512 in groups of 16 at 14x14: 287 us).
+        auto quarter = [&](__m256i& qa, __m256i& qb, const int16_t* wq) __attribute__((always_inline)) {
+          const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(wq));
+          qa = _mm256_add_epi32(qa, _mm256_madd_epi16(sa, w));
+          asm("" : "+x"(qa));
+          if constexpr (P == 2) {
+            qb = _mm256_add_epi32(qb, _mm256_madd_epi16(sb, w));
+            asm("" : "+x"(qb));
+          }
+        };
+        quarter(a0, b0, wd);
+        quarter(a1, b1, wd + 16);
+        quarter(a2, b2, wd + 32);
+        quarter(a3, b3, wd + 48);
+      };
+      step(std::integral_constant<int, 0x00>{}, wv);
+      step(std::integral_constant<int, 0x55>{}, wv + 64);
+      step(std::integral_constant<int, 0xAA>{}, wv + 128);
+      step(std::integral_constant<int, 0xFF>{}, wv + 192);
+    }
+  }
+  StoreRow(LaneSums(a0, a1), LaneSums(a2, a3), prm, c, o[0] + oc0, n);
+  if constexpr (P == 2) StoreRow(LaneSums(b0, b1), LaneSums(b2, b3), prm, c, o[1] + oc0, n);
+}
+
+template <int kVectors>
+void WideRows(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
+              int row_end, int block_begin, int block_end) {
+  constexpr int G = 16 * kVectors, kRun = 2;
+  const ConvGeometry& g = w.geometry_;
+  const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
+  const auto* base = static_cast<const uint8_t*>(w.packed());
+  const size_t bb = BlockBytes(w);
+  const int cout = g.out_channels, taps = Taps(w);
+  const auto* zp_row = reinterpret_cast<const int8_t*>(base + Blocks(w) * bb);
+  // Chunks of pixels, blocks outside: a block's weights (4.6 KB for G = 16 at 3x3, 9.2 KB for 32)
+  // stay in L1 over the chunk.
+  block_end = std::min(block_end, Blocks(w));
+  SweepGroupedChunks<64>(w, p, in, out, row_begin, row_end, zp_row,
+                         [&](const int8_t* const* x, int8_t* const* o, int count) {
+    for (int bi = block_begin; bi < block_end; ++bi) {
+      const int oc0 = bi * kNR;
+      const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+      const auto* wt = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
+      const int n = std::min(kNR, cout - oc0);  // cout is a multiple of G: whole blocks
+      auto run = [&](auto pixels, int i) __attribute__((always_inline)) {
+        constexpr int P = decltype(pixels)::value;
+        const int8_t* const* xs[P];
+        for (int k = 0; k < P; ++k) xs[k] = x + (i + k) * taps;
+        WideBlock<kVectors, P>(xs, taps, oc0 - oc0 % G, oc0, n, prm, wt, c, o + i);
+      };
+      int i = 0;
+      for (; i + kRun <= count; i += kRun) run(std::integral_constant<int, kRun>{}, i);
+      if (i < count) run(std::integral_constant<int, 1>{}, i);
+    }
+  });
+}
+
 }  // namespace
 
 Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w) {
@@ -157,6 +251,20 @@ Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w) {
     PackRequantParams(reinterpret_cast<int32_t*>(base + bi * bb), quant, bias, w->left_shift_, w->right_shift_,
                       bi * kNR);
     auto* wt = reinterpret_cast<int16_t*>(base + bi * bb + kParamBytes);
+    if (G >= 16) {  // WideBlock's layout: per tap, vector v, broadcast d, quarter q
+      for (int t = 0; t < taps; ++t)
+        for (int v = 0; v < G / 16; ++v)
+          for (int d = 0; d < 4; ++d)
+            for (int q = 0; q < 4; ++q)
+              for (int k = 0; k < 8; ++k) {  // lane k / 4, slot k % 4
+                const int oc = bi * kNR + 4 * q + k % 4;
+                const int8_t* f = &w->weights_[(static_cast<size_t>(oc) * taps + t) * G + 16 * v + 8 * (k / 4) + 2 * d];
+                int16_t* dst = wt + ((((static_cast<size_t>(t) * (G / 16) + v) * 4 + d) * 4 + q) * 16) + 2 * k;
+                dst[0] = f[0];
+                dst[1] = f[1];
+              }
+      continue;
+    }
     for (int t = 0; t < taps; ++t)
       for (int j = 0; j < G; ++j)
         for (int k = 0; k < 8; ++k) {  // dword k: input channels 2k, 2k + 1 of the block
@@ -174,12 +282,16 @@ Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w) {
 }
 
 void GroupedInt8Avx2(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
-                     int row_begin, int row_end) {
-  if (GroupChannels(w) == 4)
-    Rows<4>(w, p, in, out, row_begin, row_end);
-  else
-    Rows<8>(w, p, in, out, row_begin, row_end);
+                     int row_begin, int row_end, int block_begin, int block_end) {
+  switch (GroupChannels(w)) {
+    case 4: Rows<4>(w, p, in, out, row_begin, row_end); break;
+    case 8: Rows<8>(w, p, in, out, row_begin, row_end); break;
+    case 16: WideRows<1>(w, p, in, out, row_begin, row_end, block_begin, block_end); break;
+    default: WideRows<2>(w, p, in, out, row_begin, row_end, block_begin, block_end); break;
+  }
 }
+
+int GroupedAvx2Blocks(const PackedGroupedConvInt8& w) { return Blocks(w); }
 
 }  // namespace internal
 }  // namespace keras_csp
