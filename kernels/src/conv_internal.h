@@ -291,8 +291,8 @@ Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w);
 Status PackGroupedInt8AvxVnni(PackedGroupedConvInt8* w);
 void GroupedInt8AvxVnni(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                         int row_begin, int row_end);
-// Also output blocks [block_begin, block_end) of GroupedAvx2Blocks(w) (16 channels each), groups of 16
-// or 32 only, as GroupedInt8Avx512Vnni.
+// Also output blocks [block_begin, block_end) of GroupedAvx2Blocks(w) (16 channels each): groups of 16
+// or 32 split their blocks over threads, as GroupedInt8Avx512Vnni's.
 void GroupedInt8Avx2(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                      int row_begin, int row_end, int block_begin = 0, int block_end = 1 << 30);
 int GroupedAvx2Blocks(const PackedGroupedConvInt8& w);
