@@ -207,6 +207,12 @@ inline int32_t GroupedFoldedBias(const PackedGroupedConvInt8& w, int oc, int32_t
   for (size_t i = 0; i < n; ++i) sum += f[i];
   return static_cast<int32_t>(static_cast<uint32_t>(w.bias_[oc]) - static_cast<uint32_t>(fold_zero_point * sum));
 }
+// GroupedFoldedBias of every output channel.
+inline std::vector<int32_t> GroupedFoldedBiases(const PackedGroupedConvInt8& w, int32_t fold_zero_point) {
+  std::vector<int32_t> bias(w.geometry_.out_channels);
+  for (int oc = 0; oc < w.geometry_.out_channels; ++oc) bias[oc] = GroupedFoldedBias(w, oc, fold_zero_point);
+  return bias;
+}
 
 // Packing shared by the blocked int8 variants (AVX-512 VNNI, NEON dotprod / i8mm / mlal): per
 // block of kPackNR output channels, 4 rows x kPackNR int32 parameters (bias folded with

@@ -314,8 +314,7 @@ Status PackGroupedInt8NeonDotprod(PackedGroupedConvInt8* w) {
   const size_t bb = BlockBytes(*w);
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + ZeroPointRowBytes(*w)));
   const Int8QuantParams& quant = w->quant_;
-  std::vector<int32_t> bias(cout);
-  for (int oc = 0; oc < cout; ++oc) bias[oc] = GroupedFoldedBias(*w, oc, quant.input_zero_point);
+  const std::vector<int32_t> bias = GroupedFoldedBiases(*w, quant.input_zero_point);
   for (int bi = 0; bi < Blocks(*w); ++bi) {
     PackParamRows(reinterpret_cast<int32_t*>(base + bi * bb), quant, bias.data(), w->left_shift_.data(),
                   w->right_shift_.data(), bi * kNR, cout);

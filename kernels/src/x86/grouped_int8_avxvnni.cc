@@ -113,8 +113,7 @@ Status PackGroupedInt8AvxVnni(PackedGroupedConvInt8* w) {
   const size_t bb = BlockBytes(*w);
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * Blocks(*w) + ZeroPointRowBytes(*w)));
   const Int8QuantParams& quant = w->quant_;
-  std::vector<int32_t> bias(cout);  // inputs x + 128
-  for (int oc = 0; oc < cout; ++oc) bias[oc] = GroupedFoldedBias(*w, oc, quant.input_zero_point + 128);
+  const std::vector<int32_t> bias = GroupedFoldedBiases(*w, quant.input_zero_point + 128);  // inputs x + 128
   for (int bi = 0; bi < Blocks(*w); ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
     PackRequantParams(prm, quant, bias, w->left_shift_, w->right_shift_, bi * kBlock);
