@@ -1276,9 +1276,9 @@ void TestPoolMatchesReference(int trials, bool average) {
         "input layout past its buffer refused");
 }
 
-// The pool runs each index exactly once per call, also when a worker wakes after the call it was
-// woken for has ended (the sleeps let workers fall asleep, so their wake-ups race with later
-// calls) and when there are more indices than the pool's state word counts.
+// The pool runs each index exactly once per call, in both task orders, also when a worker wakes
+// after the call it was woken for has ended (the sleeps let workers fall asleep, so their wake-ups
+// race with later calls) and when there are more indices than the pool's state word counts.
 void TestThreadPool() {
   int calls = 0;
   for (int threads : {2, 3, 4}) {
@@ -1287,11 +1287,14 @@ void TestThreadPool() {
       const int n = RandInt(0, 70);
       std::vector<int> counts(n, 0);  // per call: a stale task of an ended call would write freed memory
       std::vector<std::atomic<int>> hits(n);
-      pool.ParallelFor(n, [&](int i) {
-        for (unsigned spin = (i * 2654435761u) >> 22; spin > 0; --spin) asm volatile("");  // uneven tasks
-        hits[i].fetch_add(1, std::memory_order_relaxed);
-        ++counts[i];
-      });
+      pool.ParallelFor(
+          n,
+          [&](int i) {
+            for (unsigned spin = (i * 2654435761u) >> 22; spin > 0; --spin) asm volatile("");  // uneven tasks
+            hits[i].fetch_add(1, std::memory_order_relaxed);
+            ++counts[i];
+          },
+          it % 3 == 0 ? TaskOrder::kFirstCome : TaskOrder::kContiguous);  // both hand-outs
       bool once = true;
       for (int i = 0; i < n; ++i) once = once && counts[i] == 1 && hits[i].load() == 1;
       CHECK(once, "threads %d, call %d: every index of %d exactly once\n", threads, it, n);
