@@ -1217,23 +1217,24 @@ Status GroupedConv2DInt8(const PackedGroupedConvInt8& w, const int8_t* input, co
     return Status::Ok();
   }
 #if defined(__x86_64__)
-  const bool wide_kernel = internal::GroupChannels(w) >= 16 &&
-                           (w.variant_ == Variant::kAvx512Vnni || w.variant_ == Variant::kAvx2);
+  // The kernels taking groups of 16 or 32 (same signature) and their output-block count.
+  decltype(&internal::GroupedInt8Avx2) wide_kernel = nullptr;
+  int blocks = 0;
+  if (internal::GroupChannels(w) >= 16 && w.variant_ == Variant::kAvx512Vnni) {
+    wide_kernel = internal::GroupedInt8Avx512Vnni;
+    blocks = internal::GroupedAvx512VnniBlocks(w);
+  } else if (internal::GroupChannels(w) >= 16 && w.variant_ == Variant::kAvx2) {
+    wide_kernel = internal::GroupedInt8Avx2;
+    blocks = internal::GroupedAvx2Blocks(w);
+  }
   const int tasks = pool ? pool->threads() : 1;
-  const int blocks = !wide_kernel                         ? 0
-                     : w.variant_ == Variant::kAvx512Vnni ? internal::GroupedAvx512VnniBlocks(w)
-                                                          : internal::GroupedAvx2Blocks(w);
-  if (wide_kernel && tasks > 1 && blocks >= tasks) {
+  if (wide_kernel != nullptr && tasks > 1 && blocks >= tasks) {
     // Groups of 16 or 32: the output blocks split over the threads, all rows each (split by rows,
     // every task streamed all blocks' weights for its few pixels: ResNeXt-50's 1024 in groups of 32
     // at 7x7, 2 threads, 0.83x XNNPACK on AVX-512; on AVX2 7 rows split 4 + 3, 0.82x the per-group
     // convs).
     ParallelFor(pool, tasks, [&](int t) {
-      const int rows = p.batch * p.out_h, b0 = blocks * t / tasks, b1 = blocks * (t + 1) / tasks;
-      if (w.variant_ == Variant::kAvx512Vnni)
-        internal::GroupedInt8Avx512Vnni(w, p, input, output, 0, rows, b0, b1);
-      else
-        internal::GroupedInt8Avx2(w, p, input, output, 0, rows, b0, b1);
+      wide_kernel(w, p, input, output, 0, p.batch * p.out_h, blocks * t / tasks, blocks * (t + 1) / tasks);
     });
     return Status::Ok();
   }

@@ -138,12 +138,13 @@ void ThreadPool::Run(int n, const std::function<void(int)>& fn, TaskOrder order)
     std::lock_guard<std::mutex> l(mu_);  // a worker between its wait predicate and sleeping sees it
     generation = (Generation(state_.load(std::memory_order_relaxed)) + 1) & 0xffff;
     const int threads = this->threads();
-    for (int t = 0; t < threads; ++t)
-      ranges_[t].word.store(order == TaskOrder::kFirstCome ? Range(generation, 0, t == 0 ? n : 0)
-                                        : Range(generation, RangeStart(n, threads, t), RangeStart(n, threads, t + 1)),
-                            std::memory_order_relaxed);
-    state_.store(uint64_t{generation} << (2 * kCountBits) | uint64_t(n) << kCountBits |
-                     (order == TaskOrder::kFirstCome ? 1u : 0u),
+    const bool first_come = order == TaskOrder::kFirstCome;  // every task in range 0
+    for (int t = 0; t < threads; ++t) {
+      const uint64_t range = first_come ? Range(generation, 0, t == 0 ? n : 0)
+                                        : Range(generation, RangeStart(n, threads, t), RangeStart(n, threads, t + 1));
+      ranges_[t].word.store(range, std::memory_order_relaxed);
+    }
+    state_.store(uint64_t{generation} << (2 * kCountBits) | uint64_t(n) << kCountBits | (first_come ? 1u : 0u),
                  std::memory_order_release);
   }
   wake_.notify_all();

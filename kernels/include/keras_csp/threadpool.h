@@ -56,10 +56,10 @@ class ThreadPool {
   // The call state is one word, so a worker sees a new call with one load: generation (16 bits) |
   // task count n (24 bits) | 1 for TaskOrder::kFirstCome. Each range is one word too, so a thread
   // claims a task with one compare-exchange that also checks the call is still the one it woke
-  // for: generation (16 bits) | front (24 bits) | back (24 bits). A worker that wakes after the call has ended finds nothing to
-  // claim, so the caller never waits for it (on a VM a sleeping worker takes ~20-30 us to wake;
-  // before, the caller waited for every worker to check in, making a short conv slower at 2
-  // threads than at 1).
+  // for: generation (16 bits) | front (24 bits) | back (24 bits). A worker that wakes after the
+  // call has ended finds nothing to claim, so the caller never waits for it (on a VM a sleeping
+  // worker takes ~20-30 us to wake; before, the caller waited for every worker to check in, making
+  // a short conv slower at 2 threads than at 1).
   static constexpr int kCountBits = 24;
   static constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
   static uint32_t Generation(uint64_t s) { return static_cast<uint32_t>(s >> (2 * kCountBits)); }

@@ -126,15 +126,15 @@ inline void Block(const int8_t* const* const* x, int taps, int oc0, int n, const
   }
 }
 
-// Groups of 16 (kVectors = 1) or 32 (2): one block of P output pixels, x and o as for Block, in0 the
-// block's group's first input channel (blocks are whole: channels are a multiple of G). Weights
-// per tap, vector v of 16 inputs, broadcast d and quarter q: 16 int16, lane l slot i the pair of
-// output 4q + i for the group's inputs 16v + 8l + 2d, + 1.
 // [lo.lane0 + lo.lane1 | hi.lane0 + hi.lane1]
 inline __m256i LaneSums(__m256i lo, __m256i hi) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
 }
 
+// Groups of 16 (kVectors = 1) or 32 (2): one block of P output pixels, x and o as for Block, in0 the
+// block's group's first input channel (blocks are whole: channels are a multiple of G). Weights
+// per tap, vector v of 16 inputs, broadcast d and quarter q: 16 int16, lane l slot i the pair of
+// output 4q + i for the group's inputs 16v + 8l + 2d, + 1.
 template <int kVectors, int P>
 inline void WideBlock(const int8_t* const* const* x, int taps, int in0, int oc0, int n, const int32_t* prm,
                       const int16_t* wt, const RequantConsts& c, int8_t* const* o) {
