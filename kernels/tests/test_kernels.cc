@@ -920,28 +920,27 @@ void TestTaskGrid() {
   CHECK(PoolMakespan(heavy_half, 6, 2) == 6, "3 + 3 | 1 + 1 + 1 + 3 stolen: 6");
   CHECK(PoolMakespan(two, 2, 3) == 7, "2 tasks on 3 threads");
   CHECK(PoolMakespan(heavy_half, 6, 1) == 12, "one thread runs all");
+  // The pixel-blocks of the busiest of 2 threads as the pool hands a grid's tasks out.
+  auto grid_busiest = [](const TaskGrid& grid, int pixels, int blocks) {
+    std::vector<int64_t> cost;
+    for (int t = 0; t < grid.tasks; ++t) {
+      const TaskGrid::Task k = grid.At(t, pixels, blocks);
+      cost.push_back(int64_t{k.pixels} * (k.block_end - k.block_begin));
+    }
+    return static_cast<long long>(PoolMakespan(cost.data(), grid.tasks, 2));
+  };
   // CSPDenseNet-121's 28x28 bottleneck (1x1 256->128, 24-pixel tiles, 64-channel blocks): the
-  // busiest of 2 threads gets at most 53 % of the work as the pool hands it out.
+  // busiest of 2 threads gets at most 53 % of the work.
   const TaskGrid g(784, 1, 2, 24, 1008, 64 * 1024 / 256, 2, 64 * 256, 256);
-  std::vector<int64_t> cost;
-  for (int t = 0; t < g.tasks; ++t) {
-    const TaskGrid::Task k = g.At(t, 784, 2);
-    cost.push_back(int64_t{k.pixels} * (k.block_end - k.block_begin));
-  }
-  CHECK(PoolMakespan(cost.data(), g.tasks, 2) <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks",
-        static_cast<long long>(PoolMakespan(cost.data(), g.tasks, 2)), 784 * 2);
+  const long long bottleneck = grid_busiest(g, 784, 2);
+  CHECK(bottleneck <= 0.53 * (784 * 2), "busiest thread %lld of %d pixel-blocks", bottleneck, 784 * 2);
   ++grids;
   // A 7x7 1x1 768->768 conv (49 pixels: 24-pixel tiles split 24 | 25 by pixels, the 1-pixel tile
   // the costliest per pixel): the threads split the 12 blocks instead, group by group, each its half.
   const TaskGrid small(49, 1, 12, 24, 1008, 64 * 1024 / 768, 2, 64 * 768, 768);
-  std::vector<int64_t> small_cost;
-  for (int t = 0; t < small.tasks; ++t) {
-    const TaskGrid::Task k = small.At(t, 49, 12);
-    small_cost.push_back(int64_t{k.pixels} * (k.block_end - k.block_begin));
-  }
-  CHECK(small.group_major && PoolMakespan(small_cost.data(), small.tasks, 2) == 49 * 6,
-        "7x7 grid: group-major %d, busiest thread %lld of %d pixel-blocks", small.group_major,
-        static_cast<long long>(PoolMakespan(small_cost.data(), small.tasks, 2)), 49 * 12);
+  const long long small_busiest = grid_busiest(small, 49, 12);
+  CHECK(small.group_major && small_busiest == 49 * 6, "7x7 grid: group-major %d, busiest thread %lld of %d pixel-blocks",
+        small.group_major, small_busiest, 49 * 12);
   ++grids;
   // Bands: every pixel in exactly one band of whole tiles (the last may be partial), T to 8T of
   // them, sizes at most one tile apart; on 2 threads round-robin the busiest gets at most 52 % of
