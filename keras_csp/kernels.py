@@ -11,7 +11,7 @@ and write it straight into its place in a concatenated buffer:
   in place and writing its output at a channel offset of the same buffer (zero concat copies).
 
 Every op exists for each kernel ``variant``: ``"scalar"`` (reference), ``"avx2"``,
-``"avxvnni"`` (256-bit VEX VNNI), ``"avx512vnni"``, ``"neon_dotprod"``, ``"neon_i8mm"``, ``"neon"``, ``"sme"`` and ``"auto"`` (best for this
+``"avxvnni"`` (256-bit VEX VNNI), ``"avx512vnni"``, ``"amx"`` (AMX-INT8 tiles), ``"neon_dotprod"``, ``"neon_i8mm"``, ``"neon"``, ``"sme"`` and ``"auto"`` (best for this
 CPU, chosen at run time).
 
 The second half of this module builds the equivalent single-op TFLite graphs (SLICE + CONV_2D +
@@ -27,7 +27,7 @@ import numpy as np
 
 from . import _kernels
 
-VARIANTS = ("auto", "scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme")
+VARIANTS = ("auto", "scalar", "avx2", "avxvnni", "avx512vnni", "amx", "neon_dotprod", "neon_i8mm", "neon", "sme")
 ACTIVATIONS = ("none", "relu", "relu6")
 ORDERS = ("skip_first", "skip_last")
 ROUNDINGS = ("away_from_zero", "half_up", "fp32")

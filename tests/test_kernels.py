@@ -17,12 +17,14 @@ from keras_csp import kernels as K
 from conftest import GROUPED_KERNEL_VARIANTS, WIDE_GROUPED_KERNEL_VARIANTS
 
 FEATURES = K.cpu_features()
-INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme"]
+INT8_VARIANTS = ["scalar", "avx2", "avxvnni", "avx512vnni", "amx", "neon_dotprod", "neon_i8mm", "neon", "sme"]
 MISSING_REASON = {
     "avx2": "CPU has no AVX2",
     "avxvnni": "CPU has no AVX-VNNI (e.g. AMD Zen 3 / Zen 4, Intel before Alder Lake); this variant is "
                "compiled but cannot run here",
     "avx512vnni": "CPU has no AVX-512 VNNI (e.g. AMD Zen 3); this variant is compiled but cannot run here",
+    "amx": "CPU has no AMX-INT8 (e.g. AMD Zen 3 / Zen 4), or the kernel refused its tile state; this "
+           "variant is compiled but cannot run here",
     "neon_dotprod": "not an aarch64 CPU with the dot-product extension (tested under qemu by "
                     "kernels/tools/test_aarch64.sh)",
     "neon_i8mm": "not an aarch64 CPU with the int8 matrix-multiply extension (tested under qemu "
@@ -276,10 +278,14 @@ def test_float32_variants_vs_tf(variant, k, stride, padding, act):
 
 
 def test_auto_variant_is_best_available():
+    # A CPU with AMX-INT8 where the kernel refused its tile state says why.
+    assert FEATURES["amx_int8"] or isinstance(FEATURES["amx_note"], str)
     assert K.best_variant() in AVAILABLE
     conv = K.Int8Conv(np.ones((4, 1, 1, 4), np.int8), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
     assert conv.variant == K.best_variant()
-    if FEATURES["avx512vnni"]:
+    if FEATURES["amx_int8"]:
+        assert conv.variant == "amx"
+    elif FEATURES["avx512vnni"]:
         assert conv.variant == "avx512vnni"
     elif FEATURES["avxvnni"]:
         assert conv.variant == "avxvnni"

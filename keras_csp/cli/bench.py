@@ -61,7 +61,7 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the results as JSON.")
 @click.option("--quick", is_flag=True, help="A small subset of the shapes (a few seconds).")
 @click.option("--variant", default="auto", show_default=True,
-              type=click.Choice(["auto", "scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme"]),
+              type=click.Choice(["auto", "scalar", "avx2", "avxvnni", "avx512vnni", "amx", "neon_dotprod", "neon_i8mm", "neon", "sme"]),
               help="Kernel variant for our side.")
 @click.option("--budget", type=float, default=None,
               help="Seconds of interleaved repetitions per shape (default 0.4, --quick 0.15).")

@@ -274,6 +274,8 @@ PYBIND11_MODULE(_kernels, m) {
     d["avx512bw"] = f.avx512bw;
     d["avx512vnni"] = f.avx512vnni;
     d["avxvnni"] = f.avxvnni;
+    d["amx_int8"] = f.amx_int8;
+    d["amx_note"] = std::string(f.amx_note);
     d["neon"] = f.neon;
     d["neon_dotprod"] = f.neon_dotprod;
     d["neon_i8mm"] = f.neon_i8mm;

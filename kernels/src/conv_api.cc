@@ -67,6 +67,7 @@ const char* VariantName(Variant v) {
     case Variant::kNeonI8mm: return "neon_i8mm";
     case Variant::kNeon: return "neon";
     case Variant::kSme: return "sme";
+    case Variant::kAmx: return "amx";
   }
   return "unknown";
 }
@@ -82,9 +83,10 @@ Status ParseVariant(const std::string& name, Variant* out) {
   else if (name == "neon_i8mm") *out = Variant::kNeonI8mm;
   else if (name == "neon") *out = Variant::kNeon;
   else if (name == "sme") *out = Variant::kSme;
+  else if (name == "amx") *out = Variant::kAmx;
   else
     return Invalid("unknown kernel variant '" + name +
-                   "' (expected auto, scalar, avx2, avxvnni, avx512vnni, neon_dotprod, neon_i8mm, neon, sme)");
+                   "' (expected auto, scalar, avx2, avxvnni, avx512vnni, amx, neon_dotprod, neon_i8mm, neon, sme)");
   return Status::Ok();
 }
 
@@ -97,6 +99,7 @@ bool VariantAvailable(Variant v, bool float32) {
     case Variant::kAvx2: return f.avx2 && (!float32 || f.fma);
     case Variant::kAvx512Vnni: return !float32 && f.avx512f && f.avx512bw && f.avx512vnni;
     case Variant::kAvxVnni: return !float32 && f.avx2 && f.avxvnni;
+    case Variant::kAmx: return !float32 && f.amx_int8 && f.avx512f && f.avx512bw && f.avx512vnni;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: return float32 ? f.neon : f.neon_dotprod;
@@ -110,6 +113,7 @@ bool VariantAvailable(Variant v, bool float32) {
 }
 
 Variant BestVariant(bool float32) {
+  if (VariantAvailable(Variant::kAmx, float32)) return Variant::kAmx;
   if (VariantAvailable(Variant::kAvx512Vnni, float32)) return Variant::kAvx512Vnni;
   if (VariantAvailable(Variant::kAvxVnni, float32)) return Variant::kAvxVnni;
   if (VariantAvailable(Variant::kAvx2, float32)) return Variant::kAvx2;
@@ -369,6 +373,7 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
     case Variant::kNeonI8mm:
     case Variant::kNeon:
     case Variant::kSme:
+    case Variant::kAmx:
       break;
     default:
       return Invalid("unknown variant");
@@ -378,7 +383,8 @@ Status ResolveVariant(Variant requested, bool float32, Variant* out) {
                          std::string("kernel variant '") + VariantName(requested) +
                              "' is not available on this CPU/build" +
                              (float32 && (requested == Variant::kAvx512Vnni || requested == Variant::kAvxVnni ||
-                                          requested == Variant::kNeonI8mm || requested == Variant::kSme)
+                                          requested == Variant::kNeonI8mm || requested == Variant::kSme ||
+                                          requested == Variant::kAmx)
                                   ? " (int8 only)"
                                   : ""));
   *out = requested;
@@ -585,6 +591,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     // is run on a CPU that has it.
     case Variant::kAvx512Vnni: s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true); break;
     case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 4); break;
+    case Variant::kAmx: s = internal::PackInt8Amx(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
@@ -697,6 +704,7 @@ Status RunConvInt8Variant(const PackedConvInt8& w, const ConvProblem& p, const i
     case Variant::kAvx2: return internal::ConvInt8Avx2(w, p, input, output);
     case Variant::kAvx512Vnni: return internal::ConvInt8Avx512Vnni(w, p, input, output);
     case Variant::kAvxVnni: return internal::ConvInt8AvxVnni(w, p, input, output);
+    case Variant::kAmx: return internal::ConvInt8Amx(w, p, input, output);
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: return internal::ConvInt8NeonDotprod(w, p, input, output);
@@ -1004,7 +1012,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
 #if defined(__x86_64__)
     if (v == Variant::kAvx2) kernel = Variant::kAvx2;
     if (v == Variant::kAvxVnni) kernel = depth_multiplier == 1 ? Variant::kAvxVnni : Variant::kAvx2;
-    if (v == Variant::kAvx512Vnni) kernel = Variant::kAvx512Vnni;
+    if (v == Variant::kAvx512Vnni || v == Variant::kAmx) kernel = Variant::kAvx512Vnni;
 #endif
 #if defined(__aarch64__)
     if (v == Variant::kNeonDotprod || v == Variant::kNeonI8mm || v == Variant::kSme) kernel = Variant::kNeonDotprod;
@@ -1121,6 +1129,7 @@ bool PackedGroupedConvInt8::HasKernel(const ConvGeometry& g, int groups, Variant
   const int cin_g = g.in_channels / groups, cout_g = g.out_channels / groups;
   if (cin_g != cout_g) return false;
 #if defined(__x86_64__)
+  if (variant == Variant::kAmx) variant = Variant::kAvx512Vnni;  // AMX CPUs run the AVX-512 VNNI kernels
   if (cin_g == 16 || cin_g == 32) return variant == Variant::kAvx512Vnni || variant == Variant::kAvx2;
   if (cin_g != 4 && cin_g != 8) return false;
   return variant == Variant::kAvx512Vnni || variant == Variant::kAvxVnni || variant == Variant::kAvx2;
@@ -1152,6 +1161,8 @@ Status PackedGroupedConvInt8::CreateImpl(const ConvGeometry& geometry, int group
   KCSP_RETURN_IF_ERROR(CheckInt8Quant(oc, &quant));
   Variant v;
   KCSP_RETURN_IF_ERROR(ResolveVariant(variant, false, &v));
+  // AMX CPUs run the AVX-512 VNNI grouped kernels (per-group convs, for other group shapes, run AMX).
+  if (v == Variant::kAmx && HasKernel(geometry, groups, v)) v = Variant::kAvx512Vnni;
   std::unique_ptr<PackedGroupedConvInt8> p(new (std::nothrow) PackedGroupedConvInt8());
   if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
   p->geometry_ = geometry;

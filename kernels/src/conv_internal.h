@@ -325,6 +325,10 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
 // The same with w's output table looked up in the epilogue (CPUs with AVX-512 VBMI).
 Status ConvInt8Avx512VnniTable(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+Status PackInt8Amx(PackedConvInt8* w);
+// Loads the amx conv's tile configuration on this thread (tiles 0-7, 16 rows x 64 bytes).
+void AmxConfigureTiles();
+Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 #endif
 #if defined(__aarch64__)
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);

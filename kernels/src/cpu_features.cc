@@ -4,6 +4,10 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
@@ -12,11 +16,29 @@
 namespace keras_csp {
 namespace {
 
+#if defined(__x86_64__) || defined(_M_X64)
+// Linux keeps AMX tile data (XTILEDATA, 8 KB of state) off until a process asks for it; the
+// first tile instruction without the grant raises SIGILL. Returns whether tiles may be used.
+bool RequestAmxState(const char** note) {
+#if defined(__linux__)
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtileData = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtileData) == 0) return true;
+  *note = "AMX-INT8 present, but the kernel refused the tile state (arch_prctl ARCH_REQ_XCOMP_PERM): "
+          "AVX-512 VNNI kernels run instead";
+  return false;
+#else
+  *note = "AMX-INT8 present, but tile state is only requested on Linux: AVX-512 VNNI kernels run instead";
+  return false;
+#endif
+}
+#endif
+
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(_M_X64)
   unsigned eax, ebx, ecx, edx;
-  bool os_avx = false, os_avx512 = false;
+  bool os_avx = false, os_avx512 = false, os_amx = false;
   [[maybe_unused]] bool avx512vl = false;
   if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
     const bool osxsave = ecx & (1u << 27);
@@ -27,6 +49,7 @@ CpuFeatures detect() {
       __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
       os_avx = (lo & 0x6) == 0x6;
       os_avx512 = (lo & 0xE6) == 0xE6;
+      os_amx = (lo & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA
     }
   }
   if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
@@ -35,6 +58,10 @@ CpuFeatures detect() {
     f.avx512bw = os_avx512 && (ebx & (1u << 30));
     f.avx512vnni = os_avx512 && (ecx & (1u << 11));
     f.avx512vbmi = os_avx512 && (ecx & (1u << 1));
+    // AMX-TILE (EDX bit 24) and AMX-INT8 (bit 25); the kernels' epilogue is AVX-512.
+    const bool amx = (edx & (1u << 24)) && (edx & (1u << 25));
+    if (amx && !os_amx) f.amx_note = "AMX-INT8 present, but the OS does not enable tile state (XCR0)";
+    f.amx_int8 = amx && os_amx && f.avx512bw && f.avx512vnni && RequestAmxState(&f.amx_note);
 #if defined(KCSP_AVXVNNI_AS_EVEX)  // test build: the avxvnni variant runs on AVX-512 VNNI + VL
     avx512vl = os_avx512 && (ebx & (1u << 31));
 #endif

@@ -91,6 +91,7 @@ Status Int8PostOps::Create(const int8_t* table, const Int8AddParams* add, Varian
   switch (v) {
     case Variant::kAvx2: kernel = Kernel::kAvx2; break;
     case Variant::kAvx512Vnni:
+    case Variant::kAmx:
     case Variant::kAvxVnni:
       kernel = Int8PostOpsKernelAvailable(Kernel::kAvx512Vbmi) ? Kernel::kAvx512Vbmi : Kernel::kAvx2;
       break;

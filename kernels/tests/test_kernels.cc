@@ -52,7 +52,8 @@ int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(
 float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
 const Variant kAllVariants[] = {Variant::kScalar,      Variant::kAvx2,     Variant::kAvxVnni, Variant::kAvx512Vnni,
-                                Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon,  Variant::kSme};
+                                Variant::kAmx,         Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon,
+                                Variant::kSme};
 
 struct Case {
   ConvGeometry g;

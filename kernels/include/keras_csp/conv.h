@@ -43,10 +43,12 @@ enum class Variant {
   kNeon,            // aarch64 plain NEON (int8: widening multiply-accumulate; float32)
   kAvxVnni,         // x86-64 AVX-VNNI, 256-bit VEX vpdpbusd without AVX-512 (int8 only)
   kSme,             // aarch64 SME: smopa outer products into ZA (int8 only; SVL 256 or >= 512 bits)
+  kAmx,             // x86-64 AMX-INT8: tdpbssd tiles (int8 convs; depthwise and grouped convs and the
+                    // element-wise ops run the AVX-512 VNNI kernels)
 };
 
 const char* VariantName(Variant v);
-// Parses "auto", "scalar", "avx2", "avxvnni", "avx512vnni", "neon_dotprod", "neon_i8mm", "neon", "sme".
+// Parses "auto", "scalar", "avx2", "avxvnni", "avx512vnni", "amx", "neon_dotprod", "neon_i8mm", "neon", "sme".
 Status ParseVariant(const std::string& name, Variant* out);
 // Whether the variant is compiled in and supported by this CPU (kAuto/kScalar: always true).
 bool VariantAvailable(Variant v, bool float32 = false);

@@ -5,7 +5,10 @@
 //                             (u8 x s8 with int16 saturation: not exact for arbitrary int8 data)
 //   avxvnni vpdpbusd (VEX):   32 MACs / instruction
 //   avx512vnni vpdpbusd:      64 MACs / instruction
+//   amx tdpbssd:              16 x 16 x 64 = 16384 MACs / instruction (tiles as the amx conv configures them)
 #if defined(__x86_64__)
+#include <immintrin.h>
+
 #include "../conv_internal.h"
 #include "../peak_timer.h"
 #include "keras_csp/peak.h"
@@ -132,6 +135,26 @@ __attribute__((target("avx2,avxvnni"))) void PeakLoopAvxVnni(long iters) {
         "xmm11", "xmm14", "xmm15", "cc");
 }
 
+// Four independent C tiles (0-3) from A tiles 4-5 and B tiles 6-7: 4 x 16384 MACs per iteration.
+__attribute__((target("amx-tile,amx-int8"))) void PeakLoopAmx(long iters) {
+  AmxConfigureTiles();
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  for (long i = 0; i < iters; ++i) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  _tile_release();
+}
+
 }  // namespace internal
 
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
@@ -147,6 +170,8 @@ Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>*
   }
   if ((any || variant == Variant::kAvx512Vnni) && VariantAvailable(Variant::kAvx512Vnni))
     out->push_back({"avx512vnni vpdpbusd", internal::TimeLoop(internal::PeakLoopVnni, 768, seconds)});
+  if ((any || variant == Variant::kAmx) && VariantAvailable(Variant::kAmx))
+    out->push_back({"amx tdpbssd", internal::TimeLoop(internal::PeakLoopAmx, 4 * 16 * 16 * 64, seconds)});
   if ((any || variant == Variant::kAvxVnni) && VariantAvailable(Variant::kAvxVnni))
     out->push_back({"avxvnni vpdpbusd (ymm)", internal::TimeLoop(internal::PeakLoopAvxVnni, 384, seconds)});
   if (out->empty() && !any && variant != Variant::kScalar)

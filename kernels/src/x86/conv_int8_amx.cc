@@ -1,0 +1,300 @@
+// int8 conv, x86-64 AMX-INT8 (Sapphire Rapids and later): tdpbssd multiplies a 16 x 64-byte int8
+// A tile (16 output pixels x 64 bytes of K) by a 16 x 64-byte B tile (16 rows of 4 K bytes x 16
+// output channels) into a 16 x 16 int32 C tile, 16K MACs per instruction.
+//
+// - Signed x signed: the activations are the raw int8 values (no x + 128 staging), the bias folds
+//   -input_zero_point * sum(w), and padding taps read the input zero point.
+// - Weights packed once by PackInt8Groups in the 4-byte-interleaved tile layout, [row][k/4][16][4]
+//   per 16-channel block, K padded to 64 per row with zero weights: a B tile is 1 KB at a fixed
+//   step, loaded with stride 64.
+// - A tiles load straight from memory with a row stride: 1x1 convs from the input channel slice in
+//   place (16 pixels pixel_stride apart), KxK convs from the padded staging, one kernel row (its
+//   kernel_w * in_channels contiguous bytes) per K run. Stride-1 convs index pixels over the padded
+//   width, so a tile runs on across output rows and the staged row's padding columns are computed
+//   and dropped (7x7: 61 computed for 49; 56x56: 3 %); other convs tile each output row.
+// - Register tile: 2 x 2 C tiles (32 pixels x 32 channels) from 2 A and 2 B tiles, all 8 tiles.
+// - Epilogue: the C tiles stored to a 4 KB buffer, then AVX-512 requantization (avx512_requant.h,
+//   bit-exact in all three rounding modes) straight into the output slice.
+// - Linux hands out AMX state only on request (arch_prctl ARCH_REQ_XCOMP_PERM, cpu_features.cc);
+//   each task loads the tile configuration and releases the tiles when it ends.
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+// GCC 12 false positive inside avx512fintrin.h (_mm512_undefined_*).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "../sweep.h"
+#include "avx512_requant.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"))), apply_to = function)
+#endif
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+constexpr int kRows = 16;              // pixels per A / C tile
+constexpr int kTileK = 64;             // K bytes per A tile row
+constexpr int kMR = 2 * kRows;         // pixels per register tile
+constexpr int kNR = kPackNR;           // channels per B / C tile column block
+constexpr int kBTileBytes = kRows * kTileK;
+constexpr int kCTileInts = kRows * kNR;
+
+// The palette-1 tile configuration: C tiles 0-3 (tile 2i + j: pixels 16i.., channels 16j..), A tiles
+// 4-5, B tiles 6-7, each 16 rows of 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+
+// MB x NB C tiles: A tile i's rows at a[i] + tap_off[t] + 64 kc, a_stride[i] apart; B tile j at
+// w[j] + (t * kchunks + kc) KB. The sums go to c: tile (i, j) at c + (2i + j) * 256.
+// Not inlined: the tile numbers are immediates, one instantiation per shape.
+template <int MB, int NB>
+__attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t* a_stride, const int64_t* tap_off,
+                                           int taps, int kchunks, const int8_t* w0, const int8_t* w1, int32_t* c) {
+  _tile_zero(0);
+  if constexpr (NB > 1) _tile_zero(1);
+  if constexpr (MB > 1) _tile_zero(2);
+  if constexpr (MB > 1 && NB > 1) _tile_zero(3);
+  const int64_t s0 = a_stride[0], s1 = MB > 1 ? a_stride[1] : 0;
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* a0 = a[0] + tap_off[t];
+    const int8_t* a1 = MB > 1 ? a[1] + tap_off[t] : nullptr;
+    for (int kc = 0; kc < kchunks; ++kc, a0 += kTileK, a1 += kTileK) {
+      _tile_loadd(4, a0, s0);
+      _tile_loadd(6, w0, kTileK);
+      w0 += kBTileBytes;
+      _tile_dpbssd(0, 4, 6);
+      if constexpr (NB > 1) {
+        _tile_loadd(7, w1, kTileK);
+        w1 += kBTileBytes;
+        _tile_dpbssd(1, 4, 7);
+      }
+      if constexpr (MB > 1) {
+        _tile_loadd(5, a1, s1);
+        _tile_dpbssd(2, 5, 6);
+        if constexpr (NB > 1) _tile_dpbssd(3, 5, 7);
+      }
+    }
+  }
+  _tile_stored(0, c, kNR * 4);
+  if constexpr (NB > 1) _tile_stored(1, c + kCTileInts, kNR * 4);
+  if constexpr (MB > 1) _tile_stored(2, c + 2 * kCTileInts, kNR * 4);
+  if constexpr (MB > 1 && NB > 1) _tile_stored(3, c + 3 * kCTileInts, kNR * 4);
+}
+
+// acc + bias, requantized (lanes = the block's 16 channels).
+inline __m512i RequantRow(const int32_t* acc, const int32_t* prm, const RequantConsts& rc) {
+  return Requant(_mm512_add_epi32(_mm512_load_si512(acc), _mm512_load_si512(prm)), prm, rc);
+}
+
+// The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j, so
+// the 64 bytes are its four inputs' 16 bytes in turn.
+inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+
+// Requantizes the MB x NB C tiles in c and stores pixel r's n <= NB * 16 channels to o[r]
+// (nullptr: a computed row that is not an output pixel). prm[j]: block j's parameter rows.
+template <int NB>
+void StoreTiles(const int32_t* c, int mb, const int32_t* const* prm, const RequantConsts& rc, int8_t* const* o, int n) {
+  const __m512i unzip = UnzipDwords();
+  for (int i = 0; i < mb; ++i) {
+    const int32_t* t0 = c + 2 * i * kCTileInts;
+    int8_t* const* oi = o + kRows * i;
+    if constexpr (NB == 2) {
+      // Two pixels x 32 channels per zmm.
+      const int32_t* t1 = t0 + kCTileInts;
+      const __mmask32 mask = n >= 2 * kNR ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
+      for (int r = 0; r < kRows; r += 2) {
+        if (oi[r] == nullptr && oi[r + 1] == nullptr) continue;
+        const __m512i q = _mm512_permutexvar_epi32(
+            unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t1 + r * kNR, prm[1], rc),
+                              RequantRow(t0 + (r + 1) * kNR, prm[0], rc), RequantRow(t1 + (r + 1) * kNR, prm[1], rc), rc));
+        if (oi[r] != nullptr) _mm256_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si256(q));
+        if (oi[r + 1] != nullptr) _mm256_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti64x4_epi64(q, 1));
+      }
+    } else {
+      // Four pixels x 16 channels per zmm.
+      const __mmask16 mask = n >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
+      for (int r = 0; r < kRows; r += 4) {
+        const __m512i q = _mm512_permutexvar_epi32(
+            unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t0 + (r + 1) * kNR, prm[0], rc),
+                              RequantRow(t0 + (r + 2) * kNR, prm[0], rc), RequantRow(t0 + (r + 3) * kNR, prm[0], rc), rc));
+        if (oi[r] != nullptr) _mm_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si128(q));
+        if (oi[r + 1] != nullptr) _mm_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti32x4_epi32(q, 1));
+        if (oi[r + 2] != nullptr) _mm_mask_storeu_epi8(oi[r + 2], mask, _mm512_extracti32x4_epi32(q, 2));
+        if (oi[r + 3] != nullptr) _mm_mask_storeu_epi8(oi[r + 3], mask, _mm512_extracti32x4_epi32(q, 3));
+      }
+    }
+  }
+}
+
+// Where the A rows of one image come from: virtual pixel v = oy * vw + ox (ox < out_w is an output
+// pixel, the rest are computed and dropped) reads src + oy * a_row + ox * a_px. With vw = a_row /
+// a_px (flat) the address is linear in v across rows; else vw is out_w rounded up to 16, and no
+// A tile crosses a row.
+struct PixelSpace {
+  int64_t a_px = 0, a_row = 0;
+  int vw = 0, count = 0;  // virtual pixels per row; per image
+
+  PixelSpace(int64_t px, int64_t row, int out_h, int out_w) : a_px(px), a_row(row) {
+    const int rows_vw = RoundUp(out_w, kRows);
+    const int64_t flat_vw = px > 0 && row % px == 0 ? row / px : 0;
+    const int64_t flat_count = flat_vw >= out_w ? (out_h - 1) * flat_vw + out_w : INT64_MAX;
+    if (flat_count <= int64_t{out_h} * rows_vw) {
+      vw = static_cast<int>(flat_vw);
+      count = static_cast<int>(flat_count);
+    } else {
+      vw = rows_vw;
+      count = out_h * rows_vw;
+    }
+  }
+  const int8_t* Address(const int8_t* src, int v) const { return src + (v / vw) * a_row + (v % vw) * a_px; }
+  // The output pixel index (raster order) of virtual pixel v, or -1.
+  int Real(int v, int out_w) const { return v % vw < out_w ? v / vw * out_w + v % vw : -1; }
+};
+
+}  // namespace
+
+void AmxConfigureTiles() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = kTileK;
+    cfg.rows[t] = kRows;
+  }
+  // Not _tile_loadconfig: GCC 12 does not see that builtin read the configuration, and dropped the
+  // stores of the rows and column bytes as dead (a zero configuration: the first tile op faults).
+  __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
+}
+
+Status PackInt8Amx(PackedConvInt8* w) {
+  const ConvGeometry& g = w->geometry_;
+  w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1;
+  w->row_taps_ = !w->direct_1x1_;
+  return PackInt8Groups(w, w->quant_.input_zero_point, 4, kTileK);
+}
+
+Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
+  if (p.out_u8 || p.out_i16 || p.prestaged != nullptr)
+    return Status::Error(StatusCode::kUnsupported, "the amx conv does not write or read a chain's staging");
+  const ConvGeometry& g = w.geometry_;
+  const RequantConsts rc = MakeRequantConsts(w.quant_, false, w.fp32_clamp_before_convert_);
+  const PackedBlocks blocks(w);
+  const int kp = w.k_padded_, kchunks = kp / kTileK, taps = SweepTaps(w);
+  ThreadPool* pool = PoolFor(p, g);
+  int64_t tap_off[64 * 64];
+  const int8_t* src;
+  const int8_t* src_end;
+  int64_t img_stride;
+  PixelSpace space(0, 0, 1, 1);
+  if (w.direct_1x1_) {
+    src = in + p.in.channel_offset;
+    src_end = in + p.in.buffer_elements;
+    img_stride = p.in.batch_stride;
+    tap_off[0] = 0;
+    space = PixelSpace(int64_t{g.stride_w} * p.in.pixel_stride, int64_t{g.stride_h} * p.in.row_stride, p.out_h, p.out_w);
+  } else {
+    // Raw int8 rows, border the zero point; kernel row ky of a window starts ky rows further.
+    const int sp = StagedPixelElems(w);
+    const int64_t row_elems = static_cast<int64_t>(p.padded_w) * sp;
+    img_stride = row_elems * p.padded_h;
+    space = PixelSpace(int64_t{g.stride_w} * sp, int64_t{g.stride_h} * row_elems, p.out_h, p.out_w);
+    // Slack: the last register tile's dropped rows and a row's K padding read past the image.
+    const size_t slack = static_cast<size_t>(2 * kMR * space.a_px + kp + 64);
+    const size_t bytes = static_cast<size_t>(img_stride) * p.batch + slack;
+    auto* buf = static_cast<int8_t*>(Scratch(bytes));
+    if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+    BuildPadded(p, in, buf, sp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
+                [](int8_t v) { return v; }, pool);
+    std::memset(buf + bytes - slack, 0, slack);
+    src = buf;
+    src_end = buf + bytes;
+    for (int ky = 0; ky < g.kernel_h; ++ky) tap_off[ky] = ky * row_elems;
+  }
+  const int out_blocks = (g.out_channels + kNR - 1) / kNR;
+  const int64_t per_pixel = static_cast<int64_t>(taps) * kp;
+  const TaskGrid grid(space.count, p.batch, out_blocks, kMR, kMaxChunkPixels<kMR>, int64_t{256 * 1024} / per_pixel,
+                      Threads(pool), int64_t{kNR} * per_pixel, per_pixel);
+  std::atomic<bool> out_of_memory{false};
+  ParallelFor(pool, grid.tasks, [&](int task) {
+    const TaskGrid::Task t = grid.At(task, space.count, out_blocks);
+    const int8_t* img = src + t.batch * img_stride;
+    const int v_end = t.first_pixel + t.pixels;
+    int8_t* copy = nullptr;  // 1x1: A tiles whose reads would leave the input buffer, copied
+    AmxConfigureTiles();
+    alignas(64) int32_t acc[4 * kCTileInts];
+    for (int v0 = t.first_pixel; v0 < v_end; v0 += kMR) {
+      const int mb = v0 + kRows < v_end ? 2 : 1;
+      const int8_t* a[2];
+      int64_t a_stride[2];
+      int8_t* o[kMR];
+      for (int r = 0; r < kMR; ++r) {
+        const int v = v0 + r, real = v < v_end ? space.Real(v, p.out_w) : -1;
+        o[r] = real < 0 ? nullptr : OutputPixel(p, out, t.batch, real / p.out_w, real % p.out_w);
+      }
+      for (int i = 0; i < mb; ++i) {
+        a[i] = space.Address(img, v0 + kRows * i);
+        a_stride[i] = space.a_px;
+        // The staging has slack for every read; a 1x1 conv's last tiles may read past the input
+        // buffer: those copy the tile's output pixels' channels (zero padded).
+        if (!w.direct_1x1_ || a[i] + (kRows - 1) * space.a_px + kp <= src_end) continue;
+        if (copy == nullptr) copy = static_cast<int8_t*>(Scratch(static_cast<size_t>(2 * kRows) * kp));
+        if (copy == nullptr) {
+          out_of_memory = true;
+          _tile_release();
+          return;
+        }
+        int8_t* d = copy + static_cast<size_t>(i) * kRows * kp;
+        std::memset(d, 0, static_cast<size_t>(kRows) * kp);
+        for (int r = 0; r < kRows; ++r)
+          if (o[kRows * i + r] != nullptr) std::memcpy(d + r * kp, space.Address(img, v0 + kRows * i + r), g.in_channels);
+        a[i] = d;
+        a_stride[i] = kp;
+      }
+      for (int bi = t.block_begin; bi < t.block_end; bi += 2) {
+        const int nb = std::min(2, t.block_end - bi), n = std::min(nb * kNR, g.out_channels - bi * kNR);
+        const int32_t* prm[2] = {blocks.params(bi), blocks.params(nb > 1 ? bi + 1 : bi)};
+        const int8_t* w0 = blocks.weights(bi);
+        const int8_t* w1 = blocks.weights(nb > 1 ? bi + 1 : bi);
+        int8_t* ob[kMR];
+        for (int r = 0; r < kMR; ++r) ob[r] = o[r] == nullptr ? nullptr : o[r] + bi * kNR;
+        if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
+        else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
+        else if (nb == 2) TileProduct<1, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
+        else TileProduct<1, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
+        if (nb == 2) StoreTiles<2>(acc, mb, prm, rc, ob, n);
+        else StoreTiles<1>(acc, mb, prm, rc, ob, n);
+      }
+    }
+    _tile_release();
+    if (p.HasTaskOps()) {
+      // The task's output pixels are one run in raster order.
+      int first = -1, last = -1;
+      for (int v = t.first_pixel; v < v_end && first < 0; ++v) first = space.Real(v, p.out_w);
+      for (int v = v_end - 1; v >= t.first_pixel && last < 0; --v) last = space.Real(v, p.out_w);
+      if (first >= 0)
+        ApplyTaskOutputOps(p, out, t.batch, first, last - first + 1, t.block_begin * kNR,
+                           std::min(g.out_channels, t.block_end * kNR));
+    }
+  });
+  if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
+  return Status::Ok();
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+#endif  // __x86_64__
