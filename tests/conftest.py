@@ -10,9 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The kernel variants with a grouped conv kernel (groups of 4 or 8 channels in and out): every SIMD
 # variant but plain NEON; the others run one conv per group.
-GROUPED_KERNEL_VARIANTS = ("avx512vnni", "avxvnni", "avx2", "neon_dotprod", "neon_i8mm", "sme")
+# (amx: the AVX-512 VNNI grouped kernels run on AMX CPUs)
+GROUPED_KERNEL_VARIANTS = ("avx512vnni", "amx", "avxvnni", "avx2", "neon_dotprod", "neon_i8mm", "sme")
 # ... and for groups of 16 or 32 channels
-WIDE_GROUPED_KERNEL_VARIANTS = ("avx512vnni", "avx2")
+WIDE_GROUPED_KERNEL_VARIANTS = ("avx512vnni", "amx", "avx2")
 
 
 def run_python(code, legacy=False, timeout=900):

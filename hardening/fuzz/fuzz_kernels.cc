@@ -244,8 +244,8 @@ void FuzzInt8(FuzzedDataProvider& f) {
     if (g.out_channels <= (1 << 20) && g.out_channels >= 1 && nw <= kMaxWeights) return;
   }
   Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
-                                        Variant::kAvx512Vnni, Variant::kAvxVnni, Variant::kNeonDotprod,
-                                        Variant::kNeonI8mm, Variant::kNeon});
+                                        Variant::kAvx512Vnni, Variant::kAmx, Variant::kAvxVnni,
+                                        Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon});
   if (f.ConsumeIntegralInRange<int>(0, 63) == 0) variant = static_cast<Variant>(17);
   Int8Pack pk;
   Status s_ref = PackedConvInt8::Create(g, weights.p, bias_p, q, Variant::kScalar, &pk.ref);
@@ -413,8 +413,8 @@ void FuzzF32(FuzzedDataProvider& f) {
   float lo = f.ConsumeFloatingPoint<float>(), hi = f.ConsumeFloatingPoint<float>();
   if (f.ConsumeBool()) { lo = -3.4e38f; hi = 3.4e38f; }
   const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kScalar, Variant::kAvx2,
-                                              Variant::kAvx512Vnni, Variant::kAvxVnni, Variant::kNeonDotprod,
-                                              Variant::kNeonI8mm, Variant::kNeon});
+                                              Variant::kAvx512Vnni, Variant::kAmx, Variant::kAvxVnni,
+                                              Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon});
   std::unique_ptr<PackedConvF32> p;
   Status s = PackedConvF32::Create(g, weights.p, f.ConsumeBool() ? nullptr : bias.p, lo, hi,
                                    variant, &p);
@@ -468,8 +468,8 @@ void FuzzPostOps(FuzzedDataProvider& f) {
   a.output_min = f.ConsumeIntegralInRange<int32_t>(-130, 130);
   a.output_max = f.ConsumeIntegralInRange<int32_t>(-130, 130);
   const bool with_table = f.ConsumeBool(), with_add = f.ConsumeBool();
-  const Variant v = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni, Variant::kAvxVnni,
-                                        Variant::kNeon, Variant::kNeonDotprod, Variant::kSme});
+  const Variant v = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni, Variant::kAmx,
+                                        Variant::kAvxVnni, Variant::kNeon, Variant::kNeonDotprod, Variant::kSme});
   std::unique_ptr<Int8PostOps> ops, ref;
   const Status s = Int8PostOps::Create(with_table ? table.data() : nullptr, with_add ? &a : nullptr, v, &ops);
   if (!s.ok()) {
@@ -510,7 +510,7 @@ void FuzzPostOps(FuzzedDataProvider& f) {
 template <typename P, typename Create>
 bool CreatePair(FuzzedDataProvider& f, const char* what, Create create, std::unique_ptr<P>* ref,
                 std::unique_ptr<P>* var) {
-  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni,
+  const Variant variant = f.PickValueInArray({Variant::kAuto, Variant::kAvx2, Variant::kAvx512Vnni, Variant::kAmx,
                                               Variant::kAvxVnni, Variant::kNeonDotprod, Variant::kNeon});
   const Status s_ref = create(Variant::kScalar, ref), s_var = create(variant, var);
   if (s_ref.ok() != s_var.ok() && s_var.code() != StatusCode::kUnsupported)

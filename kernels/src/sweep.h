@@ -24,10 +24,10 @@ namespace internal {
 // MACs) ran 1.11-1.48x faster at 2 threads on Zen 4 with 2^19 (same process), other blocks the same.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
-inline ThreadPool* PoolFor(const ConvProblem& p, const ConvGeometry& g) {
+inline ThreadPool* PoolFor(const ConvProblem& p, const ConvGeometry& g, int64_t min_macs = kMinParallelMacs) {
   const int64_t macs = static_cast<int64_t>(p.batch) * p.out_h * p.out_w * g.out_channels *
                        g.kernel_h * g.kernel_w * g.in_channels;
-  return macs >= kMinParallelMacs ? p.pool : nullptr;
+  return macs >= min_macs ? p.pool : nullptr;
 }
 inline int Threads(ThreadPool* pool) { return pool ? pool->threads() : 1; }
 

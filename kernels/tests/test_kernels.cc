@@ -1077,7 +1077,10 @@ void TestThreadsBitIdentical() {
   // h, w, in, out channels, kernel, stride, batch
   const int shapes[][7] = {{16, 16, 128, 128, 1, 1, 1}, {13, 11, 64, 33, 3, 1, 1}, {4, 4, 256, 256, 3, 1, 1},
                            {15, 15, 96, 80, 3, 2, 1},   {7, 7, 512, 512, 1, 1, 1},  {9, 7, 70, 40, 3, 1, 2},
-                           {14, 14, 150, 32, 3, 1, 1},  {6, 5, 64, 48, 3, 2, 3}};
+                           {14, 14, 150, 32, 3, 1, 1},  {6, 5, 64, 48, 3, 2, 3},
+                           // above the amx variant's own parallel threshold (2^23 MACs): stride-2 3x3
+                           // (row tiles), 1x1 over the whole image, strided 1x1 (row tiles in place)
+                           {28, 28, 96, 64, 3, 2, 1},   {40, 40, 64, 128, 1, 1, 1}, {40, 42, 136, 160, 1, 2, 1}};
   int compared = 0;
   for (const auto& sh : shapes) {
     ConvGeometry g;

@@ -30,11 +30,14 @@
 #include <cstring>
 
 #include "../sweep.h"
-#include "avx512_requant.h"
 
+// clang ignores `#pragma GCC target`: give every function below, the shared epilogue's included,
+// the same target.
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"))), apply_to = function)
 #endif
+
+#include "avx512_requant.h"
 
 namespace keras_csp {
 namespace internal {
@@ -46,6 +49,11 @@ constexpr int kMR = 2 * kRows;         // pixels per register tile
 constexpr int kNR = kPackNR;           // channels per B / C tile column block
 constexpr int kBTileBytes = kRows * kTileK;
 constexpr int kCTileInts = kRows * kNR;
+// Below this many MACs the conv runs on the calling thread: at ~1 TMAC/s (4-8x the vpdpbusd
+// kernels, so 16x sweep.h's threshold) waking a worker costs more than it saves. Xeon (AMX), 2
+// threads against 1: 3x3 128->32 at 14x14 (7.2M MACs) 9.0 against 6.7 us, 1x1 512->128 at 14x14
+// (12.8M) 11.1 against 13.0 us.
+constexpr int64_t kAmxMinParallelMacs = int64_t{1} << 23;
 
 // The palette-1 tile configuration: C tiles 0-3 (tile 2i + j: pixels 16i.., channels 16j..), A tiles
 // 4-5, B tiles 6-7, each 16 rows of 64 bytes.
@@ -59,17 +67,20 @@ struct alignas(64) TileConfig {
 // MB x NB C tiles: A tile i's rows at a[i] + tap_off[t] + 64 kc, a_stride[i] apart; B tile j at
 // w[j] + (t * kchunks + kc) KB. The sums go to c: tile (i, j) at c + (2i + j) * 256.
 // Not inlined: the tile numbers are immediates, one instantiation per shape.
+// The C tiles start at the bias (block j's parameter row 0, bias[j], loaded into all 16 rows with
+// stride 0): the epilogue then adds nothing.
 template <int MB, int NB>
 __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t* a_stride, const int64_t* tap_off,
-                                           int taps, int kchunks, const int8_t* w0, const int8_t* w1, int32_t* c) {
-  _tile_zero(0);
-  if constexpr (NB > 1) _tile_zero(1);
-  if constexpr (MB > 1) _tile_zero(2);
-  if constexpr (MB > 1 && NB > 1) _tile_zero(3);
+                                           int taps, int kchunks, const int8_t* w0, const int8_t* w1,
+                                           const int32_t* const* bias, int32_t* c) {
+  _tile_loadd(0, bias[0], 0);
+  if constexpr (NB > 1) _tile_loadd(1, bias[1], 0);
+  if constexpr (MB > 1) _tile_loadd(2, bias[0], 0);
+  if constexpr (MB > 1 && NB > 1) _tile_loadd(3, bias[1], 0);
   const int64_t s0 = a_stride[0], s1 = MB > 1 ? a_stride[1] : 0;
   for (int t = 0; t < taps; ++t) {
     const int8_t* a0 = a[0] + tap_off[t];
-    const int8_t* a1 = MB > 1 ? a[1] + tap_off[t] : nullptr;
+    const int8_t* a1 = a[MB - 1] + tap_off[t];
     for (int kc = 0; kc < kchunks; ++kc, a0 += kTileK, a1 += kTileK) {
       _tile_loadd(4, a0, s0);
       _tile_loadd(6, w0, kTileK);
@@ -93,9 +104,9 @@ __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t
   if constexpr (MB > 1 && NB > 1) _tile_stored(3, c + 3 * kCTileInts, kNR * 4);
 }
 
-// acc + bias, requantized (lanes = the block's 16 channels).
+// acc (bias included), requantized (lanes = the block's 16 channels).
 inline __m512i RequantRow(const int32_t* acc, const int32_t* prm, const RequantConsts& rc) {
-  return Requant(_mm512_add_epi32(_mm512_load_si512(acc), _mm512_load_si512(prm)), prm, rc);
+  return Requant(_mm512_load_si512(acc), prm, rc);
 }
 
 // The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j, so
@@ -159,7 +170,7 @@ struct PixelSpace {
     }
   }
   const int8_t* Address(const int8_t* src, int v) const { return src + (v / vw) * a_row + (v % vw) * a_px; }
-  // The output pixel index (raster order) of virtual pixel v, or -1.
+  // The output pixel index (raster order) of virtual pixel v, or -1 (task ends only).
   int Real(int v, int out_w) const { return v % vw < out_w ? v / vw * out_w + v % vw : -1; }
 };
 
@@ -190,7 +201,7 @@ Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
   const RequantConsts rc = MakeRequantConsts(w.quant_, false, w.fp32_clamp_before_convert_);
   const PackedBlocks blocks(w);
   const int kp = w.k_padded_, kchunks = kp / kTileK, taps = SweepTaps(w);
-  ThreadPool* pool = PoolFor(p, g);
+  ThreadPool* pool = PoolFor(p, g, kAmxMinParallelMacs);
   int64_t tap_off[64 * 64];
   const int8_t* src;
   const int8_t* src_end;
@@ -231,18 +242,42 @@ Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
     const int v_end = t.first_pixel + t.pixels;
     int8_t* copy = nullptr;  // 1x1: A tiles whose reads would leave the input buffer, copied
     AmxConfigureTiles();
-    alignas(64) int32_t acc[4 * kCTileInts];
+    // Register tiles alternate between two slots: a tile's epilogue runs after the next tile's
+    // products are issued, so the vector units requantize one while the AMX unit computes the next.
+    struct Slot {
+      alignas(64) int32_t acc[4 * kCTileInts];
+      const int32_t* prm[2];
+      int8_t* o[kMR];
+      int mb, nb, n;
+    };
+    Slot slots[2];
+    int cur = 0;
+    bool pending = false;  // slots[cur ^ 1] awaits its epilogue
+    auto epilogue = [&](const Slot& sl) {
+      if (sl.nb == 2) StoreTiles<2>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
+      else StoreTiles<1>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
+    };
+    // Virtual pixel (oy, ox), walked by increments (a division per row was ~20 % of a 1x1 conv
+    // with 32 output channels).
+    const int out_w = p.out_w, vw = space.vw;
+    int oy = t.first_pixel / vw, ox = t.first_pixel % vw;
+    const int64_t o_px = p.out.pixel_stride, o_row = p.out.row_stride;
+    int8_t* o_row0 = OutputPixel(p, out, t.batch, oy, 0);
     for (int v0 = t.first_pixel; v0 < v_end; v0 += kMR) {
       const int mb = v0 + kRows < v_end ? 2 : 1;
       const int8_t* a[2];
       int64_t a_stride[2];
       int8_t* o[kMR];
       for (int r = 0; r < kMR; ++r) {
-        const int v = v0 + r, real = v < v_end ? space.Real(v, p.out_w) : -1;
-        o[r] = real < 0 ? nullptr : OutputPixel(p, out, t.batch, real / p.out_w, real % p.out_w);
+        if (r % kRows == 0) a[r / kRows] = img + oy * space.a_row + ox * space.a_px;
+        o[r] = v0 + r < v_end && ox < out_w ? o_row0 + ox * o_px : nullptr;
+        if (++ox == vw) {
+          ox = 0;
+          ++oy;
+          o_row0 += o_row;
+        }
       }
       for (int i = 0; i < mb; ++i) {
-        a[i] = space.Address(img, v0 + kRows * i);
         a_stride[i] = space.a_px;
         // The staging has slack for every read; a 1x1 conv's last tiles may read past the input
         // buffer: those copy the tile's output pixels' channels (zero padded).
@@ -261,20 +296,26 @@ Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
         a_stride[i] = kp;
       }
       for (int bi = t.block_begin; bi < t.block_end; bi += 2) {
-        const int nb = std::min(2, t.block_end - bi), n = std::min(nb * kNR, g.out_channels - bi * kNR);
-        const int32_t* prm[2] = {blocks.params(bi), blocks.params(nb > 1 ? bi + 1 : bi)};
+        Slot& sl = slots[cur];
+        const int nb = std::min(2, t.block_end - bi);
+        sl.mb = mb;
+        sl.nb = nb;
+        sl.n = std::min(nb * kNR, g.out_channels - bi * kNR);
+        sl.prm[0] = blocks.params(bi);  // row 0: the bias
+        sl.prm[1] = blocks.params(nb > 1 ? bi + 1 : bi);
         const int8_t* w0 = blocks.weights(bi);
         const int8_t* w1 = blocks.weights(nb > 1 ? bi + 1 : bi);
-        int8_t* ob[kMR];
-        for (int r = 0; r < kMR; ++r) ob[r] = o[r] == nullptr ? nullptr : o[r] + bi * kNR;
-        if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
-        else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
-        else if (nb == 2) TileProduct<1, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
-        else TileProduct<1, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, acc);
-        if (nb == 2) StoreTiles<2>(acc, mb, prm, rc, ob, n);
-        else StoreTiles<1>(acc, mb, prm, rc, ob, n);
+        for (int r = 0; r < kMR; ++r) sl.o[r] = o[r] == nullptr ? nullptr : o[r] + bi * kNR;
+        if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, sl.prm, sl.acc);
+        else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, sl.prm, sl.acc);
+        else if (nb == 2) TileProduct<1, 2>(a, a_stride, tap_off, taps, kchunks, w0, w1, sl.prm, sl.acc);
+        else TileProduct<1, 1>(a, a_stride, tap_off, taps, kchunks, w0, w1, sl.prm, sl.acc);
+        if (pending) epilogue(slots[cur ^ 1]);
+        pending = true;
+        cur ^= 1;
       }
     }
+    if (pending) epilogue(slots[cur ^ 1]);
     _tile_release();
     if (p.HasTaskOps()) {
       // The task's output pixels are one run in raster order.
