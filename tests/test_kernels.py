@@ -281,7 +281,8 @@ def test_auto_variant_is_best_available():
     # A CPU with AMX-INT8 where the kernel refused its tile state says why.
     assert FEATURES["amx_int8"] or isinstance(FEATURES["amx_note"], str)
     assert K.best_variant() in AVAILABLE
-    conv = K.Int8Conv(np.ones((4, 1, 1, 4), np.int8), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
+    # (64 input channels: amx runs 1x1 convs of up to 32 on its AVX-512 VNNI kernels)
+    conv = K.Int8Conv(np.ones((4, 1, 1, 64), np.int8), None, K.Int8Quant(0.1, 0, [0.1] * 4, 0.1, 0))
     assert conv.variant == K.best_variant()
     if FEATURES["amx_int8"]:
         assert conv.variant == "amx"

@@ -99,7 +99,7 @@ bool VariantAvailable(Variant v, bool float32) {
     case Variant::kAvx2: return f.avx2 && (!float32 || f.fma);
     case Variant::kAvx512Vnni: return !float32 && f.avx512f && f.avx512bw && f.avx512vnni;
     case Variant::kAvxVnni: return !float32 && f.avx2 && f.avxvnni;
-    case Variant::kAmx: return !float32 && f.amx_int8 && f.avx512f && f.avx512bw && f.avx512vnni;
+    case Variant::kAmx: return !float32 && f.amx_int8 && f.avx512f && f.avx512bw && f.avx512vnni && f.avx512vbmi;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: return float32 ? f.neon : f.neon_dotprod;
@@ -535,7 +535,8 @@ void PackedConvInt8::SetOutputTable(const int8_t* table) {
 
 bool PackedConvInt8::output_table_in_epilogue() const {
 #if defined(__x86_64__)
-  return has_output_table_ && variant_ == Variant::kAvx512Vnni && cpu_features().avx512vbmi;
+  return has_output_table_ && (variant_ == Variant::kAvx512Vnni || variant_ == Variant::kAmx) &&
+         cpu_features().avx512vbmi;
 #else
   return false;
 #endif
@@ -591,7 +592,16 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     // is run on a CPU that has it.
     case Variant::kAvx512Vnni: s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true); break;
     case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 4); break;
-    case Variant::kAmx: s = internal::PackInt8Amx(p.get()); break;
+    case Variant::kAmx:
+      // Chosen by kAuto (not asked for by name, nor by KERAS_CSP_KERNEL_VARIANT): the faster kernel
+      // for this conv.
+      if (variant != Variant::kAuto || AutoOverride().first != Variant::kAuto || internal::AmxPays(geometry)) {
+        s = internal::PackInt8Amx(p.get());
+      } else {  // variant() reports the kernel that runs
+        p->variant_ = Variant::kAvx512Vnni;
+        s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true);
+      }
+      break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
@@ -685,7 +695,9 @@ Status RunConvInt8(const PackedConvInt8& w, ConvProblem p, const int8_t* input, 
   if (!w.has_output_table_ && p.post_ops == nullptr) return RunConvInt8Variant(w, p, input, output);
   if (p.out_u8 || p.out_i16) return Invalid("a conv with output ops cannot write a chain's staging");
 #if defined(__x86_64__)
-  if (w.output_table_in_epilogue()) return internal::ConvInt8Avx512VnniTable(w, p, input, output);
+  if (w.output_table_in_epilogue())
+    return w.variant_ == Variant::kAmx ? internal::ConvInt8Amx(w, p, input, output)
+                                       : internal::ConvInt8Avx512VnniTable(w, p, input, output);
 #endif
   if (w.has_output_table_) p.table_ops = w.output_table_pass_.get();
   if (w.variant_ != Variant::kScalar) return RunConvInt8Variant(w, p, input, output);

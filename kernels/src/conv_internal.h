@@ -325,6 +325,10 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
 // The same with w's output table looked up in the epilogue (CPUs with AVX-512 VBMI).
 Status ConvInt8Avx512VnniTable(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+// Whether kAuto, resolved to amx, runs a conv on AMX tiles: convs with little K per output (1x1
+// convs of up to 32 input channels, 3-channel 3x3 stems) run the AVX-512 VNNI kernels instead.
+// Asked for by name, amx runs every conv on tiles.
+bool AmxPays(const ConvGeometry& g);
 Status PackInt8Amx(PackedConvInt8* w);
 // Loads the amx conv's tile configuration on this thread (tiles 0-7, 16 rows x 64 bytes).
 void AmxConfigureTiles();

@@ -1037,8 +1037,10 @@ void TestConvChain(int trials) {
       if (!table1.empty()) p1->SetOutputTable(table1.data());
       if (!table2.empty()) p2->SetOutputTable(table2.data());
       const bool supported = Conv2DInt8ChainSupported(*p1, *p2);
-      // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded).
-      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_ && table1.empty();
+      // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded), nor
+      // across kernels (amx runs small-K convs on the AVX-512 VNNI kernels).
+      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_ && table1.empty() &&
+                            p1->variant() == p2->variant();
       CHECK(supported == expected, "%s: chain staging supported = %d", VariantName(v), supported);
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
         std::vector<uint8_t> scratch(RandInt(0, 1) ? 0 : 100000, 0xAB);  // reused scratch is refilled
@@ -1353,6 +1355,30 @@ void TestThreadPool() {
 
 // CopyChannels (CSP skip parts) on 1 and 3 threads, copies above and below its per-task minimum:
 // exactly the channel slice of every pixel, nothing else written.
+// On an AMX CPU, kAuto runs small-K convs on the AVX-512 VNNI kernels (AmxPays) and the rest on
+// tiles; amx asked for by name always runs tiles.
+void TestAmxAutoChoice() {
+  if (BestVariant(false) != Variant::kAmx || std::getenv("KERAS_CSP_KERNEL_VARIANT") != nullptr) return;
+  auto packed = [](int k, int cin, Variant v) {
+    ConvGeometry g;
+    g.kernel_h = g.kernel_w = k;
+    g.in_channels = cin;
+    g.out_channels = 32;
+    const std::vector<int8_t> w(static_cast<size_t>(32) * k * k * cin, 1);
+    std::unique_ptr<PackedConvInt8> p;
+    CHECK(PackedConvInt8::Create(g, w.data(), nullptr, RandomQuant(32), v, &p).ok(), "create");
+    return p->variant();
+  };
+  CHECK(packed(1, 16, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 16->32 on AVX-512 VNNI");
+  CHECK(packed(1, 32, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 32->32 on AVX-512 VNNI");
+  CHECK(packed(3, 3, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 3x3 3->32 on AVX-512 VNNI");
+  CHECK(packed(1, 48, Variant::kAuto) == Variant::kAmx, "auto: 1x1 48->32 on AMX");
+  CHECK(packed(3, 16, Variant::kAuto) == Variant::kAmx, "auto: 3x3 16->32 on AMX");
+  CHECK(packed(7, 3, Variant::kAuto) == Variant::kAmx, "auto: 7x7 3->32 on AMX");
+  CHECK(packed(1, 16, Variant::kAmx) == Variant::kAmx, "amx by name: 1x1 16->32 on AMX");
+  std::printf("amx auto choice checked\n");
+}
+
 template <typename T>
 void TestCopyChannelsOf(ThreadPool* pool) {
   for (int trial = 0; trial < 20; ++trial) {
@@ -1496,6 +1522,7 @@ int main(int argc, char** argv) {
   TestThreadsBitIdentical();
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
+  TestAmxAutoChoice();
   TestDepthwiseMatchesScalar(trials);
   TestGroupedMatchesScalar(trials);
   TestPoolMatchesReference(trials / 3, false);

@@ -98,6 +98,20 @@ inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const 
                   : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
 }
 
+// The output table looked up on 64 output bytes (entry i for input byte i): vpermt2b takes an
+// index's low 7 bits, so one lookup covers entries 0-127, the other 128-255, and the byte's top
+// bit picks between them. AVX-512 VBMI: only the files compiled with it define KCSP_VBMI_TABLE
+// (conv_int8_avx512vnni_table.cc, conv_int8_amx.cc) and compile the kTable kernels that call it.
+#if defined(KCSP_VBMI_TABLE)
+inline __m512i LookupTable(__m512i q, const RequantConsts& c) {
+  const __m512i lo = _mm512_permutex2var_epi8(c.table[0], q, c.table[1]);
+  const __m512i hi = _mm512_permutex2var_epi8(c.table[2], q, c.table[3]);
+  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(q), lo, hi);
+}
+#else
+inline __m512i LookupTable(__m512i q, const RequantConsts&) { return q; }  // never called
+#endif
+
 // The epilogue of the kernels whose four accumulators hold a 64-channel block in PackClamp4's lane
 // order (the depthwise and grouped kernels: quarter q's lane j is channel 16 * (j / 4) + 4 * q + j % 4,
 // its parameter rows at prm + 64 * q): requantized, packed back into channel order, stored (the

@@ -19,7 +19,7 @@
 //   each task loads the tile configuration and releases the tiles when it ends.
 #if defined(__x86_64__)
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,amx-tile,amx-int8")
 // GCC 12 false positive inside avx512fintrin.h (_mm512_undefined_*).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -34,9 +34,10 @@
 // clang ignores `#pragma GCC target`: give every function below, the shared epilogue's included,
 // the same target.
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,amx-tile,amx-int8"))), apply_to = function)
 #endif
 
+#define KCSP_VBMI_TABLE 1  // every AMX CPU has AVX-512 VBMI (VariantAvailable checks)
 #include "avx512_requant.h"
 
 namespace keras_csp {
@@ -114,8 +115,9 @@ inline __m512i RequantRow(const int32_t* acc, const int32_t* prm, const RequantC
 inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
 
 // Requantizes the MB x NB C tiles in c and stores pixel r's n <= NB * 16 channels to o[r]
-// (nullptr: a computed row that is not an output pixel). prm[j]: block j's parameter rows.
-template <int NB>
+// (nullptr: a computed row that is not an output pixel). prm[j]: block j's parameter rows. kTable:
+// PackedConvInt8's output table looked up on the bytes before they are stored.
+template <int NB, bool kTable>
 void StoreTiles(const int32_t* c, int mb, const int32_t* const* prm, const RequantConsts& rc, int8_t* const* o, int n) {
   const __m512i unzip = UnzipDwords();
   for (int i = 0; i < mb; ++i) {
@@ -127,9 +129,10 @@ void StoreTiles(const int32_t* c, int mb, const int32_t* const* prm, const Requa
       const __mmask32 mask = n >= 2 * kNR ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
       for (int r = 0; r < kRows; r += 2) {
         if (oi[r] == nullptr && oi[r + 1] == nullptr) continue;
-        const __m512i q = _mm512_permutexvar_epi32(
+        __m512i q = _mm512_permutexvar_epi32(
             unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t1 + r * kNR, prm[1], rc),
                               RequantRow(t0 + (r + 1) * kNR, prm[0], rc), RequantRow(t1 + (r + 1) * kNR, prm[1], rc), rc));
+        if constexpr (kTable) q = LookupTable(q, rc);
         if (oi[r] != nullptr) _mm256_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si256(q));
         if (oi[r + 1] != nullptr) _mm256_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti64x4_epi64(q, 1));
       }
@@ -137,9 +140,10 @@ void StoreTiles(const int32_t* c, int mb, const int32_t* const* prm, const Requa
       // Four pixels x 16 channels per zmm.
       const __mmask16 mask = n >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
       for (int r = 0; r < kRows; r += 4) {
-        const __m512i q = _mm512_permutexvar_epi32(
+        __m512i q = _mm512_permutexvar_epi32(
             unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t0 + (r + 1) * kNR, prm[0], rc),
                               RequantRow(t0 + (r + 2) * kNR, prm[0], rc), RequantRow(t0 + (r + 3) * kNR, prm[0], rc), rc));
+        if constexpr (kTable) q = LookupTable(q, rc);
         if (oi[r] != nullptr) _mm_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si128(q));
         if (oi[r + 1] != nullptr) _mm_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti32x4_epi32(q, 1));
         if (oi[r + 2] != nullptr) _mm_mask_storeu_epi8(oi[r + 2], mask, _mm512_extracti32x4_epi32(q, 2));
@@ -187,6 +191,17 @@ void AmxConfigureTiles() {
   __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
+bool AmxPays(const ConvGeometry& g) {
+  // Per output, AMX costs its epilogue (C tiles stored and reloaded: ~0.25 ns on the Xeon here) plus
+  // 1/256 of a tdpbssd (~8 ns) per 64-byte K step of each kernel row; AVX-512 VNNI its epilogue
+  // (~0.2 ns) plus K / 400 GMAC/s. Measured at 1 thread, 1x1 convs at 56x56-80x80: K = 16 and
+  // 32 (into 32-64 channels) ran 1.15x faster on VNNI, K = 48 1.48x faster on AMX; 3x3 convs: 3
+  // channels 1.21x faster on VNNI, 16 channels 1.47x on AMX; the 7x7 3-channel stem 1.41x on AMX.
+  const int64_t k = int64_t{g.kernel_h} * g.kernel_w * g.in_channels;
+  const int64_t steps = int64_t{g.kernel_h} * ((int64_t{g.kernel_w} * g.in_channels + kTileK - 1) / kTileK);
+  return 5 * k > 100 + 62 * steps;
+}
+
 Status PackInt8Amx(PackedConvInt8* w) {
   const ConvGeometry& g = w->geometry_;
   w->direct_1x1_ = g.kernel_h == 1 && g.kernel_w == 1;
@@ -194,11 +209,14 @@ Status PackInt8Amx(PackedConvInt8* w) {
   return PackInt8Groups(w, w->quant_.input_zero_point, 4, kTileK);
 }
 
-Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
-  if (p.out_u8 || p.out_i16 || p.prestaged != nullptr)
-    return Status::Error(StatusCode::kUnsupported, "the amx conv does not write or read a chain's staging");
+namespace {
+
+template <bool kTable>
+Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   const ConvGeometry& g = w.geometry_;
-  const RequantConsts rc = MakeRequantConsts(w.quant_, false, w.fp32_clamp_before_convert_);
+  RequantConsts rc = MakeRequantConsts(w.quant_, false, w.fp32_clamp_before_convert_);
+  if constexpr (kTable)
+    for (int i = 0; i < 4; ++i) rc.table[i] = _mm512_loadu_si512(w.output_table_ + 64 * i);
   const PackedBlocks blocks(w);
   const int kp = w.k_padded_, kchunks = kp / kTileK, taps = SweepTaps(w);
   ThreadPool* pool = PoolFor(p, g, kAmxMinParallelMacs);
@@ -254,8 +272,8 @@ Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
     int cur = 0;
     bool pending = false;  // slots[cur ^ 1] awaits its epilogue
     auto epilogue = [&](const Slot& sl) {
-      if (sl.nb == 2) StoreTiles<2>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
-      else StoreTiles<1>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
+      if (sl.nb == 2) StoreTiles<2, kTable>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
+      else StoreTiles<1, kTable>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
     };
     // Virtual pixel (oy, ox), walked by increments (a division per row was ~20 % of a 1x1 conv
     // with 32 output channels).
@@ -329,6 +347,14 @@ Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
   });
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
+  if (p.out_u8 || p.out_i16 || p.prestaged != nullptr)
+    return Status::Error(StatusCode::kUnsupported, "the amx conv does not write or read a chain's staging");
+  return w.output_table_in_epilogue() ? Conv<true>(w, p, in, out) : Conv<false>(w, p, in, out);
 }
 
 }  // namespace internal

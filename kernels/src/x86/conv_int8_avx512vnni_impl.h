@@ -27,20 +27,6 @@ constexpr int kTileBlocks = 4;
 // Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16.
 constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
 
-// The output table looked up on 64 output bytes (entry i for input byte i): vpermt2b takes an
-// index's low 7 bits, so one lookup covers entries 0-127, the other 128-255, and the byte's top
-// bit picks between them. AVX-512 VBMI: only conv_int8_avx512vnni_table.cc (which defines
-// KCSP_CONV_AVX512VNNI_TABLE) compiles the kTable kernels that call it.
-#if defined(KCSP_CONV_AVX512VNNI_TABLE)
-inline __m512i LookupTable(__m512i q, const RequantConsts& c) {
-  const __m512i lo = _mm512_permutex2var_epi8(c.table[0], q, c.table[1]);
-  const __m512i hi = _mm512_permutex2var_epi8(c.table[2], q, c.table[3]);
-  return _mm512_mask_blend_epi8(_mm512_movepi8_mask(q), lo, hi);
-}
-#else
-inline __m512i LookupTable(__m512i q, const RequantConsts&) { return q; }  // never called
-#endif
-
 // Lanes = pixels of channel ch.
 inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const RequantConsts& c) {
   return RequantRows(x, [prm, ch](int r) { return _mm512_set1_epi32(prm[16 * r + ch]); }, c);

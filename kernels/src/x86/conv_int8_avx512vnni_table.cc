@@ -24,7 +24,7 @@
 #pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))), apply_to = function)
 #endif
 
-#define KCSP_CONV_AVX512VNNI_TABLE 1
+#define KCSP_VBMI_TABLE 1
 #include "conv_int8_avx512vnni_impl.h"
 
 namespace keras_csp {
