@@ -1082,7 +1082,8 @@ void TestThreadsBitIdentical() {
                            {14, 14, 150, 32, 3, 1, 1},  {6, 5, 64, 48, 3, 2, 3},
                            // above the amx variant's own parallel threshold (2^23 MACs): stride-2 3x3
                            // (row tiles), 1x1 over the whole image, strided 1x1 (row tiles in place)
-                           {28, 28, 96, 64, 3, 2, 1},   {40, 40, 64, 128, 1, 1, 1}, {40, 42, 136, 160, 1, 2, 1}};
+                           {28, 28, 96, 64, 3, 2, 1},   {40, 40, 64, 128, 1, 1, 1}, {40, 42, 136, 160, 1, 2, 1},
+                           {24, 20, 64, 96, 3, 1, 2}};  // two images of amx row bands
   int compared = 0;
   for (const auto& sh : shapes) {
     ConvGeometry g;

@@ -221,8 +221,8 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
   const int kp = w.k_padded_, kchunks = kp / kTileK, taps = SweepTaps(w);
   ThreadPool* pool = PoolFor(p, g, kAmxMinParallelMacs);
   int64_t tap_off[64 * 64];
-  const int8_t* src;
-  const int8_t* src_end;
+  const int8_t* src = nullptr;  // the A rows' source: the input (1x1) or the whole staging (KxK, 1 thread)
+  const int8_t* src_end = nullptr;
   int64_t img_stride;
   PixelSpace space(0, 0, 1, 1);
   if (w.direct_1x1_) {
@@ -237,27 +237,35 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     const int64_t row_elems = static_cast<int64_t>(p.padded_w) * sp;
     img_stride = row_elems * p.padded_h;
     space = PixelSpace(int64_t{g.stride_w} * sp, int64_t{g.stride_h} * row_elems, p.out_h, p.out_w);
+    for (int ky = 0; ky < g.kernel_h; ++ky) tap_off[ky] = ky * row_elems;
+  }
+  // Several threads, KxK: per-thread bands (below); T to 4T bands of whole output rows, each of two
+  // register tiles or more.
+  int bands = 0;
+  if (!w.direct_1x1_ && pool != nullptr) {
+    const int threads = pool->threads();
+    bands = std::min(p.out_h, std::max(threads, std::min(4 * threads, space.count / (2 * kMR))));
+  } else if (!w.direct_1x1_) {
+    const int sp = StagedPixelElems(w);
     // Slack: the last register tile's dropped rows and a row's K padding read past the image.
     const size_t slack = static_cast<size_t>(2 * kMR * space.a_px + kp + 64);
     const size_t bytes = static_cast<size_t>(img_stride) * p.batch + slack;
     auto* buf = static_cast<int8_t*>(Scratch(bytes));
     if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
     BuildPadded(p, in, buf, sp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
-                [](int8_t v) { return v; }, pool);
+                [](int8_t v) { return v; });
     std::memset(buf + bytes - slack, 0, slack);
     src = buf;
     src_end = buf + bytes;
-    for (int ky = 0; ky < g.kernel_h; ++ky) tap_off[ky] = ky * row_elems;
   }
   const int out_blocks = (g.out_channels + kNR - 1) / kNR;
   const int64_t per_pixel = static_cast<int64_t>(taps) * kp;
   const TaskGrid grid(space.count, p.batch, out_blocks, kMR, kMaxChunkPixels<kMR>, int64_t{256 * 1024} / per_pixel,
                       Threads(pool), int64_t{kNR} * per_pixel, per_pixel);
   std::atomic<bool> out_of_memory{false};
-  ParallelFor(pool, grid.tasks, [&](int task) {
-    const TaskGrid::Task t = grid.At(task, space.count, out_blocks);
-    const int8_t* img = src + t.batch * img_stride;
-    const int v_end = t.first_pixel + t.pixels;
+  // Virtual pixels [v_first, v_end) of image `batch` x output blocks [b0, b1), their A rows read
+  // from img, which holds the virtual pixel space from row oy_origin on.
+  auto sweep = [&](const int8_t* img, int oy_origin, int batch, int v_first, int v_end, int b0, int b1) {
     int8_t* copy = nullptr;  // 1x1: A tiles whose reads would leave the input buffer, copied
     AmxConfigureTiles();
     // Register tiles alternate between two slots: a tile's epilogue runs after the next tile's
@@ -278,16 +286,16 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     // Virtual pixel (oy, ox), walked by increments (a division per row was ~20 % of a 1x1 conv
     // with 32 output channels).
     const int out_w = p.out_w, vw = space.vw;
-    int oy = t.first_pixel / vw, ox = t.first_pixel % vw;
+    int oy = v_first / vw, ox = v_first % vw;
     const int64_t o_px = p.out.pixel_stride, o_row = p.out.row_stride;
-    int8_t* o_row0 = OutputPixel(p, out, t.batch, oy, 0);
-    for (int v0 = t.first_pixel; v0 < v_end; v0 += kMR) {
+    int8_t* o_row0 = OutputPixel(p, out, batch, oy, 0);
+    for (int v0 = v_first; v0 < v_end; v0 += kMR) {
       const int mb = v0 + kRows < v_end ? 2 : 1;
       const int8_t* a[2];
       int64_t a_stride[2];
       int8_t* o[kMR];
       for (int r = 0; r < kMR; ++r) {
-        if (r % kRows == 0) a[r / kRows] = img + oy * space.a_row + ox * space.a_px;
+        if (r % kRows == 0) a[r / kRows] = img + (oy - oy_origin) * space.a_row + ox * space.a_px;
         o[r] = v0 + r < v_end && ox < out_w ? o_row0 + ox * o_px : nullptr;
         if (++ox == vw) {
           ox = 0;
@@ -313,9 +321,9 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
         a[i] = d;
         a_stride[i] = kp;
       }
-      for (int bi = t.block_begin; bi < t.block_end; bi += 2) {
+      for (int bi = b0; bi < b1; bi += 2) {
         Slot& sl = slots[cur];
-        const int nb = std::min(2, t.block_end - bi);
+        const int nb = std::min(2, b1 - bi);
         sl.mb = mb;
         sl.nb = nb;
         sl.n = std::min(nb * kNR, g.out_channels - bi * kNR);
@@ -336,15 +344,45 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     if (pending) epilogue(slots[cur ^ 1]);
     _tile_release();
     if (p.HasTaskOps()) {
-      // The task's output pixels are one run in raster order.
+      // The range's output pixels are one run in raster order.
       int first = -1, last = -1;
-      for (int v = t.first_pixel; v < v_end && first < 0; ++v) first = space.Real(v, p.out_w);
-      for (int v = v_end - 1; v >= t.first_pixel && last < 0; --v) last = space.Real(v, p.out_w);
+      for (int v = v_first; v < v_end && first < 0; ++v) first = space.Real(v, p.out_w);
+      for (int v = v_end - 1; v >= v_first && last < 0; --v) last = space.Real(v, p.out_w);
       if (first >= 0)
-        ApplyTaskOutputOps(p, out, t.batch, first, last - first + 1, t.block_begin * kNR,
-                           std::min(g.out_channels, t.block_end * kNR));
+        ApplyTaskOutputOps(p, out, batch, first, last - first + 1, b0 * kNR, std::min(g.out_channels, b1 * kNR));
     }
-  });
+  };
+  if (bands > 0) {
+    // KxK convs on several threads: bands of output rows, each task staging the padded rows its
+    // band reads into its own scratch and sweeping them at once, as SweepInt8Bands does (one
+    // hand-out and no barrier, each core reading what it staged).
+    const int sp = StagedPixelElems(w);
+    const int64_t row_elems = static_cast<int64_t>(p.padded_w) * sp;
+    const int max_rows = (p.out_h + bands - 1) / bands;
+    const int64_t max_in_rows = int64_t{max_rows - 1} * g.stride_h + g.kernel_h;
+    // Slack: a band's last register tile runs up to a row and 31 virtual pixels past its rows.
+    const size_t slack = static_cast<size_t>(space.a_row + 2 * kMR * space.a_px + kp + 64);
+    ParallelFor(pool, p.batch * bands, [&](int task) {
+      const int b = task / bands, i = task % bands;
+      const int oy0 = EvenSplitFirst(p.out_h, bands, i), oy1 = EvenSplitFirst(p.out_h, bands, i + 1);
+      const int first_row = b * p.padded_h + oy0 * g.stride_h;
+      const int rows = (oy1 - oy0 - 1) * g.stride_h + g.kernel_h;
+      auto* stage = static_cast<int8_t*>(Scratch(static_cast<size_t>(max_in_rows * row_elems) + slack));
+      if (stage == nullptr) {
+        out_of_memory = true;
+        return;
+      }
+      BuildPaddedRows(p, in, stage, sp, static_cast<int8_t>(w.quant_.input_zero_point), int8_t{0},
+                      [](int8_t v) { return v; }, first_row, first_row + rows, first_row);
+      std::memset(stage + rows * row_elems, 0, slack);
+      sweep(stage, oy0, b, oy0 * space.vw, std::min(oy1 * space.vw, space.count), 0, out_blocks);
+    }, TaskOrder::kFirstCome);
+  } else {
+    ParallelFor(pool, grid.tasks, [&](int task) {
+      const TaskGrid::Task t = grid.At(task, space.count, out_blocks);
+      sweep(src + t.batch * img_stride, 0, t.batch, t.first_pixel, t.first_pixel + t.pixels, t.block_begin, t.block_end);
+    });
+  }
   if (out_of_memory) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
   return Status::Ok();
 }
