@@ -501,7 +501,12 @@ void TestLargeShapesInt8() {
   struct L { int n, h, w, cin, cout, k, s; Padding pad; } cases[] = {
       {1, 40, 41, 64, 40, 1, 1, Padding::kSame}, {2, 33, 30, 37, 19, 1, 2, Padding::kValid},
       {1, 23, 21, 100, 33, 3, 1, Padding::kSame}, {1, 9, 9, 1030, 24, 1, 1, Padding::kSame},
-      {1, 20, 19, 70, 48, 3, 2, Padding::kSame}};
+      {1, 20, 19, 70, 48, 3, 2, Padding::kSame},
+      // stride-2 KxK convs of 64+ channels: the amx variant's parity planes (also on 3 threads: bands)
+      {2, 17, 23, 64, 40, 3, 2, Padding::kSame}, {1, 30, 31, 96, 70, 5, 2, Padding::kValid},
+      {1, 41, 40, 72, 33, 3, 2, Padding::kSame}, {1, 44, 44, 128, 64, 3, 2, Padding::kSame},
+      {1, 12, 13, 65, 20, 2, 2, Padding::kValid}};
+  ThreadPool pool(3);
   for (const L& l : cases) {
     ConvGeometry g;
     g.kernel_h = g.kernel_w = l.k;
@@ -529,10 +534,12 @@ void TestLargeShapesInt8() {
       if (v == Variant::kScalar || !VariantAvailable(v)) continue;
       std::unique_ptr<PackedConvInt8> p;
       CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
-      std::vector<int8_t> got(lo.buffer_elements, 5);
-      CHECK(Conv2DInt8(*p, in.data(), li, got.data(), lo).ok(), "run");
-      CHECK(got == ref, "large shape mismatch for %s (%dx%dx%d -> %d, k%d s%d)", VariantName(v), l.h,
-            l.w, l.cin, l.cout, l.k, l.s);
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> got(lo.buffer_elements, 5);
+        CHECK(Conv2DInt8(*p, in.data(), li, got.data(), lo, tp).ok(), "run");
+        CHECK(got == ref, "large shape mismatch for %s (%dx%dx%d -> %d, k%d s%d, %d threads)", VariantName(v), l.h,
+              l.w, l.cin, l.cout, l.k, l.s, tp ? 3 : 1);
+      }
     }
   }
 }

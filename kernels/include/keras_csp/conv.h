@@ -178,6 +178,11 @@ class PackedConvInt8 {
   // are staged unpadded), so k_padded_ = RoundUp(kernel_w * in_channels, 4): 24 instead of 7 x 4
   // for a 7x7 RGB stem (AVX2's int16 pairs: RoundUp(.., 2), 22 instead of 7 x 4).
   bool row_taps_ = false;
+  // The amx variant's stride-2 KxK convs: the padded input staged as its four (row, column)
+  // parity planes, so that a run of output pixels reads a run of plane pixels (without the planes
+  // every other staged pixel, or a tile per output row, was computed and dropped); K runs per kernel
+  // row: the even columns' taps, then the odd ones', each padded to 64 bytes.
+  bool amx_phases_ = false;
   // fp32 requantization: whether float(acc + bias) * scale can reach 2^30 for some input, so the
   // kernels must clamp before converting to int32 (out of range, vcvtps2dq gives INT_MIN). When
   // it cannot, the int8 clamp after the saturating packs gives the same bits one op cheaper.
