@@ -1351,7 +1351,9 @@ void TestThreadPool() {
       for (int i = 1; i < kTasks / 4; ++i) ok = ok && by_caller_at[i - 1] >= 0 && by_caller_at[i] > by_caller_at[i - 1];
       contiguous += ok;
     }
-    CHECK(contiguous >= kCalls / 2, "the caller ran tasks 0-15 in order in %d of %d calls", contiguous, kCalls);
+    // A fifth: a descheduled caller lets the worker steal into its range (24 of 50 under qemu on a
+    // loaded host); a shared counter interleaves the two threads' tasks in nearly every call.
+    CHECK(contiguous >= kCalls / 5, "the caller ran tasks 0-15 in order in %d of %d calls", contiguous, kCalls);
   }
   ThreadPool pool(3);
   const int n = (1 << 24) + 7;
