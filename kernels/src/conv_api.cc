@@ -578,6 +578,13 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
   if (!p) return Status::Error(StatusCode::kOutOfMemory, "allocation failed");
   p->geometry_ = geometry;
   p->quant_ = quant;
+#if defined(__x86_64__)
+  // amx chosen by kAuto (not asked for by name, nor by KERAS_CSP_KERNEL_VARIANT): convs with little
+  // K per output run the AVX-512 VNNI kernels, and variant() reports those.
+  if (v == Variant::kAmx && variant == Variant::kAuto && AutoOverride().first == Variant::kAuto &&
+      !internal::AmxPays(geometry))
+    v = Variant::kAvx512Vnni;
+#endif
   p->variant_ = v;
   const size_t n = static_cast<size_t>(oc) * geometry.kernel_h * geometry.kernel_w *
                    geometry.in_channels;
@@ -592,16 +599,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     // is run on a CPU that has it.
     case Variant::kAvx512Vnni: s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true); break;
     case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 4); break;
-    case Variant::kAmx:
-      // Chosen by kAuto (not asked for by name, nor by KERAS_CSP_KERNEL_VARIANT): the faster kernel
-      // for this conv.
-      if (variant != Variant::kAuto || AutoOverride().first != Variant::kAuto || internal::AmxPays(geometry)) {
-        s = internal::PackInt8Amx(p.get());
-      } else {  // variant() reports the kernel that runs
-        p->variant_ = Variant::kAvx512Vnni;
-        s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true);
-      }
-      break;
+    case Variant::kAmx: s = internal::PackInt8Amx(p.get()); break;
 #endif
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;

@@ -98,6 +98,10 @@ inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const 
                   : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
 }
 
+// The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j, so
+// the 64 bytes are its four inputs' 16 bytes in turn (the conv kernels' one-store-per-pixel epilogues).
+inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+
 // The output table looked up on 64 output bytes (entry i for input byte i): vpermt2b takes an
 // index's low 7 bits, so one lookup covers entries 0-127, the other 128-255, and the byte's top
 // bit picks between them. AVX-512 VBMI: only the files compiled with it define KCSP_VBMI_TABLE

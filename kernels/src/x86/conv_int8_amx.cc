@@ -65,7 +65,6 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-
 // MB x NB C tiles: K run t's A tile i rows at a[i] + tap_off[t] + 64 kc (kc < chunks[t]),
 // a_stride[i] apart; B tile j at w[j], the next KB per step. The sums go to c: tile (i, j) at
 // c + (2i + j) * 256.
@@ -111,10 +110,6 @@ __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t
 inline __m512i RequantRow(const int32_t* acc, const int32_t* prm, const RequantConsts& rc) {
   return Requant(_mm512_load_si512(acc), prm, rc);
 }
-
-// The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j, so
-// the 64 bytes are its four inputs' 16 bytes in turn.
-inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
 
 // Requantizes the MB x NB C tiles in c and stores pixel r's n <= NB * 16 channels to o[r]
 // (nullptr: a computed row that is not an output pixel). prm[j]: block j's parameter rows. kTable:
@@ -371,9 +366,6 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     src_end = buf + bytes;
   }
   const int out_blocks = (g.out_channels + kNR - 1) / kNR;
-  const int64_t per_pixel = static_cast<int64_t>(taps) * kp;
-  const TaskGrid grid(space.count, p.batch, out_blocks, kMR, kMaxChunkPixels<kMR>, int64_t{256 * 1024} / per_pixel,
-                      Threads(pool), int64_t{kNR} * per_pixel, per_pixel);
   std::atomic<bool> out_of_memory{false};
   // Virtual pixels [v_first, v_end) of image `batch` x output blocks [b0, b1), their A rows read
   // from img, which holds the virtual pixel space from row oy_origin on.
@@ -493,6 +485,9 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
       sweep(stage, oy0, b, oy0 * space.vw, std::min(oy1 * space.vw, space.count), 0, out_blocks);
     }, TaskOrder::kFirstCome);
   } else {
+    const int64_t per_pixel = static_cast<int64_t>(taps) * kp;
+    const TaskGrid grid(space.count, p.batch, out_blocks, kMR, kMaxChunkPixels<kMR>, int64_t{256 * 1024} / per_pixel,
+                        Threads(pool), int64_t{kNR} * per_pixel, per_pixel);
     ParallelFor(pool, grid.tasks, [&](int task) {
       const TaskGrid::Task t = grid.At(task, space.count, out_blocks);
       sweep(src + t.batch * img_stride, 0, t.batch, t.first_pixel, t.first_pixel + t.pixels, t.block_begin, t.block_end);

@@ -32,9 +32,6 @@ inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const Requa
   return RequantRows(x, [prm, ch](int r) { return _mm512_set1_epi32(prm[16 * r + ch]); }, c);
 }
 
-// The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j.
-inline __m512i UnzipDwords() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
-
 // Piece `i` (16 bytes) of a zmm, stored to o (n <= 16 bytes).
 inline void StorePiece(__m512i v, int i, int8_t* o, int n) {
   __m128i x;
