@@ -36,6 +36,7 @@ import time
 
 import numpy as np
 
+from ..amx import amx_denied
 from .models import cpu_name
 
 GROWTH, BOTTLENECK = 32, 128
@@ -368,6 +369,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         "quick": quick,
         "variant": variant,
         "cpu_features": K.cpu_features(),
+        "amx_denied": amx_denied(),
         "machine": platform.machine(),
         "processor": cpu_name(),
         "timing": "min over interleaved repetitions (ms); medians also given",

@@ -50,6 +50,9 @@ def machine_info():
     info = {"platform": platform.platform(), "machine": platform.machine(), "python": platform.python_version(),
             "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
+    from ..amx import amx_denied
+    if amx_denied():
+        info["amx_denied"] = True  # --deny-amx: XNNPACK and our kernels ran without AMX tiles
     from ..kernels import resolve_variant
     try:  # the fused ops' int8 kernels in this process (KERAS_CSP_KERNEL_VARIANT may pick another)
         info["kernel_variant"] = resolve_variant()

@@ -74,6 +74,24 @@ def write_json(path, obj, indent=2, announce=False, default=None):
         click.echo(f"wrote {path}")
 
 
+def _deny_amx(ctx, param, value):
+    if not value:
+        return
+    from ..amx import deny_amx
+    try:
+        deny_amx()
+    except (RuntimeError, OSError) as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from e
+
+
+# `--deny-amx` of the commands that run int8 kernels: handled while the options are parsed, before
+# the command runs anything (Linux cannot take AMX tile state back once granted).
+deny_amx_option = click.option(
+    "--deny-amx", is_flag=True, is_eager=True, expose_value=False, callback=_deny_amx,
+    help="Refuse AMX tiles to this process (Linux x86-64; seccomp): XNNPACK and keras-csp then run their "
+         "AVX-512 VNNI kernels, as on a CPU without AMX. Recorded in the JSON's machine facts.")
+
+
 def _verbose_requested(args):
     """--verbose among the group's options, i.e. before the command name."""
     for a in args:

@@ -3,7 +3,7 @@ and `keras-csp bench-kernels` (fused int8 kernels vs XNNPACK split+conv+concat o
 
 import click
 
-from . import write_json
+from . import deny_amx_option, write_json
 
 
 @click.command("bench")
@@ -23,6 +23,7 @@ from . import write_json
 @click.option("--no-profile", is_flag=True, help="Skip the per-op profiling pass.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
+@deny_amx_option
 def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs, warmup, isolated, no_profile,
                   json_path, plot_path):
     """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
@@ -48,8 +49,9 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
         raise click.UsageError("give .tflite files or --zoo")
     click.echo(format_table(report))
     m = report["machine"]
-    click.echo(f"machine: {m['cpu']} ({m['machine']}), features {sorted(m['cpu_features'])}, "
-               f"LiteRT {m['ai_edge_litert']}, threads {threads}, " +
+    features = sorted(k for k, v in m["cpu_features"].items() if v is True)
+    click.echo(f"machine: {m['cpu']} ({m['machine']}), features {features}"
+               f"{' (AMX denied)' if m.get('amx_denied') else ''}, LiteRT {m['ai_edge_litert']}, threads {threads}, " +
                (f"{isolated} processes per variant of {runs} runs" if isolated else f"runs {runs} interleaved"))
     write_json(json_path, report, indent=1, announce=True, default=str)
     if plot_path:
@@ -74,6 +76,7 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
               help="csp: CSPDenseNet-121 / DenseNet-121 / CSPResNet-50 stage shapes; yolo: the YOLOv8-n "
                    "backbone's convs at 320x320; mobile: the 3x3 depthwise convs of MobileNet-v2 and "
                    "CSPMobileNet-v2 at 224x224; resnext: ResNeXt-50's grouped 3x3 convs.")
+@deny_amx_option
 def bench_kernels_command(json_path, quick, variant, budget, threads, burst, shape_set):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile; grouped convs,

@@ -3,7 +3,7 @@
 
 import click
 
-from . import write_json
+from . import deny_amx_option, write_json
 
 
 def _pattern_timing(r):
@@ -30,6 +30,7 @@ def _pattern_timing(r):
               help="With --tune: the thread count the model will run at.")
 @click.option("--explain", is_flag=True, help="List every concat (fused, or why not) and the fused share of the "
                                              "model's MACs and of its concat/slice copy traffic.")
+@deny_amx_option
 def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, explain):
     """Fuse CSP partial convs and dense blocks of int8 SRC into custom ops, write DST."""
     from keras_csp.tflite import FuseError, fuse
@@ -91,6 +92,7 @@ def fuse_command(src, dst, report, samples, against, no_verify, tune, threads, e
 @click.option("--stock", is_flag=True,
               help="Run in the stock ai_edge_litert Interpreter with keras_csp.delegate() instead of keras-csp's runtime.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+@deny_amx_option
 def run_command(model, compare, runs, warmup, threads, breakdown, dataset, stock, json_out):
     """Time MODEL (and --compare) on keras-csp's LiteRT runtime with its custom ops (--stock: in the
     stock LiteRT Interpreter with the keras-csp delegate)."""
