@@ -39,12 +39,12 @@ def test_deny_amx_refuses_the_tile_request_only():
         t.join()
         req = libc.syscall(158, 0x1023, 18)  # arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
         req_errno = ctypes.get_errno()
-        mask = ctypes.c_uint64(0)
-        get = libc.syscall(158, 0x1022, ctypes.byref(mask))  # ARCH_GET_XCOMP_PERM still answers
+        fs = ctypes.c_uint64(0)
+        get = libc.syscall(158, 0x1003, ctypes.byref(fs))  # other arch_prctl calls pass (ARCH_GET_FS)
         from keras_csp import kernels as K
         from keras_csp.benchmark.models import machine_info
         f = K.cpu_features()
-        print(json.dumps({"req": req, "errno": req_errno, "thread": result["thread"], "get": get,
+        print(json.dumps({"req": req, "errno": req_errno, "thread": result["thread"], "get": get, "fs": fs.value,
                           "granted": amx_granted(), "denied": amx_denied(), "amx_int8": f["amx_int8"],
                           "best": K.best_variant(), "pid_ok": os.getpid() > 0,
                           "machine_denied": machine_info().get("amx_denied")}))
@@ -52,7 +52,7 @@ def test_deny_amx_refuses_the_tile_request_only():
     r = json.loads(out.strip().splitlines()[-1])
     assert (r["req"], r["errno"]) == (-1, 1)  # EPERM from the filter, whatever the CPU
     assert tuple(r["thread"]) == (-1, 1)
-    assert r["get"] == 0 and r["pid_ok"]
+    assert r["get"] == 0 and r["fs"] != 0 and r["pid_ok"]
     assert not r["granted"] and r["denied"] and r["machine_denied"] is True
     assert r["amx_int8"] is False and r["best"] != "amx"
 
