@@ -14,7 +14,8 @@
 //   and dropped (7x7: 61 computed for 49; 56x56: 3 %); other convs tile each output row.
 // - Register tile: 2 x 2 C tiles (32 pixels x 32 channels) from 2 A and 2 B tiles, all 8 tiles.
 // - Epilogue: the C tiles stored to a 4 KB buffer, then AVX-512 requantization (avx512_requant.h,
-//   bit-exact in all three rounding modes) straight into the output slice.
+//   bit-exact in all three rounding modes) straight into the output slice, in pieces between the
+//   next register tile's K steps (PendingEpilogue).
 // - Linux hands out AMX state only on request (arch_prctl ARCH_REQ_XCOMP_PERM, cpu_features.cc);
 //   each task loads the tile configuration and releases the tiles when it ends.
 #if defined(__x86_64__)
@@ -56,6 +57,8 @@ constexpr int kCTileInts = kRows * kNR;
 // threads against 1: 3x3 128->32 at 14x14 (7.2M MACs) 9.0 against 6.7 us, 1x1 512->128 at 14x14
 // (12.8M) 11.1 against 13.0 us.
 constexpr int64_t kAmxMinParallelMacs = int64_t{1} << 23;
+// K steps from which a register tile's product runs the previous tile's epilogue between its steps.
+constexpr int kMinInterleaveSteps = 4;
 
 // The palette-1 tile configuration: C tiles 0-3 (tile 2i + j: pixels 16i.., channels 16j..), A tiles
 // 4-5, B tiles 6-7, each 16 rows of 64 bytes.
@@ -63,6 +66,30 @@ struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
   uint16_t colsb[16] = {};
   uint8_t rows[16] = {};
+};
+
+// One register tile's sums and where they go: C tile (i, j) at acc + (2i + j) * 256, block j's
+// parameter rows prm[j], pixel r's output o[r] (nullptr: dropped), mb x nb C tiles, n channels.
+struct Slot {
+  alignas(64) int32_t acc[4 * kCTileInts];
+  const int32_t* prm[2];
+  int8_t* o[kMR];
+  int mb, nb, n;
+  const RequantConsts* rc;
+};
+
+// Epilogue units of a slot: a zmm of output, two pixels x 32 channels (nb = 2) or four x 16.
+inline int UnitRows(int nb) { return nb == 2 ? 2 : 4; }
+inline int SlotUnits(const Slot& sl) { return sl.mb * (kRows / UnitRows(sl.nb)); }
+
+// The previous register tile's epilogue, run by TileProduct in pieces between its K steps (units
+// [u0, u1) of slot). Issued after the whole product it hardly overlapped it (Xeon, 1x1 128->128 at
+// 56x56: product alone 51 us, epilogue alone 27, both 78); in pieces, convs of 4+ K steps ran
+// 1-10 % faster (3x3 128->32 at 28x28 and 56x56 5-6 %, 1x1 256->128 9 %). With fewer steps the
+// pieces cost more than they overlap (1x1 K = 128: 7 % slower), so there it runs after.
+struct PendingEpilogue {
+  void (*run)(const Slot& slot, int u0, int u1) = nullptr;
+  const Slot* slot = nullptr;
 };
 
 // MB x NB C tiles: K run t's A tile i rows at a[i] + tap_off[t] + 64 kc (kc < chunks[t]),
@@ -74,7 +101,11 @@ struct alignas(64) TileConfig {
 template <int MB, int NB>
 __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t* a_stride, const int64_t* tap_off,
                                            int taps, const int* chunks, const int8_t* w0, const int8_t* w1,
-                                           const int32_t* const* bias, int32_t* c) {
+                                           const int32_t* const* bias, int32_t* c, const PendingEpilogue& pe) {
+  // pe's units spread evenly over the K steps
+  int steps = 0, step = 0, u0 = 0;
+  const int units = pe.slot != nullptr ? SlotUnits(*pe.slot) : 0;
+  for (int t = 0; t < taps && units > 0; ++t) steps += chunks[t];
   _tile_loadd(0, bias[0], 0);
   if constexpr (NB > 1) _tile_loadd(1, bias[1], 0);
   if constexpr (MB > 1) _tile_loadd(2, bias[0], 0);
@@ -98,6 +129,11 @@ __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t
         _tile_dpbssd(2, 5, 6);
         if constexpr (NB > 1) _tile_dpbssd(3, 5, 7);
       }
+      if (units > 0) {
+        const int u1 = static_cast<int>(int64_t{++step} * units / steps);
+        if (u1 > u0) pe.run(*pe.slot, u0, u1);
+        u0 = u1;
+      }
     }
   }
   _tile_stored(0, c, kNR * 4);
@@ -111,43 +147,50 @@ inline __m512i RequantRow(const int32_t* acc, const int32_t* prm, const RequantC
   return Requant(_mm512_load_si512(acc), prm, rc);
 }
 
-// Requantizes the MB x NB C tiles in c and stores pixel r's n <= NB * 16 channels to o[r]
-// (nullptr: a computed row that is not an output pixel). prm[j]: block j's parameter rows. kTable:
+// Requantizes units [u0, u1) of slot's C tiles (NB of them per 16 pixels) and stores pixel r's
+// n <= NB * 16 channels to o[r] (nullptr: a computed row that is not an output pixel). kTable:
 // PackedConvInt8's output table looked up on the bytes before they are stored.
 template <int NB, bool kTable>
-void StoreTiles(const int32_t* c, int mb, const int32_t* const* prm, const RequantConsts& rc, int8_t* const* o, int n) {
+void StoreTiles(const Slot& sl, int u0, int u1) {
+  const RequantConsts& rc = *sl.rc;
   const __m512i unzip = UnzipDwords();
-  for (int i = 0; i < mb; ++i) {
-    const int32_t* t0 = c + 2 * i * kCTileInts;
-    int8_t* const* oi = o + kRows * i;
+  constexpr int kUnitRows = NB == 2 ? 2 : 4, kTileUnits = kRows / kUnitRows;
+  const int32_t* const* prm = sl.prm;
+  const int n = sl.n;
+  for (int u = u0; u < u1; ++u) {
+    const int i = u / kTileUnits, r = u % kTileUnits * kUnitRows;
+    const int32_t* t0 = sl.acc + 2 * i * kCTileInts;
+    int8_t* const* oi = sl.o + kRows * i;
     if constexpr (NB == 2) {
       // Two pixels x 32 channels per zmm.
       const int32_t* t1 = t0 + kCTileInts;
       const __mmask32 mask = n >= 2 * kNR ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
-      for (int r = 0; r < kRows; r += 2) {
-        if (oi[r] == nullptr && oi[r + 1] == nullptr) continue;
-        __m512i q = _mm512_permutexvar_epi32(
-            unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t1 + r * kNR, prm[1], rc),
-                              RequantRow(t0 + (r + 1) * kNR, prm[0], rc), RequantRow(t1 + (r + 1) * kNR, prm[1], rc), rc));
-        if constexpr (kTable) q = LookupTable(q, rc);
-        if (oi[r] != nullptr) _mm256_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si256(q));
-        if (oi[r + 1] != nullptr) _mm256_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti64x4_epi64(q, 1));
-      }
+      if (oi[r] == nullptr && oi[r + 1] == nullptr) continue;
+      __m512i q = _mm512_permutexvar_epi32(
+          unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t1 + r * kNR, prm[1], rc),
+                            RequantRow(t0 + (r + 1) * kNR, prm[0], rc), RequantRow(t1 + (r + 1) * kNR, prm[1], rc), rc));
+      if constexpr (kTable) q = LookupTable(q, rc);
+      if (oi[r] != nullptr) _mm256_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si256(q));
+      if (oi[r + 1] != nullptr) _mm256_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti64x4_epi64(q, 1));
     } else {
       // Four pixels x 16 channels per zmm.
       const __mmask16 mask = n >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
-      for (int r = 0; r < kRows; r += 4) {
-        __m512i q = _mm512_permutexvar_epi32(
-            unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t0 + (r + 1) * kNR, prm[0], rc),
-                              RequantRow(t0 + (r + 2) * kNR, prm[0], rc), RequantRow(t0 + (r + 3) * kNR, prm[0], rc), rc));
-        if constexpr (kTable) q = LookupTable(q, rc);
-        if (oi[r] != nullptr) _mm_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si128(q));
-        if (oi[r + 1] != nullptr) _mm_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti32x4_epi32(q, 1));
-        if (oi[r + 2] != nullptr) _mm_mask_storeu_epi8(oi[r + 2], mask, _mm512_extracti32x4_epi32(q, 2));
-        if (oi[r + 3] != nullptr) _mm_mask_storeu_epi8(oi[r + 3], mask, _mm512_extracti32x4_epi32(q, 3));
-      }
+      __m512i q = _mm512_permutexvar_epi32(
+          unzip, PackClamp4(RequantRow(t0 + r * kNR, prm[0], rc), RequantRow(t0 + (r + 1) * kNR, prm[0], rc),
+                            RequantRow(t0 + (r + 2) * kNR, prm[0], rc), RequantRow(t0 + (r + 3) * kNR, prm[0], rc), rc));
+      if constexpr (kTable) q = LookupTable(q, rc);
+      if (oi[r] != nullptr) _mm_mask_storeu_epi8(oi[r], mask, _mm512_castsi512_si128(q));
+      if (oi[r + 1] != nullptr) _mm_mask_storeu_epi8(oi[r + 1], mask, _mm512_extracti32x4_epi32(q, 1));
+      if (oi[r + 2] != nullptr) _mm_mask_storeu_epi8(oi[r + 2], mask, _mm512_extracti32x4_epi32(q, 2));
+      if (oi[r + 3] != nullptr) _mm_mask_storeu_epi8(oi[r + 3], mask, _mm512_extracti32x4_epi32(q, 3));
     }
   }
+}
+
+template <bool kTable>
+void SlotEpilogue(const Slot& sl, int u0, int u1) {
+  if (sl.nb == 2) StoreTiles<2, kTable>(sl, u0, u1);
+  else StoreTiles<1, kTable>(sl, u0, u1);
 }
 
 // Where the A rows of one image come from: virtual pixel v = oy * vw + ox (ox < out_w is an output
@@ -366,27 +409,22 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     src_end = buf + bytes;
   }
   const int out_blocks = (g.out_channels + kNR - 1) / kNR;
+  int steps = 0;
+  for (int t = 0; t < taps; ++t) steps += chunks[t];
+  const bool interleave = steps >= kMinInterleaveSteps;
   std::atomic<bool> out_of_memory{false};
   // Virtual pixels [v_first, v_end) of image `batch` x output blocks [b0, b1), their A rows read
   // from img, which holds the virtual pixel space from row oy_origin on.
   auto sweep = [&](const int8_t* img, int oy_origin, int batch, int v_first, int v_end, int b0, int b1) {
     int8_t* copy = nullptr;  // 1x1: A tiles whose reads would leave the input buffer, copied
     AmxConfigureTiles();
-    // Register tiles alternate between two slots: a tile's epilogue runs after the next tile's
-    // products are issued, so the vector units requantize one while the AMX unit computes the next.
-    struct Slot {
-      alignas(64) int32_t acc[4 * kCTileInts];
-      const int32_t* prm[2];
-      int8_t* o[kMR];
-      int mb, nb, n;
-    };
+    // Register tiles alternate between two slots: a tile's epilogue runs between the next tile's K
+    // steps (interleave), or after its products are issued.
     Slot slots[2];
+    slots[0].rc = slots[1].rc = &rc;
     int cur = 0;
     bool pending = false;  // slots[cur ^ 1] awaits its epilogue
-    auto epilogue = [&](const Slot& sl) {
-      if (sl.nb == 2) StoreTiles<2, kTable>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
-      else StoreTiles<1, kTable>(sl.acc, sl.mb, sl.prm, rc, sl.o, sl.n);
-    };
+    auto epilogue = [&](const Slot& sl) { SlotEpilogue<kTable>(sl, 0, SlotUnits(sl)); };
     // Virtual pixel (oy, ox), walked by increments (a division per row was ~20 % of a 1x1 conv
     // with 32 output channels).
     const int out_w = p.out_w, vw = space.vw;
@@ -436,11 +474,16 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
         const int8_t* w0 = blocks.weights(bi);
         const int8_t* w1 = blocks.weights(nb > 1 ? bi + 1 : bi);
         for (int r = 0; r < kMR; ++r) sl.o[r] = o[r] == nullptr ? nullptr : o[r] + bi * kNR;
-        if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc);
-        else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc);
-        else if (nb == 2) TileProduct<1, 2>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc);
-        else TileProduct<1, 1>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc);
-        if (pending) epilogue(slots[cur ^ 1]);
+        PendingEpilogue pe;
+        if (pending && interleave) {
+          pe.run = SlotEpilogue<kTable>;
+          pe.slot = &slots[cur ^ 1];
+        }
+        if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
+        else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
+        else if (nb == 2) TileProduct<1, 2>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
+        else TileProduct<1, 1>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
+        if (pending && !interleave) epilogue(slots[cur ^ 1]);
         pending = true;
         cur ^= 1;
       }
