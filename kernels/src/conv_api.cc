@@ -732,7 +732,7 @@ enum class ChainStaging {
   kNone,
   kUint8Plus128,      // AVX-512 VNNI, AVX-VNNI: uint8 x + 128, border zero point + 128 (ConvProblem::out_u8)
   kInt16MinusZp,      // AVX2, plain NEON: int16 x - zero point, border 0 (ConvProblem::out_i16)
-  kRawInt8,           // sdot / smmla / SME: the int8 values themselves, border the zero point
+  kRawInt8,           // sdot / smmla / SME / AMX: the int8 values themselves, border the zero point
 };
 
 ChainStaging StagingOf(Variant v) {
@@ -743,7 +743,8 @@ ChainStaging StagingOf(Variant v) {
     case Variant::kNeon: return ChainStaging::kInt16MinusZp;
     case Variant::kNeonDotprod:
     case Variant::kNeonI8mm:
-    case Variant::kSme: return ChainStaging::kRawInt8;
+    case Variant::kSme:
+    case Variant::kAmx: return ChainStaging::kRawInt8;
     default: return ChainStaging::kNone;
   }
 }
@@ -786,9 +787,11 @@ Status Conv2DInt8(const PackedConvInt8& w, const int8_t* input, const TensorLayo
 bool Conv2DInt8ChainSupported(const PackedConvInt8& first, const PackedConvInt8& second) {
   const ConvGeometry& g = second.geometry_;
   // The staged path of a conv with several taps (1x1 convs read their input in place or stage
-  // it per chunk), both convs on one variant.
+  // it per chunk), both convs on one variant. Convs whose taps are kernel rows stage unpadded
+  // pixels: only amx's (every KxK amx conv; not its stride-2 parity planes) read the chain's rows.
+  const bool rows_ok = second.variant_ == Variant::kAmx ? !second.amx_phases_ : !second.row_taps_;
   return !first.has_output_table_ && first.variant_ == second.variant_ &&
-         StagingOf(second.variant_) != ChainStaging::kNone && !second.direct_1x1_ && !second.row_taps_ && g.kernel_h * g.kernel_w > 1 &&
+         StagingOf(second.variant_) != ChainStaging::kNone && !second.direct_1x1_ && rows_ok && g.kernel_h * g.kernel_w > 1 &&
          first.geometry_.out_channels == g.in_channels &&
          first.quant_.output_zero_point == second.quant_.input_zero_point;
 }
@@ -820,12 +823,19 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     const int zp = second.quant_.input_zero_point;
     ConvOutputShape s2;
     KCSP_RETURN_IF_ERROR(ComputeOutputShape(second.geometry_, s1.out_h, s1.out_w, &s2));
-    const int cp = second.k_padded_;
+    const int cp = internal::StagedPixelElems(second);
     int padded_h = 0, padded_w = 0;
     PaddedExtent(second.geometry_, s2, s1.out_h, s1.out_w, &padded_h, &padded_w);
     const int64_t row = static_cast<int64_t>(padded_w) * cp, image = row * padded_h;
-    staged->resize(static_cast<size_t>(image * batch * elem));
-    uint8_t* buf = staged->data();
+    size_t slack = 0;
+#if defined(__x86_64__)
+    if (second.variant_ == Variant::kAmx) slack = internal::AmxStagingSlack(second);
+#endif
+    // 64-byte aligned: a vector's large allocations start 16 bytes into a page, and the amx A
+    // tiles' 64-byte rows then each straddled two cache lines (the chain ran 2-4 % slower than
+    // staging the dense output again).
+    staged->resize(static_cast<size_t>(image * batch * elem) + slack + 63);
+    uint8_t* buf = staged->data() + (-reinterpret_cast<uintptr_t>(staged->data()) & 63);
     ConvProblem p2;  // the staging stands in for the dense input (same or more elements)
     TensorLayout staged_in = mid;
     staged_in.buffer_elements = image * batch;

@@ -333,6 +333,9 @@ Status PackInt8Amx(PackedConvInt8* w);
 // Loads the amx conv's tile configuration on this thread (tiles 0-7, 16 rows x 64 bytes).
 void AmxConfigureTiles();
 Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+// Bytes the amx KxK conv's A tiles may read past the end of its raw int8 padded staging (its last
+// register tiles' dropped pixels and a kernel row's K padding): Conv2DInt8Chain allocates them.
+size_t AmxStagingSlack(const PackedConvInt8& w);
 #endif
 #if defined(__aarch64__)
 Status PackDepthwiseInt8Neon(PackedDepthwiseInt8* w);

@@ -1044,9 +1044,11 @@ void TestConvChain(int trials) {
       if (!table1.empty()) p1->SetOutputTable(table1.data());
       if (!table2.empty()) p2->SetOutputTable(table2.data());
       const bool supported = Conv2DInt8ChainSupported(*p1, *p2);
-      // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded), nor
-      // across kernels (amx runs small-K convs on the AVX-512 VNNI kernels).
-      const bool expected = v != Variant::kScalar && !p2->row_taps_ && !p2->direct_1x1_ && table1.empty() &&
+      // Not into a conv whose taps are kernel rows (1-3 input channels: its staging is unpadded) but
+      // on amx (all its KxK convs, not its stride-2 parity planes), nor across kernels (amx runs
+      // small-K convs on the AVX-512 VNNI kernels).
+      const bool rows_ok = p2->variant() == Variant::kAmx ? !p2->amx_phases_ : !p2->row_taps_;
+      const bool expected = v != Variant::kScalar && rows_ok && !p2->direct_1x1_ && table1.empty() &&
                             p1->variant() == p2->variant();
       CHECK(supported == expected, "%s: chain staging supported = %d", VariantName(v), supported);
       for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
@@ -1061,6 +1063,53 @@ void TestConvChain(int trials) {
               g1.out_channels, g2.out_channels, h, w, n, tp ? tp->threads() : 1);
         ++compared;
         staged += supported;
+      }
+    }
+  }
+  // A chain large enough for the threads (amx: 2^23+ MACs, KxK in per-thread bands reading the
+  // chain's staging), 1 and 3 threads, every variant.
+  {
+    ConvGeometry g1, g2;
+    g1.in_channels = 96;
+    g1.out_channels = g2.in_channels = 64;
+    g2.kernel_h = g2.kernel_w = 3;
+    g2.padding = Padding::kSame;
+    g2.out_channels = 48;
+    const int h = 48, w = 44;
+    std::vector<int8_t> w1(static_cast<size_t>(64) * 96), w2(static_cast<size_t>(48) * 9 * 64);
+    for (auto& e : w1) e = static_cast<int8_t>(RandInt(-127, 127));
+    for (auto& e : w2) e = static_cast<int8_t>(RandInt(-127, 127));
+    std::vector<int32_t> b1(64), b2(48);
+    for (auto& e : b1) e = RandInt(-20000, 20000);
+    for (auto& e : b2) e = RandInt(-20000, 20000);
+    Int8QuantParams q1 = RandomQuant(64), q2 = RandomQuant(48);
+    q2.input_zero_point = q1.output_zero_point;
+    std::vector<int8_t> in(static_cast<size_t>(h) * w * 100);
+    for (auto& e : in) e = static_cast<int8_t>(RandInt(-128, 127));
+    const TensorLayout li = NhwcSlice(1, h, w, 100, 3, 96), lm = NhwcSlice(1, h, w, 64, 0, 64);
+    const TensorLayout lo = NhwcSlice(1, h, w, 60, 5, 48);
+    std::unique_ptr<PackedConvInt8> r1, r2;
+    CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, Variant::kScalar, &r1).ok(), "create");
+    CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, Variant::kScalar, &r2).ok(), "create");
+    std::vector<int8_t> mid(lm.buffer_elements), ref(lo.buffer_elements, 77);
+    CHECK(Conv2DInt8(*r1, in.data(), li, mid.data(), lm).ok() && Conv2DInt8(*r2, mid.data(), lm, ref.data(), lo).ok(),
+          "reference convs");
+    for (Variant v : kAllVariants) {
+      if (!VariantAvailable(v) || v == Variant::kScalar) continue;
+      std::unique_ptr<PackedConvInt8> p1, p2;
+      CHECK(PackedConvInt8::Create(g1, w1.data(), b1.data(), q1, v, &p1).ok(), "create");
+      CHECK(PackedConvInt8::Create(g2, w2.data(), b2.data(), q2, v, &p2).ok(), "create");
+      CHECK(Conv2DInt8ChainSupported(*p1, *p2), "%s: large chain staged", VariantName(v));
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool}) {
+        std::vector<uint8_t> scratch;
+        std::vector<int8_t> out(lo.buffer_elements, 77);
+        const Status st = Conv2DInt8Chain(*p1, *p2, in.data(), li, &scratch, out.data(), lo, tp);
+        CHECK(st.ok(), "%s", st.message().c_str());
+        size_t bad = 0;
+        for (size_t i = 0; i < out.size(); ++i) bad += out[i] != ref[i];
+        CHECK(bad == 0, "large chain %s: %zu mismatches (threads=%d)", VariantName(v), bad, tp ? tp->threads() : 1);
+        ++compared;
+        ++staged;
       }
     }
   }

@@ -231,6 +231,10 @@ void AmxConfigureTiles() {
   __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
+size_t AmxStagingSlack(const PackedConvInt8& w) {
+  return static_cast<size_t>(2 * kMR) * w.geometry_.stride_w * StagedPixelElems(w) + w.k_padded_ + 64;
+}
+
 bool AmxPays(const ConvGeometry& g) {
   // Per output, AMX costs its epilogue (C tiles stored and reloaded: ~0.25 ns on the Xeon here) plus
   // 1/256 of a tdpbssd (~8 ns) per 64-byte K step of each kernel row; AVX-512 VNNI its epilogue
@@ -394,7 +398,12 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
       }
   }
   const auto zp = static_cast<int8_t>(w.quant_.input_zero_point);
-  if (!w.direct_1x1_ && bands == 0) {
+  // Conv2DInt8Chain's first conv wrote the padded rows (with AmxStagingSlack bytes after them).
+  const auto* prestaged = static_cast<const int8_t*>(p.prestaged);
+  if (prestaged != nullptr && bands == 0) {
+    src = prestaged;
+    src_end = prestaged + img_stride * p.batch + AmxStagingSlack(w);
+  } else if (!w.direct_1x1_ && bands == 0) {
     // Slack: the last register tile's dropped rows and a row's K padding read past the image.
     const size_t slack = static_cast<size_t>(2 * kMR * space.a_px + kp + 64);
     const size_t bytes = static_cast<size_t>(img_stride) * p.batch + slack;
@@ -511,6 +520,10 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     ParallelFor(pool, p.batch * bands, [&](int task) {
       const int b = task / bands, i = task % bands;
       const int oy0 = EvenSplitFirst(p.out_h, bands, i), oy1 = EvenSplitFirst(p.out_h, bands, i + 1);
+      if (prestaged != nullptr) {
+        sweep(prestaged + b * img_stride, 0, b, oy0 * space.vw, std::min(oy1 * space.vw, space.count), 0, out_blocks);
+        return;
+      }
       auto* stage = static_cast<int8_t*>(Scratch(stage_bytes + slack));
       if (stage == nullptr) {
         out_of_memory = true;
@@ -543,8 +556,8 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
 }  // namespace
 
 Status ConvInt8Amx(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
-  if (p.out_u8 || p.out_i16 || p.prestaged != nullptr)
-    return Status::Error(StatusCode::kUnsupported, "the amx conv does not write or read a chain's staging");
+  if (p.out_u8 || p.out_i16 || (p.prestaged != nullptr && (w.direct_1x1_ || w.amx_phases_)))
+    return Status::Error(StatusCode::kUnsupported, "the amx conv reads a chain's staging only as raw int8 padded rows");
   return w.output_table_in_epilogue() ? Conv<true>(w, p, in, out) : Conv<false>(w, p, in, out);
 }
 
