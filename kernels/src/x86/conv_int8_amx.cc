@@ -79,14 +79,14 @@ struct Slot {
 };
 
 // Epilogue units of a slot: a zmm of output, two pixels x 32 channels (nb = 2) or four x 16.
-inline int UnitRows(int nb) { return nb == 2 ? 2 : 4; }
+constexpr int UnitRows(int nb) { return nb == 2 ? 2 : 4; }
 inline int SlotUnits(const Slot& sl) { return sl.mb * (kRows / UnitRows(sl.nb)); }
 
 // The previous register tile's epilogue, run by TileProduct in pieces between its K steps (units
 // [u0, u1) of slot). Issued after the whole product it hardly overlapped it (Xeon, 1x1 128->128 at
 // 56x56: product alone 51 us, epilogue alone 27, both 78); in pieces, convs of 4+ K steps ran
 // 1-10 % faster (3x3 128->32 at 28x28 and 56x56 5-6 %, 1x1 256->128 9 %). With fewer steps the
-// pieces cost more than they overlap (1x1 K = 128: 7 % slower), so there it runs after.
+// pieces cost more than they overlap (1x1 K = 128: 6 % slower), so there it runs after.
 struct PendingEpilogue {
   void (*run)(const Slot& slot, int u0, int u1) = nullptr;
   const Slot* slot = nullptr;
@@ -154,7 +154,7 @@ template <int NB, bool kTable>
 void StoreTiles(const Slot& sl, int u0, int u1) {
   const RequantConsts& rc = *sl.rc;
   const __m512i unzip = UnzipDwords();
-  constexpr int kUnitRows = NB == 2 ? 2 : 4, kTileUnits = kRows / kUnitRows;
+  constexpr int kUnitRows = UnitRows(NB), kTileUnits = kRows / kUnitRows;
   const int32_t* const* prm = sl.prm;
   const int n = sl.n;
   for (int u = u0; u < u1; ++u) {
