@@ -981,6 +981,11 @@ void TestTaskGrid() {
 void TestConvChain(int trials) {
   ThreadPool pool(3);
   int compared = 0, staged = 0;
+  auto weights = [](const ConvGeometry& g) {
+    std::vector<int8_t> v(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
+    for (auto& e : v) e = static_cast<int8_t>(RandInt(-127, 127));
+    return v;
+  };
   for (int t = 0; t < trials; ++t) {
     ConvGeometry g1, g2;
     g1.kernel_h = g1.kernel_w = RandInt(0, 3) == 0 ? 3 : 1;
@@ -1005,11 +1010,6 @@ void TestConvChain(int trials) {
     if (!ComputeOutputShape(g2, h, w, &o2).ok()) continue;
     const int in_off = RandInt(0, 1) ? RandInt(0, 9) : 0, in_total = in_off + g1.in_channels + RandInt(0, 5);
     const int out_off = RandInt(0, 1) ? RandInt(0, 9) : 0, out_total = out_off + g2.out_channels + RandInt(0, 5);
-    auto weights = [](const ConvGeometry& g) {
-      std::vector<int8_t> v(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
-      for (auto& e : v) e = static_cast<int8_t>(RandInt(-127, 127));
-      return v;
-    };
     const std::vector<int8_t> w1 = weights(g1), w2 = weights(g2);
     std::vector<int32_t> b1(g1.out_channels), b2(g2.out_channels);
     for (auto& e : b1) e = RandInt(-20000, 20000);
@@ -1076,9 +1076,7 @@ void TestConvChain(int trials) {
     g2.padding = Padding::kSame;
     g2.out_channels = 48;
     const int h = 48, w = 44;
-    std::vector<int8_t> w1(static_cast<size_t>(64) * 96), w2(static_cast<size_t>(48) * 9 * 64);
-    for (auto& e : w1) e = static_cast<int8_t>(RandInt(-127, 127));
-    for (auto& e : w2) e = static_cast<int8_t>(RandInt(-127, 127));
+    const std::vector<int8_t> w1 = weights(g1), w2 = weights(g2);
     std::vector<int32_t> b1(64), b2(48);
     for (auto& e : b1) e = RandInt(-20000, 20000);
     for (auto& e : b2) e = RandInt(-20000, 20000);

@@ -90,6 +90,7 @@ inline int SlotUnits(const Slot& sl) { return sl.mb * (kRows / UnitRows(sl.nb));
 struct PendingEpilogue {
   void (*run)(const Slot& slot, int u0, int u1) = nullptr;
   const Slot* slot = nullptr;
+  int steps = 0;  // the product's K steps (all runs), over which the slot's units are spread
 };
 
 // MB x NB C tiles: K run t's A tile i rows at a[i] + tap_off[t] + 64 kc (kc < chunks[t]),
@@ -102,10 +103,8 @@ template <int MB, int NB>
 __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t* a_stride, const int64_t* tap_off,
                                            int taps, const int* chunks, const int8_t* w0, const int8_t* w1,
                                            const int32_t* const* bias, int32_t* c, const PendingEpilogue& pe) {
-  // pe's units spread evenly over the K steps
-  int steps = 0, step = 0, u0 = 0;
+  int step = 0, u0 = 0;
   const int units = pe.slot != nullptr ? SlotUnits(*pe.slot) : 0;
-  for (int t = 0; t < taps && units > 0; ++t) steps += chunks[t];
   _tile_loadd(0, bias[0], 0);
   if constexpr (NB > 1) _tile_loadd(1, bias[1], 0);
   if constexpr (MB > 1) _tile_loadd(2, bias[0], 0);
@@ -130,7 +129,7 @@ __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t
         if constexpr (NB > 1) _tile_dpbssd(3, 5, 7);
       }
       if (units > 0) {
-        const int u1 = static_cast<int>(int64_t{++step} * units / steps);
+        const int u1 = static_cast<int>(int64_t{++step} * units / pe.steps);
         if (u1 > u0) pe.run(*pe.slot, u0, u1);
         u0 = u1;
       }
@@ -231,8 +230,14 @@ void AmxConfigureTiles() {
   __asm__ volatile("ldtilecfg %0" : : "m"(cfg));
 }
 
+namespace {
+// Bytes A tiles read past the last staged pixel they start on: a register tile's dropped pixels
+// (a_px bytes apart) and a kernel row's K padding (kp per kernel row).
+size_t TileOverread(int64_t a_px, int kp) { return static_cast<size_t>(2 * kMR * a_px + kp + 64); }
+}  // namespace
+
 size_t AmxStagingSlack(const PackedConvInt8& w) {
-  return static_cast<size_t>(2 * kMR) * w.geometry_.stride_w * StagedPixelElems(w) + w.k_padded_ + 64;
+  return TileOverread(int64_t{w.geometry_.stride_w} * StagedPixelElems(w), w.k_padded_);
 }
 
 bool AmxPays(const ConvGeometry& g) {
@@ -357,7 +362,7 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
   int chunks[64 * 64];
   std::fill(chunks, chunks + taps, kp / kTileK);
   const int8_t* src = nullptr;  // the A rows' source: the input (1x1) or the whole staging (KxK, 1 thread)
-  const int8_t* src_end = nullptr;
+  const int8_t* src_end = nullptr;  // 1x1: the input buffer's end (tiles that would read past it are copied)
   int64_t img_stride = 0;
   PixelSpace space(0, 0, 1, 1);
   const int sp = StagedPixelElems(w);
@@ -402,10 +407,8 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
   const auto* prestaged = static_cast<const int8_t*>(p.prestaged);
   if (prestaged != nullptr && bands == 0) {
     src = prestaged;
-    src_end = prestaged + img_stride * p.batch + AmxStagingSlack(w);
   } else if (!w.direct_1x1_ && bands == 0) {
-    // Slack: the last register tile's dropped rows and a row's K padding read past the image.
-    const size_t slack = static_cast<size_t>(2 * kMR * space.a_px + kp + 64);
+    const size_t slack = TileOverread(space.a_px, kp);
     const size_t bytes = static_cast<size_t>(img_stride) * p.batch + slack;
     auto* buf = static_cast<int8_t*>(Scratch(bytes));
     if (buf == nullptr) return Status::Error(StatusCode::kOutOfMemory, "scratch allocation failed");
@@ -415,7 +418,6 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
       BuildPadded(p, in, buf, sp, zp, int8_t{0}, [](int8_t v) { return v; });
     std::memset(buf + bytes - slack, 0, slack);
     src = buf;
-    src_end = buf + bytes;
   }
   const int out_blocks = (g.out_channels + kNR - 1) / kNR;
   int steps = 0;
@@ -487,6 +489,7 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
         if (pending && interleave) {
           pe.run = SlotEpilogue<kTable>;
           pe.slot = &slots[cur ^ 1];
+          pe.steps = steps;
         }
         if (mb == 2 && nb == 2) TileProduct<2, 2>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
         else if (mb == 2) TileProduct<2, 1>(a, a_stride, tap_off, taps, chunks, w0, w1, sl.prm, sl.acc, pe);
@@ -516,7 +519,7 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
     const int64_t max_in_rows = int64_t{max_rows - 1} * g.stride_h + g.kernel_h;
     const size_t stage_bytes = static_cast<size_t>(w.amx_phases_ ? img_stride : max_in_rows * row_elems);
     // Slack: a band's last register tile runs up to a row and 31 virtual pixels past its rows.
-    const size_t slack = static_cast<size_t>(space.a_row + 2 * kMR * space.a_px + kp + 64);
+    const size_t slack = static_cast<size_t>(space.a_row) + TileOverread(space.a_px, kp);
     ParallelFor(pool, p.batch * bands, [&](int task) {
       const int b = task / bands, i = task % bands;
       const int oy0 = EvenSplitFirst(p.out_h, bands, i), oy1 = EvenSplitFirst(p.out_h, bands, i + 1);
