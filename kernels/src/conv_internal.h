@@ -237,6 +237,13 @@ inline int TapElems(const PackedConvInt8& w) {
   return w.row_taps_ ? w.geometry_.kernel_w * w.geometry_.in_channels : w.geometry_.in_channels;
 }
 inline int StagedPixelElems(const PackedConvInt8& w) { return w.row_taps_ ? w.geometry_.in_channels : w.k_padded_; }
+// The convs the AVX-512 VNNI kernel may run as transposed 16-pixel row tiles (KernelRowTile16, with
+// rows of 16+ output pixels, checked per call): stride 1, staged pixels of 16 elements (k_padded,
+// in the 4-byte packing) into up to 32 channels or of 32 into up to 16.
+inline bool RowTileGeometry(const ConvGeometry& g, int k_padded) {
+  return g.stride_h == 1 && g.stride_w == 1 &&
+         ((k_padded == 16 && g.out_channels <= 2 * kPackNR) || (k_padded == 32 && g.out_channels <= kPackNR));
+}
 // The 4 parameter rows of output channels [oc0, oc0 + kPackNR) (those < oc_total); `bias` as given
 // (already folded where the variant needs it).
 void PackParamRows(int32_t* prm, const Int8QuantParams& q, const int32_t* bias, const int32_t* left_shift,
@@ -247,15 +254,18 @@ void PackParamLane(int32_t* lane, const Int8QuantParams& q, int32_t bias, int32_
                    int oc);
 // weight_xor 0x80 stores uint8 w + 128 (for vpdpbusd with the weights as its unsigned operand);
 // in_channels padding stays 0 either way: a product with whatever a kernel reads there is 0.
+// pair_order: a block's even channels in slots 0 .. nr/2 - 1, its odd ones after them
+// (PackedConvInt8::k_pairs_).
 Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int k_multiple,
-                      uint8_t weight_xor = 0);
+                      uint8_t weight_xor = 0, bool pair_order = false);
 
 // The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
 // in_channels % direct_channel_multiple == 0 read the int8 input in place (direct_1x1_), others
 // stage uint8 x + 128; with row_taps, KxK convs of 1-3 input channels take kernel rows as taps.
-// direct_xor: PackedConvInt8::direct_1x1_xor_ for 1x1 convs of one or two blocks (the AVX-512 VNNI kernel).
+// direct_xor: PackedConvInt8::direct_1x1_xor_ for 1x1 convs of one or two blocks; k_pairs:
+// PackedConvInt8::k_pairs_ where it applies (both the AVX-512 VNNI kernel's).
 Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps = false,
-                        bool direct_xor = false);
+                        bool direct_xor = false, bool k_pairs = false);
 
 // The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
 class PackedBlocks {

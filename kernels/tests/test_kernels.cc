@@ -505,7 +505,10 @@ void TestLargeShapesInt8() {
       // stride-2 KxK convs of 64+ channels: the amx variant's parity planes (also on 3 threads: bands)
       {2, 17, 23, 64, 40, 3, 2, Padding::kSame}, {1, 30, 31, 96, 70, 5, 2, Padding::kValid},
       {1, 41, 40, 72, 33, 3, 2, Padding::kSame}, {1, 44, 44, 128, 64, 3, 2, Padding::kSame},
-      {1, 12, 13, 65, 20, 2, 2, Padding::kValid}};
+      {1, 12, 13, 65, 20, 2, 2, Padding::kValid},
+      // AVX-512 VNNI k_pairs_ tiles (6 x 32, 4 x 48, 12 x 16) over many pixels
+      {1, 30, 29, 128, 32, 3, 1, Padding::kSame}, {1, 25, 27, 136, 48, 1, 1, Padding::kSame},
+      {1, 19, 31, 40, 16, 3, 1, Padding::kSame}};
   ThreadPool pool(3);
   for (const L& l : cases) {
     ConvGeometry g;
@@ -1414,6 +1417,33 @@ void TestThreadPool() {
 // exactly the channel slice of every pixel, nothing else written.
 // On an AMX CPU, kAuto runs small-K convs on the AVX-512 VNNI kernels (AmxPays) and the rest on
 // tiles; amx asked for by name always runs tiles.
+// Which AVX-512 VNNI convs take PackedConvInt8::k_pairs_'s 8-byte packing.
+void TestAvx512PairPacking() {
+  if (!VariantAvailable(Variant::kAvx512Vnni)) return;
+  auto pairs = [](int k, int stride, int cin, int cout) {
+    ConvGeometry g;
+    g.kernel_h = g.kernel_w = k;
+    g.stride_h = g.stride_w = stride;
+    g.in_channels = cin;
+    g.out_channels = cout;
+    const std::vector<int8_t> w(static_cast<size_t>(cout) * k * k * cin, 1);
+    std::unique_ptr<PackedConvInt8> p;
+    CHECK(PackedConvInt8::Create(g, w.data(), nullptr, RandomQuant(cout), Variant::kAvx512Vnni, &p).ok(), "create");
+    CHECK(!p->k_pairs_ || p->k_padded_ % 8 == 0, "k_pairs_ pads to 8 (%d)", p->k_padded_);
+    return p->k_pairs_;
+  };
+  CHECK(pairs(3, 1, 128, 32), "3x3 128->32: pairs");
+  CHECK(pairs(3, 1, 128, 48), "3x3 128->48: pairs");
+  CHECK(pairs(3, 1, 40, 16), "3x3 40->16: pairs");
+  CHECK(!pairs(3, 1, 128, 64), "3x3 128->64: 4-byte groups (6 x 64 tiles)");
+  CHECK(!pairs(3, 1, 16, 32), "3x3 16->32, stride 1: 4-byte groups (row tiles)");
+  CHECK(pairs(3, 2, 16, 32), "3x3/2 16->32: pairs");
+  CHECK(!pairs(3, 1, 2, 16), "3x3 2->16: kernel-row taps");
+  CHECK(pairs(1, 1, 48, 32), "1x1 48->32: pairs");
+  CHECK(!pairs(1, 1, 8, 32), "1x1 8->32: 4-byte groups (8 elements)");
+  std::printf("avx512vnni pair packing checked\n");
+}
+
 void TestAmxAutoChoice() {
   if (BestVariant(false) != Variant::kAmx || std::getenv("KERAS_CSP_KERNEL_VARIANT") != nullptr) return;
   auto packed = [](int k, int cin, Variant v) {
@@ -1579,6 +1609,7 @@ int main(int argc, char** argv) {
   TestThreadsBitIdentical();
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
+  TestAvx512PairPacking();
   TestAmxAutoChoice();
   TestDepthwiseMatchesScalar(trials);
   TestGroupedMatchesScalar(trials);

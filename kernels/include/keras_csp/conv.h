@@ -173,6 +173,13 @@ class PackedConvInt8 {
   // the bias, instead of w + 128 and 128 * sum(x) taken off per pixel (Zen 4: 1x1 16->16 at 80x80
   // 31.7 -> 22.4 us, 32->32 54 -> 47 us; with 4 blocks the 6 x 64 tile ran out of registers, 2x slower).
   bool direct_1x1_xor_ = false;
+  // AVX-512 VNNI convs with up to 48 output channels and more than 8 elements per tap (e.g. the
+  // dense layers' 3x3 growth convs, 128 -> 32): packed in 8-byte groups ([tap][k/8][16][8], a
+  // block's even channels in the first 64 bytes), so a zmm of weights holds 8 channels x two
+  // dot-product steps and one 8-byte broadcast of a pixel feeds two vpdpbusd per block (24
+  // accumulators: 12 x 16, 6 x 32, 4 x 48 tiles). The 4-byte packing's 8 x 32 tile needs a
+  // broadcast per two vpdpbusd, and on an Intel Xeon its loads, not vpdpbusd, set its rate.
+  bool k_pairs_ = false;
   // KxK convs with 1-3 input channels (stems) on AVX-512 VNNI and AVX2: a tap is a whole kernel
   // row, the kernel_w * in_channels consecutive elements of a staged input row (3-channel pixels
   // are staged unpadded), so k_padded_ = RoundUp(kernel_w * in_channels, 4): 24 instead of 7 x 4

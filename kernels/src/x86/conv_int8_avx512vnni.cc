@@ -5,7 +5,9 @@
 // 1x1 convs read the int8 input in place (see KernelTile). Weights packed by PackInt8Vpdpbusd,
 // [tap][k/4][16][4] per 16-channel block; a register tile spans up to 4 blocks (6 x 64 or
 // 8 x 48/32/16 accumulators), one 64-byte weight load per block and one broadcast per pixel feed
-// MR x NB vpdpbusd. The epilogue packs four row-blocks per zmm (XNNPACK style). Stride-1 convs of
+// MR x NB vpdpbusd. Convs of up to 48 output channels pack [tap][k/8][16][8] instead
+// (PackedConvInt8::k_pairs_): one 8-byte broadcast per pixel feeds 2 * NB vpdpbusd, two input
+// steps per accumulator lane, summed at the end (12 x 16, 6 x 32, 4 x 48). The epilogue packs four row-blocks per zmm (XNNPACK style). Stride-1 convs of
 // 13-32 input channels and few output channels run transposed 16-pixel row tiles instead
 // (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization. The code is in
 // conv_int8_avx512vnni_impl.h, shared with conv_int8_avx512vnni_table.cc (the same kernels with

@@ -24,8 +24,24 @@ constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register ti
 // Packed blocks per sweep tile: tiles of 2, 3 and 4 blocks measured the same on Zen 5; 4 stores
 // whole 64-byte output rows.
 constexpr int kTileBlocks = 4;
-// Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16.
-constexpr int RegisterMR(int nb) { return nb == 4 ? 6 : 8; }
+// Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16; with
+// PackedConvInt8::k_pairs_ 24 accumulators of 8 channels x 2 steps: 12 x 16, 6 x 32 (4 x 48, 3 x 64).
+constexpr int RegisterMR(int nb, bool pairs = false) { return pairs ? 12 / nb : nb == 4 ? 6 : 8; }
+
+inline __m512i Bcast8(const void* p) {
+  int64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm512_set1_epi64(v);
+}
+
+// A block's k_pairs_ accumulators: a holds its even channels, b its odd ones (PackInt8Groups'
+// pair_order), lane 2c + s = the channel's dot-product step s. Returns the 16 channel sums in
+// order. Shifts and a blend, not two-source permutes: GCC kept the permutes' index vectors in
+// registers through the product loop and spilled accumulators.
+inline __m512i PairSums(__m512i a, __m512i b) {
+  return _mm512_mask_blend_epi32(0xAAAA, _mm512_add_epi32(a, _mm512_srli_epi64(a, 32)),
+                                 _mm512_add_epi32(b, _mm512_slli_epi64(b, 32)));
+}
 
 // Lanes = pixels of channel ch.
 inline __m512i RequantChannel(__m512i x, const int32_t* prm, int ch, const RequantConsts& c) {
@@ -97,69 +113,98 @@ struct TileBlocks {
   const int32_t* prm[NB];
 };
 
+// KernelTile's products: acc[s][i][v] = accumulator set s's share of pixel i's dot products with
+// weight vector v (kDirect && !kPairs: set 0 starts at the bias). V = NB vectors of 16 channels x 4 bytes, or
+// with kPairs (PackedConvInt8::k_pairs_'s packing) 2 * NB of 8 channels x 8 bytes, each step
+// 8 input channels, one 8-byte broadcast per pixel.
+template <int MR, int NB, int V, int kSets, bool kDirect, bool kXor, bool kPairs>
+__attribute__((always_inline)) inline void Products(const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                                                    const TileBlocks<NB>& b, __m512i (&acc)[kSets][MR][V]) {
+  static_assert(V == (kPairs ? 2 * NB : NB), "V weight vectors of NB blocks");
+  constexpr int kStep = kPairs ? 8 : 4;  // input channels per step
+#pragma GCC unroll 4
+  for (int s = 0; s < kSets; ++s)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v)
+        acc[s][i][v] = kDirect && !kPairs && s == 0 ? _mm512_load_si512(b.prm[v]) : _mm512_setzero_si512();
+  const int8_t* w[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) w[v] = kPairs ? b.w[v / 2] + 64 * (v % 2) : b.w[v];
+  for (int t = 0; t < taps; ++t) {
+    const uint8_t* ap[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
+    // One step (kStep input channels) into accumulator set s.
+    auto step = [&](int k, int s) __attribute__((always_inline)) {
+      __m512i wv[V];
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        wv[v] = _mm512_load_si512(w[v]);
+        w[v] += 16 * kStep;
+      }
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        // One broadcast per pixel for the V dot products (folding it into each vpdpbusd as a
+        // {1to16} memory operand measured slower on Zen 5).
+        const __m512i raw = kPairs ? Bcast8(ap[i] + k) : Bcast(ap[i] + k);
+        const __m512i x = kXor ? _mm512_xor_si512(raw, _mm512_set1_epi8(-128)) : raw;
+#pragma GCC unroll 8
+        for (int v = 0; v < V; ++v)
+          acc[s][i][v] = kDirect && !kXor ? _mm512_dpbusd_epi32(acc[s][i][v], wv[v], x)
+                                          : _mm512_dpbusd_epi32(acc[s][i][v], x, wv[v]);
+      }
+    };
+    int k = 0;
+    if constexpr (kSets > 1)
+      for (; k + kStep * kSets <= 4 * kp4; k += kStep * kSets)
+#pragma GCC unroll 4
+        for (int s = 0; s < kSets; ++s) step(k + kStep * s, s);
+    for (; k < 4 * kp4; k += kStep) step(k, 0);
+  }
+#pragma GCC unroll 4
+  for (int s = 1; s < kSets; ++s)
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[0][i][v] = _mm512_add_epi32(acc[0][i][v], acc[s][i][v]);
+}
+
 // MR pixels x NB*16 channels, MR*NB independent accumulators (enough to cover vpdpbusd's latency at
 // two per cycle), NB weight loads and MR broadcasts per MR*NB vpdpbusd. kDirect: 1x1 from the
 // int8 input (weights w + 128 as the unsigned operand, the int8 activations the signed one;
 // corr[i] = 128 * sum(x_i) comes off; kXor: PackedConvInt8::direct_1x1_xor_, the int8 activations'
 // sign bit flipped in registers against signed weights, no corr); otherwise uint8 staged
 // activations, the taps' offsets from a[i].
+// kPairs: PackedConvInt8::k_pairs_'s packing; per 8 input channels 2 * NB weight loads and MR
+// 8-byte broadcasts feed 2 * MR * NB vpdpbusd, the two steps' sums added at the end (PairSums).
 // Not inlined: inside the sweep's loops GCC spilled accumulators to the stack.
-template <int MR, int NB, bool kDirect, bool kXor, bool kTable>
+template <int MR, int NB, bool kDirect, bool kXor, bool kTable, bool kPairs = false>
 __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                        const TileBlocks<NB>& b, const int32_t* corr, const RequantConsts& c,
                        int8_t* const* o, int n) {
   // 1x1: the accumulators start at the bias (one add less per output in the epilogue; measured
-  // 3-8 % on short-K 1x1 convs). Not with taps: there GCC then kept every accumulator on the stack.
-  // Tiles of 1-2 accumulators (a 7x7 image's last pixel) split K over kSets accumulator sets,
-  // summed at the end: one chain of dependent vpdpbusd ran at a quarter of the rate.
-  constexpr int kSets = MR * NB == 1 ? 4 : MR * NB == 2 ? 2 : 1;
+  // 3-8 % on short-K 1x1 convs; with kPairs the bias is added to the pair sums). Not with taps:
+  // there GCC then kept every accumulator on the stack. Tiles of 1-2 accumulators (a 7x7 image's
+  // last pixel) split K over kSets accumulator sets, summed at the end: one chain of dependent
+  // vpdpbusd ran at a quarter of the rate.
+  constexpr int kV = kPairs ? 2 * NB : NB;
+  constexpr int kSets = MR * kV == 1 ? 4 : MR * kV == 2 ? 2 : 1;
   __m512i acc[kSets][MR][NB];
-#pragma GCC unroll 4
-  for (int s = 0; s < kSets; ++s)
+  if constexpr (kPairs) {
+    __m512i pacc[kSets][MR][kV];
+    Products<MR, NB, kV, kSets, kDirect, kXor, kPairs>(a, tap_off, taps, kp4, b, pacc);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; ++j)
-        acc[s][i][j] = kDirect && s == 0 ? _mm512_load_si512(b.prm[j]) : _mm512_setzero_si512();
-  const int8_t* w[NB];
-#pragma GCC unroll 4
-  for (int j = 0; j < NB; ++j) w[j] = b.w[j];
-  for (int t = 0; t < taps; ++t) {
-    const uint8_t* ap[MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) ap[i] = a[i] + tap_off[t];
-    // One k step (4 input channels) into accumulator set s.
-    auto step = [&](int k, int s) __attribute__((always_inline)) {
-      __m512i wv[NB];
 #pragma GCC unroll 4
       for (int j = 0; j < NB; ++j) {
-        wv[j] = _mm512_load_si512(w[j]);
-        w[j] += 64;
+        acc[0][i][j] = PairSums(pacc[0][i][2 * j], pacc[0][i][2 * j + 1]);
+        if constexpr (kDirect) acc[0][i][j] = _mm512_add_epi32(acc[0][i][j], _mm512_load_si512(b.prm[j]));
       }
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        // One broadcast per pixel for the NB dot products (folding it into each vpdpbusd as a
-        // {1to16} memory operand measured slower on Zen 5).
-        const __m512i x = kXor ? _mm512_xor_si512(Bcast(ap[i] + k), _mm512_set1_epi8(-128)) : Bcast(ap[i] + k);
-#pragma GCC unroll 4
-        for (int j = 0; j < NB; ++j)
-          acc[s][i][j] = kDirect && !kXor ? _mm512_dpbusd_epi32(acc[s][i][j], wv[j], x)
-                                          : _mm512_dpbusd_epi32(acc[s][i][j], x, wv[j]);
-      }
-    };
-    int k = 0;
-    if constexpr (kSets > 1)
-      for (; k + 4 * kSets <= 4 * kp4; k += 4 * kSets)
-#pragma GCC unroll 4
-        for (int s = 0; s < kSets; ++s) step(k + 4 * s, s);
-    for (; k < 4 * kp4; k += 4) step(k, 0);
+  } else {
+    Products<MR, NB, kV, kSets, kDirect, kXor, kPairs>(a, tap_off, taps, kp4, b, acc);
   }
-#pragma GCC unroll 4
-  for (int s = 1; s < kSets; ++s)
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; ++j) acc[0][i][j] = _mm512_add_epi32(acc[0][i][j], acc[s][i][j]);
   // Requantize acc + bias to int32 (fp32: zero point not yet added), then four 16-channel
   // row-blocks at a time: saturating packs to int16 (fp32: + zero point, as XNNPACK) and int8,
   // clamp, and one dword permute that undoes the packs' 128-bit interleave (bit-identical to
@@ -200,9 +245,8 @@ constexpr int kRowTilePixels = 16;
 // 16->16 at 80x80 1.14x, 16->32 1.03x, 32->16 1.07x; but 16->64 0.98x, 32->32 1.0x (a tile
 // reloads and reshuffles its pixels per block; 32-byte pixels take 24 shuffles per 128 vpdpbusd).
 bool RowTilesFit(const PackedConvInt8& w, const ConvProblem& p) {
-  const ConvGeometry& g = w.geometry_;
-  const bool fits = (w.k_padded_ == 16 && g.out_channels <= 2 * kNR) || (w.k_padded_ == 32 && g.out_channels <= kNR);
-  return fits && !w.direct_1x1_ && !w.row_taps_ && g.stride_h == 1 && g.stride_w == 1 && p.out_w >= kRowTilePixels;
+  return RowTileGeometry(w.geometry_, w.k_padded_) && !w.k_pairs_ && !w.direct_1x1_ && !w.row_taps_ &&
+         p.out_w >= kRowTilePixels;
 }
 
 // 16 consecutive output pixels of a row x one 16-channel block, transposed: a zmm holds one input
@@ -397,11 +441,11 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   // A sweep tile of m <= 24 pixels x up to 4 blocks runs register tiles of RegisterMR(NB) pixels,
   // then 4-, 2- and 1-pixel kernels for the rest (7x7 images: 49 = 2 x 24 + 1).
   // Packed blocks b0 .. b0 + max_blocks - 1 (those that exist) of pixels a[0 .. m).
-  auto tile = [&](auto direct, auto flip, int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int b0,
-                  int max_blocks, const int32_t* corr, int8_t* const* o, int n) {
-    constexpr bool kDirect = decltype(direct)::value, kXor = decltype(flip)::value;
+  auto tile = [&](auto direct, auto flip, auto pairs, int m, const uint8_t* const* a, const int64_t* tap_off, int taps,
+                  int b0, int max_blocks, const int32_t* corr, int8_t* const* o, int n) {
+    constexpr bool kDirect = decltype(direct)::value, kXor = decltype(flip)::value, kPairs = decltype(pairs)::value;
     auto run = [&](auto nb) {
-      constexpr int kNB = decltype(nb)::value, kMR = RegisterMR(kNB);
+      constexpr int kNB = decltype(nb)::value, kMR = RegisterMR(kNB, kPairs);
       TileBlocks<kNB> b;
       for (int j = 0; j < kNB; ++j) {
         b.w[j] = blocks.weights(b0 + j);
@@ -409,7 +453,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       }
       auto call = [&](auto rows, int i) {
         constexpr int kRows = decltype(rows)::value;
-        KernelTile<kRows, kNB, kDirect, kXor, kTable>(kRows, a + i, tap_off, taps, kp4, b, kDirect && !kXor ? corr + i : nullptr,
+        KernelTile<kRows, kNB, kDirect, kXor, kTable, kPairs>(kRows, a + i, tap_off, taps, kp4, b, kDirect && !kXor ? corr + i : nullptr,
                                               c, o + i, n);
       };
       int i = 0;
@@ -428,7 +472,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   constexpr int kTileNR = kTileBlocks * kNR;
   if (w.direct_1x1_) {
     // direct_1x1_xor_: the activations' sign bit flipped in the tile, nothing taken off per pixel.
-    auto direct = [&](auto flip) {
+    auto direct = [&](auto flip, auto pairs) {
       static const int64_t kNoOffset = 0;
       auto corrections = [] {
         if constexpr (decltype(flip)::value) return nullptr;
@@ -437,11 +481,14 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       return SweepInt8Direct1x1<kSweepMR, kTileNR>(
           w, p, in, out, int64_t{64 * 1024}, corrections,
           [&](int m, const int8_t* const* a, const int32_t* corr, int ti, int8_t* const* o, int n) {
-            tile(std::true_type{}, flip, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, ti * kTileBlocks,
-                 kTileBlocks, corr, o, n);
+            tile(std::true_type{}, flip, pairs, m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1,
+                 ti * kTileBlocks, kTileBlocks, corr, o, n);
           });
     };
-    return w.direct_1x1_xor_ ? direct(std::true_type{}) : direct(std::false_type{});
+    auto flip = [&](auto pairs) {
+      return w.direct_1x1_xor_ ? direct(std::true_type{}, pairs) : direct(std::false_type{}, pairs);
+    };
+    return w.k_pairs_ ? flip(std::true_type{}) : flip(std::false_type{});
   }
   // uint8 x + 128 with border zp + 128: the (zp + 128) * sum(w) correction is in the bias.
   const auto fill = static_cast<uint8_t>(w.quant_.input_zero_point + 128);
@@ -457,16 +504,20 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
             if (m == kRowTilePixels && a[m - 1] == a[0] + (m - 1) * 16 * kChunks)
               KernelRowTile16<kChunks, kTable>(a[0], tap_off, taps, blocks.weights(bi), blocks.params(bi), c, o, n);
             else
-              tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, bi, 1, nullptr, o, n);
+              tile(std::false_type{}, std::false_type{}, std::false_type{}, m, a, tap_off, taps, bi, 1, nullptr, o, n);
           });
     };
     return w.k_padded_ == 16 ? rows(std::integral_constant<int, 1>{}) : rows(std::integral_constant<int, 2>{});
   }
-  return SweepInt8<kSweepMR, kTileNR>(
-      w, p, in, out, fill, to_u8, int64_t{64 * 1024},
-      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
-        tile(std::false_type{}, std::false_type{}, m, a, tap_off, taps, ti * kTileBlocks, kTileBlocks, nullptr, o, n);
-      });
+  auto staged = [&](auto pairs) {
+    return SweepInt8<kSweepMR, kTileNR>(
+        w, p, in, out, fill, to_u8, int64_t{64 * 1024},
+        [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int ti, int8_t* const* o, int n) {
+          tile(std::false_type{}, std::false_type{}, pairs, m, a, tap_off, taps, ti * kTileBlocks, kTileBlocks, nullptr,
+               o, n);
+        });
+  };
+  return w.k_pairs_ ? staged(std::true_type{}) : staged(std::false_type{});
 }
 
 // The conv, with PackedConvInt8's output table looked up in the epilogue (kTable) or not.
