@@ -133,3 +133,27 @@ def test_bench_kernels_cli_resnext_shapes(tmp_path):
     assert first["macs"] == 56 * 56 * 128 * 9 * 4
     grouped_kernel = data["variant"] in GROUPED_KERNEL_VARIANTS
     assert first["variant"].endswith("per group") == (data["variant"] != "scalar" and not grouped_kernel)
+
+
+def test_k_sweep_fit_recovers_a_line():
+    from keras_csp.benchmark.ksweep import fit_line
+    a, b, r2 = fit_line([64, 128, 256, 512], [35.0 + 1.5 * k for k in (64, 128, 256, 512)])
+    assert abs(a - 35.0) < 1e-9 and abs(b - 1.5) < 1e-12 and abs(r2 - 1.0) < 1e-12
+    a, b, r2 = fit_line([1, 2, 3, 4], [1.0, 3.0, 2.0, 4.0])  # a noisy line: r^2 below 1
+    assert abs(b - 0.8) < 1e-9 and abs(a - 0.5) < 1e-9 and 0 < r2 < 1
+
+
+def test_bench_kernels_cli_k_sweep(tmp_path):
+    """--k-sweep --quick: one small config; the slope is MACs per K over the fitted time per K."""
+    out = tmp_path / "ksweep.json"
+    result = CliRunner().invoke(bench_kernels_command, ["--k-sweep", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    row, = data["configs"]
+    assert row["k"] == [row["kernel"] ** 2 * c for c in row["in_channels"]]
+    assert len(row["best_us"]) == len(row["k"]) and all(t > 0 for t in row["best_us"])
+    outputs = row["out_hw"] ** 2 * row["out_channels"]
+    if row["slope_gmacs"]:
+        assert abs(row["slope_gmacs"] - outputs / (row["slope_us_per_k"] * 1e-6) / 1e9) < 0.01 * row["slope_gmacs"]
+    assert abs(row["fixed_ns_per_output"] - row["intercept_us"] * 1e3 / outputs) < 1e-3
+    assert {"processor", "cpu_features", "amx_denied", "peak_loops_gmacs"} <= set(data)

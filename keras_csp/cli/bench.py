@@ -76,13 +76,28 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
               help="csp: CSPDenseNet-121 / DenseNet-121 / CSPResNet-50 stage shapes; yolo: the YOLOv8-n "
                    "backbone's convs at 320x320; mobile: the 3x3 depthwise convs of MobileNet-v2 and "
                    "CSPMobileNet-v2 at 224x224; resnext: ResNeXt-50's grouped 3x3 convs.")
+@click.option("--k-sweep", is_flag=True,
+              help="Instead: time convs over a range of K (input channels) and fit time = a + b K; the slope's "
+                   "MAC rate is the microkernel's main loop apart from its epilogue, given against the peak of "
+                   "the variant's instruction.")
 @deny_amx_option
-def bench_kernels_command(json_path, quick, variant, budget, threads, burst, shape_set):
+def bench_kernels_command(json_path, quick, variant, budget, threads, burst, shape_set, k_sweep):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile; grouped convs,
     --shapes resnext), and our MAC rate against the measured int8
     peak of this core."""
     from ..benchmark import kernels as bench
+    if k_sweep:
+        from ..benchmark import ksweep
+        try:
+            result = ksweep.run(variant=variant, threads=threads, quick=quick,
+                                progress=lambda r: click.echo(f"  {r['config']}: slope {r['slope_gmacs']} GMAC/s",
+                                                              err=True))
+        except RuntimeError as e:
+            raise click.ClickException(str(e))
+        click.echo(ksweep.format_table(result))
+        write_json(json_path, result, indent=2, announce=True)
+        return
     try:
         result = bench.run(quick=quick, variant=variant, budget_s=budget, threads=threads, burst=burst,
                            shapes=shape_set,
