@@ -25,7 +25,8 @@ constexpr int kSweepMR = 24;    // pixels per sweep tile, split into register ti
 // whole 64-byte output rows.
 constexpr int kTileBlocks = 4;
 // Register tile of NB blocks: 6 x 64 (24 accumulators) or 8 x 48 / 8 x 32 / 8 x 16; with
-// PackedConvInt8::k_pairs_ 24 accumulators of 8 channels x 2 steps: 12 x 16, 6 x 32 (4 x 48, 3 x 64).
+// PackedConvInt8::k_pairs_ (up to 3 blocks) 24 accumulators of 8 channels x 2 steps: 12 x 16,
+// 6 x 32, 4 x 48.
 constexpr int RegisterMR(int nb, bool pairs = false) { return pairs ? 12 / nb : nb == 4 ? 6 : 8; }
 
 inline __m512i Bcast8(const void* p) {
@@ -114,9 +115,9 @@ struct TileBlocks {
 };
 
 // KernelTile's products: acc[s][i][v] = accumulator set s's share of pixel i's dot products with
-// weight vector v (kDirect && !kPairs: set 0 starts at the bias). V = NB vectors of 16 channels x 4 bytes, or
-// with kPairs (PackedConvInt8::k_pairs_'s packing) 2 * NB of 8 channels x 8 bytes, each step
-// 8 input channels, one 8-byte broadcast per pixel.
+// weight vector v (kDirect && !kPairs: set 0 starts at the bias). V = NB vectors of 16 channels x
+// 4 bytes, or with kPairs (PackedConvInt8::k_pairs_'s packing) 2 * NB of 8 channels x 8 bytes,
+// each step 8 input channels, one 8-byte broadcast per pixel.
 template <int MR, int NB, int V, int kSets, bool kDirect, bool kXor, bool kPairs>
 __attribute__((always_inline)) inline void Products(const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                                                     const TileBlocks<NB>& b, __m512i (&acc)[kSets][MR][V]) {
@@ -453,8 +454,8 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
       }
       auto call = [&](auto rows, int i) {
         constexpr int kRows = decltype(rows)::value;
-        KernelTile<kRows, kNB, kDirect, kXor, kTable, kPairs>(kRows, a + i, tap_off, taps, kp4, b, kDirect && !kXor ? corr + i : nullptr,
-                                              c, o + i, n);
+        KernelTile<kRows, kNB, kDirect, kXor, kTable, kPairs>(kRows, a + i, tap_off, taps, kp4, b,
+                                                              kDirect && !kXor ? corr + i : nullptr, c, o + i, n);
       };
       int i = 0;
       for (; i + kMR <= m; i += kMR) call(std::integral_constant<int, kMR>{}, i);
