@@ -1,6 +1,8 @@
 """Smoke test of the kernel benchmark (`keras-csp bench-kernels`): JSON schema and sanity."""
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from keras_csp.benchmark import kernels as bench
@@ -157,3 +159,17 @@ def test_bench_kernels_cli_k_sweep(tmp_path):
         assert abs(row["slope_gmacs"] - outputs / (row["slope_us_per_k"] * 1e-6) / 1e9) < 0.01 * row["slope_gmacs"]
     assert abs(row["fixed_ns_per_output"] - row["intercept_us"] * 1e3 / outputs) < 1e-3
     assert {"processor", "cpu_features", "amx_denied", "peak_loops_gmacs"} <= set(data)
+
+
+def test_k_sweep_compares_avx2_with_its_exact_loop(tmp_path):
+    """avx2's kernels run vpmaddwd: the sweep's peak is that exact loop, not the faster saturating one."""
+    from keras_csp import kernels as K
+    if "avx2" not in K.available_variants():
+        pytest.skip("no AVX2 on this CPU")
+    out = tmp_path / "ksweep_avx2.json"
+    result = CliRunner().invoke(bench_kernels_command, ["--k-sweep", "--quick", "--variant", "avx2", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    row, = data["configs"]
+    exact = [g for m, g in data["peak_loops_gmacs"].items() if m.startswith("avx2 ") and "exact" in m]
+    assert row["variant"] == "avx2" and exact and row["peak_gmacs"] == round(max(exact), 2)
