@@ -84,3 +84,9 @@ def test_bench_kernels_deny_amx_records_it(tmp_path):
     assert d["amx_denied"] is True and d["cpu_features"]["amx_int8"] is False
     assert all(row["variant"] != "amx" for row in d["shapes"])
     assert "amx tdpbssd" not in d["peak_loops_gmacs"]
+
+
+def test_machine_info_records_amx_denied_either_way():
+    """The report's machine facts always say whether AMX was denied (as bench-kernels' JSON does)."""
+    from keras_csp.benchmark.models import machine_info
+    assert machine_info()["amx_denied"] is False  # this process never denied it

@@ -51,8 +51,8 @@ def machine_info():
             "cpu": cpu_name(), "cpu_features": {k: v for k, v in _kernels.cpu_features().items() if v},
             "cores": os.cpu_count(), "keras_csp": __version__}
     from ..amx import amx_denied
-    if amx_denied():
-        info["amx_denied"] = True  # --deny-amx: XNNPACK and our kernels ran without AMX tiles
+    # --deny-amx: XNNPACK and our kernels ran without AMX tiles (always given, as in bench-kernels' JSON)
+    info["amx_denied"] = amx_denied()
     from ..kernels import resolve_variant
     try:  # the fused ops' int8 kernels in this process (KERAS_CSP_KERNEL_VARIANT may pick another)
         info["kernel_variant"] = resolve_variant()
