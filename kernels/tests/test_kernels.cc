@@ -1413,22 +1413,24 @@ void TestThreadPool() {
   std::printf("thread pool: %d calls\n", calls + 1);
 }
 
-// CopyChannels (CSP skip parts) on 1 and 3 threads, copies above and below its per-task minimum:
-// exactly the channel slice of every pixel, nothing else written.
-// On an AMX CPU, kAuto runs small-K convs on the AVX-512 VNNI kernels (AmxPays) and the rest on
-// tiles; amx asked for by name always runs tiles.
+// A conv of all-one weights packed for variant v: which packing and kernel a geometry gets.
+std::unique_ptr<PackedConvInt8> PackOnes(int k, int stride, int cin, int cout, Variant v) {
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = k;
+  g.stride_h = g.stride_w = stride;
+  g.in_channels = cin;
+  g.out_channels = cout;
+  const std::vector<int8_t> w(static_cast<size_t>(cout) * k * k * cin, 1);
+  std::unique_ptr<PackedConvInt8> p;
+  CHECK(PackedConvInt8::Create(g, w.data(), nullptr, RandomQuant(cout), v, &p).ok(), "create");
+  return p;
+}
+
 // Which AVX-512 VNNI convs take PackedConvInt8::k_pairs_'s 8-byte packing.
 void TestAvx512PairPacking() {
   if (!VariantAvailable(Variant::kAvx512Vnni)) return;
   auto pairs = [](int k, int stride, int cin, int cout) {
-    ConvGeometry g;
-    g.kernel_h = g.kernel_w = k;
-    g.stride_h = g.stride_w = stride;
-    g.in_channels = cin;
-    g.out_channels = cout;
-    const std::vector<int8_t> w(static_cast<size_t>(cout) * k * k * cin, 1);
-    std::unique_ptr<PackedConvInt8> p;
-    CHECK(PackedConvInt8::Create(g, w.data(), nullptr, RandomQuant(cout), Variant::kAvx512Vnni, &p).ok(), "create");
+    const std::unique_ptr<PackedConvInt8> p = PackOnes(k, stride, cin, cout, Variant::kAvx512Vnni);
     CHECK(!p->k_pairs_ || p->k_padded_ % 8 == 0, "k_pairs_ pads to 8 (%d)", p->k_padded_);
     return p->k_pairs_;
   };
@@ -1444,18 +1446,11 @@ void TestAvx512PairPacking() {
   std::printf("avx512vnni pair packing checked\n");
 }
 
+// On an AMX CPU, kAuto runs small-K convs on the AVX-512 VNNI kernels (AmxPays) and the rest on
+// tiles; amx asked for by name always runs tiles.
 void TestAmxAutoChoice() {
   if (BestVariant(false) != Variant::kAmx || std::getenv("KERAS_CSP_KERNEL_VARIANT") != nullptr) return;
-  auto packed = [](int k, int cin, Variant v) {
-    ConvGeometry g;
-    g.kernel_h = g.kernel_w = k;
-    g.in_channels = cin;
-    g.out_channels = 32;
-    const std::vector<int8_t> w(static_cast<size_t>(32) * k * k * cin, 1);
-    std::unique_ptr<PackedConvInt8> p;
-    CHECK(PackedConvInt8::Create(g, w.data(), nullptr, RandomQuant(32), v, &p).ok(), "create");
-    return p->variant();
-  };
+  auto packed = [](int k, int cin, Variant v) { return PackOnes(k, 1, cin, 32, v)->variant(); };
   CHECK(packed(1, 16, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 16->32 on AVX-512 VNNI");
   CHECK(packed(1, 32, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 32->32 on AVX-512 VNNI");
   CHECK(packed(3, 3, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 3x3 3->32 on AVX-512 VNNI");
@@ -1466,6 +1461,8 @@ void TestAmxAutoChoice() {
   std::printf("amx auto choice checked\n");
 }
 
+// CopyChannels (CSP skip parts) on 1 and 3 threads, copies above and below its per-task minimum:
+// exactly the channel slice of every pixel, nothing else written.
 template <typename T>
 void TestCopyChannelsOf(ThreadPool* pool) {
   for (int trial = 0; trial < 20; ++trial) {
