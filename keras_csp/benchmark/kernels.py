@@ -297,6 +297,13 @@ def measure_peak(seconds: float = 0.002, trials: int = 40, best: dict | None = N
     return {"gmacs": best[method], "method": method, "loops": best, "exact_gmacs": exact_best}
 
 
+def variant_loops(loops: dict, variant: str) -> dict:
+    """The peak loops (measure_peak's "loops") of a variant's own instructions: their names start with
+    the variant's name ("avx512vnni vpdpbusd" for "avx512vnni", also for a row's "avx512vnni ..." label)."""
+    base = variant.split()[0]
+    return {m: g for m, g in loops.items() if m.startswith(base + " ")}
+
+
 def run(quick: bool = False, variant: str = "auto", budget_s: float | None = None, seed: int = 0,
         progress=None, threads: int = 1, burst: int = 1, shapes: str = "csp") -> dict:
     """Our fused ops and XNNPACK both on `threads` threads. The peak loop runs on one core, so the
@@ -342,9 +349,8 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
 
     def row_peak(row_variant):
         """The peak of the instruction the shape's kernel uses (its variant's fastest loop)."""
-        base = row_variant.split()[0]
-        own = [g for m, g in loops.items() if m.startswith(base + " ")]
-        return max(own) * threads if own else peak
+        own = variant_loops(loops, row_variant)
+        return max(own.values()) * threads if own else peak
 
     for r in rows:
         r["peak_fraction"] = round(r["ours_gmacs"] / row_peak(r["variant"]), 4) if peak else None

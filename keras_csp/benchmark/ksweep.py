@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ..amx import amx_denied
-from .kernels import measure_peak
+from .kernels import measure_peak, variant_loops
 from .models import cpu_name
 
 # (label, output side, output channels, kernel size, input channel counts: K = k * k * cin)
@@ -101,7 +101,7 @@ def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int 
         run vpmaddwd, not the saturating vpmaddubsw); none for a sweep over two variants' kernels."""
         if row_variant.startswith("mixed"):
             return None
-        own = {m: g for m, g in loops.items() if m.startswith(row_variant.split()[0] + " ")}
+        own = variant_loops(loops, row_variant)
         own = [g for m, g in own.items() if "exact" in m] or list(own.values())
         return (max(own) if own else peak["gmacs"]) * threads if loops else None
 
