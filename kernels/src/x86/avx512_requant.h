@@ -90,12 +90,18 @@ inline __m512i Requant(__m512i x, const int32_t* prm, const RequantConsts& c) {
 // Four requantized int32 vectors to int8 (uint8 with c.u8_out) in the lanes' 128-bit interleave:
 // saturating packs to int16 (fp32: + zero point, as XNNPACK), to int8, then the clamp
 // (bit-identical to clamping in int32). Result lane L = [r0 L, r1 L, r2 L, r3 L], 4 bytes each.
-inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const RequantConsts& c) {
-  const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(r0, r1), c.zp16);
-  const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(r2, r3), c.zp16);
+// kU8: RequantConsts::u8_out known at compile time; zp16, mn8 and mx8 its fields (in registers).
+template <bool kU8>
+inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, __m512i zp16, __m512i mn8, __m512i mx8) {
+  const __m512i p0 = _mm512_adds_epi16(_mm512_packs_epi32(r0, r1), zp16);
+  const __m512i p1 = _mm512_adds_epi16(_mm512_packs_epi32(r2, r3), zp16);
   // uint8 x + 128: packus of (x + zp + 128) equals packs of (x + zp), plus 128 (both saturate).
-  return c.u8_out ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), c.mn8), c.mx8)
-                  : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), c.mn8), c.mx8);
+  return kU8 ? _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(p0, p1), mn8), mx8)
+             : _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(p0, p1), mn8), mx8);
+}
+inline __m512i PackClamp4(__m512i r0, __m512i r1, __m512i r2, __m512i r3, const RequantConsts& c) {
+  return c.u8_out ? PackClamp4<true>(r0, r1, r2, r3, c.zp16, c.mn8, c.mx8)
+                  : PackClamp4<false>(r0, r1, r2, r3, c.zp16, c.mn8, c.mx8);
 }
 
 // The dword permute that undoes PackClamp4's 128-bit interleave: dword 4j + k <- dword 4k + j, so
