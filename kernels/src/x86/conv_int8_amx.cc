@@ -58,7 +58,7 @@ constexpr int kCTileInts = kRows * kNR;
 // (12.8M) 11.1 against 13.0 us.
 constexpr int64_t kAmxMinParallelMacs = int64_t{1} << 23;
 // K steps from which a register tile's product runs the previous tile's epilogue between its steps.
-constexpr int kMinInterleaveSteps = 4;
+constexpr int kMinInterleaveSteps = 2;
 
 // The palette-1 tile configuration: C tiles 0-3 (tile 2i + j: pixels 16i.., channels 16j..), A tiles
 // 4-5, B tiles 6-7, each 16 rows of 64 bytes.
@@ -85,8 +85,9 @@ inline int SlotUnits(const Slot& sl) { return sl.mb * (kRows / UnitRows(sl.nb));
 // The previous register tile's epilogue, run by TileProduct in pieces between its K steps (units
 // [u0, u1) of slot). Issued after the whole product it hardly overlapped it (Xeon, 1x1 128->128 at
 // 56x56: product alone 51 us, epilogue alone 27, both 78); in pieces, convs of 4+ K steps ran
-// 1-10 % faster (3x3 128->32 at 28x28 and 56x56 5-6 %, 1x1 256->128 9 %). With fewer steps the
-// pieces cost more than they overlap (1x1 K = 128: 6 % slower), so there it runs after.
+// 1-10 % faster (3x3 128->32 at 28x28 and 56x56 5-6 %, 1x1 256->128 9 %). With the epilogue's
+// invariants in registers, two steps pay too (1x1 K = 96-160, two runs of in-process A/B:
+// 1.01-1.15x); one step does not (K <= 64: 0.84-0.98x), so there it runs after.
 struct PendingEpilogue {
   void (*run)(const Slot& slot, int u0, int u1) = nullptr;
   const Slot* slot = nullptr;
