@@ -54,7 +54,7 @@ def best_variant(float32: bool = False) -> str:
 def resolve_variant(variant: str = "auto") -> str:
     """The int8 variant that `variant` runs as in this process; "auto": `best_variant()`, or the one
     KERAS_CSP_KERNEL_VARIANT names. A variant unusable here raises, as packing any conv would."""
-    # 64 input channels: "auto" on amx runs 1x1 convs of up to 32 on the AVX-512 VNNI kernels
+    # 64 input channels: "auto" on amx runs 1x1 convs of up to 24 on the AVX-512 VNNI kernels
     return Int8Conv(np.ones((1, 1, 1, 64), np.int8), None, Int8Quant(1.0, 0, [1.0], 1.0, 0), variant=variant).variant
 
 

@@ -1452,7 +1452,10 @@ void TestAmxAutoChoice() {
   if (BestVariant(false) != Variant::kAmx || std::getenv("KERAS_CSP_KERNEL_VARIANT") != nullptr) return;
   auto packed = [](int k, int cin, Variant v) { return PackOnes(k, 1, cin, 32, v)->variant(); };
   CHECK(packed(1, 16, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 16->32 on AVX-512 VNNI");
-  CHECK(packed(1, 32, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 32->32 on AVX-512 VNNI");
+  CHECK(packed(1, 24, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 1x1 24->32 on AVX-512 VNNI");
+  CHECK(packed(3, 4, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 3x3 4->32 on AVX-512 VNNI");
+  CHECK(packed(1, 32, Variant::kAuto) == Variant::kAmx, "auto: 1x1 32->32 on AMX");
+  CHECK(packed(3, 8, Variant::kAuto) == Variant::kAmx, "auto: 3x3 8->32 on AMX");
   CHECK(packed(3, 3, Variant::kAuto) == Variant::kAvx512Vnni, "auto: 3x3 3->32 on AVX-512 VNNI");
   CHECK(packed(1, 48, Variant::kAuto) == Variant::kAmx, "auto: 1x1 48->32 on AMX");
   CHECK(packed(3, 16, Variant::kAuto) == Variant::kAmx, "auto: 3x3 16->32 on AMX");

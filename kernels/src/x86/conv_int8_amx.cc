@@ -274,14 +274,16 @@ size_t AmxStagingSlack(const PackedConvInt8& w) {
 }
 
 bool AmxPays(const ConvGeometry& g) {
-  // Per output, AMX costs its epilogue (C tiles stored and reloaded: ~0.25 ns on the Xeon here) plus
-  // 1/256 of a tdpbssd (~8 ns) per 64-byte K step of each kernel row; AVX-512 VNNI its epilogue
-  // (~0.2 ns) plus K / 400 GMAC/s. Measured at 1 thread, 1x1 convs at 56x56-80x80: K = 16 and
-  // 32 (into 32-64 channels) ran 1.15x faster on VNNI, K = 48 1.48x faster on AMX; 3x3 convs: 3
-  // channels 1.21x faster on VNNI, 16 channels 1.47x on AMX; the 7x7 3-channel stem 1.41x on AMX.
+  // Per output, AMX costs its epilogue (C tiles stored and reloaded) plus 1/256 of a tdpbssd (~8 ns)
+  // per 64-byte K step of each kernel row; AVX-512 VNNI its epilogue plus K / 400 GMAC/s. Measured
+  // at 1 thread on the Xeon here (AMX kernels against AVX-512 VNNI, alternating in one process),
+  // 1x1 convs at 40x40-80x80: K = 4-16 0.5-1.1x, K = 24 1.07-1.44x, K = 28-32 0.88-1.41x (below
+  // 1 only while the core ran at half speed, with AMX hit harder), K = 48 1.55x, K = 64 1.85x;
+  // 3x3 convs: 3-4 channels 0.64-1.14x, 8 channels 1.51x, 16 channels 2.3x; the 7x7 3-channel
+  // stem 1.41x (an earlier epilogue). Hence AMX from K = 25 on for 1x1s, 8+ channels for 3x3s.
   const int64_t k = int64_t{g.kernel_h} * g.kernel_w * g.in_channels;
   const int64_t steps = int64_t{g.kernel_h} * ((int64_t{g.kernel_w} * g.in_channels + kTileK - 1) / kTileK);
-  return 5 * k > 100 + 62 * steps;
+  return 5 * k > 60 + 62 * steps;
 }
 
 namespace {
