@@ -56,17 +56,18 @@ void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
     const int16_t* ap[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ap[i] = a[i] + off;
-    for (int k = 0; k < kp2; ++k) {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16));
-      w += 32;
+    // int64 indices: with an int k GCC sign-extended and rebuilt the pixel index every step.
+    for (int64_t k = 0, kw = 0; k < 2 * int64_t{kp2}; k += 2, kw += 32) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 16));
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        const __m256i b = Bcast(ap[i] + 2 * k);
+        const __m256i b = Bcast(ap[i] + k);
         acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(b, w0));
         acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b, w1));
       }
     }
+    w += 32 * int64_t{kp2};
   }
   if (i16_out) {
     for (int i = 0; i < m; ++i) StoreRowInt16(acc[i][0], acc[i][1], prm, c, o[i], n);
