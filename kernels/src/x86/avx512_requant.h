@@ -70,15 +70,20 @@ inline __m512i RequantFixed(__m512i x, __m512i mult, __m512i lsh, __m512i rsh, c
 
 // XNNPACK's fp32 requantization of x = acc + bias before the zero point: scale, upper clamp (so the
 // conversion cannot overflow; below, INT_MIN saturates the same way), round to nearest even.
-// row(r): parameter row r (1 multiplier / scale, 2 left shift, 3 right shift) for x's lanes.
+// kClamp: RequantConsts::clamp.
+template <bool kClamp>
+inline __m512i RequantFp32(__m512i x, __m512i scale, const RequantConsts& c) {
+  __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(scale));
+  if (kClamp) f = _mm512_min_ps(f, c.fmax);
+  return _mm512_cvtps_epi32(f);
+}
+
+// x requantized the way c says. row(r): parameter row r (1 multiplier / scale, 2 left shift, 3
+// right shift) for x's lanes.
 template <typename Row>
 inline __m512i RequantRows(__m512i x, Row row, const RequantConsts& c) {
   const __m512i mult = row(1);
-  if (c.fp32) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(mult));
-    if (c.clamp) f = _mm512_min_ps(f, c.fmax);
-    return _mm512_cvtps_epi32(f);
-  }
+  if (c.fp32) return c.clamp ? RequantFp32<true>(x, mult, c) : RequantFp32<false>(x, mult, c);
   return RequantFixed(x, mult, row(2), row(3), c);
 }
 

@@ -161,9 +161,7 @@ struct SlotRequant {
   __attribute__((always_inline)) __m512i operator()(const int32_t* acc, int j) const {
     const __m512i x = _mm512_load_si512(acc);
     if constexpr (kMode == kFixed) return RequantFixed(x, mult[j], lsh[j], rsh[j], rc);
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(mult[j]));
-    if constexpr (kMode == kFp32Clamp) f = _mm512_min_ps(f, rc.fmax);
-    return _mm512_cvtps_epi32(f);
+    return RequantFp32<kMode == kFp32Clamp>(x, mult[j], rc);
   }
 };
 
