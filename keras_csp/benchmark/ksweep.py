@@ -52,7 +52,7 @@ def _conv(cin: int, cout: int, k: int, hw: int, variant: str, threads: int, rng)
     return conv, x, conv(x).copy()
 
 
-def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak):
+def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of):
     convs = [_conv(cin, cout, k, hw, variant, threads, rng) for cin in cins]
     macs = [hw * hw * cout * k * k * cin for cin in cins]
     best = [float("inf")] * len(cins)
@@ -63,7 +63,7 @@ def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak):
             for _ in range(n):
                 conv(x, out=out)
             best[i] = min(best[i], (time.perf_counter() - t0) / n)
-        peak = measure_peak(trials=2, best=peak["loops"], variant=peak["variant"]) | {"variant": peak["variant"]}
+        peak = measure_peak(trials=2, best=peak["loops"], variant=loops_of)
     ks = [k * k * cin for cin in cins]
     a, b, r2 = fit_line(ks, [t * 1e6 for t in best])
     outputs = hw * hw * cout
@@ -85,12 +85,12 @@ def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int 
 
     resolved = K.resolve_variant(variant)
     loops_of = "auto" if variant == "auto" else resolved
-    peak = measure_peak(variant=loops_of) | {"variant": loops_of}
+    peak = measure_peak(variant=loops_of)
     reps = reps if reps is not None else (5 if quick else 40)
     rng = np.random.default_rng(0)
     rows = []
     for label, hw, cout, k, cins in QUICK_CONFIGS if quick else CONFIGS:
-        row, peak = _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak)
+        row, peak = _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of)
         rows.append(row)
         if progress:
             progress(row)

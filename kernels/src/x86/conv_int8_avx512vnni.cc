@@ -8,8 +8,8 @@
 // MR x NB vpdpbusd. Convs of up to 48 output channels pack [tap][k/8][16][8] instead
 // (PackedConvInt8::k_pairs_): one 8-byte broadcast per pixel feeds 2 * NB vpdpbusd, two input
 // steps per accumulator lane, summed at the end (12 x 16, 6 x 32, 4 x 48). The epilogue packs
-// four row-blocks per zmm (XNNPACK style). Stride-1 convs of 13-32 input channels and few output channels run transposed 16-pixel row tiles instead
-// (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization. The code is in
+// four row-blocks per zmm (XNNPACK style). Stride-1 convs of 13-32 input channels and few output
+// channels run transposed 16-pixel row tiles instead (KernelRowTile16). Bit-exact TFLite / XNNPACK requantization. The code is in
 // conv_int8_avx512vnni_impl.h, shared with conv_int8_avx512vnni_table.cc (the same kernels with
 // VBMI, looking PackedConvInt8's output table up in the epilogue); this file is the plain build.
 //
