@@ -214,8 +214,8 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
   const BandPlan plan(pixels, pool->threads(), MR);
   const int bands = plan.bands, band_px = plan.MaxPixels();
   const int max_in_rows = (band_px + p.out_w - 2) / p.out_w * g.stride_h + g.kernel_h;  // rows a band may span
-  // Pixel chunks inside a band: ~chunk_bytes of the staged taps per chunk (weights in L1 per block).
-  const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
+  // Pixel chunks inside a band: ~chunk_bytes of staged rows per chunk.
+  const int64_t per_pixel = StagedElemsPerOutputPixel(w) * static_cast<int64_t>(sizeof(A));
   const int chunk = std::min<int>(kMaxChunk, std::max<int>(MR, static_cast<int>(chunk_bytes / per_pixel / MR * MR)));
   std::atomic<bool> out_of_memory{false};
   // First come, as the bands are planned (BandPlan): in contiguous ranges 3x3 128->32 convs at
@@ -257,7 +257,8 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
 // (never padded) stage each pixel chunk just before it is swept, so the copy stays in L2 and
 // strided convs convert only the pixels they read; other kernels stage the padded image once
 // (every input pixel is read by several taps; on several threads see SweepInt8Bands). Pixel
-// chunks of ~chunk_bytes of staged input are swept by every NR-channel weight block (weights in L1).
+// chunks of ~chunk_bytes of staged input are swept by every NR-channel weight block, the chunk's
+// staging staying in cache.
 // kernel(m, a, tap_off, taps, block_index, o, n) as for SweepF32.
 template <int MR, int NR, typename A, typename Convert, typename Kernel>
 Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
@@ -285,7 +286,9 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
   PackedTapOffsets(w, static_cast<int64_t>(p.padded_w) * sp, tap_off);
   const int blocks = (g.out_channels + NR - 1) / NR;
   const int pixels = p.out_h * p.out_w;
-  const int64_t per_pixel = static_cast<int64_t>(taps) * cp * static_cast<int64_t>(sizeof(A));
+  // Staged bytes per output pixel: a 1x1 conv stages the pixels it reads, a KxK conv's chunk reads
+  // its stride_h x stride_w share of the padded rows.
+  const int64_t per_pixel = (per_chunk ? cp : StagedElemsPerOutputPixel(w)) * static_cast<int64_t>(sizeof(A));
   const TaskGrid grid(pixels, p.batch, blocks, MR, kMaxChunk, chunk_bytes / per_pixel, threads,
                        static_cast<int64_t>(NR) * taps * cp, static_cast<int64_t>(taps) * cp);
   const int cin = g.in_channels;

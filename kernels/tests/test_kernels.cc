@@ -508,7 +508,10 @@ void TestLargeShapesInt8() {
       {1, 12, 13, 65, 20, 2, 2, Padding::kValid},
       // AVX-512 VNNI k_pairs_ tiles (6 x 32, 4 x 48, 12 x 16) over many pixels
       {1, 30, 29, 128, 32, 3, 1, Padding::kSame}, {1, 25, 27, 136, 48, 1, 1, Padding::kSame},
-      {1, 19, 31, 40, 16, 3, 1, Padding::kSame}};
+      {1, 19, 31, 40, 16, 3, 1, Padding::kSame},
+      // KxK chunks are sized by the staged rows they read (StagedElemsPerOutputPixel): ~64 KB
+      // (AMX 256 KB) of staging, at most ~1000 pixels, so these still take several per image
+      {1, 48, 47, 16, 24, 3, 1, Padding::kSame}, {1, 36, 36, 96, 48, 3, 1, Padding::kSame}};
   ThreadPool pool(3);
   for (const L& l : cases) {
     ConvGeometry g;
