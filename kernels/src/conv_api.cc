@@ -914,6 +914,14 @@ template void CopyChannels<float>(float*, int64_t, int, const float*, int64_t, i
 
 namespace {
 
+// A CSP partial conv's skip part, as ConvProblem takes it (skip_channels, skip_in_delta,
+// skip_out_delta); `copied` once the conv's sweep has copied it.
+struct SkipPart {
+  int channels = 0;
+  int64_t in_delta = 0, out_delta = 0;
+  bool copied = false;
+};
+
 template <typename T, typename P, typename ConvFn>
 Status CspPartial(const P& w, const T* x, int batch, int height, int width, int channels,
                   int c_skip, T* out, int64_t out_elements, ConcatOrder order, ThreadPool* pool,
@@ -945,11 +953,15 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
                                                       std::to_string(lo.buffer_elements) +
                                                       " elements");
   lo.buffer_elements = out_elements;
+  const int skip_offset = order == ConcatOrder::kSkipFirst ? 0 : g.out_channels;
+  // A 1x1 sweep may copy the skip part between its tiles, if x and out do not overlap (in place,
+  // the copy could overwrite input pixels that later channel blocks read).
+  SkipPart skip{c_skip, -int64_t{c_skip}, int64_t{skip_offset} - lo.channel_offset};
+  const bool disjoint = x + li.buffer_elements <= out || out + out_elements <= x;
   // Run the conv first: it validates pointers, alignment and aliasing.
-  KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo, pool));
-  if (c_skip > 0)
-    CopyChannels(out, out_c, order == ConcatOrder::kSkipFirst ? 0 : g.out_channels, x, channels, 0, c_skip,
-                 static_cast<int64_t>(batch) * height * width, pool);
+  KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo, pool, c_skip > 0 && disjoint ? &skip : nullptr));
+  if (c_skip > 0 && !skip.copied)
+    CopyChannels(out, out_c, skip_offset, x, channels, 0, c_skip, static_cast<int64_t>(batch) * height * width, pool);
   return Status::Ok();
 }
 
@@ -981,19 +993,35 @@ Status DenseAppend(const P& w, T* block, int batch, int height, int width, int b
 constexpr Status (*kConv2DInt8)(const PackedConvInt8&, const int8_t*, const TensorLayout&, int8_t*, const TensorLayout&,
                                 ThreadPool*) = Conv2DInt8;
 
+// Conv2DInt8 whose sweep may copy a CSP skip part too (skip->copied says whether it did).
+Status Conv2DInt8WithSkip(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout, int8_t* output,
+                          const TensorLayout& out_layout, ThreadPool* pool, SkipPart* skip) {
+  ConvProblem p;
+  KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
+  p.pool = pool;
+  if (skip != nullptr) {
+    p.skip_channels = skip->channels;
+    p.skip_in_delta = skip->in_delta;
+    p.skip_out_delta = skip->out_delta;
+    p.skip_copied = &skip->copied;
+  }
+  return RunConvInt8(w, p, input, output);
+}
+
 }  // namespace
 
 Status CspPartialConvInt8(const PackedConvInt8& w, const int8_t* x, int batch, int height,
                           int width, int channels, int c_skip, int8_t* out, int64_t out_elements,
                           ConcatOrder order, ThreadPool* pool) {
   return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
-                    kConv2DInt8);
+                    Conv2DInt8WithSkip);
 }
 Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int height, int width,
                          int channels, int c_skip, float* out, int64_t out_elements,
                          ConcatOrder order, ThreadPool* pool) {
   return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
-                    Conv2DF32);
+                    [](const PackedConvF32& pw, const float* in, const TensorLayout& l_in, float* o,
+                       const TensorLayout& l_out, ThreadPool* tp, SkipPart*) { return Conv2DF32(pw, in, l_in, o, l_out, tp); });
 }
 Status DenseAppendInt8(const PackedConvInt8& w, int8_t* block, int batch, int height, int width,
                        int block_channels, int in_offset, int out_offset, ThreadPool* pool) {

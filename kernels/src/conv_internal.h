@@ -32,7 +32,23 @@ struct ConvProblem {
   const int8_t* residual = nullptr;
   TensorLayout residual_layout;
   bool HasTaskOps() const { return table_ops != nullptr || post_ops != nullptr; }
+  // CspPartialConvInt8's skip part, for a 1x1 sweep that can copy it between its register tiles
+  // (SweepInt8Direct1x1): output pixel i's skip_channels bytes from its input pixel (at the conv's
+  // slice) + skip_in_delta to its output pixel + skip_out_delta. A sweep that does sets
+  // *skip_copied; otherwise the caller copies after the conv.
+  int skip_channels = 0;
+  int64_t skip_in_delta = 0, skip_out_delta = 0;
+  bool* skip_copied = nullptr;
 };
+
+// d[0, n) = s[0, n) in 64-byte pieces (vector moves under the including file's target), then the
+// rest: a CSP skip part's bytes of one pixel.
+inline void CopyPixelBytes(int8_t* __restrict d, const int8_t* __restrict s, int n) {
+  int k = 0;
+  for (; k + 64 <= n; k += 64) std::memcpy(d + k, s + k, 64);
+  for (; k + 16 <= n; k += 16) std::memcpy(d + k, s + k, 16);
+  if (k < n) std::memcpy(d + k, s + k, n - k);
+}
 
 // The problem's task ops on output pixels [first, first + count) (raster order) of image b, channels
 // [c0, c1) of the output slice.

@@ -650,6 +650,55 @@ void TestFusedOps() {
   }
 }
 
+// CSP partial 1x1 convs whose sweep copies the skip part between its register tiles
+// (SweepInt8Direct1x1): several pixel chunks and channel blocks, 1 and 3 threads, both orders,
+// input slices whose last pixels are read through a zero-padded copy (in_channels % 4 != 0).
+void TestCspSkipCopy() {
+  struct S { int n, h, w, skip, cin, cout; } cases[] = {
+      {2, 20, 23, 37, 45, 150}, {1, 40, 40, 128, 128, 128}, {1, 7, 7, 256, 768, 96}, {1, 9, 11, 5, 3, 20}};
+  ThreadPool pool(3);
+  int compared = 0;
+  for (Variant v : kAllVariants) {
+    if (!VariantAvailable(v)) continue;
+    for (const S& k : cases) {
+      ConvGeometry g;
+      g.in_channels = k.cin;
+      g.out_channels = k.cout;
+      std::vector<int8_t> wts(static_cast<size_t>(k.cout) * k.cin);
+      for (auto& e : wts) e = static_cast<int8_t>(RandInt(-127, 127));
+      std::vector<int32_t> bias(k.cout);
+      for (auto& e : bias) e = RandInt(-3000, 3000);
+      const Int8QuantParams q = RandomQuant(k.cout);
+      std::unique_ptr<PackedConvInt8> p, pref;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pref).ok(), "create");
+      const int c = k.skip + k.cin, oc = k.skip + k.cout, pixels = k.n * k.h * k.w;
+      std::vector<int8_t> x(static_cast<size_t>(pixels) * c);
+      for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
+      std::vector<int8_t> y(static_cast<size_t>(pixels) * k.cout);
+      CHECK(Conv2DInt8(*pref, x.data(), NhwcSlice(k.n, k.h, k.w, c, k.skip, k.cin), y.data(),
+                       NhwcSlice(k.n, k.h, k.w, k.cout, 0, k.cout)).ok(), "ref conv");
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), &pool})
+        for (ConcatOrder order : {ConcatOrder::kSkipFirst, ConcatOrder::kSkipLast}) {
+          const bool sf = order == ConcatOrder::kSkipFirst;
+          std::vector<int8_t> expect(static_cast<size_t>(pixels) * oc), got(expect.size() + 7, 99);
+          for (int i = 0; i < pixels; ++i) {
+            std::memcpy(&expect[static_cast<size_t>(i) * oc + (sf ? 0 : k.cout)], &x[static_cast<size_t>(i) * c], k.skip);
+            std::memcpy(&expect[static_cast<size_t>(i) * oc + (sf ? k.skip : 0)], &y[static_cast<size_t>(i) * k.cout], k.cout);
+          }
+          const Status s = CspPartialConvInt8(*p, x.data(), k.n, k.h, k.w, c, k.skip, got.data(),
+                                              static_cast<int64_t>(expect.size()), order, tp);
+          CHECK(s.ok(), "%s", s.message().c_str());
+          CHECK(std::memcmp(expect.data(), got.data(), expect.size()) == 0, "csp skip copy %s %dx%dx%d skip %d -> %d, order %d, %d threads",
+                VariantName(v), k.h, k.w, k.cin, k.skip, k.cout, static_cast<int>(order), tp ? 3 : 1);
+          CHECK(got[expect.size()] == 99 && got.back() == 99, "csp wrote past the end");
+          ++compared;
+        }
+    }
+  }
+  std::printf("csp skip-copy comparisons: %d\n", compared);
+}
+
 void TestRequantEdgeCases() {
   // Hand-checked values of TFLite's MultiplyByQuantizedMultiplier (double rounding).
   CHECK(MultiplyByQuantizedMultiplier(100, 1 << 30, 0) == 50, "0.5*100");
@@ -1589,6 +1638,7 @@ int main(int argc, char** argv) {
   TestRequantEdgeCases();
   TestValidation();
   TestFusedOps();
+  TestCspSkipCopy();
   TestVariantsMatchScalarInt8(trials);
   TestVariantsMatchScalarInt8(trials / 4, StemCase, nullptr, "stem");
   {
