@@ -589,6 +589,19 @@ void TestVariantsMatchScalarF32(int trials) {
   std::printf("f32 variant-vs-scalar comparisons: %d\n", compared);
 }
 
+// A conv of geometry g with random weights, bias and quantization, packed for variant v (*p) and
+// for the scalar reference (*ref).
+void PackRandomConv(const ConvGeometry& g, Variant v, std::unique_ptr<PackedConvInt8>* p,
+                    std::unique_ptr<PackedConvInt8>* ref) {
+  std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
+  for (auto& e : wts) e = static_cast<int8_t>(RandInt(-127, 127));
+  std::vector<int32_t> bias(g.out_channels);
+  for (auto& e : bias) e = RandInt(-3000, 3000);
+  const Int8QuantParams q = RandomQuant(g.out_channels);
+  CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, p).ok(), "create");
+  CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, ref).ok(), "create");
+}
+
 // Fused ops vs explicit split + conv + concat with the scalar reference.
 void TestFusedOps() {
   for (Variant v : kAllVariants) {
@@ -601,14 +614,8 @@ void TestFusedOps() {
       g.padding = Padding::kSame;
       g.in_channels = c - c_skip;
       g.out_channels = RandInt(1, 40);
-      std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
-      for (auto& x : wts) x = static_cast<int8_t>(RandInt(-127, 127));
-      std::vector<int32_t> bias(g.out_channels);
-      for (auto& x : bias) x = RandInt(-3000, 3000);
-      const Int8QuantParams q = RandomQuant(g.out_channels);
       std::unique_ptr<PackedConvInt8> p, pref;
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pref).ok(), "create");
+      PackRandomConv(g, v, &p, &pref);
       std::vector<int8_t> x(static_cast<size_t>(n) * h * w * c);
       for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
       const int pixels = n * h * w;
@@ -664,14 +671,8 @@ void TestCspSkipCopy() {
       ConvGeometry g;
       g.in_channels = k.cin;
       g.out_channels = k.cout;
-      std::vector<int8_t> wts(static_cast<size_t>(k.cout) * k.cin);
-      for (auto& e : wts) e = static_cast<int8_t>(RandInt(-127, 127));
-      std::vector<int32_t> bias(k.cout);
-      for (auto& e : bias) e = RandInt(-3000, 3000);
-      const Int8QuantParams q = RandomQuant(k.cout);
       std::unique_ptr<PackedConvInt8> p, pref;
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &p).ok(), "create");
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &pref).ok(), "create");
+      PackRandomConv(g, v, &p, &pref);
       const int c = k.skip + k.cin, oc = k.skip + k.cout, pixels = k.n * k.h * k.w;
       std::vector<int8_t> x(static_cast<size_t>(pixels) * c);
       for (auto& e : x) e = static_cast<int8_t>(RandInt(-128, 127));
