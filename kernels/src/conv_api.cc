@@ -914,14 +914,6 @@ template void CopyChannels<float>(float*, int64_t, int, const float*, int64_t, i
 
 namespace {
 
-// A CSP partial conv's skip part, as ConvProblem takes it (skip_channels, skip_in_delta,
-// skip_out_delta); `copied` once the conv's sweep has copied it.
-struct SkipPart {
-  int channels = 0;
-  int64_t in_delta = 0, out_delta = 0;
-  bool copied = false;
-};
-
 template <typename T, typename P, typename ConvFn>
 Status CspPartial(const P& w, const T* x, int batch, int height, int width, int channels,
                   int c_skip, T* out, int64_t out_elements, ConcatOrder order, ThreadPool* pool,
@@ -956,7 +948,7 @@ Status CspPartial(const P& w, const T* x, int batch, int height, int width, int 
   const int skip_offset = order == ConcatOrder::kSkipFirst ? 0 : g.out_channels;
   // A 1x1 sweep may copy the skip part between its tiles, if x and out do not overlap (in place,
   // the copy could overwrite input pixels that later channel blocks read).
-  SkipPart skip{c_skip, -int64_t{c_skip}, int64_t{skip_offset} - lo.channel_offset};
+  internal::SkipCopy skip{c_skip, -int64_t{c_skip}, int64_t{skip_offset} - lo.channel_offset};
   const bool disjoint = x + li.buffer_elements <= out || out + out_elements <= x;
   // Run the conv first: it validates pointers, alignment and aliasing.
   KCSP_RETURN_IF_ERROR(conv(w, x, li, out, lo, pool, c_skip > 0 && disjoint ? &skip : nullptr));
@@ -995,16 +987,11 @@ constexpr Status (*kConv2DInt8)(const PackedConvInt8&, const int8_t*, const Tens
 
 // Conv2DInt8 whose sweep may copy a CSP skip part too (skip->copied says whether it did).
 Status Conv2DInt8WithSkip(const PackedConvInt8& w, const int8_t* input, const TensorLayout& in_layout, int8_t* output,
-                          const TensorLayout& out_layout, ThreadPool* pool, SkipPart* skip) {
+                          const TensorLayout& out_layout, ThreadPool* pool, internal::SkipCopy* skip) {
   ConvProblem p;
   KCSP_RETURN_IF_ERROR(MakeProblem(w, input, in_layout, output, out_layout, &p));
   p.pool = pool;
-  if (skip != nullptr) {
-    p.skip_channels = skip->channels;
-    p.skip_in_delta = skip->in_delta;
-    p.skip_out_delta = skip->out_delta;
-    p.skip_copied = &skip->copied;
-  }
+  p.skip = skip;
   return RunConvInt8(w, p, input, output);
 }
 
@@ -1021,7 +1008,7 @@ Status CspPartialConvF32(const PackedConvF32& w, const float* x, int batch, int 
                          ConcatOrder order, ThreadPool* pool) {
   return CspPartial(w, x, batch, height, width, channels, c_skip, out, out_elements, order, pool,
                     [](const PackedConvF32& pw, const float* in, const TensorLayout& l_in, float* o,
-                       const TensorLayout& l_out, ThreadPool* tp, SkipPart*) { return Conv2DF32(pw, in, l_in, o, l_out, tp); });
+                       const TensorLayout& l_out, ThreadPool* tp, internal::SkipCopy*) { return Conv2DF32(pw, in, l_in, o, l_out, tp); });
 }
 Status DenseAppendInt8(const PackedConvInt8& w, int8_t* block, int batch, int height, int width,
                        int block_channels, int in_offset, int out_offset, ThreadPool* pool) {

@@ -10,6 +10,16 @@
 namespace keras_csp {
 namespace internal {
 
+// A CSP partial conv's skip part: output pixel i's `channels` (> 0) bytes from its input pixel (at
+// the conv's slice) + in_delta to its output pixel + out_delta. A sweep that copies them
+// (SweepInt8Direct1x1) sets `copied` before its tasks start; otherwise the caller copies after the
+// conv.
+struct SkipCopy {
+  int channels = 0;
+  int64_t in_delta = 0, out_delta = 0;
+  bool copied = false;
+};
+
 // A validated conv problem: geometry resolved against the input/output layouts.
 struct ConvProblem {
   int batch = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0, pad_top = 0, pad_left = 0;
@@ -32,13 +42,9 @@ struct ConvProblem {
   const int8_t* residual = nullptr;
   TensorLayout residual_layout;
   bool HasTaskOps() const { return table_ops != nullptr || post_ops != nullptr; }
-  // CspPartialConvInt8's skip part, for a 1x1 sweep that can copy it between its register tiles
-  // (SweepInt8Direct1x1): output pixel i's skip_channels bytes from its input pixel (at the conv's
-  // slice) + skip_in_delta to its output pixel + skip_out_delta. A sweep that does sets
-  // *skip_copied; otherwise the caller copies after the conv.
-  int skip_channels = 0;
-  int64_t skip_in_delta = 0, skip_out_delta = 0;
-  bool* skip_copied = nullptr;
+  // CspPartialConvInt8's skip part (SkipCopy), for a 1x1 sweep that can copy it between its
+  // register tiles. Null: none.
+  SkipCopy* skip = nullptr;
 };
 
 // d[0, n) = s[0, n) in 64-byte pieces (vector moves under the including file's target), then the

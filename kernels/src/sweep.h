@@ -362,8 +362,10 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
                        static_cast<int64_t>(NR) * w.k_padded_, w.k_padded_);
   const int cin = g.in_channels, kread = w.k_padded_;
   const int8_t* const in_end = in + p.in.buffer_elements;
-  const int skip = p.skip_channels;
-  if (skip > 0) *p.skip_copied = true;
+  // The skip part's geometry in locals: the copies' int8 stores could alias the struct.
+  const int skip = p.skip != nullptr ? p.skip->channels : 0;
+  const int64_t skip_in = p.skip != nullptr ? p.skip->in_delta : 0, skip_out = p.skip != nullptr ? p.skip->out_delta : 0;
+  if (p.skip != nullptr) p.skip->copied = true;
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, grid.tasks, [&](int task) {
     const int cin_local = cin;
@@ -403,14 +405,14 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       a_pix = a_row += in_row;
       o_pix = o_row += out_row;
     }
-    // The skip part of the chunk's pixels (ConvProblem::skip_channels) is copied by the task that
+    // The skip part of the chunk's pixels (ConvProblem::skip) is copied by the task that
     // computes their first block, a register tile's pixels right after it, so that the copy runs
     // under the next tile's products (CSPResNet-50's 1x1 128->128 + skip 128 at 56x56: 1.07x at 1
     // thread, 1.05x at 2 against copying after the conv; Xeon, AVX-512 VNNI).
     const bool copy_skip = skip > 0 && t.block_begin == 0;
     const int8_t* s_ptr[kMaxChunkPixels<MR> + MR];
     if (copy_skip)
-      for (int i = 0; i < cn; ++i) s_ptr[i] = a_ptr[i] + p.skip_in_delta;
+      for (int i = 0; i < cn; ++i) s_ptr[i] = a_ptr[i] + skip_in;
     if (kread > cin_local) {
       int tail = 0;  // the chunk's pixels whose read leaves the buffer (pointers ascend)
       while (tail < cn && a_ptr[cn - 1 - tail] + kread > in_end) ++tail;
@@ -438,7 +440,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
       if (copy_skip && bi == 0)
-        for (int i = i0; i < i0 + m; ++i) CopyPixelBytes(o_ptr[i] + p.skip_out_delta, s_ptr[i], skip);
+        for (int i = i0; i < i0 + m; ++i) CopyPixelBytes(o_ptr[i] + skip_out, s_ptr[i], skip);
     });
     ApplyTaskOps<NR>(p, out, t, g.out_channels);
   });
