@@ -173,3 +173,28 @@ def test_k_sweep_compares_avx2_with_its_exact_loop(tmp_path):
     row, = data["configs"]
     exact = [g for m, g in data["peak_loops_gmacs"].items() if m.startswith("avx2 ") and "exact" in m]
     assert row["variant"] == "avx2" and exact and row["peak_gmacs"] == round(max(exact), 2)
+
+
+def test_k_sweep_times_the_register_tile_alone(tmp_path):
+    """1x1 configs on the AVX-512 VNNI kernel also time the 6 x 64 register tile alone at each K."""
+    from keras_csp import kernels as K
+    if "avx512vnni" not in K.available_variants():
+        pytest.skip("no AVX-512 VNNI on this CPU")
+    out = tmp_path / "ksweep_tile.json"
+    result = CliRunner().invoke(bench_kernels_command,
+                                ["--k-sweep", "--quick", "--variant", "avx512vnni", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    row, = json.loads(out.read_text())["configs"]
+    assert row["out_channels"] % 64 == 0 and row["tile_k"] == row["in_channels"]
+    assert len(row["tile_gmacs"]) == len(row["tile_k"]) and all(g > 0 for g in row["tile_gmacs"])
+    assert all(0 < f < 1.5 for f in row["tile_peak_fraction"])  # a rate, against the vpdpbusd loop
+    assert "register tile alone" in result.output
+
+
+def test_tile_rate_rejects_bad_k_and_variants_without_a_tile_loop():
+    from keras_csp import _kernels
+    for k in (0, 2, 130, 2048):
+        with pytest.raises(ValueError, match="multiple of 4"):
+            _kernels.measure_int8_tile_rate("avx512vnni", k, 0.001)
+    with pytest.raises(RuntimeError, match="avx512vnni only"):
+        _kernels.measure_int8_tile_rate("scalar", 128, 0.001)

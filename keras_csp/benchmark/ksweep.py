@@ -11,6 +11,10 @@ repetitions (minimum per K) is steadier.
 Configurations: 1x1 convs into 128 and 32 channels (K = in_channels) and 3x3 convs into 32 and
 128 channels (K = 9 x in_channels), int8 with fp32 requantization, the "auto" variant or the one
 asked for, weights packed once.
+
+For 1x1 convs on the AVX-512 VNNI kernel the register tile is also timed alone (6 pixels x 64
+channels over and over on the same L1-resident data, products and epilogue, at each K): what a
+conv reaches below that is spent outside the tile (the sweep, the per-pixel corrections, memory).
 """
 from __future__ import annotations
 
@@ -52,10 +56,22 @@ def _conv(cin: int, cout: int, k: int, hw: int, variant: str, threads: int, rng)
     return conv, x, conv(x).copy()
 
 
+def _tile_ks(k: int, cout: int, cins, convs) -> list | None:
+    """The K values whose register tile can be timed alone (_kernels.measure_int8_tile_rate): 1x1
+    convs into multiples of 64 channels (the 6 x 64 tile) that all run the AVX-512 VNNI kernel, K a
+    multiple of 4 up to 1024; else None."""
+    if k != 1 or cout % 64 or any(c.variant != "avx512vnni" for c, _, _ in convs):
+        return None
+    return [cin for cin in cins if cin % 4 == 0 and cin <= 1024] or None
+
+
 def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of):
+    from keras_csp import _kernels
     convs = [_conv(cin, cout, k, hw, variant, threads, rng) for cin in cins]
     macs = [hw * hw * cout * k * k * cin for cin in cins]
     best = [float("inf")] * len(cins)
+    tile_ks = _tile_ks(k, cout, cins, convs)
+    tile_best = [0.0] * len(tile_ks or [])
     for _ in range(reps):
         for i, (conv, x, out) in enumerate(convs):
             n = max(2, int(2e7 / macs[i]))  # ~0.1 ms of work per timing at 200 GMAC/s
@@ -63,6 +79,8 @@ def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of
             for _ in range(n):
                 conv(x, out=out)
             best[i] = min(best[i], (time.perf_counter() - t0) / n)
+        for i, tk in enumerate(tile_ks or []):  # the register tile alone, interleaved with the convs
+            tile_best[i] = max(tile_best[i], _kernels.measure_int8_tile_rate("avx512vnni", tk, 0.0005))
         peak = measure_peak(trials=2, best=peak["loops"], variant=loops_of)
     ks = [k * k * cin for cin in cins]
     a, b, r2 = fit_line(ks, [t * 1e6 for t in best])
@@ -74,7 +92,8 @@ def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of
                 gmacs=[round(m / t / 1e9, 2) for m, t in zip(macs, best)],
                 intercept_us=round(a, 3), slope_us_per_k=round(b, 6), r2=round(r2, 4),
                 slope_gmacs=round(outputs / (b * 1e-6) / 1e9, 2) if b > 0 else None,
-                fixed_ns_per_output=round(a * 1e3 / outputs, 4)), peak
+                fixed_ns_per_output=round(a * 1e3 / outputs, 4),
+                tile_k=tile_ks, tile_gmacs=[round(g, 2) for g in tile_best] if tile_ks else None), peak
 
 
 def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int | None = None,
@@ -110,6 +129,9 @@ def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int 
         r["peak_gmacs"] = round(p, 2) if p else None
         r["slope_peak_fraction"] = round(r["slope_gmacs"] / p, 4) if p and r["slope_gmacs"] else None
         r["shape_peak_fraction"] = [round(g / p, 4) for g in r["gmacs"]] if p else None
+        # one core's tile (measured on one thread) against one core's peak
+        r["tile_peak_fraction"] = ([round(g * threads / p, 4) for g in r["tile_gmacs"]]
+                                   if p and r.get("tile_gmacs") else None)
     return {
         "benchmark": "keras-csp K sweep: conv time = a + b * K, the slope's MAC rate vs the instruction's peak",
         "variant": variant,
@@ -136,5 +158,8 @@ def format_table(result: dict) -> str:
         slope = f"{r['slope_gmacs']:.1f}" if r["slope_gmacs"] else "-"
         lines.append(f"{r['config']:16s} {r['variant']:11s} {ks:>22s} {slope:>13s} {frac:>8s} "
                      f"{r['fixed_ns_per_output']:12.4f} {r['r2']:6.3f}  {shapes}")
+        if r.get("tile_peak_fraction"):
+            tile = " ".join(f"{100 * f:.0f}" for f in r["tile_peak_fraction"])
+            lines.append(f"{'':16s} register tile alone, K {','.join(str(k) for k in r['tile_k'])}: {tile} (% of peak)")
     lines.append(f"{result['threads']} thread(s); peak loops {result['peak_loops_gmacs']} GMAC/s (per core)")
     return "\n".join(lines)

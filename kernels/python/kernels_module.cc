@@ -303,6 +303,18 @@ PYBIND11_MODULE(_kernels, m) {
     return out;
   }, py::arg("variant") = "auto", py::arg("seconds") = 0.3,
      "Measured single-thread int8 MAC peak loops (GMAC/s) available on this CPU.");
+  m.def("measure_int8_tile_rate", [](const std::string& variant, int k, double seconds) {
+    double gmacs = 0;
+    Status st;
+    {
+      const Variant v = ToVariant(variant);
+      py::gil_scoped_release nogil;
+      st = MeasureInt8TileRate(v, k, seconds, &gmacs);
+    }
+    Throw(st);
+    return gmacs;
+  }, py::arg("variant"), py::arg("k"), py::arg("seconds") = 0.002,
+     "GMAC/s of the variant's main 1x1 register tile alone on L1-resident data, K = k (avx512vnni).");
   m.def("variant_available", [](const std::string& name, bool float32) {
     return VariantAvailable(ToVariant(name), float32);
   }, py::arg("variant"), py::arg("float32") = false);

@@ -366,6 +366,11 @@ Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const i
                           int8_t* out);
 // The same with w's output table looked up in the epilogue (CPUs with AVX-512 VBMI).
 Status ConvInt8Avx512VnniTable(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+// GMAC/s of the AVX-512 VNNI 6 x 64 direct (1x1) register tile run over and over on the same six
+// pixels and four weight blocks (K = k, a multiple of 4 in [4, 1024]), fp32 requantization: the
+// microkernel's own rate, products and epilogue, apart from the sweep, the per-pixel corrections
+// and memory (MeasureInt8TileRate).
+double TileRateAvx512Vnni(int k, double seconds);
 Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 // Whether kAuto, resolved to amx, runs a conv on AMX tiles: convs with little K per output (1x1
 // convs of up to 32 input channels, 3-channel 3x3 stems) run the AVX-512 VNNI kernels instead.

@@ -20,4 +20,10 @@ struct PeakResult {
 // `seconds` each. Loops keep independent accumulators so that only throughput limits them.
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out);
 
+// GMAC/s of `variant`'s main 1x1 register tile alone (AVX-512 VNNI: 6 pixels x 64 channels), run for
+// about `seconds` on the same L1-resident pixels and weights, K = k (a multiple of 4 in [4, 1024]):
+// the microkernel's ceiling (products and epilogue) apart from the sweep, the per-pixel corrections
+// and memory. A conv's shortfall from it is spent outside the tile. kUnsupported for other variants.
+Status MeasureInt8TileRate(Variant variant, int k, double seconds, double* gmacs);
+
 }  // namespace keras_csp

@@ -25,9 +25,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 
 #include "../sweep.h"
+#include "../peak_timer.h"
 #include "store_bytes.h"
 
 // clang ignores `#pragma GCC target`: give every function below the same target.
@@ -42,6 +44,47 @@ namespace internal {
 
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
   return ConvAvx512Vnni<false>(w, p, in, out);
+}
+
+double TileRateAvx512Vnni(int k, double seconds) {
+  constexpr int kTileMR = 6, kTileNB = 4;
+  const size_t kb = static_cast<size_t>(k);  // bytes per pixel, and per weight column
+  // One buffer, 64-byte aligned: parameter rows (bias, then the fp32 scales), weights, pixels.
+  const size_t prm_bytes = kTileNB * size_t{kPackParamBytes}, w_bytes = kTileNB * 16 * kb;
+  const size_t bytes = prm_bytes + w_bytes + kTileMR * kb;
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[bytes + 63]);
+  auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.get()) + 63) & ~uintptr_t{63});
+  std::memset(base, 0, bytes);
+  TileBlocks<kTileNB> b;
+  for (int j = 0; j < kTileNB; ++j) {
+    auto* prm = reinterpret_cast<int32_t*>(base + j * size_t{kPackParamBytes});
+    const float scale = 1.0f / 4096;
+    for (int c = 0; c < 16; ++c) std::memcpy(prm + 16 + c, &scale, sizeof(scale));
+    b.prm[j] = prm;
+    b.w[j] = reinterpret_cast<int8_t*>(base + prm_bytes + j * 16 * kb);
+  }
+  auto* px = base + prm_bytes + w_bytes;
+  for (size_t i = 0; i < w_bytes + kTileMR * kb; ++i) base[prm_bytes + i] = static_cast<uint8_t>(i * 37 + 11);
+  const uint8_t* a[kTileMR];
+  alignas(64) int8_t out[kTileMR][64];
+  int8_t* o[kTileMR];
+  const int32_t corr[kTileMR] = {};
+  for (int i = 0; i < kTileMR; ++i) {
+    a[i] = px + i * kb;
+    o[i] = out[i];
+  }
+  Int8QuantParams q;
+  q.rounding = Rounding::kFp32;
+  const RequantConsts c = MakeRequantConsts(q, false, false);
+  const int64_t no_offset = 0;
+  return TimeLoop(
+      [&](long iters) {
+        for (long it = 0; it < iters; ++it) {
+          KernelTile<kTileMR, kTileNB, true, false, false>(kTileMR, a, &no_offset, 1, k / 4, b, corr, c, o, 64);
+          __asm__ volatile("" ::: "memory");  // the stores count: each call's outputs are "used"
+        }
+      },
+      long{kTileMR} * 64 * k, seconds);
 }
 
 }  // namespace internal
