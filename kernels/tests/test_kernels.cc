@@ -24,6 +24,7 @@
 #include "keras_csp/conv.h"
 #include "keras_csp/cpu_features.h"
 #include "keras_csp/elementwise.h"
+#include "keras_csp/peak.h"
 #include "keras_csp/pool.h"
 #include "keras_csp/quantization.h"
 #include "keras_csp/threadpool.h"
@@ -1499,6 +1500,22 @@ void TestAvx512PairPacking() {
   std::printf("avx512vnni pair packing checked\n");
 }
 
+// MeasureInt8TileRate: the AVX-512 VNNI tile runs (in the ASan build: inside its buffers) and
+// gives a rate; bad k and variants without a tile loop are refused.
+void TestTileRate() {
+  double g = -1;
+  CHECK(MeasureInt8TileRate(Variant::kAvx512Vnni, 130, 1e-4, &g).code() == StatusCode::kInvalidArgument,
+        "tile rate: k = 130 refused");
+  CHECK(MeasureInt8TileRate(Variant::kScalar, 64, 1e-4, &g).code() == StatusCode::kUnsupported,
+        "tile rate: scalar has no tile loop");
+  if (!VariantAvailable(Variant::kAvx512Vnni)) return;
+  for (int k : {4, 64, 1024}) {
+    g = -1;
+    CHECK(MeasureInt8TileRate(Variant::kAvx512Vnni, k, 1e-4, &g).ok() && g > 0, "tile rate at K = %d: %g", k, g);
+  }
+  std::printf("avx512vnni tile rate checked\n");
+}
+
 // On an AMX CPU, kAuto runs small-K convs on the AVX-512 VNNI kernels (AmxPays) and the rest on
 // tiles; amx asked for by name always runs tiles.
 void TestAmxAutoChoice() {
@@ -1664,6 +1681,7 @@ int main(int argc, char** argv) {
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
   TestAvx512PairPacking();
+  TestTileRate();
   TestAmxAutoChoice();
   TestDepthwiseMatchesScalar(trials);
   TestGroupedMatchesScalar(trials);
