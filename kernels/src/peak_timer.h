@@ -1,5 +1,6 @@
-// Timing of the int8 peak loops (peak_x86.cc, peak_arm.cc): GMAC/s of `loop(iters)`, which runs
-// `macs_per_iter` MACs per iteration, grown until one call takes about `seconds`.
+// Timing of the int8 peak loops (peak_x86.cc, peak_arm.cc) and of a register tile alone
+// (TileRateAvx512Vnni): GMAC/s of `loop(iters)`, which runs `macs_per_iter` MACs per iteration,
+// grown from `first_iters` until one call takes about `seconds`.
 #pragma once
 
 #include <chrono>
@@ -8,9 +9,9 @@ namespace keras_csp {
 namespace internal {
 
 template <typename F>
-double TimeLoop(F loop, long macs_per_iter, double seconds) {
+double TimeLoop(F loop, long macs_per_iter, double seconds, long first_iters = 1 << 16) {
   using clk = std::chrono::steady_clock;
-  long iters = 1 << 16;
+  long iters = first_iters;
   loop(iters);  // warm-up (clock ramp)
   for (;;) {
     const auto t0 = clk::now();
