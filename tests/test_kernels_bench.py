@@ -198,3 +198,28 @@ def test_tile_rate_rejects_bad_k_and_variants_without_a_tile_loop():
             _kernels.measure_int8_tile_rate("avx512vnni", k, 0.001)
     with pytest.raises(RuntimeError, match="avx512vnni only"):
         _kernels.measure_int8_tile_rate("scalar", 128, 0.001)
+
+
+def test_ab_builds_times_both_sides_in_their_own_processes(tmp_path):
+    """bench/ab_builds.py: one line per shape with both sides' times; a bad shape is refused."""
+    import importlib.util
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("ab_builds", root / "bench" / "ab_builds.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    assert ab.parse_shapes("16,16,8,1,1;8,16,8,3,2") == [(16, 16, 8, 1, 1), (8, 16, 8, 3, 2)]
+    with pytest.raises(ValueError, match="cin,cout,hw,kernel,stride"):
+        ab.parse_shapes("16,16,8")
+    build = tmp_path / "build"
+    shutil.copytree(root / "keras_csp", build / "keras_csp", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, str(root / "bench" / "ab_builds.py"), str(build), str(build),
+                           "--shapes", "16,16,8,1,1;8,16,8,3,1", "--rounds", "2", "--variant", "scalar"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [l.split()[0] for l in lines] == ["16,16,8,1,1", "8,16,8,3,1"]
+    assert all("median paired" in l and "best" in l for l in lines)
