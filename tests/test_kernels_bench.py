@@ -214,8 +214,10 @@ def test_ab_builds_times_both_sides_in_their_own_processes(tmp_path):
     assert ab.parse_shapes("16,16,8,1,1;8,16,8,3,2") == [(16, 16, 8, 1, 1), (8, 16, 8, 3, 2)]
     with pytest.raises(ValueError, match="cin,cout,hw,kernel,stride"):
         ab.parse_shapes("16,16,8")
-    build = tmp_path / "build"
-    shutil.copytree(root / "keras_csp", build / "keras_csp", ignore=shutil.ignore_patterns("__pycache__"))
+    import keras_csp
+    build = tmp_path / "build"  # a copy of the package this test imported, extensions included
+    shutil.copytree(pathlib.Path(keras_csp.__file__).parent, build / "keras_csp",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run([sys.executable, str(root / "bench" / "ab_builds.py"), str(build), str(build),
                            "--shapes", "16,16,8,1,1;8,16,8,3,1", "--rounds", "2", "--variant", "scalar"],
                           capture_output=True, text=True, timeout=300)
