@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -36,7 +37,8 @@ def parse_shapes(text: str) -> list[tuple[int, int, int, int, int]]:
 
 
 def time_shapes(shapes, threads: int, variant: str, deny_amx: bool) -> list[float]:
-    """Seconds per call, the minimum of 10 timings, for each shape (run inside one side's process)."""
+    """Seconds per call, the minimum of 10 timings, for each shape (run inside one side's process).
+    Built from Int8Quant / Int8Conv alone, not keras_csp.benchmark's helpers: OLD may predate them."""
     import time
 
     import numpy as np
@@ -99,9 +101,7 @@ def main(argv=None) -> int:
     for j, s in enumerate(shapes):
         old = [t[j] for t in times["old"]]
         new = [t[j] for t in times["new"]]
-        ratios = sorted(o / n for o, n in zip(old, new))
-        mid = len(ratios) // 2
-        median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        median = statistics.median(o / n for o, n in zip(old, new))
         label = ",".join(str(v) for v in s)
         print(f"{label:16s} t{args.threads}: old {min(old) * 1e6:8.1f} us  new {min(new) * 1e6:8.1f} us  "
               f"new speed: median paired {median:.3f}x  best {min(old) / min(new):.3f}x")

@@ -5,8 +5,16 @@
 
 #include <chrono>
 
+#include "keras_csp/status.h"
+
 namespace keras_csp {
 namespace internal {
+
+// The `seconds` every timing entry point takes (MeasureInt8Peak, MeasureInt8TileRate).
+inline Status CheckTimingSeconds(double seconds) {
+  if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
+  return Status::Ok();
+}
 
 template <typename F>
 double TimeLoop(F loop, long macs_per_iter, double seconds, long first_iters = 1 << 16) {

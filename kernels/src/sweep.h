@@ -362,9 +362,8 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
                        static_cast<int64_t>(NR) * w.k_padded_, w.k_padded_);
   const int cin = g.in_channels, kread = w.k_padded_;
   const int8_t* const in_end = in + p.in.buffer_elements;
-  // The skip part's geometry in locals: the copies' int8 stores could alias the struct.
-  const int skip = p.skip != nullptr ? p.skip->channels : 0;
-  const int64_t skip_in = p.skip != nullptr ? p.skip->in_delta : 0, skip_out = p.skip != nullptr ? p.skip->out_delta : 0;
+  // A copy of the skip part (the copies' int8 stores could alias *p.skip); no skip: 0 channels.
+  const SkipCopy skip = p.skip != nullptr ? *p.skip : SkipCopy{};
   if (p.skip != nullptr) p.skip->copied = true;
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, grid.tasks, [&](int task) {
@@ -409,10 +408,10 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     // computes their first block, a register tile's pixels right after it, so that the copy runs
     // under the next tile's products (CSPResNet-50's 1x1 128->128 + skip 128 at 56x56: 1.07x at 1
     // thread, 1.05x at 2 against copying after the conv; Xeon, AVX-512 VNNI).
-    const bool copy_skip = skip > 0 && t.block_begin == 0;
+    const bool copy_skip = skip.channels > 0 && t.block_begin == 0;
     const int8_t* s_ptr[kMaxChunkPixels<MR> + MR];
     if (copy_skip)
-      for (int i = 0; i < cn; ++i) s_ptr[i] = a_ptr[i] + skip_in;
+      for (int i = 0; i < cn; ++i) s_ptr[i] = a_ptr[i] + skip.in_delta;
     if (kread > cin_local) {
       int tail = 0;  // the chunk's pixels whose read leaves the buffer (pointers ascend)
       while (tail < cn && a_ptr[cn - 1 - tail] + kread > in_end) ++tail;
@@ -440,7 +439,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
       kernel(m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
       if (copy_skip && bi == 0)
-        for (int i = i0; i < i0 + m; ++i) CopyPixelBytes(o_ptr[i] + skip_out, s_ptr[i], skip);
+        for (int i = i0; i < i0 + m; ++i) CopyPixelBytes(o_ptr[i] + skip.out_delta, s_ptr[i], skip.channels);
     });
     ApplyTaskOps<NR>(p, out, t, g.out_channels);
   });

@@ -2,13 +2,14 @@
 #include <string>
 
 #include "conv_internal.h"
+#include "peak_timer.h"
 #include "keras_csp/peak.h"
 
 namespace keras_csp {
 
 Status MeasureInt8TileRate(Variant variant, int k, double seconds, double* gmacs) {
   if (gmacs == nullptr) return Status::Error(StatusCode::kNullPointer, "gmacs is null");
-  if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
+  KCSP_RETURN_IF_ERROR(internal::CheckTimingSeconds(seconds));
   if (k < 4 || k > 1024 || k % 4 != 0)
     return Status::Error(StatusCode::kInvalidArgument, "k must be a multiple of 4 in [4, 1024], got " + std::to_string(k));
 #if defined(__x86_64__)

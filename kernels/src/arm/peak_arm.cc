@@ -36,7 +36,7 @@ void PeakLoopSmmla(long iters) { KCSP_PEAK_BODY(KCSP_SMMLA); }
 
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
-  if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
+  KCSP_RETURN_IF_ERROR(internal::CheckTimingSeconds(seconds));
   out->clear();
   const bool any = variant == Variant::kAuto;
   if ((any || variant == Variant::kNeon) && VariantAvailable(Variant::kNeon))

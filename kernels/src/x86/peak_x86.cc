@@ -159,7 +159,7 @@ __attribute__((target("amx-tile,amx-int8"))) void PeakLoopAmx(long iters) {
 
 Status MeasureInt8Peak(Variant variant, double seconds, std::vector<PeakResult>* out) {
   if (out == nullptr) return Status::Error(StatusCode::kNullPointer, "out is null");
-  if (!(seconds > 0) || seconds > 60) return Status::Error(StatusCode::kInvalidArgument, "seconds must be in (0, 60]");
+  KCSP_RETURN_IF_ERROR(internal::CheckTimingSeconds(seconds));
   out->clear();
   const bool any = variant == Variant::kAuto;
   if ((any || variant == Variant::kAvx2) && VariantAvailable(Variant::kAvx2)) {
