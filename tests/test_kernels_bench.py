@@ -60,6 +60,14 @@ def test_bench_kernels_cli_quick_json(tmp_path):
         assert row["max_abs_diff_vs_xnnpack"] == 0
     if data["peak_gmacs"]:
         assert 0 < data["peak_fraction"] < 2
+        # The window's peak loops also feed the run's best peak: a shape's window peak is at most
+        # the run's peak of its instruction, so its window fraction is at least its peak fraction.
+        for row in data["shapes"]:
+            assert 0 < row["window_peak_gmacs"] <= data["peak_gmacs"]
+            assert row["window_peak_fraction"] >= row["peak_fraction"] - 1e-3
+        fractions = [row["window_peak_fraction"] for row in data["shapes"]]
+        assert data["shapes_at_85pct_of_window_peak"] == sum(f >= 0.85 for f in fractions)
+        assert data["shapes_at_85pct_of_peak"] <= data["shapes_at_85pct_of_window_peak"]
 
 
 class _CountingCase:
@@ -87,9 +95,35 @@ def test_time_pair_bursts_time_all_but_the_first_call_of_each_burst():
     assert (len(ours), len(xnn), len(conv)) == (4, 4, 4) and case.calls == {"ours": 6, "xnn": 6, "conv": 4}
 
 
+def test_time_pair_probes_the_peak_before_between_and_after_the_rounds():
+    case, stamps = _CountingCase(), []
+    bench._time_pair(case, budget_s=0.0, min_reps=3, probe=lambda: stamps.append(case.calls["ours"]))
+    # budget 0: every round is past the next probe time (3 rounds after 2 warm-up calls of ours)
+    assert stamps == [2, 3, 4, 5, 5]
+    case, stamps = _CountingCase(), []
+    bench._time_pair(case, budget_s=60.0, min_reps=3, max_reps=3, probe=lambda: stamps.append(case.calls["ours"]))
+    assert stamps == [2, 5]  # max_reps reached long before the first probe between rounds is due
+
+
 def test_bench_kernels_cli_burst_is_recorded(tmp_path):
     data = _bench_kernels_json(tmp_path, "--burst", "2")
     assert data["burst"] == 2 and "first call of each burst not timed" in data["burst_timing"]
+
+
+def test_bench_kernels_cli_rounds_pool_every_pass_of_each_shape(tmp_path):
+    one = _bench_kernels_json(tmp_path, "--rounds", "1")
+    three = _bench_kernels_json(tmp_path, "--rounds", "3")
+    assert one["rounds"] == 1 and three["rounds"] == 3
+    # --budget 0.01: each pass gives a shape at least _time_pair's 5 repetitions, all kept
+    assert all(r["reps"] >= 15 for r in three["shapes"])
+    assert [r["shape"] for r in one["shapes"]] == [r["shape"] for r in three["shapes"]]
+    assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in three["shapes"])
+    try:
+        bench.run(quick=True, rounds=0)
+    except ValueError as e:
+        assert "rounds" in str(e)
+    else:
+        raise AssertionError("rounds = 0 must raise")
 
 
 def test_bench_kernels_cli_yolo_shapes(tmp_path):

@@ -69,6 +69,10 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
               help="Seconds of interleaved repetitions per shape (default 0.4, --quick 0.15).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Threads for our fused ops and for XNNPACK alike.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Passes over the whole shape table, --budget seconds per shape each; a shape's figures are "
+                   "the minima over its passes (spread over the run: one slow phase of a shared machine does "
+                   "not make them).")
 @click.option("--burst", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Calls in a row per side and round; with more than 1 the first of each is not timed "
                    "(on several threads it wakes workers the other side's run let fall asleep).")
@@ -81,7 +85,7 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
                    "MAC rate is the microkernel's main loop apart from its epilogue, given against the peak of "
                    "the variant's instruction.")
 @deny_amx_option
-def bench_kernels_command(json_path, quick, variant, budget, threads, burst, shape_set, k_sweep):
+def bench_kernels_command(json_path, quick, variant, budget, threads, rounds, burst, shape_set, k_sweep):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile; grouped convs,
     --shapes resnext), and our MAC rate against the measured int8
@@ -100,7 +104,7 @@ def bench_kernels_command(json_path, quick, variant, budget, threads, burst, sha
         return
     try:
         result = bench.run(quick=quick, variant=variant, budget_s=budget, threads=threads, burst=burst,
-                           shapes=shape_set,
+                           shapes=shape_set, rounds=rounds,
                            progress=lambda r: click.echo(
                                f"  {r['shape']:70s} ours {r['ours_ms']:8.3f} ms  xnnpack {r['xnnpack_ms']:8.3f} ms"
                                f"  {r['speedup']:.2f}x", err=True))
