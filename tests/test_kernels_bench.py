@@ -209,6 +209,21 @@ def test_k_sweep_compares_avx2_with_its_exact_loop(tmp_path):
     assert row["variant"] == "avx2" and exact and row["peak_gmacs"] == round(max(exact), 2)
 
 
+def test_bench_kernels_rates_avx2_shapes_against_its_exact_loop(tmp_path):
+    """Per shape too: avx2's shapes against vpmaddwd's loop (the run's and their window's)."""
+    from keras_csp import kernels as K
+    if "avx2" not in K.available_variants():
+        pytest.skip("no AVX2 on this CPU")
+    data = _bench_kernels_json(tmp_path, "--variant", "avx2")
+    exact = [g for m, g in data["peak_loops_gmacs"].items() if m.startswith("avx2 ") and "exact" in m]
+    fastest = max(g for m, g in data["peak_loops_gmacs"].items() if m.startswith("avx2 "))
+    assert exact and max(exact) < fastest  # the saturating loop is the faster one
+    for row in data["shapes"]:
+        assert row["variant"] == "avx2"
+        assert row["peak_fraction"] == pytest.approx(row["ours_gmacs"] / max(exact), abs=1e-3)
+        assert row["window_peak_gmacs"] <= round(max(exact), 2)
+
+
 def test_k_sweep_times_the_register_tile_alone(tmp_path):
     """1x1 configs on the AVX-512 VNNI kernel also time the 6 x 64 register tile alone at each K."""
     from keras_csp import kernels as K

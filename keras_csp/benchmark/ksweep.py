@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from ..amx import amx_denied
-from .kernels import measure_peak, variant_loops
+from .kernels import kernel_loop_gmacs, measure_peak
 from .models import cpu_name
 
 # (label, output side, output channels, kernel size, input channel counts: K = k * k * cin)
@@ -120,9 +120,8 @@ def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int 
         run vpmaddwd, not the saturating vpmaddubsw); none for a sweep over two variants' kernels."""
         if row_variant.startswith("mixed"):
             return None
-        own = variant_loops(loops, row_variant)
-        own = [g for m, g in own.items() if "exact" in m] or list(own.values())
-        return (max(own) if own else peak["gmacs"]) * threads if loops else None
+        own = kernel_loop_gmacs(loops, row_variant)
+        return (own or peak["gmacs"]) * threads if loops else None
 
     for r in rows:
         p = own_peak(r["variant"])
