@@ -1,15 +1,22 @@
-"""Process-alternating A/B of two builds of keras-csp on int8 conv shapes.
+"""Process-alternating A/B of two builds of keras-csp on int8 conv shapes, or on a whole model.
 
     cp -r keras_csp /tmp/old/           # the build before the change (python3 setup.py build_ext --inplace)
     ... change, rebuild ...
     cp -r keras_csp /tmp/new/
     python3 bench/ab_builds.py /tmp/old /tmp/new --shapes "128,128,56,1,1;128,32,56,3,1" --rounds 8
+    python3 bench/ab_builds.py /tmp/old /tmp/new --model fused.tflite --threads 2 --rounds 8
 
 OLD and NEW are folders that each hold a built `keras_csp` package. Every round runs one fresh
 process per side (the order alternates between rounds); a process times each shape (cin, cout,
 hw, kernel, stride) as the minimum of 10 timings of >= 20 calls. Printed per shape: both sides'
 best times, the median of the per-round ratios old / new (robust to a VM's slow and fast phases,
 which last minutes) and the ratio of the best times.
+
+With --model, a process runs the .tflite (keras_csp.runtime, random inputs) `--runs` times after 5
+warm-up runs: printed are the model's best latencies and, per fused op, its mean time in our kernels
+(Model.custom_op_stats), each with the median paired ratio. Ops the change cannot touch show how
+far the two sides' phases still differed: read the change against them (a change to the 7x7
+convs that leaves the stem and the pools at 1.06x and moves the 7x7 block 1.06x did nothing).
 
 Why processes and not a switch inside one build: a run-time switch between two code paths leaves
 both compiled into one function, and what the change does to the code around them (register
@@ -71,40 +78,97 @@ def time_shapes(shapes, threads: int, variant: str, deny_amx: bool) -> list[floa
     return result
 
 
+def time_model(path: str, threads: int, runs: int, deny_amx: bool) -> dict:
+    """Best latency (s) and each fused op's mean time (s) over `runs` runs (inside one side's process)."""
+    import time
+
+    import numpy as np
+
+    if deny_amx:
+        from keras_csp.amx import deny_amx as deny
+        deny()
+    from keras_csp.runtime import Model
+
+    m = Model(path, num_threads=threads)
+    rng = np.random.default_rng(0)
+    inputs = []
+    for d in m.input_details():
+        dtype = np.dtype(d.dtype)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            inputs.append(rng.integers(info.min, info.max, d.shape, endpoint=True).astype(dtype))
+        else:
+            inputs.append(rng.standard_normal(d.shape).astype(dtype))
+    for _ in range(5):
+        m.run(*inputs)
+    m.custom_op_stats(reset=True)
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        m.run(*inputs)
+        best = min(best, time.perf_counter() - t0)
+    ops = [[f"{s['op']} {s['detail']}", s["total_ms"] / 1e3 / s["calls"]] for s in m.custom_op_stats() if s["calls"]]
+    return {"best": best, "ops": ops}
+
+
+def _paired(old: list[float], new: list[float]) -> str:
+    median = statistics.median(o / n for o, n in zip(old, new))
+    return f"new speed: median paired {median:.3f}x  best {min(old) / min(new):.3f}x"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old")
     ap.add_argument("new")
-    ap.add_argument("--shapes", required=True, help='"cin,cout,hw,kernel,stride;..."')
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--shapes", help='"cin,cout,hw,kernel,stride;..."')
+    what.add_argument("--model", help="a .tflite file (fused or not) timed whole, per fused op")
+    ap.add_argument("--runs", type=int, default=30, help="--model: timed runs per process")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--variant", default="avx512vnni")
     ap.add_argument("--amx", action="store_true", help="leave AMX allowed (default: denied, as bench --deny-amx)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    shapes = parse_shapes(args.shapes)
+    model = os.path.abspath(args.model) if args.model else None
+    shapes = None if model else parse_shapes(args.shapes)
     if args.child:
-        print(json.dumps(time_shapes(shapes, args.threads, args.variant, not args.amx)))
+        print(json.dumps(time_model(model, args.threads, args.runs, not args.amx) if model else
+                         time_shapes(shapes, args.threads, args.variant, not args.amx)))
         return 0
+    what = ["--model", model, "--runs", str(args.runs)] if model else ["--shapes", args.shapes]
     times = {"old": [], "new": []}
     for r in range(args.rounds):
         for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
             folder = os.path.abspath(getattr(args, side))
             env = dict(os.environ, PYTHONPATH=folder, OPENBLAS_NUM_THREADS="1")
-            cmd = [sys.executable, os.path.abspath(__file__), args.old, args.new, "--shapes", args.shapes,
+            cmd = [sys.executable, os.path.abspath(__file__), args.old, args.new, *what,
                    "--threads", str(args.threads), "--variant", args.variant, "--child"] + (["--amx"] if args.amx else [])
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=folder)
             if done.returncode != 0:
                 sys.stderr.write(done.stderr)
                 raise SystemExit(f"the {side} side failed (folder {folder})")
             times[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    if model:
+        old = [t["best"] for t in times["old"]]
+        new = [t["best"] for t in times["new"]]
+        print(f"{'model':48s} t{args.threads}: old {min(old) * 1e3:8.3f} ms  new {min(new) * 1e3:8.3f} ms  "
+              f"{_paired(old, new)}")
+        labels = [label for label, _ in times["old"][0]["ops"]]
+        if any([label for label, _ in t["ops"]] != labels for side in times.values() for t in side):
+            raise SystemExit("the two builds fused different ops: compare the model's line only")
+        for j, label in enumerate(labels):
+            old = [t["ops"][j][1] for t in times["old"]]
+            new = [t["ops"][j][1] for t in times["new"]]
+            print(f"{label[:48]:48s} t{args.threads}: old {min(old) * 1e6:8.1f} us  new {min(new) * 1e6:8.1f} us  "
+                  f"{_paired(old, new)}")
+        return 0
     for j, s in enumerate(shapes):
         old = [t[j] for t in times["old"]]
         new = [t[j] for t in times["new"]]
-        median = statistics.median(o / n for o, n in zip(old, new))
         label = ",".join(str(v) for v in s)
         print(f"{label:16s} t{args.threads}: old {min(old) * 1e6:8.1f} us  new {min(new) * 1e6:8.1f} us  "
-              f"new speed: median paired {median:.3f}x  best {min(old) / min(new):.3f}x")
+              f"{_paired(old, new)}")
     return 0
 
 

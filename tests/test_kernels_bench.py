@@ -274,3 +274,32 @@ def test_ab_builds_times_both_sides_in_their_own_processes(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert [l.split()[0] for l in lines] == ["16,16,8,1,1", "8,16,8,3,1"]
     assert all("median paired" in l and "best" in l for l in lines)
+
+
+def test_ab_builds_times_a_whole_model_per_fused_op(tmp_path):
+    """bench/ab_builds.py --model: the model's line, then one line per fused op, both sides timed."""
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+
+    import keras_csp
+    from keras_csp.tflite.testing import make_partial_conv_model
+    root = pathlib.Path(__file__).resolve().parent.parent
+    build = tmp_path / "build"
+    shutil.copytree(pathlib.Path(keras_csp.__file__).parent, build / "keras_csp",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    from keras_csp.tflite import fuse
+    model = tmp_path / "partial_fused.tflite"
+    fuse(make_partial_conv_model(tmp_path / "partial.tflite", stages=2), model, verify=False)
+    cmd = [sys.executable, str(root / "bench" / "ab_builds.py"), str(build), str(build)]
+    done = subprocess.run(cmd + ["--model", str(model), "--rounds", "2", "--runs", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("model") and len(lines) == 3  # two fused CspPartialConv ops
+    assert all(l.split()[0] == "CspPartialConv" for l in lines[1:])
+    assert all("median paired" in l and "best" in l for l in lines)
+    # --shapes or --model, not both, not neither
+    for extra in ([], ["--model", str(model), "--shapes", "16,16,8,1,1"]):
+        assert subprocess.run(cmd + extra, capture_output=True, text=True, timeout=60).returncode == 2
