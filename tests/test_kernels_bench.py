@@ -118,6 +118,8 @@ def test_bench_kernels_cli_rounds_pool_every_pass_of_each_shape(tmp_path):
     assert all(r["reps"] >= 15 for r in three["shapes"])
     assert [r["shape"] for r in one["shapes"]] == [r["shape"] for r in three["shapes"]]
     assert all(r["max_abs_diff_vs_xnnpack"] == 0 for r in three["shapes"])
+    refused = CliRunner().invoke(bench_kernels_command, ["--k-sweep", "--rounds", "2"])
+    assert refused.exit_code == 2 and "--rounds" in refused.output
     try:
         bench.run(quick=True, rounds=0)
     except ValueError as e:

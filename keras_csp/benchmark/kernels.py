@@ -352,7 +352,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     diffs = [case.max_diff_vs_xnnpack() for case in cases]
     samples = [([], [], []) for _ in cases]  # ours, xnnpack, xnnpack conv alone: ms per call
     windows: list[dict] = [{} for _ in cases]  # per shape, the best of each peak loop in its windows
-    for rnd in range(rounds):
+    for _ in range(rounds):
         for i, case in enumerate(cases):
             # The peak loops timed in the shape's own windows as well: a shared or virtual core's
             # clock moves in phases of minutes, and a shape timed in a slow phase reads low against

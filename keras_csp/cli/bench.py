@@ -92,6 +92,8 @@ def bench_kernels_command(json_path, quick, variant, budget, threads, rounds, bu
     peak of this core."""
     from ..benchmark import kernels as bench
     if k_sweep:
+        if rounds != 1:
+            raise click.UsageError("--rounds makes passes over the shape tables; --k-sweep has its own repetitions")
         from ..benchmark import ksweep
         try:
             result = ksweep.run(variant=variant, threads=threads, quick=quick,
