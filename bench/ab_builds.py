@@ -79,36 +79,16 @@ def time_shapes(shapes, threads: int, variant: str, deny_amx: bool) -> list[floa
 
 
 def time_model(path: str, threads: int, runs: int, deny_amx: bool) -> dict:
-    """Best latency (s) and each fused op's mean time (s) over `runs` runs (inside one side's process)."""
-    import time
-
-    import numpy as np
-
+    """Best latency (s) and each fused op's mean time (s) over `runs` runs after 5 untimed ones, on
+    `bench --isolated`'s inputs (keras_csp.benchmark.models.time_alone; inside one side's process)."""
     if deny_amx:
         from keras_csp.amx import deny_amx as deny
         deny()
-    from keras_csp.runtime import Model
+    from keras_csp.benchmark.models import time_alone
 
-    m = Model(path, num_threads=threads)
-    rng = np.random.default_rng(0)
-    inputs = []
-    for d in m.input_details():
-        dtype = np.dtype(d.dtype)
-        if dtype.kind in "iu":
-            info = np.iinfo(dtype)
-            inputs.append(rng.integers(info.min, info.max, d.shape, endpoint=True).astype(dtype))
-        else:
-            inputs.append(rng.standard_normal(d.shape).astype(dtype))
-    for _ in range(5):
-        m.run(*inputs)
-    m.custom_op_stats(reset=True)
-    best = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        m.run(*inputs)
-        best = min(best, time.perf_counter() - t0)
-    ops = [[f"{s['op']} {s['detail']}", s["total_ms"] / 1e3 / s["calls"]] for s in m.custom_op_stats() if s["calls"]]
-    return {"best": best, "ops": ops}
+    r = time_alone("fused", path, threads, runs, 5)
+    ops = [[f"{s['op']} {s['detail']}", s["total_ms"] / 1e3 / s["calls"]] for s in r["fused_ops"] if s["calls"]]
+    return {"best": min(r["latencies_ms"]) / 1e3, "ops": ops}
 
 
 def _paired(old: list[float], new: list[float]) -> str:
