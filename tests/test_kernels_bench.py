@@ -1,5 +1,9 @@
 """Smoke test of the kernel benchmark (`keras-csp bench-kernels`): JSON schema and sanity."""
 import json
+import pathlib
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -250,26 +254,30 @@ def test_tile_rate_rejects_bad_k_and_variants_without_a_tile_loop():
         _kernels.measure_int8_tile_rate("scalar", 128, 0.001)
 
 
+AB_BUILDS = pathlib.Path(__file__).resolve().parent.parent / "bench" / "ab_builds.py"
+
+
+def _ab_builds_cmd(tmp_path) -> list[str]:
+    """`python3 bench/ab_builds.py BUILD BUILD`, both sides a copy of the keras_csp package this test
+    imported (extensions included)."""
+    import keras_csp
+    build = tmp_path / "build"
+    shutil.copytree(pathlib.Path(keras_csp.__file__).parent, build / "keras_csp",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return [sys.executable, str(AB_BUILDS), str(build), str(build)]
+
+
 def test_ab_builds_times_both_sides_in_their_own_processes(tmp_path):
     """bench/ab_builds.py: one line per shape with both sides' times; a bad shape is refused."""
     import importlib.util
-    import pathlib
-    import shutil
-    import subprocess
-    import sys
-    root = pathlib.Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("ab_builds", root / "bench" / "ab_builds.py")
+    spec = importlib.util.spec_from_file_location("ab_builds", AB_BUILDS)
     ab = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ab)
     assert ab.parse_shapes("16,16,8,1,1;8,16,8,3,2") == [(16, 16, 8, 1, 1), (8, 16, 8, 3, 2)]
     with pytest.raises(ValueError, match="cin,cout,hw,kernel,stride"):
         ab.parse_shapes("16,16,8")
-    import keras_csp
-    build = tmp_path / "build"  # a copy of the package this test imported, extensions included
-    shutil.copytree(pathlib.Path(keras_csp.__file__).parent, build / "keras_csp",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    done = subprocess.run([sys.executable, str(root / "bench" / "ab_builds.py"), str(build), str(build),
-                           "--shapes", "16,16,8,1,1;8,16,8,3,1", "--rounds", "2", "--variant", "scalar"],
+    done = subprocess.run(_ab_builds_cmd(tmp_path) + ["--shapes", "16,16,8,1,1;8,16,8,3,1", "--rounds", "2",
+                                                      "--variant", "scalar"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -279,21 +287,11 @@ def test_ab_builds_times_both_sides_in_their_own_processes(tmp_path):
 
 def test_ab_builds_times_a_whole_model_per_fused_op(tmp_path):
     """bench/ab_builds.py --model: the model's line, then one line per fused op, both sides timed."""
-    import pathlib
-    import shutil
-    import subprocess
-    import sys
-
-    import keras_csp
-    from keras_csp.tflite.testing import make_partial_conv_model
-    root = pathlib.Path(__file__).resolve().parent.parent
-    build = tmp_path / "build"
-    shutil.copytree(pathlib.Path(keras_csp.__file__).parent, build / "keras_csp",
-                    ignore=shutil.ignore_patterns("__pycache__"))
     from keras_csp.tflite import fuse
+    from keras_csp.tflite.testing import make_partial_conv_model
     model = tmp_path / "partial_fused.tflite"
     fuse(make_partial_conv_model(tmp_path / "partial.tflite", stages=2), model, verify=False)
-    cmd = [sys.executable, str(root / "bench" / "ab_builds.py"), str(build), str(build)]
+    cmd = _ab_builds_cmd(tmp_path)
     done = subprocess.run(cmd + ["--model", str(model), "--rounds", "2", "--runs", "3"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
