@@ -12,7 +12,7 @@ hw, kernel, stride) as the minimum of 10 timings of >= 20 calls. Printed per sha
 best times, the median of the per-round ratios old / new (robust to a VM's slow and fast phases,
 which last minutes) and the ratio of the best times.
 
-With --model, a process runs the .tflite (keras_csp.runtime, random inputs) `--runs` times after 5
+With --model, a process runs the .tflite (keras_csp.runtime, random inputs) `--runs` times after 6
 warm-up runs: printed are the model's best latencies and, per fused op, its mean time in our kernels
 (Model.custom_op_stats), each with the median paired ratio. Ops the change cannot touch show how
 far the two sides' phases still differed: read the change against them (a change to the 7x7
@@ -79,7 +79,7 @@ def time_shapes(shapes, threads: int, variant: str, deny_amx: bool) -> list[floa
 
 
 def time_model(path: str, threads: int, runs: int, deny_amx: bool) -> dict:
-    """Best latency (s) and each fused op's mean time (s) over `runs` runs after 5 untimed ones, on
+    """Best latency (s) and each fused op's mean time (s) over `runs` runs after 6 untimed ones, on
     `bench --isolated`'s inputs (keras_csp.benchmark.models.time_alone; inside one side's process)."""
     if deny_amx:
         from keras_csp.amx import deny_amx as deny
