@@ -193,9 +193,11 @@ __attribute__((noinline)) void KernelTile(int m, const uint8_t* const* a, const 
   // 3-8 % on short-K 1x1 convs; with kPairs the bias is added to the pair sums). Not with taps:
   // there GCC then kept every accumulator on the stack. Tiles of 1-2 accumulators (a 7x7 image's
   // last pixel) split K over kSets accumulator sets, summed at the end: one chain of dependent
-  // vpdpbusd ran at a quarter of the rate.
+  // vpdpbusd ran at a quarter of the rate. Tiles of up to 8 accumulators (the 7x7 image's last
+  // pixel x 4 blocks: 4 chains, ~40 % of the rate) take sets up to ~12 chains.
   constexpr int kV = kPairs ? 2 * NB : NB;
-  constexpr int kSets = MR * kV == 1 ? 4 : MR * kV == 2 ? 2 : 1;
+  constexpr int kChains = MR * kV;
+  constexpr int kSets = kChains <= 3 ? 4 : kChains <= 4 ? 3 : kChains <= 8 ? 2 : 1;
   __m512i acc[kSets][MR][NB];
   if constexpr (kPairs) {
     __m512i pacc[kSets][MR][kV];
