@@ -139,6 +139,10 @@ TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int
 }
 
 BandPlan::BandPlan(int pixels, int threads, int mr) : mr(mr), tiles((pixels + mr - 1) / mr) {
+  if (pixels > mr && pixels % mr != 0 && pixels % mr < mr / 4) {
+    tiles = pixels / mr;
+    tail = pixels % mr;
+  }
   int best = -1, best_bands = 1;
   // T to 8T bands, at most one per tile (more would repeat the last count).
   for (int want = std::min(threads, tiles); want <= std::min(8 * threads, tiles); ++want) {

@@ -1007,8 +1007,9 @@ void TestTaskGrid() {
   CHECK(small.group_major && small_busiest == 49 * 6, "7x7 grid: group-major %d, busiest thread %lld of %d pixel-blocks",
         small.group_major, small_busiest, 49 * 12);
   ++grids;
-  // Bands: every pixel in exactly one band of whole tiles (the last may be partial), T to 8T of
-  // them, sizes at most one tile apart; on 2 threads round-robin the busiest gets at most 52 % of
+  // Bands: every pixel in exactly one band of whole tiles (the last may be partial, or hold a
+  // tail of < MR / 4 pixels more), T to 8T of them, sizes at most one tile (and the tail) apart;
+  // on 2 threads round-robin the busiest gets at most 52 % of
   // 40x40 (3x3/s2 at 80x80; equal bands plus a remainder gave it 53 %: 7 of 14 bands of 120
   // pixels against 6 and the last 40).
   for (int trial = 0; trial < 300; ++trial) {
@@ -1019,11 +1020,19 @@ void TestTaskGrid() {
               std::min(pixels, plan.First(plan.bands)) == pixels;
     for (int i = 0; i < plan.bands; ++i) {
       const int n = std::min(pixels, plan.First(i + 1)) - plan.First(i);
-      ok &= n > 0 && plan.First(i) % mr == 0 && n <= plan.MaxPixels() && (i + 1 == plan.bands || n >= plan.MaxPixels() - mr);
+      ok &= n > 0 && plan.First(i) % mr == 0 && n <= plan.MaxPixels() &&
+            (i + 1 == plan.bands || n >= plan.MaxPixels() - mr - plan.tail);
     }
+    ok &= plan.tail == 0 || (plan.tail < mr / 4 && plan.tail == pixels % mr && pixels > mr);
     CHECK(ok, "bands: pixels %d mr %d threads %d -> %d bands", pixels, mr, threads, plan.bands);
     ++grids;
   }
+  // 7x7 on 2 threads: 24 | 25 (the 49th pixel after its band's tile on each weight block), not
+  // 24 | 24 | 1.
+  const internal::BandPlan small_bands(49, 2, 24);
+  CHECK(small_bands.bands == 2 && small_bands.First(1) == 24 && small_bands.First(2) == 49 && small_bands.MaxPixels() == 25,
+        "7x7 bands: %d, first of the second %d, end %d", small_bands.bands, small_bands.First(1),
+        small_bands.First(2));
   const internal::BandPlan plan(1600, 2, 24);
   int busiest[2] = {0, 0};
   for (int i = 0; i < plan.bands; ++i) busiest[i % 2] += std::min(1600, plan.First(i + 1)) - plan.First(i);
