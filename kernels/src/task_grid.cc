@@ -94,7 +94,7 @@ int64_t TaskGrid::Score(int pixels, int blocks, int threads, int64_t macs_unit, 
 
 TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int64_t chunk_pixels, int threads,
                    int64_t macs_unit, int64_t bytes)
-    : mr(mr), tiles((pixels + mr - 1) / mr) {
+    : mr(mr), tiles((pixels - TailPixels(pixels, mr) + mr - 1) / mr), tail(TailPixels(pixels, mr)) {
   // One thread: L2-sized chunks (at most the image).
   const int l2_tiles = std::max(1, static_cast<int>(std::min<int64_t>(max_chunk, chunk_pixels) / mr));
   const int min_chunks = (tiles + l2_tiles - 1) / l2_tiles;
@@ -138,11 +138,8 @@ TaskGrid::TaskGrid(int pixels, int batch, int blocks, int mr, int max_chunk, int
   slot.group_major = best_group_major;
 }
 
-BandPlan::BandPlan(int pixels, int threads, int mr) : mr(mr), tiles((pixels + mr - 1) / mr) {
-  if (pixels > mr && pixels % mr != 0 && pixels % mr < mr / 4) {
-    tiles = pixels / mr;
-    tail = pixels % mr;
-  }
+BandPlan::BandPlan(int pixels, int threads, int mr)
+    : mr(mr), tiles((pixels - TailPixels(pixels, mr) + mr - 1) / mr), tail(TailPixels(pixels, mr)) {
   int best = -1, best_bands = 1;
   // T to 8T bands, at most one per tile (more would repeat the last count).
   for (int want = std::min(threads, tiles); want <= std::min(8 * threads, tiles); ++want) {

@@ -30,12 +30,24 @@ inline int SpreadSplitFirst(int units, int parts, int i) {
 // are left, the last task of the next range that has one; the thread that is free first goes next.
 int64_t PoolMakespan(const int64_t* cost, int n, int threads);
 
+// A last partial tile of fewer than mr / 4 pixels is no tile of its own: its pixels join the last
+// chunk or band, whose own last tile precedes them on every weight block (its weights in cache).
+// As a chunk or band of its own, its one or few pixels swept every weight block again, from L3
+// where the weights outgrow L2: 3x3 512->512 at 7x7 (2.4 MB) in bands 24 | 24 | 1 on 2 threads,
+// 40 us of a 200 us call (Xeon, AVX-512 VNNI). Returns those pixels (0: none).
+inline int TailPixels(int pixels, int mr) {
+  const int rest = pixels % mr;
+  return pixels > mr && rest < mr / 4 ? rest : 0;
+}
+
 // Chunks of output pixels (whole MR-pixel tiles; on one thread sized so that a chunk's input
 // stays in L2), times groups of output-channel blocks. On several threads, the chunk and group
 // count (and order) whose tasks, handed out in contiguous ranges, finish soonest (TaskGrid::Score).
 struct TaskGrid {
   int chunks = 0, block_groups = 0, blocks_per_group = 0, tasks = 0;
-  int mr = 1, tiles = 0;  // pixels per tile; tiles per image (the last may be partial)
+  // pixels per tile; tiles per image (the last may be partial); pixels past the last tile that
+  // join the last chunk (TailPixels)
+  int mr = 1, tiles = 0, tail = 0;
   // Task order within an image: chunk by chunk, each chunk's block groups in turn (false), or
   // group by group. The pool gives each thread a contiguous run of tasks, so group-major splits
   // the channels between threads, each streaming only its groups' weights: balanced on images of
@@ -61,7 +73,7 @@ struct TaskGrid {
     const int ci = group_major ? in_image % chunks : in_image / block_groups;
     const int first = SpreadSplitFirst(tiles, chunks, ci) * mr, end = SpreadSplitFirst(tiles, chunks, ci + 1) * mr;
     const int block_end = (gi + 1) * blocks_per_group < blocks ? (gi + 1) * blocks_per_group : blocks;
-    const int pixel_end = end < total_pixels ? end : total_pixels;
+    const int pixel_end = ci + 1 == chunks || end > total_pixels ? total_pixels : end;
     return {task / (block_groups * chunks), first, pixel_end - first, gi * blocks_per_group, block_end};
   }
 
@@ -76,17 +88,13 @@ struct TaskGrid {
 
 // Bands of a KxK conv on several threads (SweepInt8Bands): runs of output pixels (not whole rows:
 // 7 bands of 2 rows on a 14-row image leave one thread 4 and the other 3) that split the image's
-// MR-pixel tiles evenly (whole tiles: a 25-pixel band ran a 1-pixel kernel). T to 8T bands per
+// MR-pixel tiles evenly (whole tiles: a 25-pixel band ran a 1-pixel kernel; but see the tail). T to 8T bands per
 // image (several per thread: first-come hand-out evens out a worker that starts late), the count with
 // the shortest round-robin makespan plus half a band (about what a worker that starts late costs:
 // else 2 bands would win on a 56x56 image, leaving no slack). Finer units (a register tile, 6 or 8
 // pixels on AVX-512) and a cost model with the bands' staging and hand-out were tried: 1-3 %
 // faster on 20x20 to 160x160 images, 3-6 % slower on 7x7 and 14x14 ones (Zen 4, 2 threads).
-// A last partial tile of fewer than MR / 4 pixels is not a tile of its own but joins the last band
-// (tail > 0): as a band of its own its one or few pixels swept every weight block again, from
-// L3 where the weights outgrow L2 (3x3 512->512 at 7x7, 2.4 MB: 40 us of a 200 us call on 2
-// threads, its bands 24 | 24 | 1; Xeon, AVX-512 VNNI); inside the last band it follows that
-// band's own tile on each block, its weights in cache.
+// A tail (TailPixels) joins the last band.
 struct BandPlan {
   int bands = 1, mr = 1, tiles = 1, tail = 0;
 

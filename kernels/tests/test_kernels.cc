@@ -960,7 +960,7 @@ void TestTaskGrid() {
     for (int t = 0; t < g.tasks; ++t) {
       const TaskGrid::Task k = g.At(t, pixels, blocks);
       empty_task |= k.pixels <= 0 || k.block_end <= k.block_begin;
-      bad_chunk |= k.first_pixel % mr != 0 || k.pixels > max_chunk ||
+      bad_chunk |= k.first_pixel % mr != 0 || k.pixels > max_chunk + g.tail ||
                    (k.first_pixel + k.pixels < pixels && k.pixels % mr != 0);
       for (int b = k.block_begin; b < k.block_end; ++b)
         for (int i = k.first_pixel; i < k.first_pixel + k.pixels; ++i)
@@ -969,6 +969,8 @@ void TestTaskGrid() {
     CHECK(!empty_task, "pixels %d blocks %d threads %d: an empty task", pixels, blocks, threads);
     CHECK(!bad_chunk, "pixels %d mr %d threads %d: a chunk not of whole tiles or over %d pixels", pixels, mr,
           threads, max_chunk);
+    CHECK(g.tail == (pixels > mr && pixels % mr < mr / 4 ? pixels % mr : 0), "pixels %d mr %d: tail %d", pixels, mr,
+          g.tail);
     CHECK(std::all_of(seen.begin(), seen.end(), [](uint8_t v) { return v == 1; }),
           "pixels %d batch %d blocks %d mr %d threads %d: not covered exactly once", pixels, batch, blocks, mr,
           threads);
@@ -1006,6 +1008,11 @@ void TestTaskGrid() {
   const long long small_busiest = grid_busiest(small, 49, 12);
   CHECK(small.group_major && small_busiest == 49 * 6, "7x7 grid: group-major %d, busiest thread %lld of %d pixel-blocks",
         small.group_major, small_busiest, 49 * 12);
+  ++grids;
+  // One thread, 24-pixel chunks (3x3 512->512 at 7x7): 24 | 25, the 49th pixel in the last chunk.
+  const TaskGrid one(49, 1, 32, 24, 1008, 24, 1, 64 * 4608, 4608);
+  CHECK(one.chunks == 2 && one.At(1, 49, 32).first_pixel == 24 && one.At(1, 49, 32).pixels == 25,
+        "7x7 on one thread: %d chunks, the last %d pixels", one.chunks, one.At(one.tasks - 1, 49, 32).pixels);
   ++grids;
   // Bands: every pixel in exactly one band of whole tiles (the last may be partial, or hold a
   // tail of < MR / 4 pixels more), T to 8T of them, sizes at most one tile (and the tail) apart;
