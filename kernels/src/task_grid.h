@@ -88,13 +88,13 @@ struct TaskGrid {
 
 // Bands of a KxK conv on several threads (SweepInt8Bands): runs of output pixels (not whole rows:
 // 7 bands of 2 rows on a 14-row image leave one thread 4 and the other 3) that split the image's
-// MR-pixel tiles evenly (whole tiles: a 25-pixel band ran a 1-pixel kernel; but see the tail). T to 8T bands per
-// image (several per thread: first-come hand-out evens out a worker that starts late), the count with
-// the shortest round-robin makespan plus half a band (about what a worker that starts late costs:
-// else 2 bands would win on a 56x56 image, leaving no slack). Finer units (a register tile, 6 or 8
-// pixels on AVX-512) and a cost model with the bands' staging and hand-out were tried: 1-3 %
-// faster on 20x20 to 160x160 images, 3-6 % slower on 7x7 and 14x14 ones (Zen 4, 2 threads).
-// A tail (TailPixels) joins the last band.
+// MR-pixel tiles evenly (whole tiles: a 25-pixel band ran a 1-pixel kernel), a tail (TailPixels)
+// joining the last band. T to 8T bands per image (several per thread: first-come hand-out evens
+// out a worker that starts late), the count with the shortest round-robin makespan plus half a
+// band (about what a worker that starts late costs: else 2 bands would win on a 56x56 image,
+// leaving no slack). Finer units (a register tile, 6 or 8 pixels on AVX-512) and a cost model with
+// the bands' staging and hand-out were tried: 1-3 % faster on 20x20 to 160x160 images, 3-6 %
+// slower on 7x7 and 14x14 ones (Zen 4, 2 threads).
 struct BandPlan {
   int bands = 1, mr = 1, tiles = 1, tail = 0;
 
