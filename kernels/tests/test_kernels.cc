@@ -1210,7 +1210,9 @@ void TestThreadsBitIdentical() {
                            // above the amx variant's own parallel threshold (2^23 MACs): stride-2 3x3
                            // (row tiles), 1x1 over the whole image, strided 1x1 (row tiles in place)
                            {28, 28, 96, 64, 3, 2, 1},   {40, 40, 64, 128, 1, 1, 1}, {40, 42, 136, 160, 1, 2, 1},
-                           {24, 20, 64, 96, 3, 1, 2}};  // two images of amx row bands
+                           {24, 20, 64, 96, 3, 1, 2},   // two images of amx row bands
+                           // a tail (TailPixels) in the last band or chunk: 49 = 2 x 24 + 1, 50 = 2 x 24 + 2
+                           {7, 7, 128, 32, 3, 1, 1},    {7, 7, 64, 512, 3, 1, 2},   {10, 5, 40, 24, 3, 1, 1}};
   int compared = 0;
   for (const auto& sh : shapes) {
     ConvGeometry g;
@@ -1241,11 +1243,18 @@ void TestThreadsBitIdentical() {
         CHECK(Conv2DInt8(*p, in.data(), li, three.data(), lo, &pool).ok(), "3 threads");
         CHECK(one == three, "%s: 3 threads differ from 1 (k=%d cin=%d cout=%d %dx%d)", VariantName(v), sh[4],
               sh[2], sh[3], sh[0], sh[1]);
+        // and both are right: the scalar reference (a pixel dropped on both sides would read alike)
+        std::unique_ptr<PackedConvInt8> ref_p;
+        CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &ref_p).ok(), "scalar");
+        std::vector<int8_t> ref(lo.buffer_elements, 79);
+        CHECK(Conv2DInt8(*ref_p, in.data(), li, ref.data(), lo).ok(), "scalar conv");
+        CHECK(one == ref, "%s: differs from the scalar reference (k=%d cin=%d cout=%d %dx%d)", VariantName(v), sh[4],
+              sh[2], sh[3], sh[0], sh[1]);
         ++compared;
       }
     }
   }
-  std::printf("thread-count comparisons (1 vs 3 threads): %d\n", compared);
+  std::printf("thread-count comparisons (1 vs 3 threads, and the scalar reference): %d\n", compared);
 }
 
 // 1x1 convs read their input slice in place, and with in_channels not a multiple of the dot-product
