@@ -235,9 +235,10 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
     BuildPaddedRows(p, in, stage, sp, fill, A{0}, convert, first + r0, first + r1, first + r0);
     const A* a_ptr[kMaxChunkPixels<MR> + MR];
     int8_t* o_ptr[kMaxChunkPixels<MR> + MR];
+    const int tail = TailPixels(band_pixels, MR);  // the last band's (BandPlan): no chunk of its own
     for (int c0 = 0, cn; c0 < band_pixels; c0 += cn) {
       cn = std::min(chunk, band_pixels - c0);
-      if (band_pixels - c0 - cn < MR / 4) cn = band_pixels - c0;  // the band's tail (BandPlan): no chunk of its own
+      if (band_pixels - c0 - cn == tail) cn = band_pixels - c0;
       const int oy = (band_first + c0) / p.out_w;
       PixelPointers<A>(p, out, b, band_first + c0, cn, stage + static_cast<int64_t>(oy * g.stride_h - r0) * p.padded_w * sp,
                        static_cast<int64_t>(g.stride_w) * sp, static_cast<int64_t>(g.stride_h) * p.padded_w * sp, a_ptr, o_ptr);

@@ -73,7 +73,7 @@ struct TaskGrid {
     const int ci = group_major ? in_image % chunks : in_image / block_groups;
     const int first = SpreadSplitFirst(tiles, chunks, ci) * mr, end = SpreadSplitFirst(tiles, chunks, ci + 1) * mr;
     const int block_end = (gi + 1) * blocks_per_group < blocks ? (gi + 1) * blocks_per_group : blocks;
-    const int pixel_end = ci + 1 == chunks || end > total_pixels ? total_pixels : end;
+    const int pixel_end = ci + 1 == chunks ? total_pixels : end;  // the last chunk: its partial tile, its tail
     return {task / (block_groups * chunks), first, pixel_end - first, gi * blocks_per_group, block_end};
   }
 
