@@ -322,9 +322,10 @@ def variant_loops(loops: dict, variant: str) -> dict:
 def kernel_loop_gmacs(loops: dict, variant: str) -> float | None:
     """The peak of the loop of the instruction a variant's kernels run (measure_peak's "loops"): its
     own loop, the exact one where it has two (avx2's kernels run vpmaddwd on int16-widened inputs, not
-    the saturating vpmaddubsw); None when the variant has no loop of its own."""
+    the saturating vpmaddubsw); the fastest loop when the variant has none of its own (scalar); None
+    when there are no loops."""
     own = variant_loops(loops, variant)
-    own = [g for m, g in own.items() if "exact" in m] or list(own.values())
+    own = [g for m, g in own.items() if "exact" in m] or list(own.values()) or list(loops.values())
     return max(own) if own else None
 
 
@@ -378,8 +379,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
                          xnnpack_median_ms=round(float(np.median(xnn)), 4), reps=int(len(ours)),
                          macs=int(case.macs), ours_gmacs=round(gmacs, 2),
                          max_abs_diff_vs_xnnpack=diff))
-        # as row_peak below: no loop of its own, the fastest
-        own = kernel_loop_gmacs(window, case.variant) or max(window.values(), default=None)
+        own = kernel_loop_gmacs(window, case.variant)
         rows[-1]["window_peak_gmacs"] = round(own * threads, 2) if own else None
         if len(conv_only):
             # XNNPACK's conv alone; its split/concat overhead = xnnpack_ms / this - 1
@@ -395,13 +395,9 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
     peak = peak * threads if peak else peak
     exact_peak = exact_peak * threads if exact_peak else exact_peak
 
-    def row_peak(row_variant):
-        """The peak of the instruction the shape's kernel uses (kernel_loop_gmacs), else the fastest loop."""
-        own = kernel_loop_gmacs(loops, row_variant)
-        return own * threads if own else peak
-
-    for r in rows:
-        r["peak_fraction"] = round(r["ours_gmacs"] / row_peak(r["variant"]), 4) if peak else None
+    for r in rows:  # against the peak of the instruction the shape's kernel uses (kernel_loop_gmacs)
+        r["peak_fraction"] = (round(r["ours_gmacs"] / (kernel_loop_gmacs(loops, r["variant"]) * threads), 4)
+                              if peak else None)
         r["window_peak_fraction"] = (round(r["ours_gmacs"] / r["window_peak_gmacs"], 4)
                                      if r["window_peak_gmacs"] else None)
     speedups = [r["speedup"] for r in rows]

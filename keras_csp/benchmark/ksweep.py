@@ -120,8 +120,7 @@ def run(variant: str = "auto", threads: int = 1, quick: bool = False, reps: int 
         run vpmaddwd, not the saturating vpmaddubsw); none for a sweep over two variants' kernels."""
         if row_variant.startswith("mixed"):
             return None
-        own = kernel_loop_gmacs(loops, row_variant)
-        return (own or peak["gmacs"]) * threads if loops else None
+        return kernel_loop_gmacs(loops, row_variant) * threads if loops else None
 
     for r in rows:
         p = own_peak(r["variant"])
