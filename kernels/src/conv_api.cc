@@ -847,12 +847,22 @@ Status Conv2DInt8Chain(const PackedConvInt8& first, const PackedConvInt8& second
     const auto fill = static_cast<uint8_t>(kind == ChainStaging::kUint8Plus128 ? zp + 128
                                            : kind == ChainStaging::kRawInt8    ? zp
                                                                                : 0);
+    // Only the border pixels are visited (the loop had tested every padded pixel, 3,364 on a 56x56
+    // image, on the calling thread between the two convs' parallel sweeps).
+    const int64_t px_bytes = int64_t{cp} * elem;
+    const int interior_end = p2.pad_left + s1.out_w;
+    auto fill_pixels = [&](uint8_t* d, int c0, int c1) {
+      for (int c = c0; c < c1; ++c) std::memset(d + c * px_bytes, fill, cmid * elem);
+    };
     for (int b = 0; b < batch; ++b)
       for (int r = 0; r < p2.padded_h; ++r) {
         uint8_t* d = buf + (b * image + r * row) * elem;
-        const bool border_row = r < p2.pad_top || r >= p2.pad_top + s1.out_h;
-        for (int c = 0; c < p2.padded_w; ++c, d += cp * elem)
-          if (border_row || c < p2.pad_left || c >= p2.pad_left + s1.out_w) std::memset(d, fill, cmid * elem);
+        if (r < p2.pad_top || r >= p2.pad_top + s1.out_h) {
+          fill_pixels(d, 0, p2.padded_w);
+        } else {
+          fill_pixels(d, 0, p2.pad_left);
+          fill_pixels(d, interior_end, p2.padded_w);
+        }
       }
     // The first conv writes the interior (strides in bytes for int16 staging).
     const int64_t interior = p2.pad_top * row + static_cast<int64_t>(p2.pad_left) * cp;
