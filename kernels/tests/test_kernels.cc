@@ -1212,7 +1212,10 @@ void TestThreadsBitIdentical() {
                            {28, 28, 96, 64, 3, 2, 1},   {40, 40, 64, 128, 1, 1, 1}, {40, 42, 136, 160, 1, 2, 1},
                            {24, 20, 64, 96, 3, 1, 2},   // two images of amx row bands
                            // a tail (TailPixels) in the last band or chunk: 49 = 2 x 24 + 1, 50 = 2 x 24 + 2
-                           {7, 7, 128, 32, 3, 1, 1},    {7, 7, 64, 512, 3, 1, 2},   {10, 5, 40, 24, 3, 1, 1}};
+                           {7, 7, 128, 32, 3, 1, 1},    {7, 7, 64, 512, 3, 1, 2},   {10, 5, 40, 24, 3, 1, 1},
+                           // images of up to 256 pixels run prefetching first register tiles (AVX-512
+                           // VNNI, AMX); the sign-flipped 1x1 into few channels too
+                           {8, 8, 96, 24, 1, 1, 2}};
   int compared = 0;
   for (const auto& sh : shapes) {
     ConvGeometry g;
