@@ -116,7 +116,7 @@ __attribute__((noinline)) void TileProduct(const int8_t* const* a, const int64_t
     const int8_t* a1 = a[MB - 1] + tap_off[t];
     for (int kc = 0; kc < chunks[t]; ++kc, a0 += kTileK, a1 += kTileK) {
       // kPrefetch: the B tiles' lines two steps ahead (a sweep's first register tile on a small
-      // image, where the weights come from L3 or DRAM; see prefetch_first in Conv).
+      // image, where the weights come from L3 or DRAM: PrefetchFirstTiles).
       if constexpr (kPrefetch)
         for (int l = 0; l < kBTileBytes; l += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(w0 + 2 * kBTileBytes + l), _MM_HINT_T0);
@@ -463,11 +463,7 @@ Status Conv(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int
   int steps = 0;
   for (int t = 0; t < taps; ++t) steps += chunks[t];
   const bool interleave = steps >= kMinInterleaveSteps;
-  // Images of up to 16x16 pixels: each sweep's first register tile prefetches its B tiles (as the
-  // AVX-512 VNNI tiles do). Xeon, CSPDenseNet-121 at 1 thread, process A/B, 20 rounds: 7x7 dense
-  // block 1.17x, its transition 1.17x, the 14x14 block 1.12x, against 1.00-1.02x for the ops it
-  // cannot touch. On every image size it cost the 56x56 and 28x28 ops 2-4 %.
-  const bool prefetch_first = int64_t{p.out_h} * p.out_w <= 256;
+  const bool prefetch_first = PrefetchFirstTiles(p);  // TileProduct's kPrefetch on a sweep's first register tile
   std::atomic<bool> out_of_memory{false};
   // Virtual pixels [v_first, v_end) of image `batch` x output blocks [b0, b1), their A rows read
   // from img, which holds the virtual pixel space from row oy_origin on.

@@ -450,13 +450,7 @@ Status Sweep(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
   const PackedBlocks blocks(w);
   const int kp4 = w.k_padded_ / 4;
   const int packed_blocks = (w.geometry_.out_channels + kNR - 1) / kNR;
-  // Images of up to 16x16 pixels: a sweep tile's first register tile prefetches its weights
-  // (Products' kPrefetch). There each weight byte meets few pixels, and in a model every conv's
-  // weights come from L3 or DRAM (CSPDenseNet-121's weights are 7.7 MB). Xeon, process A/B, 20
-  // rounds, against 1.02-1.03x for the ops it cannot touch: 7x7 dense block 1.09x / 1.11x (1 / 2
-  // threads), its transition 1.09x / 1.15x, the 14x14 block 1.05x / 1.06x; the same convs timed
-  // alone (weights in cache) 0.995-1.02x. Every tile prefetching cost a hot 1x1 1024->1024 at 7x7 3 %.
-  const bool prefetch_first = int64_t{p.out_h} * p.out_w <= 256;
+  const bool prefetch_first = PrefetchFirstTiles(p);  // Products' kPrefetch on a tile's first register tile
   // A sweep tile of m <= 24 pixels x up to 4 blocks runs register tiles of RegisterMR(NB) pixels,
   // then 4-, 2- and 1-pixel kernels for the rest (7x7 images: 49 = 2 x 24 + 1).
   // Packed blocks b0 .. b0 + max_blocks - 1 (those that exist) of pixels a[0 .. m).
