@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=30, help="--model: timed runs per process")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--variant", default="avx512vnni")
+    ap.add_argument("--variant", default="auto", help="kernel variant (auto: the best this CPU has)")
     ap.add_argument("--amx", action="store_true", help="leave AMX allowed (default: denied, as bench --deny-amx)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
