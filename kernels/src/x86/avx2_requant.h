@@ -79,8 +79,8 @@ inline __m256i Row(const int32_t* prm, int row, int half) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + row * kRequantNR + half * 8));
 }
 
-inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
-  __m256i x = _mm256_add_epi32(acc, Row(prm, kBias, half));
+// x = accumulator + bias (kernels whose accumulators start at the bias call this directly).
+inline __m256i RequantSum(__m256i x, const int32_t* prm, int half, const RequantConsts& c) {
   if (c.fp32) {
     // As XNNPACK: cvt, multiply, clamp, round to nearest even (default MXCSR), add zero point.
     __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_castsi256_ps(Row(prm, kScale, half)));
@@ -108,6 +108,10 @@ inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantC
   return _mm256_min_epi32(r, c.mx);
 }
 
+inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
+  return RequantSum(_mm256_add_epi32(acc, Row(prm, kBias, half)), prm, half, c);
+}
+
 // XNNPACK's fp32 epilogue for 16 channels: scale, clamp from above in float (so the conversion
 // cannot overflow; below, INT_MIN saturates the same way), round to nearest even, then the zero
 // point in saturating int16 and the lower bound in int8: the same bytes as Requant's float clamp
@@ -123,6 +127,32 @@ inline __m128i RequantFp32Row(__m256i acc0, __m256i acc1, const int32_t* prm, co
   p16 = _mm256_permute4x64_epi64(p16, 0xD8);
   const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
   return _mm_max_epi8(p8, c.mn8);
+}
+
+// XNNPACK's fp32 epilogue (as RequantFp32Row) for two pixels' 16 channels whose sums already hold
+// the bias: the two pixels share the int16 -> int8 pack, one vpermd and the lower clamp. o1 may be
+// null (an odd last pixel).
+inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi1, const int32_t* prm,
+                                   const RequantConsts& c, int8_t* o0, int8_t* o1, int n) {
+  const __m256 s0 = _mm256_castsi256_ps(Row(prm, kScale, 0)), s1 = _mm256_castsi256_ps(Row(prm, kScale, 1));
+  auto convert = [&](__m256i x, __m256 s) {
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x), s), c.fmax));
+  };
+  // packs_epi32: per 128-bit lane 4 lo then 4 hi channels; packs_epi16 interleaves the pixels by
+  // 64-bit halves: dwords [p0 0-3, p0 8-11, p1 0-3, p1 8-11 | p0 4-7, p0 12-15, p1 4-7, p1 12-15].
+  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(convert(lo0, s0), convert(hi0, s1)), c.zp16);
+  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(convert(lo1, s0), convert(hi1, s1)), c.zp16);
+  __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p0, p1), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  q = _mm256_max_epi8(q, _mm256_broadcastsi128_si256(c.mn8));
+  StoreBytes16(_mm256_castsi256_si128(q), o0, n);
+  if (o1 != nullptr) StoreBytes16(_mm256_extracti128_si256(q, 1), o1, n);
+}
+
+// Fixed-point requantization of 16 channels whose sums already hold the bias, stored (n <= 16).
+inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  __m256i p16 = _mm256_packs_epi32(RequantSum(x0, prm, 0, c), RequantSum(x1, prm, 1, c));
+  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
+  StoreBytes16(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), o, n);
 }
 
 // 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
@@ -151,10 +181,11 @@ inline void StoreQuarters32(const __m256i* acc, const int32_t* prm, const Requan
 
 // The same 16 channels as int16 x - zero point, the next conv's AVX2 staging (Conv2DInt8Chain):
 // n <= 16 values, 2n bytes at o.
-inline void StoreRowInt16(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c, int8_t* o,
-                          int n) {
-  const __m256i r0 = _mm256_sub_epi32(Requant(acc0, prm, 0, c), c.zp);
-  const __m256i r1 = _mm256_sub_epi32(Requant(acc1, prm, 1, c), c.zp);
+// Sums: x0 / x1 already hold the bias.
+inline void StoreRowInt16Sums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o,
+                              int n) {
+  const __m256i r0 = _mm256_sub_epi32(RequantSum(x0, prm, 0, c), c.zp);
+  const __m256i r1 = _mm256_sub_epi32(RequantSum(x1, prm, 1, c), c.zp);
   const __m256i p16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
   if (n == 16) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), p16);

@@ -1,14 +1,17 @@
 // int8 conv, x86-64 AVX2. Activations are staged once per call as int16 (x - input_zero_point)
 // in a spatially padded buffer (so padded taps contribute exactly 0, as in TFLite), weights are
-// prepacked as int16 pairs; the 5x16 micro-kernel (10 accumulators: 6x16 spills with GCC) uses vpmaddwd (exact, no int16 saturation).
-// Requantization is a vectorized, bit-exact transcription of TFLite's
-// MultiplyByQuantizedMultiplier.
+// prepacked as int16 pairs; the 5x16 micro-kernel (10 accumulators starting at the bias) uses
+// vpmaddwd (exact, no int16 saturation). 6x16 fits the 16 registers once the kernel is inlined, but
+// measured no faster on Zen 3 and slower on 7x7 images (49 pixels in tiles of 6).
+// Requantization: a vectorized, bit-exact transcription of TFLite's MultiplyByQuantizedMultiplier,
+// or XNNPACK's fp32 one two pixels at a time; chosen at compile time (Epilogue).
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "../sweep.h"
 #include "avx2_requant.h"
@@ -42,21 +45,30 @@ inline __m256i Bcast(const int16_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// MR output pixels x 16 output channels.
-// i16_out: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
-template <int MR>
-void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps, int kp2,
-                const int16_t* w, const int32_t* prm, const RequantConsts& c, int8_t* const* o,
-                int n, bool i16_out) {
+// How a tile's sums leave the kernel: XNNPACK's fp32 requantization two pixels at a time, the
+// fixed-point one (TFLite's roundings), or int16 x - zero point for the next conv's staging.
+enum class Epilogue { kFp32, kFixed, kInt16 };
+
+// MR output pixels x 16 output channels; the accumulators start at the bias. always_inline: as a
+// call, the tile's pointers went through the stack and its accumulators were spilled for the
+// epilogue's run-time row loop.
+// kInt16: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
+template <int MR, Epilogue E>
+__attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off,
+                                                      int taps, int kp2, const int16_t* w, const int32_t* prm,
+                                                      const RequantConsts& c, int8_t* const* o, int n) {
   __m256i acc[MR][2];
+  const __m256i bias0 = Row(prm, kBias, 0), bias1 = Row(prm, kBias, 1);
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+  for (int i = 0; i < MR; ++i) acc[i][0] = bias0, acc[i][1] = bias1;
   for (int t = 0; t < taps; ++t) {
     const int64_t off = tap_off[t];
     const int16_t* ap[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ap[i] = a[i] + off;
     // int64 indices: with an int k GCC sign-extended and rebuilt the pixel index every step.
+    // Two steps per iteration: the loop is 30 macro-ops per 10 vpmaddwd, at Zen 3's 6 per cycle.
+#pragma GCC unroll 2
     for (int64_t k = 0, kw = 0; k < 2 * int64_t{kp2}; k += 2, kw += 32) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 16));
@@ -69,13 +81,24 @@ void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
     }
     w += 32 * int64_t{kp2};
   }
-  if (i16_out) {
-    for (int i = 0; i < m; ++i) StoreRowInt16(acc[i][0], acc[i][1], prm, c, o[i], n);
-    return;
-  }
+  if constexpr (E == Epilogue::kFp32) {
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    if (i < m) StoreRow(acc[i][0], acc[i][1], prm, c, o[i], n);
+    for (int i = 0; i < MR; i += 2) {
+      if (i >= m) break;
+      const int j = i + 1 < MR ? i + 1 : i;  // MR odd: the last pixel pairs with itself
+      StorePixelPairFp32Sums(acc[i][0], acc[i][1], acc[j][0], acc[j][1], prm, c, o[i], i + 1 < m ? o[i + 1] : nullptr,
+                             n);
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      if (i >= m) break;
+      if constexpr (E == Epilogue::kInt16)
+        StoreRowInt16Sums(acc[i][0], acc[i][1], prm, c, o[i], n);
+      else
+        StoreRowSums(acc[i][0], acc[i][1], prm, c, o[i], n);
+    }
+  }
 }
 
 }  // namespace
@@ -114,17 +137,22 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp2 = w.k_padded_ / 2;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
-  const bool i16_out = p.out_i16;
+  const Epilogue epilogue = p.out_i16 ? Epilogue::kInt16 : c.fp32 ? Epilogue::kFp32 : Epilogue::kFixed;
   // int16 (x - zp): padded taps contribute exactly 0, as in TFLite.
-  return SweepInt8<kMR, kNR>(
-      w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); },
-      kChunkBytes,
-      [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi,
-          int8_t* const* o, int n) {
-        const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-        const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-        KernelMx16<kMR>(m, a, tap_off, taps, kp2, wp, prm, c, o, n, i16_out);
-      });
+  auto sweep = [&](auto e) {
+    return SweepInt8<kMR, kNR>(
+        w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); }, kChunkBytes,
+        [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
+          const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
+          const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
+          KernelMx16<kMR, decltype(e)::value>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+        });
+  };
+  switch (epilogue) {
+    case Epilogue::kFp32: return sweep(std::integral_constant<Epilogue, Epilogue::kFp32>{});
+    case Epilogue::kFixed: return sweep(std::integral_constant<Epilogue, Epilogue::kFixed>{});
+    default: return sweep(std::integral_constant<Epilogue, Epilogue::kInt16>{});
+  }
 }
 
 }  // namespace internal
