@@ -55,8 +55,8 @@ struct RequantConsts {
   __m256i away;  // all ones: ties away from zero (reference); zero: ties up (optimized TFLite)
   bool fp32;     // XNNPACK's fp32 requantization instead of the fixed-point one
   __m256 fmin, fmax;  // fp32: output range relative to the zero point
-  __m256i zp16;       // fp32: output zero point, int16 lanes (RequantFp32Row)
-  __m128i mn8;        // fp32: lower output bound, int8 lanes (RequantFp32Row)
+  __m256i zp16;       // fp32: output zero point, int16 lanes (Fp32Int16Sums)
+  __m128i mn8;        // fp32: lower output bound, int8 lanes (Fp32Int16Sums)
 };
 
 inline RequantConsts MakeRequantConsts(const Int8QuantParams& q, const std::vector<int32_t>& left_shift) {
@@ -108,48 +108,40 @@ inline __m256i RequantSum(__m256i x, const int32_t* prm, int half, const Requant
   return _mm256_min_epi32(r, c.mx);
 }
 
-inline __m256i Requant(__m256i acc, const int32_t* prm, int half, const RequantConsts& c) {
-  return RequantSum(_mm256_add_epi32(acc, Row(prm, kBias, half)), prm, half, c);
+// XNNPACK's fp32 epilogue for 16 channels whose sums x0 / x1 hold the bias, up to int16: scale,
+// clamp from above in float (so the conversion cannot overflow; below, INT_MIN saturates the same
+// way), round to nearest even, saturating pack with the zero point added in int16. The lower bound
+// follows in int8: the same bytes as RequantSum's float clamp on both sides plus the int32 zero
+// point, four instructions fewer per 16 outputs. Lanes: per 128-bit lane 4 channels of x0, then 4 of x1.
+inline __m256i Fp32Int16Sums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c) {
+  auto convert = [&](__m256i x, int half) {
+    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(x), _mm256_castsi256_ps(Row(prm, kScale, half)));
+    return _mm256_cvtps_epi32(_mm256_min_ps(f, c.fmax));
+  };
+  return _mm256_adds_epi16(_mm256_packs_epi32(convert(x0, 0), convert(x1, 1)), c.zp16);
 }
 
-// XNNPACK's fp32 epilogue for 16 channels: scale, clamp from above in float (so the conversion
-// cannot overflow; below, INT_MIN saturates the same way), round to nearest even, then the zero
-// point in saturating int16 and the lower bound in int8: the same bytes as Requant's float clamp
-// on both sides plus the int32 zero point, four instructions fewer per 16 outputs.
-inline __m128i RequantFp32Row(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c) {
-  const __m256 f0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc0, Row(prm, kBias, 0))),
-                                  _mm256_castsi256_ps(Row(prm, kScale, 0)));
-  const __m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc1, Row(prm, kBias, 1))),
-                                  _mm256_castsi256_ps(Row(prm, kScale, 1)));
-  const __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(f0, c.fmax));
-  const __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(f1, c.fmax));
-  __m256i p16 = _mm256_adds_epi16(_mm256_packs_epi32(r0, r1), c.zp16);
-  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
-  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-  return _mm_max_epi8(p8, c.mn8);
-}
-
-// XNNPACK's fp32 epilogue (as RequantFp32Row) for two pixels' 16 channels whose sums already hold
-// the bias: the two pixels share the int16 -> int8 pack, one vpermd and the lower clamp. o1 may be
-// null (an odd last pixel).
+// The fp32 epilogue for two pixels' 16 channels whose sums already hold the bias: the two pixels
+// share the int16 -> int8 pack, one vpermd and the lower clamp. o1 may be null (an odd last pixel).
 inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi1, const int32_t* prm,
                                    const RequantConsts& c, int8_t* o0, int8_t* o1, int n) {
-  const __m256 s0 = _mm256_castsi256_ps(Row(prm, kScale, 0)), s1 = _mm256_castsi256_ps(Row(prm, kScale, 1));
-  auto convert = [&](__m256i x, __m256 s) {
-    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x), s), c.fmax));
-  };
-  // packs_epi32: per 128-bit lane 4 lo then 4 hi channels; packs_epi16 interleaves the pixels by
-  // 64-bit halves: dwords [p0 0-3, p0 8-11, p1 0-3, p1 8-11 | p0 4-7, p0 12-15, p1 4-7, p1 12-15].
-  const __m256i p0 = _mm256_adds_epi16(_mm256_packs_epi32(convert(lo0, s0), convert(hi0, s1)), c.zp16);
-  const __m256i p1 = _mm256_adds_epi16(_mm256_packs_epi32(convert(lo1, s0), convert(hi1, s1)), c.zp16);
-  __m256i q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p0, p1), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  // packs_epi16 interleaves the pixels by 64-bit halves: dwords [p0 0-3, p0 8-11, p1 0-3, p1 8-11 |
+  // p0 4-7, p0 12-15, p1 4-7, p1 12-15].
+  const __m256i p8 = _mm256_packs_epi16(Fp32Int16Sums(lo0, hi0, prm, c), Fp32Int16Sums(lo1, hi1, prm, c));
+  __m256i q = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   q = _mm256_max_epi8(q, _mm256_broadcastsi128_si256(c.mn8));
   StoreBytes16(_mm256_castsi256_si128(q), o0, n);
   if (o1 != nullptr) StoreBytes16(_mm256_extracti128_si256(q, 1), o1, n);
 }
 
-// Fixed-point requantization of 16 channels whose sums already hold the bias, stored (n <= 16).
+// 16 channels whose sums already hold the bias, requantized and stored (n <= 16 of them): fp32 one
+// pixel at a time, or fixed point.
 inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+  if (c.fp32) {
+    const __m256i p16 = _mm256_permute4x64_epi64(Fp32Int16Sums(x0, x1, prm, c), 0xD8);
+    const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+    return StoreBytes16(_mm_max_epi8(p8, c.mn8), o, n);
+  }
   __m256i p16 = _mm256_packs_epi32(RequantSum(x0, prm, 0, c), RequantSum(x1, prm, 1, c));
   p16 = _mm256_permute4x64_epi64(p16, 0xD8);
   StoreBytes16(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), o, n);
@@ -158,13 +150,7 @@ inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const Requa
 // 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
 inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c,
                      int8_t* o, int n) {
-  if (c.fp32) return StoreBytes16(RequantFp32Row(acc0, acc1, prm, c), o, n);
-  const __m256i r0 = Requant(acc0, prm, 0, c);
-  const __m256i r1 = Requant(acc1, prm, 1, c);
-  __m256i p16 = _mm256_packs_epi32(r0, r1);
-  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
-  const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
-  StoreBytes16(p8, o, n);
+  StoreRowSums(_mm256_add_epi32(acc0, Row(prm, kBias, 0)), _mm256_add_epi32(acc1, Row(prm, kBias, 1)), prm, c, o, n);
 }
 
 // 32 channels held as four quarters of 8 (the AVX-VNNI depthwise and grouped kernels: quarter q's
