@@ -4,10 +4,13 @@ Every kernel variant lives in its own file; x86/ARM variants guard themselves wi
 `#if` on the target architecture and enable their ISA per file with `#pragma GCC target`,
 so one set of compiler flags builds all of them and run-time dispatch picks one.
 """
+import os
+import sys
 from glob import glob
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_clib import build_clib
 
 # Compile each library's / module's files on every core (KERAS_CSP_BUILD_JOBS=N to limit).
 ParallelCompile("KERAS_CSP_BUILD_JOBS", default=0).install()
@@ -68,6 +71,18 @@ ext_modules = [
 DELEGATE_LIBRARY = "keras_csp.libkeras_csp_delegate"
 
 
+class BuildClib(build_clib):
+    """`pip install -e` builds in a temporary directory: there the kernel library's objects go to the
+    checkout's build/ instead, where a later `pip install .` of the same checkout finds them up to
+    date (tests/test_package_install.py after scripts/install.sh: 90 of the 156 s build on 2 cores)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if getattr(self.distribution.get_command_obj("build_ext"), "editable_mode", False):
+            self.build_temp = self.build_clib = os.path.join(
+                "build", f"temp.{self.get_finalized_command('build').plat_name}-{sys.implementation.cache_tag}")
+
+
 class BuildExt(build_ext):
     """pybind11's build_ext, but the delegate library keeps a plain name (no ABI tag), and the
     kernel library is built first (`build` runs build_clib, `build_ext --inplace` alone would not)."""
@@ -98,7 +113,7 @@ setup(
     packages=find_packages(include=["keras_csp", "keras_csp.*"]),
     libraries=[KERNEL_LIBRARY],
     ext_modules=ext_modules,
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_clib": BuildClib, "build_ext": BuildExt},
     install_requires=[
         "numpy",
         "tensorflow>=2.16,<2.22",
