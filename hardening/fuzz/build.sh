@@ -25,10 +25,15 @@ for s in $SRCS; do OBJS+=("$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"); done
 # the sweeps and epilogues: checking only the .cc left stale fuzzers behind).
 NEWEST_H=$(ls -t "$ROOT"/kernels/src/*.h "$ROOT"/kernels/src/*/*.h "$ROOT"/kernels/include/keras_csp/*.h \
                "$ROOT"/kernels/runtime/*.h | head -1)
+# The two AVX-512 VNNI conv files instantiate the kernel for every tile shape and epilogue: with
+# ASan at -O1 each took 3-4.5 min (on a 2-core Zen 3: ~5 of the pytest smoke's 6 min), at -O0 25 s.
+# Long fuzzing runs on an AVX-512 CPU can build them at -O1 too: HEAVY_OPT=-O1.
+HEAVY_OPT="${HEAVY_OPT:--O0}"
 for s in $SRCS; do
   o="$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"
+  case "$s" in */conv_int8_avx512vnni.cc | */conv_int8_avx512vnni_table.cc) opt="$HEAVY_OPT" ;; *) opt="" ;; esac
   if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ "$0" -nt "$o" ] || [ "$NEWEST_H" -nt "$o" ]; then
-    echo "$CXX $FLAGS -fsanitize=fuzzer-no-link -c $s -o $o"
+    echo "$CXX $FLAGS $opt -fsanitize=fuzzer-no-link -c $s -o $o"
   fi
 done | xargs -P "${JOBS:-2}" -I{} sh -c '{} 2>&1 | grep -v -E "unknown pragma|Wunknown-warning|^ *#pragma|^ *\^|warnings? generated" || true'
 KOBJS=(); ROBJS=()
