@@ -26,7 +26,7 @@ for s in $SRCS; do OBJS+=("$OUT/obj/$(echo "${s#$ROOT/}" | tr / _).o"); done
 NEWEST_H=$(ls -t "$ROOT"/kernels/src/*.h "$ROOT"/kernels/src/*/*.h "$ROOT"/kernels/include/keras_csp/*.h \
                "$ROOT"/kernels/runtime/*.h | head -1)
 # The two AVX-512 VNNI conv files instantiate the kernel for every tile shape and epilogue: with
-# ASan at -O1 each took 3-4.5 min (on a 2-core Zen 3: ~5 of the pytest smoke's 6 min), at -O0 25 s.
+# ASan at -O1 each took 3-4.5 min (2-core Zen 3: 4.5 of the pytest smoke's 6-min build), at -O0 25 s.
 # Long fuzzing runs on an AVX-512 CPU can build them at -O1 too: HEAVY_OPT=-O1.
 HEAVY_OPT="${HEAVY_OPT:--O0}"
 for s in $SRCS; do
