@@ -126,6 +126,6 @@ setup(
         "tqdm",
         "scikit-learn",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "hypothesis"]},
     entry_points={"console_scripts": ["keras-csp=keras_csp.cli:main"]},
 )
