@@ -246,6 +246,14 @@ inline std::vector<int32_t> GroupedFoldedBiases(const PackedGroupedConvInt8& w, 
   return bias;
 }
 
+// Packing shared by the float32 variants (AVX2 + FMA, NEON): per block of nr output channels, nr
+// biases, then the weights [tap][k][nr] (channels past out_channels stay zero).
+inline size_t PackedF32BlockFloats(const PackedConvF32& w, int nr) {
+  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
+  return nr + static_cast<size_t>(taps) * w.geometry_.in_channels * nr;
+}
+Status PackF32Blocks(PackedConvF32* w, int nr);
+
 // Packing shared by the blocked int8 variants (AVX-512 VNNI, NEON dotprod / i8mm / mlal): per
 // block of kPackNR output channels, 4 rows x kPackNR int32 parameters (bias folded with
 // fold_zero_point, multiplier -- or the fp32 scale's bits with Rounding::kFp32 --, left shift,

@@ -21,11 +21,6 @@ namespace {
 constexpr int kMR = 5;  // 10 accumulators: 6x16 makes GCC spill
 constexpr int kNR = 16;
 
-inline size_t BlockFloats(const PackedConvF32& w) {
-  const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w;
-  return kNR + static_cast<size_t>(taps) * w.geometry_.in_channels * kNR;
-}
-
 inline void StoreRow(__m256i /*unused*/, __m256 a0, __m256 a1, const float* bias, __m256 mn,
                      __m256 mx, float* o, int n) {
   // Operand order matters for NaN: max_ps/min_ps return the SECOND operand when either is NaN,
@@ -75,31 +70,11 @@ void KernelMx16(int m, const float* const* a, const int64_t* tap_off, int taps, 
 
 }  // namespace
 
-Status PackF32Avx2(PackedConvF32* w) {
-  const ConvGeometry& g = w->geometry_;
-  const int taps = g.kernel_h * g.kernel_w;
-  const int blocks = (g.out_channels + kNR - 1) / kNR;
-  const size_t bf = BlockFloats(*w);
-  auto* base = static_cast<float*>(AllocPacked(w, bf * blocks * sizeof(float)));
-  for (int bi = 0; bi < blocks; ++bi) {
-    float* blk = base + bi * bf;
-    for (int j = 0; j < kNR; ++j) {
-      const int oc = bi * kNR + j;
-      if (oc >= g.out_channels) continue;
-      blk[j] = w->bias_[oc];
-      for (int t = 0; t < taps; ++t)
-        for (int k = 0; k < g.in_channels; ++k)
-          blk[kNR + (static_cast<size_t>(t) * g.in_channels + k) * kNR + j] =
-              w->weights_[(static_cast<size_t>(oc) * taps + t) * g.in_channels + k];
-    }
-  }
-  w->nr_ = kNR;
-  return Status::Ok();
-}
+Status PackF32Avx2(PackedConvF32* w) { return PackF32Blocks(w, kNR); }
 
 Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out) {
   const __m256 mn = _mm256_set1_ps(w.act_min_), mx = _mm256_set1_ps(w.act_max_);
-  const size_t bf = BlockFloats(w);
+  const size_t bf = PackedF32BlockFloats(w, kNR);
   const float* base = w.packed();
   const int cin = w.geometry_.in_channels;
   return SweepF32<kMR, kNR>(w, p, in, out,
