@@ -181,6 +181,16 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
 // Most output pixels an int8 sweep task handles at once: bounds its pointer tables (on the stack,
 // plus MR for the padding below). A namespace-scope constant: GCC 12 crashed on a function-local
 // one used as an array bound inside a lambda.
+// kernel(m, a, tap_off, taps, bi, o, n), or, where the kernel takes it, with a trailing `first`: the
+// tile is its block's first in this sweep (a kernel may prefetch the block's weights there).
+template <typename Kernel, typename... Args>
+inline void CallTileKernel(Kernel& kernel, bool first, Args&&... args) {
+  if constexpr (std::is_invocable_v<Kernel&, Args..., bool>)
+    kernel(std::forward<Args>(args)..., first);
+  else
+    kernel(std::forward<Args>(args)...);
+}
+
 template <int MR>
 constexpr int kMaxChunkPixels = (1024 / MR) * MR;
 
@@ -245,7 +255,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
       RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
       const TaskGrid::Task t{b, c0, cn, 0, blocks};
       SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
-        kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
+        CallTileKernel(kernel, i0 == 0, m, a_ptr + i0, tap_off, taps, bi, o, n);
       });
       if (p.HasTaskOps()) ApplyTaskOutputOps(p, out, b, band_first + c0, cn, 0, g.out_channels);
     }
@@ -261,7 +271,7 @@ Status SweepInt8Bands(const PackedConvInt8& w, const ConvProblem& p, const int8_
 // (every input pixel is read by several taps; on several threads see SweepInt8Bands). Pixel
 // chunks of ~chunk_bytes of staged input are swept by every NR-channel weight block, the chunk's
 // staging staying in cache.
-// kernel(m, a, tap_off, taps, block_index, o, n) as for SweepF32.
+// kernel(m, a, tap_off, taps, block_index, o, n) as for SweepF32, or (m, ..., n, first): CallTileKernel.
 template <int MR, int NR, typename A, typename Convert, typename Kernel>
 Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                  A fill, Convert convert, int64_t chunk_bytes, Kernel kernel) {
@@ -333,7 +343,7 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
     }
     RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
-      kernel(m, a_ptr + i0, tap_off, taps, bi, o, n);
+      CallTileKernel(kernel, i0 == 0, m, a_ptr + i0, tap_off, taps, bi, o, n);
     });
     ApplyTaskOps<NR>(p, out, t, g.out_channels);
   });

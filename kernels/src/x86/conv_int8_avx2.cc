@@ -53,7 +53,9 @@ enum class Epilogue { kFp32, kFixed, kInt16 };
 // call, the tile's pointers went through the stack and its accumulators were spilled for the
 // epilogue's run-time row loop.
 // kInt16: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
-template <int MR, Epilogue E>
+// kPrefetch: a block's first tile on a small image (PrefetchFirstTiles), where the weights come from
+// L3 or DRAM and the block's later tiles find them in L1 / L2.
+template <int MR, Epilogue E, bool kPrefetch>
 __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off,
                                                       int taps, int kp2, const int16_t* w, const int32_t* prm,
                                                       const RequantConsts& c, int8_t* const* o, int n) {
@@ -73,6 +75,8 @@ __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* cons
     for (int64_t k = 0, kw = 0; k < 2 * int64_t{kp2}; k += 2, kw += 32) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 16));
+      // kPrefetch: the step's weight line (64 bytes) asks for the one 1 KB ahead.
+      if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 512), _MM_HINT_T0);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256i b = Bcast(ap[i] + k);
@@ -139,14 +143,19 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const int kp2 = w.k_padded_ / 2;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
   const Epilogue epilogue = p.out_i16 ? Epilogue::kInt16 : c.fp32 ? Epilogue::kFp32 : Epilogue::kFixed;
+  const bool small_image = PrefetchFirstTiles(p);
   // int16 (x - zp): padded taps contribute exactly 0, as in TFLite.
   auto sweep = [&](auto e) {
     return SweepInt8<kMR, kNR>(
         w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); }, kChunkBytes,
-        [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
+        [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
+            bool first) {
           const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
           const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
-          KernelMx16<kMR, decltype(e)::value>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+          if (first && small_image)
+            KernelMx16<kMR, decltype(e)::value, true>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
+          else
+            KernelMx16<kMR, decltype(e)::value, false>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
         });
   };
   switch (epilogue) {
