@@ -63,7 +63,7 @@ void ApplyTaskOutputOps(const ConvProblem& p, int8_t* out, int b, int first, int
 // Bytes of one output channel (2 for Conv2DInt8Chain's int16 staging).
 inline int OutputChannelBytes(const ConvProblem& p) { return p.out_i16 ? 2 : 1; }
 
-// Whether a sweep's first register tiles prefetch their weights (AVX-512 VNNI, AMX): on images of up
+// Whether a sweep's first register tiles prefetch their weights (AVX-512 VNNI, AMX, AVX2): on images of up
 // to 16x16 pixels, where each weight byte meets few pixels and in a model the weights come from L3
 // or DRAM (CSPDenseNet-121's are 7.7 MB). Xeon, process A/B of the fused model, 20 rounds, against
 // 1.00-1.03x for the ops it cannot touch: AVX-512 VNNI 7x7 dense block 1.09x / 1.11x at 1 / 2
@@ -71,6 +71,8 @@ inline int OutputChannelBytes(const ConvProblem& p) { return p.out_i16 ? 2 : 1; 
 // weights in cache, 0.995-1.02x); AMX at 1 thread 7x7 block 1.17x, its transition 1.17x, 14x14 block
 // 1.12x. Larger images reuse the weights over many tiles: there AMX's prefetch cost the 56x56 and
 // 28x28 ops 2-4 %, and every AVX-512 VNNI tile prefetching cost a hot 1x1 1024->1024 at 7x7 3 %.
+// AVX2 (Zen 3, C++ driver, 24 MB written between calls, 16 process rounds): 7x7 and 14x14 convs
+// 1.01-1.06x (paired medians), the same convs hot 0.96-1.03x (12 rounds, this host's noise).
 inline bool PrefetchFirstTiles(const ConvProblem& p) { return int64_t{p.out_h} * p.out_w <= 256; }
 
 // 64-byte aligned per-thread scratch memory, grown on demand. Returns nullptr on failure.
