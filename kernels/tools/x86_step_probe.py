@@ -32,6 +32,10 @@ import subprocess
 import sys
 import tempfile
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from keras_csp.benchmark.models import cpu_name  # noqa: E402  (the CPU name the benchmarks' JSON records)
+
 
 def _regs(n_acc, *groups):
     """Accumulators ymm0..n_acc-1, then each group's registers; all distinct, at most 16."""
@@ -168,17 +172,6 @@ def assemble(names):
         text += ["\tdec %rdi", "\tjnz 1b", "\tvzeroupper", "\tret"]
     text.append('\t.section .note.GNU-stack,"",@progbits')
     return "\n".join(text) + "\n", counts
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def has_avx2():
