@@ -11,6 +11,7 @@
 #include <cstring>
 #include <cstddef>
 #include <type_traits>
+#include <utility>
 
 #include "conv_internal.h"
 #include "task_grid.h"
@@ -178,9 +179,6 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
   return Status::Ok();
 }
 
-// Most output pixels an int8 sweep task handles at once: bounds its pointer tables (on the stack,
-// plus MR for the padding below). A namespace-scope constant: GCC 12 crashed on a function-local
-// one used as an array bound inside a lambda.
 // kernel(m, a, tap_off, taps, bi, o, n), or, where the kernel takes it, with a trailing `first`: the
 // tile is its block's first in this sweep (a kernel may prefetch the block's weights there).
 template <typename Kernel, typename... Args>
@@ -191,6 +189,9 @@ inline void CallTileKernel(Kernel& kernel, bool first, Args&&... args) {
     kernel(std::forward<Args>(args)...);
 }
 
+// Most output pixels an int8 sweep task handles at once: bounds its pointer tables (on the stack,
+// plus MR for the padding below). A namespace-scope constant: GCC 12 crashed on a function-local
+// one used as an array bound inside a lambda.
 template <int MR>
 constexpr int kMaxChunkPixels = (1024 / MR) * MR;
 
