@@ -15,7 +15,7 @@ kernels/src/x86/conv_int8_avx2.cc):
   peak         vpmaddwd + dependent vpaddd, registers only
   avx2_5x16    the committed kernel: 2 weight loads, 5 vpbroadcastd, 10 vpmaddwd + 10 vpaddd
   avx2_6x16    6 pixels: 12 accumulators
-  avx2_4x24    3 weight registers, 4 broadcasts per 12 vpmaddwd
+  avx2_4x24    2 weight registers + 1 memory operand (17 registers otherwise), 4 broadcasts per 12 vpmaddwd
   avx2_2x32    4 weight registers, 2 broadcasts per 8 vpmaddwd
   avx2_3x32m   weights as vpmaddwd memory operands, 3 broadcasts per 12 vpmaddwd
   avx2_3x8c8   XNNPACK's c8 layout: a pixel's 8 K values by vbroadcasti128, no per-pair broadcast
@@ -48,8 +48,8 @@ def _regs(n_acc, *groups):
 
 
 def _madd_only():
-    acc, _ = _regs(10, 2)
-    return [f"vpmaddwd %ymm14, %ymm15, {a}" for a in acc], 10
+    acc, ((x, y),) = _regs(10, 2)
+    return [f"vpmaddwd {x}, {y}, {a}" for a in acc], 10
 
 
 def _peak():
