@@ -181,8 +181,10 @@ Status SweepF32(const PackedConvF32& w, const ConvProblem& p, const float* in, f
 
 // kernel(m, a, tap_off, taps, bi, o, n), or, where the kernel takes it, with a trailing `first`: the
 // tile is its block's first in this sweep (a kernel may prefetch the block's weights there).
+// always_inline, as the AVX2 kernel lambda: with its two kernel instantiations GCC 12 had made it a
+// call per tile instead of inlining it into the sweep.
 template <typename Kernel, typename... Args>
-inline void CallTileKernel(Kernel& kernel, bool first, Args&&... args) {
+__attribute__((always_inline)) inline void CallTileKernel(Kernel& kernel, bool first, Args&&... args) {
   if constexpr (std::is_invocable_v<Kernel&, Args..., bool>)
     kernel(std::forward<Args>(args)..., first);
   else

@@ -21,6 +21,14 @@
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #endif
 
+// The kernel lambda inlined into its sweep (see CallTileKernel). Not under clang, where the sweep
+// templates lack this file's target attribute and an always_inline AVX2 function cannot go into them.
+#if defined(__clang__)
+#define KCSP_GCC_ALWAYS_INLINE
+#else
+#define KCSP_GCC_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
 namespace keras_csp {
 namespace internal {
 namespace {
@@ -149,7 +157,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
     return SweepInt8<kMR, kNR>(
         w, p, in, out, int16_t{0}, [zp](int8_t v) { return static_cast<int16_t>(v - zp); }, kChunkBytes,
         [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
-            bool first) {
+            bool first) KCSP_GCC_ALWAYS_INLINE {
           const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
           const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
           if (first && small_image)
