@@ -1532,6 +1532,49 @@ void TestAvx512PairPacking() {
   std::printf("avx512vnni pair packing checked\n");
 }
 
+// AVX2 packs its weights as int8 pairs (widened to int16 by the kernel's loads): the packing holds
+// one byte per weight (plus the per-block parameter rows), and the extreme weights -128 and 127
+// against the extreme inputs give the scalar reference's bits.
+void TestAvx2Int8Packing() {
+  if (!VariantAvailable(Variant::kAvx2)) return;
+  for (int k : {1, 3}) {
+    const int cin = 130, cout = 40;  // k_padded_ 130, three 16-channel blocks
+    const std::unique_ptr<PackedConvInt8> p = PackOnes(k, 1, cin, cout, Variant::kAvx2);
+    const size_t weight_bytes = static_cast<size_t>(3) * 16 * k * k * p->k_padded_;
+    CHECK(p->packed_storage_.size() > weight_bytes && p->packed_storage_.size() < 2 * weight_bytes,
+          "avx2 %dx%d: %zu packed bytes for %zu int8 weights (int16 pairs would take over twice)", k, k,
+          p->packed_storage_.size(), weight_bytes);
+  }
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = 3;
+  g.padding = Padding::kSame;
+  g.in_channels = 258;
+  g.out_channels = 20;
+  const int h = 6, w = 7;
+  std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * 9 * g.in_channels);
+  for (size_t i = 0; i < wts.size(); ++i) wts[i] = static_cast<int8_t>(i % 3 == 0 ? -128 : i % 3 == 1 ? 127 : -127);
+  std::vector<int8_t> in(static_cast<size_t>(h) * w * g.in_channels);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<int8_t>(i % 2 ? 127 : -128);
+  for (int zp : {-128, 127}) {
+    std::vector<float> fs(g.out_channels, 0.00002f);
+    Int8QuantParams q;
+    CHECK(MakeInt8QuantParams(0.05f, zp, fs.data(), g.out_channels, 0.5f, 3, -128, 127, &q).ok(), "quant");
+    std::unique_ptr<PackedConvInt8> ref, avx2;
+    CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, q, Variant::kScalar, &ref).ok(), "create");
+    CHECK(PackedConvInt8::Create(g, wts.data(), nullptr, q, Variant::kAvx2, &avx2).ok(), "create");
+    const TensorLayout li = NhwcSlice(1, h, w, g.in_channels, 0, g.in_channels);
+    const TensorLayout lo = NhwcSlice(1, h, w, g.out_channels, 0, g.out_channels);
+    std::vector<int8_t> want(lo.buffer_elements), got(lo.buffer_elements);
+    CHECK(Conv2DInt8(*ref, in.data(), li, want.data(), lo).ok(), "ref");
+    CHECK(Conv2DInt8(*avx2, in.data(), li, got.data(), lo).ok(), "avx2");
+    CHECK(got == want, "avx2 extreme weights / inputs, input zero point %d: not the reference's bits", zp);
+    int distinct = 0;
+    for (size_t i = 1; i < want.size(); ++i) distinct += want[i] != want[0];
+    CHECK(distinct > 0, "extreme case saturates every output (a weak test)");
+  }
+  std::printf("avx2 int8 weight packing checked\n");
+}
+
 // MeasureInt8TileRate: the AVX-512 VNNI tile runs (in the ASan build: inside its buffers) and
 // gives a rate; bad k and variants without a tile loop are refused.
 void TestTileRate() {
@@ -1713,6 +1756,7 @@ int main(int argc, char** argv) {
   TestConvChain(trials / 3);
   TestDirect1x1StaysInBuffer();
   TestAvx512PairPacking();
+  TestAvx2Int8Packing();
   TestTileRate();
   TestAmxAutoChoice();
   TestDepthwiseMatchesScalar(trials);

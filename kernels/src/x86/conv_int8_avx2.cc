@@ -1,6 +1,7 @@
 // int8 conv, x86-64 AVX2. Activations are staged once per call as int16 (x - input_zero_point)
 // in a spatially padded buffer (so padded taps contribute exactly 0, as in TFLite), weights are
-// prepacked as int16 pairs; the 5x16 micro-kernel (10 accumulators starting at the bias) uses
+// prepacked as int8 pairs and widened to int16 by their loads (vpmovsxbw, as XNNPACK's AVX2 kernels
+// and our plain NEON one); the 5x16 micro-kernel (10 accumulators starting at the bias) uses
 // vpmaddwd (exact, no int16 saturation). 6x16 fits the 16 registers once the kernel is inlined, but
 // measured no faster on Zen 3 and slower on 7x7 images (49 pixels in tiles of 6).
 // Requantization: a vectorized, bit-exact transcription of TFLite's MultiplyByQuantizedMultiplier,
@@ -44,7 +45,7 @@ static_assert(kNR == kRequantNR, "the packed parameter rows are 16 channels wide
 #endif
 constexpr int64_t kChunkBytes = KCSP_CHUNK_BYTES;
 inline size_t BlockBytes(const PackedConvInt8& w) {
-  return kParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kNR * sizeof(int16_t);
+  return kParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kNR * sizeof(int8_t);
 }
 
 inline __m256i Bcast(const int16_t* p) {
@@ -63,9 +64,12 @@ enum class Epilogue { kFp32, kFixed, kInt16 };
 // kInt16: o[i] receive int16 x - zero point (Conv2DInt8Chain) instead of int8.
 // kPrefetch: a block's first tile on a small image (PrefetchFirstTiles), where the weights come from
 // L3 or DRAM and the block's later tiles find them in L1 / L2.
+// w: the block's int8 weight pairs, [tap][k/2][16][2]; each step's 32 bytes become two int16 vectors
+// in the load (int16 packing, 2x the bytes, measured the same on hot data and 6-10 % slower where
+// the weights come from L3 or DRAM: Zen 3, 7x7 convs after a 24 MB write).
 template <int MR, Epilogue E, bool kPrefetch>
 __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* const* a, const int64_t* tap_off,
-                                                      int taps, int kp2, const int16_t* w, const int32_t* prm,
+                                                      int taps, int kp2, const int8_t* w, const int32_t* prm,
                                                       const RequantConsts& c, int8_t* const* o, int n) {
   __m256i acc[MR][2];
   const __m256i bias0 = Row(prm, kBias, 0), bias1 = Row(prm, kBias, 1);
@@ -81,10 +85,10 @@ __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* cons
     // its own this measured 0.97-1.03x there, within the host's drift).
 #pragma GCC unroll 2
     for (int64_t k = 0, kw = 0; k < 2 * int64_t{kp2}; k += 2, kw += 32) {
-      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
-      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 16));
-      // kPrefetch: the step's weight line (64 bytes) asks for the one 1 KB ahead.
-      if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 512), _MM_HINT_T0);
+      const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(w + kw)));
+      const __m256i w1 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(w + kw + 16)));
+      // kPrefetch: each step asks for the weights 1 KB ahead (two steps per 64-byte line).
+      if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 1024), _MM_HINT_T0);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256i b = Bcast(ap[i] + k);
@@ -130,7 +134,7 @@ Status PackInt8Avx2(PackedConvInt8* w) {
   auto* base = static_cast<uint8_t*>(AllocPacked(w, bb * blocks));
   for (int bi = 0; bi < blocks; ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
-    auto* wp = reinterpret_cast<int16_t*>(base + bi * bb + kParamBytes);
+    auto* wp = reinterpret_cast<int8_t*>(base + bi * bb + kParamBytes);
     PackRequantParams(prm, w->quant_, w->bias_, w->left_shift_, w->right_shift_, bi * kNR);
     for (int j = 0; j < kNR; ++j) {
       const int oc = bi * kNR + j;
@@ -159,7 +163,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
         [&](int m, const int16_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
             bool first) KCSP_GCC_ALWAYS_INLINE {
           const auto* prm = reinterpret_cast<const int32_t*>(base + bi * bb);
-          const auto* wp = reinterpret_cast<const int16_t*>(base + bi * bb + kParamBytes);
+          const auto* wp = reinterpret_cast<const int8_t*>(base + bi * bb + kParamBytes);
           if (first && small_image)
             KernelMx16<kMR, decltype(e)::value, true>(m, a, tap_off, taps, kp2, wp, prm, c, o, n);
           else
