@@ -18,6 +18,8 @@ def test_every_loop_keeps_its_accumulators_apart():
     # writes an accumulator.
     asm, counts = probe.assemble(list(probe.LOOPS))
     assert counts[list(probe.LOOPS).index("avx2_5x16")] == 20  # two steps of 5 pixels x 2 vectors
+    assert counts[list(probe.LOOPS).index("avx2_5x16sx")] == 20
+    assert asm.count("vpmovsxbw") == 4  # the committed kernel's int8 weights: 2 loads per step
     assert asm.count(".p2align 6") == len(probe.LOOPS)
 
 

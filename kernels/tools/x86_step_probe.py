@@ -13,7 +13,8 @@ Loops (MR pixels x NR channels; weights and staged activations are int16 pairs, 
 kernels/src/x86/conv_int8_avx2.cc):
   madd         vpmaddwd alone (the multiplier's issue rate)
   peak         vpmaddwd + dependent vpaddd, registers only
-  avx2_5x16    the committed kernel: 2 weight loads, 5 vpbroadcastd, 10 vpmaddwd + 10 vpaddd
+  avx2_5x16    2 int16 weight loads, 5 vpbroadcastd, 10 vpmaddwd + 10 vpaddd (the kernel until int8 packing)
+  avx2_5x16sx  the committed kernel: the same with int8 weights widened by 2 vpmovsxbw loads
   avx2_6x16    6 pixels: 12 accumulators
   avx2_4x24    2 weight registers + 1 memory operand (17 registers otherwise), 4 broadcasts per 12 vpmaddwd
   avx2_2x32    4 weight registers, 2 broadcasts per 8 vpmaddwd
@@ -60,15 +61,19 @@ def _peak():
     return body, 10
 
 
-def _bcast_tile(mr, nv, nv_mem=0, load="vpbroadcastd"):
+def _bcast_tile(mr, nv, nv_mem=0, load="vpbroadcastd", wload="vmovdqa"):
     """MR pixels x 8*NV channels: NV - nv_mem weight vectors loaded into registers, the last nv_mem
-    read as vpmaddwd memory operands; one activation register (a broadcast int16 pair per pixel)."""
+    read as vpmaddwd memory operands; one activation register (a broadcast int16 pair per pixel).
+    wload "vpmovsxbw": the register weights are int8, 16 bytes widened per vector."""
     acc, (w, (b,), (t,)) = _regs(mr * nv, nv - nv_mem, 1, 1)
     a_step = 32 if load == "vmovdqa" else 4  # "vmovdqa": activations staged already broadcast
     body = []
     for step in range(2):
         wrow = step * 32 * nv
-        body += [f"vmovdqa {wrow + 32 * j}(%rsi), {w[j]}" for j in range(len(w))]
+        if wload == "vpmovsxbw":
+            body += [f"vpmovsxbw {step * 16 * nv + 16 * j}(%rsi), {w[j]}" for j in range(len(w))]
+        else:
+            body += [f"vmovdqa {wrow + 32 * j}(%rsi), {w[j]}" for j in range(len(w))]
         for i in range(mr):
             body.append(f"{load} {step * a_step + i * 512}(%rdx), {b}")
             for j in range(nv):
@@ -109,6 +114,7 @@ LOOPS = {
     "madd": _madd_only,
     "peak": _peak,
     "avx2_5x16": lambda: _bcast_tile(5, 2),
+    "avx2_5x16sx": lambda: _bcast_tile(5, 2, wload="vpmovsxbw"),
     "avx2_6x16": lambda: _bcast_tile(6, 2),
     "avx2_4x24": lambda: _bcast_tile(4, 3, nv_mem=1),
     "avx2_2x32": lambda: _bcast_tile(2, 4),
