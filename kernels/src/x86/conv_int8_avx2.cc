@@ -82,8 +82,9 @@ __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* cons
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ap[i] = a[i] + off;
     // int64 indices: with an int k GCC sign-extended and rebuilt the pixel index every step.
-    // Two steps per iteration: one step is 30 macro-ops per 10 vpmaddwd, at Zen 3's 6 per cycle (on
-    // its own this measured 0.97-1.03x there, within the host's drift).
+    // Two steps per iteration: one step (with the int16 weight loads then) was 30 macro-ops per 10
+    // vpmaddwd, at Zen 3's 6 per cycle (on its own this measured 0.97-1.03x there, within the
+    // host's drift).
 #pragma GCC unroll 2
     for (int64_t k = 0, kw = 0; k < 2 * int64_t{kp2}; k += 2, kw += 32) {
       const __m256i w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(w + kw)));
