@@ -380,6 +380,11 @@ void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p,
                              int row_begin, int row_end);
 Status PackInt8Avx2(PackedConvInt8* w);
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+// 3x3 stride-1 convs by Winograd F(2x2, 3x3) in exact integers (conv_int8_avx2_winograd.cc):
+// whether a conv qualifies (its weights keep 4 x every sum inside int32), its packing, its sweep.
+bool Avx2WinogradFits(const PackedConvInt8& w);
+Status PackInt8Avx2Winograd(PackedConvInt8* w);
+Status ConvInt8Avx2Winograd(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Avx2(PackedConvF32* w);
 Status ConvF32Avx2(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
 Status ConvInt8Avx512Vnni(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in,

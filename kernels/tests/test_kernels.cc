@@ -52,6 +52,16 @@ std::mt19937 rng(12345);
 int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
+// Whether an AVX2 conv runs Winograd F(2x2, 3x3) on images of `pixels` output pixels.
+bool RunsWinograd(const PackedConvInt8& p, int pixels) { return p.winograd_ && pixels >= p.winograd_min_pixels_; }
+
+// An environment variable set for a scope (KERAS_CSP_WINOGRAD is read when a conv is packed).
+struct ScopedEnv {
+  std::string name;
+  ScopedEnv(const char* n, const char* value) : name(n) { setenv(n, value, 1); }
+  ~ScopedEnv() { unsetenv(name.c_str()); }
+};
+
 const Variant kAllVariants[] = {Variant::kScalar,      Variant::kAvx2,     Variant::kAvxVnni, Variant::kAvx512Vnni,
                                 Variant::kAmx,         Variant::kNeonDotprod, Variant::kNeonI8mm, Variant::kNeon,
                                 Variant::kSme};
@@ -194,7 +204,7 @@ int8_t AddReference(const Int8AddParams& a, int y, int r) {
 // pool: also run every variant on these threads (same bits expected).
 void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, ThreadPool* pool = nullptr,
                                  const char* what = "int8") {
-  int compared = 0, with_table = 0, in_epilogue = 0, with_post = 0;
+  int compared = 0, with_table = 0, in_epilogue = 0, with_post = 0, winograd = 0;
   for (int t = 0; t < trials; ++t) {
     const Case c = make_case();
     ConvOutputShape os;
@@ -292,11 +302,12 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
         with_table += !table.empty();
         with_post += post.ops != nullptr;
         in_epilogue += p->output_table_in_epilogue();
+        winograd += RunsWinograd(*p, os.out_h * os.out_w);
       }
     }
   }
-  std::printf("%s variant-vs-scalar comparisons: %d (%d with an output table, %d of them in the epilogue; %d with post ops)\n",
-              what, compared, with_table, in_epilogue, with_post);
+  std::printf("%s variant-vs-scalar comparisons: %d (%d with an output table, %d of them in the epilogue; %d with post ops;"
+              " %d run by winograd)\n", what, compared, with_table, in_epilogue, with_post, winograd);
 }
 
 // Grouped convs: the scalar reference against the dense conv with block-diagonal weights (the same
@@ -1053,7 +1064,7 @@ void TestTaskGrid() {
 // all three roundings, 1 and 3 threads.
 void TestConvChain(int trials) {
   ThreadPool pool(3);
-  int compared = 0, staged = 0;
+  int compared = 0, staged = 0, winograd_first = 0, winograd_staged = 0;
   auto weights = [](const ConvGeometry& g) {
     std::vector<int8_t> v(static_cast<size_t>(g.out_channels) * g.kernel_h * g.kernel_w * g.in_channels);
     for (auto& e : v) e = static_cast<int8_t>(RandInt(-127, 127));
@@ -1136,6 +1147,8 @@ void TestConvChain(int trials) {
               g1.out_channels, g2.out_channels, h, w, n, tp ? tp->threads() : 1);
         ++compared;
         staged += supported;
+        winograd_first += RunsWinograd(*p1, h * w) && supported;
+        winograd_staged += RunsWinograd(*p2, o2.out_h * o2.out_w) && supported;
       }
     }
   }
@@ -1198,7 +1211,8 @@ void TestConvChain(int trials) {
   const TensorLayout l = NhwcSlice(1, 2, 2, 4, 0, 4);
   const Status st = Conv2DInt8Chain(*a, *b, x.data(), l, &scratch, y.data(), l);
   CHECK(!st.ok() && st.message().find("zero point") != std::string::npos, "zero point mismatch refused");
-  std::printf("conv chain comparisons: %d (%d through the staged path)\n", compared, staged);
+  std::printf("conv chain comparisons: %d (%d through the staged path: %d written by a winograd run, %d read by one)\n",
+              compared, staged, winograd_first, winograd_staged);
 }
 
 void TestThreadsBitIdentical() {
@@ -1575,6 +1589,62 @@ void TestAvx2Int8Packing() {
   std::printf("avx2 int8 weight packing checked\n");
 }
 
+// AVX2 3x3 stride-1 convs run by Winograd F(2x2, 3x3) where every output channel's weights keep
+// 4 x its largest sum inside int32 (255 * sum |w| < 2^29), with the direct kernel's bits; the
+// largest sum that qualifies is checked against the scalar reference, on both sides of the bound.
+void TestAvx2Winograd() {
+  if (!VariantAvailable(Variant::kAvx2)) return;
+  auto wino = [](int k, int stride, int cin, int cout) { return PackOnes(k, stride, cin, cout, Variant::kAvx2)->winograd_; };
+  CHECK(wino(3, 1, 128, 32), "3x3 128->32: winograd");
+  CHECK(wino(3, 1, 8, 16), "3x3 8->16: winograd");
+  CHECK(!wino(3, 1, 4, 16), "3x3 4->16: direct (too few channels)");
+  CHECK(!wino(3, 2, 128, 32), "3x3/2: direct");
+  CHECK(!wino(1, 1, 128, 32), "1x1: direct");
+  CHECK(!wino(5, 1, 128, 32), "5x5: direct");
+  {
+    const ScopedEnv off("KERAS_CSP_WINOGRAD", "0");
+    CHECK(!wino(3, 1, 128, 32), "KERAS_CSP_WINOGRAD=0: direct");
+  }
+  ConvGeometry g;
+  g.kernel_h = g.kernel_w = 3;
+  g.padding = Padding::kSame;
+  g.out_channels = 3;
+  const int h = 5, w = 6;
+  const ScopedEnv force("KERAS_CSP_WINOGRAD", "force");  // a 5x6 image (Winograd from 10x10 by default)
+  // 255 * 9 * 128 * cin < 2^29 up to cin = 1827. Weights -128 against x - zero point = -255: every
+  // product +32640, an interior pixel's sum 536.7M (4 x: 2,146,861,440, just inside int32).
+  for (int cin : {1827, 1828}) {
+    g.in_channels = cin;
+    const std::vector<int8_t> wts(static_cast<size_t>(g.out_channels) * 9 * cin, -128);
+    const std::vector<int8_t> in(static_cast<size_t>(h) * w * cin, -128);
+    std::vector<int32_t> bias = {0, -1000000, 7};
+    for (Rounding r : {Rounding::kFp32, Rounding::kAwayFromZero}) {
+      std::vector<float> fs = {1e-5f, 1.1e-5f, 0.9e-5f};
+      Int8QuantParams q;
+      CHECK(MakeInt8QuantParams(0.01f, 127, fs.data(), g.out_channels, 1.0f, -100, -128, 127, &q).ok(), "quant");
+      q.rounding = r;
+      if (r == Rounding::kFp32)
+        for (float f : fs) q.requant_scale.push_back(0.01f * f);
+      std::unique_ptr<PackedConvInt8> ref, avx2;
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &ref).ok(), "create");
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kAvx2, &avx2).ok(), "create");
+      CHECK(avx2->winograd_ == (cin == 1827), "cin %d: winograd %d", cin, static_cast<int>(avx2->winograd_));
+      const TensorLayout li = NhwcSlice(1, h, w, cin, 0, cin);
+      const TensorLayout lo = NhwcSlice(1, h, w, g.out_channels, 0, g.out_channels);
+      std::vector<int8_t> want(lo.buffer_elements), got(lo.buffer_elements, 77);
+      CHECK(Conv2DInt8(*ref, in.data(), li, want.data(), lo).ok(), "ref");
+      CHECK(Conv2DInt8(*avx2, in.data(), li, got.data(), lo).ok(), "avx2");
+      CHECK(got == want, "avx2 3x3 %d->3 at the sum bound (rounding %d): not the reference's bits", cin, static_cast<int>(r));
+      // Interior (9 taps), edge (6) and corner (4) pixels: three sums, none saturated.
+      CHECK(want[0] != want[w * g.out_channels + g.out_channels] && want[0] > -128 && want[0] < 127 &&
+                want[(w + 1) * g.out_channels] < 127,
+            "bound case: outputs %d %d %d saturate or coincide (a weak test)", want[0], want[w * g.out_channels + g.out_channels],
+            want[(w + 1) * g.out_channels]);
+    }
+  }
+  std::printf("avx2 winograd choice and sum bound checked\n");
+}
+
 // MeasureInt8TileRate: the AVX-512 VNNI tile runs (in the ASan build: inside its buffers) and
 // gives a rate; bad k and variants without a tile loop are refused.
 void TestTileRate() {
@@ -1757,6 +1827,17 @@ int main(int argc, char** argv) {
   TestDirect1x1StaysInBuffer();
   TestAvx512PairPacking();
   TestAvx2Int8Packing();
+  TestAvx2Winograd();
+  {
+    // AVX2's Winograd path on every image size (by default only from 10x10 outputs: the random
+    // cases' small images run the direct kernel).
+    const ScopedEnv force("KERAS_CSP_WINOGRAD", "force");
+    TestVariantsMatchScalarInt8(trials / 2, RandomCase, nullptr, "winograd forced");
+    ThreadPool pool(3);
+    TestVariantsMatchScalarInt8(trials / 10, ThreadedCase, &pool, "winograd forced, large (3 threads)");
+    TestVariantsMatchScalarInt8(trials / 4, RowTileCase, &pool, "winograd forced, row tile (3 threads)");
+    TestConvChain(trials / 6);
+  }
   TestTileRate();
   TestAmxAutoChoice();
   TestDepthwiseMatchesScalar(trials);
