@@ -216,6 +216,13 @@ class Int8Conv(_PackedInt8):
         self._p = _kernels.PackedConvInt8(np.ascontiguousarray(weights), bias, sh, sw, _check_padding(padding),
                                           *_requant_args(quant, variant))
 
+    def algorithm(self, out_pixels: int) -> str:
+        """How this conv runs on an image of `out_pixels` output pixels (per batch image):
+        ``"winograd"`` (AVX2 3x3 stride-1 convs, Winograd F(2x2, 3x3) in exact integers, the same bits)
+        or ``"direct"``."""
+        m = self._p.winograd_min_pixels
+        return "winograd" if m is not None and out_pixels >= m else "direct"
+
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Plain conv of a dense NHWC int8 tensor."""
         return self._p.conv2d(_check_array(x, "x", np.int8, 4), out, self.threads)

@@ -176,6 +176,49 @@ def test_odd_shapes_bit_exact(base, act, resolver):
     check_against_tflite(case, resolver)
 
 
+WINOGRAD_CASES = [  # AVX2 3x3 stride-1 convs: even and odd sizes, VALID, channels not a multiple of 16
+    dict(kind="conv", k=3, stride=1, padding="same", n=2, h=14, w=14, c=128, c_skip=0, cout=32),
+    dict(kind="conv", k=3, stride=1, padding="same", n=1, h=7, w=9, c=34, c_skip=0, cout=20),
+    dict(kind="conv", k=3, stride=1, padding="valid", n=1, h=12, w=11, c=66, c_skip=0, cout=17),
+    dict(kind="dense", k=3, stride=1, padding="same", n=1, h=11, w=10, c=40, c_skip=0, cout=32),
+    dict(kind="csp", k=3, stride=1, padding="same", n=1, h=10, w=10, c=96, c_skip=48, cout=48),
+]
+
+
+@pytest.mark.skipif("avx2" not in AVAILABLE, reason="no AVX2 on this CPU")
+@pytest.mark.parametrize("base", WINOGRAD_CASES, ids=lambda d: "{kind}-{padding}-{h}x{w}x{c}".format(**d))
+@pytest.mark.parametrize("resolver", ["ref", "builtin", "xnnpack"])
+def test_winograd_bit_exact_vs_tflite(base, resolver, monkeypatch):
+    """AVX2 runs 3x3 stride-1 convs by Winograd F(2x2, 3x3) in exact integers: TFLite's bits in
+    every rounding mode (KERAS_CSP_WINOGRAD=force: on every image size, read when a conv is packed)."""
+    monkeypatch.setenv("KERAS_CSP_WINOGRAD", "force")
+    conv_only = base["kind"] == "conv"  # csp / dense graphs keep one quantization
+    case = dict(base, in_scale=0.05, in_zp=-7, out_scale=0.2 if conv_only else 0.05, out_zp=5 if conv_only else -7,
+                act="relu", order="skip_last", seed=11)
+    x, weights, bias, quant = make_tensors(case)
+    assert K.Int8Conv(weights, bias, quant, variant="avx2").algorithm(1) == "winograd"
+    check_against_tflite(case, resolver)
+
+
+@pytest.mark.skipif("avx2" not in AVAILABLE, reason="no AVX2 on this CPU")
+def test_winograd_choice(monkeypatch):
+    """Which convs run Winograd: AVX2 3x3 stride 1 from 10x10 output pixels; KERAS_CSP_WINOGRAD=0
+    turns it off (the same bits)."""
+    rng = np.random.default_rng(5)
+    q = K.Int8Quant(0.05, 3, rng.uniform(0.001, 0.01, 32), 0.1, -2, "relu")
+    w3 = rng.integers(-127, 128, (32, 3, 3, 64)).astype(np.int8)
+    conv = K.Int8Conv(w3, None, q, variant="avx2")
+    assert conv.algorithm(14 * 14) == "winograd" and conv.algorithm(7 * 7) == "direct"
+    assert K.Int8Conv(w3, None, q, variant="avx2", strides=2).algorithm(14 * 14) == "direct"
+    assert K.Int8Conv(w3[:, :1, :1], None, q, variant="avx2").algorithm(14 * 14) == "direct"
+    assert K.Int8Conv(w3, None, q, variant="scalar").algorithm(14 * 14) == "direct"
+    x = rng.integers(-128, 128, (1, 14, 14, 64)).astype(np.int8)
+    monkeypatch.setenv("KERAS_CSP_WINOGRAD", "0")
+    direct = K.Int8Conv(w3, None, q, variant="avx2")
+    assert direct.algorithm(14 * 14) == "direct"
+    np.testing.assert_array_equal(conv(x), direct(x))
+
+
 def test_append_graph_bit_exact():
     """Dense-block layer with its own conv input: concat(block, conv(t)) written in place."""
     rng = np.random.default_rng(7)

@@ -227,6 +227,14 @@ def test_bench_kernels_rates_avx2_shapes_against_its_exact_loop(tmp_path):
         assert row["variant"] == "avx2"
         assert row["peak_fraction"] == pytest.approx(row["ours_gmacs"] / max(exact), abs=1e-3)
         assert row["window_peak_gmacs"] <= round(max(exact), 2)
+        # Winograd F(2x2, 3x3) issues 16 products per 2x2 tile where the conv has 36 MACs (plus the
+        # odd sizes' phantom outputs); the executed fraction rates those products.
+        if row["algorithm"] == "winograd":
+            assert "3x3" in row["shape"] and 16 / 36 * row["macs"] <= row["executed_macs"] < row["macs"]
+        else:
+            assert row["executed_macs"] == row["macs"]
+        assert row["executed_peak_fraction"] == pytest.approx(row["executed_gmacs"] / max(exact), abs=1e-3)
+    assert data["winograd_shapes"] == sum(r["algorithm"] == "winograd" for r in data["shapes"]) > 0
 
 
 def test_k_sweep_times_the_register_tile_alone(tmp_path):
