@@ -40,8 +40,10 @@ namespace {
 constexpr int kNR = 16;       // output channels per block
 constexpr int kMR = 5;        // tiles per register tile (10 accumulators, as the direct kernel)
 constexpr int kXi = 16;       // positions of a 4x4 Winograd tile
-// V of one tile group: ~ a fifth of Zen 3's L2, or half of it where the weights do not fit there
-// (then every group streams them from L3: 3x3 512->512 at 7x7 has 8 MB).
+// V of one tile group: ~ a fifth of Zen 3's L2 (24-48 KB measured 1-5 % slower on 3x3 128->32 at
+// 56x56-14x14, 160 KB up to 8 % slower at 28x28), or half of it where the weights do not fit there
+// (then every group streams them from L3: 3x3 512->512 at 7x7 has 8 MB). Groups of whole register
+// tiles but the last, or register tiles of 5 and 4, were no faster than a last one of 1-4 tiles.
 constexpr int64_t kGroupVBytes = 96 * 1024, kGroupVBytesBigWeights = 256 * 1024, kBigWeights = 256 * 1024;
 constexpr int kMaxGroupTiles = 64;
 
