@@ -731,6 +731,39 @@ def test_stem_conv_runs_on_our_kernels_bit_exact(tmp, cin, kernel, stride, paddi
             rt.Model(bad)
 
 
+def test_plain_convs_are_tune_candidates_bit_exact(tmp):
+    """fuse --tune: every conv outside the patterns (a ResNet bottleneck's 1x1 and 3x3 with fused ReLU)
+    is a candidate to run alone as a KcspConv2D ("(alone)"); without --tune they stay builtin. Kept
+    (tune_min_speedup=0), the model stays bit-exact, at 1 and 2 threads; on AVX2 its 3x3 stride-1 conv
+    (16x16 outputs) runs as Winograd F(2x2, 3x3)."""
+    import tensorflow as tf
+
+    from keras_csp.tflite.patterns import find_matches
+    from keras_csp.tflite.testing import _convert_int8
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(4)
+    inp = tf.keras.Input((16, 16, 24))
+    a = L.Conv2D(16, 1, activation="relu")(inp)
+    b = L.Conv2D(16, 3, padding="same", activation="relu")(a)
+    c = L.Conv2D(24, 1)(b)
+    out = L.ReLU()(L.Add()([c, inp]))
+    src = str(tmp / "bottleneck.tflite")
+    _convert_int8(tf.keras.Model(inp, out), (16, 16, 24), src)
+    g = Graph.load(src)
+    roles = lambda tune: [m.role for m in find_matches(g, tune_candidates=tune)[0] if hasattr(m, "role")]
+    assert roles(False) == [] and roles(True) == ["plain"] * 3
+    dst = str(tmp / "bottleneck_fused.tflite")
+    rep = fuse(src, dst, samples=4, tune=True, tune_min_speedup=0.0)
+    convs = [f for f in rep["fused"] if f["op"] == "KcspConv2D"]
+    assert len(convs) == 3 and all(f["conv"].endswith("(alone)") for f in convs), rep["fused"]
+    assert "3x3/s1 16->16 (alone)" in [f["conv"] for f in convs]
+    assert rep["ops_after"].get("CONV_2D", 0) == 0
+    assert rep["verification"]["model_outputs_bit_exact"] == {"xnnpack": True, "tflite_builtin": True}
+    assert _equal_outputs(src, dst, n=4, modes=("", "builtin", "reference"))
+    x = np.random.default_rng(2).integers(-128, 128, (1, 16, 16, 24)).astype(np.int8)
+    np.testing.assert_array_equal(rt.Model(dst, num_threads=1).run(x)[0], rt.Model(dst, num_threads=2).run(x)[0])
+
+
 def test_activated_convs_run_on_our_kernels_bit_exact(tmp):
     """A CONV_2D outside every CSP pattern followed by an element-wise chain (SiLU as x * LOGISTIC(x),
     HARD_SWISH, LEAKY_RELU) becomes one KcspConv2D that applies the chain in place (the vector post

@@ -178,7 +178,8 @@ def _describe(g: Graph, m) -> dict:
         p = m.conv.params
         kind = {"stem": " (stem)", "grouped": " (grouped, run dense)",
                 "grouped_kernel": f" (grouped, {p.get('groups')} groups)",
-                "activated": " (stem, with its element-wise chain)" if is_stem_conv(p) else " (with its element-wise chain)"}
+                "activated": " (stem, with its element-wise chain)" if is_stem_conv(p) else " (with its element-wise chain)",
+                "plain": " (alone)"}
         return {"op": "KcspConv2D", "output": g.tensor_name(m.output),
                 "replaces": sorted(g.op_type(g.ops()[i]) for i in m.removed_ops),
                 "conv": _conv_text(p) + kind[m.role], "conv_outputs": [g.tensor_name(m.output)]}

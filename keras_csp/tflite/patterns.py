@@ -172,7 +172,8 @@ class ConvMatch:
     conv: ConvInfo
     removed_ops: list = field(default_factory=list)
     kind: str = "KcspConv2D"
-    role: str = "stem"  # "stem", "grouped" (run dense), "grouped_kernel" or "activated" (with its element-wise chain)
+    role: str = "stem"  # "stem", "grouped" (run dense), "grouped_kernel", "activated" (with its element-wise
+    # chain) or "plain" (any other conv alone: fuse --tune candidates)
 
 
 @dataclass
@@ -916,6 +917,23 @@ def _find_stem_convs(mt, exclude_ops):
     return matches
 
 
+def _find_plain_convs(mt, exclude_ops):
+    """fuse --tune: every other dense CONV_2D (a plain conv: no element-wise chain after it, not a
+    stem) is a candidate to run alone as a KcspConv2D; the tuner keeps the ones our kernels run
+    faster than the builtin conv on this CPU at the model's thread count. On AVX2 that takes in
+    ResNet-style bottlenecks, whose 3x3 stride-1 convs run as Winograd F(2x2, 3x3) there (2.9-3.1x
+    XNNPACK's on Zen 3, `bench-kernels`), and whose 1x1s run 1.4-1.5x."""
+    matches = []
+    for i in range(len(mt.ops)):
+        if i in exclude_ops or mt.type(i) != "CONV_2D":
+            continue
+        info = mt.conv_info(i, [])
+        if info is None or is_stem_conv(info.params):
+            continue  # grouped (their own matches) or unsupported: reported by fuse(); stems matched already
+        matches.append(ConvMatch(output=info.output, input=info.input, conv=info, removed_ops=[i], role="plain"))
+    return matches
+
+
 def _find_activated_convs(mt, exclude_ops):
     """CONV_2D ops followed by an element-wise chain (SiLU as x * LOGISTIC(x), HARD_SWISH, LEAKY_RELU,
     ... 1-4 steps) that no other match took: one KcspConv2D each, the chain run in place by the
@@ -985,8 +1003,8 @@ def find_matches(g: Graph, tune_candidates: bool = False):
     """All fusable patterns (dense blocks, partial convs, blocks, depthwise convs, stem convs,
     average pools) + rejections. tune_candidates (fuse --tune): multiplier-1 depthwise convs
     are candidates too (Matcher.find_depthwise), and so are whole inverted residuals around any
-    depthwise conv (Matcher.find_inverted_residuals) and grouped convs on the grouped kernel
-    (Matcher.grouped_conv_info)."""
+    depthwise conv (Matcher.find_inverted_residuals), grouped convs on the grouped kernel
+    (Matcher.grouped_conv_info) and every other conv alone (_find_plain_convs)."""
     mt = Matcher(g)
     rejections: list[Rejection] = []
     dense = mt.find_dense_blocks(rejections)
@@ -1026,7 +1044,9 @@ def find_matches(g: Graph, tune_candidates: bool = False):
     taken_ops |= {i for m in activated for i in m.removed_ops}
     stems = _find_stem_convs(mt, taken_ops)
     grouped = _find_grouped_convs(mt, taken_ops, rejections, grouped_kernel=tune_candidates)
+    taken_ops |= {i for m in stems + grouped for i in m.removed_ops}
+    plain = _find_plain_convs(mt, taken_ops) if tune_candidates else []
     pools = _find_avg_pools(mt, rejections)
     from .tables import attach_tables  # runs the interpreter: only where a table chain matched
     attach_tables(g, pattern_convs + [m.conv for m in activated])
-    return dense + partial + blocks + inverted + depthwise + activated + stems + grouped + pools, rejections, mt
+    return dense + partial + blocks + inverted + depthwise + activated + stems + grouped + plain + pools, rejections, mt
