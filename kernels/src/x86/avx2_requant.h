@@ -22,6 +22,19 @@ namespace internal {
 namespace {
 
 constexpr int kRequantNR = 16;
+
+// How an int8 kernel's sums leave it: XNNPACK's fp32 requantization two pixels at a time, the
+// fixed-point one (TFLite's roundings), or int16 x - zero point for the next conv's staging
+// (Conv2DInt8Chain). The AVX2 conv kernels choose it at compile time.
+enum class Epilogue { kFp32, kFixed, kInt16 };
+
+// An int16 pair (two consecutive K elements of a staged pixel) in every dword lane: the vpmaddwd
+// operand of the AVX2 conv kernels' register tiles.
+inline __m256i BroadcastPair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
 // bias, multiplier, multiplier of the odd lanes moved to the even positions (for vpmuldq), left
 // shift, right shift, (1 << right shift) - 1, that mask >> 1 (the rounding threshold), and the
 // fp32 requantization scale (float bits).

@@ -48,16 +48,6 @@ inline size_t BlockBytes(const PackedConvInt8& w) {
   return kParamBytes + static_cast<size_t>(SweepTaps(w)) * w.k_padded_ * kNR * sizeof(int8_t);
 }
 
-inline __m256i Bcast(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return _mm256_set1_epi32(v);
-}
-
-// How a tile's sums leave the kernel: XNNPACK's fp32 requantization two pixels at a time, the
-// fixed-point one (TFLite's roundings), or int16 x - zero point for the next conv's staging.
-enum class Epilogue { kFp32, kFixed, kInt16 };
-
 // MR output pixels x 16 output channels; the accumulators start at the bias. always_inline: as a
 // call, the tile's pointers went through the stack and its accumulators were spilled for the
 // epilogue's run-time row loop.
@@ -93,7 +83,7 @@ __attribute__((always_inline)) inline void KernelMx16(int m, const int16_t* cons
       if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 1024), _MM_HINT_T0);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        const __m256i b = Bcast(ap[i] + k);
+        const __m256i b = BroadcastPair(ap[i] + k);
         acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(b, w0));
         acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b, w1));
       }

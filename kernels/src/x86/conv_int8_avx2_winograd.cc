@@ -54,12 +54,6 @@ inline size_t WinoBlockBytes(const PackedConvInt8& w) {
 // V's row stride: k_padded_ rounded up to whole vectors (the input transform writes 16 at a time).
 inline int VRowElems(const PackedConvInt8& w) { return RoundUp(w.k_padded_, 16); }
 
-inline __m256i Bcast(const int16_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return _mm256_set1_epi32(v);
-}
-
 // V = B^T d B for one tile and 16 channels at k; B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]].
 // px[i][j]: the staged pixel of tile row i, column j. v: V's row of this tile at xi = 0 (xi rows
 // xi_stride elements apart). Column by column (u = d B for each row, then B^T u), with each d loaded
@@ -115,7 +109,7 @@ __attribute__((always_inline)) inline void Products(int m, const int16_t* const*
     const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16 * k + 16));
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m256i b = Bcast(a[i] + k);
+      const __m256i b = BroadcastPair(a[i] + k);
       acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(b, w0));
       acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(b, w1));
     }
@@ -148,8 +142,6 @@ inline void OutputTransform(const int32_t* m, int h, __m256i bias, __m256i (&y)[
     y[a][1] = _mm256_add_epi32(_mm256_srai_epi32(y1, 2), bias);
   }
 }
-
-enum class Epilogue { kFp32, kFixed, kInt16 };
 
 // The tile's up to 4 outputs (o[a][b] null where outside the image) requantized and stored.
 template <Epilogue E>
