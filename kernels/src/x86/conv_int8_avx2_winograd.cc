@@ -13,10 +13,11 @@
 // the same int32 as the direct kernel: the same bits in every rounding mode.
 //
 // Layout: per 16-channel block, the requantization rows (avx2_requant.h), then U as
-// [xi = 4 r + c][k/2][16][2] int16. Per task (a run of tile rows): the padded int16 staging (as the
-// direct kernel's, or the chain's prestaged buffer), V for a group of tiles as [xi][tile][k], the 16
-// products per tile by the direct kernel's 5x16 register tile (one vpbroadcastd per int16 pair, two
-// weight vectors), their int32 sums in L1 as [tile][xi][16], then A^T M A, / 4, bias, requantization.
+// [xi = 4 r + c][k/2][16][2] int16. Per task (a run of tiles: whole tile rows on one thread, equal
+// counts on several): the padded int16 staging of the rows it reads (as the direct kernel's, or the
+// chain's prestaged buffer), V for a group of tiles as [xi][tile][k], the 16 products per tile by the
+// direct kernel's 5x16 register tile (one vpbroadcastd per int16 pair, two weight vectors), their
+// int32 sums in L1 as [tile][xi][16], then A^T M A, / 4, bias, requantization.
 #if defined(__x86_64__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
