@@ -552,12 +552,8 @@ namespace {
 // Largest |(acc + bias) * scale| over every input, against 2^30: |x - zero_point| <= 255 for int8
 // x, and padding taps add 0.
 bool Fp32ScaledMayOverflow(const PackedConvInt8& p) {
-  const ConvGeometry& g = p.geometry_;
-  const size_t per_channel = static_cast<size_t>(g.kernel_h) * g.kernel_w * g.in_channels;
-  for (int oc = 0; oc < g.out_channels; ++oc) {
-    double abs_sum = 0;
-    for (size_t k = 0; k < per_channel; ++k) abs_sum += std::abs(static_cast<int>(p.weights_[oc * per_channel + k]));
-    const double bound = 255.0 * abs_sum + std::abs(static_cast<double>(p.bias_[oc]));
+  for (int oc = 0; oc < p.geometry_.out_channels; ++oc) {
+    const double bound = 255.0 * static_cast<double>(internal::WeightAbsSum(p, oc)) + std::abs(static_cast<double>(p.bias_[oc]));
     if (bound * static_cast<double>(p.quant_.requant_scale[oc]) >= 1073741824.0) return true;
   }
   return false;

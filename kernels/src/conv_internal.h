@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
+#include <vector>
 
 #include "keras_csp/conv.h"
 
@@ -217,13 +219,28 @@ Status CheckLayout(const T* ptr, const TensorLayout& l, const char* name);
 template <typename T>
 Status CheckAliasing(const T* in, const TensorLayout& li, const T* out, const TensorLayout& lo);
 
+// `bytes` of zeroed 64-byte aligned storage in `storage`, starting `*offset` bytes in.
+inline void* AllocAligned64(std::vector<uint8_t>* storage, size_t* offset, size_t bytes) {
+  storage->assign(bytes + 64, 0);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(storage->data());
+  *offset = static_cast<size_t>(((base + 63) & ~uintptr_t{63}) - base);
+  return storage->data() + *offset;
+}
+
 // Allocates `bytes` of 64-byte aligned storage inside a PackedConv* object.
 template <typename P>
 void* AllocPacked(P* p, size_t bytes) {
-  p->packed_storage_.assign(bytes + 64, 0);
-  const uintptr_t base = reinterpret_cast<uintptr_t>(p->packed_storage_.data());
-  p->packed_offset_ = static_cast<size_t>(((base + 63) & ~uintptr_t{63}) - base);
-  return p->packed_storage_.data() + p->packed_offset_;
+  return AllocAligned64(&p->packed_storage_, &p->packed_offset_, bytes);
+}
+
+// sum |w| over output channel oc's weights (every tap and input channel): with |x - zero point| <=
+// 255, 255 x this bounds the channel's int32 sum.
+inline int64_t WeightAbsSum(const PackedConvInt8& p, int oc) {
+  const ConvGeometry& g = p.geometry_;
+  const size_t per_channel = static_cast<size_t>(g.kernel_h) * g.kernel_w * g.in_channels;
+  int64_t sum = 0;
+  for (size_t k = 0; k < per_channel; ++k) sum += std::abs(static_cast<int>(p.weights_[oc * per_channel + k]));
+  return sum;
 }
 
 // Bias folded with -fold_zero_point * sum(weights[c]) (for kernels that read raw/shifted inputs).

@@ -88,6 +88,12 @@ inline RequantConsts MakeRequantConsts(const Int8QuantParams& q, const std::vect
   return c;
 }
 
+// The epilogue of a call: the chain's int16 staging where the output is one (ConvProblem::out_i16),
+// else the quantization's requantization.
+inline Epilogue EpilogueFor(bool out_i16, const RequantConsts& c) {
+  return out_i16 ? Epilogue::kInt16 : c.fp32 ? Epilogue::kFp32 : Epilogue::kFixed;
+}
+
 inline __m256i Row(const int32_t* prm, int row, int half) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(prm + row * kRequantNR + half * 8));
 }

@@ -147,7 +147,7 @@ Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t*
   const auto* base = static_cast<const uint8_t*>(w.packed());
   const int kp2 = w.k_padded_ / 2;
   const int16_t zp = static_cast<int16_t>(w.quant_.input_zero_point);
-  const Epilogue epilogue = p.out_i16 ? Epilogue::kInt16 : c.fp32 ? Epilogue::kFp32 : Epilogue::kFixed;
+  const Epilogue epilogue = EpilogueFor(p.out_i16, c);
   const bool small_image = PrefetchFirstTiles(p);
   // int16 (x - zp): padded taps contribute exactly 0, as in TFLite.
   auto sweep = [&](auto e) {

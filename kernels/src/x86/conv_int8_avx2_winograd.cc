@@ -169,8 +169,8 @@ inline void StoreTile(const int32_t* m, const int32_t* prm, const RequantConsts&
 // Tiles [t_begin, t_end) of image b (raster order over its tile grid): staging of the padded rows
 // they read (unless prestaged), then groups of tiles.
 template <Epilogue E>
-bool RunTask(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, const int16_t* prestaged,
-             int b, int t_begin, int t_end, int group_tiles) {
+bool RunTask(const PackedConvInt8& w, const ConvProblem& p, const RequantConsts& c, const int8_t* in, int8_t* out,
+             const int16_t* prestaged, int b, int t_begin, int t_end, int group_tiles) {
   const ConvGeometry& g = w.geometry_;
   const int cp = w.k_padded_, kp2 = cp / 2, vp = VRowElems(w);
   const int tiles_w = (p.out_w + 1) / 2;
@@ -200,7 +200,6 @@ bool RunTask(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, in
                     first + r0, first + r1, first + r0);
     rows = stage;
   }
-  const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
   const auto* packed = static_cast<const uint8_t*>(w.winograd_packed());
   const size_t bb = WinoBlockBytes(w);
   const int blocks = (g.out_channels + kNR - 1) / kNR;
@@ -290,13 +289,8 @@ bool Avx2WinogradFits(const PackedConvInt8& w) {
   if (g.kernel_h != 3 || g.kernel_w != 3 || g.stride_h != 1 || g.stride_w != 1) return false;
   // Stems (1-3 channels) run on row taps; few channels leave too little K per product.
   if (g.in_channels < 8 || std::strcmp(WinogradEnv(), "0") == 0) return false;
-  const size_t per_oc = size_t{9} * g.in_channels;
-  for (int oc = 0; oc < g.out_channels; ++oc) {
-    int64_t abs_sum = 0;
-    for (size_t k = 0; k < per_oc; ++k) abs_sum += std::abs(static_cast<int>(w.weights_[oc * per_oc + k]));
-    // |x - zero point| <= 255: 4 x |sum| must stay below 2^31.
-    if (255 * abs_sum >= (int64_t{1} << 29)) return false;
-  }
+  for (int oc = 0; oc < g.out_channels; ++oc)
+    if (255 * WeightAbsSum(w, oc) >= (int64_t{1} << 29)) return false;  // 4 x |sum| must stay below 2^31
   return true;
 }
 
@@ -310,9 +304,7 @@ Status PackInt8Avx2Winograd(PackedConvInt8* w) {
   const int cp = w->k_padded_;
   const int blocks = (g.out_channels + kNR - 1) / kNR;
   const size_t bb = WinoBlockBytes(*w);
-  w->winograd_storage_.assign(bb * blocks + 64, 0);
-  w->winograd_offset_ = static_cast<size_t>(-reinterpret_cast<uintptr_t>(w->winograd_storage_.data()) & 63);
-  auto* base = w->winograd_storage_.data() + w->winograd_offset_;
+  auto* base = static_cast<uint8_t*>(AllocAligned64(&w->winograd_storage_, &w->winograd_offset_, bb * blocks));
   for (int bi = 0; bi < blocks; ++bi) {
     auto* prm = reinterpret_cast<int32_t*>(base + bi * bb);
     auto* u = reinterpret_cast<int16_t*>(base + bi * bb + kParamBytes);
@@ -368,8 +360,8 @@ Status ConvInt8Avx2Winograd(const PackedConvInt8& w, const ConvProblem& p, const
     task_tiles = 0;  // tiles * t / tasks_per_image
   }
   const auto* prestaged = static_cast<const int16_t*>(p.prestaged);
-  const Epilogue e = p.out_i16 ? Epilogue::kInt16 : w.quant_.rounding == Rounding::kFp32 ? Epilogue::kFp32
-                                                                                          : Epilogue::kFixed;
+  const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);  // once per call, for every task
+  const Epilogue e = EpilogueFor(p.out_i16, c);
   std::atomic<bool> out_of_memory{false};
   ParallelFor(pool, p.batch * tasks_per_image, [&](int task) {
     const int b = task / tasks_per_image, t = task % tasks_per_image;
@@ -379,9 +371,9 @@ Status ConvInt8Avx2Winograd(const PackedConvInt8& w, const ConvProblem& p, const
     if (t_begin == t_end) return;
     bool ok;
     switch (e) {
-      case Epilogue::kFp32: ok = RunTask<Epilogue::kFp32>(w, p, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
-      case Epilogue::kFixed: ok = RunTask<Epilogue::kFixed>(w, p, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
-      default: ok = RunTask<Epilogue::kInt16>(w, p, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
+      case Epilogue::kFp32: ok = RunTask<Epilogue::kFp32>(w, p, c, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
+      case Epilogue::kFixed: ok = RunTask<Epilogue::kFixed>(w, p, c, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
+      default: ok = RunTask<Epilogue::kInt16>(w, p, c, in, out, prestaged, b, t_begin, t_end, group_tiles); break;
     }
     if (!ok) out_of_memory = true;
   }, TaskOrder::kFirstCome);
