@@ -220,8 +220,7 @@ class Int8Conv(_PackedInt8):
         """How this conv runs on an image of `out_pixels` output pixels (per batch image):
         ``"winograd"`` (AVX2 3x3 stride-1 convs, Winograd F(2x2, 3x3) in exact integers, the same bits)
         or ``"direct"``."""
-        m = self._p.winograd_min_pixels
-        return "winograd" if m is not None and out_pixels >= m else "direct"
+        return "winograd" if self._p.runs_winograd(out_pixels) else "direct"
 
     def __call__(self, x: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Plain conv of a dense NHWC int8 tensor."""

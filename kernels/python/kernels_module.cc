@@ -354,10 +354,8 @@ PYBIND11_MODULE(_kernels, m) {
   py::class_<PackedConvInt8> int8_conv(m, "PackedConvInt8", "int8 conv with weights prepacked for one variant");
   BindCommon<int8_t>(int8_conv, CspPartialConvInt8, DenseAppendInt8);
   int8_conv
-      .def_property_readonly("winograd_min_pixels", [](const PackedConvInt8& p) -> py::object {
-        if (!p.winograd_) return py::none();
-        return py::int_(p.winograd_min_pixels_);
-      }, "AVX2 3x3 stride-1 convs packed for Winograd F(2x2, 3x3): the output pixels from which they run so; None: never")
+      .def("runs_winograd", &PackedConvInt8::RunsWinograd, py::arg("out_pixels"),
+           "whether a call on images of out_pixels output pixels runs Winograd F(2x2, 3x3) (AVX2 3x3 stride 1)")
       .def(py::init([](py::array weights, py::object bias, int stride_h, int stride_w,
                        const std::string& padding, int input_zero_point, int output_zero_point,
                        py::array multiplier, py::array shift, int act_min, int act_max,

@@ -52,9 +52,6 @@ std::mt19937 rng(12345);
 int RandInt(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 float RandF(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
-// Whether an AVX2 conv runs Winograd F(2x2, 3x3) on images of `pixels` output pixels.
-bool RunsWinograd(const PackedConvInt8& p, int pixels) { return p.winograd_ && pixels >= p.winograd_min_pixels_; }
-
 // An environment variable set for a scope (KERAS_CSP_WINOGRAD is read when a conv is packed).
 struct ScopedEnv {
   std::string name;
@@ -302,7 +299,7 @@ void TestVariantsMatchScalarInt8(int trials, Case (*make_case)() = RandomCase, T
         with_table += !table.empty();
         with_post += post.ops != nullptr;
         in_epilogue += p->output_table_in_epilogue();
-        winograd += RunsWinograd(*p, os.out_h * os.out_w);
+        winograd += p->RunsWinograd(os.out_h * os.out_w);
       }
     }
   }
@@ -1147,8 +1144,8 @@ void TestConvChain(int trials) {
               g1.out_channels, g2.out_channels, h, w, n, tp ? tp->threads() : 1);
         ++compared;
         staged += supported;
-        winograd_first += RunsWinograd(*p1, h * w) && supported;
-        winograd_staged += RunsWinograd(*p2, o2.out_h * o2.out_w) && supported;
+        winograd_first += p1->RunsWinograd(h * w) && supported;
+        winograd_staged += p2->RunsWinograd(o2.out_h * o2.out_w) && supported;
       }
     }
   }

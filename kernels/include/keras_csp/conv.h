@@ -205,6 +205,8 @@ class PackedConvInt8 {
   std::vector<uint8_t> winograd_storage_;
   size_t winograd_offset_ = 0;
   const void* winograd_packed() const { return winograd_storage_.data() + winograd_offset_; }
+  // Whether a call on images of `out_pixels` output pixels (per batch image) runs Winograd.
+  bool RunsWinograd(int64_t out_pixels) const { return winograd_ && out_pixels >= winograd_min_pixels_; }
   const void* packed() const { return packed_storage_.data() + packed_offset_; }
   void* packed() { return packed_storage_.data() + packed_offset_; }
 };

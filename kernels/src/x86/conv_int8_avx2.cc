@@ -141,7 +141,7 @@ Status PackInt8Avx2(PackedConvInt8* w) {
 }
 
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
-  if (w.winograd_ && int64_t{p.out_h} * p.out_w >= w.winograd_min_pixels_) return ConvInt8Avx2Winograd(w, p, in, out);
+  if (w.RunsWinograd(int64_t{p.out_h} * p.out_w)) return ConvInt8Avx2Winograd(w, p, in, out);
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
   const size_t bb = BlockBytes(w);
   const auto* base = static_cast<const uint8_t*>(w.packed());
