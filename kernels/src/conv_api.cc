@@ -591,7 +591,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
 #if defined(__x86_64__)
     case Variant::kAvx2:
       s = internal::PackInt8Avx2(p.get());
-      if (s.ok() && internal::Avx2WinogradFits(*p)) s = internal::PackInt8Avx2Winograd(p.get());
+      if (s.ok() && internal::WinogradFits(*p)) s = internal::PackInt8Avx2Winograd(p.get());
       break;
     // Every 1x1 in place on AVX-512 (measured: staging took 13 % of CSPDenseNet-121's 14x14 dense
     // block, whose 150 + 32 i channels are 2 mod 4); AVX-VNNI keeps in_channels % 4 == 0 until it

@@ -370,6 +370,20 @@ void DepthwiseInt8Scalar(const PackedDepthwiseInt8& w, const ConvProblem& p, con
 void GroupedInt8Scalar(const PackedGroupedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end);
 
+// 3x3 stride-1 convs by Winograd F(2x2, 3x3) in exact integers (winograd_sweep.h; AVX2 and plain
+// NEON): whether a conv qualifies (its weights keep 4 x every sum inside int32), the variants'
+// packing, their sweeps.
+bool WinogradFits(const PackedConvInt8& w);
+constexpr int kWinogradXi = 16;  // positions of a 4x4 input tile
+constexpr int kWinogradNR = 16;  // output channels per packed block
+// Per block: the variant's requantization parameters (param_bytes), then U as
+// [xi][k / group][16][group] int16 (group 2: vpmaddwd's pairs; 1: smlal by lane).
+inline size_t WinogradBlockBytes(const PackedConvInt8& w, size_t param_bytes) {
+  return param_bytes + static_cast<size_t>(kWinogradXi) * w.k_padded_ * kWinogradNR * sizeof(int16_t);
+}
+Status PackWinograd(PackedConvInt8* w, size_t param_bytes, int group,
+                    void (*pack_params)(int32_t* prm, const PackedConvInt8& w, int oc0));
+
 #if defined(__x86_64__)
 Status PackGroupedInt8Avx512Vnni(PackedGroupedConvInt8* w);
 Status PackGroupedInt8Avx2(PackedGroupedConvInt8* w);
@@ -397,9 +411,6 @@ void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p,
                              int row_begin, int row_end);
 Status PackInt8Avx2(PackedConvInt8* w);
 Status ConvInt8Avx2(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
-// 3x3 stride-1 convs by Winograd F(2x2, 3x3) in exact integers (conv_int8_avx2_winograd.cc):
-// whether a conv qualifies (its weights keep 4 x every sum inside int32), its packing, its sweep.
-bool Avx2WinogradFits(const PackedConvInt8& w);
 Status PackInt8Avx2Winograd(PackedConvInt8* w);
 Status ConvInt8Avx2Winograd(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Avx2(PackedConvF32* w);
@@ -447,6 +458,8 @@ Status ConvInt8Sme(const PackedConvInt8& w, const ConvProblem& p, const int8_t* 
 bool SmeVectorLengthSupported();  // the streaming vector length is one ConvInt8Sme handles
 Status PackInt8Neon(PackedConvInt8* w);
 Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
+Status PackInt8NeonWinograd(PackedConvInt8* w);
+Status ConvInt8NeonWinograd(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out);
 Status PackF32Neon(PackedConvF32* w);
 Status ConvF32Neon(const PackedConvF32& w, const ConvProblem& p, const float* in, float* out);
 #endif
