@@ -62,11 +62,16 @@ def test_llvm_mca_reports_the_arm_main_loops(tmp_path):
     assert by_loop == {"neon_dotprod_6x16": dotprod_cores, "neon_dotprod_grouped_g4": dotprod_cores,
                        "neon_dotprod_grouped_g8": dotprod_cores,
                        "neon_i8mm_4x16": ["cortex-a710", "neoverse-v1"],
-                       "neon_mlal_4x16": ["cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710"]}
+                       "neon_mlal_4x16": ["cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710"],
+                       "neon_mlal_winograd_4x16": ["cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710"]}
     counts = {r["loop"]: (r["instruction"], r["count"]) for r in rows}
     assert counts == {"neon_dotprod_6x16": ("sdot", 96), "neon_dotprod_grouped_g4": ("sdot", 144),
                       "neon_dotprod_grouped_g8": ("sdot", 288), "neon_i8mm_4x16": ("smmla", 32),
-                      "neon_mlal_4x16": ("smlal", 64)}
+                      "neon_mlal_4x16": ("smlal", 64), "neon_mlal_winograd_4x16": ("smlal", 64)}
+    # Plain NEON's Winograd products (int16 U: no widening in the loop) run at least as close to the
+    # smlal peak as the direct loop on every model (83 % against 78 % on the A53 model).
+    mlal = {(r["loop"], r["cpu"]): r["fraction_of_peak"] for r in rows if "mlal" in r["loop"]}
+    assert all(mlal["neon_mlal_winograd_4x16", cpu] >= mlal["neon_mlal_4x16", cpu] for cpu in by_loop["neon_mlal_4x16"]), mlal
     # The grouped 3x3 block (assembly) on the out-of-order cores: from intrinsics G = 4 measured
     # 55-57 % on the A76 model; now 83 % (A76) and 90-95 % elsewhere.
     grouped = {(r["loop"], r["cpu"]): r["fraction_of_peak"] for r in rows if "grouped" in r["loop"]}

@@ -605,7 +605,10 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
 #if defined(__aarch64__)
     case Variant::kNeonDotprod: s = internal::PackInt8NeonDotprod(p.get()); break;
     case Variant::kNeonI8mm: s = internal::PackInt8NeonI8mm(p.get()); break;
-    case Variant::kNeon: s = internal::PackInt8Neon(p.get()); break;
+    case Variant::kNeon:
+      s = internal::PackInt8Neon(p.get());
+      if (s.ok() && internal::WinogradFits(*p)) s = internal::PackInt8NeonWinograd(p.get());
+      break;
     case Variant::kSme: s = internal::PackInt8Sme(p.get()); break;
 #endif
     default: break;

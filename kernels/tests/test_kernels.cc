@@ -1586,12 +1586,13 @@ void TestAvx2Int8Packing() {
   std::printf("avx2 int8 weight packing checked\n");
 }
 
-// AVX2 3x3 stride-1 convs run by Winograd F(2x2, 3x3) where every output channel's weights keep
+// AVX2 and plain NEON 3x3 stride-1 convs run by Winograd F(2x2, 3x3) where every output channel's weights keep
 // 4 x its largest sum inside int32 (255 * sum |w| < 2^29), with the direct kernel's bits; the
 // largest sum that qualifies is checked against the scalar reference, on both sides of the bound.
-void TestAvx2Winograd() {
-  if (!VariantAvailable(Variant::kAvx2)) return;
-  auto wino = [](int k, int stride, int cin, int cout) { return PackOnes(k, stride, cin, cout, Variant::kAvx2)->winograd_; };
+void TestWinograd(Variant v) {
+  if (!VariantAvailable(v)) return;
+  const char* name = VariantName(v);
+  auto wino = [v](int k, int stride, int cin, int cout) { return PackOnes(k, stride, cin, cout, v)->winograd_; };
   CHECK(wino(3, 1, 128, 32), "3x3 128->32: winograd");
   CHECK(wino(3, 1, 8, 16), "3x3 8->16: winograd");
   CHECK(!wino(3, 1, 4, 16), "3x3 4->16: direct (too few channels)");
@@ -1622,16 +1623,16 @@ void TestAvx2Winograd() {
       q.rounding = r;
       if (r == Rounding::kFp32)
         for (float f : fs) q.requant_scale.push_back(0.01f * f);
-      std::unique_ptr<PackedConvInt8> ref, avx2;
+      std::unique_ptr<PackedConvInt8> ref, var;
       CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kScalar, &ref).ok(), "create");
-      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, Variant::kAvx2, &avx2).ok(), "create");
-      CHECK(avx2->winograd_ == (cin == 1827), "cin %d: winograd %d", cin, static_cast<int>(avx2->winograd_));
+      CHECK(PackedConvInt8::Create(g, wts.data(), bias.data(), q, v, &var).ok(), "create");
+      CHECK(var->winograd_ == (cin == 1827), "%s cin %d: winograd %d", name, cin, static_cast<int>(var->winograd_));
       const TensorLayout li = NhwcSlice(1, h, w, cin, 0, cin);
       const TensorLayout lo = NhwcSlice(1, h, w, g.out_channels, 0, g.out_channels);
       std::vector<int8_t> want(lo.buffer_elements), got(lo.buffer_elements, 77);
       CHECK(Conv2DInt8(*ref, in.data(), li, want.data(), lo).ok(), "ref");
-      CHECK(Conv2DInt8(*avx2, in.data(), li, got.data(), lo).ok(), "avx2");
-      CHECK(got == want, "avx2 3x3 %d->3 at the sum bound (rounding %d): not the reference's bits", cin, static_cast<int>(r));
+      CHECK(Conv2DInt8(*var, in.data(), li, got.data(), lo).ok(), "variant");
+      CHECK(got == want, "%s 3x3 %d->3 at the sum bound (rounding %d): not the reference's bits", name, cin, static_cast<int>(r));
       // Interior (9 taps), edge (6) and corner (4) pixels: three sums, none saturated.
       CHECK(want[0] != want[w * g.out_channels + g.out_channels] && want[0] > -128 && want[0] < 127 &&
                 want[(w + 1) * g.out_channels] < 127,
@@ -1639,7 +1640,7 @@ void TestAvx2Winograd() {
             want[(w + 1) * g.out_channels]);
     }
   }
-  std::printf("avx2 winograd choice and sum bound checked\n");
+  std::printf("%s winograd choice and sum bound checked\n", name);
 }
 
 // MeasureInt8TileRate: the AVX-512 VNNI tile runs (in the ASan build: inside its buffers) and
@@ -1824,9 +1825,10 @@ int main(int argc, char** argv) {
   TestDirect1x1StaysInBuffer();
   TestAvx512PairPacking();
   TestAvx2Int8Packing();
-  TestAvx2Winograd();
+  TestWinograd(Variant::kAvx2);
+  TestWinograd(Variant::kNeon);
   {
-    // AVX2's Winograd path on every image size (by default only from 10x10 outputs: the random
+    // The Winograd path (AVX2, plain NEON) on every image size (by default only from 10x10 outputs: the random
     // cases' small images run the direct kernel).
     const ScopedEnv force("KERAS_CSP_WINOGRAD", "force");
     TestVariantsMatchScalarInt8(trials / 2, RandomCase, nullptr, "winograd forced");

@@ -9,7 +9,8 @@ llvm-mca on a loop of independent instructions (so both numbers come from the sa
     python3 kernels/tools/mca_arm.py [--json out.json] [--loops neon_dotprod_6x16,...] [--clang]
 
 Loops: neon_dotprod_6x16 (sdot), neon_dotprod_grouped_g4 / _g8 (the grouped conv's 3x3 block, ResNeXt's groups of 4 / 8), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
-neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53). Also the
+neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53) and its
+Winograd F(2x2, 3x3) products (neon_mlal_winograd_4x16). Also the
 post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
 in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
 (neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels.
@@ -51,6 +52,10 @@ LOOPS = (
     Loop("neon_i8mm_4x16", "conv_int8_neon_i8mm.cc", "armv8.2-a+i8mm", "smmla", 32,
          "smmla {acc}.4s, v30.16b, v31.16b", ("cortex-a710", "neoverse-v1")),
     Loop("neon_mlal_4x16", "conv_int8_neon.cc", "armv8-a", "smlal", 4,
+         "smlal {acc}.4s, v30.4h, v15.h[0]", ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710")),
+    # plain NEON's Winograd F(2x2, 3x3) products: smlal on int16 U (its "MACs" are products of the
+    # transformed tile, 2.25x fewer than the direct conv's for the same outputs)
+    Loop("neon_mlal_winograd_4x16", "conv_int8_neon_winograd.cc", "armv8-a", "smlal", 4,
          "smlal {acc}.4s, v30.4h, v15.h[0]", ("cortex-a53", "cortex-a55", "cortex-a76", "cortex-a710")),
 )
 # Depthwise: one output pixel's 16 channels of a 3x3 (144 MACs) per iteration, the plain NEON

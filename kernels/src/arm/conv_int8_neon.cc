@@ -181,6 +181,7 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
 Status PackInt8Neon(PackedConvInt8* w) { return PackInt8Groups(w, 0, 1, 4); }
 
 Status ConvInt8Neon(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
+  if (w.RunsWinograd(int64_t{p.out_h} * p.out_w)) return ConvInt8NeonWinograd(w, p, in, out);
   const RequantConsts c = MakeRequantConsts(w.quant_);
   const PackedBlocks blocks(w);
   const int kp = w.k_padded_;

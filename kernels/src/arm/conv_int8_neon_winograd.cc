@@ -1,0 +1,237 @@
+// int8 3x3 stride-1 convs by Winograd F(2x2, 3x3), exact in integers, for aarch64 CPUs without the
+// dot-product extension (Cortex-A53, A57, A72, A73): the plain NEON pieces of winograd_sweep.h's
+// sweep.
+//
+// Why: the plain NEON kernel multiplies int16 x - zero point by widened int8 weights with smlal by
+// lane; F(2x2, 3x3) does it with 2.25x fewer smlal, and its weights U are int16 already (no sxtl).
+// dotprod / i8mm gain nothing so: sdot and smmla multiply int8 only, and V does not fit int8.
+//
+// Layout: per 16-channel block, the 4 parameter rows of PackParamRows, then U as
+// [xi = 4 r + c][k][16] int16. The products run on the direct kernel's 4x16 register tile (16
+// int32x4 accumulators, one smlal by lane each per channel).
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "../winograd_sweep.h"
+#include "neon_int8_common.h"
+
+namespace keras_csp {
+namespace internal {
+namespace {
+
+inline int16x8_t Load(const int16_t* p, int16x8_t) { return vld1q_s16(p); }
+inline int16x4_t Load(const int16_t* p, int16x4_t) { return vld1_s16(p); }
+inline void Store(int16_t* p, int16x8_t v) { vst1q_s16(p, v); }
+inline void Store(int16_t* p, int16x4_t v) { vst1_s16(p, v); }
+inline int16x8_t Add(int16x8_t a, int16x8_t b) { return vaddq_s16(a, b); }
+inline int16x4_t Add(int16x4_t a, int16x4_t b) { return vadd_s16(a, b); }
+inline int16x8_t Sub(int16x8_t a, int16x8_t b) { return vsubq_s16(a, b); }
+inline int16x4_t Sub(int16x4_t a, int16x4_t b) { return vsub_s16(a, b); }
+
+// V = B^T d B for one tile and the 8 (int16x8_t) or 4 (int16x4_t) channels at k; B^T =
+// [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]. Column by column, as the AVX2 transform.
+template <typename V>
+__attribute__((always_inline)) inline void InputTransform(const int16_t* const (&px)[4][4], int k, int16_t* v,
+                                                          int64_t xi_stride) {
+  // Column c of d B takes columns (c0, c1) of d with sign: u = d[c0] + s * d[c1].
+  constexpr int kCol[4][2] = {{0, 2}, {1, 2}, {2, 1}, {1, 3}};
+  constexpr bool kAdd[4] = {false, true, false, false};
+  for (int c = 0; c < 4; ++c) {
+    V u[4];
+    for (int i = 0; i < 4; ++i) {
+      const V a = Load(px[i][kCol[c][0]] + k, V{}), b = Load(px[i][kCol[c][1]] + k, V{});
+      u[i] = kAdd[c] ? Add(a, b) : Sub(a, b);
+    }
+    int16_t* o = v + c * xi_stride + k;  // xi = 4 r + c
+    Store(o, Sub(u[0], u[2]));
+    Store(o + 4 * xi_stride, Add(u[1], u[2]));
+    Store(o + 8 * xi_stride, Sub(u[2], u[1]));
+    Store(o + 12 * xi_stride, Sub(u[1], u[3]));
+  }
+}
+
+struct NeonIsa {
+  static constexpr int kMR = 4;
+  static constexpr int kVecElems = 8;
+
+  // n is a multiple of 4 (k_padded_).
+  static void TransformTile(const int16_t* const (&px)[4][4], int n, int16_t* v, int64_t xi_stride) {
+    int k = 0;
+    for (; k + 8 <= n; k += 8) InputTransform<int16x8_t>(px, k, v, xi_stride);
+    if (k < n) InputTransform<int16x4_t>(px, k, v, xi_stride);
+  }
+
+  // M rows mrow[i] = sum over k < kp (a multiple of 4) of a[i][k] * U[k] for MR <= 4 tiles (the
+  // rest repeat the last: the same sums stored twice).
+  template <int MR>
+  static void Products(const int16_t* const* a, int kp, const int16_t* u, int32_t* const* mrow) {
+    const int16_t* p[4];
+    int32_t* m[4];
+    for (int i = 0; i < 4; ++i) {
+      p[i] = a[i < MR ? i : MR - 1] + kp;  // past the end: kk runs from -2 kp bytes up to 0
+      m[i] = mrow[i < MR ? i : MR - 1];
+    }
+    int64_t kk = -2 * int64_t{kp};
+    // The direct kernel's loop (conv_int8_neon.cc) with int16 weights: per step of 4 channels, the
+    // 4 tiles' V in v0-v3 (smlal's by-element operand must be in v0-v15), U's 4 x 16 in v4-v11.
+    asm volatile(
+        "movi v16.16b, #0\n"
+        "movi v17.16b, #0\n"
+        "movi v18.16b, #0\n"
+        "movi v19.16b, #0\n"
+        "movi v20.16b, #0\n"
+        "movi v21.16b, #0\n"
+        "movi v22.16b, #0\n"
+        "movi v23.16b, #0\n"
+        "movi v24.16b, #0\n"
+        "movi v25.16b, #0\n"
+        "movi v26.16b, #0\n"
+        "movi v27.16b, #0\n"
+        "movi v28.16b, #0\n"
+        "movi v29.16b, #0\n"
+        "movi v30.16b, #0\n"
+        "movi v31.16b, #0\n"
+        "1:\n" KCSP_MCA_ASM_BEGIN("neon_mlal_winograd_4x16")
+        "ldr d0, [%[p0], %[kk]]\n"
+        "ldp q4, q8, [%[w]]\n"
+        "ldr d1, [%[p1], %[kk]]\n"
+        "ldr d2, [%[p2], %[kk]]\n"
+        "ldr d3, [%[p3], %[kk]]\n"
+        "adds %[kk], %[kk], #8\n"  // the flags for b.ne (nothing after sets them)
+        "ldp q5, q9, [%[w], #32]\n"
+        "smlal v16.4s, v4.4h, v0.h[0]\n"
+        "smlal2 v17.4s, v4.8h, v0.h[0]\n"
+        "smlal v18.4s, v8.4h, v0.h[0]\n"
+        "smlal2 v19.4s, v8.8h, v0.h[0]\n"
+        "ldp q6, q10, [%[w], #64]\n"
+        "smlal v20.4s, v4.4h, v1.h[0]\n"
+        "smlal2 v21.4s, v4.8h, v1.h[0]\n"
+        "smlal v22.4s, v8.4h, v1.h[0]\n"
+        "smlal2 v23.4s, v8.8h, v1.h[0]\n"
+        "ldp q7, q11, [%[w], #96]\n"
+        "add %[w], %[w], #128\n"
+        "smlal v24.4s, v4.4h, v2.h[0]\n"
+        "smlal2 v25.4s, v4.8h, v2.h[0]\n"
+        "smlal v26.4s, v8.4h, v2.h[0]\n"
+        "smlal2 v27.4s, v8.8h, v2.h[0]\n"
+        "smlal v28.4s, v4.4h, v3.h[0]\n"
+        "smlal2 v29.4s, v4.8h, v3.h[0]\n"
+        "smlal v30.4s, v8.4h, v3.h[0]\n"
+        "smlal2 v31.4s, v8.8h, v3.h[0]\n"
+        "smlal v16.4s, v5.4h, v0.h[1]\n"
+        "smlal2 v17.4s, v5.8h, v0.h[1]\n"
+        "smlal v18.4s, v9.4h, v0.h[1]\n"
+        "smlal2 v19.4s, v9.8h, v0.h[1]\n"
+        "smlal v20.4s, v5.4h, v1.h[1]\n"
+        "smlal2 v21.4s, v5.8h, v1.h[1]\n"
+        "smlal v22.4s, v9.4h, v1.h[1]\n"
+        "smlal2 v23.4s, v9.8h, v1.h[1]\n"
+        "smlal v24.4s, v5.4h, v2.h[1]\n"
+        "smlal2 v25.4s, v5.8h, v2.h[1]\n"
+        "smlal v26.4s, v9.4h, v2.h[1]\n"
+        "smlal2 v27.4s, v9.8h, v2.h[1]\n"
+        "smlal v28.4s, v5.4h, v3.h[1]\n"
+        "smlal2 v29.4s, v5.8h, v3.h[1]\n"
+        "smlal v30.4s, v9.4h, v3.h[1]\n"
+        "smlal2 v31.4s, v9.8h, v3.h[1]\n"
+        "smlal v16.4s, v6.4h, v0.h[2]\n"
+        "smlal2 v17.4s, v6.8h, v0.h[2]\n"
+        "smlal v18.4s, v10.4h, v0.h[2]\n"
+        "smlal2 v19.4s, v10.8h, v0.h[2]\n"
+        "smlal v20.4s, v6.4h, v1.h[2]\n"
+        "smlal2 v21.4s, v6.8h, v1.h[2]\n"
+        "smlal v22.4s, v10.4h, v1.h[2]\n"
+        "smlal2 v23.4s, v10.8h, v1.h[2]\n"
+        "smlal v24.4s, v6.4h, v2.h[2]\n"
+        "smlal2 v25.4s, v6.8h, v2.h[2]\n"
+        "smlal v26.4s, v10.4h, v2.h[2]\n"
+        "smlal2 v27.4s, v10.8h, v2.h[2]\n"
+        "smlal v28.4s, v6.4h, v3.h[2]\n"
+        "smlal2 v29.4s, v6.8h, v3.h[2]\n"
+        "smlal v30.4s, v10.4h, v3.h[2]\n"
+        "smlal2 v31.4s, v10.8h, v3.h[2]\n"
+        "smlal v16.4s, v7.4h, v0.h[3]\n"
+        "smlal2 v17.4s, v7.8h, v0.h[3]\n"
+        "smlal v18.4s, v11.4h, v0.h[3]\n"
+        "smlal2 v19.4s, v11.8h, v0.h[3]\n"
+        "smlal v20.4s, v7.4h, v1.h[3]\n"
+        "smlal2 v21.4s, v7.8h, v1.h[3]\n"
+        "smlal v22.4s, v11.4h, v1.h[3]\n"
+        "smlal2 v23.4s, v11.8h, v1.h[3]\n"
+        "smlal v24.4s, v7.4h, v2.h[3]\n"
+        "smlal2 v25.4s, v7.8h, v2.h[3]\n"
+        "smlal v26.4s, v11.4h, v2.h[3]\n"
+        "smlal2 v27.4s, v11.8h, v2.h[3]\n"
+        "smlal v28.4s, v7.4h, v3.h[3]\n"
+        "smlal2 v29.4s, v7.8h, v3.h[3]\n"
+        "smlal v30.4s, v11.4h, v3.h[3]\n"
+        "smlal2 v31.4s, v11.8h, v3.h[3]\n"
+        KCSP_MCA_ASM_END("neon_mlal_winograd_4x16")
+        "b.ne 1b\n"
+        "st1 {v16.4s, v17.4s, v18.4s, v19.4s}, [%[m0]]\n"
+        "st1 {v20.4s, v21.4s, v22.4s, v23.4s}, [%[m1]]\n"
+        "st1 {v24.4s, v25.4s, v26.4s, v27.4s}, [%[m2]]\n"
+        "st1 {v28.4s, v29.4s, v30.4s, v31.4s}, [%[m3]]\n"
+        : [kk] "+r"(kk), [w] "+r"(u)
+        : [p0] "r"(p[0]), [p1] "r"(p[1]), [p2] "r"(p[2]), [p3] "r"(p[3]), [m0] "r"(m[0]), [m1] "r"(m[1]),
+          [m2] "r"(m[2]), [m3] "r"(m[3])
+        : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v16", "v17",
+          "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+  }
+};
+
+// Y = A^T M A / 4 for the tile's sums m ([xi][16] int32); A^T = [[1,1,1,0],[0,1,-1,-1]]. Then the
+// bias, requantization and stores of its up to 4 outputs (o[a][b] null outside the image).
+template <bool kInt16>
+void StoreTile(const int32_t* m, const int32_t* prm, const RequantConsts& c, int8_t* const (&o)[2][2], int n) {
+  int32x4_t y[2][2][4];  // [a][b][quarter of the 16 channels]
+  for (int q = 0; q < 4; ++q) {
+    auto at = [&](int xi) { return vld1q_s32(m + xi * kWinogradNR + 4 * q); };
+    int32x4_t t[2][4];
+    for (int col = 0; col < 4; ++col) {
+      const int32x4_t m0 = at(col), m1 = at(4 + col), m2 = at(8 + col), m3 = at(12 + col);
+      t[0][col] = vaddq_s32(m0, vaddq_s32(m1, m2));
+      t[1][col] = vsubq_s32(vsubq_s32(m1, m2), m3);
+    }
+    for (int a = 0; a < 2; ++a) {
+      // Exact: the sums are 4 x the direct conv's (WinogradFits).
+      y[a][0][q] = vshrq_n_s32(vaddq_s32(t[a][0], vaddq_s32(t[a][1], t[a][2])), 2);
+      y[a][1][q] = vshrq_n_s32(vsubq_s32(vsubq_s32(t[a][1], t[a][2]), t[a][3]), 2);
+    }
+  }
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b) {
+      if (o[a][b] == nullptr) continue;
+      const int32x4_t* r = y[a][b];
+      if constexpr (kInt16)
+        StoreRowInt16(r[0], r[1], r[2], r[3], prm, c, o[a][b], n);
+      else
+        StoreRow(r[0], r[1], r[2], r[3], prm, c, o[a][b], n);
+    }
+}
+
+void PackParams(int32_t* prm, const PackedConvInt8& w, int oc0) {
+  PackParamRows(prm, w.quant_, w.bias_.data(), w.left_shift_.data(), w.right_shift_.data(), oc0,
+                w.geometry_.out_channels);
+}
+
+}  // namespace
+
+Status PackInt8NeonWinograd(PackedConvInt8* w) { return PackWinograd(w, kPackParamBytes, 1, PackParams); }
+
+Status ConvInt8NeonWinograd(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out) {
+  const RequantConsts c = MakeRequantConsts(w.quant_);
+  if (p.out_i16)
+    return WinogradSweep<NeonIsa>(w, p, in, out, kPackParamBytes,
+                                  [&c](const int32_t* m, const int32_t* prm, int8_t* const (&o)[2][2], int n) {
+                                    StoreTile<true>(m, prm, c, o, n);
+                                  });
+  return WinogradSweep<NeonIsa>(w, p, in, out, kPackParamBytes,
+                                [&c](const int32_t* m, const int32_t* prm, int8_t* const (&o)[2][2], int n) {
+                                  StoreTile<false>(m, prm, c, o, n);
+                                });
+}
+
+}  // namespace internal
+}  // namespace keras_csp
+#endif  // __aarch64__
