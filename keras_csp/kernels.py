@@ -218,7 +218,8 @@ class Int8Conv(_PackedInt8):
 
     def algorithm(self, out_pixels: int) -> str:
         """How this conv runs on an image of `out_pixels` output pixels (per batch image):
-        ``"winograd"`` (AVX2 3x3 stride-1 convs, Winograd F(2x2, 3x3) in exact integers, the same bits)
+        ``"winograd"`` (AVX2 and plain NEON 3x3 stride-1 convs, Winograd F(2x2, 3x3) in exact integers,
+        the same bits)
         or ``"direct"``."""
         return "winograd" if self._p.runs_winograd(out_pixels) else "direct"
 

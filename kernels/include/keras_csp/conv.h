@@ -194,8 +194,8 @@ class PackedConvInt8 {
   // kernels must clamp before converting to int32 (out of range, vcvtps2dq gives INT_MIN). When
   // it cannot, the int8 clamp after the saturating packs gives the same bits one op cheaper.
   bool fp32_clamp_before_convert_ = true;
-  // AVX2 3x3 stride-1 convs also packed for Winograd F(2x2, 3x3) in exact integers (2.25x fewer
-  // vpmaddwd; conv_int8_avx2_winograd.cc), where every output channel's weights keep 4 x its sum
+  // AVX2 and plain NEON 3x3 stride-1 convs also packed for Winograd F(2x2, 3x3) in exact integers
+  // (2.25x fewer vpmaddwd / smlal; winograd_sweep.h), where every output channel's weights keep 4 x its sum
   // inside int32: run so on images of winograd_min_pixels_ output pixels or more, where a weight
   // meets enough tiles (smaller images, e.g. 7x7, on the direct packing, whose int8 weights are
   // 3.6x fewer bytes from L3). Same bits either way. KERAS_CSP_WINOGRAD=0 when the conv is packed:
