@@ -14,12 +14,15 @@
 
 #include <cstring>
 
-#include "../winograd_sweep.h"
+#include "../sweep.h"
 #include "avx2_requant.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #endif
+// Under the target attribute (clang): the sweep's templates inline the AVX2 product tile. All of it
+// is in an anonymous namespace, and its includes came in above, without the attribute.
+#include "../winograd_sweep.h"
 
 namespace keras_csp {
 namespace internal {
