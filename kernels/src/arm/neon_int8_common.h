@@ -12,6 +12,20 @@
 
 #include "mca_markers.h"
 
+// The 16 smlal / smlal2 of one input channel (lane j of v0-v3: the 4 pixels' int16 x) against its
+// 16 int16 weights (channels 0-7 in v<lo>, 8-15 in v<hi>) into the 4x16 accumulators v16-v31 (pixel p,
+// channels 4q..4q+3 in v(16 + 4p + q)): an assembly string, the plain NEON tiles' step (direct and
+// Winograd).
+#define KCSP_MLAL_4X16_LANE(j, lo, hi)                                                                    \
+  "smlal v16.4s, v" #lo ".4h, v0.h[" #j "]\n smlal2 v17.4s, v" #lo ".8h, v0.h[" #j "]\n"                   \
+  "smlal v18.4s, v" #hi ".4h, v0.h[" #j "]\n smlal2 v19.4s, v" #hi ".8h, v0.h[" #j "]\n"                   \
+  "smlal v20.4s, v" #lo ".4h, v1.h[" #j "]\n smlal2 v21.4s, v" #lo ".8h, v1.h[" #j "]\n"                   \
+  "smlal v22.4s, v" #hi ".4h, v1.h[" #j "]\n smlal2 v23.4s, v" #hi ".8h, v1.h[" #j "]\n"                   \
+  "smlal v24.4s, v" #lo ".4h, v2.h[" #j "]\n smlal2 v25.4s, v" #lo ".8h, v2.h[" #j "]\n"                   \
+  "smlal v26.4s, v" #hi ".4h, v2.h[" #j "]\n smlal2 v27.4s, v" #hi ".8h, v2.h[" #j "]\n"                   \
+  "smlal v28.4s, v" #lo ".4h, v3.h[" #j "]\n smlal2 v29.4s, v" #lo ".8h, v3.h[" #j "]\n"                   \
+  "smlal v30.4s, v" #hi ".4h, v3.h[" #j "]\n smlal2 v31.4s, v" #hi ".8h, v3.h[" #j "]\n"
+
 namespace keras_csp {
 namespace internal {
 namespace {
