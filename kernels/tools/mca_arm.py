@@ -10,7 +10,8 @@ llvm-mca on a loop of independent instructions (so both numbers come from the sa
 
 Loops: neon_dotprod_6x16 (sdot), neon_dotprod_grouped_g4 / _g8 (the grouped conv's 3x3 block, ResNeXt's groups of 4 / 8), neon_i8mm_4x16 (smmla; only the cores that have i8mm) and
 neon_mlal_4x16 (smlal, the fallback for cores without dotprod, such as the Cortex-A53) and its
-Winograd F(2x2, 3x3) products (neon_mlal_winograd_4x16). Also the
+Winograd F(2x2, 3x3) products (neon_mlal_winograd_4x16), with its input / output transforms for a
+modeled 3x3 conv against the direct loop. Also the
 post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
 in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
 (neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels.
@@ -72,6 +73,24 @@ BYTE_LOOPS = (
     ("neon_table_48", "elementwise_neon.cc", "armv8-a", 48, ("cortex-a55", "cortex-a76", "cortex-a710", "neoverse-v1")),
 )
 PEAK_ACCUMULATORS = [r for r in range(30) if r != 15][:24]  # v15: smlal's by-element operand
+# Plain NEON's Winograd F(2x2, 3x3) beyond its product loop: the input transform of one tile's 8
+# channels and the output transform of one tile's 16 (regions of conv_int8_neon_winograd.cc).
+# (region, source, -march, cores)
+WINOGRAD_REGIONS = (
+    ("neon_winograd_input_8", "conv_int8_neon_winograd.cc", "armv8-a", LOOPS[-1].cpus),
+    ("neon_winograd_output_16", "conv_int8_neon_winograd.cc", "armv8-a", LOOPS[-1].cpus),
+)
+WINOGRAD_SHAPES = ((128, 32), (64, 64), (128, 128), (256, 256))  # 3x3 convs (K in, N out)
+
+
+def winograd_model(k, n, direct_loop, product_loop, input_8, output_16):
+    """Modeled cycles of a 3x3 stride-1 conv per 2x2 outputs and 16 output channels, plain NEON, without
+    the requantization (the same four rows either way): direct, 9 taps x K/4 iterations of the 4x16 loop
+    (4 pixels); Winograd, 16 positions x K/4 iterations of its 4x16 loop (4 tiles) / 4, the output
+    transform, and the input transform (K/8 of 8 channels) shared by the N/16 channel blocks."""
+    direct = 9 * k / 4 * direct_loop
+    winograd = 16 * k / 4 * product_loop / 4 + output_16 + k / 8 * input_8 / (n / 16)
+    return direct, winograd
 
 
 def tool(*names):
@@ -146,7 +165,7 @@ def main(argv=None):
                     help="compile with clang++ --target=aarch64-linux-gnu (the Android NDK's compiler family) "
                          "instead of aarch64-linux-gnu-g++")
     ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [d[0] for d in DEPTHWISE_LOOPS]
-                                                 + [b[0] for b in BYTE_LOOPS]))
+                                                 + [b[0] for b in BYTE_LOOPS] + [w[0] for w in WINOGRAD_REGIONS]))
     args = ap.parse_args(argv)
     cxx = f"{tool('clang++')} --target=aarch64-linux-gnu" if args.clang else tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
@@ -174,6 +193,22 @@ def main(argv=None):
     table_rows = [{"cpu": cpu, "loop": lp[0], "bytes_per_iteration": lp[3], "cycles_per_iteration": round(cycles, 2),
                    "cycles_per_16_bytes": round(16 * cycles / lp[3], 2)}
                   for lp, cpu, cycles in region_cycles(cxx, mca_bin, BYTE_LOOPS, wanted)]
+    # The Winograd model, where its loops and regions were measured.
+    loop_cycles = {(r["loop"], r["cpu"]): r["cycles_per_iteration"] for r in rows}
+    region = {(lp[0], cpu): cycles for lp, cpu, cycles in region_cycles(cxx, mca_bin, WINOGRAD_REGIONS, wanted)}
+    wino_rows = []
+    for cpu in LOOPS[-1].cpus:
+        keys = [("neon_mlal_4x16", cpu), ("neon_mlal_winograd_4x16", cpu)]
+        if not all(key in loop_cycles for key in keys) or ("neon_winograd_input_8", cpu) not in region \
+                or ("neon_winograd_output_16", cpu) not in region:
+            continue
+        for k, n in WINOGRAD_SHAPES:
+            direct, wino = winograd_model(k, n, loop_cycles[keys[0]], loop_cycles[keys[1]],
+                                          region["neon_winograd_input_8", cpu], region["neon_winograd_output_16", cpu])
+            wino_rows.append({"cpu": cpu, "k": k, "n": n, "input_8_cycles": region["neon_winograd_input_8", cpu],
+                              "output_16_cycles": region["neon_winograd_output_16", cpu],
+                              "direct_cycles": round(direct, 1), "winograd_cycles": round(wino, 1),
+                              "modeled_speedup": round(direct / wino, 3)})
     print(f"{'loop':24s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
         print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
@@ -184,10 +219,13 @@ def main(argv=None):
     for r in table_rows:
         print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} "
               f"{r['cycles_per_16_bytes']:6.2f} cycles per 16 bytes")
+    for r in wino_rows:
+        print(f"3x3 {r['k']}->{r['n']} winograd  {r['cpu']:12s} {r['direct_cycles']:9.0f} direct {r['winograd_cycles']:9.0f} "
+              f"winograd cycles per 2x2 outputs x 16 channels: {r['modeled_speedup']:.2f}x")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "depthwise_rows": dw_rows,
-                       "table_rows": table_rows}, f, indent=2)
+                       "table_rows": table_rows, "winograd_model_rows": wino_rows}, f, indent=2)
     return rows
 
 

@@ -57,7 +57,11 @@ struct NeonIsa {
   // n is a multiple of 4 (k_padded_).
   static void TransformTile(const int16_t* const (&px)[4][4], int n, int16_t* v, int64_t xi_stride) {
     int k = 0;
-    for (; k + 8 <= n; k += 8) InputTransform<int16x8_t>(px, k, v, xi_stride);
+    for (; k + 8 <= n; k += 8) {
+      KCSP_MCA_BEGIN("neon_winograd_input_8");
+      InputTransform<int16x8_t>(px, k, v, xi_stride);
+      KCSP_MCA_END("neon_winograd_input_8");
+    }
     if (k < n) InputTransform<int16x4_t>(px, k, v, xi_stride);
   }
 
@@ -140,6 +144,7 @@ struct NeonIsa {
 template <bool kInt16>
 void StoreTile(const int32_t* m, const int32_t* prm, const RequantConsts& c, int8_t* const (&o)[2][2], int n) {
   int32x4_t y[2][2][4];  // [a][b][quarter of the 16 channels]
+  KCSP_MCA_BEGIN("neon_winograd_output_16");
   for (int q = 0; q < 4; ++q) {
     auto at = [&](int xi) { return vld1q_s32(m + xi * kWinogradNR + 4 * q); };
     int32x4_t t[2][4];
@@ -154,6 +159,7 @@ void StoreTile(const int32_t* m, const int32_t* prm, const RequantConsts& c, int
       y[a][1][q] = vshrq_n_s32(vsubq_s32(vsubq_s32(t[a][1], t[a][2]), t[a][3]), 2);
     }
   }
+  KCSP_MCA_END("neon_winograd_output_16");
   for (int a = 0; a < 2; ++a)
     for (int b = 0; b < 2; ++b) {
       if (o[a][b] == nullptr) continue;
