@@ -37,22 +37,7 @@ void Kernel4x16(int m, const int16_t* const* a, const int64_t* tap_off, int taps
     int64_t kk, t = taps, off;
     const int64_t* offs = tap_off;
     asm volatile(
-          "movi v16.16b, #0\n"
-          "movi v17.16b, #0\n"
-          "movi v18.16b, #0\n"
-          "movi v19.16b, #0\n"
-          "movi v20.16b, #0\n"
-          "movi v21.16b, #0\n"
-          "movi v22.16b, #0\n"
-          "movi v23.16b, #0\n"
-          "movi v24.16b, #0\n"
-          "movi v25.16b, #0\n"
-          "movi v26.16b, #0\n"
-          "movi v27.16b, #0\n"
-          "movi v28.16b, #0\n"
-          "movi v29.16b, #0\n"
-          "movi v30.16b, #0\n"
-          "movi v31.16b, #0\n"
+          KCSP_ZERO_V16_V31
           "2:\n"
           "ldr %[off], [%[offs]], #8\n"
           // past the tap's channels: kk runs from -8 * steps up to 0, its adds counting the steps

@@ -79,22 +79,7 @@ struct NeonIsa {
     // The direct kernel's loop (conv_int8_neon.cc) with int16 weights: per step of 4 channels, the
     // 4 tiles' V in v0-v3 (smlal's by-element operand must be in v0-v15), U's 4 x 16 in v4-v11.
     asm volatile(
-        "movi v16.16b, #0\n"
-        "movi v17.16b, #0\n"
-        "movi v18.16b, #0\n"
-        "movi v19.16b, #0\n"
-        "movi v20.16b, #0\n"
-        "movi v21.16b, #0\n"
-        "movi v22.16b, #0\n"
-        "movi v23.16b, #0\n"
-        "movi v24.16b, #0\n"
-        "movi v25.16b, #0\n"
-        "movi v26.16b, #0\n"
-        "movi v27.16b, #0\n"
-        "movi v28.16b, #0\n"
-        "movi v29.16b, #0\n"
-        "movi v30.16b, #0\n"
-        "movi v31.16b, #0\n"
+        KCSP_ZERO_V16_V31
         "1:\n" KCSP_MCA_ASM_BEGIN("neon_mlal_winograd_4x16")
         "ldr d0, [%[p0], %[kk]]\n"
         "ldp q4, q8, [%[w]]\n"

@@ -26,6 +26,13 @@
   "smlal v28.4s, v" #lo ".4h, v3.h[" #j "]\n smlal2 v29.4s, v" #lo ".8h, v3.h[" #j "]\n"                   \
   "smlal v30.4s, v" #hi ".4h, v3.h[" #j "]\n smlal2 v31.4s, v" #hi ".8h, v3.h[" #j "]\n"
 
+// v16-v31 (the 4x16 accumulators) zeroed: an assembly string.
+#define KCSP_ZERO_V16_V31                                                                                 \
+  "movi v16.16b, #0\n movi v17.16b, #0\n movi v18.16b, #0\n movi v19.16b, #0\n"                           \
+  "movi v20.16b, #0\n movi v21.16b, #0\n movi v22.16b, #0\n movi v23.16b, #0\n"                           \
+  "movi v24.16b, #0\n movi v25.16b, #0\n movi v26.16b, #0\n movi v27.16b, #0\n"                           \
+  "movi v28.16b, #0\n movi v29.16b, #0\n movi v30.16b, #0\n movi v31.16b, #0\n"
+
 namespace keras_csp {
 namespace internal {
 namespace {
