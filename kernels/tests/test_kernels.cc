@@ -1586,9 +1586,10 @@ void TestAvx2Int8Packing() {
   std::printf("avx2 int8 weight packing checked\n");
 }
 
-// AVX2 and plain NEON 3x3 stride-1 convs run by Winograd F(2x2, 3x3) where every output channel's weights keep
-// 4 x its largest sum inside int32 (255 * sum |w| < 2^29), with the direct kernel's bits; the
-// largest sum that qualifies is checked against the scalar reference, on both sides of the bound.
+// AVX2 and plain NEON 3x3 stride-1 convs run by Winograd F(2x2, 3x3) where every output channel's
+// weights keep 4 x its largest sum inside int32 (255 * sum |w| < 2^29), with the direct kernel's
+// bits; the largest sum that qualifies is checked against the scalar reference, on both sides of
+// the bound.
 void TestWinograd(Variant v) {
   if (!VariantAvailable(v)) return;
   const char* name = VariantName(v);
