@@ -60,11 +60,12 @@ def mnv2_int8_model(tmp_path_factory):
     return export_ptq_int8("mobilenetv2_tiny", str(tmp_path_factory.mktemp("bench") / "mnv2_int8.tflite"), 32)
 
 
-def run_bench(binary, model, litert, *extra, qemu_cpu=None):
+def run_bench(binary, model, litert, *extra, qemu_cpu=None, env=None):
     cmd = [binary, "--litert", litert, "--model", model, "--runs", "2", "--warmup", "1", *extra]
     if qemu_cpu:
         cmd = [os.path.join(TOOLS, "run_aarch64.sh"), "-cpu", qemu_cpu] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -268,6 +269,28 @@ def test_fused_model_on_aarch64_under_qemu_equals_x86(native_build, int8_model, 
     assert x86["fused_ops"] and arm["fused_ops"]  # our custom ops ran on both
     assert arm["int8_variant"] == variant
     assert arm_out.read_bytes() == x86_out.read_bytes()
+
+
+def test_winograd_fused_model_on_x86_and_plain_neon_equals_direct(native_build, int8_model, tmp_path):
+    """KERAS_CSP_WINOGRAD=force: the fused model's 3x3 stride-1 convs (images of 8x8 and less, direct by
+    default) run as Winograd F(2x2, 3x3) on AVX2 (x86, where the CPU dispatches it) and on plain NEON
+    (qemu -cpu cortex-a53); the output bytes equal the direct kernels' on both."""
+    require_aarch64(native_build)
+    from keras_csp.tflite import fuse
+    fused = str(tmp_path / "fused.tflite")
+    assert len(fuse(int8_model, fused)["fused"]) > 0
+    outs = {}
+    for mode, env in (("direct", {"KERAS_CSP_WINOGRAD": "0"}), ("winograd", {"KERAS_CSP_WINOGRAD": "force"})):
+        for target, binary, lib, cpu in (("x86", native_build["host"], host_litert(), None),
+                                         ("a53", native_build["aarch64"], AARCH64_LIB, "cortex-a53")):
+            out = tmp_path / f"{target}_{mode}.bin"
+            report = run_bench(binary, fused, lib, "--kernel-mode", "builtin", "--output", str(out), qemu_cpu=cpu,
+                               env=env)
+            assert report["fused_ops"]
+            outs[target, mode] = out.read_bytes()
+    assert report["int8_variant"] == "neon"
+    assert outs["x86", "winograd"] == outs["x86", "direct"]
+    assert outs["a53", "winograd"] == outs["a53", "direct"] == outs["x86", "direct"]
 
 
 def test_kotlin_delegate_class_and_stock_column_compile_and_load_the_delegate(native_build, tmp_path):
