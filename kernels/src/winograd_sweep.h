@@ -15,6 +15,7 @@
 // for a group of tiles as [xi][tile][k], the 16 products per tile on the variant's register tile,
 // their int32 sums in L1 as [tile][xi][16], then the variant's A^T M A / 4, bias, requantization.
 //
+// The transforms (InputTransform, OutputTransform) are written once over the variant's vector ops.
 // Include after the variant's target pragmas; everything is in an anonymous namespace (each
 // variant file gets its own copy, compiled with its own flags). The variant provides
 //   struct Isa {
@@ -49,6 +50,51 @@ constexpr int kXi = kWinogradXi, kNR = kWinogradNR;
 // tiles but the last, or register tiles of 5 and 4, were no faster than a last one of 1-4 tiles.
 constexpr int64_t kGroupVBytes = 96 * 1024, kGroupVBytesBigWeights = 256 * 1024, kBigWeights = 256 * 1024;
 constexpr int kMaxGroupTiles = 64;
+
+// V = B^T d B for one tile and the channels of one vector at k; B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],
+// [0,1,0,-1]]. px[i][j]: the staged pixel of tile row i, column j. v: V's row of this tile at xi = 0
+// (xi rows xi_stride elements apart). Column by column (u = d B for each row, then B^T u), with each
+// d loaded twice: the 16 intermediate vectors of the row-then-column order spilled to the stack on
+// AVX2. ops: the variant's int16 vectors, load(p) / add / sub / store(p, v).
+template <typename Ops>
+__attribute__((always_inline)) inline void InputTransform(const int16_t* const (&px)[4][4], int k, int16_t* v,
+                                                          int64_t xi_stride, const Ops& ops) {
+  // Column c of d B takes columns (c0, c1) of d with sign: u = d[c0] + s * d[c1].
+  constexpr int kCol[4][2] = {{0, 2}, {1, 2}, {2, 1}, {1, 3}};
+  constexpr bool kAdd[4] = {false, true, false, false};
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    decltype(ops.load(v)) u[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const auto a = ops.load(px[i][kCol[c][0]] + k), b = ops.load(px[i][kCol[c][1]] + k);
+      u[i] = kAdd[c] ? ops.add(a, b) : ops.sub(a, b);
+    }
+    int16_t* o = v + c * xi_stride + k;  // xi = 4 r + c
+    ops.store(o, ops.sub(u[0], u[2]));
+    ops.store(o + 4 * xi_stride, ops.add(u[1], u[2]));
+    ops.store(o + 8 * xi_stride, ops.sub(u[2], u[1]));
+    ops.store(o + 12 * xi_stride, ops.sub(u[1], u[3]));
+  }
+}
+
+// y[a][b] = (A^T M A)[a][b], 4 x output (2 ty + a, 2 tx + b), for one vector of channels; A^T =
+// [[1,1,1,0],[0,1,-1,-1]]. at(xi): M at position xi; ops: the variant's int32 vectors, add / sub.
+template <typename At, typename Ops, typename V>
+__attribute__((always_inline)) inline void OutputTransform(At at, const Ops& ops, V (&y)[2][2]) {
+  V t[2][4];
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const V m0 = at(c), m1 = at(4 + c), m2 = at(8 + c), m3 = at(12 + c);
+    t[0][c] = ops.add(m0, ops.add(m1, m2));
+    t[1][c] = ops.sub(ops.sub(m1, m2), m3);
+  }
+#pragma GCC unroll 2
+  for (int a = 0; a < 2; ++a) {
+    y[a][0] = ops.add(t[a][0], ops.add(t[a][1], t[a][2]));
+    y[a][1] = ops.sub(ops.sub(t[a][1], t[a][2]), t[a][3]);
+  }
+}
 
 // f(std::integral_constant<int, n>{}) for 0 < n <= N: a register tile's compile-time tile count.
 template <int N, typename F>

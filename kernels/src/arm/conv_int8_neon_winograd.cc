@@ -19,36 +19,23 @@ namespace keras_csp {
 namespace internal {
 namespace {
 
-inline int16x8_t Load(const int16_t* p, int16x8_t) { return vld1q_s16(p); }
-inline int16x4_t Load(const int16_t* p, int16x4_t) { return vld1_s16(p); }
-inline void Store(int16_t* p, int16x8_t v) { vst1q_s16(p, v); }
-inline void Store(int16_t* p, int16x4_t v) { vst1_s16(p, v); }
-inline int16x8_t Add(int16x8_t a, int16x8_t b) { return vaddq_s16(a, b); }
-inline int16x4_t Add(int16x4_t a, int16x4_t b) { return vadd_s16(a, b); }
-inline int16x8_t Sub(int16x8_t a, int16x8_t b) { return vsubq_s16(a, b); }
-inline int16x4_t Sub(int16x4_t a, int16x4_t b) { return vsub_s16(a, b); }
-
-// V = B^T d B for one tile and the 8 (int16x8_t) or 4 (int16x4_t) channels at k; B^T =
-// [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]. Column by column, as the AVX2 transform.
-template <typename V>
-__attribute__((always_inline)) inline void InputTransform(const int16_t* const (&px)[4][4], int k, int16_t* v,
-                                                          int64_t xi_stride) {
-  // Column c of d B takes columns (c0, c1) of d with sign: u = d[c0] + s * d[c1].
-  constexpr int kCol[4][2] = {{0, 2}, {1, 2}, {2, 1}, {1, 3}};
-  constexpr bool kAdd[4] = {false, true, false, false};
-  for (int c = 0; c < 4; ++c) {
-    V u[4];
-    for (int i = 0; i < 4; ++i) {
-      const V a = Load(px[i][kCol[c][0]] + k, V{}), b = Load(px[i][kCol[c][1]] + k, V{});
-      u[i] = kAdd[c] ? Add(a, b) : Sub(a, b);
-    }
-    int16_t* o = v + c * xi_stride + k;  // xi = 4 r + c
-    Store(o, Sub(u[0], u[2]));
-    Store(o + 4 * xi_stride, Add(u[1], u[2]));
-    Store(o + 8 * xi_stride, Sub(u[2], u[1]));
-    Store(o + 12 * xi_stride, Sub(u[1], u[3]));
-  }
-}
+// NEON's int16 (8 or 4 lanes) and int32 vectors for the shared transforms (winograd_sweep.h).
+struct Int16x8Ops {
+  int16x8_t load(const int16_t* p) const { return vld1q_s16(p); }
+  int16x8_t add(int16x8_t a, int16x8_t b) const { return vaddq_s16(a, b); }
+  int16x8_t sub(int16x8_t a, int16x8_t b) const { return vsubq_s16(a, b); }
+  void store(int16_t* p, int16x8_t v) const { vst1q_s16(p, v); }
+};
+struct Int16x4Ops {
+  int16x4_t load(const int16_t* p) const { return vld1_s16(p); }
+  int16x4_t add(int16x4_t a, int16x4_t b) const { return vadd_s16(a, b); }
+  int16x4_t sub(int16x4_t a, int16x4_t b) const { return vsub_s16(a, b); }
+  void store(int16_t* p, int16x4_t v) const { vst1_s16(p, v); }
+};
+struct Int32x4Ops {
+  int32x4_t add(int32x4_t a, int32x4_t b) const { return vaddq_s32(a, b); }
+  int32x4_t sub(int32x4_t a, int32x4_t b) const { return vsubq_s32(a, b); }
+};
 
 struct NeonIsa {
   static constexpr int kMR = 4;
@@ -59,10 +46,10 @@ struct NeonIsa {
     int k = 0;
     for (; k + 8 <= n; k += 8) {
       KCSP_MCA_BEGIN("neon_winograd_input_8");
-      InputTransform<int16x8_t>(px, k, v, xi_stride);
+      winograd::InputTransform(px, k, v, xi_stride, Int16x8Ops{});
       KCSP_MCA_END("neon_winograd_input_8");
     }
-    if (k < n) InputTransform<int16x4_t>(px, k, v, xi_stride);
+    if (k < n) winograd::InputTransform(px, k, v, xi_stride, Int16x4Ops{});
   }
 
   // M rows mrow[i] = sum over k < kp (a multiple of 4) of a[i][k] * U[k] for MR <= 4 tiles (the
@@ -124,25 +111,17 @@ struct NeonIsa {
   }
 };
 
-// Y = A^T M A / 4 for the tile's sums m ([xi][16] int32); A^T = [[1,1,1,0],[0,1,-1,-1]]. Then the
-// bias, requantization and stores of its up to 4 outputs (o[a][b] null outside the image).
+// Y = A^T M A / 4 for the tile's sums m ([xi][16] int32), then the bias, requantization and stores
+// of its up to 4 outputs (o[a][b] null outside the image).
 template <bool kInt16>
 void StoreTile(const int32_t* m, const int32_t* prm, const RequantConsts& c, int8_t* const (&o)[2][2], int n) {
   int32x4_t y[2][2][4];  // [a][b][quarter of the 16 channels]
   KCSP_MCA_BEGIN("neon_winograd_output_16");
   for (int q = 0; q < 4; ++q) {
-    auto at = [&](int xi) { return vld1q_s32(m + xi * kWinogradNR + 4 * q); };
-    int32x4_t t[2][4];
-    for (int col = 0; col < 4; ++col) {
-      const int32x4_t m0 = at(col), m1 = at(4 + col), m2 = at(8 + col), m3 = at(12 + col);
-      t[0][col] = vaddq_s32(m0, vaddq_s32(m1, m2));
-      t[1][col] = vsubq_s32(vsubq_s32(m1, m2), m3);
-    }
-    for (int a = 0; a < 2; ++a) {
-      // Exact: the sums are 4 x the direct conv's (WinogradFits).
-      y[a][0][q] = vshrq_n_s32(vaddq_s32(t[a][0], vaddq_s32(t[a][1], t[a][2])), 2);
-      y[a][1][q] = vshrq_n_s32(vsubq_s32(vsubq_s32(t[a][1], t[a][2]), t[a][3]), 2);
-    }
+    int32x4_t yq[2][2];
+    winograd::OutputTransform([&](int xi) { return vld1q_s32(m + xi * kWinogradNR + 4 * q); }, Int32x4Ops{}, yq);
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) y[a][b][q] = vshrq_n_s32(yq[a][b], 2);  // exact: 4 x the direct sums
   }
   KCSP_MCA_END("neon_winograd_output_16");
   for (int a = 0; a < 2; ++a)

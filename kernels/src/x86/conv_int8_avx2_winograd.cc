@@ -31,45 +31,35 @@ namespace {
 constexpr int kNR = kWinogradNR;
 static_assert(kNR == kRequantNR, "the packed parameter rows are 16 channels wide");
 
-// V = B^T d B for one tile and 16 channels at k; B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]].
-// px[i][j]: the staged pixel of tile row i, column j. v: V's row of this tile at xi = 0 (xi rows
-// xi_stride elements apart). Column by column (u = d B for each row, then B^T u), with each d loaded
-// twice: the 16 intermediate vectors of the row-then-column order spilled to the stack.
-// Load(p): the 16 channels at p (a full vector, or a masked tail).
+// AVX2's int16 and int32 vectors for the shared transforms (winograd_sweep.h); Load: a full vector
+// or a masked tail.
 template <typename Load>
-__attribute__((always_inline)) inline void InputTransform(const int16_t* const (&px)[4][4], int k, int16_t* v,
-                                                          int64_t xi_stride, Load load) {
-  // Column c of d B takes columns (c0, c1) of d with sign: u = d[c0] + s * d[c1].
-  constexpr int kCol[4][2] = {{0, 2}, {1, 2}, {2, 1}, {1, 3}};
-  constexpr bool kAdd[4] = {false, true, false, false};
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    __m256i u[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) {
-      const __m256i a = load(px[i][kCol[c][0]] + k), b = load(px[i][kCol[c][1]] + k);
-      u[i] = kAdd[c] ? _mm256_add_epi16(a, b) : _mm256_sub_epi16(a, b);
-    }
-    int16_t* o = v + c * xi_stride + k;  // xi = 4 r + c
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o), _mm256_sub_epi16(u[0], u[2]));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o + 4 * xi_stride), _mm256_add_epi16(u[1], u[2]));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o + 8 * xi_stride), _mm256_sub_epi16(u[2], u[1]));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o + 12 * xi_stride), _mm256_sub_epi16(u[1], u[3]));
-  }
+struct Int16Ops {
+  Load load;
+  __m256i add(__m256i a, __m256i b) const { return _mm256_add_epi16(a, b); }
+  __m256i sub(__m256i a, __m256i b) const { return _mm256_sub_epi16(a, b); }
+  void store(int16_t* p, __m256i x) const { _mm256_store_si256(reinterpret_cast<__m256i*>(p), x); }
+};
+template <typename Load>
+Int16Ops<Load> MakeInt16Ops(Load load) {
+  return {load};
 }
+struct Int32Ops {
+  __m256i add(__m256i a, __m256i b) const { return _mm256_add_epi32(a, b); }
+  __m256i sub(__m256i a, __m256i b) const { return _mm256_sub_epi32(a, b); }
+};
 
 // V of one tile over all n (even) channels: whole vectors, then a masked tail.
 __attribute__((noinline)) void TransformTile(const int16_t* const (&px)[4][4], int n, int16_t* v, int64_t xi_stride) {
   int k = 0;
-  for (; k + 16 <= n; k += 16)
-    InputTransform(px, k, v, xi_stride,
-                   [](const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); });
+  const auto full = MakeInt16Ops([](const int16_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); });
+  for (; k + 16 <= n; k += 16) winograd::InputTransform(px, k, v, xi_stride, full);
   if (k < n) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((n - k) / 2), lane);
-    InputTransform(px, k, v, xi_stride, [mask](const int16_t* p) {
-      return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
-    });
+    winograd::InputTransform(px, k, v, xi_stride, MakeInt16Ops([mask](const int16_t* p) {
+                               return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
+                             }));
   }
 }
 
@@ -98,25 +88,13 @@ __attribute__((always_inline)) inline void Products(const int16_t* const* a, int
   }
 }
 
-// Y = A^T M A / 4 + bias for 8 channels (half h of the block); A^T = [[1,1,1,0],[0,1,-1,-1]].
-// m: the tile's [xi][16] int32 sums. y[a][b]: output (2 ty + a, 2 tx + b).
+// Y = A^T M A / 4 + bias for 8 channels (half h of the block). m: the tile's [xi][16] int32 sums.
 inline void OutputTransform(const int32_t* m, int h, __m256i bias, __m256i (&y)[2][2]) {
-  auto at = [&](int xi) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(m + xi * kNR + 8 * h)); };
-  __m256i t[2][4];
-  for (int c = 0; c < 4; ++c) {
-    const __m256i m0 = at(c), m1 = at(4 + c), m2 = at(8 + c), m3 = at(12 + c);
-    const __m256i s = _mm256_add_epi32(m1, m2);
-    t[0][c] = _mm256_add_epi32(m0, s);
-    t[1][c] = _mm256_sub_epi32(_mm256_sub_epi32(m1, m2), m3);
-  }
-  for (int a = 0; a < 2; ++a) {
-    const __m256i s = _mm256_add_epi32(t[a][1], t[a][2]);
-    const __m256i y0 = _mm256_add_epi32(t[a][0], s);
-    const __m256i y1 = _mm256_sub_epi32(_mm256_sub_epi32(t[a][1], t[a][2]), t[a][3]);
-    // Exact: the sums are 4 x the direct conv's (WinogradFits).
-    y[a][0] = _mm256_add_epi32(_mm256_srai_epi32(y0, 2), bias);
-    y[a][1] = _mm256_add_epi32(_mm256_srai_epi32(y1, 2), bias);
-  }
+  winograd::OutputTransform(
+      [&](int xi) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(m + xi * kNR + 8 * h)); }, Int32Ops{}, y);
+  for (int a = 0; a < 2; ++a)
+    for (int b = 0; b < 2; ++b)  // exact: the sums are 4 x the direct conv's (WinogradFits)
+      y[a][b] = _mm256_add_epi32(_mm256_srai_epi32(y[a][b], 2), bias);
 }
 
 // The tile's up to 4 outputs (o[a][b] null where outside the image) requantized and stored.
