@@ -81,6 +81,20 @@ WINOGRAD_REGIONS = (
     ("neon_winograd_output_16", "conv_int8_neon_winograd.cc", "armv8-a", LOOPS[-1].cpus),
 )
 WINOGRAD_SHAPES = ((128, 32), (64, 64), (128, 128), (256, 256))  # 3x3 convs (K in, N out)
+# The dotprod kernel's requantization of a full 6x16 tile (fp32, from the registers) and the 1x1
+# convs it is modeled for: a tile is K/16 iterations of neon_dotprod_6x16 and one requantization.
+# (region, source, -march, cores)
+REQUANT_REGIONS = (
+    ("neon_dotprod_requant_6x16", "conv_int8_neon_dotprod.cc", "armv8.2-a+dotprod", LOOPS[0].cpus),
+)
+TILE_K = (64, 128, 256, 512)
+
+
+def tile_model(k, loop_cycles, requant_cycles, peak_macs_per_cycle):
+    """A 1x1 conv's 6x16 dotprod tile at K input channels: modeled cycles (K/16 loop iterations, then
+    the requantization, without overlap) and the fraction of the sdot peak that makes."""
+    cycles = k / 16 * loop_cycles + requant_cycles
+    return cycles, 6 * 16 * k / cycles / peak_macs_per_cycle
 
 
 def winograd_model(k, n, direct_loop, product_loop, input_8, output_16):
@@ -165,7 +179,8 @@ def main(argv=None):
                     help="compile with clang++ --target=aarch64-linux-gnu (the Android NDK's compiler family) "
                          "instead of aarch64-linux-gnu-g++")
     ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [d[0] for d in DEPTHWISE_LOOPS]
-                                                 + [b[0] for b in BYTE_LOOPS] + [w[0] for w in WINOGRAD_REGIONS]))
+                                                 + [b[0] for b in BYTE_LOOPS] + [w[0] for w in WINOGRAD_REGIONS]
+                                                 + [r[0] for r in REQUANT_REGIONS]))
     args = ap.parse_args(argv)
     cxx = f"{tool('clang++')} --target=aarch64-linux-gnu" if args.clang else tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
@@ -209,6 +224,16 @@ def main(argv=None):
                               "output_16_cycles": region["neon_winograd_output_16", cpu],
                               "direct_cycles": round(direct, 1), "winograd_cycles": round(wino, 1),
                               "modeled_speedup": round(direct / wino, 3)})
+    # The 1x1 tile model, where the loop and the requantization were measured.
+    dot = {r["cpu"]: r for r in rows if r["loop"] == "neon_dotprod_6x16"}
+    tile_rows = []
+    for lp, cpu, cycles in region_cycles(cxx, mca_bin, REQUANT_REGIONS, wanted):
+        if cpu not in dot:
+            continue
+        for k in TILE_K:
+            tile, fraction = tile_model(k, dot[cpu]["cycles_per_iteration"], cycles, dot[cpu]["peak_macs_per_cycle"])
+            tile_rows.append({"cpu": cpu, "k": k, "requant_cycles": round(cycles, 2), "tile_cycles": round(tile, 1),
+                              "requant_share": round(cycles / tile, 4), "fraction_of_peak": round(fraction, 4)})
     print(f"{'loop':24s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
         print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
@@ -222,10 +247,14 @@ def main(argv=None):
     for r in wino_rows:
         print(f"3x3 {r['k']}->{r['n']} winograd  {r['cpu']:12s} {r['direct_cycles']:9.0f} direct {r['winograd_cycles']:9.0f} "
               f"winograd cycles per 2x2 outputs x 16 channels: {r['modeled_speedup']:.2f}x")
+    for r in tile_rows:
+        print(f"1x1 K={r['k']:<4d} dotprod 6x16 {r['cpu']:12s} {r['tile_cycles']:7.0f} cycles per tile, requantization "
+              f"{r['requant_cycles']:.0f} ({100 * r['requant_share']:.1f} %): {100 * r['fraction_of_peak']:.1f}% of peak")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "depthwise_rows": dw_rows,
-                       "table_rows": table_rows, "winograd_model_rows": wino_rows}, f, indent=2)
+                       "table_rows": table_rows, "winograd_model_rows": wino_rows,
+                       "dotprod_1x1_tile_rows": tile_rows}, f, indent=2)
     return rows
 
 
