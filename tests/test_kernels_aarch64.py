@@ -43,7 +43,7 @@ def test_sme_instruction_words_match_their_mnemonics():
 
 def test_llvm_mca_reports_the_arm_main_loops(tmp_path):
     """kernels/tools/mca_arm.py: the marked NEON main loops (dotprod, the grouped conv's 3x3 block, i8mm,
-    mlal, the post-op table)
+    mlal, the post-op table, the dotprod tile's requantization)
     through llvm-mca on the core models, MACs per cycle against each core's peak for the loop's instruction
     (measured by llvm-mca too)."""
     require("aarch64-g++", "llvm-mca")

@@ -14,7 +14,9 @@ Winograd F(2x2, 3x3) products (neon_mlal_winograd_4x16), with its input / output
 modeled 3x3 conv against the direct loop. Also the
 post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table after an activated conv),
 in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
-(neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels.
+(neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels. And the dotprod kernel's
+requantization of a full 6x16 tile from its registers (neon_dotprod_requant_6x16), with a 1x1 conv's
+whole tile modeled from it and the loop at K = 64-512 (dotprod_1x1_tile_rows).
 """
 import argparse
 import json

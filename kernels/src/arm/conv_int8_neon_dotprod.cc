@@ -315,6 +315,19 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
     StoreRow<true>(vld1q_s32(r), vld1q_s32(r + 4), vld1q_s32(r + 8), vld1q_s32(r + 12), prm, c, o[i], n);
   }
 }
+#undef KCSP_FP32_REQUANT_6X16
+#undef KCSP_EACH_PIXEL
+#undef KCSP_SCVTF
+#undef KCSP_FMUL
+#undef KCSP_FCVTNS
+#undef KCSP_SQXTN16
+#undef KCSP_SQXTN16_HIGH
+#undef KCSP_ADD_ZP
+#undef KCSP_SQXTN8
+#undef KCSP_SQXTN8_HIGH
+#undef KCSP_MAX
+#undef KCSP_MIN
+#undef KCSP_STORE
 
 }  // namespace
 
