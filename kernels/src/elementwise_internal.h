@@ -22,15 +22,20 @@ inline int8_t AddInt8(const Int8AddParams& a, int32_t y, int32_t r) {
 
 // The per-ISA kernels' loop over runs: run(table, add, y_i, r_i, n) per run, with table / add as
 // std::bool_constant (resolved once, so each ISA instantiates its three op combinations).
+// f(table, add) with the ops' combination as std::bool_constant.
+template <typename F>
+void WithOpKinds(const Int8PostOps& ops, F f) {
+  if (ops.has_table_ && ops.has_add_) f(std::true_type{}, std::true_type{});
+  else if (ops.has_table_) f(std::true_type{}, std::false_type{});
+  else if (ops.has_add_) f(std::false_type{}, std::true_type{});
+}
+
 template <typename RunOne>
 void ForEachRun(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
                 int64_t r_stride, RunOne run) {
-  auto loop = [&](auto table, auto add) {
+  WithOpKinds(ops, [&](auto table, auto add) {
     for (int64_t i = 0; i < runs; ++i) run(table, add, y + i * y_stride, decltype(add)::value ? r + i * r_stride : nullptr, n);
-  };
-  if (ops.has_table_ && ops.has_add_) loop(std::true_type{}, std::true_type{});
-  else if (ops.has_table_) loop(std::true_type{}, std::false_type{});
-  else if (ops.has_add_) loop(std::false_type{}, std::true_type{});
+  });
 }
 
 // `runs` runs of `n` elements: run i at y + i * y_stride (and r + i * r_stride with an add).

@@ -101,11 +101,49 @@ void Run(const Consts& k, int8_t* y, const int8_t* r, int64_t n) {
   }
 }
 
+// Runs of 32j + 16 bytes (a 16-channel conv's pixels inside a wider concat buffer): each run's
+// 32-byte vectors, then the 16-byte tails of two runs as one vector. Each tail alone had run the
+// whole 16-vpshufb lookup on a half-empty register.
+template <bool kTable, bool kAdd>
+void RunPairedTails(const Consts& k, int8_t* y, int64_t runs, int64_t y_stride, const int8_t* r, int64_t r_stride,
+                    int64_t n) {
+  const int64_t body = n - 16;
+  int64_t i = 0;
+  for (; i + 2 <= runs; i += 2) {
+    int8_t* y0 = y + i * y_stride;
+    int8_t* y1 = y0 + y_stride;
+    const int8_t* r0 = kAdd ? r + i * r_stride : nullptr;
+    const int8_t* r1 = kAdd ? r0 + r_stride : nullptr;
+    if (body > 0) {
+      Run<kTable, kAdd>(k, y0, r0, body);
+      Run<kTable, kAdd>(k, y1, r1, body);
+    }
+    __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y0 + body))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(y1 + body)), 1);
+    if (kTable) v = Lookup(k, v);
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    if (kAdd) {
+      lo = Add16(k, lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + body)));
+      hi = Add16(k, hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + body)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y0 + body), lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y1 + body), hi);
+  }
+  if (i < runs) Run<kTable, kAdd>(k, y + i * y_stride, kAdd ? r + i * r_stride : nullptr, n);
+}
+
 }  // namespace
 
 void PostOpsAvx2(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
                  int64_t r_stride) {
   const Consts k(ops);
+  if (runs >= 2 && n % 32 == 16) {
+    WithOpKinds(ops, [&](auto table, auto add) {
+      RunPairedTails<decltype(table)::value, decltype(add)::value>(k, y, runs, y_stride, r, r_stride, n);
+    });
+    return;
+  }
   ForEachRun(ops, y, runs, y_stride, n, r, r_stride, [&](auto table, auto add, int8_t* yi, const int8_t* ri, int64_t len) {
     Run<decltype(table)::value, decltype(add)::value>(k, yi, ri, len);
   });
