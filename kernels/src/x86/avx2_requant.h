@@ -155,7 +155,7 @@ inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256
 
 // 16 channels whose sums already hold the bias, requantized and stored (n <= 16 of them): fp32 one
 // pixel at a time, or fixed point.
-inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
+__attribute__((always_inline)) inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
   if (c.fp32) {
     const __m256i p16 = _mm256_permute4x64_epi64(Fp32Int16Sums(x0, x1, prm, c), 0xD8);
     const __m128i p8 = _mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
@@ -167,7 +167,7 @@ inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const Requa
 }
 
 // 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
-inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c,
+__attribute__((always_inline)) inline void StoreRow(__m256i acc0, __m256i acc1, const int32_t* prm, const RequantConsts& c,
                      int8_t* o, int n) {
   StoreRowSums(_mm256_add_epi32(acc0, Row(prm, kBias, 0)), _mm256_add_epi32(acc1, Row(prm, kBias, 1)), prm, c, o, n);
 }
