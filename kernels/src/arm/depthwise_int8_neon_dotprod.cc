@@ -119,7 +119,8 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
   // the row pointers copied: read through `rows`, they were reloaded after every int8 store (which
   // may alias them), spilled, and the A55 model's column step stalled on them (136 -> 104 cycles)
   const int8_t* const row[4] = {rows[0], rows[1], rows[2], kFour ? rows[3] : nullptr};
-  auto column = [&](int ix) {
+  // always_inline: GCC called the multiplier-2 columns out of line, spilling the live columns.
+  auto column = [&](int ix) __attribute__((always_inline)) {
     const int8_t* x[4];
     ColumnPointers<kFour>(row, zp_row, in_w, pixel_stride, ix, x);
     return Interleave<M, kFull, kFour>(x, oc0, n);

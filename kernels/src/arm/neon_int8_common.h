@@ -52,7 +52,7 @@ struct RequantConsts {
 // are monotone and the clamp range lies inside int8, so the fp32 zero point after the first narrow
 // and the clamp after the last give what clamp(scaled + zp) gives, 8 / 16 lanes per instruction.
 template <bool kBiasInAcc>
-inline int32x4_t Scaled(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
+__attribute__((always_inline)) inline int32x4_t Scaled(int32x4_t acc, const int32_t* prm, int q, const RequantConsts& c) {
   if (!kBiasInAcc) acc = vaddq_s32(acc, vld1q_s32(prm + 4 * q));
   const int32x4_t mult = vld1q_s32(prm + 16 + 4 * q);
   if (KCSP_MCA_FP32_ONLY || c.fp32) {
