@@ -156,16 +156,14 @@ inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256
 // 16 channels whose sums already hold the bias, requantized and stored (n <= 16 of them): fp32 one
 // pixel at a time, or fixed point.
 __attribute__((always_inline)) inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
-  if (c.fp32) {
-    // In-lane pack to bytes (channel dwords 0-3, 8-11 | 4-7, 12-15), then one vpermd puts them in
-    // order in the low half: one cross-lane op on the pixel's latency chain, not vpermq + extract.
-    const __m256i p16 = Fp32Int16Sums(x0, x1, prm, c);
-    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16), _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
-    return StoreBytes16(_mm_max_epi8(_mm256_castsi256_si128(p8), c.mn8), o, n);
-  }
-  __m256i p16 = _mm256_packs_epi32(RequantSum(x0, prm, 0, c), RequantSum(x1, prm, 1, c));
-  p16 = _mm256_permute4x64_epi64(p16, 0xD8);
-  StoreBytes16(_mm_packs_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1)), o, n);
+  // Both paths' int16 lanes: channels 0-3, 8-11 | 4-7, 12-15. An in-lane pack to bytes, then one
+  // vpermd puts the four dwords in order in the low half: one cross-lane op on the pixel's latency
+  // chain, not vpermq + vextracti128.
+  const __m256i p16 = c.fp32 ? Fp32Int16Sums(x0, x1, prm, c)
+                             : _mm256_packs_epi32(RequantSum(x0, prm, 0, c), RequantSum(x1, prm, 1, c));
+  const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16), _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
+  const __m128i v = _mm256_castsi256_si128(p8);
+  StoreBytes16(c.fp32 ? _mm_max_epi8(v, c.mn8) : v, o, n);  // fixed point: RequantSum clamped in int32
 }
 
 // 16 channels (two int32x8 accumulators) requantized and stored (n <= 16 of them).
