@@ -20,8 +20,6 @@ inline int8_t AddInt8(const Int8AddParams& a, int32_t y, int32_t r) {
   return static_cast<int8_t>(std::min(a.output_max, std::max(a.output_min, v)));
 }
 
-// The per-ISA kernels' loop over runs: run(table, add, y_i, r_i, n) per run, with table / add as
-// std::bool_constant (resolved once, so each ISA instantiates its three op combinations).
 // f(table, add) with the ops' combination as std::bool_constant.
 template <typename F>
 void WithOpKinds(const Int8PostOps& ops, F f) {
@@ -30,6 +28,8 @@ void WithOpKinds(const Int8PostOps& ops, F f) {
   else if (ops.has_add_) f(std::false_type{}, std::true_type{});
 }
 
+// The per-ISA kernels' loop over runs: run(table, add, y_i, r_i, n) per run, with table / add as
+// std::bool_constant (resolved once, so each ISA instantiates its three op combinations).
 template <typename RunOne>
 void ForEachRun(const Int8PostOps& ops, int8_t* y, int64_t runs, int64_t y_stride, int64_t n, const int8_t* r,
                 int64_t r_stride, RunOne run) {
