@@ -140,14 +140,19 @@ inline __m256i Fp32Int16Sums(__m256i x0, __m256i x1, const int32_t* prm, const R
   return _mm256_adds_epi16(_mm256_packs_epi32(convert(x0, 0), convert(x1, 1)), c.zp16);
 }
 
+// Two pixels' int16 lanes (each: channels 0-3, 8-11 | 4-7, 12-15) as bytes in channel order: pixel 0
+// in the low half, pixel 1 in the high half. An in-lane pack, then one vpermd: packs_epi16
+// interleaves the pixels by 64-bit halves, dwords [p0 0-3, p0 8-11, p1 0-3, p1 8-11 | p0 4-7, p0 12-15,
+// p1 4-7, p1 12-15]. One pixel alone: p1 = p0, its bytes in the low half.
+inline __m256i PackPixelPair(__m256i p0, __m256i p1) {
+  return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p0, p1), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 // The fp32 epilogue for two pixels' 16 channels whose sums already hold the bias: the two pixels
 // share the int16 -> int8 pack, one vpermd and the lower clamp. o1 may be null (an odd last pixel).
 inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi1, const int32_t* prm,
                                    const RequantConsts& c, int8_t* o0, int8_t* o1, int n) {
-  // packs_epi16 interleaves the pixels by 64-bit halves: dwords [p0 0-3, p0 8-11, p1 0-3, p1 8-11 |
-  // p0 4-7, p0 12-15, p1 4-7, p1 12-15].
-  const __m256i p8 = _mm256_packs_epi16(Fp32Int16Sums(lo0, hi0, prm, c), Fp32Int16Sums(lo1, hi1, prm, c));
-  __m256i q = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  __m256i q = PackPixelPair(Fp32Int16Sums(lo0, hi0, prm, c), Fp32Int16Sums(lo1, hi1, prm, c));
   q = _mm256_max_epi8(q, _mm256_broadcastsi128_si256(c.mn8));
   StoreBytes16(_mm256_castsi256_si128(q), o0, n);
   if (o1 != nullptr) StoreBytes16(_mm256_extracti128_si256(q, 1), o1, n);
@@ -156,13 +161,11 @@ inline void StorePixelPairFp32Sums(__m256i lo0, __m256i hi0, __m256i lo1, __m256
 // 16 channels whose sums already hold the bias, requantized and stored (n <= 16 of them): fp32 one
 // pixel at a time, or fixed point.
 __attribute__((always_inline)) inline void StoreRowSums(__m256i x0, __m256i x1, const int32_t* prm, const RequantConsts& c, int8_t* o, int n) {
-  // Both paths' int16 lanes: channels 0-3, 8-11 | 4-7, 12-15. An in-lane pack to bytes, then one
-  // vpermd puts the four dwords in order in the low half: one cross-lane op on the pixel's latency
-  // chain, not vpermq + vextracti128.
+  // Both paths' int16 lanes: channels 0-3, 8-11 | 4-7, 12-15. PackPixelPair's one vpermd is the only
+  // cross-lane op on the pixel's latency chain (vpermq + vextracti128 before).
   const __m256i p16 = c.fp32 ? Fp32Int16Sums(x0, x1, prm, c)
                              : _mm256_packs_epi32(RequantSum(x0, prm, 0, c), RequantSum(x1, prm, 1, c));
-  const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16), _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
-  const __m128i v = _mm256_castsi256_si128(p8);
+  const __m128i v = _mm256_castsi256_si128(PackPixelPair(p16, p16));
   StoreBytes16(c.fp32 ? _mm_max_epi8(v, c.mn8) : v, o, n);  // fixed point: RequantSum clamped in int32
 }
 

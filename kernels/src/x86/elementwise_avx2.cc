@@ -75,18 +75,25 @@ inline __m128i Post16(const Consts& k, __m128i y, const int8_t* r) {
   return y;
 }
 
+// 32 elements: the table, then the ADD with the residuals of the low and high 16 at r_lo / r_hi.
+template <bool kTable, bool kAdd>
+inline __m256i Post32(const Consts& k, __m256i v, const int8_t* r_lo, const int8_t* r_hi) {
+  if (kTable) v = Lookup(k, v);
+  if (kAdd) {
+    const __m128i lo = Add16(k, _mm256_castsi256_si128(v), _mm_loadu_si128(reinterpret_cast<const __m128i*>(r_lo)));
+    const __m128i hi = Add16(k, _mm256_extracti128_si256(v, 1), _mm_loadu_si128(reinterpret_cast<const __m128i*>(r_hi)));
+    v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+  }
+  return v;
+}
+
 template <bool kTable, bool kAdd>
 void Run(const Consts& k, int8_t* y, const int8_t* r, int64_t n) {
   int64_t c = 0;
   for (; c + 32 <= n; c += 32) {
-    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
-    if (kTable) v = Lookup(k, v);
-    if (kAdd) {
-      const __m128i lo = Add16(k, _mm256_castsi256_si128(v), _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + c)));
-      const __m128i hi = Add16(k, _mm256_extracti128_si256(v, 1), _mm_loadu_si128(reinterpret_cast<const __m128i*>(r + c + 16)));
-      v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), v);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c),
+                        Post32<kTable, kAdd>(k, v, kAdd ? r + c : nullptr, kAdd ? r + c + 16 : nullptr));
   }
   for (; c + 16 <= n; c += 16) {
     const __m128i v = Post16<kTable, kAdd>(k, _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + c)), kAdd ? r + c : nullptr);
@@ -118,17 +125,12 @@ void RunPairedTails(const Consts& k, int8_t* y, int64_t runs, int64_t y_stride, 
       Run<kTable, kAdd>(k, y0, r0, body);
       Run<kTable, kAdd>(k, y1, r1, body);
     }
-    __m256i v = _mm256_inserti128_si256(
+    const __m256i v = _mm256_inserti128_si256(
         _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y0 + body))),
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(y1 + body)), 1);
-    if (kTable) v = Lookup(k, v);
-    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-    if (kAdd) {
-      lo = Add16(k, lo, _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + body)));
-      hi = Add16(k, hi, _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + body)));
-    }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y0 + body), lo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y1 + body), hi);
+    const __m256i w = Post32<kTable, kAdd>(k, v, kAdd ? r0 + body : nullptr, kAdd ? r1 + body : nullptr);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y0 + body), _mm256_castsi256_si128(w));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y1 + body), _mm256_extracti128_si256(w, 1));
   }
   if (i < runs) Run<kTable, kAdd>(k, y + i * y_stride, kAdd ? r + i * r_stride : nullptr, n);
 }
