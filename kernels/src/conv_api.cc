@@ -1060,7 +1060,7 @@ Status PackedDepthwiseInt8::CreateImpl(const ConvGeometry& geometry, int depth_m
   if (depth_multiplier <= 2) {
 #if defined(__x86_64__)
     if (v == Variant::kAvx2) kernel = Variant::kAvx2;
-    if (v == Variant::kAvxVnni) kernel = depth_multiplier == 1 ? Variant::kAvxVnni : Variant::kAvx2;
+    if (v == Variant::kAvxVnni) kernel = Variant::kAvxVnni;
     if (v == Variant::kAvx512Vnni || v == Variant::kAmx) kernel = Variant::kAvx512Vnni;
 #endif
 #if defined(__aarch64__)

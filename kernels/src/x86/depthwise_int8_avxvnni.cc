@@ -1,13 +1,14 @@
 // int8 depthwise conv, x86-64 AVX-VNNI (the 256-bit VEX vpdpbusd of Intel client cores without
-// AVX-512), multiplier 1: the AVX-512 VNNI kernel's design (depthwise_int8_avx512vnni.cc) at half
-// the width. vpdpbusd sums four taps per output channel: per 32 output channels and group of four
+// AVX-512), multipliers 1 and 2: the AVX-512 VNNI kernel's design (depthwise_int8_avx512vnni.cc) at
+// half the width. vpdpbusd sums four taps per output channel: per 32 output channels and group of four
 // taps, the taps' 32 input bytes (x + 128) are interleaved by channel (vpunpck{l,h}bw, then
 // vpunpck{l,h}wd: four ymm of 8 channels x 4 taps, quarter q's lane j holding channel
 // 16 * (j / 4) + 4q + j % 4) and multiplied by weights packed in that order; the bias folds
 // -(zp + 128) * sum(w). Padded taps read a row of zero points. The 3-column kernels at stride 1 or
 // 2 across interleave each input column once per row and block and keep it for the next pixels.
-// The AVX2 kernel (depthwise_int8_avx2.cc), which these CPUs ran before, sums two taps per vpmaddwd
-// on int16 inputs; multiplier 2 stays there. Epilogue: avx2_requant.h.
+// Multiplier 2: a block's 32 outputs read 16 inputs, interleaved once and each dword duplicated
+// into the two outputs it feeds (Interleave2). The AVX2 kernel (depthwise_int8_avx2.cc), which these
+// CPUs ran before, sums two taps per vpmaddwd on int16 inputs. Epilogue: avx2_requant.h.
 // KCSP_AVXVNNI_AS_EVEX: the EVEX-encoded vpdpbusd (a test build, as for conv_int8_avxvnni.cc).
 #if defined(__x86_64__)
 #pragma GCC push_options
@@ -66,13 +67,33 @@ inline __m256i LoadTap(const int8_t* x, int oc0, int n) {
   return _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
 }
 
+// Multiplier 2: the 16 (kFull) or n / 2 inputs that block oc0's outputs read at one tap, uint8
+// x + 128, in both 128-bit lanes (broadcast loads: no shuffle).
+template <bool kFull>
+inline __m256i LoadHalfTap(const int8_t* x, int oc0, int n) {
+  const int8_t* p = x + oc0 / 2;
+  __m256i v;
+  if constexpr (kFull) {
+    v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else if (n == 16) {
+    int64_t b;
+    std::memcpy(&b, p, sizeof(b));
+    v = _mm256_set1_epi64x(b);
+  } else {
+    alignas(16) int8_t tmp[16] = {};
+    std::memcpy(tmp, p, static_cast<size_t>(n / 2));
+    v = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+  }
+  return _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
 struct Quarters {
   __m256i q[4];
 };
 
 // Four taps' inputs interleaved by channel; kFour: the fourth slot holds a tap (else zeros).
 template <bool kFull, bool kFour = true>
-inline Quarters Interleave(const int8_t* const* x, int oc0, int n) {
+inline Quarters Interleave1(const int8_t* const* x, int oc0, int n) {
   const __m256i t0 = LoadTap<kFull>(x[0], oc0, n), t1 = LoadTap<kFull>(x[1], oc0, n);
   const __m256i t2 = LoadTap<kFull>(x[2], oc0, n);
   const __m256i t3 = kFour ? LoadTap<kFull>(x[3], oc0, n) : _mm256_setzero_si256();
@@ -82,10 +103,35 @@ inline Quarters Interleave(const int8_t* const* x, int oc0, int n) {
            _mm256_unpackhi_epi16(hi01, hi23)}};
 }
 
+// Multiplier 2: the 16 inputs of four taps interleaved by channel (inputs 0-7 in lane 0, 8-15 in
+// lane 1: one blend of the two unpacks of each tap pair), then each input's dword duplicated into
+// the two outputs it feeds, in BlockChannel order: quarter q's lane j is output 16 * (j / 4) + 4q +
+// j % 4, which reads input 8 * (j / 4) + 2q + (j % 4) / 2. In-lane unpacks only.
+template <bool kFull, bool kFour = true>
+inline Quarters Interleave2(const int8_t* const* x, int oc0, int n) {
+  const __m256i t0 = LoadHalfTap<kFull>(x[0], oc0, n), t1 = LoadHalfTap<kFull>(x[1], oc0, n);
+  const __m256i t2 = LoadHalfTap<kFull>(x[2], oc0, n);
+  const __m256i t3 = kFour ? LoadHalfTap<kFull>(x[3], oc0, n) : _mm256_setzero_si256();
+  const __m256i x01 = _mm256_blend_epi32(_mm256_unpacklo_epi8(t0, t1), _mm256_unpackhi_epi8(t0, t1), 0xF0);
+  const __m256i x23 = _mm256_blend_epi32(_mm256_unpacklo_epi8(t2, t3), _mm256_unpackhi_epi8(t2, t3), 0xF0);
+  const __m256i ac = _mm256_unpacklo_epi16(x01, x23);  // inputs 0-3 | 8-11, four taps each
+  const __m256i bd = _mm256_unpackhi_epi16(x01, x23);  // inputs 4-7 | 12-15
+  return {{_mm256_unpacklo_epi32(ac, ac), _mm256_unpackhi_epi32(ac, ac), _mm256_unpacklo_epi32(bd, bd),
+           _mm256_unpackhi_epi32(bd, bd)}};
+}
+
+template <int M, bool kFull, bool kFour = true>
+inline Quarters Interleave(const int8_t* const* x, int oc0, int n) {
+  if constexpr (M == 1)
+    return Interleave1<kFull, kFour>(x, oc0, n);
+  else
+    return Interleave2<kFull, kFour>(x, oc0, n);
+}
+
 inline __m256i Weights(const int8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // One block of one output pixel: x[4 * groups] tap pointers, wg the block's packed weights.
-template <bool kFull, int kGroups>
+template <int M, bool kFull, int kGroups>
 inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int32_t* prm, const int8_t* wg,
                   const RequantConsts& c, int8_t* o) {
   const int g_count = kGroups > 0 ? kGroups : groups;
@@ -93,14 +139,14 @@ inline void Block(const int8_t* const* x, int groups, int oc0, int n, const int3
                     _mm256_setzero_si256()};
 #pragma GCC unroll 4
   for (int g = 0; g < g_count; ++g) {
-    const Quarters t = Interleave<kFull>(x + 4 * g, oc0, n);
+    const Quarters t = Interleave<M, kFull>(x + 4 * g, oc0, n);
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[q] = KCSP_DPBUSD256(acc[q], t.q[q], Weights(wg + g * kGroupBytes + 32 * q));
   }
   StoreQuarters32(acc, prm, c, o + oc0, n);
 }
 
-template <int kGroups>
+template <int M, int kGroups>
 void PixelRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                int row_end) {
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
@@ -114,23 +160,23 @@ void PixelRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t*
       const auto* wg = reinterpret_cast<const int8_t*>(base + bi * bb + 2 * kParamBytes);
       const int n = std::min(kBlock, cout - oc0);
       if (n == kBlock)
-        Block<true, kGroups>(x, groups, oc0, n, prm, wg, c, o);
+        Block<M, true, kGroups>(x, groups, oc0, n, prm, wg, c, o);
       else
-        Block<false, kGroups>(x, groups, oc0, n, prm, wg, c, o);
+        Block<M, false, kGroups>(x, groups, oc0, n, prm, wg, c, o);
     }
   });
 }
 
 // 3-column kernels of up to 4 rows at stride 1 or 2 across: per block, the row's output pixels in
 // order, each column's taps interleaved once and kept for the next pixels whose windows hold it.
-template <bool kFull, int kStride, bool kFour>
+template <int M, bool kFull, int kStride, bool kFour>
 void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
                     int out_w, int64_t out_pixel_stride, int oc0, int n, const int32_t* prm, const int8_t* wg,
                     const RequantConsts& c, int8_t* o) {
   auto column = [&](int ix) {
     const int8_t* x[4];
     ColumnPointers<kFour>(rows, zp_row, in_w, pixel_stride, ix, x);
-    return Interleave<kFull, kFour>(x, oc0, n);
+    return Interleave<M, kFull, kFour>(x, oc0, n);
   };
   Quarters left = column(ix0), mid = kStride == 1 ? column(ix0 + 1) : left;
   for (int ox = 0; ox < out_w; ++ox, ix0 += kStride) {
@@ -149,6 +195,7 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
   }
 }
 
+template <int M>
 void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                 int row_end) {
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
@@ -158,11 +205,22 @@ void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t
   SweepColumnBlocks<kBlock>(w, p, in, out, row_begin, row_end,
                             [&](const int8_t* const* rows, int8_t* orow, int oc0, int bi, int n, auto full, auto stride,
                                 auto four) {
-    ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
+    ColumnBlockRow<M, decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
         rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n,
         reinterpret_cast<const int32_t*>(base + bi * bb), reinterpret_cast<const int8_t*>(base + bi * bb + 2 * kParamBytes),
         c, orow);
   });
+}
+
+template <int M>
+void RowsFor(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int r0, int r1) {
+  const ConvGeometry& g = w.geometry_;
+  if (DotColumnPath(g))
+    ColumnRows<M>(w, p, in, out, r0, r1);
+  else if (DotTapGroups(g) == 3)  // the group loop unrolled
+    PixelRows<M, 3>(w, p, in, out, r0, r1);
+  else
+    PixelRows<M, 0>(w, p, in, out, r0, r1);
 }
 
 }  // namespace
@@ -199,13 +257,10 @@ Status PackDepthwiseInt8AvxVnni(PackedDepthwiseInt8* w) {
 
 void DepthwiseInt8AvxVnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                           int row_begin, int row_end) {
-  const ConvGeometry& g = w.geometry_;
-  if (DotColumnPath(g))
-    ColumnRows(w, p, in, out, row_begin, row_end);
-  else if (DotTapGroups(g) == 3)  // the group loop unrolled
-    PixelRows<3>(w, p, in, out, row_begin, row_end);
+  if (w.multiplier_ == 1)
+    RowsFor<1>(w, p, in, out, row_begin, row_end);
   else
-    PixelRows<0>(w, p, in, out, row_begin, row_end);
+    RowsFor<2>(w, p, in, out, row_begin, row_end);
 }
 
 }  // namespace internal
