@@ -54,3 +54,21 @@ def test_fuzz_smoke(fuzzers, target):
                   timeout=SMOKE_SECONDS + 240)
     assert rc == 0, f"{target}: the fuzzer found a crash:\n{out[-6000:]}"
     assert "stat::number_of_executed_units" in out, out[-2000:]
+
+
+def test_fuzzer_rss_limit_ignores_the_parents_peak(fuzzers):
+    """run.sh started from a process with a large peak RSS (a pytest worker that has loaded TensorFlow)
+    must not hand that peak to libFuzzer's -rss_limit_mb check: run with exec, the fuzzer reported
+    out-of-memory on its first inputs (all three libFuzzer targets, in a full pytest run)."""
+    code = (
+        "import subprocess, sys\n"
+        "big = bytearray(1000 * 2**20)\n"  # touched: 1000 MB of peak RSS in this parent
+        "for i in range(0, len(big), 4096): big[i] = 1\n"
+        # 3 s: libFuzzer checks the peak RSS once a second
+        "p = subprocess.run(['bash', sys.argv[1], 'custom_options', '3', '-rss_limit_mb=900'],"
+        " capture_output=True, text=True)\n"
+        "sys.stdout.write(p.stdout + p.stderr)\n"
+        "sys.exit(p.returncode)\n")
+    rc, out = _sh(["python3", "-c", code, os.path.join(FUZZ, "run.sh")], timeout=300)
+    assert rc == 0 and "out-of-memory" not in out, out[-3000:]
+    assert "stat::number_of_executed_units" in out, out[-2000:]

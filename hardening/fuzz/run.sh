@@ -41,9 +41,13 @@ fi
 if [ "$SECS" = regress ]; then
   shopt -s nullglob
   files=("$SEEDS"/* "$REG"/*)
-  exec "${CMD[@]}" "${COMMON[@]}" -runs=1 "$@" "${files[@]}"
+  "${CMD[@]}" "${COMMON[@]}" -runs=1 "$@" "${files[@]}"
+  exit 0
 fi
 RUNS_FLAG=()
 [ -n "${RUNS:-}" ] && RUNS_FLAG=(-runs="$RUNS")
-exec nice "${CMD[@]}" "${COMMON[@]}" -max_total_time="$SECS" "${RUNS_FLAG[@]}" "$@" \
+# The fuzzer runs as this shell's child, never by exec: Linux keeps a process's peak RSS across exec,
+# and a process forked from a large one (a pytest worker holding TensorFlow: 2-3 GB) starts with that
+# one's, so libFuzzer's -rss_limit_mb (getrusage's peak) reported out-of-memory on its first inputs.
+nice "${CMD[@]}" "${COMMON[@]}" -max_total_time="$SECS" "${RUNS_FLAG[@]}" "$@" \
   "$B/corpus_$T" "$SEEDS" "$REG"
