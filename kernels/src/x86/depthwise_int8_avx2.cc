@@ -5,10 +5,10 @@
 // depth multiplier 2 each input channel feeds two adjacent output channels: 8 inputs, each
 // duplicated. Pixels whose taps are all in range (the interior) take two taps per vpmaddwd on the
 // int8 inputs as they are, the accumulators starting at -input_zero_point * sum(w) (packed per
-// block): no (x - zp) per tap there. 3-column kernels of 3 or 4 rows at stride 1 or 2 across
-// (multiplier 1) take the column path instead, as the dot-product kernels: a column's rows paired
-// (0, 1) and (2, 3 or zero) and interleaved once, kept for every output pixel whose window holds it;
-// padded taps read a zero-point row, so border pixels take the same path. Epilogue: avx2_requant.h,
+// block): no (x - zp) per tap there. 3-column kernels of 3 or 4 rows at stride 1 or 2 across take
+// the column path instead, as the dot-product kernels: a column's rows paired (0, 1) and (2, 3 or
+// zero) and interleaved once, kept for every output pixel whose window holds it; padded taps read a
+// zero-point row, so border pixels take the same path. Epilogue: avx2_requant.h,
 // shared with the AVX2 conv.
 #if defined(__x86_64__)
 #pragma GCC push_options
@@ -43,7 +43,7 @@ constexpr size_t kZpRowBytes = kNR * sizeof(int32_t);
 // The column path's weights, after the interior's start row: per kernel column kx, the row pairs
 // (0, 1) and (2, 3) (a row past kernel_h: zero weights), each in the vpunpck{l,h}wd order.
 inline bool ColumnPath(const PackedDepthwiseInt8& w) {
-  return w.multiplier_ == 1 && DotColumnPath(w.geometry_) && w.geometry_.kernel_h >= 3;
+  return w.multiplier_ <= 2 && DotColumnPath(w.geometry_) && w.geometry_.kernel_h >= 3;
 }
 inline size_t ColumnBytes(const PackedDepthwiseInt8& w) {
   return ColumnPath(w) ? 3 * 2 * 2 * kNR * sizeof(int16_t) : 0;
@@ -79,6 +79,18 @@ inline __m256i LoadInputs(const int8_t* x, int oc0, int n, __m256i zp) {
   return _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s));
 }
 
+// Multiplier 2, the column path: the 8 inputs of block oc0 (n / 2 of them), each sign-extended into
+// the int16 lanes of its two outputs: a broadcast load (no shuffle), one vpshufb putting each input
+// in the high byte of its lanes, one arithmetic shift (LoadInputs<2>: three shuffles).
+template <bool kFull>
+inline __m256i LoadDuplicated(const int8_t* x, int oc0, int n) {
+  int64_t b = 0;
+  std::memcpy(&b, x + oc0 / 2, kFull ? sizeof(b) : static_cast<size_t>(n / 2));
+  const __m256i high = _mm256_setr_epi8(-1, 0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3,  //
+                                        -1, 4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7);
+  return _mm256_srai_epi16(_mm256_shuffle_epi8(_mm256_set1_epi64x(b), high), 8);
+}
+
 // One block of an interior pixel (every tap in range): two taps per vpmaddwd, (x_a, x_b)
 // interleaved by channel against the packed weight pairs, the accumulators (channels {0-3, 8-11}
 // and {4-7, 12-15}, put back in order before the epilogue) starting at -zp * sum(w). kTaps: the
@@ -112,7 +124,7 @@ struct Column {
 // the interior path, but 3 loads and 4 unpacks per new column instead of 9 and 10 per pixel (Zen 4,
 // 1 thread, avx2 variant: 112x112x32 3x3/1 363 -> 186 us, 56x56x144 254 -> 221 us, 112 -> 56 x96
 // /2 186 -> 136 us).
-template <bool kFull, int kStride, bool kFour>
+template <int M, bool kFull, int kStride, bool kFour>
 void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, int64_t pixel_stride, int ix0,
                     int out_w, int64_t out_pixel_stride, int oc0, int n, const __m256i* cw, const __m256i* zr,
                     const int32_t* prm, const RequantConsts& c, int8_t* o) {
@@ -121,9 +133,14 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
   auto column = [&](int ix) {
     const int8_t* x[4];
     ColumnPointers<kFour>(row, zp_row, in_w, pixel_stride, ix, x);
-    const __m256i r0 = LoadInputs<1, kFull>(x[0], oc0, n, none), r1 = LoadInputs<1, kFull>(x[1], oc0, n, none);
-    const __m256i r2 = LoadInputs<1, kFull>(x[2], oc0, n, none);
-    const __m256i r3 = kFour ? LoadInputs<1, kFull>(x[3], oc0, n, none) : none;
+    auto load = [&](const int8_t* r) {
+      if constexpr (M == 1)
+        return LoadInputs<1, kFull>(r, oc0, n, none);
+      else
+        return LoadDuplicated<kFull>(r, oc0, n);
+    };
+    const __m256i r0 = load(x[0]), r1 = load(x[1]), r2 = load(x[2]);
+    const __m256i r3 = kFour ? load(x[3]) : none;
     return Column{_mm256_unpacklo_epi16(r0, r1), _mm256_unpackhi_epi16(r0, r1), _mm256_unpacklo_epi16(r2, r3),
                   _mm256_unpackhi_epi16(r2, r3)};
   };
@@ -146,6 +163,7 @@ void ColumnBlockRow(const int8_t* const* rows, const int8_t* zp_row, int in_w, i
   }
 }
 
+template <int M>
 void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int row_begin,
                 int row_end) {
   const RequantConsts c = MakeRequantConsts(w.quant_, w.left_shift_);
@@ -157,7 +175,7 @@ void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t
   SweepColumnBlocks<kNR>(w, p, in, out, row_begin, row_end,
                          [&](const int8_t* const* rows, int8_t* orow, int oc0, int bi, int n, auto full, auto stride,
                              auto four) {
-    ColumnBlockRow<decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
+    ColumnBlockRow<M, decltype(full)::value, decltype(stride)::value, decltype(four)::value>(
         rows, zp_row, p.in_w, p.in.pixel_stride, -p.pad_left, p.out_w, p.out.pixel_stride, oc0, n,
         reinterpret_cast<const __m256i*>(base + bi * bb + cw_off), reinterpret_cast<const __m256i*>(base + bi * bb + zr_off),
         reinterpret_cast<const int32_t*>(base + bi * bb), c, orow);
@@ -252,8 +270,10 @@ Status PackDepthwiseInt8Avx2(PackedDepthwiseInt8* w) {
 
 void DepthwiseInt8Avx2(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                        int row_begin, int row_end) {
-  if (ColumnPath(w))
-    ColumnRows(w, p, in, out, row_begin, row_end);
+  if (ColumnPath(w) && w.multiplier_ == 1)
+    ColumnRows<1>(w, p, in, out, row_begin, row_end);
+  else if (ColumnPath(w))
+    ColumnRows<2>(w, p, in, out, row_begin, row_end);
   else if (w.multiplier_ == 1)
     DepthwiseRows<1>(w, p, in, out, row_begin, row_end);
   else
