@@ -115,6 +115,25 @@ inline int DotSlotTap(const ConvGeometry& g, int gi, int k) {
 inline bool DotColumnPath(const ConvGeometry& g) {
   return DotColumnGroups(g) && g.kernel_w == 3 && g.stride_w <= 2;
 }
+// The x86 dot-product kernels' dispatch: column(m) on the column path, else pixel(m, groups) with
+// the tap-group count 3 (the group loop unrolled) or 0 (a run-time count); m is the multiplier (1 or
+// 2), both as std::integral_constant.
+template <typename Column, typename Pixel>
+void DispatchDotDepthwise(const PackedDepthwiseInt8& w, Column column, Pixel pixel) {
+  auto run = [&](auto m) {
+    if (DotColumnPath(w.geometry_))
+      column(m);
+    else if (DotTapGroups(w.geometry_) == 3)
+      pixel(m, std::integral_constant<int, 3>{});
+    else
+      pixel(m, std::integral_constant<int, 0>{});
+  };
+  if (w.multiplier_ == 1)
+    run(std::integral_constant<int, 1>{});
+  else
+    run(std::integral_constant<int, 2>{});
+}
+
 // bias[oc] - offset * sum over taps of w[oc], wrapping like the reference's int32 accumulator.
 inline int32_t DotFoldedBias(const PackedDepthwiseInt8& w, int oc, int32_t offset) {
   const int taps = w.geometry_.kernel_h * w.geometry_.kernel_w, cout = w.geometry_.out_channels;

@@ -258,17 +258,6 @@ void ColumnRows(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t
   });
 }
 
-template <int M>
-void RowsFor(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out, int r0, int r1) {
-  const ConvGeometry& g = w.geometry_;
-  if (DotColumnPath(g))
-    ColumnRows<M>(w, p, in, out, r0, r1);
-  else if (DotTapGroups(g) == 3)  // the group loop unrolled
-    PixelRows<M, 3>(w, p, in, out, r0, r1);
-  else
-    PixelRows<M, 0>(w, p, in, out, r0, r1);
-}
-
 }  // namespace
 
 Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
@@ -300,10 +289,9 @@ Status PackDepthwiseInt8Avx512Vnni(PackedDepthwiseInt8* w) {
 
 void DepthwiseInt8Avx512Vnni(const PackedDepthwiseInt8& w, const ConvProblem& p, const int8_t* in, int8_t* out,
                              int row_begin, int row_end) {
-  if (w.multiplier_ == 1)
-    RowsFor<1>(w, p, in, out, row_begin, row_end);
-  else
-    RowsFor<2>(w, p, in, out, row_begin, row_end);
+  DispatchDotDepthwise(
+      w, [&](auto m) { ColumnRows<decltype(m)::value>(w, p, in, out, row_begin, row_end); },
+      [&](auto m, auto groups) { PixelRows<decltype(m)::value, decltype(groups)::value>(w, p, in, out, row_begin, row_end); });
 }
 
 }  // namespace internal
