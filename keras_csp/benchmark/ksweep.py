@@ -90,7 +90,9 @@ def _sweep(label, hw, cout, k, cins, variant, threads, reps, rng, peak, loops_of
                 variant=variants[0] if len(variants) == 1 else "mixed: " + ",".join(variants),
                 in_channels=list(cins), k=ks, best_us=[round(t * 1e6, 3) for t in best],
                 gmacs=[round(m / t / 1e9, 2) for m, t in zip(macs, best)],
-                intercept_us=round(a, 3), slope_us_per_k=round(b, 6), r2=round(r2, 4),
+                intercept_us=round(a, 3), r2=round(r2, 4),
+                # significant digits, not decimals: a noisy quick fit's slope can be ~3e-6 us per K
+                slope_us_per_k=float(f"{b:.6g}"),
                 slope_gmacs=round(outputs / (b * 1e-6) / 1e9, 2) if b > 0 else None,
                 fixed_ns_per_output=round(a * 1e3 / outputs, 4),
                 tile_k=tile_ks, tile_gmacs=[round(g, 2) for g in tile_best] if tile_ks else None), peak
