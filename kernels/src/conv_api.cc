@@ -593,13 +593,12 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
       s = internal::PackInt8Avx2(p.get());
       if (s.ok() && internal::WinogradFits(*p)) s = internal::PackInt8Avx2Winograd(p.get());
       break;
-    // Every 1x1 in place on AVX-512 (measured: staging took 13 % of CSPDenseNet-121's 14x14 dense
-    // block, whose 150 + 32 i channels are 2 mod 4); AVX-VNNI keeps in_channels % 4 == 0 until it
-    // is run on a CPU that has it.
+    // Every 1x1 in place (measured: staging took 13 % of CSPDenseNet-121's 14x14 dense block on
+    // AVX-512, whose 150 + 32 i channels are 2 mod 4); stems take kernel rows as taps.
     case Variant::kAvx512Vnni:
       s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true, /*k_pairs=*/true);
       break;
-    case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 4); break;
+    case Variant::kAvxVnni: s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true); break;
     case Variant::kAmx: s = internal::PackInt8Amx(p.get()); break;
 #endif
 #if defined(__aarch64__)

@@ -7,9 +7,12 @@
 // (StorePixelPairFp32); measured on an Intel Xeon against the per-pixel float clamp, conversion
 // and packs it replaced: 1x1 128->128 at 56x56 1.07x, 256->128 at 28x28 1.04x, 3x3 convs ~1.01x.
 //   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
-//   1x1 (in_channels % 4 == 0): read in place; weights packed as uint8 w + 128 are the unsigned
-//   operand and the int8 activations the signed one, 128 * sum(x) per pixel comes off at the end.
-// Run and tested where the CPU has AVX-VNNI (AMD Zen 5 in this project); compiled everywhere.
+//   1x1 (any in_channels): read in place; weights packed as uint8 w + 128 are the unsigned
+//   operand and the int8 activations the signed one, 128 * sum(x) per pixel comes off at the end
+//   (a partial last group of 4 reads past the slice into bytes whose packed weights are zero).
+//   Stems (KxK, 1-3 input channels) take whole kernel rows as taps (PackedConvInt8::row_taps_).
+// Run and tested where the CPU has AVX-VNNI (AMD Zen 5, Intel Xeon Sapphire Rapids in this
+// project); compiled everywhere.
 // KCSP_AVXVNNI_AS_EVEX (a test build, CMake option of the same name): the same code with the
 // EVEX-encoded 256-bit vpdpbusd of AVX-512 VNNI + VL (same semantics), so that CPUs with AVX-512
 // but no AVX-VNNI (Zen 4, Intel Xeon before Sapphire Rapids' AVX-VNNI) run and test this variant.
@@ -24,6 +27,7 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../sweep.h"
@@ -175,23 +179,48 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
   for (int i = 0; i < m; ++i) StoreRowFixed(lo[i], hi[i], prm, c, o[i], n);
 }
 
-// 128 * sum of a pixel's int8 channels (in_channels % 4 == 0), for Kernel6x16<true>.
-int32_t PixelCorrection(const int8_t* x, int cin) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  __m256i acc = _mm256_setzero_si256();
-  int k = 0;
-  for (; k + 32 <= cin; k += 32)
-    acc = KCSP_DPBUSD256(acc, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
-  int32_t sum = 0;
-  for (; k < cin; ++k) sum += x[k];
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  const __m128i s2 = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  sum += _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
-  return static_cast<int32_t>(static_cast<uint32_t>(sum) << 7);
-}
-
+// 128 * sum of each pixel's in_channels int8 channels (any count), for Kernel6x16<true>: per 8
+// pixels one vpdpbusd(ones, x) accumulator each, then one transposing add tree (lane i = pixel
+// i's sum), as the AVX-512 kernel does for 16 (one pixel at a time, the horizontal sum cost about
+// as much as a 1x1 16->16 conv's products). The last partial 32 bytes: a dword-masked load
+// (vpmaskmovd does not fault on masked-out dwords, so nothing past the pixel's dwords is read)
+// and a byte mask for a partial last dword.
 void PixelCorrections(const int8_t* const* px, int count, int cin, int32_t* out) {
-  for (int i = 0; i < count; ++i) out[i] = PixelCorrection(px[i], cin);
+  const __m256i ones = _mm256_set1_epi8(1);
+  const int full = cin / 32 * 32, rest = cin - full;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i dwords = _mm256_cmpgt_epi32(_mm256_set1_epi32((rest + 3) / 4), lane);
+  const __m256i bytes = _mm256_cmpgt_epi8(_mm256_set1_epi8(static_cast<char>(rest)),
+                                          _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                                           17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
+  for (int p0 = 0; p0 < count; p0 += 8) {
+    const int np = std::min(8, count - p0);
+    __m256i v[8];
+    for (int i = 0; i < 8; ++i) {
+      __m256i acc = _mm256_setzero_si256();
+      if (i < np) {
+        const int8_t* x = px[p0 + i];
+        for (int k = 0; k < full; k += 32)
+          acc = KCSP_DPBUSD256(acc, ones, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + k)));
+        if (rest > 0)
+          acc = KCSP_DPBUSD256(acc, ones, _mm256_and_si256(bytes, _mm256_maskload_epi32(
+                                                                      reinterpret_cast<const int*>(x + full), dwords)));
+      }
+      v[i] = acc;
+    }
+    // 8 -> 4: per 128-bit lane [a0+a2, b0+b2, a1+a3, b1+b3] (a = pixel 2j, b = 2j + 1).
+    for (int j = 0; j < 4; ++j)
+      v[j] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
+                              _mm256_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
+    // 4 -> 2: pixels 4j .. 4j + 3 in both 128-bit lanes of v[j].
+    for (int j = 0; j < 2; ++j)
+      v[j] = _mm256_add_epi32(_mm256_unpacklo_epi64(v[2 * j], v[2 * j + 1]),
+                              _mm256_unpackhi_epi64(v[2 * j], v[2 * j + 1]));
+    // 2 -> 1: the two lanes summed, pixels 0-3 low, 4-7 high.
+    const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(v[0], v[1], 0x20),
+                                          _mm256_permute2x128_si256(v[0], v[1], 0x31));
+    _mm256_maskstore_epi32(out + p0, _mm256_cmpgt_epi32(_mm256_set1_epi32(np), lane), _mm256_slli_epi32(sums, 7));
+  }
 }
 
 }  // namespace
