@@ -358,7 +358,8 @@ Status SweepInt8(const PackedConvInt8& w, const ConvProblem& p, const int8_t* in
 // chunk, the pixel pointers and corrections(pixels, count, in_channels, out) (the variant's
 // per-pixel term, e.g. 128 * sum(x), for `count` pixels at once so that it can vectorize across
 // pixels) are computed once for all output-channel blocks.
-// kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction.
+// kernel(m, a, corr, block_index, o, n): m <= MR pixels, a[i] int8 pixel, corr[i] its correction
+// (or with a trailing `first`, as CallTileKernel).
 // corrections = nullptr: the variant needs none (signed x signed dot products, or activations
 // sign-flipped in registers); nothing is computed and the kernel gets corr = nullptr.
 // The kernel reads k_padded_ bytes per pixel: with in_channels not a multiple of the dot-product
@@ -452,7 +453,7 @@ Status SweepInt8Direct1x1(const PackedConvInt8& w, const ConvProblem& p, const i
       RepeatLastPixel<MR>(cn, a_ptr, o_ptr);
     }
     SweepTiles<MR, NR>(t, g.out_channels, o_ptr, OutputChannelBytes(p), [&](int m, int i0, int bi, int8_t* const* o, int n) {
-      kernel(m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
+      CallTileKernel(kernel, i0 == 0, m, a_ptr + i0, kCorrected ? corr + i0 : nullptr, bi, o, n);
       if (copy_skip && bi == 0)
         for (int i = i0; i < i0 + m; ++i) CopyPixelBytes(o_ptr[i] + skip.out_delta, s_ptr[i], skip.channels);
     });

@@ -130,7 +130,9 @@ inline __m256i Dot(__m256i acc, __m256i act, __m256i wt) {
 // 6 pixels x 16 channels; the accumulators are named (not an array) so that all 15 live vectors
 // stay in the 16 ymm registers, and start at the bias. kDirect: a[i] are int8 pixels read in place,
 // corr[i] = 128 * sum comes off; otherwise a[i] are staged uint8 pixels and tap_off the taps' offsets.
-template <bool kDirect>
+// kPrefetch: a block's first tile in a sweep on a small image (PrefetchFirstTiles) asks for each
+// step's weight line 1 KB ahead: there the weights come from L3 or DRAM and meet few pixels.
+template <bool kDirect, bool kPrefetch>
 void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4, const int8_t* w,
                 const int32_t* prm, const int32_t* corr, const RequantConsts& c, int8_t* const* o, int n) {
   const __m256i bias0 = ParamRow(prm, 0, 0), bias1 = ParamRow(prm, 0, 1);
@@ -147,6 +149,7 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
     for (int64_t k = 0, kw = 0; k < kp; k += 4, kw += 64) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 32));
+      if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 1024), _MM_HINT_T0);
       __m256i b = Bcast(a0 + k);
       c00 = Dot<kDirect>(c00, b, w0), c01 = Dot<kDirect>(c01, b, w1);
       b = Bcast(a1 + k);
@@ -240,20 +243,28 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
   c.mx8 = _mm256_set1_epi8(static_cast<char>(w.quant_.act_max));
   const PackedBlocks blocks(w);
   const int kp4 = w.k_padded_ / 4;
+  const bool small_image = PrefetchFirstTiles(p);
   if (w.direct_1x1_) {
     return SweepInt8Direct1x1<kMR, kNR>(
         w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
-        [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n) {
+        [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n, bool first) {
           static const int64_t kNoOffset = 0;
-          Kernel6x16<true>(m, reinterpret_cast<const uint8_t* const*>(a), &kNoOffset, 1, kp4, blocks.weights(bi),
-                           blocks.params(bi), corr, c, o, n);
+          const auto* au = reinterpret_cast<const uint8_t* const*>(a);
+          if (first && small_image)
+            Kernel6x16<true, true>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
+          else
+            Kernel6x16<true, false>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
         });
   }
   return SweepInt8<kMR, kNR>(
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
       [](int8_t v) { return static_cast<uint8_t>(static_cast<int>(v) + 128); }, int64_t{64 * 1024},
-      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n) {
-        Kernel6x16<false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+      [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
+          bool first) {
+        if (first && small_image)
+          Kernel6x16<false, true>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+        else
+          Kernel6x16<false, false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
       });
 }
 
