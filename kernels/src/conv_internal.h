@@ -331,10 +331,11 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
 // The packing of both x86 vpdpbusd variants (AVX-512 VNNI, AVX-VNNI): 1x1 convs with
 // in_channels % direct_channel_multiple == 0 read the int8 input in place (direct_1x1_), others
 // stage uint8 x + 128; with row_taps, KxK convs of 1-3 input channels take kernel rows as taps.
-// direct_xor: PackedConvInt8::direct_1x1_xor_ for 1x1 convs of one or two blocks; k_pairs:
-// PackedConvInt8::k_pairs_ where it applies (both the AVX-512 VNNI kernel's).
+// direct_xor: PackedConvInt8::direct_1x1_xor_ for 1x1 convs of one or two blocks, and of up to
+// xor_max_in_channels input channels; k_pairs: PackedConvInt8::k_pairs_ where it applies (the
+// AVX-512 VNNI kernel's).
 Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps = false,
-                        bool direct_xor = false, bool k_pairs = false);
+                        bool direct_xor = false, bool k_pairs = false, int xor_max_in_channels = 0);
 
 // The kernels' view of PackInt8Groups' layout: block bi's parameter rows and weights.
 class PackedBlocks {

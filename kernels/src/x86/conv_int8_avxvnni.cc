@@ -120,19 +120,21 @@ inline __m256i Bcast(const void* p) {
   return _mm256_set1_epi32(v);
 }
 
-// vpdpbusd with the operands in the kernel's order: staged, uint8 activations first; direct
-// (1x1 in place), the uint8 weights first and the int8 activations second.
-template <bool kDirect>
+// vpdpbusd with the operands in the kernel's order: uint8 activations first (staged, or sign-flipped
+// in registers); direct (1x1 in place), the uint8 weights first and the int8 activations second.
+template <bool kWeightsFirst>
 inline __m256i Dot(__m256i acc, __m256i act, __m256i wt) {
-  return kDirect ? KCSP_DPBUSD256(acc, wt, act) : KCSP_DPBUSD256(acc, act, wt);
+  return kWeightsFirst ? KCSP_DPBUSD256(acc, wt, act) : KCSP_DPBUSD256(acc, act, wt);
 }
 
 // 6 pixels x 16 channels; the accumulators are named (not an array) so that all 15 live vectors
 // stay in the 16 ymm registers, and start at the bias. kDirect: a[i] are int8 pixels read in place,
-// corr[i] = 128 * sum comes off; otherwise a[i] are staged uint8 pixels and tap_off the taps' offsets.
+// corr[i] = 128 * sum comes off (kXor: PackedConvInt8::direct_1x1_xor_, the broadcast activations'
+// sign bit flipped instead, signed weights, no corr); otherwise a[i] are staged uint8 pixels and
+// tap_off the taps' offsets.
 // kPrefetch: a block's first tile in a sweep on a small image (PrefetchFirstTiles) asks for each
 // step's weight line 1 KB ahead: there the weights come from L3 or DRAM and meet few pixels.
-template <bool kDirect, bool kPrefetch>
+template <bool kDirect, bool kXor, bool kPrefetch>
 void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4, const int8_t* w,
                 const int32_t* prm, const int32_t* corr, const RequantConsts& c, int8_t* const* o, int n) {
   const __m256i bias0 = ParamRow(prm, 0, 0), bias1 = ParamRow(prm, 0, 1);
@@ -142,6 +144,12 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
   // and an int k had made 5 scalar ops per 12 vpdpbusd; now 3: in-process A/B on the Xeon,
   // 1.04-1.15x on 1x1 and 3x3 convs).
   const int64_t kp = 4 * int64_t{kp4};
+  constexpr bool kWeightsFirst = kDirect && !kXor;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  auto bcast = [flip](const uint8_t* p) {
+    const __m256i b = Bcast(p);
+    return kXor ? _mm256_xor_si256(b, flip) : b;
+  };
   for (int t = 0; t < taps; ++t) {
     const int64_t off = tap_off[t];
     const uint8_t *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off,
@@ -150,24 +158,24 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 32));
       if constexpr (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(w + kw + 1024), _MM_HINT_T0);
-      __m256i b = Bcast(a0 + k);
-      c00 = Dot<kDirect>(c00, b, w0), c01 = Dot<kDirect>(c01, b, w1);
-      b = Bcast(a1 + k);
-      c10 = Dot<kDirect>(c10, b, w0), c11 = Dot<kDirect>(c11, b, w1);
-      b = Bcast(a2 + k);
-      c20 = Dot<kDirect>(c20, b, w0), c21 = Dot<kDirect>(c21, b, w1);
-      b = Bcast(a3 + k);
-      c30 = Dot<kDirect>(c30, b, w0), c31 = Dot<kDirect>(c31, b, w1);
-      b = Bcast(a4 + k);
-      c40 = Dot<kDirect>(c40, b, w0), c41 = Dot<kDirect>(c41, b, w1);
-      b = Bcast(a5 + k);
-      c50 = Dot<kDirect>(c50, b, w0), c51 = Dot<kDirect>(c51, b, w1);
+      __m256i b = bcast(a0 + k);
+      c00 = Dot<kWeightsFirst>(c00, b, w0), c01 = Dot<kWeightsFirst>(c01, b, w1);
+      b = bcast(a1 + k);
+      c10 = Dot<kWeightsFirst>(c10, b, w0), c11 = Dot<kWeightsFirst>(c11, b, w1);
+      b = bcast(a2 + k);
+      c20 = Dot<kWeightsFirst>(c20, b, w0), c21 = Dot<kWeightsFirst>(c21, b, w1);
+      b = bcast(a3 + k);
+      c30 = Dot<kWeightsFirst>(c30, b, w0), c31 = Dot<kWeightsFirst>(c31, b, w1);
+      b = bcast(a4 + k);
+      c40 = Dot<kWeightsFirst>(c40, b, w0), c41 = Dot<kWeightsFirst>(c41, b, w1);
+      b = bcast(a5 + k);
+      c50 = Dot<kWeightsFirst>(c50, b, w0), c51 = Dot<kWeightsFirst>(c51, b, w1);
     }
     w += 16 * kp;
   }
   __m256i lo[kMR] = {c00, c10, c20, c30, c40, c50};
   __m256i hi[kMR] = {c01, c11, c21, c31, c41, c51};
-  if (kDirect)
+  if (kDirect && !kXor)
     for (int i = 0; i < m; ++i) {
       const __m256i sub = _mm256_set1_epi32(corr[i]);
       lo[i] = _mm256_sub_epi32(lo[i], sub);
@@ -182,7 +190,7 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
   for (int i = 0; i < m; ++i) StoreRowFixed(lo[i], hi[i], prm, c, o[i], n);
 }
 
-// 128 * sum of each pixel's in_channels int8 channels (any count), for Kernel6x16<true>: per 8
+// 128 * sum of each pixel's in_channels int8 channels (any count), for the direct Kernel6x16: per 8
 // pixels one vpdpbusd(ones, x) accumulator each, then one transposing add tree (lane i = pixel
 // i's sum), as the AVX-512 kernel does for 16 (one pixel at a time, the horizontal sum cost about
 // as much as a 1x1 16->16 conv's products). The last partial 32 bytes: a dword-masked load
@@ -245,16 +253,23 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
   const int kp4 = w.k_padded_ / 4;
   const bool small_image = PrefetchFirstTiles(p);
   if (w.direct_1x1_) {
-    return SweepInt8Direct1x1<kMR, kNR>(
-        w, p, in, out, int64_t{64 * 1024}, PixelCorrections,
-        [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n, bool first) {
-          static const int64_t kNoOffset = 0;
-          const auto* au = reinterpret_cast<const uint8_t* const*>(a);
-          if (first && small_image)
-            Kernel6x16<true, true>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
-          else
-            Kernel6x16<true, false>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
-        });
+    // direct_1x1_xor_: the activations' sign bit flipped in the tile, nothing taken off per pixel.
+    auto direct = [&](auto flip, auto corrections) {
+      constexpr bool kXor = decltype(flip)::value;
+      return SweepInt8Direct1x1<kMR, kNR>(
+          w, p, in, out, int64_t{64 * 1024}, corrections,
+          [&](int m, const int8_t* const* a, const int32_t* corr, int bi, int8_t* const* o, int n, bool first) {
+            static const int64_t kNoOffset = 0;
+            const auto* au = reinterpret_cast<const uint8_t* const*>(a);
+            if (first && small_image)
+              Kernel6x16<true, kXor, true>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c,
+                                           o, n);
+            else
+              Kernel6x16<true, kXor, false>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c,
+                                            o, n);
+          });
+    };
+    return w.direct_1x1_xor_ ? direct(std::true_type{}, nullptr) : direct(std::false_type{}, PixelCorrections);
   }
   return SweepInt8<kMR, kNR>(
       w, p, in, out, static_cast<uint8_t>(w.quant_.input_zero_point + 128),
@@ -262,9 +277,9 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
           bool first) {
         if (first && small_image)
-          Kernel6x16<false, true>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+          Kernel6x16<false, false, true>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
         else
-          Kernel6x16<false, false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+          Kernel6x16<false, false, false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
       });
 }
 
