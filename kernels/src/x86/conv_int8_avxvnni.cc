@@ -9,7 +9,10 @@
 //   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
 //   1x1 (any in_channels): read in place; weights packed as uint8 w + 128 are the unsigned
 //   operand and the int8 activations the signed one, 128 * sum(x) per pixel comes off at the end
-//   (a partial last group of 4 reads past the slice into bytes whose packed weights are zero).
+//   (a partial last group of 4 reads past the slice into bytes whose packed weights are zero);
+//   with up to 32 output or 128 input channels (direct_1x1_xor_) the broadcast activations' sign
+//   bit is flipped in registers instead, against signed weights (the vpxor goes to the shuffle
+//   port, which the 256-bit vpdpbusd leaves idle; see conv_api.cc).
 //   Stems (KxK, 1-3 input channels) take whole kernel rows as taps (PackedConvInt8::row_taps_).
 // Run and tested where the CPU has AVX-VNNI (AMD Zen 5, Intel Xeon Sapphire Rapids in this
 // project); compiled everywhere.
