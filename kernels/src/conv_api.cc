@@ -593,10 +593,8 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
       s = internal::PackInt8Avx2(p.get());
       if (s.ok() && internal::WinogradFits(*p)) s = internal::PackInt8Avx2Winograd(p.get());
       break;
-    // Every 1x1 in place (measured: staging took 13 % of CSPDenseNet-121's 14x14 dense block on
-    // AVX-512, whose 150 + 32 i channels are 2 mod 4); stems take kernel rows as taps.
     case Variant::kAvx512Vnni:
-      s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true, /*k_pairs=*/true);
+      s = internal::PackInt8Vpdpbusd(p.get(), /*k_pairs=*/true, /*xor_max_in_channels=*/0);
       break;
     // The sign flip costs one vpxor per broadcast, which the 256-bit kernel's idle shuffle port
     // takes nearly for free (a tight loop of 12 ymm vpdpbusd: 6 vpxor +3-10 %, 6 vcvtdq2ps +50-90 %);
@@ -604,8 +602,7 @@ Status PackedConvInt8::CreateImpl(const ConvGeometry& geometry, const int8_t* we
     // 16->16 at 80x80 1.39x, 64->64 1.13x, 128->128 at 56x56 1.05x, 128->256 at 28x28 1.02x,
     // 512->512 at 14x14 0.97x.
     case Variant::kAvxVnni:
-      s = internal::PackInt8Vpdpbusd(p.get(), 1, /*row_taps=*/true, /*direct_xor=*/true, /*k_pairs=*/false,
-                                     /*xor_max_in_channels=*/128);
+      s = internal::PackInt8Vpdpbusd(p.get(), /*k_pairs=*/false, /*xor_max_in_channels=*/128);
       break;
     case Variant::kAmx: s = internal::PackInt8Amx(p.get()); break;
 #endif

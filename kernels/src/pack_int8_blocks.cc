@@ -63,13 +63,11 @@ Status PackInt8Groups(PackedConvInt8* w, int32_t fold_zero_point, int group, int
   return Status::Ok();
 }
 
-Status PackInt8Vpdpbusd(PackedConvInt8* w, int direct_channel_multiple, bool row_taps, bool direct_xor,
-                        bool k_pairs, int xor_max_in_channels) {
+Status PackInt8Vpdpbusd(PackedConvInt8* w, bool k_pairs, int xor_max_in_channels) {
   const ConvGeometry& g = w->geometry_;
-  w->direct_1x1_ = DirectReadable1x1(g, direct_channel_multiple);
-  w->direct_1x1_xor_ = direct_xor && w->direct_1x1_ &&
-                       (g.out_channels <= 2 * kPackNR || g.in_channels <= xor_max_in_channels);
-  w->row_taps_ = row_taps && !w->direct_1x1_ && RowTapsFit(g);
+  w->direct_1x1_ = DirectReadable1x1(g);
+  w->direct_1x1_xor_ = w->direct_1x1_ && (g.out_channels <= 2 * kPackNR || g.in_channels <= xor_max_in_channels);
+  w->row_taps_ = !w->direct_1x1_ && RowTapsFit(g);
   // Up to 3 blocks (measured on an Intel Xeon with AVX-512 VNNI, 3x3 convs: 128->32 1.10-1.24x,
   // 128->48 1.31x, but 128->64 0.88x: 3 x 64 tiles). Taps of 8 elements or fewer would pad to twice
   // the MACs; the convs that may run transposed row tiles keep the 4-byte groups those read.

@@ -335,7 +335,7 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 // input slice in place (no staging, no per-pixel correction; a partial last group meets zero
 // weights).
 Status PackInt8NeonDotprod(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 1);
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_);
   return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4);
 }
 

@@ -105,7 +105,7 @@ void Kernel4x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 }  // namespace
 
 Status PackInt8NeonI8mm(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 1);
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_);
   return PackInt8Groups(w, w->quant_.input_zero_point, 8, 8);
 }
 

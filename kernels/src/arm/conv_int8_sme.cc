@@ -221,7 +221,7 @@ void Kernel16x16(bool wide, int m, const int8_t* const* a, const int64_t* tap_of
 bool SmeVectorLengthSupported() { return SupportedVectorBytes(StreamingVectorBytes()); }
 
 Status PackInt8Sme(PackedConvInt8* w) {
-  w->direct_1x1_ = DirectReadable1x1(w->geometry_, 1);
+  w->direct_1x1_ = DirectReadable1x1(w->geometry_);
   return PackInt8Groups(w, w->quant_.input_zero_point, 4, 4);
 }
 
