@@ -42,6 +42,7 @@ import numpy as np
 
 from ..amx import amx_denied
 from .models import cpu_name
+from .xnnpack_isa import xnnpack_isa_cap
 
 GROWTH, BOTTLENECK = 32, 128
 
@@ -433,6 +434,7 @@ def run(quick: bool = False, variant: str = "auto", budget_s: float | None = Non
         "variant": variant,
         "cpu_features": K.cpu_features(),
         "amx_denied": amx_denied(),
+        "xnnpack_isa_cap": xnnpack_isa_cap(),  # --xnnpack-isa: the instruction sets XNNPACK was held to
         "machine": platform.machine(),
         "processor": cpu_name(),
         "timing": "min over interleaved repetitions (ms); medians also given",
@@ -485,6 +487,9 @@ def format_table(result: dict) -> str:
                      f"{r['ours_gmacs']:7.1f} {pf:>6s} {wf:>5s}{wino}")
     lines.append(f"geomean speedup {result['geomean_speedup']:.3f}x  by kind {result['geomean_speedup_by_kind']}; "
                  f"core ratio {result['geomean_core_ratio']:.3f} ({result['threads']} thread(s), {result['variant']})")
+    if result.get("xnnpack_isa_cap"):
+        lines.append(f"XNNPACK held to {result['xnnpack_isa_cap']['level']} (arch flags "
+                     f"{result['xnnpack_isa_cap']['arch_flags_before']} -> {result['xnnpack_isa_cap']['arch_flags']})")
     if result["peak_gmacs"]:
         lines.append(f"peak {result['peak_gmacs']:.1f} GMAC/s ({result['peak_method']}); ours aggregate "
                      f"{result['ours_aggregate_gmacs']:.1f} GMAC/s = {100 * result['peak_fraction']:.1f}% of peak")

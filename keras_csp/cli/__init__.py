@@ -92,6 +92,26 @@ deny_amx_option = click.option(
          "AVX-512 VNNI kernels, as on a CPU without AMX. Recorded in the JSON's machine facts.")
 
 
+def _xnnpack_isa(ctx, param, value):
+    if not value:
+        return
+    from ..benchmark.xnnpack_isa import cap_xnnpack_isa
+    try:
+        cap_xnnpack_isa(value)
+    except (RuntimeError, OSError) as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from e
+
+
+# `--xnnpack-isa` of bench-kernels: applied while the options are parsed, before XNNPACK creates any
+# int8 operator (their kernels are chosen then, once per process).
+xnnpack_isa_option = click.option(
+    "--xnnpack-isa", type=click.Choice(["avx2", "avxvnni", "avx512vnni"]), is_eager=True, expose_value=False,
+    callback=_xnnpack_isa,
+    help="Hold XNNPACK to the kernels of a CPU with at most these x86 extensions (avxvnni: an Intel client "
+         "CPU without AVX-512; avx2: a Zen 3 or Skylake client), on this core. Linux x86-64, the ai-edge-litert "
+         "wheel's interpreter. Recorded in the JSON.")
+
+
 def _verbose_requested(args):
     """--verbose among the group's options, i.e. before the command name."""
     for a in args:

@@ -3,7 +3,7 @@ and `keras-csp bench-kernels` (fused int8 kernels vs XNNPACK split+conv+concat o
 
 import click
 
-from . import deny_amx_option, write_json
+from . import deny_amx_option, write_json, xnnpack_isa_option
 
 
 @click.command("bench")
@@ -85,6 +85,7 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
                    "MAC rate is the microkernel's main loop apart from its epilogue, given against the peak of "
                    "the variant's instruction.")
 @deny_amx_option
+@xnnpack_isa_option
 def bench_kernels_command(json_path, quick, variant, budget, threads, rounds, burst, shape_set, k_sweep):
     """Time our fused int8 ops against XNNPACK (LiteRT, same thread count) on CSPDenseNet-121 / DenseNet-121 /
     CSPResNet-50 stage shapes (or YOLOv8-n's, --shapes yolo; depthwise convs, --shapes mobile; grouped convs,
