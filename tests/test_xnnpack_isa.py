@@ -113,3 +113,26 @@ def test_bench_kernels_records_the_cap(tmp_path):
     assert d["xnnpack_isa_cap"]["level"] == "avx2" and d["xnnpack_isa_cap"]["arch_flags"] == "0xff"
     assert d["amx_denied"] is True
     assert "XNNPACK held to avx2" in r.stdout
+
+
+def test_bench_runs_every_variant_in_the_capped_stock_interpreter(tmp_path):
+    if not _features().get("avx2"):
+        pytest.skip("this CPU has no AVX2")
+    from keras_csp.tflite.testing import make_dense_block_model
+    src = str(make_dense_block_model(tmp_path / "dense.tflite"))
+    bench = [sys.executable, "-m", "keras_csp", "bench", src, "--fused", "--xnnpack-isa", "avx2", "--runs", "3",
+             "--warmup", "1", "--no-profile"]
+    r = subprocess.run(bench, capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "--xnnpack-isa needs --no-tune" in r.stderr  # tuning would time uncapped ops
+    for extra in ([], ["--isolated", "1"]):  # interleaved in this process, and alone in child processes
+        path = tmp_path / f"b{len(extra)}.json"
+        r = subprocess.run(bench + ["--no-tune", "--json", str(path)] + extra, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "(XNNPACK held to avx2)" in r.stdout
+        rep = json.loads(path.read_text())
+        assert rep["machine"]["xnnpack_isa_cap"]["level"] == "avx2" and rep["machine"]["amx_denied"] is True
+        rows = {row["kind"]: row for row in rep["results"]}
+        assert set(rows) == {"builtin", "stock+delegate"}  # no keras_csp.runtime variant: its XNNPACK is not capped
+        assert all(row["runs"] == 3 and "error" not in row for row in rows.values())
+        assert rows["stock+delegate"]["speedup_vs_builtin"] > 0

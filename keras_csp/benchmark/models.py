@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import __version__
+from .xnnpack_isa import cap_xnnpack_isa, xnnpack_isa_cap
 
 
 @dataclass
@@ -53,6 +54,7 @@ def machine_info():
     from ..amx import amx_denied
     # --deny-amx: XNNPACK and our kernels ran without AMX tiles (always given, as in bench-kernels' JSON)
     info["amx_denied"] = amx_denied()
+    info["xnnpack_isa_cap"] = xnnpack_isa_cap()  # --xnnpack-isa (every variant then ran in the stock interpreter)
     from ..kernels import resolve_variant
     try:  # the fused ops' int8 kernels in this process (KERAS_CSP_KERNEL_VARIANT may pick another)
         info["kernel_variant"] = resolve_variant()
@@ -125,13 +127,26 @@ def fuse_to(path, out_dir, tune=True, threads=1):
     return dst, report
 
 
-def time_alone(kind, path, threads, runs, warmup):
-    """One variant alone in this process: `warmup` untimed and `runs` timed invocations (ms) on the
-    bench's inputs, and the time inside our fused ops (`bench --isolated` runs this per process)."""
+def _stock_only():
+    """With XNNPACK's ISA capped (--xnnpack-isa) every variant runs in the stock interpreter: the cap
+    reaches the ai-edge-litert Interpreter's XNNPACK, not the one inside keras_csp.runtime's LiteRT."""
+    return xnnpack_isa_cap() is not None
+
+
+def _open_variant(kind, path, threads):
     from ..litert_delegate import StockModel
     from ..runtime import Model
+    return StockModel(path, threads) if kind == "stock+delegate" or _stock_only() else Model(path, threads)
+
+
+def time_alone(kind, path, threads, runs, warmup, xnnpack_isa=""):
+    """One variant alone in this process: `warmup` untimed and `runs` timed invocations (ms) on the
+    bench's inputs, and the time inside our fused ops (`bench --isolated` runs this per process);
+    xnnpack_isa: cap XNNPACK's ISA first (the parent's --xnnpack-isa)."""
+    if xnnpack_isa:
+        cap_xnnpack_isa(xnnpack_isa)
     threads, runs, warmup = int(threads), int(runs), int(warmup)
-    m = StockModel(path, threads) if kind == "stock+delegate" else Model(path, threads)
+    m = _open_variant(kind, path, threads)
     m.set_inputs(*_random_inputs(m))
     m.benchmark(runs=1, warmup=warmup)
     m.custom_op_stats(reset=True)
@@ -147,8 +162,9 @@ def _time_in_process(v, threads, runs, warmup):
     import json
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", _TIME_ALONE, v.kind, v.path, str(threads), str(runs), str(warmup)],
-                       capture_output=True, text=True)
+    cap = xnnpack_isa_cap()
+    r = subprocess.run([sys.executable, "-c", _TIME_ALONE, v.kind, v.path, str(threads), str(runs), str(warmup),
+                        cap["level"] if cap else ""], capture_output=True, text=True)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("KCSP_RESULT ")]
     if r.returncode != 0 or not lines:
         raise RuntimeError(f"{v.label}: benchmark process failed (exit {r.returncode}): {r.stderr.strip()[-600:]}")
@@ -162,6 +178,9 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
     alternating in random order). Returns a report dict."""
     if isolated < 0:
         raise ValueError(f"isolated must be >= 0, got {isolated}")
+    if _stock_only() and fused and tune:
+        raise ValueError("with XNNPACK's ISA capped, fuse without tuning: fuse --tune times the builtin ops in "
+                         "keras_csp.runtime, whose XNNPACK the cap does not reach")
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
     variants, fuse_reports = [], {}
     for path in paths:
@@ -171,7 +190,8 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
             try:
                 fused_path, report = fuse_to(path, work_dir, tune=tune, threads=threads)
                 fuse_reports[stem] = _summary(report)
-                variants.append(Variant(f"{stem} fused", fused_path, stem, True, "fused"))
+                if not _stock_only():  # capped: keras_csp.runtime's own XNNPACK would run the unfused ops
+                    variants.append(Variant(f"{stem} fused", fused_path, stem, True, "fused"))
                 # the same fused file in the stock ai_edge_litert Interpreter + keras_csp.delegate()
                 variants.append(Variant(f"{stem} stock+delegate", fused_path, stem, True, "stock+delegate"))
             except Exception as e:  # noqa: BLE001 - reported per model, the rest still runs
@@ -181,7 +201,7 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
         _time_isolated(variants, threads, runs, warmup, isolated, progress)
     else:
         _time_interleaved(variants, threads, runs, warmup, progress)
-    if profile_ops:
+    if profile_ops and not _stock_only():
         for v in variants:
             if not v.error and v.kind != "stock+delegate":  # the stock interpreter's profiler is not wired up here
                 v.ops = _op_breakdown(v.path, threads, True)
@@ -189,14 +209,12 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
 
 
 def _time_interleaved(variants, threads, runs, warmup, progress):
-    from ..litert_delegate import StockModel
-    from ..runtime import Model
     models, inputs = {}, {}
     for v in variants:
         if v.error:
             continue
         try:
-            models[v.label] = StockModel(v.path, threads) if v.kind == "stock+delegate" else Model(v.path, threads)
+            models[v.label] = _open_variant(v.kind, v.path, threads)
         except Exception as e:  # noqa: BLE001
             v.error = str(e)
             continue

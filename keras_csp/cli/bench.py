@@ -24,6 +24,7 @@ from . import deny_amx_option, write_json, xnnpack_isa_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a latency bar plot (PNG).")
 @deny_amx_option
+@xnnpack_isa_option
 def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs, warmup, isolated, no_profile,
                   json_path, plot_path):
     """Time MODELS (.tflite) through LiteRT/XNNPACK and, with --fused, through keras-csp's fused ops."""
@@ -31,6 +32,11 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
     from ..models import plain_twin_of
     if threads < 1 or runs < 1 or warmup < 0:
         raise click.BadParameter("--threads and --runs must be >= 1, --warmup >= 0")
+    from ..benchmark.xnnpack_isa import xnnpack_isa_cap
+    if xnnpack_isa_cap() and (fused or zoo) and not no_tune:
+        raise click.UsageError("--xnnpack-isa needs --no-tune: fuse --tune times the builtin ops in keras-csp's "
+                               "runtime, whose XNNPACK the cap does not reach (capped, every variant runs in the "
+                               "stock interpreter)")
     if zoo:
         chosen = ZOO_PAIRS
         if pairs:
@@ -51,7 +57,9 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
     m = report["machine"]
     features = sorted(k for k, v in m["cpu_features"].items() if v is True)
     click.echo(f"machine: {m['cpu']} ({m['machine']}), features {features}"
-               f"{' (AMX denied)' if m.get('amx_denied') else ''}, LiteRT {m['ai_edge_litert']}, threads {threads}, " +
+               f"{' (AMX denied)' if m.get('amx_denied') else ''}"
+               f"{' (XNNPACK held to ' + m['xnnpack_isa_cap']['level'] + ')' if m.get('xnnpack_isa_cap') else ''}"
+               f", LiteRT {m['ai_edge_litert']}, threads {threads}, " +
                (f"{isolated} processes per variant of {runs} runs" if isolated else f"runs {runs} interleaved"))
     write_json(json_path, report, indent=1, announce=True, default=str)
     if plot_path:
