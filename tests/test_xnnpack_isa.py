@@ -136,3 +136,18 @@ def test_bench_runs_every_variant_in_the_capped_stock_interpreter(tmp_path):
         assert set(rows) == {"builtin", "stock+delegate"}  # no keras_csp.runtime variant: its XNNPACK is not capped
         assert all(row["runs"] == 3 and "error" not in row for row in rows.values())
         assert rows["stock+delegate"]["speedup_vs_builtin"] > 0
+
+
+def test_capping_twice_keeps_the_first_level():
+    if not _features().get("avxvnni"):
+        pytest.skip("this CPU has no AVX-VNNI")
+    out = _python("""
+        from keras_csp.benchmark.xnnpack_isa import cap_xnnpack_isa
+        first = cap_xnnpack_isa("avxvnni")
+        assert cap_xnnpack_isa("avxvnni") == first
+        try:
+            cap_xnnpack_isa("avx2")
+        except RuntimeError as e:
+            print("raised:", e)
+    """)
+    assert "raised: XNNPACK is already held to avxvnni" in out

@@ -31,7 +31,7 @@ LIBRARY = "libpywrap_litert_common.so"
 
 # enum xnn_arch_flags (x86) in the wheel's XNNPACK
 _SSE_TO_AVX2 = 0xFF          # sse, sse2, ssse3, sse4_1, avx, f16c, fma3, avx2: bits 0-7
-_AVX256SKX, _AVX512F = 8, 9
+_AVX512F = 9
 _AVXVNNI = 14
 _AVX512VNNI = 18
 _AVX512AMX = 20
@@ -105,6 +105,10 @@ def cap_xnnpack_isa(level: str) -> dict:
     global _capped
     if level not in LEVELS:
         raise ValueError(f"unknown XNNPACK ISA level {level!r}; choose one of {', '.join(LEVELS)}")
+    if _capped:  # the mask no longer says what the CPU has: the check below cannot run again
+        if _capped["level"] == level:
+            return dict(_capped)
+        raise RuntimeError(f"XNNPACK is already held to {_capped['level']} in this process")
     if not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"):
         raise RuntimeError(f"capping XNNPACK's ISA works on Linux x86-64 only (this is {sys.platform} "
                            f"{platform.machine()})")

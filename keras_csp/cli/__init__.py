@@ -102,8 +102,8 @@ def _xnnpack_isa(ctx, param, value):
         raise click.BadParameter(str(e), ctx=ctx, param=param) from e
 
 
-# `--xnnpack-isa` of bench-kernels: applied while the options are parsed, before XNNPACK creates any
-# int8 operator (their kernels are chosen then, once per process).
+# `--xnnpack-isa` of bench and bench-kernels: applied while the options are parsed, before XNNPACK creates
+# any int8 operator (their kernels are chosen then, once per process).
 xnnpack_isa_option = click.option(
     "--xnnpack-isa", type=click.Choice(["avx2", "avxvnni", "avx512vnni"]), is_eager=True, expose_value=False,
     callback=_xnnpack_isa,
