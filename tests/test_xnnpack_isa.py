@@ -1,5 +1,6 @@
 """keras_csp.benchmark.xnnpack_isa: XNNPACK held to the kernels of a smaller x86 CPU (each capping test in
 its own process: the cap, and the AMX denial it brings, last for the life of the process)."""
+import functools
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ def _python(*parts, timeout=300):
     return r.stdout
 
 
+@functools.lru_cache(maxsize=None)
 def _features():
     return json.loads(_python("import json; from keras_csp import kernels as K; print(json.dumps(K.cpu_features()))"))
 

@@ -133,6 +133,14 @@ def _stock_only():
     return xnnpack_isa_cap() is not None
 
 
+def check_tuning_allowed(fused, tune):
+    """ValueError when `fuse --tune` would run under an XNNPACK ISA cap (bench_files, bench_zoo and the
+    CLI, before any work): tuning times the builtin ops in keras_csp.runtime, which the cap does not reach."""
+    if _stock_only() and fused and tune:
+        raise ValueError("--xnnpack-isa needs --no-tune: fuse --tune times the builtin ops in keras-csp's runtime, "
+                         "whose XNNPACK the cap does not reach (capped, every variant runs in the stock interpreter)")
+
+
 def _open_variant(kind, path, threads):
     from ..litert_delegate import StockModel
     from ..runtime import Model
@@ -178,9 +186,7 @@ def bench_files(paths, fused=False, threads=1, runs=50, warmup=5, profile_ops=Tr
     alternating in random order). Returns a report dict."""
     if isolated < 0:
         raise ValueError(f"isolated must be >= 0, got {isolated}")
-    if _stock_only() and fused and tune:
-        raise ValueError("with XNNPACK's ISA capped, fuse without tuning: fuse --tune times the builtin ops in "
-                         "keras_csp.runtime, whose XNNPACK the cap does not reach")
+    check_tuning_allowed(fused, tune)
     work_dir = work_dir or tempfile.mkdtemp(prefix="kcsp_bench_")
     variants, fuse_reports = [], {}
     for path in paths:
@@ -324,6 +330,7 @@ def export_ptq_int8(name, path, input_size=224, samples=8, seed=0):
 def bench_zoo(pairs=None, input_size=224, threads=1, runs=20, warmup=3, cache_dir=None, fused=True,
               profile_ops=True, tune=True, isolated=0):
     """Build, quantize (PTQ) and benchmark CSP models against their plain twins."""
+    check_tuning_allowed(fused, tune)  # before the exports, not minutes later in bench_files
     from tqdm import tqdm
 
     from ..profile import profile

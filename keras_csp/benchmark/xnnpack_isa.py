@@ -36,15 +36,13 @@ _AVXVNNI = 14
 _AVX512VNNI = 18
 _AVX512AMX = 20
 
-# What each cap keeps: the bits a CPU of that class has, the rest of this CPU's bits cleared.
+# What each cap keeps: the bits a CPU of that class has, the rest of this CPU's bits cleared. Each
+# level is also the keras_csp._kernels.cpu_features name of the extension it needs on this CPU.
 LEVELS = {
     "avx2": _SSE_TO_AVX2,                                  # Zen 3, Haswell .. Comet Lake clients
     "avxvnni": _SSE_TO_AVX2 | 1 << _AVXVNNI,               # Alder Lake .. Arrow Lake (no AVX-512)
     "avx512vnni": (1 << _AVX512AMX) - 1,                   # Ice Lake .. Zen 5 class: everything but AMX
 }
-
-# Feature each level needs on this CPU (keras_csp._kernels.cpu_features names).
-_NEEDS = {"avx2": "avx2", "avxvnni": "avxvnni", "avx512vnni": "avx512vnni"}
 
 _capped: dict | None = None
 
@@ -119,8 +117,8 @@ def cap_xnnpack_isa(level: str) -> dict:
         deny_amx()
     from .. import _kernels
     features = _kernels.cpu_features()
-    if not features.get(_NEEDS[level]):
-        raise RuntimeError(f"this CPU has no {_NEEDS[level]}: XNNPACK cannot run its {level} kernels here")
+    if not features.get(level):
+        raise RuntimeError(f"this CPU has no {level}: XNNPACK cannot run its {level} kernels here")
     import ai_edge_litert.interpreter  # noqa: F401 - loads the library
     path = _library_path()
     names = {"xnn_init_hardware_config", "hardware_config", "qs8_qc8w_gemm_guard", "qs8_qc8w_dwconv_guard",

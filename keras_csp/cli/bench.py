@@ -32,11 +32,11 @@ def bench_command(models, fused, no_tune, zoo, pairs, input_size, threads, runs,
     from ..models import plain_twin_of
     if threads < 1 or runs < 1 or warmup < 0:
         raise click.BadParameter("--threads and --runs must be >= 1, --warmup >= 0")
-    from ..benchmark.xnnpack_isa import xnnpack_isa_cap
-    if xnnpack_isa_cap() and (fused or zoo) and not no_tune:
-        raise click.UsageError("--xnnpack-isa needs --no-tune: fuse --tune times the builtin ops in keras-csp's "
-                               "runtime, whose XNNPACK the cap does not reach (capped, every variant runs in the "
-                               "stock interpreter)")
+    from ..benchmark.models import check_tuning_allowed
+    try:
+        check_tuning_allowed(fused or zoo, not no_tune)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
     if zoo:
         chosen = ZOO_PAIRS
         if pairs:
