@@ -3,7 +3,8 @@
 // The same packing as the AVX-512 VNNI variant (PackInt8Vpdpbusd, [tap][k/4][16][4], bias and
 // zero-point correction folded in); a 16-channel block is two ymm registers. 16 ymm registers:
 // a 6x16 tile is 12 accumulators (starting at the bias), 2 weight vectors and 1 broadcast, so 8
-// loads feed 12 vpdpbusd. fp32 requantization runs XNNPACK's epilogue on two pixels at a time
+// loads feed 12 vpdpbusd, two K steps per loop iteration; tiles of 1-3 pixels split K over
+// accumulator sets instead (KernelTail). fp32 requantization runs XNNPACK's epilogue on two pixels at a time
 // (StorePixelPairFp32); measured on an Intel Xeon against the per-pixel float clamp, conversion
 // and packs it replaced: 1x1 128->128 at 56x56 1.07x, 256->128 at 28x28 1.04x, 3x3 convs ~1.01x.
 //   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
@@ -117,6 +118,28 @@ inline void StorePixelPairFp32(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi
   if (o1 != nullptr) StoreBytes16(_mm256_extracti128_si256(q, 1), o1, n);
 }
 
+// Requantizes and stores the first m of an R-pixel tile's rows (lo, hi: channels 0-7, 8-15 of
+// acc + bias); kCorr: corr[i] = 128 * sum(x_i) comes off first (the direct 1x1 form).
+template <int R, bool kCorr>
+__attribute__((always_inline)) inline void StoreTile(__m256i (&lo)[R], __m256i (&hi)[R], int m, const int32_t* prm,
+                                                     const int32_t* corr, const RequantConsts& c, int8_t* const* o, int n) {
+  if (kCorr)
+    for (int i = 0; i < m; ++i) {
+      const __m256i sub = _mm256_set1_epi32(corr[i]);
+      lo[i] = _mm256_sub_epi32(lo[i], sub);
+      hi[i] = _mm256_sub_epi32(hi[i], sub);
+    }
+  if (c.fp32) {
+    const __m256 scale[2] = {_mm256_castsi256_ps(ParamRow(prm, 1, 0)), _mm256_castsi256_ps(ParamRow(prm, 1, 1))};
+    for (int i = 0; i < m; i += 2) {
+      const int j = i + 1 < R ? i + 1 : i;  // R odd: the last pixel pairs with itself (not stored twice)
+      StorePixelPairFp32(lo[i], hi[i], lo[j], hi[j], scale, c, o[i], i + 1 < m ? o[i + 1] : nullptr, n);
+    }
+    return;
+  }
+  for (int i = 0; i < m; ++i) StoreRowFixed(lo[i], hi[i], prm, c, o[i], n);
+}
+
 inline __m256i Bcast(const void* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -145,7 +168,8 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
           c30 = bias0, c31 = bias1, c40 = bias0, c41 = bias1, c50 = bias0, c51 = bias1;
   // k indexes the pixels' bytes and kw = 16 k the weights' (one weight pointer bumped per step
   // and an int k had made 5 scalar ops per 12 vpdpbusd; now 3: in-process A/B on the Xeon,
-  // 1.04-1.15x on 1x1 and 3x3 convs).
+  // 1.04-1.15x on 1x1 and 3x3 convs). Two steps per iteration: 3 per 24 (Golden Cove issues them
+  // to the ports the 256-bit vpdpbusd runs on too; 1x1 convs 1.02-1.03x in paired processes).
   const int64_t kp = 4 * int64_t{kp4};
   constexpr bool kWeightsFirst = kDirect && !kXor;
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
@@ -157,6 +181,7 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
     const int64_t off = tap_off[t];
     const uint8_t *a0 = a[0] + off, *a1 = a[1] + off, *a2 = a[2] + off, *a3 = a[3] + off,
                   *a4 = a[4] + off, *a5 = a[5] + off;
+#pragma GCC unroll 2
     for (int64_t k = 0, kw = 0; k < kp; k += 4, kw += 64) {
       const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
       const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 32));
@@ -178,19 +203,74 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
   }
   __m256i lo[kMR] = {c00, c10, c20, c30, c40, c50};
   __m256i hi[kMR] = {c01, c11, c21, c31, c41, c51};
-  if (kDirect && !kXor)
-    for (int i = 0; i < m; ++i) {
-      const __m256i sub = _mm256_set1_epi32(corr[i]);
-      lo[i] = _mm256_sub_epi32(lo[i], sub);
-      hi[i] = _mm256_sub_epi32(hi[i], sub);
-    }
-  if (c.fp32) {
-    const __m256 scale[2] = {_mm256_castsi256_ps(ParamRow(prm, 1, 0)), _mm256_castsi256_ps(ParamRow(prm, 1, 1))};
-    for (int i = 0; i < m; i += 2)
-      StorePixelPairFp32(lo[i], hi[i], lo[i + 1], hi[i + 1], scale, c, o[i], i + 1 < m ? o[i + 1] : nullptr, n);
-    return;
+  StoreTile<kMR, kDirect && !kXor>(lo, hi, m, prm, corr, c, o, n);
+}
+
+// Tiles of R <= 3 pixels (an image's or a band's last pixels: a 7x7 image's 49th), which Kernel6x16
+// would run as 6: 2R chains of dependent vpdpbusd are too few to cover its latency (5 cycles, two
+// per cycle), so K is split over kSets accumulator sets summed at the end (as the AVX-512 kernel's
+// 1-4 pixel tiles). Not inlined into the sweep's tile lambda: Kernel6x16's code there is sensitive
+// to what sits beside it.
+template <int R, bool kDirect, bool kXor>
+__attribute__((noinline)) void KernelTail(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                                          const int8_t* w, const int32_t* prm, const int32_t* corr,
+                                          const RequantConsts& c, int8_t* const* o, int n) {
+  static_assert(R >= 1 && R <= 3, "Kernel6x16 takes 4 pixels and up");
+  constexpr int kSets = R == 1 ? 4 : R == 2 ? 3 : 2;  // 8-12 accumulators
+  constexpr bool kWeightsFirst = kDirect && !kXor;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i acc[kSets][R][2];
+#pragma GCC unroll 4
+  for (int s = 0; s < kSets; ++s)
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) acc[s][i][h] = s == 0 ? ParamRow(prm, 0, h) : _mm256_setzero_si256();
+  const int64_t kp = 4 * int64_t{kp4};
+  for (int t = 0; t < taps; ++t) {
+    const uint8_t* ap[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) ap[i] = a[i] + tap_off[t];
+    auto step = [&](int64_t k, int64_t kw, int s) __attribute__((always_inline)) {
+      const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw));
+      const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + kw + 32));
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) {
+        const __m256i b = kXor ? _mm256_xor_si256(Bcast(ap[i] + k), flip) : Bcast(ap[i] + k);
+        acc[s][i][0] = Dot<kWeightsFirst>(acc[s][i][0], b, w0);
+        acc[s][i][1] = Dot<kWeightsFirst>(acc[s][i][1], b, w1);
+      }
+    };
+    int64_t k = 0, kw = 0;
+    if constexpr (kSets > 1)
+      for (; k + 4 * kSets <= kp; k += 4 * kSets, kw += 64 * kSets)
+#pragma GCC unroll 4
+        for (int s = 0; s < kSets; ++s) step(k + 4 * s, kw + 64 * s, s);
+    for (; k < kp; k += 4, kw += 64) step(k, kw, 0);
+    w += 16 * kp;
   }
-  for (int i = 0; i < m; ++i) StoreRowFixed(lo[i], hi[i], prm, c, o[i], n);
+  __m256i lo[R], hi[R];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+    lo[i] = acc[0][i][0], hi[i] = acc[0][i][1];
+#pragma GCC unroll 4
+    for (int s = 1; s < kSets; ++s) lo[i] = _mm256_add_epi32(lo[i], acc[s][i][0]), hi[i] = _mm256_add_epi32(hi[i], acc[s][i][1]);
+  }
+  StoreTile<R, kWeightsFirst>(lo, hi, m, prm, corr, c, o, n);
+}
+
+// A sweep tile of m pixels: KernelTail for m <= 3, else Kernel6x16 (kPrefetch: see there). 4 and
+// 5 pixels keep the 6-pixel tile: 8-10 chains already cover most of the latency.
+template <bool kDirect, bool kXor, bool kPrefetch>
+__attribute__((always_inline)) inline void Tile(int m, const uint8_t* const* a, const int64_t* tap_off, int taps,
+                                                int kp4, const int8_t* w, const int32_t* prm, const int32_t* corr,
+                                                const RequantConsts& c, int8_t* const* o, int n) {
+  switch (m) {
+    case 1: return KernelTail<1, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    case 2: return KernelTail<2, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    case 3: return KernelTail<3, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    default: return Kernel6x16<kDirect, kXor, kPrefetch>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+  }
 }
 
 // 128 * sum of each pixel's in_channels int8 channels (any count), for the direct Kernel6x16: per 8
@@ -265,11 +345,9 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
             static const int64_t kNoOffset = 0;
             const auto* au = reinterpret_cast<const uint8_t* const*>(a);
             if (first && small_image)
-              Kernel6x16<true, kXor, true>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c,
-                                           o, n);
+              Tile<true, kXor, true>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
             else
-              Kernel6x16<true, kXor, false>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c,
-                                            o, n);
+              Tile<true, kXor, false>(m, au, &kNoOffset, 1, kp4, blocks.weights(bi), blocks.params(bi), corr, c, o, n);
           });
     };
     return w.direct_1x1_xor_ ? direct(std::true_type{}, nullptr) : direct(std::false_type{}, PixelCorrections);
@@ -280,9 +358,9 @@ Status ConvInt8AvxVnni(const PackedConvInt8& w, const ConvProblem& p, const int8
       [&](int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int bi, int8_t* const* o, int n,
           bool first) {
         if (first && small_image)
-          Kernel6x16<false, false, true>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+          Tile<false, false, true>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
         else
-          Kernel6x16<false, false, false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
+          Tile<false, false, false>(m, a, tap_off, taps, kp4, blocks.weights(bi), blocks.params(bi), nullptr, c, o, n);
       });
 }
 
