@@ -16,7 +16,8 @@ post-op table loop (neon_table_48: the SiLU / HARD_SWISH / LEAKY_RELU table afte
 in cycles per 16 bytes. And the 3x3 depthwise kernels, plain NEON (neon_depthwise_3x3) and sdot
 (neon_dotprod_depthwise_3x3), in cycles per output pixel and 16 channels. And the dotprod kernel's
 requantization of a full 6x16 tile from its registers (neon_dotprod_requant_6x16), with a 1x1 conv's
-whole tile modeled from it and the loop at K = 64-512 (dotprod_1x1_tile_rows).
+whole tile modeled from it and the loop at K = 64-512 (dotprod_1x1_tile_rows). And the dotprod
+kernel's one-pixel tail tile against the 6-pixel tile it replaced (dotprod_tail_rows).
 """
 import argparse
 import json
@@ -90,6 +91,12 @@ REQUANT_REGIONS = (
     ("neon_dotprod_requant_6x16", "conv_int8_neon_dotprod.cc", "armv8.2-a+dotprod", LOOPS[0].cpus),
 )
 TILE_K = (64, 128, 256, 512)
+# The dotprod kernel's tail tile of one pixel (KernelTail<1>: an image's last pixel, a 7x7 image's
+# 49th), two K steps of 4 input channels per iteration, against what that pixel cost as a 6-pixel
+# tile before (the 6x16 loop, whose iteration is four steps). (region, source, -march, cores)
+TAIL_REGIONS = (
+    ("neon_dotprod_tail_1x16", "conv_int8_neon_dotprod.cc", "armv8.2-a+dotprod", LOOPS[0].cpus),
+)
 
 
 def tile_model(k, loop_cycles, requant_cycles, peak_macs_per_cycle):
@@ -182,7 +189,7 @@ def main(argv=None):
                          "instead of aarch64-linux-gnu-g++")
     ap.add_argument("--loops", default=",".join([lp.name for lp in LOOPS] + [d[0] for d in DEPTHWISE_LOOPS]
                                                  + [b[0] for b in BYTE_LOOPS] + [w[0] for w in WINOGRAD_REGIONS]
-                                                 + [r[0] for r in REQUANT_REGIONS]))
+                                                 + [r[0] for r in REQUANT_REGIONS] + [t[0] for t in TAIL_REGIONS]))
     args = ap.parse_args(argv)
     cxx = f"{tool('clang++')} --target=aarch64-linux-gnu" if args.clang else tool("aarch64-linux-gnu-g++")
     mca_bin = tool("llvm-mca-19", "llvm-mca")
@@ -236,6 +243,11 @@ def main(argv=None):
             tile, fraction = tile_model(k, dot[cpu]["cycles_per_iteration"], cycles, dot[cpu]["peak_macs_per_cycle"])
             tile_rows.append({"cpu": cpu, "k": k, "requant_cycles": round(cycles, 2), "tile_cycles": round(tile, 1),
                               "requant_share": round(cycles / tile, 4), "fraction_of_peak": round(fraction, 4)})
+    # A tail pixel's cost per 16 input channels (4 steps), alone and as a 6-pixel tile.
+    tail_rows = [{"cpu": cpu, "loop": lp[0], "cycles_per_16_channels": round(2 * cycles, 2),
+                  "six_pixel_tile_cycles_per_16_channels": dot[cpu]["cycles_per_iteration"],
+                  "ratio": round(2 * cycles / dot[cpu]["cycles_per_iteration"], 4)}
+                 for lp, cpu, cycles in region_cycles(cxx, mca_bin, TAIL_REGIONS, wanted) if cpu in dot]
     print(f"{'loop':24s} {'core':12s} {'cycles/iter':>11s} {'MAC/cycle':>10s} {'peak':>6s} {'of peak':>8s}")
     for r in rows:
         print(f"{r['loop']:24s} {r['cpu']:12s} {r['cycles_per_iteration']:11.2f} {r['macs_per_cycle']:10.2f} "
@@ -252,11 +264,14 @@ def main(argv=None):
     for r in tile_rows:
         print(f"1x1 K={r['k']:<4d} dotprod 6x16 {r['cpu']:12s} {r['tile_cycles']:7.0f} cycles per tile, requantization "
               f"{r['requant_cycles']:.0f} ({100 * r['requant_share']:.1f} %): {100 * r['fraction_of_peak']:.1f}% of peak")
+    for r in tail_rows:
+        print(f"1-pixel tail, dotprod      {r['cpu']:12s} {r['cycles_per_16_channels']:7.1f} cycles per 16 input channels "
+              f"(as a 6-pixel tile: {r['six_pixel_tile_cycles_per_16_channels']:.1f})")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"tool": mca_bin, "compiler": cxx, "rows": rows, "depthwise_rows": dw_rows,
                        "table_rows": table_rows, "winograd_model_rows": wino_rows,
-                       "dotprod_1x1_tile_rows": tile_rows}, f, indent=2)
+                       "dotprod_1x1_tile_rows": tile_rows, "dotprod_tail_rows": tail_rows}, f, indent=2)
     return rows
 
 

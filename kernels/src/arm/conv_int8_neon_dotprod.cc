@@ -6,6 +6,7 @@
 // 6x16 micro-kernel in assembly (16 channels of input per 16-byte load, lane-indexed sdot),
 // weights packed [tap][k/4][16][4]. A full tile under the fp32 requantization is requantized by the
 // assembly from its registers (KCSP_FP32_REQUANT_6X16); other tiles use neon_int8_common.h's epilogue.
+// Tiles of 1-3 pixels run KernelTail instead (intrinsics, no wasted rows).
 #if defined(__aarch64__)
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
@@ -329,6 +330,68 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 #undef KCSP_MIN
 #undef KCSP_STORE
 
+// Tiles of R <= 3 pixels (an image's or a band's last pixels: a 7x7 image's 49th), which Kernel6x16
+// would run as 6 (96 sdot per 16 input channels for 16-48 pixel-channels' worth): R x 4
+// accumulators starting at the bias, one broadcast 4-byte load per pixel and step (`ld1r`) and the
+// step's four weight registers, so a tail pixel costs about 4 sdot per step instead of 24. With a
+// single pixel, K is split over two accumulator sets (8 chains: sdot's latency is 3-4 cycles on the
+// A710 / A55 models). Intrinsics, not assembly: a tail tile is one in MR x blocks.
+template <int R>
+__attribute__((noinline)) void KernelTail(int m, const int8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+                                          const int8_t* w, const int32_t* prm, const RequantConsts& c,
+                                          int8_t* const* o, int n) {
+  static_assert(R >= 1 && R <= 3, "Kernel6x16 takes 4 pixels and up");
+  constexpr int kSets = R == 1 ? 2 : 1;
+  int32x4_t acc[kSets][R][4];
+#pragma GCC unroll 2
+  for (int s = 0; s < kSets; ++s)
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[s][i][q] = s == 0 ? vld1q_s32(prm + 4 * q) : vdupq_n_s32(0);
+  for (int t = 0; t < taps; ++t) {
+    const int8_t* ap[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) ap[i] = a[i] + tap_off[t];
+    auto step = [&](int64_t k, int s) __attribute__((always_inline)) {
+      const int8_t* wk = w + 64 * k;
+      const int8x16_t w0 = vld1q_s8(wk), w1 = vld1q_s8(wk + 16), w2 = vld1q_s8(wk + 32), w3 = vld1q_s8(wk + 48);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        int32_t v;
+        std::memcpy(&v, ap[i] + 4 * k, sizeof(v));
+        const int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(v));
+        acc[s][i][0] = vdotq_s32(acc[s][i][0], w0, x);
+        acc[s][i][1] = vdotq_s32(acc[s][i][1], w1, x);
+        acc[s][i][2] = vdotq_s32(acc[s][i][2], w2, x);
+        acc[s][i][3] = vdotq_s32(acc[s][i][3], w3, x);
+      }
+    };
+    int64_t k = 0;
+    if constexpr (kSets > 1)
+      for (; k + kSets <= kp4; k += kSets) {
+        if constexpr (R == 1) KCSP_MCA_BEGIN("neon_dotprod_tail_1x16");
+#pragma GCC unroll 2
+        for (int s = 0; s < kSets; ++s) step(k + s, s);
+        if constexpr (R == 1) KCSP_MCA_END("neon_dotprod_tail_1x16");
+      }
+    for (; k < kp4; ++k) step(k, 0);
+    w += 64 * int64_t{kp4};
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+    if (i >= m) break;
+    int32x4_t r[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      r[q] = acc[0][i][q];
+#pragma GCC unroll 2
+      for (int s = 1; s < kSets; ++s) r[q] = vaddq_s32(r[q], acc[s][i][q]);
+    }
+    StoreRow<true>(r[0], r[1], r[2], r[3], prm, c, o[i], n);
+  }
+}
+
 }  // namespace
 
 // Raw int8 inputs: fold zp * sum(w). sdot multiplies signed by signed, so 1x1 convs read the
@@ -346,7 +409,12 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
   return SweepRawInt8<kMR>(w, p, in, out,
                            [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps,
                                const int32_t* prm, const int8_t* wp, int8_t* const* o, int n) {
-                             Kernel6x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                             switch (m) {
+                               case 1: return KernelTail<1>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               case 2: return KernelTail<2>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               case 3: return KernelTail<3>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               default: return Kernel6x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                             }
                            });
 }
 
