@@ -4,8 +4,8 @@
 // zero-point correction folded in); a 16-channel block is two ymm registers. 16 ymm registers:
 // a 6x16 tile is 12 accumulators (starting at the bias), 2 weight vectors and 1 broadcast, so 8
 // loads feed 12 vpdpbusd, two K steps per loop iteration; tiles of 1-3 pixels split K over
-// accumulator sets instead (KernelTail). fp32 requantization runs XNNPACK's epilogue on two pixels at a time
-// (StorePixelPairFp32); measured on an Intel Xeon against the per-pixel float clamp, conversion
+// accumulator sets instead (KernelTail). fp32 requantization runs XNNPACK's epilogue on two
+// pixels at a time (StorePixelPairFp32); measured on an Intel Xeon against the per-pixel float clamp, conversion
 // and packs it replaced: 1x1 128->128 at 56x56 1.07x, 256->128 at 28x28 1.04x, 3x3 convs ~1.01x.
 //   KxK: activations staged as uint8 (x + 128) with a (zp + 128) border (see the AVX-512 file).
 //   1x1 (any in_channels): read in place; weights packed as uint8 w + 128 are the unsigned
@@ -122,7 +122,8 @@ inline void StorePixelPairFp32(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi
 // acc + bias); kCorr: corr[i] = 128 * sum(x_i) comes off first (the direct 1x1 form).
 template <int R, bool kCorr>
 __attribute__((always_inline)) inline void StoreTile(__m256i (&lo)[R], __m256i (&hi)[R], int m, const int32_t* prm,
-                                                     const int32_t* corr, const RequantConsts& c, int8_t* const* o, int n) {
+                                                     const int32_t* corr, const RequantConsts& c, int8_t* const* o,
+                                                     int n) {
   if (kCorr)
     for (int i = 0; i < m; ++i) {
       const __m256i sub = _mm256_set1_epi32(corr[i]);
@@ -254,7 +255,10 @@ __attribute__((noinline)) void KernelTail(int m, const uint8_t* const* a, const 
   for (int i = 0; i < R; ++i) {
     lo[i] = acc[0][i][0], hi[i] = acc[0][i][1];
 #pragma GCC unroll 4
-    for (int s = 1; s < kSets; ++s) lo[i] = _mm256_add_epi32(lo[i], acc[s][i][0]), hi[i] = _mm256_add_epi32(hi[i], acc[s][i][1]);
+    for (int s = 1; s < kSets; ++s) {
+      lo[i] = _mm256_add_epi32(lo[i], acc[s][i][0]);
+      hi[i] = _mm256_add_epi32(hi[i], acc[s][i][1]);
+    }
   }
   StoreTile<R, kWeightsFirst>(lo, hi, m, prm, corr, c, o, n);
 }
