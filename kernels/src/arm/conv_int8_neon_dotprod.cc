@@ -331,11 +331,11 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 #undef KCSP_STORE
 
 // Tiles of R <= 3 pixels (an image's or a band's last pixels: a 7x7 image's 49th), which Kernel6x16
-// would run as 6 (96 sdot per 16 input channels for 16-48 pixel-channels' worth): R x 4
-// accumulators starting at the bias, one broadcast 4-byte load per pixel and step (`ld1r`) and the
-// step's four weight registers, so a tail pixel costs about 4 sdot per step instead of 24. With a
-// single pixel, K is split over two accumulator sets (8 chains: sdot's latency is 3-4 cycles on the
-// A710 / A55 models). Intrinsics, not assembly: a tail tile is one in MR x blocks.
+// would run as 6 (24 sdot per step of 4 input channels): R x 4 accumulators starting at the bias,
+// one broadcast 4-byte load per pixel and step and the step's four weight registers, so a tail
+// pixel costs 4 sdot per step. A single pixel splits K over two accumulator sets (8 chains of
+// dependent sdot instead of 4). Intrinsics, not assembly: there is one tail tile per block and
+// image (or band) at most.
 template <int R>
 __attribute__((noinline)) void KernelTail(int m, const int8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                                           const int8_t* w, const int32_t* prm, const RequantConsts& c,
