@@ -337,7 +337,7 @@ void Kernel6x16(int m, const int8_t* const* a, const int64_t* tap_off, int taps,
 // dependent sdot instead of 4). Intrinsics, not assembly: there is one tail tile per block and
 // image (or band) at most.
 template <int R>
-__attribute__((noinline)) void KernelTail(int m, const int8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+__attribute__((noinline)) void KernelTail(const int8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                                           const int8_t* w, const int32_t* prm, const RequantConsts& c,
                                           int8_t* const* o, int n) {
   static_assert(R >= 1 && R <= 3, "Kernel6x16 takes 4 pixels and up");
@@ -379,8 +379,7 @@ __attribute__((noinline)) void KernelTail(int m, const int8_t* const* a, const i
     w += 64 * int64_t{kp4};
   }
 #pragma GCC unroll 4
-  for (int i = 0; i < R; ++i) {
-    if (i >= m) break;
+  for (int i = 0; i < R; ++i) {  // the tile is exactly R pixels (the sweep's m)
     int32x4_t r[4];
 #pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) {
@@ -410,9 +409,9 @@ Status ConvInt8NeonDotprod(const PackedConvInt8& w, const ConvProblem& p, const 
                            [&](int m, const int8_t* const* a, const int64_t* tap_off, int taps,
                                const int32_t* prm, const int8_t* wp, int8_t* const* o, int n) {
                              switch (m) {
-                               case 1: return KernelTail<1>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
-                               case 2: return KernelTail<2>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
-                               case 3: return KernelTail<3>(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               case 1: return KernelTail<1>(a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               case 2: return KernelTail<2>(a, tap_off, taps, kp4, wp, prm, c, o, n);
+                               case 3: return KernelTail<3>(a, tap_off, taps, kp4, wp, prm, c, o, n);
                                default: return Kernel6x16(m, a, tap_off, taps, kp4, wp, prm, c, o, n);
                              }
                            });

@@ -213,7 +213,7 @@ void Kernel6x16(int m, const uint8_t* const* a, const int64_t* tap_off, int taps
 // 1-4 pixel tiles). Not inlined into the sweep's tile lambda: Kernel6x16's code there is sensitive
 // to what sits beside it.
 template <int R, bool kDirect, bool kXor>
-__attribute__((noinline)) void KernelTail(int m, const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
+__attribute__((noinline)) void KernelTail(const uint8_t* const* a, const int64_t* tap_off, int taps, int kp4,
                                           const int8_t* w, const int32_t* prm, const int32_t* corr,
                                           const RequantConsts& c, int8_t* const* o, int n) {
   static_assert(R >= 1 && R <= 3, "Kernel6x16 takes 4 pixels and up");
@@ -260,7 +260,7 @@ __attribute__((noinline)) void KernelTail(int m, const uint8_t* const* a, const 
       hi[i] = _mm256_add_epi32(hi[i], acc[s][i][1]);
     }
   }
-  StoreTile<R, kWeightsFirst>(lo, hi, m, prm, corr, c, o, n);
+  StoreTile<R, kWeightsFirst>(lo, hi, R, prm, corr, c, o, n);  // the tile is exactly R pixels (Tile)
 }
 
 // A sweep tile of m pixels: KernelTail for m <= 3, else Kernel6x16 (kPrefetch: see there). 4 and
@@ -270,9 +270,9 @@ __attribute__((always_inline)) inline void Tile(int m, const uint8_t* const* a, 
                                                 int kp4, const int8_t* w, const int32_t* prm, const int32_t* corr,
                                                 const RequantConsts& c, int8_t* const* o, int n) {
   switch (m) {
-    case 1: return KernelTail<1, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
-    case 2: return KernelTail<2, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
-    case 3: return KernelTail<3, kDirect, kXor>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    case 1: return KernelTail<1, kDirect, kXor>(a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    case 2: return KernelTail<2, kDirect, kXor>(a, tap_off, taps, kp4, w, prm, corr, c, o, n);
+    case 3: return KernelTail<3, kDirect, kXor>(a, tap_off, taps, kp4, w, prm, corr, c, o, n);
     default: return Kernel6x16<kDirect, kXor, kPrefetch>(m, a, tap_off, taps, kp4, w, prm, corr, c, o, n);
   }
 }
